@@ -1,0 +1,270 @@
+//! Condition types and reasons, in the standard Kubernetes shape
+//! ([`Condition`]), and the helpers that set and read them.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+
+/// Condition types.
+pub mod types {
+    /// Instance: serving and healthy. Group: every instance ready. Cluster: every group ready.
+    pub const READY: &str = "Ready";
+    /// Children (Pod, ConfigMap, PVCs; instances for groups) match the desired state.
+    pub const SYNCED: &str = "Synced";
+    /// Instance: its Pod's containers are running.
+    pub const RUNNING: &str = "Running";
+    /// Pods are deleted because the Cluster's suspendAction asks for it.
+    pub const SUSPENDED: &str = "Suspended";
+    /// TiKV: the store was taken offline (scale-in) in PD.
+    pub const OFFLINED: &str = "Offlined";
+    /// TiKV: leaders have been moved off the store.
+    pub const LEADERS_EVICTED: &str = "LeadersEvicted";
+    /// PD: the member has joined the PD cluster.
+    pub const INITIALIZED: &str = "Initialized";
+    /// Group: a scale-in was refused because it could not finish safely.
+    pub const SCALE_IN_BLOCKED: &str = "ScaleInBlocked";
+    /// Cluster: some group is changing (scaling, updating).
+    pub const PROGRESSING: &str = "Progressing";
+    /// Cluster: `spec.paused` stops every controller of the cluster except status.
+    pub const PAUSED: &str = "Paused";
+}
+
+/// Condition reasons (CamelCase, as Kubernetes requires).
+pub mod reasons {
+    pub const READY: &str = "Ready";
+    pub const SYNCED: &str = "Synced";
+    pub const RUNNING: &str = "Running";
+    pub const PAUSED: &str = "Paused";
+    pub const UNPAUSED: &str = "Unpaused";
+    pub const PROGRESSING: &str = "Progressing";
+    pub const STABLE: &str = "Stable";
+
+    pub const POD_NOT_CREATED: &str = "PodNotCreated";
+    pub const POD_TERMINATING: &str = "PodTerminating";
+    pub const POD_NOT_READY: &str = "PodNotReady";
+    pub const POD_NOT_RUNNING: &str = "PodNotRunning";
+    pub const POD_NOT_UP_TO_DATE: &str = "PodNotUpToDate";
+    pub const POD_NOT_DELETED: &str = "PodNotDeleted";
+    pub const INSTANCE_NOT_HEALTHY: &str = "InstanceNotHealthy";
+    pub const STORE_NOT_UP: &str = "StoreNotUp";
+    pub const STORE_NOT_EXIST: &str = "StoreNotExist";
+    pub const MEMBER_NOT_JOINED: &str = "MemberNotJoined";
+
+    pub const NOT_ALL_INSTANCES_READY: &str = "NotAllInstancesReady";
+    pub const NOT_ALL_INSTANCES_UP_TO_DATE: &str = "NotAllInstancesUpToDate";
+    pub const NOT_ALL_GROUPS_READY: &str = "NotAllGroupsReady";
+
+    pub const SUSPENDED: &str = "Suspended";
+    pub const SUSPENDING: &str = "Suspending";
+    pub const UNSUSPENDED: &str = "Unsuspended";
+
+    pub const EVICTING: &str = "Evicting";
+    pub const EVICTED: &str = "Evicted";
+    pub const NOT_EVICTED: &str = "NotEvicted";
+
+    pub const OFFLINE_PROCESSING: &str = "OfflineProcessing";
+    pub const OFFLINE_CANCELING: &str = "OfflineCanceling";
+    pub const OFFLINE_COMPLETED: &str = "OfflineCompleted";
+
+    pub const NOT_ENOUGH_STORES: &str = "NotEnoughStores";
+    pub const SCALE_IN_NOT_SUPPORTED: &str = "ScaleInNotSupported";
+    pub const PD_UNAVAILABLE: &str = "PDUnavailable";
+    pub const CLUSTER_ID_MISMATCH: &str = "ClusterIDMismatch";
+    pub const RESERVED_CONFIG_KEY: &str = "ReservedConfigKey";
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+}
+
+/// Status of a condition, as Kubernetes spells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    True,
+    False,
+    Unknown,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::True => "True",
+            Status::False => "False",
+            Status::Unknown => "Unknown",
+        }
+    }
+}
+
+impl From<bool> for Status {
+    fn from(value: bool) -> Self {
+        if value { Status::True } else { Status::False }
+    }
+}
+
+/// A condition as a controller wants it to be, before it is merged into a status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesiredCondition<'a> {
+    pub type_: &'a str,
+    pub status: Status,
+    pub reason: &'a str,
+    pub message: String,
+    pub observed_generation: Option<i64>,
+}
+
+impl<'a> DesiredCondition<'a> {
+    pub fn new(type_: &'a str, status: impl Into<Status>, reason: &'a str, message: impl Into<String>) -> Self {
+        Self { type_, status: status.into(), reason, message: message.into(), observed_generation: None }
+    }
+
+    pub fn observed(mut self, generation: Option<i64>) -> Self {
+        self.observed_generation = generation;
+        self
+    }
+}
+
+/// Sets a condition in a list. `lastTransitionTime` moves only when the status
+/// changes, so that "since when" stays true. Returns whether anything changed, so
+/// that a pass that changes nothing writes nothing.
+pub fn set_condition(conditions: &mut Vec<Condition>, desired: DesiredCondition<'_>, now: Timestamp) -> bool {
+    let status = desired.status.as_str();
+    match conditions.iter_mut().find(|c| c.type_ == desired.type_) {
+        Some(existing) => {
+            let unchanged = existing.status == status
+                && existing.reason == desired.reason
+                && existing.message == desired.message
+                && existing.observed_generation == desired.observed_generation;
+            if unchanged {
+                return false;
+            }
+            if existing.status != status {
+                existing.last_transition_time = Time(now);
+            }
+            existing.status = status.to_string();
+            existing.reason = desired.reason.to_string();
+            existing.message = desired.message;
+            existing.observed_generation = desired.observed_generation;
+            true
+        }
+        None => {
+            conditions.push(Condition {
+                type_: desired.type_.to_string(),
+                status: status.to_string(),
+                reason: desired.reason.to_string(),
+                message: desired.message,
+                observed_generation: desired.observed_generation,
+                last_transition_time: Time(now),
+            });
+            true
+        }
+    }
+}
+
+/// Removes a condition; returns whether it was there.
+pub fn remove_condition(conditions: &mut Vec<Condition>, type_: &str) -> bool {
+    let before = conditions.len();
+    conditions.retain(|c| c.type_ != type_);
+    conditions.len() != before
+}
+
+/// The condition of a type, if present.
+pub fn find_condition<'c>(conditions: &'c [Condition], type_: &str) -> Option<&'c Condition> {
+    conditions.iter().find(|c| c.type_ == type_)
+}
+
+/// Whether a condition is True for the given generation. A condition observed at an
+/// older generation says nothing about the current spec and counts as absent.
+pub fn is_true_at(conditions: &[Condition], type_: &str, generation: Option<i64>) -> bool {
+    find_condition(conditions, type_).is_some_and(|c| {
+        c.status == Status::True.as_str() && (generation.is_none() || c.observed_generation == generation)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_second(seconds).unwrap()
+    }
+
+    #[test]
+    fn adding_a_condition_stamps_the_transition_time() {
+        let mut conditions = Vec::new();
+        let changed = set_condition(
+            &mut conditions,
+            DesiredCondition::new(types::READY, false, reasons::POD_NOT_READY, "pod not ready").observed(Some(1)),
+            at(100),
+        );
+        assert!(changed);
+        assert_eq!(conditions.len(), 1);
+        assert_eq!(conditions[0].status, "False");
+        assert_eq!(conditions[0].reason, "PodNotReady");
+        assert_eq!(conditions[0].observed_generation, Some(1));
+        assert_eq!(conditions[0].last_transition_time, Time(at(100)));
+    }
+
+    #[test]
+    fn same_status_new_message_keeps_the_transition_time() {
+        let mut conditions = Vec::new();
+        set_condition(
+            &mut conditions,
+            DesiredCondition::new(types::READY, false, reasons::POD_NOT_READY, "a"),
+            at(100),
+        );
+        let changed = set_condition(
+            &mut conditions,
+            DesiredCondition::new(types::READY, false, reasons::STORE_NOT_UP, "b").observed(Some(2)),
+            at(200),
+        );
+        assert!(changed);
+        assert_eq!(conditions[0].reason, "StoreNotUp");
+        assert_eq!(conditions[0].message, "b");
+        assert_eq!(conditions[0].observed_generation, Some(2));
+        assert_eq!(conditions[0].last_transition_time, Time(at(100)));
+    }
+
+    #[test]
+    fn status_change_moves_the_transition_time() {
+        let mut conditions = Vec::new();
+        set_condition(&mut conditions, DesiredCondition::new(types::READY, false, reasons::POD_NOT_READY, ""), at(100));
+        set_condition(&mut conditions, DesiredCondition::new(types::READY, true, reasons::READY, ""), at(300));
+        assert_eq!(conditions[0].status, "True");
+        assert_eq!(conditions[0].last_transition_time, Time(at(300)));
+    }
+
+    #[test]
+    fn identical_condition_changes_nothing() {
+        let mut conditions = Vec::new();
+        let desired = DesiredCondition::new(types::SYNCED, true, reasons::SYNCED, "ok").observed(Some(3));
+        set_condition(&mut conditions, desired.clone(), at(100));
+        let before = conditions.clone();
+        assert!(!set_condition(&mut conditions, desired, at(500)));
+        assert_eq!(conditions, before);
+    }
+
+    #[test]
+    fn conditions_of_other_types_are_left_alone() {
+        let mut conditions = Vec::new();
+        set_condition(&mut conditions, DesiredCondition::new(types::READY, true, reasons::READY, ""), at(1));
+        set_condition(
+            &mut conditions,
+            DesiredCondition::new(types::SYNCED, false, reasons::POD_NOT_UP_TO_DATE, ""),
+            at(2),
+        );
+        assert_eq!(conditions.len(), 2);
+        assert!(remove_condition(&mut conditions, types::SYNCED));
+        assert!(!remove_condition(&mut conditions, types::SYNCED));
+        assert_eq!(conditions.len(), 1);
+        assert_eq!(conditions[0].type_, "Ready");
+    }
+
+    #[test]
+    fn a_stale_generation_counts_as_absent() {
+        let mut conditions = Vec::new();
+        set_condition(
+            &mut conditions,
+            DesiredCondition::new(types::READY, true, reasons::READY, "").observed(Some(4)),
+            at(1),
+        );
+        assert!(is_true_at(&conditions, types::READY, Some(4)));
+        assert!(!is_true_at(&conditions, types::READY, Some(5)));
+        assert!(is_true_at(&conditions, types::READY, None));
+        assert!(!is_true_at(&conditions, types::SYNCED, None));
+    }
+}

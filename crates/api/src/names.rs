@@ -1,0 +1,112 @@
+//! Label, annotation and finalizer names, and the limits on object names that keep
+//! every generated name valid.
+
+/// Prefix of every label the operator sets. Users may not set labels with it in overlays.
+pub const LABEL_PREFIX: &str = "tikv.org/";
+
+/// Marks objects the operator manages; its watches are filtered by it.
+pub const LABEL_MANAGED_BY: &str = "tikv.org/managed-by";
+/// The value of [`LABEL_MANAGED_BY`].
+pub const MANAGED_BY_OPERATOR: &str = "tikv-operator";
+/// Name of the Cluster an object belongs to.
+pub const LABEL_CLUSTER: &str = "tikv.org/cluster";
+/// Component of an object: [`COMPONENT_PD`] or [`COMPONENT_TIKV`].
+pub const LABEL_COMPONENT: &str = "tikv.org/component";
+/// Name of the group an instance (and its children) belongs to.
+pub const LABEL_GROUP: &str = "tikv.org/group";
+/// Name of the instance a Pod, ConfigMap or PVC belongs to.
+pub const LABEL_INSTANCE: &str = "tikv.org/instance";
+/// The group revision an instance and its Pod were rendered from.
+pub const LABEL_INSTANCE_REVISION_HASH: &str = "tikv.org/instance-revision-hash";
+/// Name of the template volume a PVC was made for.
+pub const LABEL_VOLUME_NAME: &str = "tikv.org/volume-name";
+/// Hash of the configuration a ConfigMap or Pod was rendered with.
+pub const LABEL_CONFIG_HASH: &str = "tikv.org/config-hash";
+
+/// Value of [`LABEL_COMPONENT`] for PD.
+pub const COMPONENT_PD: &str = "pd";
+/// Value of [`LABEL_COMPONENT`] for TiKV.
+pub const COMPONENT_TIKV: &str = "tikv";
+
+/// Prefix of every annotation the operator sets.
+pub const ANNOTATION_PREFIX: &str = "core.tikv.org/";
+/// Hash of the desired state of a child object; an unchanged hash means no write.
+pub const ANNOTATION_SPEC_HASH: &str = "core.tikv.org/spec-hash";
+/// JSON of the instance template a Pod was created from (decides in-place vs recreate).
+pub const ANNOTATION_LAST_INSTANCE_TEMPLATE: &str = "core.tikv.org/last-instance-template";
+/// Instance marked for deletion after its replacement is ready.
+pub const ANNOTATION_DEFER_DELETE: &str = "core.tikv.org/defer-delete";
+/// Non-negative integer; lower values are chosen first for scale-in and update.
+pub const ANNOTATION_PRIORITY: &str = "core.tikv.org/priority";
+/// Store ID of the evict-leader scheduler this operator added for an instance; only
+/// schedulers recorded here are ever removed by the operator.
+pub const ANNOTATION_EVICT_LEADER_STORE: &str = "core.tikv.org/evict-leader-store";
+/// Number of members in the initial PD cluster a PD instance was rendered with.
+pub const ANNOTATION_INITIAL_CLUSTER_NUM: &str = "core.tikv.org/initial-cluster-num";
+
+/// Finalizer on Clusters, groups and instances: the operator releases it only when it
+/// has finished cleaning up (for TiKV, once PD reports the store removed).
+pub const FINALIZER: &str = "core.tikv.org/finalizer";
+
+/// Field manager and user agent of the operator's writes.
+pub const FIELD_MANAGER: &str = "tikv-operator";
+
+/// Longest Cluster name: it appears in label values and in generated Secret and
+/// Service names.
+pub const MAX_CLUSTER_NAME_LEN: usize = 37;
+/// Longest group name: `<group>-<component>-peer` must stay a 63-character DNS label.
+pub const MAX_GROUP_NAME_LEN: usize = 40;
+/// Longest instance name: `<group>-<6-char suffix>`.
+pub const MAX_INSTANCE_NAME_LEN: usize = 47;
+/// Length of the random suffix of generated instance names.
+pub const INSTANCE_SUFFIX_LEN: usize = 6;
+
+/// Reserved prefix of volume names the operator adds to Pods itself.
+pub const RESERVED_VOLUME_PREFIX: &str = "tikv-vol-";
+/// Name of the data volume every template must declare.
+pub const DATA_VOLUME: &str = "data";
+
+/// Headless peer Service of a group: `<group>-<component>-peer`.
+pub fn peer_service_name(group: &str, component: &str) -> String {
+    format!("{group}-{component}-peer")
+}
+
+/// Client Service of a PD group: `<group>-pd`.
+pub fn pd_client_service_name(group: &str) -> String {
+    format!("{group}-{COMPONENT_PD}")
+}
+
+/// Pod (and ConfigMap) of an instance: `<group>-<component>-<suffix>`, where the
+/// instance itself is named `<group>-<suffix>`.
+pub fn pod_name(group: &str, component: &str, instance: &str) -> String {
+    let suffix = instance.strip_prefix(group).and_then(|rest| rest.strip_prefix('-')).unwrap_or(instance);
+    format!("{group}-{component}-{suffix}")
+}
+
+/// PVC of one template volume of a Pod: `<volume>-<pod>`.
+pub fn pvc_name(volume: &str, pod: &str) -> String {
+    format!("{volume}-{pod}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn longest_names_stay_valid_dns_labels() {
+        let group = "g".repeat(MAX_GROUP_NAME_LEN);
+        let instance = format!("{group}-{}", "x".repeat(INSTANCE_SUFFIX_LEN));
+        assert_eq!(instance.len(), MAX_INSTANCE_NAME_LEN);
+        for component in [COMPONENT_PD, COMPONENT_TIKV] {
+            assert!(peer_service_name(&group, component).len() <= 63);
+            assert!(pod_name(&group, component, &instance).len() <= 63);
+        }
+        assert!(pd_client_service_name(&group).len() <= 63);
+    }
+
+    #[test]
+    fn pod_name_keeps_the_instance_suffix() {
+        assert_eq!(pod_name("basic", "tikv", "basic-ab12cd"), "basic-tikv-ab12cd");
+        assert_eq!(pvc_name("data", "basic-tikv-ab12cd"), "data-basic-tikv-ab12cd");
+    }
+}
