@@ -1,0 +1,456 @@
+//! The cache on tokio's paused clock, driven by an in-memory PD: poll counts, refresh
+//! after writes, stale views on failure, events once per change, cluster ID.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::broadcast::error::TryRecvError;
+
+use super::*;
+use crate::types::{Member, MemberHealth, Members, NodeState, StateName, Store, StoreState};
+
+#[derive(Default)]
+struct FakeState {
+    cluster_id: u64,
+    bootstrapped: bool,
+    stores: BTreeMap<u64, Store>,
+    members: Vec<Member>,
+    leader: Option<String>,
+    unhealthy: Vec<String>,
+    fail_with: Option<PdError>,
+    polls: usize,
+}
+
+#[derive(Clone, Default)]
+struct FakePd(Arc<Mutex<FakeState>>);
+
+impl FakePd {
+    fn new() -> Self {
+        let fake = FakePd::default();
+        {
+            let mut s = fake.0.lock().unwrap();
+            s.cluster_id = 7_401_234_567_890_123_456;
+            s.bootstrapped = true;
+            for id in [1, 4, 5] {
+                s.stores.insert(id, store(id));
+            }
+            for i in 0..3 {
+                s.members.push(Member {
+                    name: format!("pd-{i}"),
+                    member_id: 13_405_214_531_421_069_331 - i,
+                    client_urls: vec![format!("http://pd-{i}.pd-peer:2379")],
+                    ..Member::default()
+                });
+            }
+            s.leader = Some("pd-0".into());
+        }
+        fake
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut FakeState) -> T) -> T {
+        f(&mut self.0.lock().unwrap())
+    }
+
+    fn polls(&self) -> usize {
+        self.with(|s| s.polls)
+    }
+}
+
+fn store(id: u64) -> Store {
+    Store {
+        id,
+        address: format!("tikv-{id}.tikv-peer:20160"),
+        peer_address: None,
+        status_address: format!("tikv-{id}.tikv-peer:20180"),
+        labels: BTreeMap::new(),
+        version: "8.5.0".into(),
+        git_hash: String::new(),
+        state: StoreState::Up,
+        node_state: NodeState::Serving,
+        state_name: StateName::Up,
+        physically_destroyed: false,
+        start_time: None,
+        last_heartbeat: None,
+        uptime: None,
+        capacity_bytes: Some(100 << 30),
+        available_bytes: Some(90 << 30),
+        used_bytes: Some(1 << 30),
+        leader_count: 10,
+        region_count: 30,
+        leader_size: 10,
+        region_size: 30,
+        leader_weight: 1.0,
+        region_weight: 1.0,
+        learner_count: 0,
+        pending_peer_count: 0,
+        is_busy: false,
+        pause_leader_transfer_in: false,
+        pause_leader_transfer_out: false,
+    }
+}
+
+impl PdApi for FakePd {
+    async fn cluster_id(&self) -> Result<u64> {
+        self.with(|s| s.fail_with.clone().map_or(Ok(s.cluster_id), Err))
+    }
+
+    async fn all_stores(&self) -> Result<Vec<Store>> {
+        self.with(|s| {
+            s.polls += 1;
+            if let Some(e) = &s.fail_with {
+                return Err(e.clone());
+            }
+            if !s.bootstrapped {
+                return Err(PdError::NotBootstrapped);
+            }
+            Ok(s.stores.values().cloned().collect())
+        })
+    }
+
+    async fn members(&self) -> Result<Members> {
+        self.with(|s| {
+            let leader = s.leader.as_ref().and_then(|l| s.members.iter().find(|m| &m.name == l)).cloned();
+            Ok(Members {
+                cluster_id: s.cluster_id,
+                members: s.members.clone(),
+                leader: leader.clone(),
+                etcd_leader: leader,
+            })
+        })
+    }
+
+    async fn health(&self) -> Result<Vec<MemberHealth>> {
+        self.with(|s| {
+            Ok(s.members
+                .iter()
+                .map(|m| MemberHealth {
+                    name: m.name.clone(),
+                    member_id: m.member_id,
+                    client_urls: m.client_urls.clone(),
+                    health: !s.unhealthy.contains(&m.name),
+                })
+                .collect())
+        })
+    }
+}
+
+fn config() -> CacheConfig {
+    CacheConfig {
+        fast_interval: Duration::from_secs(1),
+        slow_interval: Duration::from_secs(30),
+        fresh_for: Duration::from_secs(5),
+        event_capacity: 64,
+    }
+}
+
+/// Lets time pass on the paused clock; the cache's timers fire in order meanwhile.
+async fn pass(seconds: f64) {
+    tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+}
+
+fn drain(rx: &mut tokio::sync::broadcast::Receiver<PdEvent>) -> Vec<PdEvent> {
+    let mut events = Vec::new();
+    loop {
+        match rx.try_recv() {
+            Ok(event) => events.push(event),
+            Err(TryRecvError::Empty) => return events,
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn polls_slowly_and_fast_while_a_wait_is_registered() {
+    let pd = FakePd::new();
+    let cache = PdCache::spawn(pd.clone(), config());
+
+    pass(95.5).await;
+    assert_eq!(pd.polls(), 4, "t = 0, 30, 60, 90");
+
+    let guard = cache.register_wait("evict leaders of store 4");
+    assert_eq!(cache.waits(), ["evict leaders of store 4"]);
+    pass(10.25).await;
+    // Registered at 95.5, last poll at 90: due at once, then every second: 95.5, 96.5 ... 105.5.
+    assert_eq!(pd.polls(), 4 + 11);
+
+    drop(guard);
+    assert!(cache.waits().is_empty());
+    pass(61.0).await;
+    // Back to 30 s from the last poll (105.5): 135.5, 165.5.
+    assert_eq!(pd.polls(), 15 + 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_write_refreshes_at_once_and_makes_older_views_stale() {
+    let pd = FakePd::new();
+    let cache = PdCache::spawn(pd.clone(), config());
+    pass(1.0).await;
+    assert_eq!(pd.polls(), 1);
+    assert!(cache.fresh_view().is_ok());
+
+    cache.note_write();
+    let snapshot = cache.snapshot();
+    assert_eq!(snapshot.freshness, Freshness::Stale(StaleReason::OlderThanLastWrite), "read before the write");
+    pass(0.001).await;
+    assert_eq!(pd.polls(), 2, "polled right after the write, not 30 s later");
+    assert!(cache.fresh_view().is_ok());
+
+    pass(5.5).await;
+    let err = cache.fresh_view().unwrap_err();
+    assert!(matches!(err.freshness, Freshness::Stale(StaleReason::TooOld { .. })), "{err}");
+    pass(0.001).await;
+    assert_eq!(pd.polls(), 3, "asking for a fresh view of an old one requests a poll");
+    assert!(cache.fresh_view().is_ok());
+}
+
+/// Real time and a real socket here: the client writes to an HTTP fake, and the cache
+/// (reading an in-memory PD) must poll at once although its intervals are an hour.
+#[tokio::test]
+async fn writes_through_the_client_refresh_the_cache() {
+    use crate::client::fake::{FakePd as HttpFake, Reply};
+
+    let http = HttpFake::start().await;
+    http.on("DELETE", "/pd/api/v1/store/4", Reply::json(200, "\"The store is set as Offline.\""));
+    let client = PdClient::builder([http.url()]).system_proxy(false).build().unwrap();
+    let pd = FakePd::new();
+    let hour = Duration::from_secs(3600);
+    let cache = PdCache::spawn(pd.clone(), CacheConfig { fast_interval: hour, slow_interval: hour, ..config() });
+    client.set_write_observer(Some(cache.write_observer()));
+    let mut events = cache.subscribe();
+    cache.refresh().await.unwrap();
+    drain(&mut events);
+    assert!(cache.last_write_at().is_none());
+
+    pd.with(|s| s.stores.get_mut(&4).unwrap().node_state = NodeState::Removing);
+    client.delete_store(4, false).await.unwrap();
+    assert!(cache.last_write_at().is_some());
+    // The bound only keeps a broken build from hanging; the poll follows the write at once.
+    let event =
+        tokio::time::timeout(Duration::from_secs(60), events.recv()).await.expect("no poll after the write").unwrap();
+    assert!(matches!(event, PdEvent::StoreChanged { store_id: 4, .. }), "{event:?}");
+    assert_eq!(pd.polls(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn refresh_waits_for_a_poll_that_started_after_it() {
+    let pd = FakePd::new();
+    let cache = PdCache::spawn(pd.clone(), config());
+    let view = cache.refresh().await.unwrap();
+    assert_eq!(view.stores.len(), 3);
+    pd.with(|s| s.stores.remove(&5));
+    let view = cache.refresh().await.unwrap();
+    assert_eq!(view.stores.len(), 2);
+    assert_eq!(pd.polls(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_poll_keeps_the_last_view_and_marks_it_stale() {
+    let pd = FakePd::new();
+    let cache = PdCache::spawn(pd.clone(), config());
+    assert_eq!(cache.snapshot().freshness, Freshness::Unavailable);
+    let mut events = cache.subscribe();
+    cache.refresh().await.unwrap();
+    drain(&mut events);
+
+    let no_leader = PdError::NoLeader { status: 503, message: "redirect finds no leader".into() };
+    pd.with(|s| {
+        s.fail_with = Some(no_leader.clone());
+        s.stores.clear();
+    });
+    let err = cache.refresh().await.unwrap_err();
+    assert!(matches!(err, PdError::NoLeader { .. }));
+    let snapshot = cache.snapshot();
+    assert_eq!(snapshot.freshness, Freshness::Stale(StaleReason::PollFailing));
+    assert_eq!(snapshot.view.unwrap().stores.len(), 3, "a failed poll is not \"no stores\"");
+    assert_eq!(snapshot.last_error.as_ref().map(|f| f.consecutive), Some(1));
+    assert!(cache.fresh_view().is_err());
+    let _ = cache.refresh().await;
+    assert_eq!(cache.snapshot().last_error.map(|f| f.consecutive), Some(2));
+
+    let seen = drain(&mut events);
+    assert_eq!(seen.len(), 1, "one PollFailing per outage: {seen:?}");
+    assert!(matches!(seen[0], PdEvent::PollFailing { .. }));
+
+    pd.with(|s| s.fail_with = None);
+    let view = cache.refresh().await.unwrap();
+    assert!(view.stores.is_empty(), "now PD really says there are none");
+    assert_eq!(cache.snapshot().freshness, Freshness::Fresh);
+    let seen = drain(&mut events);
+    assert!(seen.iter().any(|e| matches!(e, PdEvent::PollRecovered)));
+    assert_eq!(seen.iter().filter(|e| matches!(e, PdEvent::StoreRemoved { .. })).count(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn never_polled_successfully_is_unavailable() {
+    let pd = FakePd::new();
+    pd.with(|s| s.fail_with = Some(PdError::Config("boom".into())));
+    let cache = PdCache::spawn(pd, config());
+    assert!(cache.refresh().await.is_err());
+    let err = cache.fresh_view().unwrap_err();
+    assert_eq!(err.freshness, Freshness::Unavailable);
+    assert!(err.to_string().contains("boom"), "{err}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn not_bootstrapped_is_an_empty_view() {
+    let pd = FakePd::new();
+    pd.with(|s| s.bootstrapped = false);
+    let cache = PdCache::spawn(pd, config());
+    let view = cache.refresh().await.unwrap();
+    assert!(!view.bootstrapped && view.stores.is_empty());
+    assert_eq!(cache.snapshot().freshness, Freshness::Fresh);
+}
+
+#[tokio::test(start_paused = true)]
+async fn change_events_are_emitted_once_per_change() {
+    let pd = FakePd::new();
+    let cache = PdCache::spawn(pd.clone(), config());
+    let mut events = cache.subscribe();
+    cache.refresh().await.unwrap();
+    let initial = drain(&mut events);
+    assert_eq!(initial.iter().filter(|e| matches!(e, PdEvent::StoreAdded { .. })).count(), 3);
+    assert_eq!(initial.iter().filter(|e| matches!(e, PdEvent::MemberAdded { .. })).count(), 3);
+    assert!(initial.iter().any(|e| matches!(e, PdEvent::LeaderChanged { from: None, to: Some(to) } if to == "pd-0")));
+
+    // Noise that changes every heartbeat is not a change.
+    pd.with(|s| {
+        let st = s.stores.get_mut(&4).unwrap();
+        st.available_bytes = Some(80 << 30);
+        st.leader_count = 7;
+        st.region_count = 31;
+    });
+    cache.refresh().await.unwrap();
+    assert!(drain(&mut events).is_empty());
+
+    // Store 4 taken offline and its leaders gone; a new store; pd-2 unhealthy; leader moves.
+    pd.with(|s| {
+        let st = s.stores.get_mut(&4).unwrap();
+        st.state = StoreState::Offline;
+        st.node_state = NodeState::Removing;
+        st.state_name = StateName::Offline;
+        st.leader_count = 0;
+        s.stores.insert(9, store(9));
+        s.unhealthy.push("pd-2".into());
+        s.leader = Some("pd-1".into());
+    });
+    cache.refresh().await.unwrap();
+    let seen = drain(&mut events);
+    let changed: Vec<_> = seen
+        .iter()
+        .filter_map(|e| match e {
+            PdEvent::StoreChanged { store_id, changes, .. } => Some((*store_id, changes.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(changed, [(4, vec!["state", "node_state", "state_name", "leader_count_zero"])]);
+    assert!(seen.iter().any(|e| e.store_id() == Some(9) && matches!(e, PdEvent::StoreAdded { .. })));
+    assert!(seen.iter().any(
+        |e| matches!(e, PdEvent::MemberChanged { name, changes, .. } if name == "pd-2" && changes == &["health"])
+    ));
+    assert!(
+        seen.iter()
+            .any(|e| matches!(e, PdEvent::LeaderChanged { from: Some(f), to: Some(t) } if f == "pd-0" && t == "pd-1"))
+    );
+    assert_eq!(seen.len(), 4, "{seen:?}");
+
+    // Polling again with nothing changed emits nothing.
+    cache.refresh().await.unwrap();
+    pass(31.0).await;
+    assert!(drain(&mut events).is_empty());
+
+    // The record disappears (remove-tombstone); a member leaves.
+    pd.with(|s| {
+        s.stores.remove(&4);
+        s.members.retain(|m| m.name != "pd-2");
+    });
+    cache.refresh().await.unwrap();
+    let seen = drain(&mut events);
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(
+        seen.iter().any(
+            |e| matches!(e, PdEvent::StoreRemoved { store_id: 4, address } if address == "tikv-4.tikv-peer:20160")
+        )
+    );
+    assert!(seen.iter().any(|e| e.member_name() == Some("pd-2") && matches!(e, PdEvent::MemberRemoved { .. })));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_cluster_id_is_recorded_and_a_change_is_reported() {
+    let pd = FakePd::new();
+    let cache = PdCache::spawn(pd.clone(), config());
+    assert_eq!(cache.cluster_id(), None);
+    let mut events = cache.subscribe();
+    cache.refresh().await.unwrap();
+    assert_eq!(cache.cluster_id(), Some(7_401_234_567_890_123_456));
+    drain(&mut events);
+
+    pd.with(|s| s.cluster_id = 7_401_234_567_890_123_457);
+    cache.refresh().await.unwrap();
+    assert_eq!(cache.cluster_id(), Some(7_401_234_567_890_123_457));
+    let seen = drain(&mut events);
+    assert!(matches!(
+        seen.as_slice(),
+        [PdEvent::ClusterIdChanged { from: 7_401_234_567_890_123_456, to: 7_401_234_567_890_123_457 }]
+    ));
+    assert!(seen[0].is_cluster_wide());
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_view_finds_stores_and_members() {
+    let pd = FakePd::new();
+    pd.with(|s| {
+        // A tombstone that used the same address before store 4 took it over.
+        let mut old = store(2);
+        old.address = "tikv-4.tikv-peer:20160".into();
+        old.state = StoreState::Tombstone;
+        old.node_state = NodeState::Removed;
+        s.stores.insert(2, old);
+        s.unhealthy.push("pd-1".into());
+    });
+    let cache = PdCache::spawn(pd, config());
+    let view = cache.refresh().await.unwrap();
+    assert_eq!(view.store_by_address("tikv-4.tikv-peer:20160").map(|s| s.id), Some(4));
+    assert_eq!(view.store(2).map(Store::is_removed), Some(true));
+    assert_eq!(view.member("pd-1").and_then(|m| m.healthy), Some(false));
+    assert_eq!(view.member("pd-0").and_then(|m| m.healthy), Some(true));
+    assert_eq!(view.member_by_id(13_405_214_531_421_069_331).map(|m| m.member.name.as_str()), Some("pd-0"));
+    assert_eq!((view.leader.as_deref(), view.etcd_leader.as_deref()), (Some("pd-0"), Some("pd-0")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn polling_stops_when_the_cache_is_dropped() {
+    let pd = FakePd::new();
+    let cache = PdCache::spawn(pd.clone(), config());
+    let guard = cache.register_wait("w");
+    pass(2.5).await;
+    let polls = pd.polls();
+    drop(cache);
+    pass(10.0).await;
+    assert_eq!(pd.polls(), polls);
+    drop(guard);
+}
+
+struct PanickingPd;
+
+impl PdApi for PanickingPd {
+    async fn cluster_id(&self) -> Result<u64> {
+        panic!("simulated bug in the PD reader")
+    }
+    async fn all_stores(&self) -> Result<Vec<Store>> {
+        Ok(Vec::new())
+    }
+    async fn members(&self) -> Result<Members> {
+        Ok(Members::default())
+    }
+    async fn health(&self) -> Result<Vec<MemberHealth>> {
+        Ok(Vec::new())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn refresh_reports_a_dead_poll_task_instead_of_hanging() {
+    let cache = PdCache::spawn(PanickingPd, config());
+    assert!(matches!(cache.refresh().await, Err(PdError::CacheStopped)));
+    assert_eq!(cache.snapshot().freshness, Freshness::Unavailable);
+}

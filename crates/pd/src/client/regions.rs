@@ -1,0 +1,33 @@
+//! Region checks and statistics.
+
+use super::{Call, PdClient, decode};
+use crate::error::Result;
+use crate::types::{PeerCheck, PeerKind, RegionStats, RegionsWire};
+
+impl PdClient {
+    /// `GET /regions/check/down-peer`: regions with a peer PD sees as down, with the
+    /// stores holding those peers.
+    pub async fn down_peer_regions(&self) -> Result<PeerCheck> {
+        self.peer_check("/pd/api/v1/regions/check/down-peer", PeerKind::Down).await
+    }
+
+    /// `GET /regions/check/pending-peer`: regions with a peer still catching up.
+    pub async fn pending_peer_regions(&self) -> Result<PeerCheck> {
+        self.peer_check("/pd/api/v1/regions/check/pending-peer", PeerKind::Pending).await
+    }
+
+    async fn peer_check(&self, path: &str, kind: PeerKind) -> Result<PeerCheck> {
+        // PD may label this body application/octet-stream; it is JSON all the same.
+        let answer = self.execute(&Call::get(path)).await?;
+        let wire: RegionsWire = decode(path, &answer)?;
+        Ok(wire.into_check(kind))
+    }
+
+    /// `GET /stats/region` over the whole key space.
+    pub async fn region_stats(&self) -> Result<RegionStats> {
+        const PATH: &str = "/pd/api/v1/stats/region";
+        let call = Call::get(PATH).query("start_key", "").query("end_key", "");
+        let answer = self.execute(&call).await?;
+        decode(PATH, &answer)
+    }
+}

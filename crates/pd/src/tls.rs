@@ -1,0 +1,170 @@
+//! TLS material for talking to PD: the cluster CA and the client certificate, as found
+//! in the cluster's client Secret (`ca.crt`, `tls.crt`, `tls.key`).
+//!
+//! The client trusts only `ca.crt` and always presents the client certificate (PD
+//! verifies client certificates when presented and may require a listed CN).
+
+use std::fmt;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Secret;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+/// Keys of the client Secret.
+pub const CA_KEY: &str = "ca.crt";
+pub const CERT_KEY: &str = "tls.crt";
+pub const KEY_KEY: &str = "tls.key";
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("the Secret has no key {0:?}")]
+    MissingKey(&'static str),
+    #[error("{0:?} holds no PEM certificate")]
+    NoCertificate(&'static str),
+    #[error("{key:?} is not valid PEM: {message}")]
+    InvalidPem { key: &'static str, message: String },
+    #[error("tls.key holds no private key")]
+    NoPrivateKey,
+    #[error("TLS configuration refused: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// SHA-256 over the CA, certificate and key, to notice when a Secret's content changed.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fingerprint([u8; 32]);
+
+impl Fingerprint {
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for byte in self.0 {
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Fingerprint({self})")
+    }
+}
+
+/// PEM text of the CA bundle, the client certificate chain and its private key.
+/// Validated when made; the private key never appears in `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TlsMaterial {
+    ca_pem: Vec<u8>,
+    cert_pem: Vec<u8>,
+    key_pem: Vec<u8>,
+}
+
+impl fmt::Debug for TlsMaterial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsMaterial").field("fingerprint", &self.fingerprint()).finish_non_exhaustive()
+    }
+}
+
+impl TlsMaterial {
+    /// From PEM text; fails unless each part holds what it should.
+    pub fn from_pem(
+        ca_pem: impl Into<Vec<u8>>,
+        cert_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Result<Self, TlsError> {
+        let material = TlsMaterial { ca_pem: ca_pem.into(), cert_pem: cert_pem.into(), key_pem: key_pem.into() };
+        material.ca_certs()?;
+        material.cert_chain()?;
+        material.private_key()?;
+        Ok(material)
+    }
+
+    /// From a `kubernetes.io/tls`-style Secret with `ca.crt`, `tls.crt` and `tls.key`
+    /// in `data` (or, for a Secret not yet written by the API server, `stringData`).
+    pub fn from_secret(secret: &Secret) -> Result<Self, TlsError> {
+        let get = |key: &'static str| -> Result<Vec<u8>, TlsError> {
+            if let Some(value) = secret.data.as_ref().and_then(|d| d.get(key)) {
+                return Ok(value.0.clone());
+            }
+            secret
+                .string_data
+                .as_ref()
+                .and_then(|d| d.get(key))
+                .map(|s| s.as_bytes().to_vec())
+                .ok_or(TlsError::MissingKey(key))
+        };
+        Self::from_pem(get(CA_KEY)?, get(CERT_KEY)?, get(KEY_KEY)?)
+    }
+
+    /// Changes whenever any of the three parts changes.
+    pub fn fingerprint(&self) -> Fingerprint {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        for part in [&self.ca_pem, &self.cert_pem, &self.key_pem] {
+            ctx.update(&(part.len() as u64).to_be_bytes());
+            ctx.update(part);
+        }
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.finish().as_ref());
+        Fingerprint(out)
+    }
+
+    fn ca_certs(&self) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+        certs(&self.ca_pem, CA_KEY)
+    }
+
+    fn cert_chain(&self) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+        certs(&self.cert_pem, CERT_KEY)
+    }
+
+    fn private_key(&self) -> Result<PrivateKeyDer<'static>, TlsError> {
+        PrivateKeyDer::from_pem_slice(&self.key_pem).map_err(|e| match e {
+            rustls::pki_types::pem::Error::NoItemsFound => TlsError::NoPrivateKey,
+            other => TlsError::InvalidPem { key: KEY_KEY, message: other.to_string() },
+        })
+    }
+
+    /// A rustls client configuration (ring provider) trusting the CA and presenting the
+    /// client certificate.
+    pub(crate) fn client_config(&self) -> Result<rustls::ClientConfig, TlsError> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in self.ca_certs()? {
+            roots.add(cert)?;
+        }
+        let mut config = rustls::ClientConfig::builder_with_provider(crypto_provider())
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(self.cert_chain()?, self.private_key()?)?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(config)
+    }
+}
+
+fn certs(pem: &[u8], key: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::InvalidPem { key, message: e.to_string() })?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificate(key));
+    }
+    Ok(certs)
+}
+
+pub(crate) fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A rustls configuration for plain-HTTP clients: reqwest insists on building one, and
+/// we never rely on a process-wide default provider. It trusts nothing, so an
+/// `https://` URL without [`TlsMaterial`] fails instead of trusting by accident.
+pub(crate) fn no_tls_config() -> Result<rustls::ClientConfig, TlsError> {
+    let config = rustls::ClientConfig::builder_with_provider(crypto_provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    Ok(config)
+}
