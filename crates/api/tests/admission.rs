@@ -2,6 +2,8 @@
 //! structural schemas whose CEL rules compile, small enough for client-side apply, and
 //! admitting exactly what they should.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic with a message on purpose
+
 use crd_validate::{CrdValidator, FieldErrors};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
