@@ -1,0 +1,319 @@
+//! PD members and the PD leader. A leader exists only while a majority of the members
+//! in etcd run; a change of leader leaves a gap of `pd-leader-change-*`.
+
+use rand::Rng;
+use rand::rngs::StdRng;
+use serde::Serialize;
+use sim_clock::SimInstant;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Member {
+    pub name: String,
+    pub member_id: u64,
+    pub peer_urls: Vec<String>,
+    pub client_urls: Vec<String>,
+    pub leader_priority: i64,
+    pub binary_version: String,
+    pub git_hash: String,
+    pub deploy_path: String,
+    /// The PD process runs (and its address answers).
+    pub running: bool,
+    /// The member's data directory exists.
+    pub has_data: bool,
+    /// The member is part of etcd's membership (not removed).
+    pub in_etcd: bool,
+    #[serde(skip)]
+    pub started_at: SimInstant,
+}
+
+#[derive(Debug, Default)]
+pub struct Members {
+    pub list: Vec<Member>,
+    pub leader: Option<u64>,
+    pub etcd_leader: Option<u64>,
+    /// A pending campaign: when, and whom etcd's leadership was handed to.
+    pub election: Option<(SimInstant, Option<u64>)>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MemberError {
+    #[error("not found, pd: {0}")]
+    NotFound(String),
+    #[error("etcdserver: member not found")]
+    IdNotFound(u64),
+    #[error("no valid pd to transfer etcd leader")]
+    NoValidTarget,
+    #[error("etcdserver: no leader")]
+    NoQuorum,
+    #[error("the member has been permanently removed from the cluster")]
+    Removed(String),
+    #[error("missing data or join a duplicated pd {0}")]
+    Duplicated(String),
+    #[error("member {0} already exists")]
+    Exists(String),
+    #[error("member {0} is running; stop it first")]
+    Running(String),
+}
+
+impl Members {
+    pub fn in_etcd(&self) -> impl Iterator<Item = &Member> {
+        self.list.iter().filter(|m| m.in_etcd)
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<&Member> {
+        self.list.iter().find(|m| m.name == name)
+    }
+
+    fn by_name_mut(&mut self, name: &str) -> Option<&mut Member> {
+        self.list.iter_mut().find(|m| m.name == name)
+    }
+
+    pub fn by_id(&self, id: u64) -> Option<&Member> {
+        self.list.iter().find(|m| m.member_id == id)
+    }
+
+    pub fn has_quorum(&self) -> bool {
+        let total = self.in_etcd().count();
+        let running = self.in_etcd().filter(|m| m.running).count();
+        total > 0 && running * 2 > total
+    }
+
+    pub fn leader_member(&self) -> Option<&Member> {
+        self.leader.and_then(|id| self.by_id(id))
+    }
+
+    /// Re-evaluates leadership after any change: drops a leader that lost its process,
+    /// its membership or the quorum, and schedules a campaign when one can succeed.
+    pub fn reconcile(&mut self, now: SimInstant, delay: std::time::Duration) {
+        let leader_ok = self.leader.and_then(|id| self.by_id(id)).is_some_and(|m| m.running && m.in_etcd);
+        if !self.has_quorum() {
+            self.leader = None;
+            self.etcd_leader = None;
+            self.election = None;
+            return;
+        }
+        if !leader_ok {
+            self.leader = None;
+            if self.etcd_leader.and_then(|id| self.by_id(id)).is_none_or(|m| !m.running || !m.in_etcd) {
+                self.etcd_leader = None;
+            }
+            if self.election.is_none() {
+                self.election = Some((now + delay, self.etcd_leader));
+            }
+        }
+    }
+
+    /// Runs a due campaign: the preferred member if it can lead, else the running member
+    /// with the highest leader priority (ties broken at random).
+    pub fn campaign(&mut self, rng: &mut StdRng) {
+        let Some((_, preferred)) = self.election.take() else { return };
+        if !self.has_quorum() {
+            return;
+        }
+        let eligible = |m: &Member| m.running && m.in_etcd;
+        let chosen = match preferred.and_then(|id| self.by_id(id)).filter(|m| eligible(m)) {
+            Some(m) => m.member_id,
+            None => {
+                let best = self.list.iter().filter(|m| eligible(m)).map(|m| m.leader_priority).max();
+                let candidates: Vec<u64> = self
+                    .list
+                    .iter()
+                    .filter(|m| eligible(m) && Some(m.leader_priority) == best)
+                    .map(|m| m.member_id)
+                    .collect();
+                if candidates.is_empty() {
+                    return;
+                }
+                candidates[rng.random_range(0..candidates.len())]
+            }
+        };
+        self.leader = Some(chosen);
+        self.etcd_leader = Some(chosen);
+    }
+
+    /// `POST /leader/transfer/{name}`: etcd leadership moves at once, PD leadership after
+    /// a campaign.
+    pub fn transfer(&mut self, name: &str, now: SimInstant, delay: std::time::Duration) -> Result<(), MemberError> {
+        let target = self
+            .by_name(name)
+            .filter(|m| m.running && m.in_etcd)
+            .map(|m| m.member_id)
+            .ok_or(MemberError::NoValidTarget)?;
+        if self.leader == Some(target) {
+            return Ok(());
+        }
+        self.leader = None;
+        self.etcd_leader = Some(target);
+        self.election = Some((now + delay, Some(target)));
+        Ok(())
+    }
+
+    /// `POST /leader/resign`: leadership moves to a random other member, if any.
+    pub fn resign(&mut self, now: SimInstant, delay: std::time::Duration, rng: &mut StdRng) {
+        let others: Vec<String> = self
+            .list
+            .iter()
+            .filter(|m| m.running && m.in_etcd && Some(m.member_id) != self.leader)
+            .map(|m| m.name.clone())
+            .collect();
+        if others.is_empty() {
+            return;
+        }
+        let target = others[rng.random_range(0..others.len())].clone();
+        let _ = self.transfer(&target, now, delay);
+    }
+
+    /// Removes a member from etcd. Its process exits (etcd stops a removed member).
+    pub fn remove(&mut self, name: &str) -> Result<u64, MemberError> {
+        let member =
+            self.by_name_mut(name).filter(|m| m.in_etcd).ok_or_else(|| MemberError::NotFound(name.to_owned()))?;
+        member.in_etcd = false;
+        member.running = false;
+        Ok(member.member_id)
+    }
+
+    pub fn remove_by_id(&mut self, id: u64) -> Result<String, MemberError> {
+        let name = self.by_id(id).filter(|m| m.in_etcd).map(|m| m.name.clone()).ok_or(MemberError::IdNotFound(id))?;
+        self.remove(&name)?;
+        Ok(name)
+    }
+
+    pub fn set_priority(&mut self, name: &str, priority: i64) -> Result<(), MemberError> {
+        let member =
+            self.by_name_mut(name).filter(|m| m.in_etcd).ok_or_else(|| MemberError::NotFound(name.to_owned()))?;
+        member.leader_priority = priority;
+        Ok(())
+    }
+
+    /// The process stops (pod deleted, crash); data stays.
+    pub fn stop(&mut self, name: &str) -> Result<(), MemberError> {
+        let member = self.by_name_mut(name).ok_or_else(|| MemberError::NotFound(name.to_owned()))?;
+        member.running = false;
+        Ok(())
+    }
+
+    /// The process starts again with whatever data it has. With data, a member still in
+    /// etcd rejoins; a removed one cannot. Without data it joins as a new member (new ID).
+    pub fn start(&mut self, name: &str, now: SimInstant, new_id: u64) -> Result<(), MemberError> {
+        let quorum = self.has_quorum();
+        let member = self.by_name_mut(name).ok_or_else(|| MemberError::NotFound(name.to_owned()))?;
+        if member.running {
+            return Ok(());
+        }
+        match (member.in_etcd, member.has_data) {
+            (true, true) => {}
+            (false, true) => return Err(MemberError::Removed(name.to_owned())),
+            (true, false) => return Err(MemberError::Duplicated(name.to_owned())),
+            (false, false) => {
+                if !quorum {
+                    return Err(MemberError::NoQuorum);
+                }
+                member.member_id = new_id;
+                member.in_etcd = true;
+                member.has_data = true;
+            }
+        }
+        member.running = true;
+        member.started_at = now;
+        Ok(())
+    }
+
+    pub fn wipe(&mut self, name: &str) -> Result<(), MemberError> {
+        let member = self.by_name_mut(name).ok_or_else(|| MemberError::NotFound(name.to_owned()))?;
+        if member.running {
+            return Err(MemberError::Running(name.to_owned()));
+        }
+        member.has_data = false;
+        Ok(())
+    }
+
+    /// A brand-new member joining (`--join`): needs a quorum, like etcd's MemberAdd.
+    pub fn join(&mut self, member: Member, bootstrap: bool) -> Result<(), MemberError> {
+        if self.list.iter().any(|m| m.name == member.name) {
+            return Err(MemberError::Exists(member.name));
+        }
+        if !bootstrap && !self.has_quorum() {
+            return Err(MemberError::NoQuorum);
+        }
+        self.list.push(member);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use rand::SeedableRng;
+
+    use super::*;
+
+    fn members(n: usize) -> Members {
+        let mut m = Members::default();
+        for i in 0..n {
+            m.join(
+                Member {
+                    name: format!("pd-{i}"),
+                    member_id: 1 << 60 | i as u64,
+                    peer_urls: vec![],
+                    client_urls: vec![],
+                    leader_priority: 0,
+                    binary_version: String::new(),
+                    git_hash: String::new(),
+                    deploy_path: String::new(),
+                    running: true,
+                    has_data: true,
+                    in_etcd: true,
+                    started_at: SimInstant::default(),
+                },
+                true,
+            )
+            .unwrap();
+        }
+        m
+    }
+
+    fn settle(m: &mut Members, rng: &mut StdRng) {
+        m.reconcile(SimInstant::default(), Duration::ZERO);
+        m.campaign(rng);
+    }
+
+    #[test]
+    fn a_leader_needs_a_running_majority() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let mut m = members(3);
+        settle(&mut m, &mut rng);
+        assert!(m.leader.is_some());
+        m.stop("pd-0").unwrap();
+        m.stop("pd-1").unwrap();
+        settle(&mut m, &mut rng);
+        assert_eq!(m.leader, None);
+        m.start("pd-1", SimInstant::default(), 0).unwrap();
+        settle(&mut m, &mut rng);
+        assert!(m.leader_member().is_some_and(|l| l.name != "pd-0"));
+    }
+
+    #[test]
+    fn transfer_leaves_a_gap_then_elects_the_target() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let mut m = members(3);
+        settle(&mut m, &mut rng);
+        let target = m.list.iter().find(|x| Some(x.member_id) != m.leader).unwrap().name.clone();
+        m.transfer(&target, SimInstant::default(), Duration::from_secs(1)).unwrap();
+        assert_eq!(m.leader, None);
+        m.campaign(&mut rng);
+        assert_eq!(m.leader_member().unwrap().name, target);
+        assert_eq!(m.transfer("nope", SimInstant::default(), Duration::ZERO), Err(MemberError::NoValidTarget));
+    }
+
+    #[test]
+    fn a_removed_member_with_data_cannot_rejoin_but_a_wiped_one_joins_anew() {
+        let mut m = members(3);
+        let old = m.remove("pd-1").unwrap();
+        assert_eq!(m.start("pd-1", SimInstant::default(), 7), Err(MemberError::Removed("pd-1".into())));
+        m.wipe("pd-1").unwrap();
+        m.start("pd-1", SimInstant::default(), 7).unwrap();
+        assert_ne!(m.by_name("pd-1").unwrap().member_id, old);
+        assert_eq!(m.remove("nope"), Err(MemberError::NotFound("nope".into())));
+    }
+}

@@ -1,0 +1,125 @@
+//! State shared by every listener, the control handle and the background driver.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use sim_clock::SimClock;
+use tokio::sync::Notify;
+
+use crate::faults::Faults;
+use crate::model::Cluster;
+use crate::server::{Served, serve};
+use crate::tls::TlsAcceptor;
+
+pub struct Shared {
+    pub clock: SimClock,
+    model: Mutex<Cluster>,
+    /// Wakes the background driver after a change.
+    pub changed: Notify,
+    faults: Mutex<Faults>,
+    pub servers: tokio::sync::Mutex<Servers>,
+    pub tls: Option<Arc<TlsAcceptor>>,
+    pub host: IpAddr,
+}
+
+#[derive(Default)]
+pub struct Servers {
+    pub members: BTreeMap<String, Endpoint>,
+    pub status: BTreeMap<u64, Endpoint>,
+}
+
+/// A listening address that survives its process: a restart binds it again.
+pub struct Endpoint {
+    pub addr: SocketAddr,
+    pub served: Option<Served>,
+}
+
+fn relock<'a, T>(result: Result<MutexGuard<'a, T>, std::sync::PoisonError<MutexGuard<'a, T>>>) -> MutexGuard<'a, T> {
+    // Model updates keep it consistent between statements; a panicking test thread
+    // must not take every other request down with it.
+    result.unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Shared {
+    pub fn new(clock: SimClock, model: Cluster, faults: Faults, tls: Option<Arc<TlsAcceptor>>, host: IpAddr) -> Shared {
+        Shared {
+            clock,
+            model: Mutex::new(model),
+            changed: Notify::new(),
+            faults: Mutex::new(faults),
+            servers: tokio::sync::Mutex::new(Servers::default()),
+            tls,
+            host,
+        }
+    }
+
+    /// The model, caught up to the clock's now.
+    pub fn lock(&self) -> MutexGuard<'_, Cluster> {
+        let now = self.clock.now();
+        let mut model = relock(self.model.lock());
+        model.advance_to(now);
+        model
+    }
+
+    /// Runs a change on the model and wakes the driver.
+    pub fn mutate<R>(&self, change: impl FnOnce(&mut Cluster) -> R) -> R {
+        let result = change(&mut self.lock());
+        self.changed.notify_one();
+        result
+    }
+
+    pub fn faults(&self) -> MutexGuard<'_, Faults> {
+        relock(self.faults.lock())
+    }
+
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
+    /// Starts or stops listeners so they match which processes run in the model.
+    pub async fn sync_servers(self: &Arc<Self>) {
+        let (members, stores) = {
+            let model = self.lock();
+            let members: Vec<(String, bool)> =
+                model.members.list.iter().map(|m| (m.name.clone(), m.running && m.in_etcd)).collect();
+            let stores: BTreeMap<u64, bool> = model.stores.values().map(|s| (s.id, s.running)).collect();
+            (members, stores)
+        };
+        let mut servers = self.servers.lock().await;
+        for (name, want) in members {
+            let Some(endpoint) = servers.members.get_mut(&name) else { continue };
+            match (want, endpoint.served.is_some()) {
+                (true, false) => {
+                    let router =
+                        crate::api::router(crate::api::Ctx { shared: self.clone(), member: Some(name.clone()) });
+                    endpoint.served = rebind(endpoint.addr, router, self.tls.clone()).await;
+                }
+                (false, true) => endpoint.served = None,
+                _ => {}
+            }
+        }
+        servers.status.retain(|id, _| stores.contains_key(id));
+        for (id, endpoint) in servers.status.iter_mut() {
+            let want = stores.get(id).copied().unwrap_or(false);
+            match (want, endpoint.served.is_some()) {
+                (true, false) => {
+                    let router = crate::status_server::router(self.clone(), *id);
+                    endpoint.served = rebind(endpoint.addr, router, self.tls.clone()).await;
+                }
+                (false, true) => endpoint.served = None,
+                _ => {}
+            }
+        }
+    }
+}
+
+async fn rebind(addr: SocketAddr, router: axum::Router, tls: Option<Arc<TlsAcceptor>>) -> Option<Served> {
+    match serve(addr, router, tls).await {
+        Ok(served) => Some(served),
+        Err(error) => {
+            tracing::warn!(%addr, %error, "could not listen again on the same address");
+            None
+        }
+    }
+}
