@@ -16,7 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
     namespaced,
     status = "ClusterStatus",
     shortname = "tkc",
-    category = "tikv",
+    category = "tikv-cluster",
     printcolumn(name = "PD", type_ = "string", json_path = ".status.pd"),
     printcolumn(name = "Paused", type_ = "boolean", json_path = ".spec.paused"),
     printcolumn(name = "Progressing", type_ = "string", json_path = r#".status.conditions[?(@.type=="Progressing")].status"#),

@@ -168,7 +168,7 @@ fn crds_have_the_names_scopes_and_subresources_kubectl_relies_on() {
         assert_eq!(crd.spec.scope, "Namespaced");
         assert_eq!(crd.spec.names.kind, kind);
         assert_eq!(crd.spec.names.short_names.clone().unwrap_or_default(), short_names);
-        assert_eq!(crd.spec.names.categories.clone().unwrap_or_default(), vec!["tikv".to_string()]);
+        assert_eq!(crd.spec.names.categories.clone().unwrap_or_default(), vec!["tikv-cluster".to_string()]);
         assert_eq!(crd.spec.versions.len(), 1);
         let version = &crd.spec.versions[0];
         assert_eq!(version.name, "v1alpha1");
@@ -186,6 +186,28 @@ fn crds_have_the_names_scopes_and_subresources_kubectl_relies_on() {
         }
         let columns: Vec<_> = version.additional_printer_columns.iter().flatten().map(|c| c.name.as_str()).collect();
         assert!(columns.contains(&"Ready") && columns.contains(&"Age"), "{kind} columns: {columns:?}");
+    }
+}
+
+#[test]
+fn categories_do_not_shadow_resource_names() {
+    // kubectl expands a category before it resolves resource names, so a category named
+    // like a resource would make `kubectl get <resource>` list the whole category.
+    let all = crds::all();
+    let names: Vec<String> = all
+        .iter()
+        .flat_map(|crd| {
+            let n = &crd.spec.names;
+            let mut names = vec![n.plural.clone(), n.kind.to_lowercase()];
+            names.extend(n.singular.clone());
+            names.extend(n.short_names.clone().unwrap_or_default());
+            names
+        })
+        .collect();
+    for crd in &all {
+        for category in crd.spec.names.categories.iter().flatten() {
+            assert!(!names.contains(category), "category {category} shadows a resource name");
+        }
     }
 }
 
