@@ -254,6 +254,31 @@ async fn errors_have_pd_statuses_and_texts() {
     assert_eq!(reply.status, 404);
 }
 
+/// tikv/pd server/api/store.go `SetStoreLabel` / `DeleteStoreLabel` and
+/// server/cluster/cluster.go `UpdateStoreLabels` / `DeleteStoreLabel`: an unknown store is
+/// a 500 `ErrInvalidStoreID`, a missing key a 500, `engine` a structured 400.
+#[tokio::test]
+async fn store_label_set_and_delete_follow_pd() {
+    let env = fast(1, 1).await;
+    let invalid = pd_string("[PD:cluster:ErrInvalidStoreID]invalid store id 77, not found");
+    let reply = env.post("/pd/api/v1/store/77/label", r#"{"zone":"z1"}"#).await;
+    assert_eq!((reply.status, reply.text.as_str()), (500, invalid.as_str()));
+    let path = format!("/pd/api/v1/store/{}/label", env.id(1));
+    env.post(&path, r#"{"zone":"z1","host":"h1"}"#).await;
+    let reply = env.send(reqwest::Method::DELETE, format!("{}{path}", env.sim.url()), Some(r#""host""#)).await;
+    let deleted = pd_string(&format!("The label host is deleted for store {}.", env.id(1)));
+    assert_eq!((reply.status, reply.text.as_str()), (200, deleted.as_str()));
+    assert_eq!(env.store(env.id(1)).await["store"]["labels"], serde_json::json!([{"key": "zone", "value": "z1"}]));
+    let reply = env.send(reqwest::Method::DELETE, format!("{}{path}", env.sim.url()), Some(r#""host""#)).await;
+    assert_eq!((reply.status, reply.text.as_str()), (500, pd_string("the label key host does not exist").as_str()));
+    let reply = env.send(reqwest::Method::DELETE, format!("{}{path}", env.sim.url()), Some(r#""engine""#)).await;
+    assert_eq!((reply.status, reply.json()["code"].as_str()), (400, Some("input")));
+    let reply = env
+        .send(reqwest::Method::DELETE, format!("{}/pd/api/v1/store/77/label", env.sim.url()), Some(r#""zone""#))
+        .await;
+    assert_eq!((reply.status, reply.text.as_str()), (500, invalid.as_str()));
+}
+
 #[tokio::test]
 async fn evict_leader_scheduler_api_follows_pd() {
     let env = fast(3, 3).await;
@@ -268,6 +293,12 @@ async fn evict_leader_scheduler_api_follows_pd() {
         (second.as_str(), 200, "The scheduler has been applied to the store."),
         (second.as_str(), 200, "The scheduler has been applied to the store."),
         (r#"{"name": "balance-leader-scheduler"}"#, 400, "[PD:scheduler:ErrSchedulerExisted]scheduler existed"),
+        // The scheduler exists: the inner config answer's body, quotes and newline included.
+        (
+            r#"{"name": "evict-leader-scheduler", "store_id": 42}"#,
+            500,
+            "\\\"[PD:core:ErrStoreNotFound]store 42 not found\\\"\\n",
+        ),
     ];
     for (body, status, text) in cases {
         let reply = env.post("/pd/api/v1/schedulers", body).await;

@@ -310,6 +310,15 @@ mod tests {
         assert!(matches!(e, PdError::StoreDestroyed { store_id: 4, .. }));
     }
 
+    /// tikv/pd server/api/scheduler.go `CreateScheduler` with the evict-leader scheduler in
+    /// place: the internal config call's body becomes the 500's message, quotes included.
+    #[test]
+    fn evict_leader_add_of_an_unknown_store_through_the_existing_scheduler_is_not_found() {
+        let body = "\"\\\"[PD:core:ErrStoreNotFound]store 9 not found\\\"\\n\"\n";
+        let e = c(500, body, Subject::Store(9));
+        assert!(matches!(e, PdError::NotFound { subject: Subject::Store(9), .. }), "{e:?}");
+    }
+
     #[test]
     fn not_bootstrapped() {
         let e = c(

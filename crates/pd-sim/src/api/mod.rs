@@ -63,7 +63,7 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/stores/progress", get(stores::progress))
         .route("/store/{id}", get(stores::get).delete(stores::delete))
         .route("/store/{id}/state", post(stores::set_state))
-        .route("/store/{id}/label", post(stores::set_labels))
+        .route("/store/{id}/label", post(stores::set_labels).delete(stores::delete_label))
         .route("/schedulers", get(schedulers::list).post(schedulers::create))
         .route("/schedulers/{name}", delete(schedulers::delete))
         .route("/scheduler-config/evict-leader-scheduler/list", get(schedulers::evict_config))

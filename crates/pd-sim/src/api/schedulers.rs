@@ -7,6 +7,7 @@ use rand::seq::SliceRandom;
 
 use super::error::{ApiError, ApiResult, PAGE_NOT_FOUND, message, ok, parse_u64};
 use super::{Ctx, bootstrapped};
+use crate::format::go_json;
 use crate::model::{Cluster, DEFAULT_SCHEDULERS, EVICT_LEADER, EvictLeader, StoreError};
 
 const DEFAULT_BATCH: usize = 3;
@@ -60,7 +61,13 @@ pub async fn create(State(ctx): State<Ctx>, body: Bytes) -> ApiResult {
         bootstrapped(c)?;
         if name == EVICT_LEADER {
             let store = store_id_field(&input)?;
-            return evict_add(c, store);
+            // With the scheduler in place PD posts to its config handler and answers 500
+            // with that answer's whole body as the message (server/handler.go
+            // `RedirectSchedulerUpdate`, apiutil `checkResponse`).
+            return evict_add(c, store).map_err(|e| match e {
+                ApiError::Json(StatusCode::INTERNAL_SERVER_ERROR, msg) => ApiError::internal(go_json(&msg)),
+                other => other,
+            });
         }
         if !DEFAULT_SCHEDULERS.contains(&name.as_str()) {
             return Err(ApiError::bad_request("unknown scheduler"));

@@ -104,7 +104,7 @@ pub async fn set_labels(
     ctx.shared.mutate(|c| {
         bootstrapped(c)?;
         let id = store_id(&id)?;
-        let store = c.stores.get_mut(&id).ok_or_else(|| ApiError::internal(StoreError::NotFound(id).to_string()))?;
+        let store = c.stores.get_mut(&id).ok_or_else(|| ApiError::internal(invalid_store_id(id)))?;
         if replace {
             store.labels.clear();
         }
@@ -118,6 +118,35 @@ pub async fn set_labels(
         Ok::<_, ApiError>(())
     })?;
     message("The store's label is updated.")
+}
+
+/// PD's `UpdateStoreLabels` / `DeleteStoreLabel` error for an unknown store (a 500).
+fn invalid_store_id(id: u64) -> String {
+    format!("[PD:cluster:ErrInvalidStoreID]invalid store id {id}, not found")
+}
+
+/// `DELETE /store/{id}/label` with the key as a JSON string body.
+pub async fn delete_label(State(ctx): State<Ctx>, Path(id): Path<String>, body: Bytes) -> ApiResult {
+    let key: String = serde_json::from_slice(&body).map_err(|e| ApiError::Input(e.to_string()))?;
+    if !valid_label(&key) {
+        return Err(ApiError::Input(format!("invalid label key {key:?}")));
+    }
+    if key == "engine" {
+        return Err(ApiError::Input("can't modify label key \"engine\"".into()));
+    }
+    let id = ctx.shared.mutate(|c| {
+        bootstrapped(c)?;
+        let id = store_id(&id)?;
+        let store = c.stores.get_mut(&id).ok_or_else(|| ApiError::internal(invalid_store_id(id)))?;
+        let before = store.labels.len();
+        store.labels.retain(|l| l.key != key);
+        if store.labels.len() == before {
+            return Err(ApiError::internal(format!("the label key {key} does not exist")));
+        }
+        c.poke();
+        Ok::<_, ApiError>(id)
+    })?;
+    message(&format!("The label {key} is deleted for store {id}."))
 }
 
 fn valid_label(text: &str) -> bool {

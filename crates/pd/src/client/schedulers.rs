@@ -23,8 +23,9 @@ impl PdClient {
 
     /// `POST /schedulers` `{"name":"evict-leader-scheduler","store_id":N}`: start moving
     /// leaders off the store. Adding a store that is already evicted answers 200 too.
-    /// An unknown store is [`NotFound`](crate::PdError::NotFound) when the scheduler does not exist yet;
-    /// when it does, PD answers a 500 that says less.
+    /// An unknown store is [`NotFound`](crate::PdError::NotFound): PD's 400 `ErrStoreNotFound`
+    /// when the scheduler does not exist yet; when it does, PD's 500 whose message is the
+    /// internal config call's body, which still carries `ErrStoreNotFound`.
     pub async fn add_evict_leader(&self, store_id: u64) -> Result<()> {
         let call = Call::write(Method::POST, "/pd/api/v1/schedulers")
             .subject(Subject::Store(store_id))
