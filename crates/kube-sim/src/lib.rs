@@ -53,6 +53,7 @@
 //! 500 / hangs for chosen requests, delays or drops watches, and compacts history.
 
 pub mod api;
+pub mod cluster;
 pub mod controllers;
 mod convert;
 pub mod error;
@@ -109,6 +110,9 @@ pub struct Config {
     pub seed: u64,
     /// How often watches with `allowWatchBookmarks` get a bookmark (real time).
     pub bookmark_interval: Duration,
+    /// The simulated rest of a cluster (scheduler, kubelet, volumes, DNS); `None` serves
+    /// the API alone. Its `nodes`/`zones` are taken from this config.
+    pub cluster: Option<cluster::ClusterConfig>,
 }
 
 impl Default for Config {
@@ -124,6 +128,7 @@ impl Default for Config {
             garbage_collection: true,
             seed: 0,
             bookmark_interval: Duration::from_secs(60),
+            cluster: None,
         }
     }
 }
@@ -138,6 +143,7 @@ pub struct KubeSim {
     shutdown_tx: tokio::sync::watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
     controllers: tokio::task::JoinHandle<()>,
+    cluster: Option<cluster::SimulatedCluster>,
 }
 
 impl KubeSim {
@@ -172,7 +178,11 @@ impl KubeSim {
             }
         });
         let controllers = tokio::spawn(controllers::run(store.clone(), config.garbage_collection, shutdown_rx));
-        Ok(KubeSim { url, addr, kubeconfig, store, config, shutdown_tx, server, controllers })
+        let cluster = config.cluster.clone().map(|cluster| {
+            let cluster = cluster::ClusterConfig { nodes: config.nodes, zones: config.zones, ..cluster };
+            cluster::SimulatedCluster::start(store.clone(), cluster)
+        });
+        Ok(KubeSim { url, addr, kubeconfig, store, config, shutdown_tx, server, controllers, cluster })
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -208,8 +218,16 @@ impl KubeSim {
         &self.store
     }
 
+    /// The simulated cluster, when [`Config::cluster`] asked for one.
+    pub fn cluster(&self) -> Option<&cluster::SimulatedCluster> {
+        self.cluster.as_ref()
+    }
+
     /// Stops serving: open watches and hung requests end, the controllers stop.
     pub async fn shutdown(self) {
+        if let Some(cluster) = self.cluster {
+            cluster.shutdown().await;
+        }
         let _ = self.shutdown_tx.send(true);
         let _ = self.server.await;
         let _ = self.controllers.await;

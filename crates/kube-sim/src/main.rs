@@ -22,6 +22,9 @@ struct Args {
     /// Zones to spread the nodes over.
     #[arg(long, default_value_t = 1)]
     zones: u32,
+    /// Serve the API alone: no scheduler, kubelet, volume provisioner or DNS.
+    #[arg(long)]
+    api_only: bool,
 }
 
 #[tokio::main]
@@ -33,6 +36,7 @@ async fn main() -> anyhow::Result<()> {
         speed: args.speed,
         nodes: args.nodes,
         zones: args.zones,
+        cluster: (!args.api_only).then(kube_sim::cluster::ClusterConfig::default),
         ..kube_sim::Config::default()
     };
     let sim = kube_sim::KubeSim::start(config).await?;

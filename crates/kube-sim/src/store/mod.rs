@@ -2,6 +2,7 @@
 //! a bounded history of changes (for watches, exact lists and the controllers), and the
 //! write semantics of kube-apiserver (see [`ops`]).
 
+mod admission;
 mod client;
 mod list;
 mod ops;

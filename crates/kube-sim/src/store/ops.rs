@@ -449,6 +449,9 @@ pub(crate) fn create_locked(
     if is_gr(info, "", "services") {
         allocate_cluster_ip(st, &mut obj);
     }
+    if is_gr(info, "", "persistentvolumeclaims") {
+        super::admission::default_storage_class(st, &mut obj);
+    }
     let is_crd = is_gr(info, "apiextensions.k8s.io", "customresourcedefinitions");
     if is_crd {
         prepare_crd(&mut obj, wall);
@@ -724,6 +727,9 @@ pub(crate) fn update_locked(
         }
     }
     errs.extend(validation::validate_update(info, &old, &new));
+    if is_gr(info, "", "persistentvolumeclaims") && sub.is_none() {
+        super::admission::claim_resize(st, name, &old, &new)?;
+    }
     if is_gr(info, "apiextensions.k8s.io", "customresourcedefinitions") {
         errs.extend(validate_crd(&new));
     }

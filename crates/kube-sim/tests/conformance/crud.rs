@@ -2,6 +2,7 @@
 //! patch kinds, selectors, pagination, immutable fields.
 
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
@@ -138,14 +139,38 @@ async fn json_patch_test_quirk_and_strategic_merge_on_pods() {
 #[tokio::test]
 async fn pvc_spec_is_immutable_except_growing_storage() {
     let s = Sim::start().await;
-    let api: Api<PersistentVolumeClaim> = Api::default_namespaced(s.client.clone());
-    let pvc: PersistentVolumeClaim = serde_json::from_value(json!({"metadata": {"name": "data"}, "spec": {
-        "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}))
-    .unwrap();
-    api.create(&PostParams::default(), &pvc).await.unwrap();
-    api.patch_status("data", &PatchParams::default(), &Patch::Merge(json!({"status": {"phase": "Bound"}})))
-        .await
+    let classes: Api<StorageClass> = Api::all(s.client.clone());
+    for (name, expandable) in [("expandable", true), ("fixed", false)] {
+        let class: StorageClass = serde_json::from_value(json!({"metadata": {"name": name},
+            "provisioner": "example.com/csi", "allowVolumeExpansion": expandable}))
         .unwrap();
+        classes.create(&PostParams::default(), &class).await.unwrap();
+    }
+    let api: Api<PersistentVolumeClaim> = Api::default_namespaced(s.client.clone());
+    for (name, class) in [("data", "expandable"), ("pinned", "fixed")] {
+        let pvc: PersistentVolumeClaim = serde_json::from_value(json!({"metadata": {"name": name}, "spec": {
+            "storageClassName": class, "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}))
+        .unwrap();
+        api.create(&PostParams::default(), &pvc).await.unwrap();
+        api.patch_status(name, &PatchParams::default(), &Patch::Merge(json!({"status": {"phase": "Bound"}})))
+            .await
+            .unwrap();
+    }
+    // The PersistentVolumeClaimResize admission plugin: only an expandable class may grow.
+    let e = api_err(
+        api.patch(
+            "pinned",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"resources": {"requests": {"storage": "2Gi"}}}})),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(e.code, 403);
+    assert_eq!(
+        e.message,
+        "persistentvolumeclaims \"pinned\" is forbidden: only dynamically provisioned pvc can be resized and the storageclass that provisions the pvc must support resize"
+    );
     let grown = api
         .patch(
             "data",

@@ -1,0 +1,993 @@
+//! The kubelets (`kubelet/<node>`): one loop acting for every Ready node.
+//!
+//! A bound pod waits (ContainerCreating, `FailedMount` Events) until its claims are
+//! Bound and the ConfigMaps/Secrets it mounts exist; then it gets a sandbox with a pod
+//! IP from 127.1.0.0/16, and after [`Timings::container_start`] its containers start:
+//! through the [`runtime`](super::runtime) registered for the image, or as a default
+//! process that runs until stopped. Readiness follows the readiness probe's
+//! `initialDelaySeconds` and `periodSeconds`, asking the process. A container that
+//! exits is restarted per `restartPolicy`, the first time at once, then with
+//! CrashLoopBackOff (10 s doubling to 5 min, reset after 10 min of running). A pod
+//! with a deletionTimestamp gets its preStop hooks and SIGTERM within the grace period,
+//! SIGKILL after it, a final status, and is deleted with grace 0. ConfigMap and Secret
+//! changes reach running processes after [`Timings::config_sync`].
+//!
+//! Simplified: init containers complete at once and are not given to runtimes;
+//! liveness and startup probes are not run; a shortened grace period of a pod already
+//! terminating is not applied; no image pulls fail.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sim_clock::{SimClock, SimInstant};
+use tokio::sync::{mpsc, watch};
+
+use super::dns::Dns;
+use super::events::{EventType, Recorder, Source};
+use super::ipam::Pool;
+use super::objects::{CONFIGMAPS, NODES, PODS, SECRETS, get, list, now_time, set_condition, str_of};
+use super::runtime::{
+    ContainerContext, ContainerExit, ContainerProcess, ExitReporter, MountSource, RuntimeRegistry, StopReason,
+    StopRequest, container_mounts, resolve_env, resolve_volume,
+};
+use super::{Timings, Wake, earliest};
+use crate::store::{DeleteOptions, Store};
+
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+const BACKOFF_RESET: Duration = Duration::from_secs(600);
+
+#[derive(Debug)]
+pub(crate) enum Msg {
+    Started { uid: String, container: String, generation: u64, result: Result<Arc<dyn ContainerProcess>, String> },
+    Exited { uid: String, container: String, generation: u64, exit: ContainerExit },
+    Terminated { uid: String, exits: Vec<(String, ContainerExit)> },
+}
+
+impl std::fmt::Debug for dyn ContainerProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ContainerProcess")
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Phase {
+    Waiting { reason: String, message: String },
+    Starting,
+    Running { started_at: String, since: SimInstant },
+    Terminated(Value),
+}
+
+struct Container {
+    name: String,
+    image: String,
+    spec: Value,
+    phase: Phase,
+    restart_count: u32,
+    last: Option<Value>,
+    process: Option<Arc<dyn ContainerProcess>>,
+    generation: u64,
+    ready: bool,
+    next_start: Option<SimInstant>,
+    next_probe: Option<SimInstant>,
+    backoff: u32,
+    ever_started: bool,
+}
+
+impl Container {
+    fn id(&self, uid: &str) -> String {
+        format!("containerd://{}", hex64(&format!("{uid}/{}/{}", self.name, self.restart_count)))
+    }
+}
+
+struct PodState {
+    ns: String,
+    name: String,
+    uid: String,
+    node: String,
+    ip: Option<Ipv4Addr>,
+    sandbox_at: Option<SimInstant>,
+    start_time: Option<String>,
+    containers: Vec<Container>,
+    init: Vec<String>,
+    terminating: bool,
+    exits: Option<Vec<(String, ContainerExit)>>,
+    mount_warned: Option<(String, SimInstant)>,
+    config_versions: BTreeMap<String, String>,
+    reload_due: Option<SimInstant>,
+    lost: bool,
+}
+
+/// A stable 64-hex-digit digest (FNV-1a, four lanes) for container and image ids.
+fn hex64(s: &str) -> String {
+    (0..4u64)
+        .map(|lane| {
+            let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ lane;
+            for b in s.bytes() {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+            format!("{h:016x}")
+        })
+        .collect()
+}
+
+/// Go's `time.Duration` formatting for whole seconds (`10s`, `1m20s`, `5m0s`).
+pub fn go_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if s < 60 { format!("{s}s") } else { format!("{}m{}s", s / 60, s % 60) }
+}
+
+/// The delay before restart number `n` (0-based count of earlier back-offs).
+pub fn backoff_delay(n: u32) -> Duration {
+    if n == 0 {
+        return Duration::ZERO;
+    }
+    Duration::from_secs(10).saturating_mul(1u32 << (n - 1).min(10)).min(MAX_BACKOFF)
+}
+
+fn image_id(image: &str) -> String {
+    let short = super::runtime::strip_registry(image);
+    let repo = short.split('@').next().unwrap_or(short);
+    let repo = match repo.rsplit_once(':') {
+        Some((r, tag)) if !tag.contains('/') => r,
+        _ => repo,
+    };
+    let repo = if repo.contains('/') { format!("docker.io/{repo}") } else { format!("docker.io/library/{repo}") };
+    format!("{repo}@sha256:{}", hex64(image))
+}
+
+/// Seconds a preStop handler that the kubelet can time itself takes: the `sleep`
+/// action, or `exec` of `sleep N` (also through `sh -c`).
+pub fn pre_stop_sleep(handler: &Value) -> Option<Duration> {
+    if let Some(s) = handler["sleep"]["seconds"].as_u64() {
+        return Some(Duration::from_secs(s));
+    }
+    let cmd: Vec<&str> = handler["exec"]["command"].as_array()?.iter().filter_map(Value::as_str).collect();
+    let line = match cmd.as_slice() {
+        [sh, "-c", script] if sh.ends_with("sh") => script.to_string(),
+        parts => parts.join(" "),
+    };
+    let mut words = line.split_whitespace();
+    (words.next()? == "sleep").then_some(())?;
+    let secs: f64 = words.next()?.trim_end_matches('s').parse().ok()?;
+    words.next().is_none().then(|| Duration::from_secs_f64(secs.max(0.0)))
+}
+
+struct Kubelet {
+    store: Store,
+    runtimes: RuntimeRegistry,
+    dns: Dns,
+    timings: Timings,
+    recorder: Recorder,
+    tx: mpsc::UnboundedSender<Msg>,
+    pool: Pool,
+    pods: HashMap<String, PodState>,
+}
+
+fn restart_policy(pod: &Value) -> &str {
+    pod["spec"]["restartPolicy"].as_str().unwrap_or("Always")
+}
+
+impl Kubelet {
+    fn clock(&self) -> &SimClock {
+        self.store.clock()
+    }
+
+    fn event(&self, st: &PodState, pod: &Value, container: Option<&str>, ty: EventType, reason: &str, message: &str) {
+        let _ = container;
+        self.recorder.record(&Source::kubelet(&st.node), pod, ty, reason, message);
+    }
+
+    fn pass(&mut self) -> Option<SimInstant> {
+        let now = self.clock().now();
+        let nodes: HashMap<String, Value> = list(&self.store, NODES, None)
+            .into_iter()
+            .map(|n| (str_of(&n, &["metadata", "name"]).to_string(), n))
+            .collect();
+        let pods = list(&self.store, PODS, None);
+        let mut seen = HashSet::new();
+        let mut next = None;
+        let mut missing_nodes = HashSet::new();
+        for pod in &pods {
+            let node = str_of(pod, &["spec", "nodeName"]);
+            if node.is_empty() {
+                continue;
+            }
+            let uid = str_of(pod, &["metadata", "uid"]).to_string();
+            seen.insert(uid.clone());
+            if let Some(ip) = str_of(pod, &["status", "podIP"]).parse::<Ipv4Addr>().ok()
+                && !self.pods.contains_key(&uid)
+            {
+                self.pool.reserve(ip);
+            }
+            let Some(node_obj) = nodes.get(node) else {
+                missing_nodes.insert(node.to_string());
+                if let Some(st) = self.pods.get_mut(&uid) {
+                    for c in &mut st.containers {
+                        if let Some(p) = c.process.take() {
+                            p.kill();
+                        }
+                    }
+                    st.lost = true;
+                }
+                continue;
+            };
+            if !super::nodes::node_ready(node_obj) {
+                continue;
+            }
+            let st = self.pods.entry(uid.clone()).or_insert_with(|| new_state(pod));
+            if st.lost {
+                continue;
+            }
+            let mut st = std::mem::replace(st, new_state(pod));
+            let due = self.sync(&mut st, pod, node_obj, now);
+            next = earliest(next, due);
+            self.pods.insert(uid, st);
+        }
+        for node in missing_nodes {
+            super::nodes::mark_pods_not_ready(&self.store, &node);
+        }
+        let gone: Vec<String> = self.pods.keys().filter(|u| !seen.contains(*u)).cloned().collect();
+        for uid in gone {
+            if let Some(st) = self.pods.remove(&uid) {
+                for c in st.containers {
+                    if let Some(p) = c.process {
+                        p.kill();
+                    }
+                }
+                if let Some(ip) = st.ip {
+                    self.pool.release(ip);
+                }
+            }
+        }
+        next
+    }
+
+    fn sync(&mut self, st: &mut PodState, pod: &Value, node: &Value, now: SimInstant) -> Option<SimInstant> {
+        if crate::meta::is_deleting(pod) {
+            self.terminate(st, pod);
+            return None;
+        }
+        if super::objects::is_terminal(pod) {
+            return None;
+        }
+        let mut next = None;
+        // Volumes first: the sandbox is created only once everything mounts.
+        let mut volumes = BTreeMap::new();
+        let mut failures = Vec::new();
+        for v in pod["spec"]["volumes"].as_array().into_iter().flatten() {
+            match resolve_volume(&self.store, pod, v) {
+                Ok(src) => {
+                    volumes.insert(str_of(v, &["name"]).to_string(), src);
+                }
+                Err(e) => failures.push(e),
+            }
+        }
+        if let Some(first) = failures.first() {
+            let due = match &st.mount_warned {
+                Some((m, at)) if m == first => now >= *at + self.timings.mount_retry,
+                _ => true,
+            };
+            if due {
+                self.event(st, pod, None, EventType::Warning, "FailedMount", first);
+                st.mount_warned = Some((first.clone(), now));
+            }
+            next = st.mount_warned.as_ref().map(|(_, at)| *at + self.timings.mount_retry);
+            self.write_status(st, pod, node);
+            return next;
+        }
+        st.mount_warned = None;
+        if st.ip.is_none() {
+            st.ip = self.pool.allocate();
+            st.sandbox_at = Some(now);
+            st.start_time = Some(now_time(&self.store));
+            st.config_versions = self.config_versions(pod);
+        }
+        let ready_at = st.sandbox_at.map(|t| t + self.timings.container_start);
+        for i in 0..st.containers.len() {
+            let c = &st.containers[i];
+            let start_now = match &c.phase {
+                Phase::Waiting { .. } if !c.ever_started => ready_at.is_some_and(|t| now >= t),
+                Phase::Waiting { .. } => c.next_start.is_none_or(|t| now >= t),
+                _ => false,
+            };
+            if start_now {
+                self.start_container(st, i, pod, node, &volumes);
+            } else if let Phase::Waiting { .. } = &st.containers[i].phase {
+                next =
+                    earliest(next, if st.containers[i].ever_started { st.containers[i].next_start } else { ready_at });
+            }
+            let c = &mut st.containers[i];
+            if let Phase::Running { since, .. } = &c.phase {
+                let since = *since;
+                if now >= since + BACKOFF_RESET {
+                    c.backoff = 0;
+                }
+                let probe = &c.spec["readinessProbe"];
+                if probe.is_object() {
+                    let first = since + Duration::from_secs(probe["initialDelaySeconds"].as_u64().unwrap_or(0));
+                    let period = Duration::from_secs(probe["periodSeconds"].as_u64().unwrap_or(10).max(1));
+                    if now >= first && c.next_probe.is_none_or(|t| now >= t) {
+                        c.ready = c.process.as_ref().is_none_or(|p| p.ready());
+                        c.next_probe = Some(now + period);
+                    }
+                    next = earliest(next, Some(c.next_probe.unwrap_or(first).max(first)));
+                } else {
+                    c.ready = true;
+                }
+            }
+        }
+        next = earliest(next, self.config_reload(st, pod, &volumes, now));
+        self.write_status(st, pod, node);
+        next
+    }
+
+    fn config_versions(&self, pod: &Value) -> BTreeMap<String, String> {
+        let ns = str_of(pod, &["metadata", "namespace"]);
+        let mut out = BTreeMap::new();
+        for v in pod["spec"]["volumes"].as_array().into_iter().flatten() {
+            let mut refs = Vec::new();
+            if let Some(n) = v["configMap"]["name"].as_str() {
+                refs.push((CONFIGMAPS, n));
+            }
+            if let Some(n) = v["secret"]["secretName"].as_str() {
+                refs.push((SECRETS, n));
+            }
+            for s in v["projected"]["sources"].as_array().into_iter().flatten() {
+                if let Some(n) = s["configMap"]["name"].as_str() {
+                    refs.push((CONFIGMAPS, n));
+                }
+                if let Some(n) = s["secret"]["name"].as_str() {
+                    refs.push((SECRETS, n));
+                }
+            }
+            for (res, n) in refs {
+                let rv = get(&self.store, res, Some(ns), n)
+                    .map(|o| str_of(&o, &["metadata", "resourceVersion"]).to_string());
+                out.insert(format!("{}/{n}", res.plural), rv.unwrap_or_default());
+            }
+        }
+        out
+    }
+
+    fn config_reload(
+        &mut self,
+        st: &mut PodState,
+        pod: &Value,
+        volumes: &BTreeMap<String, MountSource>,
+        now: SimInstant,
+    ) -> Option<SimInstant> {
+        let current = self.config_versions(pod);
+        if current == st.config_versions {
+            st.reload_due = None;
+            return None;
+        }
+        let due = *st.reload_due.get_or_insert(now + self.timings.config_sync);
+        if now < due {
+            return Some(due);
+        }
+        st.config_versions = current;
+        st.reload_due = None;
+        for c in &st.containers {
+            let Some(p) = &c.process else { continue };
+            let mounts = container_mounts(&c.spec, volumes);
+            let updatable = mounts.iter().any(|m| m.sub_path.is_none() && m.source.files().is_some());
+            if updatable {
+                tokio::spawn(p.config_changed(mounts));
+            }
+        }
+        None
+    }
+
+    fn start_container(
+        &mut self,
+        st: &mut PodState,
+        i: usize,
+        pod: &Value,
+        node: &Value,
+        volumes: &BTreeMap<String, MountSource>,
+    ) {
+        let spec = st.containers[i].spec.clone();
+        let name = st.containers[i].name.clone();
+        let image = st.containers[i].image.clone();
+        let mut pod_view = pod.clone();
+        if let Some(ip) = st.ip {
+            pod_view["status"]["podIP"] = json!(ip.to_string());
+        }
+        let env = match resolve_env(&self.store, &pod_view, &spec) {
+            Ok(env) => env,
+            Err(e) => {
+                let c = &mut st.containers[i];
+                let message = e.0;
+                if !matches!(&c.phase, Phase::Waiting { reason, message: m } if reason == "CreateContainerConfigError" && *m == message)
+                {
+                    self.event(st, pod, Some(&name), EventType::Warning, "Failed", &format!("Error: {message}"));
+                }
+                let c = &mut st.containers[i];
+                c.phase = Phase::Waiting { reason: "CreateContainerConfigError".into(), message };
+                c.next_start = Some(self.clock().now() + Duration::from_secs(10));
+                return;
+            }
+        };
+        let pull = spec["imagePullPolicy"].as_str().unwrap_or("IfNotPresent");
+        if pull == "Always" {
+            self.event(st, pod, Some(&name), EventType::Normal, "Pulling", &format!("Pulling image \"{image}\""));
+            self.event(
+                st,
+                pod,
+                Some(&name),
+                EventType::Normal,
+                "Pulled",
+                &format!(
+                    "Successfully pulled image \"{image}\" in 1s (1s including waiting). Image size: 104857600 bytes."
+                ),
+            );
+        } else {
+            self.event(
+                st,
+                pod,
+                Some(&name),
+                EventType::Normal,
+                "Pulled",
+                &format!("Container image \"{image}\" already present on machine"),
+            );
+        }
+        self.event(st, pod, Some(&name), EventType::Normal, "Created", &format!("Created container: {name}"));
+        let c = &mut st.containers[i];
+        c.generation += 1;
+        c.ever_started = true;
+        c.next_start = None;
+        c.next_probe = None;
+        c.ready = false;
+        let Some(runtime) = self.runtimes.for_image(&image) else {
+            c.phase = Phase::Running { started_at: now_time(&self.store), since: self.clock().now() };
+            self.event(st, pod, Some(&name), EventType::Normal, "Started", &format!("Started container {name}"));
+            return;
+        };
+        c.phase = Phase::Starting;
+        let expand = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(|s| super::runtime::expand(s, &env))
+                .collect()
+        };
+        let typed_pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(pod_view.clone()).unwrap_or_default();
+        let typed_container: k8s_openapi::api::core::v1::Container =
+            serde_json::from_value(spec.clone()).unwrap_or_default();
+        let ctx = ContainerContext {
+            namespace: st.ns.clone(),
+            pod_name: st.name.clone(),
+            pod_uid: st.uid.clone(),
+            pod: Arc::new(typed_pod),
+            command: expand(&spec["command"]),
+            args: expand(&spec["args"]),
+            container: typed_container,
+            env: env.clone(),
+            mounts: container_mounts(&spec, volumes),
+            pod_ip: st.ip.unwrap_or(Ipv4Addr::LOCALHOST),
+            host_ip: host_ip(node),
+            node: st.node.clone(),
+            restart_count: c.restart_count,
+            exit: ExitReporter {
+                tx: self.tx.clone(),
+                uid: st.uid.clone(),
+                container: name.clone(),
+                generation: c.generation,
+            },
+            dns: self.dns.clone(),
+            clock: self.clock().clone(),
+        };
+        let tx = self.tx.clone();
+        let (uid, generation) = (st.uid.clone(), c.generation);
+        tokio::spawn(async move {
+            let result = runtime.start(ctx).await;
+            let _ = tx.send(Msg::Started { uid, container: name, generation, result });
+        });
+    }
+
+    fn on_message(&mut self, msg: Msg) {
+        let now = self.clock().now();
+        match msg {
+            Msg::Started { uid, container, generation, result } => {
+                let Some(mut st) = self.pods.remove(&uid) else {
+                    if let Ok(p) = result {
+                        p.kill();
+                    }
+                    return;
+                };
+                let pod = get(&self.store, PODS, Some(&st.ns), &st.name).unwrap_or_default();
+                if let Some(i) = st.containers.iter().position(|c| c.name == container && c.generation == generation) {
+                    match result {
+                        Ok(p) if st.terminating || st.lost => p.kill(),
+                        Ok(p) => {
+                            let c = &mut st.containers[i];
+                            c.process = Some(p);
+                            c.phase = Phase::Running { started_at: now_time(&self.store), since: now };
+                            self.event(
+                                &st,
+                                &pod,
+                                Some(&container),
+                                EventType::Normal,
+                                "Started",
+                                &format!("Started container {container}"),
+                            );
+                        }
+                        Err(e) => {
+                            self.event(
+                                &st,
+                                &pod,
+                                Some(&container),
+                                EventType::Warning,
+                                "Failed",
+                                &format!("Error: {e}"),
+                            );
+                            self.exited(&mut st, &pod, i, ContainerExit::new(128, e), "StartError");
+                        }
+                    }
+                }
+                self.pods.insert(uid, st);
+            }
+            Msg::Exited { uid, container, generation, exit } => {
+                let Some(mut st) = self.pods.remove(&uid) else { return };
+                let pod = get(&self.store, PODS, Some(&st.ns), &st.name).unwrap_or_default();
+                if let Some(i) = st.containers.iter().position(|c| c.name == container && c.generation == generation)
+                    && matches!(st.containers[i].phase, Phase::Running { .. })
+                    && !st.terminating
+                {
+                    let reason = if exit.code == 0 { "Completed" } else { "Error" };
+                    self.exited(&mut st, &pod, i, exit, reason);
+                }
+                self.pods.insert(uid, st);
+            }
+            Msg::Terminated { uid, exits } => {
+                if let Some(st) = self.pods.get_mut(&uid) {
+                    st.exits = Some(exits);
+                }
+            }
+        }
+    }
+
+    fn exited(&mut self, st: &mut PodState, pod: &Value, i: usize, exit: ContainerExit, reason: &str) {
+        let now = self.clock().now();
+        let policy = restart_policy(pod).to_string();
+        let wall = now_time(&self.store);
+        let uid = st.uid.clone();
+        let (pod_name, ns) = (st.name.clone(), st.ns.clone());
+        let c = &mut st.containers[i];
+        let started_at = match &c.phase {
+            Phase::Running { started_at, .. } => started_at.clone(),
+            _ => wall.clone(),
+        };
+        let terminated = json!({"exitCode": exit.code, "reason": reason, "message": exit.message,
+                                "startedAt": started_at, "finishedAt": wall, "containerID": c.id(&uid)});
+        if let Some(p) = c.process.take() {
+            p.kill();
+        }
+        c.ready = false;
+        let restart = policy == "Always" || (policy == "OnFailure" && exit.code != 0);
+        if !restart {
+            c.phase = Phase::Terminated(terminated);
+            return;
+        }
+        c.last = Some(terminated);
+        c.restart_count += 1;
+        let delay = backoff_delay(c.backoff);
+        c.backoff += 1;
+        c.next_start = Some(now + delay);
+        let name = c.name.clone();
+        if delay.is_zero() {
+            c.phase = Phase::Waiting { reason: String::new(), message: String::new() };
+        } else {
+            c.phase = Phase::Waiting {
+                reason: "CrashLoopBackOff".into(),
+                message: format!(
+                    "back-off {} restarting failed container={name} pod={pod_name}_{ns}({uid})",
+                    go_duration(delay)
+                ),
+            };
+            self.event(
+                st,
+                pod,
+                Some(&name),
+                EventType::Warning,
+                "BackOff",
+                &format!("Back-off restarting failed container {name} in pod {pod_name}_{ns}({uid})"),
+            );
+        }
+    }
+
+    fn terminate(&mut self, st: &mut PodState, pod: &Value) {
+        let started = st.containers.iter().any(|c| c.ever_started);
+        if !st.terminating && started {
+            st.terminating = true;
+            let grace = Duration::from_secs(pod["metadata"]["deletionGracePeriodSeconds"].as_u64().unwrap_or(0));
+            let mut work = Vec::new();
+            for c in &st.containers {
+                if matches!(c.phase, Phase::Running { .. } | Phase::Starting) {
+                    self.event(
+                        st,
+                        pod,
+                        Some(&c.name),
+                        EventType::Normal,
+                        "Killing",
+                        &format!("Stopping container {}", c.name),
+                    );
+                    work.push((c.name.clone(), c.process.clone(), c.spec["lifecycle"]["preStop"].clone()));
+                }
+            }
+            tokio::spawn(stop_all(self.clock().clone(), work, grace, self.tx.clone(), st.uid.clone()));
+            return;
+        }
+        if started && st.exits.is_none() {
+            return;
+        }
+        if started {
+            let exits = st.exits.clone().unwrap_or_default();
+            let wall = now_time(&self.store);
+            for c in &mut st.containers {
+                c.ready = false;
+                c.process = None;
+                if let Some((_, exit)) = exits.iter().find(|(n, _)| *n == c.name) {
+                    let started_at = match &c.phase {
+                        Phase::Running { started_at, .. } => started_at.clone(),
+                        _ => wall.clone(),
+                    };
+                    let reason = if exit.code == 0 { "Completed" } else { "Error" };
+                    c.phase =
+                        Phase::Terminated(json!({"exitCode": exit.code, "reason": reason, "message": exit.message,
+                        "startedAt": started_at, "finishedAt": wall, "containerID": c.id(&st.uid)}));
+                }
+            }
+            if let Some(node) = get(&self.store, NODES, None, &st.node) {
+                self.write_status(st, pod, &node);
+            }
+        }
+        let opts = DeleteOptions {
+            grace_period_seconds: Some(0),
+            precondition_uid: Some(st.uid.clone()),
+            ..DeleteOptions::default()
+        };
+        let _ = self.store.client(format!("kubelet/{}", st.node)).delete(&PODS.r(), Some(&st.ns), &st.name, &opts);
+    }
+
+    fn write_status(&self, st: &PodState, pod: &Value, node: &Value) {
+        let desired = build_status(st, pod, node, &now_time(&self.store));
+        let current = &pod["status"];
+        let changed = desired.as_object().into_iter().flatten().any(|(k, v)| current[k.as_str()] != *v);
+        if !changed {
+            return;
+        }
+        let client = self.store.client(format!("kubelet/{}", st.node));
+        if let Err(e) = client.patch_status(&PODS.r(), Some(&st.ns), &st.name, &json!({"status": desired})) {
+            tracing::debug!(error = %e, pod = st.name, "status update failed");
+        }
+    }
+}
+
+fn host_ip(node: &Value) -> Ipv4Addr {
+    node["status"]["addresses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["type"] == "InternalIP")
+        .and_then(|a| a["address"].as_str()?.parse().ok())
+        .unwrap_or(Ipv4Addr::LOCALHOST)
+}
+
+fn new_state(pod: &Value) -> PodState {
+    let containers = pod["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| Container {
+            name: str_of(c, &["name"]).into(),
+            image: str_of(c, &["image"]).into(),
+            spec: c.clone(),
+            phase: Phase::Waiting { reason: "ContainerCreating".into(), message: String::new() },
+            restart_count: 0,
+            last: None,
+            process: None,
+            generation: 0,
+            ready: false,
+            next_start: None,
+            next_probe: None,
+            backoff: 0,
+            ever_started: false,
+        })
+        .collect();
+    PodState {
+        ns: str_of(pod, &["metadata", "namespace"]).into(),
+        name: str_of(pod, &["metadata", "name"]).into(),
+        uid: str_of(pod, &["metadata", "uid"]).into(),
+        node: str_of(pod, &["spec", "nodeName"]).into(),
+        ip: None,
+        sandbox_at: None,
+        start_time: None,
+        containers,
+        init: pod["spec"]["initContainers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| str_of(c, &["name"]).to_string())
+            .collect(),
+        terminating: false,
+        exits: None,
+        mount_warned: None,
+        config_versions: BTreeMap::new(),
+        reload_due: None,
+        lost: false,
+    }
+}
+
+/// The pod status the kubelet reports for `st`.
+fn build_status(st: &PodState, pod: &Value, node: &Value, now: &str) -> Value {
+    let mut statuses = Vec::new();
+    let mut unready = Vec::new();
+    for c in &st.containers {
+        let state = match &c.phase {
+            Phase::Waiting { reason, message } if reason.is_empty() => {
+                json!({"waiting": {"reason": "ContainerCreating"}})
+            }
+            Phase::Waiting { reason, message } if message.is_empty() => json!({"waiting": {"reason": reason}}),
+            Phase::Waiting { reason, message } => json!({"waiting": {"reason": reason, "message": message}}),
+            Phase::Starting => json!({"waiting": {"reason": "ContainerCreating"}}),
+            Phase::Running { started_at, .. } => json!({"running": {"startedAt": started_at}}),
+            Phase::Terminated(t) => json!({"terminated": t}),
+        };
+        let running = matches!(c.phase, Phase::Running { .. });
+        let ready = running && c.ready;
+        if !ready {
+            unready.push(c.name.clone());
+        }
+        let mut s = json!({
+            "name": c.name, "image": c.image, "imageID": if c.ever_started { image_id(&c.image) } else { String::new() },
+            "ready": ready, "started": running, "restartCount": c.restart_count, "state": state,
+            "lastState": c.last.as_ref().map(|t| json!({"terminated": t})).unwrap_or(json!({})),
+        });
+        if c.ever_started {
+            s["containerID"] = json!(c.id(&st.uid));
+        }
+        statuses.push(s);
+    }
+    let done = !st.containers.is_empty() && st.containers.iter().all(|c| matches!(c.phase, Phase::Terminated(_)));
+    let phase = if done {
+        let ok = st.containers.iter().all(|c| matches!(&c.phase, Phase::Terminated(t) if t["exitCode"] == 0));
+        if ok { "Succeeded" } else { "Failed" }
+    } else if st.containers.iter().any(|c| c.ever_started && !matches!(c.phase, Phase::Starting) || c.restart_count > 0)
+    {
+        "Running"
+    } else {
+        "Pending"
+    };
+    let all_ready = unready.is_empty();
+    let not_ready = |ty: &str| {
+        if all_ready {
+            json!({"type": ty, "status": "True"})
+        } else if done {
+            json!({"type": ty, "status": "False", "reason": "PodCompleted"})
+        } else {
+            json!({"type": ty, "status": "False", "reason": "ContainersNotReady",
+                   "message": format!("containers with unready status: [{}]", unready.join(" "))})
+        }
+    };
+    let mut conds = pod["status"]["conditions"].clone();
+    let sandbox = st.ip.is_some() && !done;
+    conds = Value::Array(set_condition(
+        &conds,
+        json!({"type": "PodReadyToStartContainers", "status": if sandbox { "True" } else { "False" }}),
+        now,
+    ));
+    conds = Value::Array(set_condition(&conds, json!({"type": "Initialized", "status": "True"}), now));
+    conds = Value::Array(set_condition(&conds, not_ready("Ready"), now));
+    conds = Value::Array(set_condition(&conds, not_ready("ContainersReady"), now));
+    // A pod bound by a `nodeName` in its spec never saw the scheduler; the kubelet reports it scheduled.
+    conds = Value::Array(set_condition(&conds, json!({"type": "PodScheduled", "status": "True"}), now));
+    let order = ["PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled"];
+    let mut conds = conds.as_array().cloned().unwrap_or_default();
+    conds.sort_by_key(|c| order.iter().position(|o| c["type"] == *o).unwrap_or(order.len()));
+    let host = host_ip(node).to_string();
+    let mut status = json!({
+        "phase": phase,
+        "conditions": conds,
+        "hostIP": host,
+        "hostIPs": [{"ip": host}],
+        "containerStatuses": statuses,
+    });
+    if let Some(ip) = st.ip {
+        status["podIP"] = json!(ip.to_string());
+        status["podIPs"] = json!([{"ip": ip.to_string()}]);
+    }
+    if let Some(t) = &st.start_time {
+        status["startTime"] = json!(t);
+    }
+    if !st.init.is_empty() && st.ip.is_some() {
+        let init: Vec<Value> = st
+            .init
+            .iter()
+            .map(|n| {
+                json!({"name": n, "ready": true, "restartCount": 0, "started": false, "image": "", "imageID": "",
+                            "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}})
+            })
+            .collect();
+        status["initContainerStatuses"] = json!(init);
+    }
+    status
+}
+
+/// A container to stop: its name, process (none for a default one) and preStop handler.
+type StopWork = (String, Option<Arc<dyn ContainerProcess>>, Value);
+
+/// preStop hooks, then SIGTERM, within the grace period; SIGKILL (137) for the rest.
+async fn stop_all(clock: SimClock, work: Vec<StopWork>, grace: Duration, tx: mpsc::UnboundedSender<Msg>, uid: String) {
+    let deadline = clock.now() + grace;
+    let results: Arc<std::sync::Mutex<Vec<Option<ContainerExit>>>> =
+        Arc::new(std::sync::Mutex::new(vec![None; work.len()]));
+    let tasks = work.iter().enumerate().map(|(i, (_, process, hook))| {
+        let (clock, process, hook, results) = (clock.clone(), process.clone(), hook.clone(), results.clone());
+        async move {
+            if let Some(d) = pre_stop_sleep(&hook) {
+                clock.sleep(d).await;
+            } else if hook.is_object()
+                && let Some(p) = &process
+            {
+                p.pre_stop(&hook).await;
+            }
+            let exit = match &process {
+                Some(p) => {
+                    let left = deadline.saturating_duration_since(clock.now());
+                    p.stop(StopRequest { grace: left, reason: StopReason::PodDeleted }).await
+                }
+                None => ContainerExit::new(0, ""),
+            };
+            super::lock(&results)[i] = Some(exit);
+        }
+    });
+    tokio::select! {
+        _ = futures::future::join_all(tasks) => {}
+        _ = clock.sleep_until(deadline) => {}
+    }
+    let results = super::lock(&results).clone();
+    let exits = work
+        .iter()
+        .zip(results)
+        .map(|((name, process, _), r)| {
+            let exit = r.unwrap_or_else(|| {
+                if let Some(p) = process {
+                    p.kill();
+                }
+                ContainerExit::new(137, "")
+            });
+            (name.clone(), exit)
+        })
+        .collect();
+    let _ = tx.send(Msg::Terminated { uid, exits });
+}
+
+pub(crate) async fn run(
+    store: Store,
+    runtimes: RuntimeRegistry,
+    dns: Dns,
+    timings: Timings,
+    shutdown: watch::Receiver<bool>,
+) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut wake = Wake::new(&store, shutdown, &["pods", "nodes", "persistentvolumeclaims", "configmaps", "secrets"]);
+    let mut kubelet = Kubelet {
+        recorder: Recorder::new(&store),
+        store,
+        runtimes,
+        dns,
+        timings,
+        tx,
+        pool: Pool::pods(),
+        pods: HashMap::new(),
+    };
+    let mut pending: Option<Msg> = None;
+    loop {
+        if let Some(m) = pending.take() {
+            kubelet.on_message(m);
+        }
+        while let Ok(m) = rx.try_recv() {
+            kubelet.on_message(m);
+        }
+        let next = kubelet.pass();
+        let received = async {
+            if let Some(m) = rx.recv().await {
+                pending = Some(m);
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        if !wake.wait(next, received).await {
+            break;
+        }
+    }
+    for st in kubelet.pods.values() {
+        for c in &st.containers {
+            if let Some(p) = &c.process {
+                p.kill();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn back_off_doubles_from_ten_seconds_to_five_minutes() {
+        let d: Vec<u64> = (0..8).map(|n| backoff_delay(n).as_secs()).collect();
+        assert_eq!(d, [0, 10, 20, 40, 80, 160, 300, 300]);
+        assert_eq!(go_duration(Duration::from_secs(80)), "1m20s");
+        assert_eq!(go_duration(Duration::from_secs(10)), "10s");
+    }
+
+    #[test]
+    fn pre_stop_sleeps_are_recognised() {
+        assert_eq!(pre_stop_sleep(&json!({"sleep": {"seconds": 5}})), Some(Duration::from_secs(5)));
+        assert_eq!(
+            pre_stop_sleep(&json!({"exec": {"command": ["sh", "-c", "sleep 20"]}})),
+            Some(Duration::from_secs(20))
+        );
+        assert_eq!(pre_stop_sleep(&json!({"exec": {"command": ["sleep", "3"]}})), Some(Duration::from_secs(3)));
+        assert_eq!(pre_stop_sleep(&json!({"exec": {"command": ["/stop.sh"]}})), None);
+        assert_eq!(pre_stop_sleep(&json!({"exec": {"command": ["sh", "-c", "sleep 2; kill 1"]}})), None);
+    }
+
+    #[test]
+    fn image_ids_name_the_repository() {
+        assert!(image_id("pingcap/pd:v8.5.0").starts_with("docker.io/pingcap/pd@sha256:"));
+        assert!(image_id("busybox").starts_with("docker.io/library/busybox@sha256:"));
+        assert_eq!(hex64("x").len(), 64);
+    }
+
+    fn state(phases: Vec<Phase>) -> PodState {
+        let pod = json!({"metadata": {"name": "p", "namespace": "ns", "uid": "u"}, "spec": {"nodeName": "n",
+            "containers": phases.iter().enumerate().map(|(i, _)| json!({"name": format!("c{i}"), "image": "i"})).collect::<Vec<_>>()}});
+        let mut st = new_state(&pod);
+        for (c, p) in st.containers.iter_mut().zip(phases) {
+            c.ever_started = !matches!(p, Phase::Waiting { .. });
+            c.phase = p;
+        }
+        st
+    }
+
+    #[test]
+    fn phases_follow_the_containers() {
+        let node = json!({"status": {"addresses": [{"type": "InternalIP", "address": "127.3.0.2"}]}});
+        let pod = json!({"status": {}});
+        let creating = build_status(
+            &state(vec![Phase::Waiting { reason: "ContainerCreating".into(), message: String::new() }]),
+            &pod,
+            &node,
+            "t",
+        );
+        assert_eq!(creating["phase"], "Pending");
+        assert_eq!(creating["containerStatuses"][0]["state"]["waiting"]["reason"], "ContainerCreating");
+        assert_eq!(creating["hostIP"], "127.3.0.2");
+        let mut running = state(vec![Phase::Running { started_at: "t".into(), since: SimInstant::default() }]);
+        running.ip = Some(Ipv4Addr::new(127, 1, 0, 1));
+        let s = build_status(&running, &pod, &node, "t");
+        assert_eq!(s["phase"], "Running");
+        assert_eq!(s["podIP"], "127.1.0.1");
+        let ready = s["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Ready").unwrap().clone();
+        assert_eq!(ready["status"], "False");
+        assert_eq!(ready["message"], "containers with unready status: [c0]");
+        running.containers[0].ready = true;
+        let s = build_status(&running, &pod, &node, "t");
+        let types: Vec<&str> =
+            s["conditions"].as_array().unwrap().iter().map(|c| c["type"].as_str().unwrap()).collect();
+        assert_eq!(types, ["PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled"]);
+        assert!(s["conditions"].as_array().unwrap().iter().all(|c| c["status"] == "True"));
+        let failed = build_status(&state(vec![Phase::Terminated(json!({"exitCode": 1}))]), &pod, &node, "t");
+        assert_eq!(failed["phase"], "Failed");
+        let done = build_status(&state(vec![Phase::Terminated(json!({"exitCode": 0}))]), &pod, &node, "t");
+        assert_eq!(done["phase"], "Succeeded");
+    }
+}

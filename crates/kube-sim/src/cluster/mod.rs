@@ -1,0 +1,297 @@
+//! The rest of a simulated cluster, on top of the store: what the scheduler, the kubelets,
+//! the volume controllers and cluster DNS of a real cluster do, so that Pods, PVCs and
+//! Services behave as they would there.
+//!
+//! ```no_run
+//! # async fn demo(store: kube_sim::Store) {
+//! use kube_sim::cluster::{ClusterConfig, SimulatedCluster};
+//! let cluster = SimulatedCluster::start(store, ClusterConfig { nodes: 3, zones: 3, ..ClusterConfig::default() });
+//! let ips = cluster.dns().resolve("pd-0.pd-peer.tikv.svc");
+//! cluster.shutdown().await;
+//! # let _ = ips; }
+//! ```
+//!
+//! Each component acts through its own named store client, so its writes show in the
+//! request log under the real component's name:
+//!
+//! - [`nodes`]: the Node objects, and the test controls (add, remove, cordon, NotReady);
+//! - [`scheduler`] (`default-scheduler`): binds pending pods, or explains why not;
+//! - [`kubelet`] (`kubelet/<node>`): pod IPs, container lifecycle, probes, restarts,
+//!   graceful termination, ConfigMap re-delivery, through the [`runtime`] hook;
+//! - [`volumes`] (`persistentvolume-controller`, `external-provisioner`,
+//!   `external-resizer`): StorageClasses, provisioning, binding, expansion, protection;
+//! - [`dns`]: kube-dns answers for Services and pod hostnames;
+//! - [`ipam`]: pod IPs in 127.1.0.0/16 and Service IPs in 127.2.0.0/16 (loopback only:
+//!   a simulated process can bind its pod IP).
+//!
+//! All delays are read from the store's one [`SimClock`](sim_clock::SimClock).
+
+pub mod dns;
+pub mod events;
+pub mod ipam;
+pub mod kubelet;
+pub mod nodes;
+pub mod runtime;
+pub mod scheduler;
+pub mod volumes;
+
+mod objects;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sim_clock::SimInstant;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::store::Store;
+
+pub use dns::{Dns, DnsError};
+pub use nodes::{NodeControl, NodeSpec};
+pub use runtime::{
+    ContainerContext, ContainerExit, ContainerProcess, ContainerRuntime, ExitReporter, Mount, MountSource,
+    RuntimeRegistry, StopRequest,
+};
+
+/// Which components run, and their timings (simulated time).
+#[derive(Clone)]
+pub struct ClusterConfig {
+    /// Node objects `node-1`..`node-N` to ensure, spread over `zones` zones `zone-a`..
+    /// (existing ones are reused).
+    pub nodes: u32,
+    pub zones: u32,
+    pub scheduler: bool,
+    pub kubelet: bool,
+    pub volumes: bool,
+    /// Moves Service cluster IPs the API server allocated outside 127.2.0.0/16 into it.
+    pub service_ips: bool,
+    /// Create the `standard` (default, WaitForFirstConsumer) and `standard-immediate`
+    /// StorageClasses if missing.
+    pub storage_classes: bool,
+    /// Runtimes registered from the start (more can be added with
+    /// [`SimulatedCluster::runtimes`]).
+    pub runtimes: RuntimeRegistry,
+    pub timings: Timings,
+    /// The cluster domain for DNS.
+    pub cluster_domain: String,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            nodes: 0,
+            zones: 1,
+            scheduler: true,
+            kubelet: true,
+            volumes: true,
+            service_ips: true,
+            storage_classes: true,
+            runtimes: RuntimeRegistry::default(),
+            timings: Timings::default(),
+            cluster_domain: "cluster.local".into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for ClusterConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterConfig")
+            .field("nodes", &self.nodes)
+            .field("zones", &self.zones)
+            .field("scheduler", &self.scheduler)
+            .field("kubelet", &self.kubelet)
+            .field("volumes", &self.volumes)
+            .field("timings", &self.timings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Simulated durations of what takes time on a real cluster.
+#[derive(Clone, Debug)]
+pub struct Timings {
+    /// From sandbox creation (pod IP assigned) to the containers running.
+    pub container_start: Duration,
+    /// How long the kubelet takes to notice a changed ConfigMap of a mounted volume.
+    pub config_sync: Duration,
+    /// Provisioning a volume (PV creation) after the claim asks for it.
+    pub provision: Duration,
+    /// The controller side of a volume expansion.
+    pub controller_resize: Duration,
+    /// The node side of a volume expansion, once a running pod uses the volume.
+    pub node_resize: Duration,
+    /// Longest wait between retries of an unschedulable pod (kube-scheduler's
+    /// podMaxInUnschedulablePodsDuration).
+    pub unschedulable_retry: Duration,
+    /// How often a kubelet repeats a `FailedMount` event while a volume is missing.
+    pub mount_retry: Duration,
+}
+
+impl Default for Timings {
+    fn default() -> Self {
+        Timings {
+            container_start: Duration::from_secs(1),
+            config_sync: Duration::from_secs(60),
+            provision: Duration::from_secs(1),
+            controller_resize: Duration::from_secs(1),
+            node_resize: Duration::from_secs(1),
+            unschedulable_retry: Duration::from_secs(300),
+            mount_retry: Duration::from_secs(120),
+        }
+    }
+}
+
+/// The running components. Dropping it leaves them running; call [`shutdown`](Self::shutdown).
+pub struct SimulatedCluster {
+    store: Store,
+    config: ClusterConfig,
+    shutdown_tx: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    dns: Dns,
+    nodes: NodeControl,
+}
+
+impl SimulatedCluster {
+    /// Ensures the nodes and StorageClasses, then starts the enabled components.
+    pub fn start(store: Store, config: ClusterConfig) -> SimulatedCluster {
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let nodes = NodeControl::new(store.clone());
+        if let Err(e) = nodes.ensure(config.nodes, config.zones) {
+            tracing::warn!(error = %e, "could not create the simulated nodes");
+        }
+        if config.storage_classes
+            && let Err(e) = volumes::ensure_storage_classes(&store)
+        {
+            tracing::warn!(error = %e, "could not create the StorageClasses");
+        }
+        let dns = Dns::new(store.clone(), &config.cluster_domain);
+        let mut tasks = Vec::new();
+        if config.service_ips {
+            tasks.push(tokio::spawn(ipam::run_service_ips(store.clone(), shutdown_rx.clone())));
+        }
+        if config.scheduler {
+            tasks.push(tokio::spawn(scheduler::run(store.clone(), config.timings.clone(), shutdown_rx.clone())));
+        }
+        if config.volumes {
+            tasks.push(tokio::spawn(volumes::run(store.clone(), config.timings.clone(), shutdown_rx.clone())));
+        }
+        if config.kubelet {
+            tasks.push(tokio::spawn(kubelet::run(
+                store.clone(),
+                config.runtimes.clone(),
+                dns.clone(),
+                config.timings.clone(),
+                shutdown_rx.clone(),
+            )));
+        }
+        SimulatedCluster { store, config, shutdown_tx, tasks, dns, nodes }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn config(&self) -> &ClusterConfig {
+        &self.config
+    }
+
+    /// Cluster DNS.
+    pub fn dns(&self) -> &Dns {
+        &self.dns
+    }
+
+    /// Adds, removes, cordons and fails nodes.
+    pub fn nodes(&self) -> &NodeControl {
+        &self.nodes
+    }
+
+    /// The container runtimes the kubelets consult; register more at any time.
+    pub fn runtimes(&self) -> &RuntimeRegistry {
+        &self.config.runtimes
+    }
+
+    /// Stops every component; running runtime processes are stopped without grace.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown_tx.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// What a component's loop waits on: a committed change to a resource it cares about, a
+/// deadline on the simulated clock, a message, or shutdown.
+pub(crate) struct Wake {
+    store: Store,
+    rx: watch::Receiver<u64>,
+    last: u64,
+    shutdown: watch::Receiver<bool>,
+    resources: &'static [&'static str],
+}
+
+impl Wake {
+    pub(crate) fn new(store: &Store, shutdown: watch::Receiver<bool>, resources: &'static [&'static str]) -> Self {
+        let mut rx = store.subscribe();
+        rx.borrow_and_update();
+        Wake { store: store.clone(), rx, last: 0, shutdown, resources }
+    }
+
+    fn relevant_change(&mut self) -> bool {
+        match self.store.changes_since(self.last) {
+            Some((changes, rev)) => {
+                self.last = rev;
+                changes.iter().any(|c| self.resources.contains(&c.gr.resource.as_str()))
+            }
+            None => {
+                self.last = self.store.revision();
+                true
+            }
+        }
+    }
+
+    /// Returns `false` on shutdown. `extra` is polled alongside (a message channel).
+    pub(crate) async fn wait<F: std::future::Future<Output = ()>>(
+        &mut self,
+        deadline: Option<SimInstant>,
+        extra: F,
+    ) -> bool {
+        let clock = self.store.clock().clone();
+        tokio::pin!(extra);
+        loop {
+            if *self.shutdown.borrow() {
+                return false;
+            }
+            if self.relevant_change() {
+                return true;
+            }
+            if deadline.is_some_and(|d| clock.now() >= d) {
+                return true;
+            }
+            let sleep = async {
+                match deadline {
+                    Some(d) => clock.sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = self.rx.changed() => if r.is_err() { return false },
+                _ = self.shutdown.changed() => return false,
+                _ = sleep => return true,
+                _ = &mut extra => return true,
+            }
+        }
+    }
+}
+
+pub(crate) fn earliest(a: Option<SimInstant>, b: Option<SimInstant>) -> Option<SimInstant> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+pub(crate) type Shared<T> = Arc<std::sync::Mutex<T>>;
+
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

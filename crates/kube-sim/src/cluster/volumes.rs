@@ -1,0 +1,584 @@
+//! Storage: StorageClasses, the PV controller (`persistentvolume-controller`: binding,
+//! Released volumes), a CSI driver's external-provisioner and external-resizer, the
+//! kubelet's node expansion, and the `kubernetes.io/pvc-protection` finalizer.
+//!
+//! Provisioning is for classes whose provisioner is [`PROVISIONER`]; Immediate claims
+//! get a volume in the zone with the fewest volumes, WaitForFirstConsumer claims one in
+//! the zone of the node the scheduler selected. Expansion follows CSI online expansion:
+//! `Resizing` with `allocatedResourceStatuses: ControllerResizeInProgress`, then
+//! `FileSystemResizePending` with `NodeResizePending` (PV capacity grown), then
+//! `status.capacity` once a running pod uses the claim.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde_json::{Value, json};
+use sim_clock::SimInstant;
+use tokio::sync::watch;
+
+use super::events::{EventType, Recorder, Source};
+use super::objects::{
+    NODES, PODS, PVCS, PVS, STORAGE_CLASSES, ZONE, is_terminal, list, now_time, pod_claims, quantity, str_of,
+};
+use super::{Timings, Wake, earliest};
+use crate::error::ApiResult;
+use crate::patch::PatchType;
+use crate::store::{DeleteOptions, Store};
+
+/// The CSI driver name of the simulated provisioner.
+pub const PROVISIONER: &str = "csi.kube-sim.io";
+pub const PVC_PROTECTION: &str = "kubernetes.io/pvc-protection";
+pub const PV_PROTECTION: &str = "kubernetes.io/pv-protection";
+pub const DEFAULT_CLASS_ANNOTATION: &str = "storageclass.kubernetes.io/is-default-class";
+pub const RESIZE_REFUSED: &str =
+    "only dynamically provisioned pvc can be resized and the storageclass that provisions the pvc must support resize";
+const FS_RESIZE_PENDING: &str = "Waiting for user to (re-)start a pod to finish file system resize of volume on node.";
+
+const PV_CONTROLLER: &str = "persistentvolume-controller";
+const EXTERNAL_PROVISIONER: &str = "external-provisioner";
+const EXTERNAL_RESIZER: &str = "external-resizer";
+const PROTECTION: &str = "pvc-protection-controller";
+
+/// Creates `standard` (default, WaitForFirstConsumer) and `standard-immediate`, both
+/// expandable, unless classes of those names exist.
+pub fn ensure_storage_classes(store: &Store) -> ApiResult<()> {
+    let client = store.client("kube-sim/addon-manager");
+    for (name, mode, default) in
+        [("standard", "WaitForFirstConsumer", true), ("standard-immediate", "Immediate", false)]
+    {
+        if super::objects::get(store, STORAGE_CLASSES, None, name).is_some() {
+            continue;
+        }
+        let mut class = json!({
+            "metadata": {"name": name},
+            "provisioner": PROVISIONER,
+            "reclaimPolicy": "Delete",
+            "volumeBindingMode": mode,
+            "allowVolumeExpansion": true,
+        });
+        if default {
+            class["metadata"]["annotations"] = json!({DEFAULT_CLASS_ANNOTATION: "true"});
+        }
+        client.create(&STORAGE_CLASSES.r(), None, class)?;
+    }
+    Ok(())
+}
+
+fn key(o: &Value) -> (String, String) {
+    (str_of(o, &["metadata", "namespace"]).to_string(), str_of(o, &["metadata", "name"]).to_string())
+}
+
+fn storage(v: &Value) -> f64 {
+    quantity(&v["storage"])
+}
+
+struct Volumes {
+    store: Store,
+    recorder: Recorder,
+    timings: Timings,
+    /// Claim uid to when its volume is created.
+    provisioning: HashMap<String, SimInstant>,
+    /// Claim uid to when the controller side of its expansion completes.
+    resizing: HashMap<String, SimInstant>,
+    /// Claim uid to when the node side of its expansion completes.
+    node_resizing: HashMap<String, SimInstant>,
+    /// Events recorded once per claim uid, reason and detail.
+    said: HashSet<(String, String, String)>,
+}
+
+struct World {
+    pvcs: Vec<Value>,
+    pvs: BTreeMap<String, Value>,
+    classes: BTreeMap<String, Value>,
+    nodes: Vec<Value>,
+    pods: Vec<Value>,
+}
+
+impl World {
+    fn class_name(&self, pvc: &Value) -> Option<String> {
+        match pvc["spec"]["storageClassName"].as_str() {
+            Some("") => None,
+            Some(n) => Some(n.to_string()),
+            None => self
+                .classes
+                .iter()
+                .find(|(_, c)| c["metadata"]["annotations"][DEFAULT_CLASS_ANNOTATION] == "true")
+                .map(|(n, _)| n.clone()),
+        }
+    }
+
+    fn users<'a>(&'a self, pvc: &'a Value) -> impl Iterator<Item = &'a Value> + 'a {
+        let (ns, name) = key(pvc);
+        self.pods.iter().filter(move |p| {
+            str_of(p, &["metadata", "namespace"]) == ns && pod_claims(p).iter().any(|(_, c)| *c == name)
+        })
+    }
+
+    fn zones(&self) -> Vec<String> {
+        let mut z: Vec<String> =
+            self.nodes.iter().filter_map(|n| n["metadata"]["labels"][ZONE].as_str().map(str::to_string)).collect();
+        z.sort();
+        z.dedup();
+        z
+    }
+}
+
+impl Volumes {
+    fn load(&self) -> World {
+        let by_name =
+            |v: Vec<Value>| v.into_iter().map(|o| (str_of(&o, &["metadata", "name"]).to_string(), o)).collect();
+        World {
+            pvcs: list(&self.store, PVCS, None),
+            pvs: by_name(list(&self.store, PVS, None)),
+            classes: by_name(list(&self.store, STORAGE_CLASSES, None)),
+            nodes: list(&self.store, NODES, None),
+            pods: list(&self.store, PODS, None),
+        }
+    }
+
+    fn once(&mut self, source: &Source, obj: &Value, ty: EventType, reason: &str, message: &str) {
+        let k = (str_of(obj, &["metadata", "uid"]).to_string(), reason.to_string(), message.to_string());
+        if self.said.insert(k) {
+            self.recorder.record(source, obj, ty, reason, message);
+        }
+    }
+
+    fn pass(&mut self) -> Option<SimInstant> {
+        let world = self.load();
+        let now = self.store.clock().now();
+        let live: HashSet<String> = world.pvcs.iter().map(|p| str_of(p, &["metadata", "uid"]).to_string()).collect();
+        self.provisioning.retain(|u, _| live.contains(u));
+        self.resizing.retain(|u, _| live.contains(u));
+        self.node_resizing.retain(|u, _| live.contains(u));
+        self.said
+            .retain(|(u, _, _)| live.contains(u) || world.pvs.values().any(|pv| str_of(pv, &["metadata", "uid"]) == u));
+        let mut next = None;
+        for pvc in &world.pvcs {
+            next = earliest(next, self.claim(&world, pvc, now));
+        }
+        for pv in world.pvs.values() {
+            self.volume(&world, pv);
+        }
+        next
+    }
+
+    fn claim(&mut self, world: &World, pvc: &Value, now: SimInstant) -> Option<SimInstant> {
+        let (ns, name) = key(pvc);
+        let fins = crate::meta::finalizers(pvc);
+        if crate::meta::is_deleting(pvc) {
+            let used = world.users(pvc).any(|p| !is_terminal(p));
+            if !used && fins.iter().any(|f| f == PVC_PROTECTION) {
+                let rest: Vec<String> = fins.into_iter().filter(|f| f != PVC_PROTECTION).collect();
+                let patch =
+                    json!({"metadata": {"finalizers": rest, "resourceVersion": pvc["metadata"]["resourceVersion"]}});
+                let _ =
+                    self.store.client(PROTECTION).patch(&PVCS.r(), Some(&ns), &name, None, PatchType::Merge, &patch);
+            }
+            return None;
+        }
+        if !fins.iter().any(|f| f == PVC_PROTECTION) {
+            let mut all = fins.clone();
+            all.push(PVC_PROTECTION.into());
+            let patch = json!({"metadata": {"finalizers": all, "resourceVersion": pvc["metadata"]["resourceVersion"]}});
+            let _ = self.store.client(PROTECTION).patch(&PVCS.r(), Some(&ns), &name, None, PatchType::Merge, &patch);
+        }
+        let volume = str_of(pvc, &["spec", "volumeName"]);
+        if volume.is_empty() {
+            return self.unbound(world, pvc, now);
+        }
+        let uid = str_of(pvc, &["metadata", "uid"]);
+        match world.pvs.get(volume) {
+            Some(pv) if str_of(pv, &["spec", "claimRef", "uid"]) == uid => {
+                if pvc["status"]["phase"] != "Bound" {
+                    self.mark_bound(pvc, pv);
+                    return None;
+                }
+                self.expansion(world, pvc, pv, now)
+            }
+            _ => {
+                if pvc["status"]["phase"] == "Bound" {
+                    let _ = self.store.client(PV_CONTROLLER).patch_status(
+                        &PVCS.r(),
+                        Some(&ns),
+                        &name,
+                        &json!({"status": {"phase": "Lost"}}),
+                    );
+                    self.recorder.record(
+                        &Source::new(PV_CONTROLLER, PV_CONTROLLER),
+                        pvc,
+                        EventType::Warning,
+                        "ClaimLost",
+                        "Bound claim has lost its PersistentVolume. Data on the volume is lost!",
+                    );
+                }
+                None
+            }
+        }
+    }
+
+    fn unbound(&mut self, world: &World, pvc: &Value, now: SimInstant) -> Option<SimInstant> {
+        let (ns, name) = key(pvc);
+        let uid = str_of(pvc, &["metadata", "uid"]).to_string();
+        let controller = Source::new(PV_CONTROLLER, PV_CONTROLLER);
+        // A volume already made (or pre-bound) for this claim.
+        if let Some(pv) = world.pvs.values().find(|pv| str_of(pv, &["spec", "claimRef", "uid"]) == uid) {
+            self.bind(pvc, pv, false);
+            return None;
+        }
+        let class_name = world.class_name(pvc);
+        let want = storage(&pvc["spec"]["resources"]["requests"]);
+        let modes: Vec<String> = crate::meta::strings(&pvc["spec"]["accessModes"]);
+        let selected = pvc["metadata"]["annotations"][super::scheduler::SELECTED_NODE].as_str();
+        let class = class_name.as_ref().and_then(|c| world.classes.get(c));
+        let wffc = class.is_some_and(|c| c["volumeBindingMode"] == "WaitForFirstConsumer");
+        // Static binding: the smallest available volume of the class that fits.
+        let selected_node = selected.and_then(|s| world.nodes.iter().find(|n| str_of(n, &["metadata", "name"]) == s));
+        let candidate = world
+            .pvs
+            .values()
+            .filter(|pv| {
+                pv["spec"]["claimRef"].is_null()
+                    && !crate::meta::is_deleting(pv)
+                    && pv["status"]["phase"] != "Released"
+                    && pv["spec"]["storageClassName"].as_str().unwrap_or_default()
+                        == class_name.as_deref().unwrap_or_default()
+                    && storage(&pv["spec"]["capacity"]) >= want
+                    && modes.iter().all(|m| crate::meta::strings(&pv["spec"]["accessModes"]).contains(m))
+                    && (!wffc
+                        || selected_node.is_some_and(|n| {
+                            pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"].as_array().is_none_or(|terms| {
+                                terms.iter().any(|t| {
+                                    super::scheduler::term_matches(
+                                        t,
+                                        str_of(n, &["metadata", "name"]),
+                                        &super::objects::labels(n),
+                                    )
+                                })
+                            })
+                        }))
+            })
+            .min_by(|a, b| storage(&a["spec"]["capacity"]).total_cmp(&storage(&b["spec"]["capacity"])));
+        if let Some(pv) = candidate {
+            self.bind(pvc, pv, true);
+            return None;
+        }
+        let Some(class) = class else {
+            let message = match class_name {
+                Some(c) => format!("storageclass.storage.k8s.io \"{c}\" not found"),
+                None => "no persistent volumes available for this claim and no storage class is set".into(),
+            };
+            self.once(&controller, pvc, EventType::Warning, "FailedBinding", &message);
+            return None;
+        };
+        if wffc && selected.is_none() {
+            self.once(
+                &controller,
+                pvc,
+                EventType::Normal,
+                "WaitForFirstConsumer",
+                "waiting for first consumer to be created before binding",
+            );
+            return None;
+        }
+        let provisioner = str_of(class, &["provisioner"]).to_string();
+        let due = match self.provisioning.get(&uid) {
+            Some(due) => *due,
+            None => {
+                let patch = json!({"metadata": {"annotations": {
+                    "volume.kubernetes.io/storage-provisioner": provisioner,
+                    "volume.beta.kubernetes.io/storage-provisioner": provisioner}}});
+                let _ =
+                    self.store.client(PV_CONTROLLER).patch(&PVCS.r(), Some(&ns), &name, None, PatchType::Merge, &patch);
+                self.once(&controller, pvc, EventType::Normal, "ExternalProvisioning", &format!(
+                    "Waiting for a volume to be created either by the external provisioner '{provisioner}' or manually by the system administrator. If volume creation is delayed, please verify that the provisioner is running and correctly registered."));
+                if provisioner != PROVISIONER {
+                    return None;
+                }
+                let source = Source::new(EXTERNAL_PROVISIONER, &provisioner);
+                self.once(
+                    &source,
+                    pvc,
+                    EventType::Normal,
+                    "Provisioning",
+                    &format!("External provisioner is provisioning volume for claim \"{ns}/{name}\""),
+                );
+                let due = now + self.timings.provision;
+                self.provisioning.insert(uid.clone(), due);
+                due
+            }
+        };
+        if now < due {
+            return Some(due);
+        }
+        let zone = match selected {
+            Some(node) => world
+                .nodes
+                .iter()
+                .find(|n| str_of(n, &["metadata", "name"]) == node)
+                .and_then(|n| n["metadata"]["labels"][ZONE].as_str().map(str::to_string)),
+            None => {
+                let zones = world.zones();
+                zones.into_iter().min_by_key(|z| {
+                    world
+                        .pvs
+                        .values()
+                        .filter(|pv| {
+                            pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"][0]["values"][0]
+                                == z.as_str()
+                        })
+                        .count()
+                })
+            }
+        };
+        self.provision(pvc, class, zone);
+        self.provisioning.remove(&uid);
+        None
+    }
+
+    fn provision(&mut self, pvc: &Value, class: &Value, zone: Option<String>) {
+        let (ns, name) = key(pvc);
+        let uid = str_of(pvc, &["metadata", "uid"]);
+        let pv_name = format!("pvc-{uid}");
+        let mut spec = json!({
+            "capacity": {"storage": pvc["spec"]["resources"]["requests"]["storage"]},
+            "accessModes": pvc["spec"]["accessModes"],
+            "persistentVolumeReclaimPolicy": class["reclaimPolicy"].as_str().unwrap_or("Delete"),
+            "storageClassName": class["metadata"]["name"],
+            "volumeMode": pvc["spec"]["volumeMode"].as_str().unwrap_or("Filesystem"),
+            "claimRef": {"kind": "PersistentVolumeClaim", "apiVersion": "v1", "namespace": ns, "name": name,
+                         "uid": uid, "resourceVersion": pvc["metadata"]["resourceVersion"]},
+            "csi": {"driver": PROVISIONER, "volumeHandle": format!("vol-{uid}"), "fsType": "ext4"},
+        });
+        if let Some(z) = &zone {
+            spec["nodeAffinity"] = json!({"required": {"nodeSelectorTerms": [{"matchExpressions": [{"key": ZONE, "operator": "In", "values": [z]}]}]}});
+        }
+        let pv = json!({
+            "metadata": {"name": pv_name, "annotations": {"pv.kubernetes.io/provisioned-by": PROVISIONER,
+                         "volume.kubernetes.io/provisioner-deletion-secret-name": "", "volume.kubernetes.io/provisioner-deletion-secret-namespace": ""},
+                         "finalizers": [PV_PROTECTION, "external-provisioner.volume.kubernetes.io/finalizer"]},
+            "spec": spec,
+        });
+        let source = Source::new(EXTERNAL_PROVISIONER, PROVISIONER);
+        match self.store.client(EXTERNAL_PROVISIONER).create(&PVS.r(), None, pv) {
+            Ok(_) => self.recorder.record(
+                &source,
+                pvc,
+                EventType::Normal,
+                "ProvisioningSucceeded",
+                &format!("Successfully provisioned volume {pv_name}"),
+            ),
+            Err(e) => self.recorder.record(
+                &source,
+                pvc,
+                EventType::Warning,
+                "ProvisioningFailed",
+                &format!(
+                    "failed to provision volume with StorageClass \"{}\": {e}",
+                    str_of(class, &["metadata", "name"])
+                ),
+            ),
+        }
+    }
+
+    /// Binds both sides; `by_controller` when the controller chose the volume.
+    fn bind(&mut self, pvc: &Value, pv: &Value, by_controller: bool) {
+        let (ns, name) = key(pvc);
+        let pv_name = str_of(pv, &["metadata", "name"]);
+        let client = self.store.client(PV_CONTROLLER);
+        if pv["spec"]["claimRef"].is_null() {
+            let patch = json!({
+                "metadata": {"annotations": {"pv.kubernetes.io/bound-by-controller": "yes"}},
+                "spec": {"claimRef": {"kind": "PersistentVolumeClaim", "apiVersion": "v1", "namespace": ns, "name": name,
+                         "uid": pvc["metadata"]["uid"], "resourceVersion": pvc["metadata"]["resourceVersion"]}}});
+            if client.patch(&PVS.r(), None, pv_name, None, PatchType::Merge, &patch).is_err() {
+                return;
+            }
+        }
+        let _ = client.patch_status(&PVS.r(), None, pv_name, &json!({"status": {"phase": "Bound"}}));
+        let mut annotations = json!({"pv.kubernetes.io/bind-completed": "yes"});
+        if by_controller || pv["spec"]["claimRef"].is_object() {
+            annotations["pv.kubernetes.io/bound-by-controller"] = json!("yes");
+        }
+        let patch = json!({"metadata": {"annotations": annotations}, "spec": {"volumeName": pv_name}});
+        if client.patch(&PVCS.r(), Some(&ns), &name, None, PatchType::Merge, &patch).is_ok() {
+            self.mark_bound(pvc, pv);
+        }
+    }
+
+    fn mark_bound(&self, pvc: &Value, pv: &Value) {
+        let (ns, name) = key(pvc);
+        let status = json!({"status": {"phase": "Bound", "accessModes": pv["spec"]["accessModes"], "capacity": pv["spec"]["capacity"]}});
+        let _ = self.store.client(PV_CONTROLLER).patch_status(&PVCS.r(), Some(&ns), &name, &status);
+        let _ = self.store.client(PV_CONTROLLER).patch_status(
+            &PVS.r(),
+            None,
+            str_of(pv, &["metadata", "name"]),
+            &json!({"status": {"phase": "Bound"}}),
+        );
+    }
+
+    fn expansion(&mut self, world: &World, pvc: &Value, pv: &Value, now: SimInstant) -> Option<SimInstant> {
+        let (ns, name) = key(pvc);
+        let uid = str_of(pvc, &["metadata", "uid"]).to_string();
+        let request = &pvc["spec"]["resources"]["requests"]["storage"];
+        let capacity = storage(&pvc["status"]["capacity"]);
+        let allocated = &pvc["status"]["allocatedResources"]["storage"];
+        let stage = str_of(pvc, &["status", "allocatedResourceStatuses", "storage"]).to_string();
+        let pv_name = str_of(pv, &["metadata", "name"]).to_string();
+        let client = self.store.client(EXTERNAL_RESIZER);
+        let t = now_time(&self.store);
+        match stage.as_str() {
+            "" => {
+                let grown = quantity(request) > capacity && quantity(request) > quantity(allocated);
+                if !grown {
+                    return None;
+                }
+                let class = world.class_name(pvc).and_then(|c| world.classes.get(&c).cloned());
+                let expandable = class.as_ref().is_some_and(|c| c["allowVolumeExpansion"] == true)
+                    && pv["spec"]["csi"]["driver"] == PROVISIONER;
+                if !expandable {
+                    self.once(
+                        &Source::new(PV_CONTROLLER, "volume_expand"),
+                        pvc,
+                        EventType::Warning,
+                        "VolumeResizeFailed",
+                        RESIZE_REFUSED,
+                    );
+                    return None;
+                }
+                self.once(
+                    &Source::new(PV_CONTROLLER, "volume_expand"),
+                    pvc,
+                    EventType::Normal,
+                    "ExternalExpanding",
+                    "waiting for an external controller to expand this PVC",
+                );
+                let source = Source::new(EXTERNAL_RESIZER, &format!("external-resizer {PROVISIONER}"));
+                self.recorder.record(
+                    &source,
+                    pvc,
+                    EventType::Normal,
+                    "Resizing",
+                    &format!("External resizer is resizing volume {pv_name}"),
+                );
+                let status = json!({"status": {
+                    "conditions": [{"type": "Resizing", "status": "True", "lastProbeTime": null, "lastTransitionTime": t}],
+                    "allocatedResources": {"storage": request},
+                    "allocatedResourceStatuses": {"storage": "ControllerResizeInProgress"}}});
+                let _ = client.patch_status(&PVCS.r(), Some(&ns), &name, &status);
+                let due = now + self.timings.controller_resize;
+                self.resizing.insert(uid, due);
+                Some(due)
+            }
+            "ControllerResizeInProgress" => {
+                let due = *self.resizing.entry(uid.clone()).or_insert(now + self.timings.controller_resize);
+                if now < due {
+                    return Some(due);
+                }
+                let patch = json!({"spec": {"capacity": {"storage": allocated}}});
+                if client.patch(&PVS.r(), None, &pv_name, None, PatchType::Merge, &patch).is_err() {
+                    return None;
+                }
+                let status = json!({"status": {
+                    "conditions": [{"type": "FileSystemResizePending", "status": "True", "lastProbeTime": null,
+                                    "lastTransitionTime": t, "message": FS_RESIZE_PENDING}],
+                    "allocatedResourceStatuses": {"storage": "NodeResizePending"}}});
+                let _ = client.patch_status(&PVCS.r(), Some(&ns), &name, &status);
+                let source = Source::new(EXTERNAL_RESIZER, &format!("external-resizer {PROVISIONER}"));
+                self.recorder.record(
+                    &source,
+                    pvc,
+                    EventType::Normal,
+                    "FileSystemResizeRequired",
+                    "Require file system resize of volume on node",
+                );
+                self.resizing.remove(&uid);
+                None
+            }
+            "NodeResizePending" => {
+                let running = world.users(pvc).find(|p| {
+                    p["status"]["phase"] == "Running"
+                        && !crate::meta::is_deleting(p)
+                        && world.nodes.iter().any(|n| {
+                            str_of(n, &["metadata", "name"]) == str_of(p, &["spec", "nodeName"])
+                                && super::nodes::node_ready(n)
+                        })
+                })?;
+                let due = *self.node_resizing.entry(uid.clone()).or_insert(now + self.timings.node_resize);
+                if now < due {
+                    return Some(due);
+                }
+                let node = str_of(running, &["spec", "nodeName"]);
+                let status = json!({"status": {"capacity": {"storage": allocated}, "conditions": null, "allocatedResourceStatuses": null}});
+                let _ = self.store.client(format!("kubelet/{node}")).patch_status(&PVCS.r(), Some(&ns), &name, &status);
+                let message = format!("MountVolume.NodeExpandVolume succeeded for volume \"{pv_name}\" {node}");
+                let source = Source::kubelet(node);
+                self.recorder.record(&source, pvc, EventType::Normal, "FileSystemResizeSuccessful", &message);
+                self.recorder.record(&source, running, EventType::Normal, "FileSystemResizeSuccessful", &message);
+                self.node_resizing.remove(&uid);
+                None
+            }
+            _ => None,
+        }
+    }
+
+    fn volume(&mut self, world: &World, pv: &Value) {
+        let name = str_of(pv, &["metadata", "name"]);
+        let client = self.store.client(PV_CONTROLLER);
+        if crate::meta::is_deleting(pv) {
+            if pv["status"]["phase"] != "Bound" {
+                let rest: Vec<String> = crate::meta::finalizers(pv)
+                    .into_iter()
+                    .filter(|f| f != PV_PROTECTION && f != "external-provisioner.volume.kubernetes.io/finalizer")
+                    .collect();
+                let _ = client.patch(
+                    &PVS.r(),
+                    None,
+                    name,
+                    None,
+                    PatchType::Merge,
+                    &json!({"metadata": {"finalizers": rest}}),
+                );
+            }
+            return;
+        }
+        let claim = &pv["spec"]["claimRef"];
+        if claim.is_null() {
+            if pv["status"]["phase"] != "Available" {
+                let _ = client.patch_status(&PVS.r(), None, name, &json!({"status": {"phase": "Available"}}));
+            }
+            return;
+        }
+        let uid = str_of(claim, &["uid"]);
+        let owner = world.pvcs.iter().find(|p| str_of(p, &["metadata", "uid"]) == uid);
+        if owner.is_some() || uid.is_empty() {
+            return;
+        }
+        if pv["status"]["phase"] != "Released" {
+            let _ = client.patch_status(&PVS.r(), None, name, &json!({"status": {"phase": "Released"}}));
+        }
+        if pv["spec"]["persistentVolumeReclaimPolicy"] == "Delete" && pv["spec"]["csi"]["driver"] == PROVISIONER {
+            let _ = self.store.client(EXTERNAL_PROVISIONER).delete(&PVS.r(), None, name, &DeleteOptions::default());
+        }
+    }
+}
+
+pub(crate) async fn run(store: Store, timings: Timings, shutdown: watch::Receiver<bool>) {
+    let mut wake = Wake::new(
+        &store,
+        shutdown,
+        &["persistentvolumeclaims", "persistentvolumes", "pods", "storageclasses", "nodes"],
+    );
+    let mut volumes = Volumes {
+        recorder: Recorder::new(&store),
+        store,
+        timings,
+        provisioning: HashMap::new(),
+        resizing: HashMap::new(),
+        node_resizing: HashMap::new(),
+        said: HashSet::new(),
+    };
+    let mut next = None;
+    while wake.wait(next, std::future::pending()).await {
+        next = volumes.pass();
+    }
+}
