@@ -23,7 +23,9 @@
 //! CustomResourceDefinition, and the custom resources CRDs define. Semantics follow
 //! kube-apiserver: see [`store`] for writes, lists and watches, [`controllers`] for
 //! garbage collection and namespace/CRD termination, [`api`] for discovery, OpenAPI and
-//! Tables.
+//! Tables. Request bodies are JSON or YAML, and for the built-in kinds also Kubernetes
+//! protobuf, as kubectl's typed commands send it (converted to JSON on arrival; responses
+//! are always JSON); custom resources refuse protobuf with 415.
 //!
 //! # The in-process API (for the simulated cluster components)
 //!

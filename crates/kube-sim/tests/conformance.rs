@@ -15,5 +15,7 @@ mod faults;
 mod kubectl;
 #[path = "conformance/lifecycle.rs"]
 mod lifecycle;
+#[path = "conformance/protobuf.rs"]
+mod protobuf;
 #[path = "conformance/runtime.rs"]
 mod runtime;

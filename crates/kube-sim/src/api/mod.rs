@@ -3,6 +3,7 @@
 
 pub mod discovery;
 pub mod openapi;
+mod protobuf;
 pub mod table;
 mod watch;
 
@@ -269,6 +270,10 @@ impl Req<'_> {
 
     fn body_json(&self) -> ApiResult<Value> {
         let ct = self.content_type();
+        // Built-in kinds accept protobuf, custom resources only JSON/YAML, as in kube-apiserver.
+        if protobuf::is_protobuf(ct) && !self.target.info.custom {
+            return protobuf::decode(self.body);
+        }
         if ct.contains("protobuf") || ct.contains("cbor") {
             return Err(ApiError::unsupported_media_type("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml".to_string()));
         }
