@@ -1,0 +1,275 @@
+//! The PD clusters the pods formed, and what each data directory (PVC) holds.
+//!
+//! One [`PdCluster`] is one `PdSim`. The first PD member of a cluster creates it, with
+//! the members its `--initial-cluster` names; later members find it through their
+//! peers (or their `--join` URLs) and land in the same one. A data directory's
+//! identity is the PVC mounted at the data dir (its UID; an emptyDir or the container
+//! filesystem lives as long as the pod): it records which member or which store it
+//! belongs to, so the same PVC brings back the same store ID.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method};
+use pd_sim::{ControlError, MemberSpec, PdSim, Snapshot};
+
+use crate::http::HttpClient;
+
+/// The name pd-sim gives the member it always starts with; it is removed once the
+/// pods' own members are in.
+const BOOTSTRAP_MEMBER: &str = "pd-0";
+
+pub struct PdCluster {
+    pub index: usize,
+    pub namespace: String,
+    /// The `--initial-cluster` it was formed with.
+    pub initial_cluster: String,
+    pub sim: PdSim,
+}
+
+impl PdCluster {
+    pub fn control(&self) -> pd_sim::Control {
+        self.sim.control()
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        self.sim.control().snapshot()
+    }
+
+    async fn member_addr(&self, name: &str) -> Option<SocketAddr> {
+        let url = self.sim.control().member_url(name).await?;
+        url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"))?.parse().ok()
+    }
+
+    /// The member's process stops, and its listener is closed when this returns.
+    pub(crate) async fn stop_member(&self, name: &str) -> Result<(), ControlError> {
+        self.sim.control().stop_member(name).await?;
+        if let Some(addr) = self.member_addr(name).await {
+            wait_closed(addr).await;
+        }
+        Ok(())
+    }
+
+    /// The member's process starts and listens again on its address. pd-sim closes a
+    /// stopped member's listener asynchronously, so an immediate restart may fail to
+    /// bind; it is retried once the old listener is gone.
+    pub(crate) async fn start_member(&self, name: &str) -> Result<(), ControlError> {
+        for _ in 0..50 {
+            self.sim.control().start_member(name).await?;
+            let Some(addr) = self.member_addr(name).await else { return Ok(()) };
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                return Ok(());
+            }
+            self.stop_member(name).await?;
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        Ok(())
+    }
+}
+
+/// Waits (bounded) until nothing accepts connections at `addr` any more.
+async fn wait_closed(addr: SocketAddr) {
+    for _ in 0..500 {
+        if tokio::net::TcpStream::connect(addr).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+impl std::fmt::Debug for PdCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PdCluster").field("index", &self.index).field("initial_cluster", &self.initial_cluster).finish()
+    }
+}
+
+/// What a data directory holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DataDir {
+    PdMember { cluster: usize, name: String },
+    Store { cluster: usize, id: u64 },
+}
+
+/// What a pod runs (the last process it started).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Instance {
+    Pd { cluster: usize, member: String },
+    Tikv { cluster: usize, store: u64 },
+}
+
+#[derive(Default)]
+struct Inner {
+    clusters: Vec<Arc<PdCluster>>,
+    keys: HashMap<String, usize>,
+    data: HashMap<String, DataDir>,
+    claims: HashMap<String, DataDir>,
+    pods: HashMap<String, Instance>,
+    /// Members named in an initial cluster whose pod has not started yet.
+    pending: HashSet<(usize, String)>,
+}
+
+/// Every PD cluster the pods formed; shared by the processes, the harness and the
+/// safety watcher.
+pub struct PdClusters {
+    template: pd_sim::Config,
+    inner: Mutex<Inner>,
+    formation: tokio::sync::Mutex<()>,
+    http: HttpClient,
+}
+
+/// Settings a new cluster takes from its first member's config.
+#[derive(Clone, Debug, Default)]
+pub struct Replication {
+    pub max_replicas: Option<usize>,
+    pub location_labels: Option<Vec<String>>,
+}
+
+impl PdClusters {
+    /// `template` is the pd-sim config each new cluster starts from (preset, clock,
+    /// regions, ...); its `members` and `port` are ignored.
+    pub fn new(template: pd_sim::Config) -> Self {
+        PdClusters {
+            template,
+            inner: Mutex::default(),
+            formation: tokio::sync::Mutex::new(()),
+            http: HttpClient::default(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn clusters(&self) -> Vec<Arc<PdCluster>> {
+        self.lock().clusters.clone()
+    }
+
+    pub fn get(&self, index: usize) -> Option<Arc<PdCluster>> {
+        self.lock().clusters.get(index).cloned()
+    }
+
+    /// Serialises cluster formation and joining (two first members racing must not
+    /// form two clusters).
+    pub(crate) async fn formation(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.formation.lock().await
+    }
+
+    pub(crate) fn by_key(&self, key: &str) -> Option<usize> {
+        self.lock().keys.get(key).copied()
+    }
+
+    pub fn data(&self, key: &str) -> Option<DataDir> {
+        self.lock().data.get(key).cloned()
+    }
+
+    /// Records what a data directory holds; `claim` is `ns/name` of its PVC, if any.
+    pub(crate) fn set_data(&self, key: &str, claim: Option<&str>, dir: DataDir) {
+        let mut inner = self.lock();
+        inner.data.insert(key.to_owned(), dir.clone());
+        if let Some(claim) = claim {
+            inner.claims.insert(claim.to_owned(), dir);
+        }
+    }
+
+    /// What the PVC `ns/name` holds (as last mounted).
+    pub fn claim(&self, namespace: &str, name: &str) -> Option<DataDir> {
+        self.lock().claims.get(&format!("{namespace}/{name}")).cloned()
+    }
+
+    pub fn claims(&self) -> BTreeMap<String, DataDir> {
+        self.lock().claims.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    pub(crate) fn set_pod(&self, pod: &str, instance: Instance) {
+        self.lock().pods.insert(pod.to_owned(), instance);
+    }
+
+    /// What the pod `ns/name` runs (or ran last).
+    pub fn pod(&self, namespace: &str, name: &str) -> Option<Instance> {
+        self.lock().pods.get(&format!("{namespace}/{name}")).cloned()
+    }
+
+    pub fn pods(&self) -> BTreeMap<String, Instance> {
+        self.lock().pods.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    pub(crate) fn take_pending(&self, cluster: usize, name: &str) -> bool {
+        self.lock().pending.remove(&(cluster, name.to_owned()))
+    }
+
+    /// Forms a new PD cluster whose etcd membership is `members` (name, peer URLs,
+    /// client URLs); only `running` starts, the others wait for their pods.
+    pub(crate) async fn form(
+        &self,
+        namespace: &str,
+        key: &str,
+        members: &[(String, Vec<String>, Vec<String>)],
+        running: &str,
+        replication: &Replication,
+    ) -> Result<Arc<PdCluster>, String> {
+        let index = self.lock().clusters.len();
+        let mut config = self.template.clone();
+        config.members = 1;
+        config.port = 0;
+        config.seed = self.template.seed.wrapping_add(index as u64);
+        if let Some(n) = replication.max_replicas {
+            config.max_replicas = n;
+        }
+        if let Some(labels) = &replication.location_labels {
+            config.location_labels = labels.clone();
+        }
+        let sim = PdSim::start(config).await.map_err(|e| format!("start PD cluster: {e}"))?;
+        let control = sim.control();
+        let keeps_bootstrap = members.iter().any(|(n, _, _)| n == BOOTSTRAP_MEMBER);
+        for (name, peer_urls, client_urls) in members {
+            if name == BOOTSTRAP_MEMBER {
+                continue;
+            }
+            let spec = MemberSpec {
+                name: Some(name.clone()),
+                client_urls: Some(client_urls.clone()),
+                peer_urls: Some(peer_urls.clone()),
+            };
+            control.add_member(spec).await.map_err(|e| e.to_string())?;
+        }
+        if !keeps_bootstrap {
+            let url = format!("{}/pd/api/v1/members/name/{BOOTSTRAP_MEMBER}", sim.url());
+            let (status, _, body) = self.http.call(Method::DELETE, &url, HeaderMap::new(), Bytes::new()).await?;
+            if !status.is_success() {
+                return Err(format!("remove bootstrap member: {status} {}", String::from_utf8_lossy(&body)));
+            }
+        }
+        let cluster =
+            Arc::new(PdCluster { index, namespace: namespace.to_owned(), initial_cluster: key.to_owned(), sim });
+        let mut pending = Vec::new();
+        for (name, _, _) in members {
+            if name != running {
+                cluster.stop_member(name).await.map_err(|e| e.to_string())?;
+                pending.push((index, name.clone()));
+            }
+        }
+        let mut inner = self.lock();
+        inner.clusters.push(cluster.clone());
+        inner.keys.insert(key.to_owned(), index);
+        inner.pending.extend(pending);
+        Ok(cluster)
+    }
+
+    /// Stops every cluster's listeners and drivers.
+    pub async fn shutdown(&self) {
+        let clusters = std::mem::take(&mut self.lock().clusters);
+        for cluster in clusters {
+            if let Ok(cluster) = Arc::try_unwrap(cluster) {
+                cluster.sim.shutdown().await;
+            }
+        }
+    }
+}
+
+/// A pd-sim control error as the real binary would word it.
+pub(crate) fn control_error(e: &ControlError) -> String {
+    e.to_string()
+}

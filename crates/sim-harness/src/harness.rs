@@ -1,0 +1,168 @@
+//! Everything an end-to-end test or the playground needs, started with one call:
+//! kube-sim with its simulated cluster (nodes in zones, scheduler, kubelets, volumes,
+//! DNS), one shared clock, the PD/TiKV processes registered on the kubelets, the HTTP
+//! proxy into the pod network and the safety watcher.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube_sim::cluster::{ClusterConfig, Dns, SimulatedCluster, Timings};
+use kube_sim::{KubeSim, Store};
+use sim_clock::SimClock;
+
+use crate::clusters::{PdCluster, PdClusters};
+use crate::invariants::{SafetyWatcher, WatcherConfig};
+use crate::network::Network;
+use crate::processes::{ProcessSettings, Processes};
+use crate::proxy::{PdWriteLog, Proxy};
+
+#[derive(Clone, Debug)]
+pub struct HarnessConfig {
+    pub nodes: u32,
+    pub zones: u32,
+    /// Simulated clock speed (1.0: real time).
+    pub speed: f64,
+    /// pd-sim timing preset for every PD cluster the pods form.
+    pub preset: pd_sim::Preset,
+    /// Regions a new PD cluster bootstraps with (on its first store).
+    pub regions: usize,
+    /// Delay added to every watch event (real informers lag).
+    pub watch_delay: Duration,
+    /// kube-sim's cluster timings (container start, ConfigMap sync, ...).
+    pub timings: Timings,
+    pub processes: ProcessSettings,
+    pub watcher: WatcherConfig,
+    /// Port of the proxy on 127.0.0.1 (0: any).
+    pub proxy_port: u16,
+    pub seed: u64,
+}
+
+impl Default for HarnessConfig {
+    fn default() -> Self {
+        HarnessConfig {
+            nodes: 3,
+            zones: 3,
+            speed: 1.0,
+            preset: pd_sim::Preset::Realistic,
+            regions: 30,
+            watch_delay: Duration::from_millis(100),
+            timings: Timings::default(),
+            processes: ProcessSettings::default(),
+            watcher: WatcherConfig::default(),
+            proxy_port: 0,
+            seed: 0x5eed,
+        }
+    }
+}
+
+impl HarnessConfig {
+    /// Fast timings for tests: pd-sim's fast preset, a quick ConfigMap sync.
+    pub fn fast() -> Self {
+        HarnessConfig {
+            preset: pd_sim::Preset::Fast,
+            timings: Timings { config_sync: Duration::from_secs(5), ..Timings::default() },
+            ..HarnessConfig::default()
+        }
+    }
+}
+
+pub struct Harness {
+    sim: KubeSim,
+    cluster: SimulatedCluster,
+    clusters: Arc<PdClusters>,
+    net: Network,
+    proxy: Proxy,
+    watcher: SafetyWatcher,
+}
+
+impl Harness {
+    pub async fn start(config: HarnessConfig) -> anyhow::Result<Harness> {
+        let clock = SimClock::new(config.speed);
+        let sim = KubeSim::start(kube_sim::Config {
+            clock: Some(clock.clone()),
+            seed: config.seed,
+            ..kube_sim::Config::default()
+        })
+        .await?;
+        sim.faults().set_watch_delay(config.watch_delay);
+        let cluster_config = ClusterConfig {
+            nodes: config.nodes,
+            zones: config.zones,
+            timings: config.timings.clone(),
+            ..ClusterConfig::default()
+        };
+        let dns = Dns::new(sim.store().clone(), &cluster_config.cluster_domain);
+        let net = Network::new(sim.store().clone(), dns);
+        let template = pd_sim::Config {
+            preset: config.preset,
+            clock: Some(clock.clone()),
+            regions: config.regions,
+            seed: config.seed,
+            ..pd_sim::Config::default()
+        };
+        let clusters = Arc::new(PdClusters::new(template));
+        let processes = Processes::new(sim.store().clone(), net.clone(), clusters.clone(), config.processes.clone());
+        processes.register(&cluster_config.runtimes);
+        let cluster = SimulatedCluster::start(sim.store().clone(), cluster_config);
+        let proxy = Proxy::start(net.clone(), clock, config.proxy_port).await?;
+        let watcher = SafetyWatcher::start(sim.store(), clusters.clone(), proxy.pd_writes(), config.watcher.clone());
+        Ok(Harness { sim, cluster, clusters, net, proxy, watcher })
+    }
+
+    pub fn kubeconfig_path(&self) -> &std::path::Path {
+        self.sim.kubeconfig_path()
+    }
+
+    /// The value for `HTTP_PROXY` / `HTTPS_PROXY`.
+    pub fn proxy_url(&self) -> String {
+        self.proxy.url()
+    }
+
+    pub fn kube_sim(&self) -> &KubeSim {
+        &self.sim
+    }
+
+    pub fn store(&self) -> &Store {
+        self.sim.store()
+    }
+
+    pub fn cluster(&self) -> &SimulatedCluster {
+        &self.cluster
+    }
+
+    pub fn clock(&self) -> &SimClock {
+        self.sim.clock()
+    }
+
+    /// Every PD cluster the pods formed so far, in formation order.
+    pub fn pd_clusters(&self) -> Vec<Arc<PdCluster>> {
+        self.clusters.clusters()
+    }
+
+    /// The registry behind [`pd_clusters`](Self::pd_clusters): which pod runs which
+    /// member or store, and what each PVC holds.
+    pub fn pd_registry(&self) -> &Arc<PdClusters> {
+        &self.clusters
+    }
+
+    pub fn network(&self) -> &Network {
+        &self.net
+    }
+
+    /// PD writes that went through the proxy.
+    pub fn pd_writes(&self) -> PdWriteLog {
+        self.proxy.pd_writes()
+    }
+
+    pub fn watcher(&self) -> &SafetyWatcher {
+        &self.watcher
+    }
+
+    pub async fn shutdown(self) {
+        self.watcher.stop().await;
+        self.proxy.shutdown().await;
+        self.cluster.shutdown().await;
+        self.clusters.shutdown().await;
+        self.sim.shutdown().await;
+    }
+}

@@ -1,0 +1,243 @@
+//! An HTTP forward proxy into the simulated cluster, so that an unmodified client
+//! (the operator binary) reaches simulated PD and TiKV with nothing but
+//! `HTTP_PROXY=http://127.0.0.1:PORT` (and `HTTPS_PROXY` for `CONNECT` tunnels).
+//!
+//! Requests in absolute form (`GET http://basic-pd.db.svc:2379/pd/api/v1/stores`)
+//! are resolved through kube-sim's DNS (a Service to its ready endpoints like
+//! kube-proxy, a pod's DNS name to the pod) and forwarded to the real listener of
+//! the simulated process at that pod address. A name that does not resolve, or an
+//! address where nothing listens, gets `502 Bad Gateway` with a body saying why.
+//!
+//! Every write to PD (any method but GET/HEAD/OPTIONS to a PD client port) is recorded
+//! with its client (User-Agent), so tests and the safety watcher can attribute PD
+//! writes the way kube-sim's request log attributes Kubernetes writes.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use sim_clock::{SimClock, SimInstant};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::http::{BODY_LIMIT, HttpClient};
+use crate::network::{Network, Target};
+
+/// A write to PD that went through the proxy.
+#[derive(Clone, Debug)]
+pub struct PdWrite {
+    pub seq: u64,
+    pub at: SimInstant,
+    /// The User-Agent (empty when the client sent none).
+    pub client: String,
+    pub method: String,
+    /// The URI as the client wrote it (`http://basic-pd.db.svc:2379/pd/api/v1/...`).
+    pub uri: String,
+    /// Path and query.
+    pub path: String,
+    pub body: Bytes,
+    pub status: u16,
+    /// The PD cluster (index in [`crate::PdClusters`]) it reached.
+    pub cluster: usize,
+}
+
+/// The PD writes seen so far; cheap to clone.
+#[derive(Clone, Default)]
+pub struct PdWriteLog {
+    inner: Arc<Mutex<Vec<PdWrite>>>,
+    changed: Arc<tokio::sync::Notify>,
+}
+
+impl PdWriteLog {
+    fn push(&self, mut w: PdWrite) {
+        let mut log = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        w.seq = log.len() as u64;
+        log.push(w);
+        drop(log);
+        self.changed.notify_waiters();
+    }
+
+    pub fn snapshot(&self) -> Vec<PdWrite> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Writes from `seq` on.
+    pub fn since(&self, seq: u64) -> Vec<PdWrite> {
+        let log = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        log.iter().skip(usize::try_from(seq).unwrap_or(usize::MAX)).cloned().collect()
+    }
+
+    pub(crate) fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.changed.notified()
+    }
+}
+
+struct Ctx {
+    net: Network,
+    http: HttpClient,
+    clock: SimClock,
+    writes: PdWriteLog,
+}
+
+pub struct Proxy {
+    addr: SocketAddr,
+    writes: PdWriteLog,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    /// Listens on 127.0.0.1 at `port` (0: any).
+    pub async fn start(net: Network, clock: SimClock, port: u16) -> std::io::Result<Proxy> {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        let addr = listener.local_addr()?;
+        let writes = PdWriteLog::default();
+        let ctx = Arc::new(Ctx { net, http: HttpClient::default(), clock, writes: writes.clone() });
+        let (shutdown, mut rx) = watch::channel(false);
+        let conn_rx = rx.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => {
+                        let Ok((stream, _)) = accepted else { continue };
+                        let ctx = ctx.clone();
+                        let mut rx = conn_rx.clone();
+                        tokio::spawn(async move {
+                            let service = service_fn(move |req| handle(ctx.clone(), req));
+                            let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service).with_upgrades();
+                            tokio::pin!(conn);
+                            tokio::select! {
+                                _ = conn.as_mut() => {}
+                                _ = rx.wait_for(|s| *s) => {}
+                            }
+                        });
+                    }
+                    _ = rx.wait_for(|s| *s) => break,
+                }
+            }
+        });
+        Ok(Proxy { addr, writes, shutdown, task })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`, the value for `HTTP_PROXY`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn pd_writes(&self) -> PdWriteLog {
+        self.writes.clone()
+    }
+
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+}
+
+fn bad_gateway(status: StatusCode, message: String) -> Response<Body> {
+    let mut resp = Response::new(Body::from(format!("{message}\n")));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp
+}
+
+async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Response<Body>, std::convert::Infallible> {
+    if req.method() == Method::CONNECT {
+        return Ok(tunnel(ctx, req).await);
+    }
+    Ok(forward(ctx, req).await)
+}
+
+/// `CONNECT host:port`: a TCP tunnel to the process at that address.
+async fn tunnel(ctx: Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
+    let Some(authority) = req.uri().authority().cloned() else {
+        return bad_gateway(StatusCode::BAD_REQUEST, "sim-harness proxy: CONNECT needs host:port".into());
+    };
+    let port = authority.port_u16().unwrap_or(443);
+    let real = match ctx.net.dial(None, authority.host(), port) {
+        Ok((real, _)) => real,
+        Err(e) => return bad_gateway(StatusCode::BAD_GATEWAY, format!("sim-harness proxy: {authority}: {e}")),
+    };
+    let upstream = match TcpStream::connect(real).await {
+        Ok(s) => s,
+        Err(e) => return bad_gateway(StatusCode::BAD_GATEWAY, format!("sim-harness proxy: {authority}: {e}")),
+    };
+    tokio::spawn(async move {
+        match hyper::upgrade::on(req).await {
+            Ok(upgraded) => {
+                let mut client = TokioIo::new(upgraded);
+                let mut upstream = upstream;
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            }
+            Err(e) => tracing::debug!(error = %e, "CONNECT upgrade failed"),
+        }
+    });
+    Response::new(Body::empty())
+}
+
+async fn forward(ctx: Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
+    let uri = req.uri().clone();
+    let (Some(host), Some(scheme)) = (uri.host(), uri.scheme_str()) else {
+        return bad_gateway(
+            StatusCode::BAD_REQUEST,
+            "sim-harness proxy: expected an absolute-form request (GET http://host:port/path); set HTTP_PROXY to this address".into(),
+        );
+    };
+    if scheme != "http" {
+        return bad_gateway(StatusCode::BAD_REQUEST, format!("sim-harness proxy: scheme {scheme} needs CONNECT"));
+    }
+    let port = uri.port_u16().unwrap_or(80);
+    let (real, route) = match ctx.net.dial(None, host, port) {
+        Ok(found) => found,
+        Err(e) => return bad_gateway(StatusCode::BAD_GATEWAY, format!("sim-harness proxy: {host}:{port}: {e}")),
+    };
+    let path = uri.path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "/".into());
+    let (parts, body) = req.into_parts();
+    let body = match axum::body::to_bytes(Body::new(body), BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(e) => return bad_gateway(StatusCode::BAD_REQUEST, format!("sim-harness proxy: reading the body: {e}")),
+    };
+    let mut headers = parts.headers.clone();
+    for h in ["proxy-connection", "proxy-authorization", "connection", "keep-alive", "te", "trailer", "upgrade"] {
+        headers.remove(h);
+    }
+    let client = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let at = ctx.clock.now();
+    let target = format!("http://{real}{path}");
+    let result = ctx.http.call(parts.method.clone(), &target, headers, body.clone()).await;
+    let (status, resp_headers, resp_body) = match result {
+        Ok(r) => r,
+        Err(e) => return bad_gateway(StatusCode::BAD_GATEWAY, format!("sim-harness proxy: {host}:{port}: {e}")),
+    };
+    let write = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if let (true, Target::PdClient { cluster, .. }) = (write, &route.target) {
+        ctx.writes.push(PdWrite {
+            seq: 0,
+            at,
+            client,
+            method: parts.method.to_string(),
+            uri: uri.to_string(),
+            path,
+            body,
+            status: status.as_u16(),
+            cluster: *cluster,
+        });
+    }
+    let mut resp = Response::new(Body::from(resp_body));
+    *resp.status_mut() = status;
+    *resp.headers_mut() = resp_headers;
+    for h in ["connection", "keep-alive", "transfer-encoding"] {
+        resp.headers_mut().remove(h);
+    }
+    resp
+}

@@ -1,0 +1,472 @@
+//! Acceptance tests: PD and TiKV pods inside kube-sim, reached through the proxy, and
+//! the safety watcher.
+
+// Test helpers panic on failure by design.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use kube_sim::{DeleteOptions, ResourceRef, StoreClient};
+use serde_json::{Value, json};
+use sim_harness::{Harness, HarnessConfig, Instance, Invariant};
+
+const NS: &str = "db";
+const SPEED: f64 = 25.0;
+
+fn r(plural: &str) -> ResourceRef {
+    ResourceRef::new("", "v1", plural)
+}
+
+struct Env {
+    h: Harness,
+    client: StoreClient,
+    http: reqwest::Client,
+}
+
+impl Env {
+    async fn start() -> Env {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let h = Harness::start(HarnessConfig { speed: SPEED, ..HarnessConfig::fast() }).await.unwrap();
+        let client = h.store().client("test");
+        client.create(&r("namespaces"), None, json!({"metadata": {"name": NS}})).unwrap();
+        let http = reqwest::Client::builder().proxy(reqwest::Proxy::all(h.proxy_url()).unwrap()).build().unwrap();
+        Env { h, client, http }
+    }
+
+    fn create(&self, plural: &str, obj: Value) {
+        self.client.create(&r(plural), Some(NS), obj).unwrap();
+    }
+
+    fn pod(&self, name: &str) -> Option<Value> {
+        self.client.get(&r("pods"), Some(NS), name).ok()
+    }
+
+    /// Waits (bounded, 60 s real) until `cond` holds, re-checking after every store write
+    /// and every few milliseconds while simulated time runs.
+    async fn wait<T>(&self, what: &str, mut cond: impl FnMut(&Env) -> Option<T>) -> T {
+        let mut rx = self.h.store().subscribe();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(v) = cond(self) {
+                return v;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::select! {
+                _ = rx.changed() => {}
+                _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+            }
+        }
+    }
+
+    async fn wait_ready(&self, name: &str) -> Value {
+        self.wait(&format!("pod {name} Ready"), |e| e.pod(name).filter(is_ready)).await
+    }
+
+    /// GET through the proxy until `ok` accepts the answer.
+    async fn get_until(&self, url: &str, ok: impl Fn(u16, &str) -> bool) -> (u16, String) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, body) = self.get(url).await;
+            if ok(status, &body) {
+                return (status, body);
+            }
+            assert!(tokio::time::Instant::now() < deadline, "timed out on {url}: last {status} {body}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn get(&self, url: &str) -> (u16, String) {
+        match self.http.get(url).send().await {
+            Ok(resp) => (resp.status().as_u16(), resp.text().await.unwrap_or_default()),
+            Err(e) => (0, e.to_string()),
+        }
+    }
+
+    fn delete_as(&self, who: &str, plural: &str, name: &str) {
+        self.h.store().client(who).delete(&r(plural), Some(NS), name, &DeleteOptions::default()).unwrap();
+    }
+
+    async fn wait_gone(&self, name: &str) {
+        self.wait(&format!("pod {name} gone"), |e| e.pod(name).is_none().then_some(())).await;
+    }
+
+    fn store_of(&self, pod: &str) -> u64 {
+        match self.h.pd_registry().pod(NS, pod) {
+            Some(Instance::Tikv { store, .. }) => store,
+            other => panic!("pod {pod} runs {other:?}"),
+        }
+    }
+
+    fn snapshot(&self) -> pd_sim::Snapshot {
+        self.h.pd_clusters()[0].snapshot()
+    }
+
+    async fn shutdown(self) {
+        self.h.shutdown().await;
+    }
+}
+
+fn is_ready(pod: &Value) -> bool {
+    pod["status"]["conditions"].as_array().into_iter().flatten().any(|c| c["type"] == "Ready" && c["status"] == "True")
+}
+
+fn last_exit(pod: &Value) -> Option<String> {
+    pod["status"]["containerStatuses"][0]["lastState"]["terminated"]["message"].as_str().map(str::to_owned)
+}
+
+fn labels(group: &str, component: &str) -> Value {
+    json!({"tikv.org/managed-by": "tikv-operator", "tikv.org/cluster": "basic", "tikv.org/component": component, "tikv.org/group": group})
+}
+
+fn headless(name: &str, group: &str, component: &str, ports: &[(&str, u16)]) -> Value {
+    let ports: Vec<Value> = ports.iter().map(|(n, p)| json!({"name": n, "port": p, "targetPort": p})).collect();
+    json!({"metadata": {"name": name, "labels": labels(group, component)},
+           "spec": {"clusterIP": "None", "publishNotReadyAddresses": true, "selector": labels(group, component), "ports": ports}})
+}
+
+fn pvc(name: &str, component: &str) -> Value {
+    json!({"metadata": {"name": name, "labels": labels("basic", component)},
+           "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
+}
+
+/// A PD pod as an operator renders it: stable DNS name, config in a ConfigMap at
+/// /etc/pd, data on a PVC, flags for bootstrap or join.
+fn pd_pod(group: &str, i: usize, bootstrap: &str, image: &str) -> Value {
+    let name = format!("{group}-pd-{i}");
+    json!({
+        "metadata": {"name": name, "labels": labels(group, "pd")},
+        "spec": {
+            "hostname": name, "subdomain": format!("{group}-pd-peer"),
+            "terminationGracePeriodSeconds": 5,
+            "containers": [{
+                "name": "pd", "image": image,
+                "command": ["/pd-server", "--config=/etc/pd/config.toml", bootstrap],
+                "ports": [{"name": "client", "containerPort": 2379}, {"name": "peer", "containerPort": 2380}],
+                "volumeMounts": [{"name": "config", "mountPath": "/etc/pd"}, {"name": "data", "mountPath": "/var/lib/pd"}],
+                "readinessProbe": {"tcpSocket": {"port": 2379}, "periodSeconds": 1}
+            }],
+            "volumes": [{"name": "config", "configMap": {"name": name}},
+                        {"name": "data", "persistentVolumeClaim": {"claimName": format!("pd-{name}")}}]
+        }
+    })
+}
+
+fn pd_config(group: &str, i: usize) -> Value {
+    let name = format!("{group}-pd-{i}");
+    let host = format!("{name}.{group}-pd-peer.{NS}.svc");
+    let toml = format!(
+        "name = \"{name}\"\ndata-dir = \"/var/lib/pd\"\nclient-urls = \"http://0.0.0.0:2379\"\npeer-urls = \"http://0.0.0.0:2380\"\nadvertise-client-urls = \"http://{host}:2379\"\nadvertise-peer-urls = \"http://{host}:2380\"\ninitial-cluster-state = \"new\"\n\n[replication]\nmax-replicas = 3\nlocation-labels = [\"zone\", \"host\"]\n"
+    );
+    json!({"metadata": {"name": name, "labels": labels(group, "pd")}, "data": {"config.toml": toml}})
+}
+
+fn initial_cluster(group: &str, n: usize) -> String {
+    let members: Vec<String> =
+        (0..n).map(|i| format!("{group}-pd-{i}=http://{group}-pd-{i}.{group}-pd-peer.{NS}.svc:2380")).collect();
+    format!("--initial-cluster={}", members.join(","))
+}
+
+/// A TiKV pod: a shell wrapper with the flags, config at /etc/tikv, data on a PVC.
+fn tikv_pod(i: usize, image: &str) -> Value {
+    let name = format!("basic-tikv-{i}");
+    let script = format!(
+        "set -e\necho starting tikv\nexec /tikv-server --pd=http://basic-pd.{NS}.svc:2379 --addr=0.0.0.0:20160 \\\n  --advertise-addr=${{POD_NAME}}.basic-tikv-peer.{NS}.svc:20160 --status-addr=0.0.0.0:20180 \\\n  --advertise-status-addr=$POD_NAME.basic-tikv-peer.{NS}.svc:20180 --data-dir=/var/lib/tikv --config=/etc/tikv/config.toml"
+    );
+    json!({
+        "metadata": {"name": name, "labels": labels("basic", "tikv")},
+        "spec": {
+            "hostname": name, "subdomain": "basic-tikv-peer",
+            "terminationGracePeriodSeconds": 5,
+            "containers": [{
+                "name": "tikv", "image": image,
+                "command": ["/bin/sh", "-c", script],
+                "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+                "ports": [{"name": "client", "containerPort": 20160}, {"name": "status", "containerPort": 20180}],
+                "volumeMounts": [{"name": "config", "mountPath": "/etc/tikv"}, {"name": "data", "mountPath": "/var/lib/tikv"}],
+                "readinessProbe": {"tcpSocket": {"port": 20160}, "periodSeconds": 1}
+            }],
+            "volumes": [{"name": "config", "configMap": {"name": name}},
+                        {"name": "data", "persistentVolumeClaim": {"claimName": format!("tikv-{name}")}}]
+        }
+    })
+}
+
+fn tikv_config(i: usize, extra: &str) -> Value {
+    let name = format!("basic-tikv-{i}");
+    let toml = format!(
+        "[server]\ngrpc-concurrency = 4\n[server.labels]\nhost = \"{name}\"\n[raftstore]\ncapacity = \"10GiB\"\n{extra}"
+    );
+    json!({"metadata": {"name": name, "labels": labels("basic", "tikv")}, "data": {"config.toml": toml}})
+}
+
+/// Three PD pods bootstrapping one cluster, plus the Services an operator renders.
+async fn start_pd(env: &Env) {
+    env.create("services", headless("basic-pd-peer", "basic", "pd", &[("client", 2379), ("peer", 2380)]));
+    env.create(
+        "services",
+        json!({"metadata": {"name": "basic-pd", "labels": labels("basic", "pd")},
+               "spec": {"selector": labels("basic", "pd"), "ports": [{"name": "client", "port": 2379, "targetPort": "client"}]}}),
+    );
+    for i in 0..3 {
+        env.create("configmaps", pd_config("basic", i));
+        env.create("persistentvolumeclaims", pvc(&format!("pd-basic-pd-{i}"), "pd"));
+        env.create("pods", pd_pod("basic", i, &initial_cluster("basic", 3), "pingcap/pd:v8.5.0"));
+    }
+    for i in 0..3 {
+        env.wait_ready(&format!("basic-pd-{i}")).await;
+    }
+}
+
+async fn start_tikv(env: &Env, n: usize) {
+    env.create("services", headless("basic-tikv-peer", "basic", "tikv", &[("client", 20160), ("status", 20180)]));
+    for i in 0..n {
+        env.create("configmaps", tikv_config(i, ""));
+        env.create("persistentvolumeclaims", pvc(&format!("tikv-basic-tikv-{i}"), "tikv"));
+        env.create("pods", tikv_pod(i, "docker.io/pingcap/tikv:v8.5.0"));
+    }
+    for i in 0..n {
+        env.wait_ready(&format!("basic-tikv-{i}")).await;
+    }
+}
+
+const MEMBERS: &str = "http://basic-pd.db.svc:2379/pd/api/v1/members";
+
+fn member_names(body: &str) -> Vec<String> {
+    let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    let mut names: Vec<String> =
+        v["members"].as_array().into_iter().flatten().filter_map(|m| m["name"].as_str().map(str::to_owned)).collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pd_and_tikv_pods_form_a_cluster_reached_through_dns_and_the_proxy() {
+    let env = Env::start().await;
+    start_pd(&env).await;
+    assert_eq!(env.h.pd_clusters().len(), 1, "the three members form one PD cluster");
+
+    let (_, body) = env.get_until(MEMBERS, |s, b| s == 200 && member_names(b).len() == 3).await;
+    assert_eq!(member_names(&body), ["basic-pd-0", "basic-pd-1", "basic-pd-2"]);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert!(v["leader"]["name"].as_str().is_some_and(|n| n.starts_with("basic-pd-")), "a leader: {body}");
+    assert_eq!(v["members"][0]["client_urls"][0].as_str().unwrap().split(':').next_back(), Some("2379"));
+    let (status, body) = env.get("http://basic-pd-1.basic-pd-peer.db.svc:2379/pd/api/v1/health").await;
+    assert_eq!(status, 200, "{body}");
+
+    // A fourth member joins through the client Service.
+    env.create("configmaps", pd_config("basic", 3));
+    env.create("persistentvolumeclaims", pvc("pd-basic-pd-3", "pd"));
+    env.create("pods", pd_pod("basic", 3, "--join=http://basic-pd.db.svc:2379", "pingcap/pd:v8.5.0"));
+    env.wait_ready("basic-pd-3").await;
+    let (_, body) = env.get_until(MEMBERS, |s, b| s == 200 && member_names(b).len() == 4).await;
+    assert_eq!(member_names(&body), ["basic-pd-0", "basic-pd-1", "basic-pd-2", "basic-pd-3"]);
+    assert_eq!(env.h.pd_clusters().len(), 1);
+
+    // Three stores register and become Up/Serving; their pods become Ready.
+    start_tikv(&env, 3).await;
+    let stores: Vec<u64> = (0..3).map(|i| env.store_of(&format!("basic-tikv-{i}"))).collect();
+    let (_, body) = env
+        .get_until("http://basic-pd.db.svc:2379/pd/api/v1/stores", |s, b| {
+            s == 200 && serde_json::from_str::<Value>(b).is_ok_and(|v| v["count"] == 3)
+        })
+        .await;
+    let v: Value = serde_json::from_str(&body).unwrap();
+    for s in v["stores"].as_array().unwrap() {
+        assert_eq!(s["store"]["state_name"], "Up");
+        assert!(s["store"]["address"].as_str().unwrap().ends_with(".basic-tikv-peer.db.svc:20160"));
+        assert_eq!(s["store"]["version"], "8.5.0");
+    }
+    env.wait("stores Serving", |e| {
+        let snap = e.snapshot();
+        stores
+            .iter()
+            .all(|id| snap.store(*id).is_some_and(|s| format!("{:?}", s.node_state) == "Serving"))
+            .then_some(())
+    })
+    .await;
+
+    // The status server answers through the proxy at the pod's DNS name.
+    let status_url = "http://basic-tikv-1.basic-tikv-peer.db.svc:20180/config";
+    let (status, body) = env.get(status_url).await;
+    assert_eq!(status, 200, "{body}");
+    let config: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(config["server"]["labels"]["host"], "basic-tikv-1");
+    assert_eq!(config["server"]["advertise-addr"], "basic-tikv-1.basic-tikv-peer.db.svc:20160");
+
+    // HotReload: the ConfigMap changes, the kubelet re-delivers it, /config shows it.
+    let mut cm = env.client.get(&r("configmaps"), Some(NS), "basic-tikv-1").unwrap();
+    cm["data"]["config.toml"] = json!(tikv_config(1, "[storage]\nreserve-space = \"1GB\"\n")["data"]["config.toml"]);
+    env.client.update(&r("configmaps"), Some(NS), cm).unwrap();
+    env.get_until(status_url, |s, b| {
+        s == 200 && serde_json::from_str::<Value>(b).is_ok_and(|v| v["storage"]["reserve-space"] == "1GB")
+    })
+    .await;
+
+    // A deleted pod's store stops heartbeating; a new pod on the same PVC is the same
+    // store, at the new image's version.
+    let old_id = env.store_of("basic-tikv-2");
+    env.delete_as("test", "pods", "basic-tikv-2");
+    env.wait_gone("basic-tikv-2").await;
+    env.wait("store Disconnected", |e| {
+        e.snapshot().store(old_id).is_some_and(|s| !s.running && s.state_name == "Disconnected").then_some(())
+    })
+    .await;
+    env.create("pods", tikv_pod(2, "docker.io/pingcap/tikv:v8.5.1"));
+    env.wait_ready("basic-tikv-2").await;
+    assert_eq!(env.store_of("basic-tikv-2"), old_id, "the PVC keeps the store ID");
+    let snap = env.snapshot();
+    let store = snap.store(old_id).unwrap();
+    assert_eq!((store.state_name.as_str(), store.version.as_str(), store.running), ("Up", "8.5.1", true));
+    assert_eq!(snap.stores.len(), 3, "no new store");
+
+    env.h.watcher().assert_none();
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_services_config_and_flags_fail_visibly() {
+    let env = Env::start().await;
+
+    // No headless Service: etcd cannot resolve its own peer URL and PD exits.
+    env.create("configmaps", pd_config("lonely", 0));
+    env.create("persistentvolumeclaims", pvc("pd-lonely-pd-0", "pd"));
+    env.create("pods", pd_pod("lonely", 0, &initial_cluster("lonely", 1), "pingcap/pd:v8.5.0"));
+    let message = env.wait("PD exits for lack of DNS", |e| e.pod("lonely-pd-0").and_then(|p| last_exit(&p))).await;
+    assert!(message.contains("failed to resolve") && message.contains("--initial-cluster"), "{message}");
+    assert!(message.contains("lonely-pd-0.lonely-pd-peer.db.svc"), "{message}");
+    let pod = env.pod("lonely-pd-0").unwrap();
+    assert_eq!(pod["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"], 1);
+
+    // A config value of the wrong type.
+    env.create("services", headless("typo-pd-peer", "typo", "pd", &[("client", 2379), ("peer", 2380)]));
+    let mut cm = pd_config("typo", 0);
+    cm["data"]["config.toml"] = json!("name = 7\n");
+    env.create("configmaps", cm);
+    env.create("persistentvolumeclaims", pvc("pd-typo-pd-0", "pd"));
+    env.create("pods", pd_pod("typo", 0, &initial_cluster("typo", 1), "pingcap/pd:v8.5.0"));
+    let message = env.wait("PD exits on its config", |e| e.pod("typo-pd-0").and_then(|p| last_exit(&p))).await;
+    assert!(message.contains("parse cmd flags error") && message.contains("incompatible types"), "{message}");
+
+    // A TOML syntax error in TiKV's config, an unknown flag, and a PD nobody serves.
+    env.create("services", headless("basic-tikv-peer", "basic", "tikv", &[("client", 20160), ("status", 20180)]));
+    let mut cm = tikv_config(0, "");
+    cm["data"]["config.toml"] = json!("[server\naddr = 1\n");
+    env.create("configmaps", cm);
+    env.create("persistentvolumeclaims", pvc("tikv-basic-tikv-0", "tikv"));
+    env.create("pods", tikv_pod(0, "pingcap/tikv:v8.5.0"));
+    let message = env.wait("TiKV exits on its config", |e| e.pod("basic-tikv-0").and_then(|p| last_exit(&p))).await;
+    assert!(message.starts_with("invalid auto generated configuration file /etc/tikv/config.toml"), "{message}");
+
+    let mut cm = tikv_config(1, "");
+    cm["data"]["config.toml"] = json!("[server]\naddr = 20160\n");
+    env.create("configmaps", cm);
+    env.create("persistentvolumeclaims", pvc("tikv-basic-tikv-1", "tikv"));
+    env.create("pods", tikv_pod(1, "pingcap/tikv:v8.5.0"));
+    let message = env.wait("TiKV exits on a value", |e| e.pod("basic-tikv-1").and_then(|p| last_exit(&p))).await;
+    assert!(message.contains("invalid type: integer `20160`, expected a string for key `server.addr`"), "{message}");
+
+    env.create("configmaps", tikv_config(2, ""));
+    env.create("persistentvolumeclaims", pvc("tikv-basic-tikv-2", "tikv"));
+    let mut pod = tikv_pod(2, "pingcap/tikv:v8.5.0");
+    pod["spec"]["containers"][0]["command"] =
+        json!(["/tikv-server", "--pd=http://basic-pd.db.svc:2379", "--no-such-flag"]);
+    env.create("pods", pod);
+    let message = env.wait("TiKV exits on a flag", |e| e.pod("basic-tikv-2").and_then(|p| last_exit(&p))).await;
+    assert!(message.contains("'--no-such-flag' which wasn't expected"), "{message}");
+
+    env.create("configmaps", tikv_config(3, ""));
+    env.create("persistentvolumeclaims", pvc("tikv-basic-tikv-3", "tikv"));
+    env.create("pods", tikv_pod(3, "pingcap/tikv:v8.5.0"));
+    let message = env.wait("TiKV exits without PD", |e| e.pod("basic-tikv-3").and_then(|p| last_exit(&p))).await;
+    assert!(message.contains("[FATAL]") && message.contains("failed to connect to PD"), "{message}");
+    assert!(message.contains("basic-pd.db.svc: no such host"), "{message}");
+
+    // The proxy says why a name does not resolve.
+    let (status, body) = env.get("http://nothing.db.svc:2379/pd/api/v1/members").await;
+    assert_eq!(status, 502);
+    assert!(body.contains("nothing.db.svc") && body.contains("no such host"), "{body}");
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watcher_is_silent_for_a_safe_restart_and_catches_unsafe_deletes() {
+    let env = Env::start().await;
+    start_pd(&env).await;
+    start_tikv(&env, 3).await;
+    let leaders = |e: &Env, id: u64| e.snapshot().store(id).map(|s| s.leader_count).unwrap_or(0);
+
+    // Safe: evict leaders, wait for none, delete the pod, recreate it, end eviction.
+    let id = env.store_of("basic-tikv-0");
+    env.wait("store 0 leads regions", |e| (leaders(e, id) > 0).then_some(())).await;
+    let resp = env
+        .http
+        .post("http://basic-pd.db.svc:2379/pd/api/v1/schedulers")
+        .header("User-Agent", "tikv-operator/0.1")
+        .json(&json!({"name": "evict-leader-scheduler", "store_id": id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap_or_default());
+    env.wait("leaders evicted", |e| (leaders(e, id) == 0).then_some(())).await;
+    env.delete_as("tikv-operator", "pods", "basic-tikv-0");
+    env.wait_gone("basic-tikv-0").await;
+    env.create("pods", tikv_pod(0, "pingcap/tikv:v8.5.0"));
+    env.wait_ready("basic-tikv-0").await;
+    let resp = env
+        .http
+        .delete(format!("http://basic-pd.db.svc:2379/pd/api/v1/schedulers/evict-leader-scheduler-{id}"))
+        .header("User-Agent", "tikv-operator/0.1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(env.h.pd_writes().snapshot().len(), 2, "both PD writes recorded");
+    env.h.watcher().check_now();
+    env.h.watcher().assert_none();
+
+    // Unsafe: delete a pod whose store leads regions, and a live store's PVC.
+    let id1 = env.store_of("basic-tikv-1");
+    env.wait("store 1 leads regions", |e| (leaders(e, id1) > 0).then_some(())).await;
+    env.delete_as("tikv-operator", "pods", "basic-tikv-1");
+    env.delete_as("tikv-operator", "persistentvolumeclaims", "tikv-basic-tikv-2");
+    env.h.watcher().check_now();
+    let breaches = env.h.watcher().breaches();
+    let kinds: Vec<Invariant> = breaches.iter().map(|b| b.invariant).collect();
+    assert_eq!(kinds, [Invariant::PodWithLeaders, Invariant::LiveStorePvc], "{breaches:#?}");
+    let text = breaches[0].to_string();
+    assert!(text.contains("pod db/basic-tikv-1") && text.contains(&format!("store {id1}")), "{text}");
+    assert!(breaches[0].request.as_deref().is_some_and(|r| r.contains("tikv-operator")), "{text}");
+    assert!(breaches[1].to_string().contains("pvc db/tikv-basic-tikv-2"), "{}", breaches[1]);
+    let watcher = env.h.watcher();
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| watcher.assert_none()));
+    assert!(caught.is_err(), "assert_none panics with the list");
+
+    // With basic-tikv-1 still down, restarting basic-tikv-0 (leaders evicted first)
+    // makes two instances of the group unavailable: (c). Then an eviction left in
+    // place after the instance came back: (e).
+    let resp = env
+        .http
+        .post("http://basic-pd.db.svc:2379/pd/api/v1/schedulers")
+        .header("User-Agent", "tikv-operator/0.1")
+        .json(&json!({"name": "evict-leader-scheduler", "store_id": id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    env.wait("leaders evicted again", |e| (leaders(e, id) == 0).then_some(())).await;
+    env.delete_as("tikv-operator", "pods", "basic-tikv-0");
+    watcher.check_now();
+    let kinds: Vec<Invariant> = watcher.breaches().iter().map(|b| b.invariant).collect();
+    assert_eq!(kinds[2..], [Invariant::MaxUnavailable], "{:#?}", watcher.breaches());
+    env.wait_gone("basic-tikv-0").await;
+    env.create("pods", tikv_pod(0, "pingcap/tikv:v8.5.0"));
+    env.wait_ready("basic-tikv-0").await;
+    watcher.check_now();
+    env.h.clock().advance(Duration::from_secs(61));
+    watcher.check_now();
+    env.h.clock().advance(Duration::from_secs(1));
+    let breaches = env.wait("breach (e)", |_| Some(watcher.breaches()).filter(|b| b.len() == 4)).await;
+    assert_eq!(breaches[3].invariant, Invariant::LingeringEvictLeader, "{breaches:#?}");
+    assert!(breaches[3].to_string().contains(&format!("store {id}")), "{}", breaches[3]);
+    env.shutdown().await;
+}
