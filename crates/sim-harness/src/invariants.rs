@@ -34,9 +34,6 @@ use crate::proxy::{PdWrite, PdWriteLog};
 pub struct WatcherConfig {
     /// A Kubernetes or PD client is the operator when its name contains this.
     pub operator_client: String,
-    /// PD writes without a User-Agent count as the operator's (in e2e runs only the
-    /// operator talks to PD through the proxy).
-    pub anonymous_pd_writes_are_operator: bool,
     /// Default `maxUnavailable` per group.
     pub max_unavailable: usize,
     /// Per group (`ns/group`) overrides.
@@ -57,7 +54,6 @@ impl Default for WatcherConfig {
     fn default() -> Self {
         WatcherConfig {
             operator_client: "tikv-operator".into(),
-            anonymous_pd_writes_are_operator: true,
             max_unavailable: 1,
             max_unavailable_per_group: BTreeMap::new(),
             evict_leader_grace: Duration::from_secs(60),
@@ -236,7 +232,7 @@ impl Checker {
     }
 
     fn is_operator_pd(&self, w: &PdWrite) -> bool {
-        self.is_operator(&w.client) || (w.client.is_empty() && self.config.anonymous_pd_writes_are_operator)
+        self.is_operator(&w.client)
     }
 
     fn group_of(&self, ns: &str, labels: &Value) -> Option<String> {

@@ -45,6 +45,7 @@ pub(crate) struct Recorded {
     pub method: String,
     pub path: String,
     pub query: Option<String>,
+    pub user_agent: Option<String>,
     pub body: String,
 }
 
@@ -89,6 +90,7 @@ async fn answer(State(fake): State<Fake>, request: Request) -> Response {
             method: key.0.clone(),
             path: key.1.clone(),
             query: parts.uri.query().map(str::to_owned),
+            user_agent: parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
             body: String::from_utf8_lossy(&body).into_owned(),
         });
         script

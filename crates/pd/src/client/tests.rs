@@ -153,6 +153,7 @@ async fn stores_decode_every_state_and_ask_for_the_states_given() {
     let req = pd.last_request();
     assert_eq!((req.method.as_str(), req.path.as_str()), ("GET", "/pd/api/v1/stores"));
     assert_eq!(req.query.as_deref(), Some("state=0&state=1&state=2"));
+    assert_eq!(req.user_agent.as_deref(), Some(concat!("tikv-operator/", env!("CARGO_PKG_VERSION"))));
 
     assert_eq!(stores.len(), 4);
     let new = &stores[0];
