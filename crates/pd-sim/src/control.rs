@@ -143,7 +143,8 @@ impl Control {
     }
 
     /// The TiKV process stops (pod deleted or crashed): heartbeats stop, its status
-    /// server goes away.
+    /// server goes away (its listener is closed when this returns, so a restart can bind
+    /// the same port at once).
     pub async fn stop_store(&self, id: u64) -> Result<(), ControlError> {
         self.shared.mutate(|c| c.stop_store(id))?;
         self.shared.sync_servers().await;
@@ -159,7 +160,9 @@ impl Control {
         })
     }
 
-    /// A new PD member joins with an empty data directory.
+    /// A new PD member joins with an empty data directory. The first member of a cluster
+    /// started without any bootstraps it, and is elected leader after PD's leader-change
+    /// delay.
     pub async fn add_member(&self, spec: MemberSpec) -> Result<StartedMember, ControlError> {
         let shared = &self.shared;
         let mut servers = shared.servers.lock().await;
@@ -181,7 +184,8 @@ impl Control {
         Ok(StartedMember { name, member_id, url })
     }
 
-    /// The PD process stops; its data stays.
+    /// The PD process stops; its data stays. Its listener is closed when this returns,
+    /// so [`start_member`](Self::start_member) can bind the same port at once.
     pub async fn stop_member(&self, name: &str) -> Result<(), ControlError> {
         self.shared.mutate(|c| {
             c.members.stop(name)?;

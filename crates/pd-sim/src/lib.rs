@@ -49,8 +49,15 @@ pub struct Config {
     /// Port of the cluster address (0: any).
     pub port: u16,
     pub host: IpAddr,
-    /// PD members started with the cluster, named `pd-0`, `pd-1`, ...
+    /// PD members started with the cluster, named `pd-0`, `pd-1`, ... (ignored when
+    /// [`member_specs`](Self::member_specs) is non-empty). 0: the cluster starts with no
+    /// member, so with no leader: PD's API answers 503 until a member is added with
+    /// [`Control::add_member`].
     pub members: usize,
+    /// The members started with the cluster, in order, instead of `members` default
+    /// ones: their names and advertised URLs (unset fields take the defaults of
+    /// [`Control::add_member`]). Each still gets its own listener.
+    pub member_specs: Vec<MemberSpec>,
     pub max_replicas: usize,
     pub location_labels: Vec<String>,
     /// Regions the first store bootstraps with.
@@ -72,6 +79,7 @@ impl Default for Config {
             port: 0,
             host: IpAddr::V4(Ipv4Addr::LOCALHOST),
             members: 1,
+            member_specs: Vec::new(),
             max_replicas: 3,
             location_labels: Vec::new(),
             regions: 30,
@@ -123,9 +131,15 @@ impl PdSim {
         let router =
             api::router(api::Ctx { shared: shared.clone(), member: None }).merge(control::router(control.clone()));
         let cluster_server = serve(SocketAddr::new(config.host, config.port), router, shared.tls.clone()).await?;
-        for _ in 0..config.members.max(1) {
-            control.add_member(MemberSpec::default()).await?;
+        let specs = if config.member_specs.is_empty() {
+            vec![MemberSpec::default(); config.members]
+        } else {
+            config.member_specs.clone()
+        };
+        for spec in specs {
+            control.add_member(spec).await?;
         }
+        // The initial members campaign at once (an empty cluster has nobody to elect).
         shared.mutate(|c| {
             c.members.election = Some((c.now, None));
             c.members.campaign(&mut c.rng);
@@ -148,13 +162,20 @@ impl PdSim {
         Control { shared: self.shared.clone() }
     }
 
-    /// Stops every listener and the background driver.
+    /// Stops every listener (closed when this returns) and the background driver.
     pub async fn shutdown(mut self) {
         self.driver.abort();
-        self.cluster_server = None;
+        if let Some(served) = self.cluster_server.take() {
+            served.close().await;
+        }
         let mut servers = self.shared.servers.lock().await;
-        servers.members.clear();
-        servers.status.clear();
+        let members = std::mem::take(&mut servers.members);
+        let status = std::mem::take(&mut servers.status);
+        for endpoint in members.into_values().chain(status.into_values()) {
+            if let Some(served) = endpoint.served {
+                served.close().await;
+            }
+        }
     }
 }
 

@@ -9,20 +9,41 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::tls::TlsAcceptor;
 
-/// A running server; dropping it closes the listener and every open connection.
+/// A running server; dropping it closes the listener and every open connection soon
+/// after (the serving task is aborted); [`close`](Served::close) returns once they are.
 #[derive(Debug)]
 pub struct Served {
     addr: SocketAddr,
     task: JoinHandle<()>,
+    stop: Option<oneshot::Sender<()>>,
 }
 
 impl Served {
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Closes the listener and every open connection, and returns once the listening
+    /// socket is closed, so the address can be bound again at once (a process that
+    /// exited has released its port).
+    pub async fn close(mut self) {
+        if let Some(stop) = self.stop.take()
+            && stop.send(()).is_ok()
+        {
+            // The task ends after aborting and awaiting every connection, and drops
+            // the listener on its way out.
+            let _ = (&mut self.task).await;
+        } else {
+            // An aborted task's handle resolves only after its future (which owns the
+            // listener) has been dropped.
+            self.task.abort();
+            let _ = (&mut self.task).await;
+        }
     }
 }
 
@@ -35,10 +56,12 @@ impl Drop for Served {
 pub async fn serve(addr: SocketAddr, router: Router, tls: Option<Arc<TlsAcceptor>>) -> std::io::Result<Served> {
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
+    let (stop, mut stopped) = oneshot::channel();
     let task = tokio::spawn(async move {
         let mut connections = JoinSet::new();
         loop {
             tokio::select! {
+                _ = &mut stopped => break,
                 accepted = listener.accept() => {
                     let Ok((stream, _)) = accepted else { continue };
                     let service = TowerToHyperService::new(router.clone());
@@ -59,6 +82,8 @@ pub async fn serve(addr: SocketAddr, router: Router, tls: Option<Arc<TlsAcceptor
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
             }
         }
+        drop(listener);
+        connections.shutdown().await;
     });
-    Ok(Served { addr, task })
+    Ok(Served { addr, task, stop: Some(stop) })
 }

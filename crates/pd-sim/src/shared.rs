@@ -77,7 +77,8 @@ impl Shared {
         if self.tls.is_some() { "https" } else { "http" }
     }
 
-    /// Starts or stops listeners so they match which processes run in the model.
+    /// Starts or stops listeners so they match which processes run in the model; a
+    /// stopped listener is closed when this returns.
     pub async fn sync_servers(self: &Arc<Self>) {
         let (members, stores) = {
             let model = self.lock();
@@ -95,11 +96,20 @@ impl Shared {
                         crate::api::router(crate::api::Ctx { shared: self.clone(), member: Some(name.clone()) });
                     endpoint.served = rebind(endpoint.addr, router, self.tls.clone()).await;
                 }
-                (false, true) => endpoint.served = None,
+                (false, true) => {
+                    if let Some(served) = endpoint.served.take() {
+                        served.close().await;
+                    }
+                }
                 _ => {}
             }
         }
-        servers.status.retain(|id, _| stores.contains_key(id));
+        let gone: Vec<u64> = servers.status.keys().filter(|id| !stores.contains_key(id)).copied().collect();
+        for id in gone {
+            if let Some(served) = servers.status.remove(&id).and_then(|e| e.served) {
+                served.close().await;
+            }
+        }
         for (id, endpoint) in servers.status.iter_mut() {
             let want = stores.get(id).copied().unwrap_or(false);
             match (want, endpoint.served.is_some()) {
@@ -107,7 +117,11 @@ impl Shared {
                     let router = crate::status_server::router(self.clone(), *id);
                     endpoint.served = rebind(endpoint.addr, router, self.tls.clone()).await;
                 }
-                (false, true) => endpoint.served = None,
+                (false, true) => {
+                    if let Some(served) = endpoint.served.take() {
+                        served.close().await;
+                    }
+                }
                 _ => {}
             }
         }

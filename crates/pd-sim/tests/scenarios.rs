@@ -910,3 +910,91 @@ async fn tls_without_allowed_cn_verifies_a_client_certificate_only_if_given() {
         "a certificate from another CA is refused"
     );
 }
+
+// ---- initial members, restarts on the same port ----
+
+/// The fast preset, with no wait for a leader (a leaderless answer comes at once).
+fn no_wait() -> Config {
+    let knobs = pd_sim::Knobs { no_leader_wait: Duration::ZERO, ..pd_sim::Knobs::for_preset(pd_sim::Preset::Fast) };
+    Config { knobs: Some(knobs), ..Config::fast() }
+}
+
+#[tokio::test]
+async fn a_cluster_without_members_has_no_leader_until_one_is_added() {
+    let env = start(Config { members: 0, ..no_wait() }).await;
+    let ctl = env.ctl();
+    assert!(ctl.snapshot().members.is_empty());
+    assert_eq!(ctl.snapshot().leader, None);
+    for path in ["/pd/api/v1/members", "/pd/api/v1/leader", "/pd/api/v1/stores"] {
+        let r = env.get(path).await;
+        assert_eq!(
+            (r.status, r.text.as_str()),
+            (503, "[PD:apiutil:ErrRedirectNoLeader]redirect finds no leader"),
+            "{path}"
+        );
+    }
+    assert_eq!(env.get("/pd/api/v1/health").await.json(), serde_json::json!([]));
+
+    let spec = MemberSpec {
+        name: Some("basic-pd-0".into()),
+        client_urls: Some(vec!["http://basic-pd-0.basic-pd-peer.db.svc:2379".into()]),
+        peer_urls: Some(vec!["http://basic-pd-0.basic-pd-peer.db.svc:2380".into()]),
+    };
+    ctl.add_member(spec).await.unwrap();
+    env.eventually("the first member is elected", Duration::from_secs(5), async |e| {
+        e.get("/pd/api/v1/leader").await.status == 200
+    })
+    .await;
+    let members = env.get("/pd/api/v1/members").await.json();
+    assert_eq!(members["leader"]["name"], "basic-pd-0");
+    assert_eq!(members["members"].as_array().unwrap().len(), 1);
+    assert_eq!(members["members"][0]["client_urls"][0], "http://basic-pd-0.basic-pd-peer.db.svc:2379");
+}
+
+#[tokio::test]
+async fn named_initial_members_replace_the_default_ones() {
+    let spec = |name: &str| MemberSpec {
+        name: Some(name.into()),
+        client_urls: Some(vec![format!("http://{name}.peer.db.svc:2379")]),
+        peer_urls: Some(vec![format!("http://{name}.peer.db.svc:2380")]),
+    };
+    let config = Config { members: 5, member_specs: vec![spec("a-pd-0"), spec("a-pd-1"), spec("a-pd-2")], ..no_wait() };
+    let env = start(config).await;
+    let ctl = env.ctl();
+    let snap = ctl.snapshot();
+    let names: Vec<&str> = snap.members.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["a-pd-0", "a-pd-1", "a-pd-2"], "no pd-0, and `members` is ignored");
+    assert!(snap.leader.as_deref().is_some_and(|l| l.starts_with("a-pd-")), "elected at start: {:?}", snap.leader);
+    assert_eq!(snap.members[1].client_urls, ["http://a-pd-1.peer.db.svc:2379"]);
+    assert_eq!(snap.members[1].peer_urls, ["http://a-pd-1.peer.db.svc:2380"]);
+    for name in names {
+        let url = ctl.member_url(name).await.unwrap();
+        assert_eq!(env.http.get(format!("{url}/pd/api/v1/ping")).send().await.unwrap().status(), 200, "{name}");
+    }
+    let members = env.get("/pd/api/v1/members").await.json();
+    assert_eq!(members["members"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn a_stopped_member_or_store_restarts_on_the_same_port_at_once() {
+    let env = fast(1, 1).await;
+    let ctl = env.ctl();
+    let id = env.id(1);
+    let status_url = ctl.status_url(id).await.unwrap();
+    let member_url = ctl.member_url("pd-0").await.unwrap();
+    for round in 0..10 {
+        ctl.stop_member("pd-0").await.unwrap();
+        assert!(env.http.get(format!("{member_url}/pd/api/v1/ping")).send().await.is_err(), "closed ({round})");
+        ctl.start_member("pd-0").await.unwrap();
+        assert_eq!(ctl.member_url("pd-0").await.unwrap(), member_url);
+        let ping = env.http.get(format!("{member_url}/pd/api/v1/ping")).send().await.unwrap();
+        assert_eq!(ping.status(), 200, "member listening again ({round})");
+
+        ctl.stop_store(id).await.unwrap();
+        assert!(env.http.get(format!("{status_url}/status")).send().await.is_err(), "closed ({round})");
+        let started = ctl.restart_store(id, None).await.unwrap();
+        assert_eq!(started.status_url, status_url, "the same port ({round})");
+        let status = env.http.get(format!("{status_url}/status")).send().await.unwrap();
+        assert_eq!(status.status(), 200, "status server listening again ({round})");
+    }
+}

@@ -8,19 +8,9 @@
 //! belongs to, so the same PVC brings back the same store ID.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
-use bytes::Bytes;
-use http::{HeaderMap, Method};
 use pd_sim::{ControlError, MemberSpec, PdSim, Snapshot};
-
-use crate::http::HttpClient;
-
-/// The name pd-sim gives the member it always starts with; it is removed once the
-/// pods' own members are in.
-const BOOTSTRAP_MEMBER: &str = "pd-0";
 
 pub struct PdCluster {
     pub index: usize,
@@ -39,44 +29,14 @@ impl PdCluster {
         self.sim.control().snapshot()
     }
 
-    async fn member_addr(&self, name: &str) -> Option<SocketAddr> {
-        let url = self.sim.control().member_url(name).await?;
-        url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"))?.parse().ok()
-    }
-
-    /// The member's process stops, and its listener is closed when this returns.
+    /// The member's process stops; its listener is closed when this returns.
     pub(crate) async fn stop_member(&self, name: &str) -> Result<(), ControlError> {
-        self.sim.control().stop_member(name).await?;
-        if let Some(addr) = self.member_addr(name).await {
-            wait_closed(addr).await;
-        }
-        Ok(())
+        self.sim.control().stop_member(name).await
     }
 
-    /// The member's process starts and listens again on its address. pd-sim closes a
-    /// stopped member's listener asynchronously, so an immediate restart may fail to
-    /// bind; it is retried once the old listener is gone.
+    /// The member's process starts and listens again on its address.
     pub(crate) async fn start_member(&self, name: &str) -> Result<(), ControlError> {
-        for _ in 0..50 {
-            self.sim.control().start_member(name).await?;
-            let Some(addr) = self.member_addr(name).await else { return Ok(()) };
-            if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                return Ok(());
-            }
-            self.stop_member(name).await?;
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        Ok(())
-    }
-}
-
-/// Waits (bounded) until nothing accepts connections at `addr` any more.
-async fn wait_closed(addr: SocketAddr) {
-    for _ in 0..500 {
-        if tokio::net::TcpStream::connect(addr).await.is_err() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        self.sim.control().start_member(name).await
     }
 }
 
@@ -117,7 +77,6 @@ pub struct PdClusters {
     template: pd_sim::Config,
     inner: Mutex<Inner>,
     formation: tokio::sync::Mutex<()>,
-    http: HttpClient,
 }
 
 /// Settings a new cluster takes from its first member's config.
@@ -129,14 +88,9 @@ pub struct Replication {
 
 impl PdClusters {
     /// `template` is the pd-sim config each new cluster starts from (preset, clock,
-    /// regions, ...); its `members` and `port` are ignored.
+    /// regions, ...); its `members`, `member_specs` and `port` are ignored.
     pub fn new(template: pd_sim::Config) -> Self {
-        PdClusters {
-            template,
-            inner: Mutex::default(),
-            formation: tokio::sync::Mutex::new(()),
-            http: HttpClient::default(),
-        }
+        PdClusters { template, inner: Mutex::default(), formation: tokio::sync::Mutex::new(()) }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -212,9 +166,17 @@ impl PdClusters {
     ) -> Result<Arc<PdCluster>, String> {
         let index = self.lock().clusters.len();
         let mut config = self.template.clone();
-        config.members = 1;
         config.port = 0;
         config.seed = self.template.seed.wrapping_add(index as u64);
+        config.member_specs = members
+            .iter()
+            .map(|(name, peer_urls, client_urls)| MemberSpec {
+                name: Some(name.clone()),
+                client_urls: Some(client_urls.clone()),
+                peer_urls: Some(peer_urls.clone()),
+            })
+            .collect();
+        config.members = config.member_specs.len();
         if let Some(n) = replication.max_replicas {
             config.max_replicas = n;
         }
@@ -222,26 +184,6 @@ impl PdClusters {
             config.location_labels = labels.clone();
         }
         let sim = PdSim::start(config).await.map_err(|e| format!("start PD cluster: {e}"))?;
-        let control = sim.control();
-        let keeps_bootstrap = members.iter().any(|(n, _, _)| n == BOOTSTRAP_MEMBER);
-        for (name, peer_urls, client_urls) in members {
-            if name == BOOTSTRAP_MEMBER {
-                continue;
-            }
-            let spec = MemberSpec {
-                name: Some(name.clone()),
-                client_urls: Some(client_urls.clone()),
-                peer_urls: Some(peer_urls.clone()),
-            };
-            control.add_member(spec).await.map_err(|e| e.to_string())?;
-        }
-        if !keeps_bootstrap {
-            let url = format!("{}/pd/api/v1/members/name/{BOOTSTRAP_MEMBER}", sim.url());
-            let (status, _, body) = self.http.call(Method::DELETE, &url, HeaderMap::new(), Bytes::new()).await?;
-            if !status.is_success() {
-                return Err(format!("remove bootstrap member: {status} {}", String::from_utf8_lossy(&body)));
-            }
-        }
         let cluster =
             Arc::new(PdCluster { index, namespace: namespace.to_owned(), initial_cluster: key.to_owned(), sim });
         let mut pending = Vec::new();

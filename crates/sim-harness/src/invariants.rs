@@ -15,13 +15,20 @@
 //!
 //! Kubernetes writes are attributed by the request log's client name (User-Agent and
 //! field manager), PD writes by the proxy's record of the User-Agent.
+//!
+//! (a), (b) and (d) are judged on the state at the moment of the deletion: a hook on
+//! kube-sim's request log ([`kube_sim::RequestLog::on_record`]) runs synchronously when
+//! the operator's DELETE is answered, before the operator (or the kubelet's stopping of
+//! the process, or a raft election) can change PD's state, and records what the rule
+//! needs; the watcher's passes then read the log incrementally
+//! ([`kube_sim::RequestLog::since`]) and turn those records into breaches.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kube_sim::{RequestRecord, Store, Verb};
+use kube_sim::{HookId, RequestRecord, Store, Verb};
 use serde_json::Value;
 use sim_clock::SimInstant;
 use tokio::sync::watch;
@@ -128,9 +135,35 @@ struct Eviction {
     settled_since: Option<SimInstant>,
 }
 
+/// What the operator's deletion of a pod or PVC met, recorded when it was answered.
+#[derive(Clone, Debug)]
+enum Verdict {
+    /// A TiKV pod: its store's state and leaders.
+    Tikv { cluster: usize, store: u64, state: Option<(String, u64)> },
+    /// A PD pod: its member, how many members are in etcd and how many others are healthy
+    /// (running, and their pods present and not being deleted).
+    Pd { cluster: usize, member: String, total: usize, healthy_others: usize },
+    /// A PVC holding a store: the store's state, and whether `deletionPolicy: Delete` of
+    /// its Cluster (being deleted) applies.
+    Pvc { cluster: usize, store: u64, state: String, policy: bool },
+    /// Nothing PD-related (a pod or PVC the processes never used).
+    None,
+}
+
+/// A deletion as recorded by the request-log hook.
+#[derive(Clone, Debug)]
+struct Capture {
+    /// The pod's (uid, labels) when it was deleted, if still readable then.
+    pod: Option<(String, Value)>,
+    verdict: Verdict,
+}
+
 #[derive(Default)]
 struct CheckState {
-    requests_seen: usize,
+    /// The next request-log sequence number to read.
+    next_request: u64,
+    /// Request seq → what its deletion met (filled by the hook, drained by passes).
+    captures: HashMap<u64, Capture>,
     writes_seen: u64,
     /// pod `ns/name` → (uid, labels) as last seen.
     pods: HashMap<String, (String, Value)>,
@@ -147,6 +180,7 @@ struct CheckState {
 
 struct Checker {
     store: Store,
+    hook: Mutex<Option<HookId>>,
     clusters: Arc<PdClusters>,
     writes: PdWriteLog,
     config: WatcherConfig,
@@ -156,17 +190,18 @@ struct Checker {
 pub struct SafetyWatcher {
     checker: Arc<Checker>,
     shutdown: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
+    /// The background passes; none for a [`manual`](SafetyWatcher::manual) watcher.
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl SafetyWatcher {
     /// Starts watching kube-sim's `store` (writes and request log), the PD clusters'
     /// ground truth and the proxy's PD write log.
     pub fn start(store: &Store, clusters: Arc<PdClusters>, writes: PdWriteLog, config: WatcherConfig) -> SafetyWatcher {
-        let checker = Arc::new(Checker { store: store.clone(), clusters, writes, config, state: Mutex::default() });
+        let mut watcher = SafetyWatcher::manual(store, clusters, writes, config);
         let (shutdown, mut rx) = watch::channel(false);
-        let runner = checker.clone();
-        let task = tokio::spawn(async move {
+        let runner = watcher.checker.clone();
+        watcher.task = Some(tokio::spawn(async move {
             let mut changes = runner.store.subscribe();
             let clock = runner.store.clock().clone();
             loop {
@@ -179,8 +214,38 @@ impl SafetyWatcher {
                     _ = rx.wait_for(|s| *s) => break,
                 }
             }
+        }));
+        watcher.shutdown = shutdown;
+        watcher
+    }
+
+    /// A watcher without background passes: deletions are still recorded as they are
+    /// answered (the request-log hook), everything else is checked only by
+    /// [`check_now`](Self::check_now) and [`breaches`](Self::breaches). Time-based rules
+    /// ((c) recovery, (e)) then depend on when those are called.
+    pub fn manual(
+        store: &Store,
+        clusters: Arc<PdClusters>,
+        writes: PdWriteLog,
+        config: WatcherConfig,
+    ) -> SafetyWatcher {
+        let checker = Arc::new(Checker {
+            store: store.clone(),
+            hook: Mutex::default(),
+            clusters,
+            writes,
+            config,
+            state: Mutex::default(),
         });
-        SafetyWatcher { checker, shutdown, task }
+        checker.lock().next_request = store.requests().next_seq();
+        let weak = Arc::downgrade(&checker);
+        let hook = store.requests().on_record(move |r| {
+            if let Some(checker) = weak.upgrade() {
+                checker.capture(r);
+            }
+        });
+        *checker.hook.lock().unwrap_or_else(|p| p.into_inner()) = Some(hook);
+        SafetyWatcher { checker, shutdown: watch::channel(false).0, task: None }
     }
 
     /// Runs the checks now (a test calls this before asserting, so that the last
@@ -205,8 +270,13 @@ impl SafetyWatcher {
     }
 
     pub async fn stop(self) {
+        if let Some(hook) = self.checker.hook.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            self.checker.store.requests().remove_hook(hook);
+        }
         let _ = self.shutdown.send(true);
-        let _ = self.task.await;
+        if let Some(task) = self.task {
+            let _ = task.await;
+        }
     }
 }
 
@@ -253,18 +323,19 @@ impl Checker {
             let key = format!("{}/{}", str_at(&pvc, &["metadata", "namespace"]), str_at(&pvc, &["metadata", "name"]));
             st.pvcs.insert(key, pvc["metadata"]["labels"].clone());
         }
-        let records = self.store.requests().snapshot();
-        let start = st.requests_seen.min(records.len());
-        st.requests_seen = records.len();
-        for r in &records[start..] {
-            let delete = matches!(r.verb, Verb::Delete | Verb::DeleteCollection);
-            if !delete || !(200..300).contains(&r.code) || !self.is_operator(&r.client) || !r.group.is_empty() {
+        let (records, next) = self.store.requests().since(st.next_request);
+        st.next_request = next;
+        for r in &records {
+            if !self.judged(r) {
                 continue;
             }
             let (Some(ns), Some(name)) = (r.namespace.as_deref(), r.name.as_deref()) else { continue };
+            // Captured when the request was answered; judged now only if the hook
+            // missed it (the watcher started later).
+            let capture = st.captures.remove(&r.seq).unwrap_or_else(|| self.judge(r, ns, name));
             match r.resource.as_str() {
-                "pods" => self.pod_deleted(&mut st, r, ns, name),
-                "persistentvolumeclaims" => self.pvc_deleted(&mut st, r, ns, name),
+                "pods" => self.pod_deleted(&mut st, r, ns, name, capture),
+                "persistentvolumeclaims" => self.pvc_deleted(&mut st, r, ns, name, capture.verdict),
                 _ => {}
             }
         }
@@ -277,67 +348,125 @@ impl Checker {
         self.check_evictions(&mut st, &current, now);
     }
 
-    fn pod_deleted(&self, st: &mut CheckState, r: &RequestRecord, ns: &str, name: &str) {
+    /// A request (a)/(b)/(d) are about: the operator deleting a core-group pod or PVC.
+    fn judged(&self, r: &RequestRecord) -> bool {
+        matches!(r.verb, Verb::Delete)
+            && (200..300).contains(&r.code)
+            && self.is_operator(&r.client)
+            && r.group.is_empty()
+            && matches!(r.resource.as_str(), "pods" | "persistentvolumeclaims")
+    }
+
+    /// The request-log hook: records what the deletion met, at once.
+    fn capture(&self, r: &RequestRecord) {
+        if !self.judged(r) {
+            return;
+        }
+        let (Some(ns), Some(name)) = (r.namespace.as_deref(), r.name.as_deref()) else { return };
+        let capture = self.judge(r, ns, name);
+        let mut st = self.lock();
+        // A pass that already read this record judged it itself.
+        if r.seq >= st.next_request {
+            st.captures.insert(r.seq, capture);
+        }
+    }
+
+    /// What the deletion of `ns/name` meets now (ground truth of both simulators).
+    fn judge(&self, r: &RequestRecord, ns: &str, name: &str) -> Capture {
+        match r.resource.as_str() {
+            "pods" => {
+                let pod = get(&self.store, "", "v1", "pods", Some(ns), name)
+                    .map(|p| (str_at(&p, &["metadata", "uid"]).to_owned(), p["metadata"]["labels"].clone()));
+                Capture { pod, verdict: self.judge_pod(ns, name) }
+            }
+            _ => Capture { pod: None, verdict: self.judge_pvc(ns, name) },
+        }
+    }
+
+    fn judge_pod(&self, ns: &str, name: &str) -> Verdict {
+        match self.clusters.pod(ns, name) {
+            Some(Instance::Tikv { cluster, store }) => {
+                let Some(c) = self.clusters.get(cluster) else { return Verdict::None };
+                let snap = c.snapshot();
+                let state = snap.store(store).map(|s| (s.state_name.clone(), s.leader_count));
+                Verdict::Tikv { cluster, store, state }
+            }
+            Some(Instance::Pd { cluster, member }) => {
+                let Some(c) = self.clusters.get(cluster) else { return Verdict::None };
+                let snap = c.snapshot();
+                let pods = self.clusters.pods();
+                let total = snap.members.iter().filter(|m| m.in_etcd).count();
+                // A member counts as healthy when it runs and its pod (if a pod runs it)
+                // is there and not being deleted: a pod in graceful termination may still
+                // run its member, but not for long.
+                let pod_alive = |member: &str| {
+                    let mut runners = pods.iter().filter(
+                        |(_, i)| matches!(i, Instance::Pd { cluster: c, member: m } if *c == cluster && m == member),
+                    );
+                    runners.next().is_none_or(|(key, _)| {
+                        let (pns, pname) = key.split_once('/').unwrap_or_default();
+                        get(&self.store, "", "v1", "pods", Some(pns), pname).is_some_and(|p| !deleting(&p))
+                    })
+                };
+                let healthy_others = snap
+                    .members
+                    .iter()
+                    .filter(|m| m.in_etcd && m.running && m.name != member && pod_alive(&m.name))
+                    .count();
+                Verdict::Pd { cluster, member, total, healthy_others }
+            }
+            None => Verdict::None,
+        }
+    }
+
+    fn judge_pvc(&self, ns: &str, name: &str) -> Verdict {
+        let Some(DataDir::Store { cluster, id }) = self.clusters.claim(ns, name) else { return Verdict::None };
+        let Some(c) = self.clusters.get(cluster) else { return Verdict::None };
+        let snap = c.snapshot();
+        let state = snap.store(id).map(|s| s.state_name.clone()).unwrap_or_else(|| "unknown".into());
+        let labels = match get(&self.store, "", "v1", "persistentvolumeclaims", Some(ns), name) {
+            Some(pvc) => pvc["metadata"]["labels"].clone(),
+            None => self.lock().pvcs.get(&format!("{ns}/{name}")).cloned().unwrap_or(Value::Null),
+        };
+        Verdict::Pvc { cluster, store: id, state, policy: self.deletion_policy_applies(ns, &labels) }
+    }
+
+    fn pod_deleted(&self, st: &mut CheckState, r: &RequestRecord, ns: &str, name: &str, capture: Capture) {
         let key = format!("{ns}/{name}");
         let request = Some(describe(r));
-        if let Some((uid, labels)) = st.pods.get(&key).cloned()
+        if let Some((uid, labels)) = capture.pod.or_else(|| st.pods.get(&key).cloned())
             && let Some(group) = self.group_of(ns, &labels)
         {
             st.disrupted.entry(group).or_default().insert(key.clone(), uid);
         }
-        match self.clusters.pod(ns, name) {
-            Some(Instance::Tikv { cluster, store }) => {
-                let Some(c) = self.clusters.get(cluster) else { return };
-                let snap = c.snapshot();
-                // Not `running`: the kubelet may already have stopped the process this
-                // deletion is about; leaders stay until the raft election timeout.
-                if let Some(s) = snap.store(store)
-                    && s.state_name == "Up"
-                    && s.leader_count > 0
-                {
-                    st.breaches.push(Breach {
-                        invariant: Invariant::PodWithLeaders,
-                        at: r.at,
-                        objects: vec![format!("pod {key}"), format!("store {store} (PD cluster {cluster})")],
-                        request,
-                        detail: format!("store {store} is Up and holds {} leader(s)", s.leader_count),
-                    });
-                }
+        match capture.verdict {
+            // Not `running`: the kubelet may already have stopped the process this
+            // deletion is about; leaders stay until the raft election timeout.
+            Verdict::Tikv { cluster, store, state: Some((state, leaders)) } if state == "Up" && leaders > 0 => {
+                st.breaches.push(Breach {
+                    invariant: Invariant::PodWithLeaders,
+                    at: r.at,
+                    objects: vec![format!("pod {key}"), format!("store {store} (PD cluster {cluster})")],
+                    request,
+                    detail: format!("store {store} is Up and holds {leaders} leader(s)"),
+                });
             }
-            Some(Instance::Pd { cluster, member }) => {
-                let Some(c) = self.clusters.get(cluster) else { return };
-                let snap = c.snapshot();
-                let total = snap.members.iter().filter(|m| m.in_etcd).count();
-                let disrupted: BTreeSet<String> = st
-                    .disrupted
-                    .values()
-                    .flat_map(|m| m.keys())
-                    .filter_map(|k| match self.clusters.pods().get(k) {
-                        Some(Instance::Pd { member, .. }) => Some(member.clone()),
-                        _ => None,
-                    })
-                    .collect();
-                let healthy_others = snap
-                    .members
-                    .iter()
-                    .filter(|m| m.in_etcd && m.running && m.name != member && !disrupted.contains(&m.name))
-                    .count();
-                if total > 0 && healthy_others * 2 <= total {
-                    st.breaches.push(Breach {
-                        invariant: Invariant::PdQuorum,
-                        at: r.at,
-                        objects: vec![format!("pod {key}"), format!("PD member {member} (PD cluster {cluster})")],
-                        request,
-                        detail: format!("{healthy_others} of {total} members would remain healthy, not a majority"),
-                    });
-                }
+            Verdict::Pd { cluster, member, total, healthy_others } if total > 0 && healthy_others * 2 <= total => {
+                st.breaches.push(Breach {
+                    invariant: Invariant::PdQuorum,
+                    at: r.at,
+                    objects: vec![format!("pod {key}"), format!("PD member {member} (PD cluster {cluster})")],
+                    request,
+                    detail: format!("{healthy_others} of {total} members would remain healthy, not a majority"),
+                });
             }
-            None => {}
+            _ => {}
         }
     }
 
-    fn deletion_policy_applies(&self, st: &CheckState, ns: &str, name: &str) -> bool {
-        let labels = st.pvcs.get(&format!("{ns}/{name}")).cloned().unwrap_or(Value::Null);
+    /// `deletionPolicy: Delete` of the PVC's Cluster (by its cluster label), while that
+    /// Cluster is being deleted.
+    fn deletion_policy_applies(&self, ns: &str, labels: &Value) -> bool {
         let Some(cluster) = labels[self.config.cluster_label.as_str()].as_str() else { return false };
         match get(&self.store, "core.tikv.org", "v1alpha1", "clusters", Some(ns), cluster) {
             Some(c) => c["spec"]["deletionPolicy"] == "Delete" && deleting(&c),
@@ -345,12 +474,9 @@ impl Checker {
         }
     }
 
-    fn pvc_deleted(&self, st: &mut CheckState, r: &RequestRecord, ns: &str, name: &str) {
-        let Some(DataDir::Store { cluster, id }) = self.clusters.claim(ns, name) else { return };
-        let Some(c) = self.clusters.get(cluster) else { return };
-        let snap = c.snapshot();
-        let state = snap.store(id).map(|s| s.state_name.clone()).unwrap_or_else(|| "unknown".into());
-        if state == "Tombstone" || self.deletion_policy_applies(st, ns, name) {
+    fn pvc_deleted(&self, st: &mut CheckState, r: &RequestRecord, ns: &str, name: &str, verdict: Verdict) {
+        let Verdict::Pvc { cluster, store: id, state, policy } = verdict else { return };
+        if state == "Tombstone" || policy {
             return;
         }
         st.breaches.push(Breach {

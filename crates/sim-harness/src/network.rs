@@ -183,58 +183,32 @@ impl Network {
             .ok_or_else(|| NetError::Refused(format!("{host}:{port}")))
     }
 
-    /// kube-proxy: the ready pods behind a cluster IP, at the target port.
+    /// kube-proxy: the ready endpoints of the Service behind a cluster IP, at the
+    /// target port of its port `port` (kube-sim's endpoints, named ports resolved).
     fn service_endpoints(&self, ip: Ipv4Addr, port: u16) -> Result<Vec<Endpoint>, NetError> {
-        let ip_s = ip.to_string();
-        let services = list(&self.store, "services", None);
-        let Some(svc) = services.iter().find(|s| str_at(s, &["spec", "clusterIP"]) == ip_s) else {
-            return Err(NetError::Refused(format!("{ip}:{port}")));
-        };
-        let name = str_at(svc, &["metadata", "name"]).to_owned();
-        let ns = str_at(svc, &["metadata", "namespace"]);
-        let Some(svc_port) =
-            svc["spec"]["ports"].as_array().into_iter().flatten().find(|p| p["port"].as_u64() == Some(u64::from(port)))
-        else {
-            return Err(NetError::Refused(format!("{ip}:{port}")));
-        };
-        let selector = svc["spec"]["selector"].as_object().cloned().unwrap_or_default();
-        if selector.is_empty() {
-            return Err(NetError::NoEndpoints(name));
-        }
-        let mut out = Vec::new();
-        for pod in list(&self.store, "pods", Some(ns)) {
-            let labels = &pod["metadata"]["labels"];
-            if !selector.iter().all(|(k, v)| labels[k.as_str()] == *v) || !pod_ready(&pod) || deleting(&pod) {
-                continue;
-            }
-            let Ok(pod_ip) = str_at(&pod, &["status", "podIP"]).parse::<IpAddr>() else { continue };
-            let Some(target) = target_port(&svc_port["targetPort"], &pod, port) else { continue };
-            let pod_addr = SocketAddr::new(pod_ip, target);
-            out.push(Endpoint { pod_addr, route: self.route(pod_addr) });
-        }
+        let refused = || NetError::Refused(format!("{ip}:{port}"));
+        let (ns, name) = self.dns.service_by_cluster_ip(IpAddr::V4(ip)).ok_or_else(refused)?;
+        let endpoints = self.dns.endpoints(&ns, &name, false).unwrap_or_default();
+        let mut out: Vec<Endpoint> = endpoints
+            .iter()
+            .filter(|e| e.service_port == port)
+            .map(|e| {
+                let pod_addr = SocketAddr::new(e.ip, e.port);
+                Endpoint { pod_addr, route: self.route(pod_addr) }
+            })
+            .collect();
         if out.is_empty() {
-            return Err(NetError::NoEndpoints(name));
+            let has_port = self.service_has_port(&ns, &name, port);
+            return Err(if has_port { NetError::NoEndpoints(name) } else { refused() });
         }
         out.sort_by_key(|e| e.pod_addr);
         Ok(out)
     }
-}
 
-fn target_port(target: &Value, pod: &Value, port: u16) -> Option<u16> {
-    match target {
-        Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
-        Value::String(s) => match s.parse::<u16>() {
-            Ok(n) => Some(n),
-            Err(_) => pod["spec"]["containers"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .flat_map(|c| c["ports"].as_array().into_iter().flatten())
-                .find(|p| p["name"] == s.as_str())
-                .and_then(|p| p["containerPort"].as_u64())
-                .and_then(|n| u16::try_from(n).ok()),
-        },
-        _ => Some(port),
+    fn service_has_port(&self, ns: &str, name: &str, port: u16) -> bool {
+        get(&self.store, "", "v1", "services", Some(ns), name).is_some_and(|svc| {
+            svc["spec"]["ports"].as_array().into_iter().flatten().any(|p| p["port"].as_u64() == Some(u64::from(port)))
+        })
     }
 }
 
@@ -255,13 +229,5 @@ mod tests {
         assert_eq!(host_port("http://pd-0.pd-peer.db.svc:2379"), Some(("pd-0.pd-peer.db.svc".into(), 2379)));
         assert_eq!(host_port("http://basic-pd"), Some(("basic-pd".into(), 80)));
         assert_eq!(host_port("nonsense"), None);
-    }
-
-    #[test]
-    fn named_target_ports_come_from_the_pod() {
-        let pod = serde_json::json!({"spec": {"containers": [{"ports": [{"name": "client", "containerPort": 2379}]}]}});
-        assert_eq!(target_port(&serde_json::json!("client"), &pod, 80), Some(2379));
-        assert_eq!(target_port(&serde_json::json!(2380), &pod, 80), Some(2380));
-        assert_eq!(target_port(&Value::Null, &pod, 80), Some(80));
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use kube_sim::{DeleteOptions, ResourceRef, StoreClient};
 use serde_json::{Value, json};
-use sim_harness::{Harness, HarnessConfig, Instance, Invariant};
+use sim_harness::{Harness, HarnessConfig, Instance, Invariant, SafetyWatcher, WatcherConfig};
 
 const NS: &str = "db";
 const SPEED: f64 = 25.0;
@@ -25,8 +25,12 @@ struct Env {
 
 impl Env {
     async fn start() -> Env {
+        Env::start_with(HarnessConfig::fast()).await
+    }
+
+    async fn start_with(config: HarnessConfig) -> Env {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let h = Harness::start(HarnessConfig { speed: SPEED, ..HarnessConfig::fast() }).await.unwrap();
+        let h = Harness::start(HarnessConfig { speed: SPEED, ..config }).await.unwrap();
         let client = h.store().client("test");
         client.create(&r("namespaces"), None, json!({"metadata": {"name": NS}})).unwrap();
         let http = reqwest::Client::builder().proxy(reqwest::Proxy::all(h.proxy_url()).unwrap()).build().unwrap();
@@ -468,5 +472,124 @@ async fn the_watcher_is_silent_for_a_safe_restart_and_catches_unsafe_deletes() {
     let breaches = env.wait("breach (e)", |_| Some(watcher.breaches()).filter(|b| b.len() == 4)).await;
     assert_eq!(breaches[3].invariant, Invariant::LingeringEvictLeader, "{breaches:#?}");
     assert!(breaches[3].to_string().contains(&format!("store {id}")), "{}", breaches[3]);
+    env.shutdown().await;
+}
+
+/// The test helpers give PD and TiKV pods the same group label; a budget that (c) never
+/// hits keeps these tests about (a), (b) and (d).
+fn without_budgets() -> HarnessConfig {
+    HarnessConfig {
+        watcher: WatcherConfig { max_unavailable: 10, ..WatcherConfig::default() },
+        ..HarnessConfig::fast()
+    }
+}
+
+fn invariants(env: &Env) -> Vec<Invariant> {
+    env.h.watcher().breaches().iter().map(|b| b.invariant).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watcher_allows_pd_restarts_one_at_a_time_and_catches_a_lost_quorum() {
+    let env = Env::start_with(without_budgets()).await;
+    start_pd(&env).await;
+    assert_eq!(env.snapshot().members.iter().filter(|m| m.in_etcd).count(), 3, "no extra bootstrap member");
+
+    // Safe: each member restarts while the other two are healthy.
+    for i in 0..3 {
+        let name = format!("basic-pd-{i}");
+        env.delete_as("tikv-operator", "pods", &name);
+        env.wait_gone(&name).await;
+        env.create("pods", pd_pod("basic", i, &initial_cluster("basic", 3), "pingcap/pd:v8.5.0"));
+        env.wait_ready(&name).await;
+    }
+    assert_eq!(env.h.pd_clusters().len(), 1);
+    env.h.watcher().check_now();
+    env.h.watcher().assert_none();
+
+    // Unsafe: the second deletion leaves one healthy member of three.
+    env.delete_as("tikv-operator", "pods", "basic-pd-0");
+    env.delete_as("tikv-operator", "pods", "basic-pd-1");
+    env.h.watcher().check_now();
+    let breaches = env.h.watcher().breaches();
+    assert_eq!(invariants(&env), [Invariant::PdQuorum], "{breaches:#?}");
+    let text = breaches[0].to_string();
+    assert!(text.contains("pod db/basic-pd-1") && text.contains("PD member basic-pd-1"), "{text}");
+    assert!(text.contains("1 of 3 members would remain healthy"), "{text}");
+    env.shutdown().await;
+}
+
+fn cluster(deletion_policy: &str) -> Value {
+    json!({"apiVersion": "core.tikv.org/v1alpha1", "kind": "Cluster",
+           "metadata": {"name": "basic", "finalizers": ["test.tikv.org/hold"]},
+           "spec": {"deletionPolicy": deletion_policy}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watcher_exempts_pvcs_only_under_deletion_policy_delete_while_the_cluster_is_deleted() {
+    let env = Env::start_with(without_budgets()).await;
+    let crds = ResourceRef::new("apiextensions.k8s.io", "v1", "customresourcedefinitions");
+    for crd in tikv_operator_api::crds::all() {
+        env.client.create(&crds, None, serde_json::to_value(&crd).unwrap()).unwrap();
+    }
+    let clusters = ResourceRef::new("core.tikv.org", "v1alpha1", "clusters");
+    start_pd(&env).await;
+    start_tikv(&env, 3).await;
+    let ids: Vec<u64> = (0..3).map(|i| env.store_of(&format!("basic-tikv-{i}"))).collect();
+
+    // Retain: deleting the Cluster keeps the data, so deleting a live store's PVC is (b).
+    env.client.create(&clusters, Some(NS), cluster("Retain")).unwrap();
+    env.client.delete(&clusters, Some(NS), "basic", &DeleteOptions::default()).unwrap();
+    env.delete_as("tikv-operator", "persistentvolumeclaims", "tikv-basic-tikv-2");
+    env.h.watcher().check_now();
+    assert_eq!(invariants(&env), [Invariant::LiveStorePvc]);
+    let text = env.h.watcher().breaches()[0].to_string();
+    assert!(text.contains("pvc db/tikv-basic-tikv-2") && text.contains(&format!("store {}", ids[2])), "{text}");
+
+    // The Cluster goes; a new one says Delete. While it lives, its PVCs are still kept.
+    let mut held = env.client.get(&clusters, Some(NS), "basic").unwrap();
+    held["metadata"]["finalizers"] = json!([]);
+    env.client.update(&clusters, Some(NS), held).unwrap();
+    assert!(env.client.get(&clusters, Some(NS), "basic").is_err(), "released");
+    env.client.create(&clusters, Some(NS), cluster("Delete")).unwrap();
+    env.delete_as("tikv-operator", "persistentvolumeclaims", "tikv-basic-tikv-1");
+    env.h.watcher().check_now();
+    assert_eq!(invariants(&env), [Invariant::LiveStorePvc, Invariant::LiveStorePvc]);
+
+    // Deleting the Cluster with deletionPolicy: Delete deletes the data: no breach.
+    env.client.delete(&clusters, Some(NS), "basic", &DeleteOptions::default()).unwrap();
+    env.delete_as("tikv-operator", "persistentvolumeclaims", "tikv-basic-tikv-0");
+    env.h.watcher().check_now();
+    let breaches = env.h.watcher().breaches();
+    assert_eq!(breaches.len(), 2, "{breaches:#?}");
+    assert!(breaches[1].to_string().contains("pvc db/tikv-basic-tikv-1"), "{}", breaches[1]);
+    assert_eq!(env.snapshot().store(ids[0]).map(|s| s.state_name.clone()).as_deref(), Some("Up"), "a live store");
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watcher_judges_a_pod_deletion_on_pd_state_when_it_was_requested() {
+    let env = Env::start_with(without_budgets()).await;
+    start_pd(&env).await;
+    start_tikv(&env, 3).await;
+    let leaders = |e: &Env, id: u64| e.snapshot().store(id).map(|s| s.leader_count).unwrap_or(0);
+    let id = env.store_of("basic-tikv-0");
+    env.wait("store 0 leads regions", |e| (leaders(e, id) > 0).then_some(())).await;
+
+    // A watcher whose first pass comes only after the leaders have moved.
+    let config = WatcherConfig { max_unavailable: 10, ..WatcherConfig::default() };
+    let late = SafetyWatcher::manual(env.h.store(), env.h.pd_registry().clone(), env.h.pd_writes(), config);
+
+    env.delete_as("tikv-operator", "pods", "basic-tikv-0");
+    // Past the raft election timeout the store's leaders have moved: a watcher reading PD
+    // only now would see nothing wrong.
+    env.h.clock().advance(Duration::from_secs(120));
+    env.wait("leaders moved away", |e| (leaders(e, id) == 0).then_some(())).await;
+    for watcher in [env.h.watcher(), &late] {
+        let breaches = watcher.breaches();
+        let kinds: Vec<Invariant> = breaches.iter().map(|b| b.invariant).collect();
+        assert_eq!(kinds, [Invariant::PodWithLeaders], "{breaches:#?}");
+        assert!(breaches[0].to_string().contains("pod db/basic-tikv-0"), "{}", breaches[0]);
+    }
+    late.stop().await;
     env.shutdown().await;
 }

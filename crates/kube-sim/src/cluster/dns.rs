@@ -38,7 +38,7 @@ impl std::fmt::Debug for Dns {
 
 /// Whether a pod counts as an endpoint of a Service (ready, or the Service publishes
 /// not-ready addresses; terminating pods only in the latter case).
-fn endpoint(pod: &Value, publish_not_ready: bool) -> bool {
+pub(crate) fn endpoint(pod: &Value, publish_not_ready: bool) -> bool {
     if str_of(pod, &["status", "podIP"]).is_empty() || super::objects::is_terminal(pod) {
         return false;
     }
@@ -48,12 +48,12 @@ fn endpoint(pod: &Value, publish_not_ready: bool) -> bool {
     !crate::meta::is_deleting(pod) && condition(pod, "Ready").is_some_and(|c| c["status"] == "True")
 }
 
-fn selects(service: &Value, pod: &Value) -> bool {
+pub(crate) fn selects(service: &Value, pod: &Value) -> bool {
     let selector = &service["spec"]["selector"];
     selector.as_object().is_some_and(|m| !m.is_empty()) && map_matches(selector, &labels(pod))
 }
 
-fn pod_ips(pod: &Value) -> Vec<IpAddr> {
+pub(crate) fn pod_ips(pod: &Value) -> Vec<IpAddr> {
     let mut ips: Vec<IpAddr> = pod["status"]["podIPs"]
         .as_array()
         .into_iter()
@@ -95,6 +95,21 @@ impl Dns {
             }
         }
         self.resolve(name)
+    }
+
+    /// The endpoints of the Service `namespace/name` (see [`super::endpoints`]).
+    pub fn endpoints(
+        &self,
+        namespace: &str,
+        name: &str,
+        include_not_ready: bool,
+    ) -> Option<Vec<super::ServiceEndpoint>> {
+        super::endpoints::endpoints(&self.store, namespace, name, include_not_ready)
+    }
+
+    /// The Service `namespace/name` whose cluster IP is `ip`.
+    pub fn service_by_cluster_ip(&self, ip: IpAddr) -> Option<(String, String)> {
+        super::endpoints::service_by_cluster_ip(&self.store, ip)
     }
 
     fn lookup(&self, fqdn: &str) -> Option<Vec<IpAddr>> {

@@ -21,12 +21,15 @@
 //! - [`volumes`] (`persistentvolume-controller`, `external-provisioner`,
 //!   `external-resizer`): StorageClasses, provisioning, binding, expansion, protection;
 //! - [`dns`]: kube-dns answers for Services and pod hostnames;
+//! - [`endpoints`]: a Service's endpoints (pod IPs and target ports), as kube-proxy
+//!   routes to them;
 //! - [`ipam`]: pod IPs in 127.1.0.0/16 and Service IPs in 127.2.0.0/16 (loopback only:
 //!   a simulated process can bind its pod IP).
 //!
 //! All delays are read from the store's one [`SimClock`](sim_clock::SimClock).
 
 pub mod dns;
+pub mod endpoints;
 pub mod events;
 pub mod ipam;
 pub mod kubelet;
@@ -47,6 +50,7 @@ use tokio::task::JoinHandle;
 use crate::store::Store;
 
 pub use dns::{Dns, DnsError};
+pub use endpoints::ServiceEndpoint;
 pub use nodes::{NodeControl, NodeSpec};
 pub use runtime::{
     ContainerContext, ContainerExit, ContainerProcess, ContainerRuntime, ExitReporter, Mount, MountSource,
