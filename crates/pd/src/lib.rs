@@ -16,7 +16,7 @@ pub mod units;
 pub use cache::{
     CacheConfig, Freshness, NotFresh, PdApi, PdCache, PdEvent, PdSnapshot, PdView, StaleReason, WaitGuard,
 };
-pub use client::{DEFAULT_TIMEOUT, PdClient, PdClientBuilder, RetryPolicy, WriteObserver};
+pub use client::{DEFAULT_TIMEOUT, PdClient, PdClientBuilder, ProxySetting, RetryPolicy, USER_AGENT, WriteObserver};
 pub use error::{NotEnoughStoresReason, PdError, Subject};
 pub use tls::{Fingerprint, TlsError, TlsMaterial};
 pub use types::*;

@@ -289,6 +289,23 @@ async fn pd_and_tikv_pods_form_a_cluster_reached_through_dns_and_the_proxy() {
     })
     .await;
 
+    // The operator's own PD client needs nothing but a proxy setting to reach PD by its
+    // Service name, as it would from inside a cluster; its writes carry its user agent.
+    let pd = tikv_operator_pd::PdClient::builder(["http://basic-pd.db.svc:2379"])
+        .proxy(&env.h.proxy_url())
+        .unwrap()
+        .build()
+        .unwrap();
+    let members = pd.members().await.unwrap();
+    assert_eq!(members.members.len(), 4);
+    let seen: Vec<u64> = pd.stores(&[]).await.unwrap().iter().map(|s| s.id).collect();
+    assert!(stores.iter().all(|id| seen.contains(id)), "{seen:?} vs {stores:?}");
+    let labels = std::collections::BTreeMap::from([("disk".to_string(), "nvme".to_string())]);
+    pd.set_store_labels(stores[0], &labels).await.unwrap();
+    let write = env.h.pd_writes().snapshot().into_iter().last().unwrap();
+    assert_eq!(write.client, tikv_operator_pd::USER_AGENT);
+    assert!(write.uri.starts_with("http://basic-pd.db.svc:2379/pd/api/v1/store/"), "{}", write.uri);
+
     // The status server answers through the proxy at the pod's DNS name.
     let status_url = "http://basic-tikv-1.basic-tikv-peer.db.svc:20180/config";
     let (status, body) = env.get(status_url).await;

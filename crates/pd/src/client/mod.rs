@@ -54,7 +54,19 @@ pub struct PdClientBuilder {
     timeout: Duration,
     retry: RetryPolicy,
     tls: Option<TlsMaterial>,
-    system_proxy: bool,
+    proxy: ProxySetting,
+}
+
+/// How the client reaches PD: directly, through the proxies the environment names, or
+/// through one given proxy (the same setting an HTTP client of any in-cluster service has).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProxySetting {
+    /// Honour `HTTP_PROXY`/`HTTPS_PROXY`/`NO_PROXY` (the default).
+    System,
+    /// Connect directly.
+    Direct,
+    /// Send every request through this HTTP proxy.
+    Url(Url),
 }
 
 impl PdClientBuilder {
@@ -77,8 +89,15 @@ impl PdClientBuilder {
 
     /// Whether to honour `HTTP_PROXY`/`HTTPS_PROXY`/`NO_PROXY` (default yes).
     pub fn system_proxy(mut self, enabled: bool) -> Self {
-        self.system_proxy = enabled;
+        self.proxy = if enabled { ProxySetting::System } else { ProxySetting::Direct };
         self
+    }
+
+    /// Sends every request through this HTTP proxy (`http://host:port`).
+    pub fn proxy(mut self, proxy: &str) -> Result<Self> {
+        let url = Url::parse(proxy).map_err(|e| PdError::Config(format!("invalid proxy URL {proxy:?}: {e}")))?;
+        self.proxy = ProxySetting::Url(url);
+        Ok(self)
     }
 
     pub fn build(self) -> Result<PdClient> {
@@ -88,14 +107,14 @@ impl PdClientBuilder {
         let default_scheme = if self.tls.is_some() { "https" } else { "http" };
         let endpoints =
             self.endpoints.iter().map(|raw| parse_endpoint(raw, default_scheme)).collect::<Result<Vec<_>>>()?;
-        let transport = Transport::build(self.tls, self.timeout, self.system_proxy)?;
+        let transport = Transport::build(self.tls, self.timeout, &self.proxy)?;
         Ok(PdClient {
             shared: Arc::new(Shared {
                 endpoints,
                 preferred: AtomicUsize::new(0),
                 timeout: self.timeout,
                 retry: self.retry,
-                system_proxy: self.system_proxy,
+                proxy: self.proxy,
                 transport: RwLock::new(transport),
                 write_observer: RwLock::new(None),
             }),
@@ -122,7 +141,7 @@ struct Transport {
 pub const USER_AGENT: &str = concat!("tikv-operator/", env!("CARGO_PKG_VERSION"));
 
 impl Transport {
-    fn build(tls: Option<TlsMaterial>, timeout: Duration, system_proxy: bool) -> Result<Self> {
+    fn build(tls: Option<TlsMaterial>, timeout: Duration, proxy: &ProxySetting) -> Result<Self> {
         let tls_config = match &tls {
             Some(material) => material.client_config(),
             None => no_tls_config(),
@@ -135,8 +154,14 @@ impl Transport {
             .timeout(timeout)
             .connect_timeout(timeout)
             .pool_idle_timeout(Duration::from_secs(60));
-        if !system_proxy {
-            builder = builder.no_proxy();
+        match proxy {
+            ProxySetting::System => {}
+            ProxySetting::Direct => builder = builder.no_proxy(),
+            ProxySetting::Url(url) => {
+                let proxy = reqwest::Proxy::all(url.as_str())
+                    .map_err(|e| PdError::Config(format!("invalid proxy URL {url}: {e}")))?;
+                builder = builder.proxy(proxy);
+            }
         }
         let http = builder.build().map_err(|e| PdError::Config(format!("cannot build HTTP client: {e}")))?;
         Ok(Transport { http, tls })
@@ -149,7 +174,7 @@ struct Shared {
     preferred: AtomicUsize,
     timeout: Duration,
     retry: RetryPolicy,
-    system_proxy: bool,
+    proxy: ProxySetting,
     transport: RwLock<Transport>,
     write_observer: RwLock<Option<Arc<dyn WriteObserver>>>,
 }
@@ -254,7 +279,7 @@ impl PdClient {
             timeout: DEFAULT_TIMEOUT,
             retry: RetryPolicy::default(),
             tls: None,
-            system_proxy: true,
+            proxy: ProxySetting::System,
         }
     }
 
@@ -297,7 +322,7 @@ impl PdClient {
         if wanted == self.tls_fingerprint() {
             return Ok(false);
         }
-        let transport = Transport::build(tls, self.shared.timeout, self.shared.system_proxy)?;
+        let transport = Transport::build(tls, self.shared.timeout, &self.shared.proxy)?;
         *self.shared.transport.write().unwrap_or_else(PoisonError::into_inner) = transport;
         tracing::info!(endpoints = ?self.shared.endpoints, tls = ?wanted, "PD client TLS material changed; client rebuilt");
         Ok(true)
