@@ -6,14 +6,6 @@
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
-use serde_json::json;
-use tokio::sync::watch;
-
-use super::Wake;
-use super::objects::{SERVICES, list, str_of};
-use crate::patch::PatchType;
-use crate::store::Store;
-
 /// A /16 pool handing out addresses next-fit (a released address is reused only after
 /// the pool wrapped around), skipping `.0` and `.255`.
 #[derive(Clone, Debug)]
@@ -73,39 +65,6 @@ impl Pool {
 
     pub fn in_use(&self) -> usize {
         self.in_use.len()
-    }
-}
-
-const REPAIR: &str = "kube-apiserver/service-ip-repair";
-
-/// Moves the cluster IPs of Services that got an address outside 127.2.0.0/16 (from an
-/// API server allocating elsewhere) into it. A no-op when the server allocates from the
-/// pool already.
-pub(crate) async fn run_service_ips(store: Store, shutdown: watch::Receiver<bool>) {
-    let mut wake = Wake::new(&store, shutdown, &["services"]);
-    let client = store.client(REPAIR);
-    while wake.wait(None, std::future::pending()).await {
-        let services = list(&store, SERVICES, None);
-        let mut pool = Pool::services();
-        for s in &services {
-            if let Ok(ip) = str_of(s, &["spec", "clusterIP"]).parse::<Ipv4Addr>() {
-                pool.reserve(ip);
-            }
-        }
-        for s in &services {
-            let ip = str_of(s, &["spec", "clusterIP"]);
-            let Ok(addr) = ip.parse::<Ipv4Addr>() else { continue };
-            if pool.contains(addr) {
-                continue;
-            }
-            let Some(new) = pool.allocate() else { break };
-            let patch = json!({"spec": {"clusterIP": new.to_string(), "clusterIPs": [new.to_string()]}});
-            let ns = str_of(s, &["metadata", "namespace"]);
-            let name = str_of(s, &["metadata", "name"]);
-            if let Err(e) = client.patch(&SERVICES.r(), Some(ns), name, None, PatchType::Merge, &patch) {
-                tracing::debug!(error = %e, service = name, "could not move the cluster IP");
-            }
-        }
     }
 }
 

@@ -67,8 +67,6 @@ pub struct ClusterConfig {
     pub scheduler: bool,
     pub kubelet: bool,
     pub volumes: bool,
-    /// Moves Service cluster IPs the API server allocated outside 127.2.0.0/16 into it.
-    pub service_ips: bool,
     /// Create the `standard` (default, WaitForFirstConsumer) and `standard-immediate`
     /// StorageClasses if missing.
     pub storage_classes: bool,
@@ -88,7 +86,6 @@ impl Default for ClusterConfig {
             scheduler: true,
             kubelet: true,
             volumes: true,
-            service_ips: true,
             storage_classes: true,
             runtimes: RuntimeRegistry::default(),
             timings: Timings::default(),
@@ -169,9 +166,6 @@ impl SimulatedCluster {
         }
         let dns = Dns::new(store.clone(), &config.cluster_domain);
         let mut tasks = Vec::new();
-        if config.service_ips {
-            tasks.push(tokio::spawn(ipam::run_service_ips(store.clone(), shutdown_rx.clone())));
-        }
         if config.scheduler {
             tasks.push(tokio::spawn(scheduler::run(store.clone(), config.timings.clone(), shutdown_rx.clone())));
         }

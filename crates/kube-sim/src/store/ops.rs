@@ -447,7 +447,7 @@ pub(crate) fn create_locked(
     strategy::apply_defaults(info, &mut obj);
     strategy::prepare_create(info, &mut obj);
     if is_gr(info, "", "services") {
-        allocate_cluster_ip(st, &mut obj);
+        allocate_cluster_ip(st, &mut obj).map_err(|e| ApiError::invalid(&info.group, &info.kind, &name, &[e]))?;
     }
     if is_gr(info, "", "persistentvolumeclaims") {
         super::admission::default_storage_class(st, &mut obj);
@@ -487,22 +487,37 @@ pub(crate) fn create_locked(
     Ok(Written { object: to_served(info, &stored), warnings, created: true })
 }
 
-fn allocate_cluster_ip(st: &mut State, obj: &mut Value) {
+/// The Service IP range: loopback only, never a routable range.
+const SERVICE_CIDR: &str = "127.2.0.0/16";
+
+fn allocate_cluster_ip(st: &mut State, obj: &mut Value) -> Result<(), FieldErr> {
     let spec = &mut obj["spec"];
     if spec["type"] == "ExternalName" {
-        return;
+        return Ok(());
     }
     let ip = spec["clusterIP"].as_str().unwrap_or_default().to_string();
     if ip.is_empty() {
         let n = st.next_cluster_ip;
         st.next_cluster_ip += 1;
-        // Service IPs live in 127.2.0.0/16: loopback only, never a routable range.
         let ip = format!("127.2.{}.{}", (n >> 8) & 0xff, n & 0xff);
         spec["clusterIP"] = json!(ip);
         spec["clusterIPs"] = json!([ip]);
-    } else if spec["clusterIPs"].is_null() {
+        return Ok(());
+    }
+    let in_range = ip.parse::<std::net::Ipv4Addr>().is_ok_and(|a| a.octets()[..2] == [127, 2]);
+    if ip != "None" && !in_range {
+        return Err(FieldErr::invalid(
+            "spec.clusterIPs",
+            json!([ip]),
+            format!(
+                "failed to allocate IP {ip}: the provided IP ({ip}) is not in the valid range. The range of valid IPs is {SERVICE_CIDR}"
+            ),
+        ));
+    }
+    if spec["clusterIPs"].is_null() {
         spec["clusterIPs"] = json!([ip]);
     }
+    Ok(())
 }
 
 fn prepare_crd(obj: &mut Value, wall: std::time::SystemTime) {

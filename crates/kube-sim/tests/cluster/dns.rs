@@ -79,6 +79,17 @@ async fn services_get_loopback_cluster_ips_and_headless_ones_list_ready_pods() {
         })
         .await;
     assert_eq!(kubernetes["spec"]["clusterIPs"][0], kubernetes["spec"]["clusterIP"]);
+    // An address outside the service range is refused, as kube-apiserver does.
+    let refused = env
+        .client
+        .create(
+            &kube_sim::ResourceRef::new("", "v1", "services"),
+            Some("default"),
+            json!({"metadata": {"name": "fixed"}, "spec": {"clusterIP": "10.0.0.10", "ports": [{"port": 80}]}}),
+        )
+        .unwrap_err();
+    assert_eq!(refused.code, 422);
+    assert!(refused.message.contains("the provided IP (10.0.0.10) is not in the valid range"), "{}", refused.message);
 
     env.create(
         "services",
