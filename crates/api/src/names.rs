@@ -83,6 +83,18 @@ pub fn pod_name(group: &str, component: &str, instance: &str) -> String {
     format!("{group}-{component}-{suffix}")
 }
 
+/// Secret with the certificates components of a group use between themselves when
+/// `tlsCluster` is on: `<group>-<component>-cluster-secret`.
+pub fn cluster_tls_secret_name(group: &str, component: &str) -> String {
+    format!("{group}-{component}-cluster-secret")
+}
+
+/// Secret with the client certificate the operator uses to talk to PD when
+/// `tlsCluster` is on: `<cluster>-cluster-client-secret`.
+pub fn cluster_client_secret_name(cluster: &str) -> String {
+    format!("{cluster}-cluster-client-secret")
+}
+
 /// PVC of one template volume of a Pod: `<volume>-<pod>`.
 pub fn pvc_name(volume: &str, pod: &str) -> String {
     format!("{volume}-{pod}")

@@ -1,11 +1,15 @@
 //! `tikv-operator`: runs TiKV clusters on Kubernetes.
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use tikv_operator_api::crds;
+use tikv_operator_controllers::telemetry::LogFormat;
+use tikv_operator_controllers::{Concurrency, OperatorConfig, RunConfig};
 
 #[derive(Parser)]
 #[command(name = "tikv-operator", version, about = "A Kubernetes operator for TiKV clusters (PD + TiKV)")]
@@ -16,6 +20,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the operator against a cluster (in-cluster config, or a kubeconfig).
+    Run(RunArgs),
     /// Print the CustomResourceDefinitions of the five resources as YAML.
     Crds {
         /// Write one file per CRD into this directory instead of printing them.
@@ -24,8 +30,102 @@ enum Command {
     },
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Kubeconfig file; without it the in-cluster (or inferred) configuration is used.
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "TIKV_OPERATOR_NAMESPACE")]
+    namespace: Option<String>,
+    /// Reconcile concurrency of every controller, unless overridden below.
+    #[arg(long, default_value_t = 4)]
+    concurrency: u16,
+    /// Concurrency of the Cluster controller.
+    #[arg(long)]
+    concurrency_cluster: Option<u16>,
+    /// Concurrency of the PDGroup controller.
+    #[arg(long)]
+    concurrency_pdgroup: Option<u16>,
+    /// Concurrency of the PD instance controller.
+    #[arg(long)]
+    concurrency_pd: Option<u16>,
+    /// Concurrency of the TiKVGroup controller.
+    #[arg(long)]
+    concurrency_tikvgroup: Option<u16>,
+    /// Concurrency of the TiKV instance controller.
+    #[arg(long)]
+    concurrency_tikv: Option<u16>,
+    /// PD poll interval while something waits on PD (e.g. `1s`, `500ms`, or seconds).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pd_poll_fast: Duration,
+    /// PD poll interval otherwise.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pd_poll_slow: Duration,
+    /// Log records as text or as JSON lines (filter with RUST_LOG).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    log_format: Format,
+    /// Address of `/metrics`, `/healthz` and `/readyz`.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    metrics_addr: SocketAddr,
+}
+
+/// `250ms`, `5s`, `2m`, `1h`, or a plain number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().map_err(|_| format!("{text:?} is not a duration such as 500ms, 5s or 2m"))?;
+    let seconds = match unit {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        other => return Err(format!("unknown unit {other:?} in {text:?} (use ms, s, m or h)")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
+}
+
+impl RunArgs {
+    fn into_config(self) -> RunConfig {
+        let all = self.concurrency;
+        let concurrency = Concurrency {
+            cluster: self.concurrency_cluster.unwrap_or(all),
+            pd_group: self.concurrency_pdgroup.unwrap_or(all),
+            pd: self.concurrency_pd.unwrap_or(all),
+            tikv_group: self.concurrency_tikvgroup.unwrap_or(all),
+            tikv: self.concurrency_tikv.unwrap_or(all),
+        };
+        RunConfig {
+            kubeconfig: self.kubeconfig,
+            operator: OperatorConfig {
+                namespace: self.namespace,
+                concurrency,
+                pd_poll_fast: self.pd_poll_fast,
+                pd_poll_slow: self.pd_poll_slow,
+                ..OperatorConfig::default()
+            },
+            log_format: match self.log_format {
+                Format::Text => LogFormat::Text,
+                Format::Json => LogFormat::Json,
+            },
+            metrics_addr: Some(self.metrics_addr),
+        }
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Run(args) => {
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime.block_on(tikv_operator_controllers::run(args.into_config())).context("running the operator")?;
+        }
         Command::Crds { out_dir: None } => {
             let yaml = crds::all_to_yaml().context("rendering the CRDs as YAML")?;
             std::io::stdout().lock().write_all(yaml.as_bytes()).context("writing the CRDs")?;
@@ -40,4 +140,37 @@ fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units_or_as_seconds() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert!(parse_duration("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn per_controller_concurrency_overrides_the_default() {
+        let cli = Cli::parse_from([
+            "tikv-operator",
+            "run",
+            "--concurrency",
+            "3",
+            "--concurrency-tikv",
+            "8",
+            "--pd-poll-slow",
+            "10s",
+        ]);
+        let Command::Run(args) = cli.command else { panic!("expected run") };
+        let config = args.into_config();
+        assert_eq!(config.operator.concurrency.pd, 3);
+        assert_eq!(config.operator.concurrency.tikv, 8);
+        assert_eq!(config.operator.pd_poll_slow, Duration::from_secs(10));
+    }
 }

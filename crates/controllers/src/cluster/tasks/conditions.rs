@@ -1,0 +1,145 @@
+//! `conditions`: the Cluster's status, aggregated from its groups.
+//!
+//! Reads: the groups loaded and what earlier tasks found. Writes: only the status being
+//! built (written by `write_status`). Ready and Synced count a group only when its
+//! condition was observed at the group's current generation; Progressing is their
+//! negation; Paused mirrors `spec.paused`. Always Complete.
+
+use tikv_operator_api::cluster::ComponentStatus;
+use tikv_operator_api::condition::{is_true_at, reasons, types};
+use tikv_operator_task::{Node, Outcome, sync_task};
+
+use crate::cluster::state::ClusterState;
+use crate::common::Group;
+
+fn summary<G: Group>(
+    groups: &[G],
+    conditions: fn(&G) -> &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+) -> (i32, i32, bool, bool) {
+    let replicas = groups.iter().map(|g| g.status().map_or(0, |s| G::group_status(s).replicas)).sum();
+    let ready = groups.iter().map(|g| g.status().map_or(0, |s| G::group_status(s).ready_replicas)).sum();
+    let all_ready = groups.iter().all(|g| is_true_at(conditions(g), types::READY, g.meta().generation));
+    let all_synced = groups.iter().all(|g| is_true_at(conditions(g), types::SYNCED, g.meta().generation));
+    (replicas, ready, all_ready, all_synced)
+}
+
+fn group_conditions<G: Group>(group: &G) -> &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition] {
+    group.status().map(G::conditions).unwrap_or_default()
+}
+
+pub fn conditions() -> Node<ClusterState> {
+    sync_task("conditions", |s: &mut ClusterState| {
+        s.pass.status.observed_generation = s.pass.generation();
+        let paused = s.pass.paused();
+        s.pass.set_condition(
+            types::PAUSED,
+            paused,
+            if paused { reasons::PAUSED } else { reasons::UNPAUSED },
+            if paused { "spec.paused: only status is reported" } else { "" },
+        );
+        if !s.groups_loaded {
+            return Outcome::complete("groups not read");
+        }
+        let (pd_replicas, pd_ready, pd_all_ready, pd_all_synced) = summary(&s.pd_groups, group_conditions);
+        let (kv_replicas, kv_ready, kv_all_ready, kv_all_synced) = summary(&s.tikv_groups, group_conditions);
+        s.pass.status.components = vec![
+            ComponentStatus { kind: "PD".into(), replicas: pd_replicas, ready_replicas: pd_ready },
+            ComponentStatus { kind: "TiKV".into(), replicas: kv_replicas, ready_replicas: kv_ready },
+        ];
+        let has_groups = !s.pd_groups.is_empty() && !s.tikv_groups.is_empty();
+        let ready = has_groups && pd_all_ready && kv_all_ready;
+        let synced = has_groups && pd_all_synced && kv_all_synced && s.id_mismatch.is_none();
+        if ready {
+            s.pass.set_condition(types::READY, true, reasons::READY, "every group is ready");
+        } else {
+            s.pass.set_condition(
+                types::READY,
+                false,
+                reasons::NOT_ALL_GROUPS_READY,
+                format!("PD {pd_ready}/{pd_replicas}, TiKV {kv_ready}/{kv_replicas} ready"),
+            );
+        }
+        if let Some(mismatch) = s.id_mismatch.clone() {
+            s.pass.not_synced(reasons::CLUSTER_ID_MISMATCH, mismatch);
+        } else if !has_groups {
+            s.pass.not_synced(reasons::NOT_ALL_GROUPS_READY, "the cluster needs a PD group and a TiKV group");
+        } else if !synced {
+            s.pass.not_synced(reasons::NOT_ALL_INSTANCES_UP_TO_DATE, "some group is not synced");
+        }
+        s.pass.set_synced("every group is synced");
+        let progressing = !(ready && synced);
+        s.pass.set_condition(
+            types::PROGRESSING,
+            progressing,
+            if progressing { reasons::PROGRESSING } else { reasons::STABLE },
+            "",
+        );
+        Outcome::complete(format!("ready={ready} synced={synced}"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{offline_context, sample_cluster, sample_pd_group, sample_tikv_group};
+    use tikv_operator_api::condition::{DesiredCondition, find_condition, set_condition};
+    use tikv_operator_task::Runner;
+
+    fn ready<G: Group>(mut group: G, yes: bool) -> G {
+        let generation = group.meta().generation;
+        let mut status = G::Status::default();
+        for type_ in [types::READY, types::SYNCED] {
+            set_condition(
+                G::conditions_mut(&mut status),
+                DesiredCondition::new(type_, yes, "x", "").observed(generation),
+                crate::testing::t0(),
+            );
+        }
+        group.set_status(status);
+        group
+    }
+
+    fn run(state: &mut ClusterState) {
+        futures::executor::block_on(Runner::new("test", [conditions()]).run("k", state));
+    }
+
+    fn status_of(state: &ClusterState, type_: &str) -> String {
+        find_condition(&state.pass.status.conditions, type_).unwrap().status.clone()
+    }
+
+    #[tokio::test]
+    async fn ready_when_every_group_is_ready_at_its_generation() {
+        let mut state = ClusterState::new(offline_context(), "ns", "basic");
+        let cluster = sample_cluster("basic");
+        state.pass = state.pass.with_object(cluster.clone()).with_cluster(cluster);
+        state.groups_loaded = true;
+        state.pd_groups = vec![ready(sample_pd_group("pd", 3), true)];
+        state.tikv_groups = vec![ready(sample_tikv_group("kv", 3), false)];
+        run(&mut state);
+        assert_eq!(status_of(&state, types::READY), "False");
+        assert_eq!(status_of(&state, types::PROGRESSING), "True");
+
+        state.tikv_groups = vec![ready(sample_tikv_group("kv", 3), true)];
+        run(&mut state);
+        assert_eq!(status_of(&state, types::READY), "True");
+        assert_eq!(status_of(&state, types::PROGRESSING), "False");
+        assert_eq!(status_of(&state, types::PAUSED), "False");
+
+        // A newer generation makes the group's conditions stale.
+        state.tikv_groups[0].metadata.generation = Some(2);
+        run(&mut state);
+        assert_eq!(status_of(&state, types::READY), "False");
+    }
+
+    #[tokio::test]
+    async fn an_id_mismatch_shows_in_synced() {
+        let mut state = ClusterState::new(offline_context(), "ns", "basic");
+        let cluster = sample_cluster("basic");
+        state.pass = state.pass.with_object(cluster.clone()).with_cluster(cluster);
+        state.groups_loaded = true;
+        state.id_mismatch = Some("wrong PD".into());
+        run(&mut state);
+        let synced = find_condition(&state.pass.status.conditions, types::SYNCED).unwrap();
+        assert_eq!(synced.reason, reasons::CLUSTER_ID_MISMATCH);
+    }
+}

@@ -1,0 +1,146 @@
+//! What every controller shares: the pass state every kind has ([`Pass`]), the traits
+//! over the five kinds ([`traits`]), the generic tasks (load, guards, finalizer, status
+//! write) and the pure rendering helpers both components use.
+
+pub mod group;
+pub mod guards;
+pub mod instance;
+pub mod render;
+pub mod tasks;
+pub mod traits;
+
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::ResourceExt;
+
+use tikv_operator_api::Cluster;
+use tikv_operator_api::condition::{self, DesiredCondition, Status, reasons, types};
+
+use crate::context::Context;
+use crate::pd_registry::{ClusterKey, PdHandle};
+pub use traits::{Group, Instance, Object};
+
+/// Why the children of an object are not (yet) in their desired state; the Synced
+/// condition reports the first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// What every pass of every controller has: the object as read, the status being
+/// built, its Cluster, and what tasks found out of sync.
+pub struct Pass<K: Object> {
+    pub ctx: Arc<Context>,
+    pub namespace: String,
+    pub name: String,
+    /// `None` until loaded, and when the object is gone.
+    pub object: Option<K>,
+    /// The status this pass will write: starts as the status read, written in `finally`
+    /// only if it differs.
+    pub status: K::Status,
+    pub cluster: Option<Cluster>,
+    pub unsynced: Vec<Finding>,
+}
+
+impl<K: Object> Pass<K> {
+    pub fn new(ctx: Arc<Context>, namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            ctx,
+            namespace: namespace.into(),
+            name: name.into(),
+            object: None,
+            status: K::Status::default(),
+            cluster: None,
+            unsynced: Vec::new(),
+        }
+    }
+
+    /// Seeds the pass with an object as if it had been loaded (tests, and the Cluster
+    /// controller, whose object is its own cluster).
+    pub fn with_object(mut self, object: K) -> Self {
+        self.status = object.status().cloned().unwrap_or_default();
+        self.object = Some(object);
+        self
+    }
+
+    pub fn with_cluster(mut self, cluster: Cluster) -> Self {
+        self.cluster = Some(cluster);
+        self
+    }
+
+    pub fn generation(&self) -> Option<i64> {
+        self.object.as_ref().and_then(|o| o.meta().generation)
+    }
+
+    pub fn cluster_key(&self) -> ClusterKey {
+        let name = self.object.as_ref().map(Object::cluster_name).unwrap_or_default();
+        ClusterKey::new(self.namespace.clone(), name)
+    }
+
+    /// The cluster's PD, once the Cluster controller registered it.
+    pub fn pd(&self) -> Option<PdHandle> {
+        self.ctx.pd.get(&self.cluster_key())
+    }
+
+    pub fn paused(&self) -> bool {
+        self.cluster.as_ref().is_some_and(|c| c.spec.paused)
+    }
+
+    pub fn tls_enabled(&self) -> bool {
+        self.cluster.as_ref().and_then(|c| c.spec.tls_cluster.as_ref()).is_some_and(|t| t.enabled)
+    }
+
+    /// Sets a condition of the status being built, observed at the object's generation.
+    pub fn set_condition(&mut self, type_: &str, status: impl Into<Status>, reason: &str, message: impl Into<String>) {
+        let desired = DesiredCondition::new(type_, status, reason, message).observed(self.generation());
+        let now = self.ctx.now();
+        condition::set_condition(K::conditions_mut(&mut self.status), desired, now);
+    }
+
+    pub fn not_synced(&mut self, reason: &'static str, message: impl Into<String>) {
+        self.unsynced.push(Finding { reason, message: message.into() });
+    }
+
+    /// Synced from what the pass found: paused, the first finding, or in sync.
+    pub fn set_synced(&mut self, synced_message: &str) {
+        if self.paused() {
+            self.set_condition(types::SYNCED, false, reasons::PAUSED, "the cluster is paused: changes are not applied");
+        } else if let Some(first) = self.unsynced.first().cloned() {
+            self.set_condition(types::SYNCED, false, first.reason, first.message);
+        } else {
+            self.set_condition(types::SYNCED, true, reasons::SYNCED, synced_message);
+        }
+    }
+
+    pub fn object_ref(&self) -> Option<ObjectReference> {
+        self.object.as_ref().map(|o| o.object_ref(&()))
+    }
+
+    /// Records an Event about the object (only call it after a write).
+    pub async fn event(&self, reason: &str, action: &str, note: String) {
+        if let Some(reference) = self.object_ref() {
+            self.ctx.event(&reference, reason, action, note).await;
+        }
+    }
+
+    pub fn deleting(&self) -> bool {
+        self.object.as_ref().is_some_and(|o| o.meta().deletion_timestamp.is_some())
+    }
+
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
+    pub fn uid(&self) -> Option<String> {
+        self.object.as_ref().and_then(|o| o.uid())
+    }
+}
+
+/// A controller's state: it holds a [`Pass`] for its kind.
+pub trait PassState: Send + 'static {
+    type Object: Object;
+    fn pass(&self) -> &Pass<Self::Object>;
+    fn pass_mut(&mut self) -> &mut Pass<Self::Object>;
+}

@@ -1,0 +1,261 @@
+//! What the generic tasks need to know about the five kinds: status and conditions of
+//! every object, and the component-specific accessors of instances and groups (the
+//! counterpart of tidb-operator v2's scopes).
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tikv_operator_api::names::{self, LABEL_GROUP};
+use tikv_operator_api::pd::PDGroupStatus;
+use tikv_operator_api::tikv::TiKVGroupStatus;
+use tikv_operator_api::{
+    Cluster, ClusterStatus, CommonStatus, GroupStatus, ObjectMeta, Overlay, PD, PDGroup, PDStatus,
+    ResourceRequirements, TiKV, TiKVGroup, TiKVStatus, Topology, Volume, WeightedTopology,
+};
+
+/// Any of the five kinds.
+pub trait Object:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + Debug
+    + Serialize
+    + DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+    type Status: Clone + Debug + Default + PartialEq + Serialize + DeserializeOwned + Send + Sync + 'static;
+
+    fn status(&self) -> Option<&Self::Status>;
+    fn set_status(&mut self, status: Self::Status);
+    fn conditions(status: &Self::Status) -> &[Condition];
+    fn conditions_mut(status: &mut Self::Status) -> &mut Vec<Condition>;
+    /// The Cluster the object belongs to (a Cluster's own name for a Cluster).
+    fn cluster_name(&self) -> String;
+}
+
+/// A PD or TiKV instance.
+pub trait Instance: Object {
+    const COMPONENT: &'static str;
+    /// Where the `data` volume is mounted unless the template says otherwise.
+    const DATA_DIR: &'static str;
+
+    fn subdomain(&self) -> &str;
+    fn topology(&self) -> Option<&Topology>;
+    fn min_ready_seconds(&self) -> i64;
+    fn version(&self) -> &str;
+    fn image(&self) -> Option<&str>;
+    fn resources(&self) -> &ResourceRequirements;
+    fn config(&self) -> &str;
+    fn volumes(&self) -> &[Volume];
+    fn overlay(&self) -> Option<&Overlay>;
+    fn common_status(status: &Self::Status) -> &CommonStatus;
+    fn common_status_mut(status: &mut Self::Status) -> &mut CommonStatus;
+
+    /// The group, from the instance's label.
+    fn group(&self) -> String {
+        self.labels().get(LABEL_GROUP).cloned().unwrap_or_default()
+    }
+
+    /// Name of the instance's Pod (and ConfigMap).
+    fn pod_name(&self) -> String {
+        names::pod_name(&self.group(), Self::COMPONENT, &self.name_any())
+    }
+}
+
+/// A PD or TiKV group.
+pub trait Group: Object {
+    type Instance: Instance;
+    const COMPONENT: &'static str;
+
+    fn replicas(&self) -> i32;
+    fn min_ready_seconds(&self) -> i64;
+    fn version(&self) -> &str;
+    /// The topologies of the schedule policy, empty without one.
+    fn topologies(&self) -> Vec<WeightedTopology>;
+    /// What an instance is made from; its hash is the group's revision.
+    fn revision_data(&self) -> serde_json::Value;
+    fn template_meta(&self) -> Option<&ObjectMeta>;
+    /// The instance object for a new member: spec from the template, no metadata yet.
+    fn instance_from_template(&self, name: &str, topology: Option<Topology>) -> Self::Instance;
+    fn common_status(status: &Self::Status) -> &CommonStatus;
+    fn common_status_mut(status: &mut Self::Status) -> &mut CommonStatus;
+    fn group_status(status: &Self::Status) -> &GroupStatus;
+    fn group_status_mut(status: &mut Self::Status) -> &mut GroupStatus;
+
+    /// Annotations a new instance gets besides the template's (PD: bootstrap members).
+    fn new_instance_annotations(&self) -> BTreeMap<String, String> {
+        BTreeMap::new()
+    }
+}
+
+impl Object for Cluster {
+    type Status = ClusterStatus;
+
+    fn status(&self) -> Option<&ClusterStatus> {
+        self.status.as_ref()
+    }
+    fn set_status(&mut self, status: ClusterStatus) {
+        self.status = Some(status);
+    }
+    fn conditions(status: &ClusterStatus) -> &[Condition] {
+        &status.conditions
+    }
+    fn conditions_mut(status: &mut ClusterStatus) -> &mut Vec<Condition> {
+        &mut status.conditions
+    }
+    fn cluster_name(&self) -> String {
+        self.name_any()
+    }
+}
+
+macro_rules! object_impl {
+    ($kind:ty, $status:ty, $($path:ident).+) => {
+        impl Object for $kind {
+            type Status = $status;
+
+            fn status(&self) -> Option<&$status> {
+                self.status.as_ref()
+            }
+            fn set_status(&mut self, status: $status) {
+                self.status = Some(status);
+            }
+            fn conditions(status: &$status) -> &[Condition] {
+                &status.$($path).+
+            }
+            fn conditions_mut(status: &mut $status) -> &mut Vec<Condition> {
+                &mut status.$($path).+
+            }
+            fn cluster_name(&self) -> String {
+                self.spec.cluster.name.clone()
+            }
+        }
+    };
+}
+
+object_impl!(PDGroup, PDGroupStatus, common.conditions);
+object_impl!(PD, PDStatus, common.conditions);
+object_impl!(TiKVGroup, TiKVGroupStatus, common.conditions);
+object_impl!(TiKV, TiKVStatus, common.conditions);
+
+macro_rules! instance_impl {
+    ($kind:ty, $status:ty, $component:expr, $data_dir:expr) => {
+        impl Instance for $kind {
+            const COMPONENT: &'static str = $component;
+            const DATA_DIR: &'static str = $data_dir;
+
+            fn subdomain(&self) -> &str {
+                &self.spec.subdomain
+            }
+            fn topology(&self) -> Option<&Topology> {
+                self.spec.topology.as_ref()
+            }
+            fn min_ready_seconds(&self) -> i64 {
+                self.spec.min_ready_seconds
+            }
+            fn version(&self) -> &str {
+                &self.spec.template.version
+            }
+            fn image(&self) -> Option<&str> {
+                self.spec.template.image.as_deref()
+            }
+            fn resources(&self) -> &ResourceRequirements {
+                &self.spec.template.resources
+            }
+            fn config(&self) -> &str {
+                &self.spec.template.config
+            }
+            fn volumes(&self) -> &[Volume] {
+                &self.spec.template.volumes
+            }
+            fn overlay(&self) -> Option<&Overlay> {
+                self.spec.template.overlay.as_ref()
+            }
+            fn common_status(status: &$status) -> &CommonStatus {
+                &status.common
+            }
+            fn common_status_mut(status: &mut $status) -> &mut CommonStatus {
+                &mut status.common
+            }
+        }
+    };
+}
+
+instance_impl!(PD, PDStatus, names::COMPONENT_PD, "/var/lib/pd");
+instance_impl!(TiKV, TiKVStatus, names::COMPONENT_TIKV, "/var/lib/tikv");
+
+macro_rules! group_impl {
+    ($kind:ty, $status:ty, $instance:ty, $spec:ident, $component:expr $(, $extra:ident: $value:expr)*; $annotations:expr) => {
+        impl Group for $kind {
+            type Instance = $instance;
+            const COMPONENT: &'static str = $component;
+
+            fn replicas(&self) -> i32 {
+                self.spec.replicas
+            }
+            fn min_ready_seconds(&self) -> i64 {
+                self.spec.min_ready_seconds
+            }
+            fn version(&self) -> &str {
+                &self.spec.template.spec.version
+            }
+            fn topologies(&self) -> Vec<WeightedTopology> {
+                self.spec
+                    .schedule_policies
+                    .iter()
+                    .filter_map(|p| p.evenly_spread.as_ref())
+                    .flat_map(|e| e.topologies.iter().cloned())
+                    .collect()
+            }
+            fn revision_data(&self) -> serde_json::Value {
+                serde_json::json!({ "template": self.spec.template, "minReadySeconds": self.spec.min_ready_seconds })
+            }
+            fn template_meta(&self) -> Option<&ObjectMeta> {
+                self.spec.template.metadata.as_ref()
+            }
+            fn instance_from_template(&self, name: &str, topology: Option<Topology>) -> $instance {
+                <$instance>::new(
+                    name,
+                    tikv_operator_api::$spec {
+                        cluster: self.spec.cluster.clone(),
+                        topology,
+                        subdomain: names::peer_service_name(&self.name_any(), $component),
+                        min_ready_seconds: self.spec.min_ready_seconds,
+                        template: self.spec.template.spec.clone(),
+                        $($extra: $value,)*
+                    },
+                )
+            }
+            fn common_status(status: &$status) -> &CommonStatus {
+                &status.common
+            }
+            fn common_status_mut(status: &mut $status) -> &mut CommonStatus {
+                &mut status.common
+            }
+            fn group_status(status: &$status) -> &GroupStatus {
+                &status.group
+            }
+            fn group_status_mut(status: &mut $status) -> &mut GroupStatus {
+                &mut status.group
+            }
+            fn new_instance_annotations(&self) -> BTreeMap<String, String> {
+                ($annotations)(self)
+            }
+        }
+    };
+}
+
+group_impl!(PDGroup, PDGroupStatus, PD, PDSpec, names::COMPONENT_PD; |group: &PDGroup| {
+    // Members created before the PD cluster forms start it together.
+    let mut annotations = BTreeMap::new();
+    if !group.spec.bootstrapped {
+        annotations.insert(names::ANNOTATION_INITIAL_CLUSTER_NUM.to_string(), group.spec.replicas.to_string());
+    }
+    annotations
+});
+group_impl!(TiKVGroup, TiKVGroupStatus, TiKV, TiKVSpec, names::COMPONENT_TIKV, offline: false; |_: &TiKVGroup| BTreeMap::new());

@@ -1,0 +1,155 @@
+//! What every reconcile pass gets: the client, the PD registry, events, metrics, the
+//! operator's configuration and a clock.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::Client;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+
+use crate::metrics::Metrics;
+use crate::pd_registry::{PdRegistry, PdWaits};
+use crate::updater::Expectations;
+
+/// The time tasks compare against (minReadySeconds, condition transitions).
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Timestamp;
+}
+
+/// The machine's clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
+
+/// A clock that moves only when told to (tests).
+#[derive(Debug)]
+pub struct FixedClock(Mutex<Timestamp>);
+
+impl FixedClock {
+    pub fn new(at: Timestamp) -> Self {
+        Self(Mutex::new(at))
+    }
+
+    pub fn set(&self, at: Timestamp) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = at;
+    }
+
+    pub fn advance(&self, by: Duration) {
+        let mut now = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        *now = now.checked_add(by).unwrap_or(*now);
+    }
+}
+
+impl Clock for FixedClock {
+    fn now(&self) -> Timestamp {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Reconcile concurrency of each controller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Concurrency {
+    pub cluster: u16,
+    pub pd_group: u16,
+    pub pd: u16,
+    pub tikv_group: u16,
+    pub tikv: u16,
+}
+
+impl Default for Concurrency {
+    fn default() -> Self {
+        Self { cluster: 2, pd_group: 2, pd: 4, tikv_group: 2, tikv: 4 }
+    }
+}
+
+/// The operator's settings.
+#[derive(Clone, Debug)]
+pub struct OperatorConfig {
+    /// Watch only this namespace; `None` watches all.
+    pub namespace: Option<String>,
+    pub concurrency: Concurrency,
+    /// PD poll interval while some task waits on PD.
+    pub pd_poll_fast: Duration,
+    /// PD poll interval otherwise.
+    pub pd_poll_slow: Duration,
+    /// A PD view older than this is not trusted for destructive steps.
+    pub pd_fresh_for: Duration,
+    /// Requeue of passes that wait on something no watch reports (a pod's readiness age).
+    pub short_retry: Duration,
+}
+
+impl Default for OperatorConfig {
+    fn default() -> Self {
+        Self {
+            namespace: None,
+            concurrency: Concurrency::default(),
+            pd_poll_fast: Duration::from_secs(1),
+            pd_poll_slow: Duration::from_secs(30),
+            pd_fresh_for: Duration::from_secs(5),
+            short_retry: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Shared by every pass of every controller, passed by `Arc`.
+pub struct Context {
+    pub client: Client,
+    pub pd: PdRegistry,
+    /// Waits on PD held across passes (fast polling while any is held).
+    pub pd_waits: PdWaits,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    pub config: OperatorConfig,
+    pub clock: Arc<dyn Clock>,
+    /// Instances created by group controllers and not yet seen in a list.
+    pub expectations: Expectations,
+}
+
+impl Context {
+    pub fn new(client: Client, config: OperatorConfig, clock: Arc<dyn Clock>, metrics: Arc<Metrics>) -> Self {
+        let reporter = Reporter { controller: tikv_operator_api::names::FIELD_MANAGER.into(), instance: None };
+        let pd = PdRegistry::new(tikv_operator_pd::CacheConfig {
+            fast_interval: config.pd_poll_fast,
+            slow_interval: config.pd_poll_slow,
+            fresh_for: config.pd_fresh_for,
+            ..tikv_operator_pd::CacheConfig::default()
+        });
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            pd,
+            pd_waits: PdWaits::default(),
+            metrics,
+            config,
+            clock,
+            expectations: Expectations::default(),
+        }
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Records a Kubernetes Event about `object`. Only called when something was done,
+    /// so a pass with nothing to do emits none. A failure to record is logged, never
+    /// fails the pass.
+    pub async fn event(&self, object: &ObjectReference, reason: &str, action: &str, note: String) {
+        let event = Event {
+            type_: EventType::Normal,
+            reason: reason.into(),
+            note: Some(note),
+            action: action.into(),
+            secondary: None,
+        };
+        if let Err(error) = self.recorder.publish(&event, object).await {
+            tracing::debug!(%error, reason, "cannot record an event");
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! What the five controllers share at run time: the per-controller data handed to
+//! kube-runtime, turning a pass's report into a requeue decision, the failure backoff,
+//! and watch streams that drop `managedFields` before anything is cached.
+
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt};
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+use tikv_operator_api::names::{LABEL_MANAGED_BY, MANAGED_BY_OPERATOR};
+use tikv_operator_task::{FailureBackoff, PassResult, Runner};
+
+use crate::context::Context;
+use crate::error::Error;
+
+/// Handed to every reconcile of one controller.
+pub struct ControllerData<S> {
+    pub ctx: Arc<Context>,
+    pub runner: Runner<S>,
+    pub backoff: FailureBackoff,
+}
+
+impl<S: Send> ControllerData<S> {
+    pub fn new(ctx: Arc<Context>, runner: Runner<S>) -> Arc<Self> {
+        let runner = runner.with_metrics(ctx.metrics.clone());
+        Arc::new(Self { ctx, runner, backoff: FailureBackoff::new() })
+    }
+
+    /// Runs one pass over `state`, logs its report and maps it to what kube-runtime
+    /// should do: Complete/Wait await the next event, Retry requeues at the earliest
+    /// `after`, Fail returns the error (and [`error_policy`] backs off).
+    pub async fn pass(&self, key: &str, state: &mut S) -> Result<Action, Error> {
+        let report = self.runner.run(key, state).await;
+        report.log();
+        match report.action() {
+            PassResult::Done => {
+                self.backoff.on_success(key);
+                Ok(Action::await_change())
+            }
+            PassResult::RequeueAfter(after) => {
+                self.backoff.on_success(key);
+                Ok(Action::requeue(after))
+            }
+            PassResult::Failed(error) => Err(Error::Pass(error)),
+        }
+    }
+}
+
+/// Failed passes back off per object: 1 s doubling to 60 s.
+pub fn error_policy<K: Resource, S>(object: Arc<K>, error: &Error, data: Arc<ControllerData<S>>) -> Action {
+    let key = format!(
+        "{}/{}",
+        object.meta().namespace.as_deref().unwrap_or_default(),
+        object.meta().name.as_deref().unwrap_or_default()
+    );
+    let delay = data.backoff.on_failure(&key);
+    tracing::warn!(%error, object = %key, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// The key of a pass: `namespace/name`.
+pub fn key_of<K: Resource>(object: &K) -> (String, String) {
+    (object.meta().namespace.clone().unwrap_or_default(), object.meta().name.clone().unwrap_or_default())
+}
+
+/// An Api over the watched namespace, or all namespaces.
+pub fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Only objects with the operator's managed-by label (and more `labels`, if given).
+pub fn managed_config(labels: &str) -> watcher::Config {
+    let mut selector = format!("{LABEL_MANAGED_BY}={MANAGED_BY_OPERATOR}");
+    if !labels.is_empty() {
+        selector.push(',');
+        selector.push_str(labels);
+    }
+    watcher::Config::default().labels(&selector)
+}
+
+fn strip<K: Resource>(object: &mut K) {
+    object.meta_mut().managed_fields = None;
+}
+
+/// Objects changed or deleted, without `managedFields`.
+pub fn stream<K>(api: Api<K>, config: watcher::Config) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    watcher(api, config).default_backoff().modify(strip::<K>).touched_objects()
+}
+
+/// Like [`stream`], also kept in a store (for mapping events to objects).
+pub fn reflected<K>(
+    api: Api<K>,
+    config: watcher::Config,
+) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + Hash + Clone + Default,
+{
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api, config).default_backoff().modify(strip::<K>).reflect(writer).touched_objects();
+    (reader, stream)
+}
+
+/// Drives a controller's output stream, logging what failed to even start a pass.
+pub async fn drain<T: Debug, E: Debug>(stream: impl Stream<Item = Result<T, E>>) {
+    stream
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(?error, "controller stream error");
+            }
+        })
+        .await;
+}
+
+/// A future every controller stops on; cloneable, `Send + Sync` as kube-runtime needs.
+pub type Shutdown = futures::future::Shared<futures::future::BoxFuture<'static, ()>>;
+
+/// The PD events of every registered cluster, as a stream (lagged events are skipped:
+/// the slow poll and watch events still bring every object back eventually).
+pub fn pd_events(ctx: &Context) -> impl Stream<Item = crate::pd_registry::ClusterPdEvent> + Send + 'static {
+    let receiver = ctx.pd.subscribe();
+    futures::stream::unfold(receiver, |mut receiver| async move {
+        loop {
+            match receiver.recv().await {
+                Ok(event) => return Some((event, receiver)),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "PD events were dropped; relying on polls and watches");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
+}

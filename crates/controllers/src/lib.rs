@@ -1,0 +1,28 @@
+//! The controllers of tikv-operator, on the task framework: one folder per controller
+//! (wiring in `mod.rs`, the runbook in `builder.rs`, the pass state in `state.rs`, one
+//! task per file in `tasks/`), generic tasks in [`common`], and the pure [`updater`].
+
+pub mod apply;
+pub mod cluster;
+pub mod common;
+pub mod context;
+pub mod controller;
+pub mod error;
+pub mod metrics;
+pub mod pd;
+pub mod pd_registry;
+pub mod pdgroup;
+pub mod revision;
+pub mod tikv;
+pub mod tikvgroup;
+pub mod updater;
+
+#[cfg(test)]
+pub(crate) mod testing;
+
+pub use context::{Clock, Concurrency, Context, FixedClock, OperatorConfig, SystemClock};
+pub use error::Error;
+pub mod run;
+pub mod telemetry;
+
+pub use run::{RunConfig, run, run_controllers};

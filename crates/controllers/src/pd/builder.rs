@@ -1,0 +1,88 @@
+//! The PD instance controller's runbook.
+
+use tikv_operator_task::{Node, finally, if_, if_break};
+
+use super::state::PdState;
+use super::tasks::*;
+use crate::common::guards::{
+    cluster_id_mismatch, cluster_missing, cluster_paused, object_deleting, object_gone, object_loaded,
+};
+use crate::common::instance::{instance_deletion, load_pod, volumes};
+use crate::common::tasks::{ensure_finalizer, load_cluster, load_object, write_status};
+
+pub fn tasks() -> Vec<Node<PdState>> {
+    vec![
+        load_object(),
+        if_break(object_gone(), [forget_waits()]),
+        load_cluster(),
+        if_break(cluster_missing(), []),
+        if_break(object_deleting(), [instance_deletion()]),
+        load_pod(),
+        member(),
+        if_break(cluster_paused(), []),
+        if_break(cluster_id_mismatch(), []),
+        ensure_finalizer(),
+        load_group(),
+        config_map(),
+        volumes(),
+        pod(),
+        finally([if_(object_loaded(), [conditions(), write_status()])]),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{TestEnv, sample_cluster, sample_pd, sample_pd_group};
+    use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod};
+    use kube::ResourceExt;
+    use tikv_operator_api::PD;
+    use tikv_operator_api::names::ANNOTATION_INITIAL_CLUSTER_NUM;
+    use tikv_operator_task::Runner;
+
+    #[tokio::test]
+    async fn a_new_member_gets_its_children_then_a_second_pass_writes_nothing() {
+        let env = TestEnv::start().await;
+        env.create(sample_cluster("basic")).await;
+        env.create(sample_pd_group("pd", 1)).await;
+        let mut pd = sample_pd("pd-abc123", "pd");
+        pd.metadata.annotations = Some([(ANNOTATION_INITIAL_CLUSTER_NUM.to_string(), "1".to_string())].into());
+        env.create(pd).await;
+        let runner = Runner::new("pd", tasks());
+
+        let mut state = PdState::new(env.ctx.clone(), "default", "pd-abc123");
+        let report = runner.run("default/pd-abc123", &mut state).await;
+        assert!(report.error().is_none(), "{report}");
+        let pod: Pod = env.get("pd-pd-abc123").await;
+        let command = pod.spec.unwrap().containers[0].command.clone().unwrap();
+        assert_eq!(
+            command.last().unwrap(),
+            "--initial-cluster=pd-pd-abc123=http://pd-pd-abc123.pd-pd-peer.default.svc:2380"
+        );
+        let _: ConfigMap = env.get("pd-pd-abc123").await;
+        let _: PersistentVolumeClaim = env.get("data-pd-pd-abc123").await;
+        let live: PD = env.get("pd-abc123").await;
+        assert_eq!(live.finalizers(), [tikv_operator_api::names::FINALIZER]);
+        assert!(live.status.is_some(), "conditions are reported");
+
+        let writes = env.writes();
+        let mut state = PdState::new(env.ctx.clone(), "default", "pd-abc123");
+        let report = runner.run("default/pd-abc123", &mut state).await;
+        assert!(report.error().is_none(), "{report}");
+        assert_eq!(env.writes(), writes, "nothing to do means no write: {:?}\n{report}", env.write_log());
+    }
+
+    #[tokio::test]
+    async fn a_paused_cluster_only_gets_status() {
+        let env = TestEnv::start().await;
+        let mut cluster = sample_cluster("basic");
+        cluster.spec.paused = true;
+        env.create(cluster).await;
+        env.create(sample_pd_group("pd", 1)).await;
+        env.create(sample_pd("pd-abc123", "pd")).await;
+        let mut state = PdState::new(env.ctx.clone(), "default", "pd-abc123");
+        let report = Runner::new("pd", tasks()).run("default/pd-abc123", &mut state).await;
+        assert!(!report.ran("pod") && !report.ran("ensure_finalizer"), "{report}");
+        assert_eq!(env.write_log(), ["update core.tikv.org/pds/status/pd-abc123"]);
+    }
+}

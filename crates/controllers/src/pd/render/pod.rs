@@ -1,0 +1,180 @@
+//! The PD Pod: `/pd-server` with the member's name, URLs, data directory, config file
+//! and membership flag; stable DNS through hostname/subdomain; a TCP readiness probe on
+//! the client port (works with and without TLS); TLS Secret mounted when on; the
+//! overlay merged last.
+
+use k8s_openapi::api::core::v1::{
+    ConfigMapVolumeSource, Container, ContainerPort, Pod, PodSpec, Probe, TCPSocketAction, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use tikv_operator_api::PD;
+use tikv_operator_api::names::{self, COMPONENT_PD};
+
+use super::{CONFIG_DIR, CONFIG_FILE, Membership, advertise_client_url, advertise_peer_url, scheme};
+use crate::common::Instance;
+use crate::common::render::{
+    CONFIG_VOLUME, RenderError, apply_pod_overlay, child_meta, data_dir, image, pvc_volumes, resources,
+    set_config_hash, tls_volume,
+};
+
+pub struct PodInputs<'a> {
+    pub pd: &'a PD,
+    pub tls: bool,
+    pub membership: &'a Membership,
+    /// Hash of the ConfigMap content; part of the spec (a Restart-strategy config change
+    /// is a restart) unless the config is hot-reloaded.
+    pub config_hash: &'a str,
+}
+
+pub fn pod(inputs: &PodInputs<'_>) -> Result<Pod, RenderError> {
+    let pd = inputs.pd;
+    let group = pd.group();
+    if group.is_empty() {
+        return Err(RenderError::NoGroup);
+    }
+    let name = pd.pod_name();
+    let ports = &pd.spec.template.server.ports;
+    let s = scheme(inputs.tls);
+    let command = vec![
+        "/pd-server".to_string(),
+        format!("--name={name}"),
+        format!("--data-dir={}", data_dir(pd)),
+        format!("--client-urls={s}://0.0.0.0:{}", ports.client),
+        format!("--advertise-client-urls={}", advertise_client_url(pd, inputs.tls)),
+        format!("--peer-urls={s}://0.0.0.0:{}", ports.peer),
+        format!("--advertise-peer-urls={}", advertise_peer_url(pd, inputs.tls)),
+        format!("--config={CONFIG_DIR}/{CONFIG_FILE}"),
+        inputs.membership.flag(),
+    ];
+    let (mut volumes, mut mounts) = pvc_volumes(pd, &name);
+    volumes.push(Volume {
+        name: CONFIG_VOLUME.into(),
+        config_map: Some(ConfigMapVolumeSource { name: name.clone(), ..ConfigMapVolumeSource::default() }),
+        ..Volume::default()
+    });
+    mounts.push(VolumeMount {
+        name: CONFIG_VOLUME.into(),
+        mount_path: CONFIG_DIR.into(),
+        read_only: Some(true),
+        ..VolumeMount::default()
+    });
+    if inputs.tls {
+        let (volume, mount) = tls_volume(names::cluster_tls_secret_name(&group, COMPONENT_PD));
+        volumes.push(volume);
+        mounts.push(mount);
+    }
+    let container = Container {
+        name: COMPONENT_PD.into(),
+        image: Some(image(pd.image(), "pingcap/pd", pd.version())),
+        command: Some(command),
+        ports: Some(vec![
+            ContainerPort { name: Some("client".into()), container_port: ports.client, ..ContainerPort::default() },
+            ContainerPort { name: Some("peer".into()), container_port: ports.peer, ..ContainerPort::default() },
+        ]),
+        readiness_probe: Some(Probe {
+            tcp_socket: Some(TCPSocketAction { port: IntOrString::Int(ports.client), host: None }),
+            initial_delay_seconds: Some(5),
+            period_seconds: Some(5),
+            ..Probe::default()
+        }),
+        resources: resources(pd.resources()),
+        volume_mounts: Some(mounts),
+        ..Container::default()
+    };
+    let mut meta = child_meta(pd, name.clone());
+    set_config_hash(&mut meta, pd.spec.template.update_strategy.config, inputs.config_hash);
+    let mut pod = Pod {
+        metadata: meta,
+        spec: Some(PodSpec {
+            hostname: Some(name.clone()),
+            subdomain: Some(pd.spec.subdomain.clone()),
+            node_selector: pd.topology().cloned(),
+            containers: vec![container],
+            volumes: Some(volumes),
+            ..PodSpec::default()
+        }),
+        status: None,
+    };
+    apply_pod_overlay(&mut pod, pd.overlay())?;
+    Ok(pod)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::sample_pd;
+    use serde_json::json;
+
+    fn render(pd: &PD, tls: bool) -> Pod {
+        let membership = Membership::Join("http://pd-pd-x.pd-pd-peer.default.svc:2379".into());
+        pod(&PodInputs { pd, tls, membership: &membership, config_hash: "h1" }).unwrap()
+    }
+
+    fn command(pod: &Pod) -> Vec<String> {
+        pod.spec.as_ref().unwrap().containers[0].command.clone().unwrap()
+    }
+
+    #[test]
+    fn flags_urls_dns_and_probe() {
+        let pod = render(&sample_pd("pd-abc123", "pd"), false);
+        assert_eq!(pod.metadata.name.as_deref(), Some("pd-pd-abc123"));
+        assert_eq!(
+            command(&pod),
+            [
+                "/pd-server",
+                "--name=pd-pd-abc123",
+                "--data-dir=/var/lib/pd",
+                "--client-urls=http://0.0.0.0:2379",
+                "--advertise-client-urls=http://pd-pd-abc123.pd-pd-peer.default.svc:2379",
+                "--peer-urls=http://0.0.0.0:2380",
+                "--advertise-peer-urls=http://pd-pd-abc123.pd-pd-peer.default.svc:2380",
+                "--config=/etc/pd/config.toml",
+                "--join=http://pd-pd-x.pd-pd-peer.default.svc:2379",
+            ]
+        );
+        let spec = pod.spec.as_ref().unwrap();
+        assert_eq!(spec.hostname.as_deref(), Some("pd-pd-abc123"));
+        assert_eq!(spec.subdomain.as_deref(), Some("pd-pd-peer"));
+        assert_eq!(spec.node_selector.as_ref().unwrap()["topology.kubernetes.io/zone"], "zone-a");
+        let container = &spec.containers[0];
+        assert_eq!(container.image.as_deref(), Some("pingcap/pd:v8.5.0"));
+        assert!(container.readiness_probe.as_ref().unwrap().tcp_socket.is_some());
+        assert_eq!(container.resources.as_ref().unwrap().limits, container.resources.as_ref().unwrap().requests);
+        let volumes: Vec<&str> = spec.volumes.as_ref().unwrap().iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(volumes, ["tikv-vol-data", "tikv-vol-config"]);
+        let owner = &pod.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!((owner.kind.as_str(), owner.controller), ("PD", Some(true)));
+        assert_eq!(pod.metadata.labels.as_ref().unwrap()[names::LABEL_INSTANCE], "pd-abc123");
+    }
+
+    #[test]
+    fn tls_switches_to_https_and_mounts_the_secret() {
+        let pod = render(&sample_pd("pd-abc123", "pd"), true);
+        let command = command(&pod);
+        assert!(command.contains(&"--client-urls=https://0.0.0.0:2379".to_string()));
+        assert!(
+            command.contains(&"--advertise-peer-urls=https://pd-pd-abc123.pd-pd-peer.default.svc:2380".to_string())
+        );
+        let spec = pod.spec.unwrap();
+        let tls = spec.volumes.unwrap().into_iter().find(|v| v.name == "tikv-vol-tls").unwrap();
+        assert_eq!(tls.secret.unwrap().secret_name.as_deref(), Some("pd-pd-cluster-secret"));
+    }
+
+    #[test]
+    fn the_overlay_is_merged_last() {
+        let mut pd = sample_pd("pd-abc123", "pd");
+        pd.spec.template.overlay = Some(
+            serde_json::from_value(json!({"pod": {"spec": {
+                "tolerations": [{"key": "dedicated", "operator": "Exists"}],
+                "containers": [{"name": "pd", "env": [{"name": "X", "value": "1"}]}]
+            }}}))
+            .unwrap(),
+        );
+        let pod = render(&pd, false);
+        let spec = pod.spec.unwrap();
+        assert_eq!(spec.tolerations.unwrap()[0].key.as_deref(), Some("dedicated"));
+        let env = spec.containers[0].env.as_ref().unwrap();
+        assert!(env.iter().any(|e| e.name == "X"));
+        assert_eq!(spec.containers[0].command.as_ref().unwrap()[0], "/pd-server");
+    }
+}

@@ -1,0 +1,147 @@
+//! `conditions`: Running, Ready, Initialized and Synced of the member, and its status
+//! (member ID, leader, revisions, observedGeneration).
+//!
+//! Reads what the pass loaded. Writes only the status being built. Ready needs the Pod
+//! ready for `minReadySeconds` and the member present and healthy in PD; Initialized
+//! is True once PD lists the member. Outcomes: Complete; Retry when only the
+//! readiness age is missing (no event will tell us when it is reached).
+
+use tikv_operator_api::condition::{reasons, types};
+use tikv_operator_task::{Node, Outcome, sync_task};
+
+use crate::common::instance::{Health, set_ready, set_revisions, set_running};
+use crate::pd::state::{PdRead, PdState};
+
+fn health(s: &PdState) -> Health {
+    match (&s.pd_read, &s.member) {
+        (PdRead::Read, Some(member)) if member.healthy == Some(false) => {
+            Err((reasons::INSTANCE_NOT_HEALTHY, "PD reports the member unhealthy".into()))
+        }
+        (PdRead::Read, Some(_)) => Ok(()),
+        (PdRead::Read, None) => Err((reasons::MEMBER_NOT_JOINED, "not a PD member yet".into())),
+        _ => Err((reasons::PD_UNAVAILABLE, "PD has not been read".into())),
+    }
+}
+
+pub fn conditions() -> Node<PdState> {
+    sync_task("conditions", |s: &mut PdState| {
+        set_running(s);
+        let retry = set_ready(s, health(s));
+        if s.pd_read == PdRead::Read {
+            match &s.member {
+                Some(member) => {
+                    let id = member.id.to_string();
+                    s.pass.set_condition(types::INITIALIZED, true, reasons::READY, "the member joined the PD cluster");
+                    s.pass.status.id.get_or_insert(id);
+                    s.pass.status.is_leader = member.is_leader;
+                }
+                None => {
+                    s.pass.set_condition(types::INITIALIZED, false, reasons::MEMBER_NOT_JOINED, "not a PD member yet");
+                    s.pass.status.is_leader = false;
+                }
+            }
+        }
+        let ready = tikv_operator_api::condition::is_true_at(
+            &s.pass.status.common.conditions,
+            types::READY,
+            s.pass.generation(),
+        );
+        set_revisions(s, ready);
+        s.pass.set_synced("Pod, ConfigMap and PVCs are up to date");
+        match retry {
+            Some(after) => Outcome::retry(after, "pod ready but not yet for minReadySeconds"),
+            None => Outcome::complete(if ready { "ready" } else { "not ready" }),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pd::state::MemberInfo;
+    use crate::testing::{offline_context, sample_pd, t0};
+    use k8s_openapi::api::core::v1::{
+        ContainerState, ContainerStateRunning, ContainerStatus, Pod, PodCondition, PodStatus,
+    };
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use tikv_operator_api::condition::find_condition;
+    use tikv_operator_task::{OutcomeKind, Runner};
+
+    fn ready_pod(since_secs_ago: i64) -> Pod {
+        let since = t0().checked_sub(jiff::SignedDuration::from_secs(since_secs_ago)).unwrap();
+        Pod {
+            status: Some(PodStatus {
+                phase: Some("Running".into()),
+                conditions: Some(vec![PodCondition {
+                    type_: "Ready".into(),
+                    status: "True".into(),
+                    last_transition_time: Some(Time(since)),
+                    ..Default::default()
+                }]),
+                container_statuses: Some(vec![ContainerStatus {
+                    name: "pd".into(),
+                    state: Some(ContainerState {
+                        running: Some(ContainerStateRunning::default()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Pod::default()
+        }
+    }
+
+    fn state(pod: Option<Pod>, member: Option<MemberInfo>) -> PdState {
+        let mut state = PdState::new(offline_context(), "default", "pd-abc123");
+        let mut pd = sample_pd("pd-abc123", "pd");
+        pd.spec.min_ready_seconds = 5;
+        state.pass = state.pass.with_object(pd);
+        state.parts.pod_loaded = true;
+        state.parts.pod = pod;
+        state.pd_read = PdRead::Read;
+        state.member = member;
+        state
+    }
+
+    fn condition(s: &PdState, type_: &str) -> (String, String) {
+        let c = find_condition(&s.pass.status.common.conditions, type_).unwrap();
+        (c.status.clone(), c.reason.clone())
+    }
+
+    #[tokio::test]
+    async fn ready_needs_a_ready_pod_and_a_joined_member() {
+        let member = MemberInfo { id: 7, healthy: Some(true), is_leader: true };
+        let mut s = state(Some(ready_pod(60)), Some(member));
+        let report = Runner::new("t", [conditions()]).run("k", &mut s).await;
+        assert_eq!(report.outcome(), OutcomeKind::Complete);
+        assert_eq!(condition(&s, types::READY), ("True".into(), reasons::READY.into()));
+        assert_eq!(condition(&s, types::RUNNING).0, "True");
+        assert_eq!(condition(&s, types::INITIALIZED).0, "True");
+        assert_eq!(s.pass.status.id.as_deref(), Some("7"));
+        assert!(s.pass.status.is_leader);
+        assert_eq!(s.pass.status.common.current_revision.as_deref(), None, "the sample pod has no revision label");
+
+        let mut s = state(Some(ready_pod(60)), None);
+        Runner::new("t", [conditions()]).run("k", &mut s).await;
+        assert_eq!(condition(&s, types::READY), ("False".into(), reasons::MEMBER_NOT_JOINED.into()));
+        assert_eq!(condition(&s, types::INITIALIZED).0, "False");
+    }
+
+    #[tokio::test]
+    async fn a_freshly_ready_pod_retries_when_min_ready_seconds_pass() {
+        let member = MemberInfo { id: 7, healthy: Some(true), is_leader: false };
+        let mut s = state(Some(ready_pod(2)), Some(member));
+        let report = Runner::new("t", [conditions()]).run("k", &mut s).await;
+        assert_eq!(report.requeue_after(), Some(std::time::Duration::from_secs(3)));
+        assert_eq!(condition(&s, types::READY), ("False".into(), reasons::POD_NOT_READY.into()));
+    }
+
+    #[tokio::test]
+    async fn no_pod_is_reported() {
+        let mut s = state(None, None);
+        Runner::new("t", [conditions()]).run("k", &mut s).await;
+        assert_eq!(condition(&s, types::READY), ("False".into(), reasons::POD_NOT_CREATED.into()));
+        assert_eq!(condition(&s, types::RUNNING), ("False".into(), reasons::POD_NOT_CREATED.into()));
+    }
+}

@@ -1,0 +1,13 @@
+//! The PD instance controller's tasks, one concern per file.
+
+mod conditions;
+mod config_map;
+mod load_group;
+mod member;
+mod pod;
+
+pub use conditions::conditions;
+pub use config_map::config_map;
+pub use load_group::load_group;
+pub use member::{forget_waits, member};
+pub use pod::pod;

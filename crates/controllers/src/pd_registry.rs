@@ -1,0 +1,215 @@
+//! One PD client and PD cache per Cluster.
+//!
+//! The Cluster controller registers a cluster once its PD URL is known and drops it when
+//! the Cluster goes; every other controller only looks the cluster up. The caches'
+//! events are forwarded, tagged with their cluster, to whoever subscribes (the PD and
+//! TiKV controllers turn them into reconcile requests).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use tikv_operator_pd::{CacheConfig, Fingerprint, PdCache, PdClient, PdError, PdEvent, TlsMaterial};
+use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::RecvError;
+
+/// A Cluster, by namespace and name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClusterKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ClusterKey {
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self { namespace: namespace.into(), name: name.into() }
+    }
+}
+
+impl fmt::Display for ClusterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// A PD event of one cluster. `event: None` means the forwarder lagged and events were
+/// lost: every instance of the cluster should be looked at again.
+#[derive(Clone, Debug)]
+pub struct ClusterPdEvent {
+    pub cluster: ClusterKey,
+    pub event: Option<PdEvent>,
+}
+
+/// What tasks use to talk to a cluster's PD.
+#[derive(Clone, Debug)]
+pub struct PdHandle {
+    /// For writes; writes through it refresh the cache at once.
+    pub client: Option<PdClient>,
+    pub cache: PdCache,
+}
+
+struct Entry {
+    url: String,
+    tls: Option<Fingerprint>,
+    handle: PdHandle,
+    forwarder: tokio::task::AbortHandle,
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        self.forwarder.abort();
+    }
+}
+
+pub struct PdRegistry {
+    config: CacheConfig,
+    entries: Mutex<HashMap<ClusterKey, Entry>>,
+    events: broadcast::Sender<ClusterPdEvent>,
+}
+
+impl PdRegistry {
+    pub fn new(config: CacheConfig) -> Self {
+        let (events, _) = broadcast::channel(4096);
+        Self { config, entries: Mutex::new(HashMap::new()), events }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<ClusterKey, Entry>> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers (or keeps) the cluster's PD at `url`. Idempotent: the same URL keeps the
+    /// running cache (new TLS material is swapped in place); another URL replaces it.
+    /// Returns whether a new cache was started.
+    pub fn register(&self, key: &ClusterKey, url: &str, tls: Option<TlsMaterial>) -> Result<bool, PdError> {
+        let fingerprint = tls.as_ref().map(TlsMaterial::fingerprint);
+        let mut entries = self.lock();
+        if let Some(entry) = entries.get_mut(key)
+            && entry.url == url
+        {
+            if entry.tls != fingerprint
+                && let Some(client) = &entry.handle.client
+            {
+                client.update_tls(tls)?;
+                entry.tls = fingerprint;
+            }
+            return Ok(false);
+        }
+        let mut builder = PdClient::builder([url]);
+        if let Some(tls) = tls {
+            builder = builder.tls(tls);
+        }
+        let client = builder.build()?;
+        let cache = PdCache::for_client(client.clone(), self.config);
+        let handle = PdHandle { client: Some(client), cache };
+        entries.insert(key.clone(), self.entry(key, url.to_owned(), fingerprint, handle));
+        Ok(true)
+    }
+
+    /// Registers a cache made elsewhere (tests: a cache over an in-memory PD).
+    pub fn insert(&self, key: &ClusterKey, url: &str, handle: PdHandle) {
+        let entry = self.entry(key, url.to_owned(), None, handle);
+        self.lock().insert(key.clone(), entry);
+    }
+
+    fn entry(&self, key: &ClusterKey, url: String, tls: Option<Fingerprint>, handle: PdHandle) -> Entry {
+        let forwarder =
+            tokio::spawn(forward(key.clone(), handle.cache.subscribe(), self.events.clone())).abort_handle();
+        Entry { url, tls, handle, forwarder }
+    }
+
+    pub fn get(&self, key: &ClusterKey) -> Option<PdHandle> {
+        self.lock().get(key).map(|e| e.handle.clone())
+    }
+
+    /// The URL a cluster is registered with.
+    pub fn url(&self, key: &ClusterKey) -> Option<String> {
+        self.lock().get(key).map(|e| e.url.clone())
+    }
+
+    /// Stops polling the cluster's PD; returns whether it was registered.
+    pub fn drop_cluster(&self, key: &ClusterKey) -> bool {
+        self.lock().remove(key).is_some()
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<ClusterPdEvent> {
+        self.events.subscribe()
+    }
+}
+
+async fn forward(cluster: ClusterKey, mut from: broadcast::Receiver<PdEvent>, to: broadcast::Sender<ClusterPdEvent>) {
+    loop {
+        let event = match from.recv().await {
+            Ok(event) => Some(event),
+            Err(RecvError::Lagged(_)) => None,
+            Err(RecvError::Closed) => return,
+        };
+        // Nobody listening is fine.
+        let _ = to.send(ClusterPdEvent { cluster: cluster.clone(), event });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn registering_is_idempotent_and_a_new_url_replaces_the_cache() {
+        let registry = PdRegistry::new(CacheConfig::default());
+        let key = ClusterKey::new("ns", "basic");
+        assert!(registry.get(&key).is_none());
+        assert!(registry.register(&key, "http://127.0.0.1:9", None).unwrap());
+        assert!(!registry.register(&key, "http://127.0.0.1:9", None).unwrap());
+        assert_eq!(registry.url(&key).as_deref(), Some("http://127.0.0.1:9"));
+        assert!(registry.register(&key, "http://127.0.0.1:10", None).unwrap());
+        assert_eq!(registry.url(&key).as_deref(), Some("http://127.0.0.1:10"));
+        assert!(registry.drop_cluster(&key));
+        assert!(!registry.drop_cluster(&key));
+        assert!(registry.get(&key).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_bad_url_is_a_typed_error() {
+        let registry = PdRegistry::new(CacheConfig::default());
+        let error = registry.register(&ClusterKey::new("ns", "c"), "ftp://x", None).unwrap_err();
+        assert!(matches!(error, PdError::Config(_)));
+    }
+
+    #[tokio::test]
+    async fn cache_events_are_forwarded_with_their_cluster() {
+        let registry = PdRegistry::new(CacheConfig::default());
+        let mut events = registry.subscribe();
+        let key = ClusterKey::new("ns", "basic");
+        let pd = crate::testing::FakePd::bootstrapped().member("pd-0", 1).leader("pd-0");
+        registry.insert(&key, "http://pd", pd.handle());
+        let first = events.recv().await.unwrap();
+        assert_eq!(first.cluster, key);
+        assert!(first.event.is_some());
+    }
+}
+
+/// The PD waits objects hold across passes: while an object waits on PD (a member to
+/// join, a store to come up), its cluster's cache polls fast; once it stops waiting,
+/// or goes, the wait is released.
+#[derive(Default)]
+pub struct PdWaits {
+    waits: Mutex<HashMap<String, tikv_operator_pd::WaitGuard>>,
+}
+
+impl PdWaits {
+    /// `key` (the object) waits on `cache` for `reason`; an existing wait is kept.
+    pub fn waiting(&self, key: &str, cache: &PdCache, reason: &str) {
+        let mut waits = self.waits.lock().unwrap_or_else(PoisonError::into_inner);
+        if !waits.contains_key(key) {
+            waits.insert(key.to_string(), cache.register_wait(format!("{key}: {reason}")));
+        }
+    }
+
+    /// `key` no longer waits.
+    pub fn done(&self, key: &str) {
+        self.waits.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
+    }
+
+    pub fn is_waiting(&self, key: &str) -> bool {
+        self.waits.lock().unwrap_or_else(PoisonError::into_inner).contains_key(key)
+    }
+}

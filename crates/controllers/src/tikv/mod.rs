@@ -1,0 +1,120 @@
+//! The TiKV instance controller: one store's ConfigMap, PVCs and Pod, its store ID
+//! (discovered once by advertise address, then read by ID) and state from the PD
+//! cache, its conditions.
+//!
+//! Watches: TiKVs; the Pods and ConfigMaps it owns; its PVCs (by instance label); its
+//! Cluster (fanned out through the reflector store); PD store events, mapped by the
+//! recorded store ID or, before it is recorded, by advertise address; cluster-wide PD
+//! events of its cluster.
+
+pub mod builder;
+pub mod render;
+pub mod state;
+pub mod tasks;
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod};
+use kube::ResourceExt;
+use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use tikv_operator_api::names::{COMPONENT_TIKV, LABEL_COMPONENT, LABEL_INSTANCE};
+use tikv_operator_api::{Cluster, TiKV};
+use tikv_operator_pd::PdEvent;
+use tikv_operator_task::Runner;
+
+use crate::common::Object;
+use crate::context::Context;
+use crate::controller::{
+    ControllerData, Shutdown, api, drain, error_policy, key_of, managed_config, pd_events, reflected, stream,
+};
+use crate::error::Error;
+use state::TikvState;
+
+pub const NAME: &str = "tikv";
+
+pub fn runner() -> Runner<TikvState> {
+    Runner::new(NAME, builder::tasks())
+}
+
+async fn reconcile(tikv: Arc<TiKV>, data: Arc<ControllerData<TikvState>>) -> Result<Action, Error> {
+    let (namespace, name) = key_of(tikv.as_ref());
+    let mut state = TikvState::new(data.ctx.clone(), &namespace, &name);
+    data.pass(&format!("{namespace}/{name}"), &mut state).await
+}
+
+fn refs(store: &Store<TiKV>, keep: impl Fn(&TiKV) -> bool) -> Vec<ObjectRef<TiKV>> {
+    store.state().iter().filter(|t| keep(t)).map(|t| ObjectRef::from(t.as_ref())).collect()
+}
+
+/// Whether a store event is about this instance: by recorded ID, else by address.
+pub fn event_matches(tikv: &TiKV, event: &PdEvent) -> bool {
+    let recorded = tikv.status.as_ref().and_then(|s| s.id.as_deref()).and_then(|id| id.parse::<u64>().ok());
+    match (recorded, event.store_id()) {
+        (Some(id), Some(store)) => id == store,
+        (None, _) => event.store_address() == Some(render::advertise_addr(tikv).as_str()),
+        _ => false,
+    }
+}
+
+pub async fn run(ctx: Arc<Context>, shutdown: Shutdown) {
+    let namespace = ctx.config.namespace.clone();
+    let ns = namespace.as_deref();
+    let component = format!("{LABEL_COMPONENT}={COMPONENT_TIKV}");
+    let (store, tikvs) = reflected(api::<TiKV>(&ctx.client, ns), watcher::Config::default());
+    let pods = stream(api::<Pod>(&ctx.client, ns), managed_config(&component));
+    let config_maps = stream(api::<ConfigMap>(&ctx.client, ns), managed_config(&component));
+    let pvcs = stream(api::<PersistentVolumeClaim>(&ctx.client, ns), managed_config(&component));
+    let clusters = stream(api::<Cluster>(&ctx.client, ns), watcher::Config::default());
+    let events_store = store.clone();
+    let pd = pd_events(&ctx).flat_map(move |e| {
+        let in_cluster = |t: &TiKV| {
+            t.namespace().as_deref() == Some(e.cluster.namespace.as_str()) && t.cluster_name() == e.cluster.name
+        };
+        let targets = match e.event.as_ref() {
+            Some(event) if event.store_id().is_some() => {
+                refs(&events_store, |t| in_cluster(t) && event_matches(t, event))
+            }
+            Some(event) if !event.is_cluster_wide() => Vec::new(),
+            _ => refs(&events_store, in_cluster),
+        };
+        futures::stream::iter(targets)
+    });
+    let cluster_store = store.clone();
+    let data = ControllerData::new(ctx.clone(), runner());
+    let controller = Controller::for_stream(tikvs, store)
+        .owns_stream(pods)
+        .owns_stream(config_maps)
+        .watches_stream(pvcs, |pvc: PersistentVolumeClaim| {
+            let name = pvc.labels().get(LABEL_INSTANCE).cloned()?;
+            Some(ObjectRef::<TiKV>::new(&name).within(&pvc.namespace()?))
+        })
+        .watches_stream(clusters, move |cluster: Cluster| {
+            refs(&cluster_store, |t| t.namespace() == cluster.namespace() && t.cluster_name() == cluster.name_any())
+        })
+        .reconcile_on(pd)
+        .with_config(controller::Config::default().concurrency(ctx.config.concurrency.tikv))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, data);
+    drain(controller).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::sample_tikv;
+
+    #[test]
+    fn store_events_map_by_id_once_recorded_else_by_address() {
+        let mut tikv = sample_tikv("tikv-abc123", "tikv");
+        let address = render::advertise_addr(&tikv);
+        let added = PdEvent::StoreAdded { store_id: 4, address: address.clone() };
+        assert!(event_matches(&tikv, &added));
+        assert!(!event_matches(&tikv, &PdEvent::StoreAdded { store_id: 4, address: "other:20160".into() }));
+        tikv.status.get_or_insert_default().id = Some("5".into());
+        assert!(!event_matches(&tikv, &added), "a recorded ID wins over the address");
+        assert!(event_matches(&tikv, &PdEvent::StoreRemoved { store_id: 5, address: "x".into() }));
+    }
+}

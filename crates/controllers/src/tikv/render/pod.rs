@@ -1,0 +1,186 @@
+//! The TiKV Pod: `/tikv-server` pointed at the PD client Service, with its addresses,
+//! data directory, config file and store labels (zone etc. from the instance's
+//! topology, `host` from the node it runs on); stable DNS through hostname/subdomain; a
+//! TCP readiness probe on the status port; TLS Secret mounted when on; overlay last.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource, ObjectFieldSelector, Pod, PodSpec, Probe,
+    TCPSocketAction, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use tikv_operator_api::TiKV;
+use tikv_operator_api::names::{self, COMPONENT_TIKV};
+
+use super::{CONFIG_DIR, CONFIG_FILE, advertise_addr, advertise_status_addr};
+use crate::common::Instance;
+use crate::common::render::{
+    CONFIG_VOLUME, RenderError, apply_pod_overlay, child_meta, data_dir, image, pvc_volumes, resources,
+    set_config_hash, tls_volume,
+};
+
+pub struct PodInputs<'a> {
+    pub tikv: &'a TiKV,
+    pub tls: bool,
+    /// The PD client Service URL recorded on the Cluster.
+    pub pd_url: &'a str,
+    pub config_hash: &'a str,
+}
+
+/// Store labels from the topology's well-known node labels, plus `spec.server.labels`;
+/// `host` is the node, filled in by the kubelet from `$(NODE_NAME)`.
+pub fn store_labels(tikv: &TiKV) -> BTreeMap<String, String> {
+    let mut labels: BTreeMap<String, String> = tikv.spec.template.server.labels.clone();
+    for (key, value) in tikv.topology().into_iter().flatten() {
+        let label = match key.as_str() {
+            "topology.kubernetes.io/zone" | "failure-domain.beta.kubernetes.io/zone" => "zone",
+            "topology.kubernetes.io/region" | "failure-domain.beta.kubernetes.io/region" => "region",
+            "kubernetes.io/hostname" => "host",
+            _ => continue,
+        };
+        labels.insert(label.into(), value.clone());
+    }
+    labels.entry("host".into()).or_insert_with(|| "$(NODE_NAME)".into());
+    labels
+}
+
+pub fn pod(inputs: &PodInputs<'_>) -> Result<Pod, RenderError> {
+    let tikv = inputs.tikv;
+    let group = tikv.group();
+    if group.is_empty() {
+        return Err(RenderError::NoGroup);
+    }
+    let name = tikv.pod_name();
+    let ports = &tikv.spec.template.server.ports;
+    let labels = store_labels(tikv).iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+    let command = vec![
+        "/tikv-server".to_string(),
+        format!("--pd={}", inputs.pd_url),
+        format!("--addr=0.0.0.0:{}", ports.client),
+        format!("--advertise-addr={}", advertise_addr(tikv)),
+        format!("--status-addr=0.0.0.0:{}", ports.status),
+        format!("--advertise-status-addr={}", advertise_status_addr(tikv)),
+        format!("--data-dir={}", data_dir(tikv)),
+        format!("--config={CONFIG_DIR}/{CONFIG_FILE}"),
+        format!("--labels={labels}"),
+    ];
+    let (mut volumes, mut mounts) = pvc_volumes(tikv, &name);
+    volumes.push(Volume {
+        name: CONFIG_VOLUME.into(),
+        config_map: Some(ConfigMapVolumeSource { name: name.clone(), ..ConfigMapVolumeSource::default() }),
+        ..Volume::default()
+    });
+    mounts.push(VolumeMount {
+        name: CONFIG_VOLUME.into(),
+        mount_path: CONFIG_DIR.into(),
+        read_only: Some(true),
+        ..VolumeMount::default()
+    });
+    if inputs.tls {
+        let (volume, mount) = tls_volume(names::cluster_tls_secret_name(&group, COMPONENT_TIKV));
+        volumes.push(volume);
+        mounts.push(mount);
+    }
+    let container = Container {
+        name: COMPONENT_TIKV.into(),
+        image: Some(image(tikv.image(), "pingcap/tikv", tikv.version())),
+        command: Some(command),
+        env: Some(vec![EnvVar {
+            name: "NODE_NAME".into(),
+            value: None,
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector { field_path: "spec.nodeName".into(), api_version: None }),
+                ..EnvVarSource::default()
+            }),
+        }]),
+        ports: Some(vec![
+            ContainerPort { name: Some("client".into()), container_port: ports.client, ..ContainerPort::default() },
+            ContainerPort { name: Some("status".into()), container_port: ports.status, ..ContainerPort::default() },
+        ]),
+        readiness_probe: Some(Probe {
+            tcp_socket: Some(TCPSocketAction { port: IntOrString::Int(ports.status), host: None }),
+            initial_delay_seconds: Some(5),
+            period_seconds: Some(5),
+            ..Probe::default()
+        }),
+        resources: resources(tikv.resources()),
+        volume_mounts: Some(mounts),
+        ..Container::default()
+    };
+    let mut meta = child_meta(tikv, name.clone());
+    set_config_hash(&mut meta, tikv.spec.template.update_strategy.config, inputs.config_hash);
+    let mut pod = Pod {
+        metadata: meta,
+        spec: Some(PodSpec {
+            hostname: Some(name),
+            subdomain: Some(tikv.spec.subdomain.clone()),
+            node_selector: tikv.topology().cloned(),
+            containers: vec![container],
+            volumes: Some(volumes),
+            ..PodSpec::default()
+        }),
+        status: None,
+    };
+    apply_pod_overlay(&mut pod, tikv.overlay())?;
+    Ok(pod)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::sample_tikv;
+
+    fn render(tikv: &TiKV, tls: bool) -> Pod {
+        pod(&PodInputs { tikv, tls, pd_url: "http://pd-pd.default.svc:2379", config_hash: "h" }).unwrap()
+    }
+
+    #[test]
+    fn flags_labels_dns_and_probe() {
+        let pod = render(&sample_tikv("tikv-abc123", "tikv"), false);
+        let spec = pod.spec.as_ref().unwrap();
+        let container = &spec.containers[0];
+        assert_eq!(
+            container.command.as_ref().unwrap(),
+            &[
+                "/tikv-server",
+                "--pd=http://pd-pd.default.svc:2379",
+                "--addr=0.0.0.0:20160",
+                "--advertise-addr=tikv-tikv-abc123.tikv-tikv-peer.default.svc:20160",
+                "--status-addr=0.0.0.0:20180",
+                "--advertise-status-addr=tikv-tikv-abc123.tikv-tikv-peer.default.svc:20180",
+                "--data-dir=/var/lib/tikv",
+                "--config=/etc/tikv/config.toml",
+                "--labels=host=$(NODE_NAME),zone=zone-a",
+            ]
+        );
+        assert_eq!(container.env.as_ref().unwrap()[0].name, "NODE_NAME");
+        assert_eq!(spec.hostname.as_deref(), Some("tikv-tikv-abc123"));
+        assert_eq!(spec.subdomain.as_deref(), Some("tikv-tikv-peer"));
+        assert_eq!(
+            container.readiness_probe.as_ref().unwrap().tcp_socket.as_ref().unwrap().port,
+            IntOrString::Int(20180)
+        );
+        assert_eq!(container.image.as_deref(), Some("pingcap/tikv:v8.5.0"));
+        assert_eq!(pod.metadata.labels.as_ref().unwrap()[names::LABEL_CONFIG_HASH], "h");
+    }
+
+    #[test]
+    fn user_store_labels_join_the_topology_ones() {
+        let mut tikv = sample_tikv("tikv-abc123", "tikv");
+        tikv.spec.template.server.labels.insert("disk".into(), "ssd".into());
+        tikv.spec.topology.get_or_insert_default().insert("kubernetes.io/hostname".into(), "node-7".into());
+        let labels = store_labels(&tikv);
+        assert_eq!(labels["disk"], "ssd");
+        assert_eq!(labels["host"], "node-7");
+        assert_eq!(labels["zone"], "zone-a");
+    }
+
+    #[test]
+    fn tls_mounts_the_group_secret() {
+        let pod = render(&sample_tikv("tikv-abc123", "tikv"), true);
+        let volumes = pod.spec.unwrap().volumes.unwrap();
+        let tls = volumes.iter().find(|v| v.name == "tikv-vol-tls").unwrap();
+        assert_eq!(tls.secret.as_ref().unwrap().secret_name.as_deref(), Some("tikv-tikv-cluster-secret"));
+    }
+}

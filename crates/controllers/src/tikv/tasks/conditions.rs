@@ -1,0 +1,87 @@
+//! `conditions`: Running, Ready and Synced of the store, and its status (store ID and
+//! state are set by `store`; revisions and observedGeneration here).
+//!
+//! Reads what the pass loaded; writes only the status being built. Ready needs the
+//! store Up with a fresh heartbeat and the Pod ready for `minReadySeconds`. Outcomes:
+//! Complete; Retry when only the readiness age is missing.
+
+use tikv_operator_api::condition::{is_true_at, reasons, types};
+use tikv_operator_task::{Node, Outcome, sync_task};
+
+use crate::common::instance::{Health, set_ready, set_revisions, set_running};
+use crate::tikv::state::{PdRead, TikvState};
+
+fn health(s: &TikvState) -> Health {
+    match (&s.pd_read, &s.store) {
+        (PdRead::Read, Some(store)) if store.up => Ok(()),
+        (PdRead::Read, Some(store)) => {
+            Err((reasons::STORE_NOT_UP, format!("store {} is {}", store.id, store.node_state.name())))
+        }
+        (PdRead::Read, None) => Err((reasons::STORE_NOT_EXIST, "PD has no store for this instance yet".into())),
+        _ => Err((reasons::PD_UNAVAILABLE, "PD has not been read".into())),
+    }
+}
+
+pub fn conditions() -> Node<TikvState> {
+    sync_task("conditions", |s: &mut TikvState| {
+        set_running(s);
+        let retry = set_ready(s, health(s));
+        let ready = is_true_at(&s.pass.status.common.conditions, types::READY, s.pass.generation());
+        set_revisions(s, ready);
+        s.pass.set_synced("Pod, ConfigMap and PVCs are up to date");
+        match retry {
+            Some(after) => Outcome::retry(after, "pod ready but not yet for minReadySeconds"),
+            None => Outcome::complete(if ready { "ready" } else { "not ready" }),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{offline_context, sample_tikv};
+    use crate::tikv::state::StoreInfo;
+    use tikv_operator_api::condition::find_condition;
+    use tikv_operator_pd::NodeState;
+    use tikv_operator_task::Runner;
+
+    fn state(store: Option<StoreInfo>, paused: bool) -> TikvState {
+        let mut state = TikvState::new(offline_context(), "default", "tikv-abc123");
+        let mut cluster = crate::testing::sample_cluster("basic");
+        cluster.spec.paused = paused;
+        state.pass = state.pass.with_object(sample_tikv("tikv-abc123", "tikv")).with_cluster(cluster);
+        state.parts.pod_loaded = true;
+        state.pd_read = PdRead::Read;
+        state.store = store;
+        state
+    }
+
+    fn reason(s: &TikvState, type_: &str) -> String {
+        find_condition(&s.pass.status.common.conditions, type_).unwrap().reason.clone()
+    }
+
+    #[tokio::test]
+    async fn a_store_that_is_not_up_is_not_ready() {
+        let mut s = state(Some(StoreInfo { id: 1, node_state: NodeState::Preparing, up: false }), false);
+        s.parts.pod = Some(Default::default());
+        Runner::new("t", [conditions()]).run("k", &mut s).await;
+        assert_eq!(reason(&s, types::READY), reasons::POD_NOT_READY, "the pod is checked first");
+        assert_eq!(reason(&s, types::SYNCED), reasons::SYNCED);
+    }
+
+    #[tokio::test]
+    async fn paused_is_reported_in_synced() {
+        let mut s = state(None, true);
+        Runner::new("t", [conditions()]).run("k", &mut s).await;
+        assert_eq!(reason(&s, types::SYNCED), reasons::PAUSED);
+        assert_eq!(reason(&s, types::READY), reasons::POD_NOT_CREATED);
+    }
+
+    #[tokio::test]
+    async fn health_follows_the_store() {
+        let s = state(Some(StoreInfo { id: 1, node_state: NodeState::Serving, up: true }), false);
+        assert!(health(&s).is_ok());
+        let s = state(None, false);
+        assert_eq!(health(&s).unwrap_err().0, reasons::STORE_NOT_EXIST);
+    }
+}
