@@ -83,6 +83,9 @@ pub struct OperatorConfig {
     pub pd_fresh_for: Duration,
     /// Requeue of passes that wait on something no watch reports (a pod's readiness age).
     pub short_retry: Duration,
+    /// HTTP proxy for PD requests; `None` follows the environment (`HTTP_PROXY`), as
+    /// any in-cluster HTTP client does.
+    pub pd_proxy: Option<String>,
 }
 
 impl Default for OperatorConfig {
@@ -94,6 +97,7 @@ impl Default for OperatorConfig {
             pd_poll_slow: Duration::from_secs(30),
             pd_fresh_for: Duration::from_secs(5),
             short_retry: Duration::from_secs(5),
+            pd_proxy: None,
         }
     }
 }
@@ -120,7 +124,8 @@ impl Context {
             slow_interval: config.pd_poll_slow,
             fresh_for: config.pd_fresh_for,
             ..tikv_operator_pd::CacheConfig::default()
-        });
+        })
+        .with_proxy(config.pd_proxy.clone());
         Self {
             recorder: Recorder::new(client.clone(), reporter),
             client,

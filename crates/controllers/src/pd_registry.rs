@@ -63,6 +63,8 @@ impl Drop for Entry {
 
 pub struct PdRegistry {
     config: CacheConfig,
+    /// HTTP proxy for PD requests; `None` follows the environment (`HTTP_PROXY`).
+    proxy: Option<String>,
     entries: Mutex<HashMap<ClusterKey, Entry>>,
     events: broadcast::Sender<ClusterPdEvent>,
 }
@@ -70,7 +72,13 @@ pub struct PdRegistry {
 impl PdRegistry {
     pub fn new(config: CacheConfig) -> Self {
         let (events, _) = broadcast::channel(4096);
-        Self { config, entries: Mutex::new(HashMap::new()), events }
+        Self { config, proxy: None, entries: Mutex::new(HashMap::new()), events }
+    }
+
+    /// Sends every PD request through this HTTP proxy instead of the environment's.
+    pub fn with_proxy(mut self, proxy: Option<String>) -> Self {
+        self.proxy = proxy;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<ClusterKey, Entry>> {
@@ -95,6 +103,9 @@ impl PdRegistry {
             return Ok(false);
         }
         let mut builder = PdClient::builder([url]);
+        if let Some(proxy) = &self.proxy {
+            builder = builder.proxy(proxy)?;
+        }
         if let Some(tls) = tls {
             builder = builder.tls(tls);
         }

@@ -102,6 +102,16 @@ pub async fn run(config: RunConfig) -> Result<(), Error> {
     Ok(())
 }
 
+/// Runs the controllers against the cluster a kubeconfig names until `shutdown`
+/// resolves, without the metrics server or signal handling (the playground's way in).
+pub async fn run_until(kubeconfig: PathBuf, operator: OperatorConfig, shutdown: Shutdown) -> Result<(), Error> {
+    tikv_operator_pd::install_default_crypto_provider();
+    let client = client(Some(&kubeconfig)).await?;
+    let ctx = Arc::new(Context::new(client, operator, Arc::new(SystemClock), Arc::new(Metrics::default())));
+    run_controllers(ctx, shutdown).await;
+    Ok(())
+}
+
 /// Runs the five controllers on `ctx` until `shutdown` resolves (the playground and
 /// tests call this with their own context and shutdown).
 pub async fn run_controllers(ctx: Arc<Context>, shutdown: Shutdown) {

@@ -18,3 +18,10 @@ pub fn init(format: LogFormat) {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
 }
+
+/// Installs a text subscriber writing to stderr at `default_level` (overridden by
+/// `RUST_LOG`), for modes where stdout belongs to something else.
+pub fn init_stderr(default_level: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use futures::FutureExt;
+use tikv_operator::playground::{self, PlaygroundArgs};
 use tikv_operator_api::crds;
 use tikv_operator_controllers::telemetry::LogFormat;
 use tikv_operator_controllers::{Concurrency, OperatorConfig, RunConfig};
@@ -22,6 +24,9 @@ struct Cli {
 enum Command {
     /// Run the operator against a cluster (in-cluster config, or a kubeconfig).
     Run(RunArgs),
+    /// Kubernetes (kube-sim), PD and TiKV (pd-sim) and the operator in one process,
+    /// with examples/ applied: a cluster to watch and drive with kubectl.
+    Playground(PlaygroundArgs),
     /// Print the CustomResourceDefinitions of the five resources as YAML.
     Crds {
         /// Write one file per CRD into this directory instead of printing them.
@@ -68,6 +73,9 @@ struct RunArgs {
     /// PD poll interval otherwise.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pd_poll_slow: Duration,
+    /// HTTP proxy for PD requests (default: the environment's HTTP_PROXY, if any).
+    #[arg(long, value_name = "URL")]
+    pd_proxy: Option<String>,
     /// Log records as text or as JSON lines (filter with RUST_LOG).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     log_format: Format,
@@ -109,6 +117,7 @@ impl RunArgs {
                 concurrency,
                 pd_poll_fast: self.pd_poll_fast,
                 pd_poll_slow: self.pd_poll_slow,
+                pd_proxy: self.pd_proxy,
                 ..OperatorConfig::default()
             },
             log_format: match self.log_format {
@@ -125,6 +134,17 @@ fn main() -> anyhow::Result<()> {
         Command::Run(args) => {
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(tikv_operator_controllers::run(args.into_config())).context("running the operator")?;
+        }
+        Command::Playground(args) => {
+            // The progress view owns stdout; the operator logs warnings and errors to stderr.
+            tikv_operator_controllers::telemetry::init_stderr("warn");
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime.block_on(playground::run(args, |wiring| {
+                let operator = OperatorConfig { pd_proxy: Some(wiring.proxy_url), ..OperatorConfig::default() };
+                let shutdown = wiring.shutdown.requested().boxed().shared();
+                async move { Ok(tikv_operator_controllers::run_until(wiring.kubeconfig, operator, shutdown).await?) }
+                    .boxed()
+            }))?;
         }
         Command::Crds { out_dir: None } => {
             let yaml = crds::all_to_yaml().context("rendering the CRDs as YAML")?;
