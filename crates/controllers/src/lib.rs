@@ -25,4 +25,4 @@ pub use error::Error;
 pub mod run;
 pub mod telemetry;
 
-pub use run::{RunConfig, run, run_controllers, run_until};
+pub use run::{RunConfig, run, run_controllers, run_until, run_until_with_clock};

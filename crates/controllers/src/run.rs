@@ -15,7 +15,7 @@ use futures::FutureExt;
 use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
-use crate::context::{Context, OperatorConfig, SystemClock};
+use crate::context::{Clock, Context, OperatorConfig, SystemClock};
 use crate::controller::Shutdown;
 use crate::error::Error;
 use crate::metrics::Metrics;
@@ -105,9 +105,21 @@ pub async fn run(config: RunConfig) -> Result<(), Error> {
 /// Runs the controllers against the cluster a kubeconfig names until `shutdown`
 /// resolves, without the metrics server or signal handling (the playground's way in).
 pub async fn run_until(kubeconfig: PathBuf, operator: OperatorConfig, shutdown: Shutdown) -> Result<(), Error> {
+    run_until_with_clock(kubeconfig, operator, Arc::new(SystemClock), shutdown).await
+}
+
+/// [`run_until`] reading time from `clock`: where the cluster's own clock is not the
+/// machine's (a simulated cluster running faster than real time), ages such as
+/// minReadySeconds must be measured on the clock that stamped the conditions.
+pub async fn run_until_with_clock(
+    kubeconfig: PathBuf,
+    operator: OperatorConfig,
+    clock: Arc<dyn Clock>,
+    shutdown: Shutdown,
+) -> Result<(), Error> {
     tikv_operator_pd::install_default_crypto_provider();
     let client = client(Some(&kubeconfig)).await?;
-    let ctx = Arc::new(Context::new(client, operator, Arc::new(SystemClock), Arc::new(Metrics::default())));
+    let ctx = Arc::new(Context::new(client, operator, clock, Arc::new(Metrics::default())));
     run_controllers(ctx, shutdown).await;
     Ok(())
 }

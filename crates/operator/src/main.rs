@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -129,6 +130,16 @@ impl RunArgs {
     }
 }
 
+/// The playground's operator reads time from the simulated cluster's clock, which
+/// stamps the conditions it measures ages against.
+struct SimulatedClock(sim_clock::SimClock);
+
+impl tikv_operator_controllers::Clock for SimulatedClock {
+    fn now(&self) -> jiff::Timestamp {
+        jiff::Timestamp::try_from(self.0.wall()).unwrap_or_else(|_| jiff::Timestamp::now())
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Run(args) => {
@@ -141,9 +152,13 @@ fn main() -> anyhow::Result<()> {
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(playground::run(args, |wiring| {
                 let operator = OperatorConfig { pd_proxy: Some(wiring.proxy_url), ..OperatorConfig::default() };
+                let clock = Arc::new(SimulatedClock(wiring.clock));
                 let shutdown = wiring.shutdown.requested().boxed().shared();
-                async move { Ok(tikv_operator_controllers::run_until(wiring.kubeconfig, operator, shutdown).await?) }
-                    .boxed()
+                async move {
+                    Ok(tikv_operator_controllers::run_until_with_clock(wiring.kubeconfig, operator, clock, shutdown)
+                        .await?)
+                }
+                .boxed()
             }))?;
         }
         Command::Crds { out_dir: None } => {

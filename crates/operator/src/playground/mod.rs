@@ -84,8 +84,9 @@ pub struct OperatorWiring {
     /// name, as from inside a real cluster (`HTTP_PROXY`, or the PD client's explicit
     /// proxy setting).
     pub proxy_url: String,
-    /// The simulated clock's speed; the operator runs on real time.
-    pub sim_speed: f64,
+    /// The simulated cluster's clock: it stamps every condition and timestamp the
+    /// cluster writes, so the operator measures ages (minReadySeconds) on it.
+    pub clock: sim_clock::SimClock,
     /// Resolves when the playground is stopping; the operator should return then.
     pub shutdown: ShutdownSignal,
 }
@@ -209,7 +210,7 @@ impl<W: Write> Session<'_, W> {
         let wiring = OperatorWiring {
             kubeconfig: kubeconfig.to_owned(),
             proxy_url: h.proxy_url(),
-            sim_speed: h.clock().speed(),
+            clock: h.clock().clone(),
             shutdown: ShutdownSignal(stop),
         };
         self.operator = Some(tokio::spawn(start_operator(wiring, h)));
