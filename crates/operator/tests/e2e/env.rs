@@ -1,0 +1,414 @@
+//! One end-to-end environment: the harness (kube-sim + pd-sim + the safety watcher),
+//! `examples/basic` applied as a user would, and the operator running on its own task
+//! exactly as the playground wires it (kubeconfig, proxy into the pod network,
+//! shutdown signal).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use kube_sim::{DeleteOptions, ListOptions, PatchType, RequestRecord, ResourceRef, StoreClient, Verb};
+use serde_json::{Value, json};
+use sim_harness::{Harness, HarnessConfig, PdWrite};
+use tikv_operator::playground::{apply, progress};
+use tikv_operator_api::condition::{reasons, types};
+use tikv_operator_api::names::LABEL_INSTANCE;
+use tikv_operator_controllers::OperatorConfig;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Simulated-clock speed: PD and Kubernetes timings pass 20x faster than the
+/// operator's own (real-time) timers, as in the playground.
+pub const SPEED: f64 = 20.0;
+pub const NS: &str = "default";
+pub const CLUSTER: &str = "basic";
+pub const PD_GROUP: &str = "pd";
+pub const TIKV_GROUP: &str = "tikv";
+/// Real-time bound on any single wait (never asserted as a timing, only a deadline).
+pub const DEADLINE: Duration = Duration::from_secs(90);
+const POLL: Duration = Duration::from_millis(100);
+const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
+
+pub struct Env {
+    pub h: Harness,
+    /// The in-process client of a user (`kubectl`), for changes the tests make.
+    pub user: StoreClient,
+    stop: watch::Sender<bool>,
+    operator: Option<JoinHandle<Result<(), tikv_operator_controllers::Error>>>,
+}
+
+pub fn r(plural: &str) -> ResourceRef {
+    match plural {
+        "pods" | "nodes" | "persistentvolumeclaims" => ResourceRef::new("", "v1", plural),
+        _ => ResourceRef::new(tikv_operator_api::GROUP, tikv_operator_api::VERSION, plural),
+    }
+}
+
+impl Env {
+    /// Harness up, CRDs installed, `examples/basic` applied (minReadySeconds 0), and
+    /// the operator started.
+    pub async fn start() -> Env {
+        let config = HarnessConfig {
+            nodes: 6,
+            zones: 3,
+            speed: SPEED,
+            watch_delay: Duration::from_millis(50),
+            ..HarnessConfig::fast()
+        };
+        let h = Harness::start(config).await.expect("harness starts");
+        let user = h.store().client("user");
+        let kubectl = h.store().client("kubectl");
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/basic");
+        let mut docs = apply::read_dir(&examples).expect("examples/basic reads");
+        for doc in &mut docs {
+            if matches!(doc.kind(), "PDGroup" | "TiKVGroup") {
+                doc.object["spec"]["minReadySeconds"] = json!(0);
+            }
+        }
+        apply::install_crds(&kubectl).expect("CRDs install");
+        apply::ensure_namespaces(&kubectl, &docs).expect("namespaces");
+        for doc in &docs {
+            apply::apply(&kubectl, doc).expect("apply");
+        }
+
+        let (stop, stop_rx) = watch::channel(false);
+        let shutdown = async move {
+            let mut rx = stop_rx;
+            let _ = rx.wait_for(|s| *s).await;
+        }
+        .boxed()
+        .shared();
+        let operator = OperatorConfig {
+            pd_proxy: Some(h.proxy_url()),
+            pd_poll_fast: Duration::from_millis(200),
+            pd_poll_slow: Duration::from_secs(2),
+            short_retry: Duration::from_millis(500),
+            ..OperatorConfig::default()
+        };
+        let kubeconfig = h.kubeconfig_path().to_owned();
+        let task = tokio::spawn(tikv_operator_controllers::run_until(kubeconfig, operator, shutdown));
+        Env { h, user, stop, operator: Some(task) }
+    }
+
+    /// Stops the operator (bounded), checks the watcher one last time and shuts the
+    /// harness down.
+    pub async fn finish(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.operator.take() {
+            let result = tokio::time::timeout(Duration::from_secs(15), task).await;
+            let result = result.expect("the operator stops within 15 s of the shutdown signal");
+            result.expect("the operator task ends normally").expect("the operator returns Ok");
+        }
+        self.h.watcher().assert_none();
+        self.h.shutdown().await;
+    }
+
+    // ---- reading (straight from the store: not in the request log) ----
+
+    pub fn list(&self, plural: &str) -> Vec<Value> {
+        let r = r(plural);
+        let store = self.h.store();
+        let Some(info) = store.resource(&r.group, &r.version, &r.plural) else { return Vec::new() };
+        match store.list(&info, Some(NS), &ListOptions::default()) {
+            Ok(mut list) => match list["items"].take() {
+                Value::Array(items) => items,
+                _ => Vec::new(),
+            },
+            Err(_) => Vec::new(),
+        }
+    }
+
+    pub fn nodes(&self) -> Vec<Value> {
+        let store = self.h.store();
+        let info = store.resource("", "v1", "nodes").expect("nodes");
+        store.list(&info, None, &ListOptions::default()).expect("nodes list")["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn get(&self, plural: &str, name: &str) -> Option<Value> {
+        self.list(plural).into_iter().find(|o| o["metadata"]["name"] == name)
+    }
+
+    pub fn names(&self, plural: &str) -> BTreeSet<String> {
+        self.list(plural).iter().filter_map(|o| o["metadata"]["name"].as_str().map(str::to_owned)).collect()
+    }
+
+    /// TiKV instance name → recorded store ID.
+    pub fn store_ids(&self) -> BTreeMap<String, String> {
+        self.list("tikvs")
+            .iter()
+            .map(|t| (name(t), t["status"]["id"].as_str().unwrap_or_default().to_owned()))
+            .collect()
+    }
+
+    /// What the one PD cluster the pods formed knows (an error before it formed).
+    pub fn try_pd_snapshot(&self) -> Result<pd_sim::Snapshot, String> {
+        let clusters = self.h.pd_clusters();
+        match clusters.as_slice() {
+            [one] => Ok(one.snapshot()),
+            _ => Err(format!("{} PD clusters formed, want exactly one", clusters.len())),
+        }
+    }
+
+    pub fn pd_snapshot(&self) -> pd_sim::Snapshot {
+        self.try_pd_snapshot().unwrap()
+    }
+
+    pub fn pod_of(&self, instance: &str) -> Option<Value> {
+        self.list("pods").into_iter().find(|p| p["metadata"]["labels"][LABEL_INSTANCE] == instance)
+    }
+
+    // ---- writing, as a user ----
+
+    pub fn patch(&self, plural: &str, name: &str, patch: Value) {
+        self.user.patch(&r(plural), Some(NS), name, None, PatchType::Merge, &patch).expect("user patch");
+    }
+
+    pub fn delete_pod(&self, name: &str) {
+        self.user.delete(&r("pods"), Some(NS), name, &DeleteOptions::default()).expect("user deletes a pod");
+    }
+
+    // ---- the request logs ----
+
+    pub fn api_seq(&self) -> u64 {
+        self.h.kube_sim().requests().next_seq()
+    }
+
+    /// Writes (every verb but get/list/watch) the operator made from `seq` on. The
+    /// operator is the only client reaching kube-sim over HTTP; it names itself
+    /// `tikv-operator` (field manager) on what it applies.
+    pub fn operator_writes(&self, seq: u64) -> Vec<RequestRecord> {
+        let (records, _) = self.h.kube_sim().requests().since(seq);
+        records
+            .into_iter()
+            .filter(|r| is_operator(r) && !matches!(r.verb, Verb::Get | Verb::List | Verb::Watch))
+            .collect()
+    }
+
+    pub fn pd_seq(&self) -> u64 {
+        self.h.pd_writes().snapshot().len() as u64
+    }
+
+    pub fn operator_pd_writes(&self, seq: u64) -> Vec<PdWrite> {
+        self.h.pd_writes().since(seq).into_iter().filter(|w| w.client.starts_with("tikv-operator")).collect()
+    }
+
+    // ---- waiting ----
+
+    /// Polls `check` until it is Ok, for at most [`DEADLINE`] of real time; panics
+    /// with its last complaint and the whole view otherwise. Fails fast when the
+    /// operator stops or the safety watcher reports a breach.
+    pub async fn wait_for<T>(&self, what: &str, mut check: impl FnMut(&Env) -> Result<T, String>) -> T {
+        let started = Instant::now();
+        loop {
+            let last = match check(self) {
+                Ok(t) => return t,
+                Err(e) => e,
+            };
+            self.h.watcher().assert_none();
+            if self.operator.as_ref().is_some_and(|t| t.is_finished()) {
+                panic!("the operator stopped while waiting for {what}; last: {last}");
+            }
+            if started.elapsed() > DEADLINE {
+                let observed = progress::read(self.h.store(), &self.h.pd_clusters());
+                panic!(
+                    "{what}: not within {}s (real time); last: {last}\nview:\n{}",
+                    DEADLINE.as_secs(),
+                    progress::table(&progress::rows(&observed), &observed)
+                );
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Waits until the simulated clock moved `sim` and at least `real` passed.
+    pub async fn let_time_pass(&self, sim: Duration, real: Duration) {
+        let clock = self.h.clock();
+        let from = clock.now();
+        let started = Instant::now();
+        while clock.now().saturating_duration_since(from) < sim || started.elapsed() < real {
+            self.h.watcher().assert_none();
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Waits until the operator made no API write for `quiet` of real time (bounded):
+    /// the tail of what it did reaching Ready is allowed to land first.
+    pub async fn settle(&self, quiet: Duration) {
+        let started = Instant::now();
+        let mut seq = self.api_seq();
+        let mut since = Instant::now();
+        while since.elapsed() < quiet {
+            assert!(started.elapsed() < DEADLINE, "the operator never stops writing: {:?}", self.operator_writes(seq));
+            tokio::time::sleep(POLL).await;
+            if !self.operator_writes(seq).is_empty() {
+                seq = self.api_seq();
+                since = Instant::now();
+            }
+        }
+    }
+
+    // ---- the converged state, every status and condition ----
+
+    /// Ok once the cluster is Ready with `pd` members and `kv` stores and every status
+    /// says so; the first difference otherwise.
+    pub fn converged(&self, pd: usize, kv: usize) -> Result<(), String> {
+        let snapshot = self.try_pd_snapshot()?;
+        let cluster = self.get("clusters", CLUSTER).ok_or("no Cluster")?;
+        let status = &cluster["status"];
+        check_condition(&cluster, types::READY, "True", reasons::READY)?;
+        check_condition(&cluster, types::SYNCED, "True", reasons::SYNCED)?;
+        check_condition(&cluster, types::PAUSED, "False", reasons::UNPAUSED)?;
+        check_condition(&cluster, types::PROGRESSING, "False", reasons::STABLE)?;
+        check_observed(&cluster)?;
+        expect_eq("Cluster status.pd", status["pd"].as_str(), Some("http://pd-pd.default.svc:2379"))?;
+        expect_eq("Cluster status.id", status["id"].as_str(), Some(snapshot.cluster_id.to_string().as_str()))?;
+        let components = json!([
+            {"kind": "PD", "replicas": pd, "readyReplicas": pd},
+            {"kind": "TiKV", "replicas": kv, "readyReplicas": kv},
+        ]);
+        expect_eq("Cluster status.components", &status["components"], &components)?;
+
+        let pds = self.group_converged("pdgroups", PD_GROUP, "pds", pd)?;
+        let tikvs = self.group_converged("tikvgroups", TIKV_GROUP, "tikvs", kv)?;
+
+        // PD: every member recorded with PD's own ID, exactly one leader, PD's.
+        let members: BTreeMap<&str, u64> =
+            snapshot.members.iter().filter(|m| m.in_etcd).map(|m| (m.name.as_str(), m.member_id)).collect();
+        expect_eq("PD members in etcd", members.len(), pd)?;
+        if snapshot.members.iter().any(|m| m.in_etcd && !m.running) {
+            return Err("a PD member is not running".into());
+        }
+        let ids: BTreeSet<String> = pds.iter().filter_map(|p| p["status"]["id"].as_str().map(str::to_owned)).collect();
+        let truth: BTreeSet<String> = members.values().map(u64::to_string).collect();
+        expect_eq("PD member IDs recorded (PD objects vs pd-sim)", &ids, &truth)?;
+        let leaders: Vec<&Value> = pds.iter().filter(|p| p["status"]["isLeader"] == true).collect();
+        expect_eq("PDs marked leader", leaders.len(), 1)?;
+        let leader_id = snapshot.leader.as_deref().and_then(|l| members.get(l)).map(u64::to_string);
+        expect_eq("the leader's member ID", leaders[0]["status"]["id"].as_str().map(str::to_owned), leader_id)?;
+
+        // TiKV: every store recorded, Serving, and Up in PD; no other store in PD.
+        let mut ids = BTreeSet::new();
+        for t in &tikvs {
+            expect_eq(&format!("TiKV {} state", name(t)), t["status"]["state"].as_str(), Some("Serving"))?;
+            let id = t["status"]["id"].as_str().ok_or_else(|| format!("TiKV {} has no store ID", name(t)))?;
+            if !ids.insert(id.to_owned()) {
+                return Err(format!("store ID {id} recorded twice"));
+            }
+        }
+        let up: BTreeSet<String> =
+            snapshot.stores.iter().filter(|s| s.state_name == "Up").map(|s| s.id.to_string()).collect();
+        expect_eq("stores Up in PD vs recorded", &up, &ids)?;
+        expect_eq("stores in PD", snapshot.stores.len(), kv)?;
+
+        // Pods: spread over the three zones of the EvenlySpread policy.
+        self.spread("pd", &pds)?;
+        self.spread("tikv", &tikvs)?;
+        Ok(())
+    }
+
+    /// The group's status and its `n` instances, each Ready and Synced, with a Running
+    /// and ready pod.
+    fn group_converged(&self, plural: &str, group: &str, instances: &str, n: usize) -> Result<Vec<Value>, String> {
+        let g = self.get(plural, group).ok_or_else(|| format!("no {plural}/{group}"))?;
+        let s = &g["status"];
+        check_condition(&g, types::READY, "True", reasons::READY)?;
+        check_condition(&g, types::SYNCED, "True", reasons::SYNCED)?;
+        check_observed(&g)?;
+        expect_eq(&format!("{group} spec.replicas"), g["spec"]["replicas"].as_u64(), Some(n as u64))?;
+        for field in ["replicas", "readyReplicas", "updatedReplicas", "currentReplicas"] {
+            expect_eq(&format!("{group} status.{field}"), s[field].as_u64(), Some(n as u64))?;
+        }
+        let update = s["updateRevision"].as_str().filter(|r| !r.is_empty());
+        let current = s["currentRevision"].as_str();
+        if update.is_none() || update != current {
+            return Err(format!("{group} revisions: current {current:?} update {update:?}"));
+        }
+        let selector = s["selector"].as_str().filter(|s| !s.is_empty()).ok_or(format!("{group} has no selector"))?;
+
+        let items: Vec<Value> =
+            self.list(instances).into_iter().filter(|i| i["metadata"]["labels"]["tikv.org/group"] == group).collect();
+        expect_eq(&format!("{group} instances"), items.len(), n)?;
+        let all = self.list(instances);
+        let selected = all.iter().filter(|i| matches_selector(selector, &i["metadata"]["labels"])).count();
+        expect_eq(&format!("{instances} the selector {selector:?} matches"), selected, n)?;
+        for i in &items {
+            let what = format!("{} {}", &instances[..instances.len() - 1], name(i));
+            check_condition(i, types::READY, "True", reasons::READY).map_err(|e| format!("{what}: {e}"))?;
+            check_condition(i, types::SYNCED, "True", reasons::SYNCED).map_err(|e| format!("{what}: {e}"))?;
+            check_observed(i).map_err(|e| format!("{what}: {e}"))?;
+            let revision = i["metadata"]["labels"]["tikv.org/instance-revision-hash"].as_str();
+            expect_eq(&format!("{what} revision"), revision, update)?;
+            let pod = self.pod_of(&name(i)).ok_or_else(|| format!("{what} has no pod"))?;
+            expect_eq(&format!("{what} pod phase"), pod["status"]["phase"].as_str(), Some("Running"))?;
+        }
+        Ok(items)
+    }
+
+    /// The instances' pods over the zones: 3 zones, counts within one of each other.
+    fn spread(&self, what: &str, instances: &[Value]) -> Result<(), String> {
+        let zones: BTreeMap<String, String> = self
+            .nodes()
+            .iter()
+            .map(|n| (name(n), n["metadata"]["labels"][ZONE_LABEL].as_str().unwrap_or_default().to_owned()))
+            .collect();
+        let mut per_zone: BTreeMap<String, usize> = zones.values().map(|z| (z.clone(), 0)).collect::<BTreeMap<_, _>>();
+        for i in instances {
+            let pod = self.pod_of(&name(i)).ok_or("no pod")?;
+            let node = pod["spec"]["nodeName"].as_str().ok_or_else(|| format!("pod of {} unscheduled", name(i)))?;
+            *per_zone.entry(zones.get(node).cloned().unwrap_or_default()).or_default() += 1;
+        }
+        let (min, max) = (per_zone.values().min().copied(), per_zone.values().max().copied());
+        expect_eq(&format!("{what} zones"), per_zone.len(), 3)?;
+        if max.unwrap_or(0) - min.unwrap_or(0) > 1 {
+            return Err(format!("{what} pods not evenly spread over zones: {per_zone:?}"));
+        }
+        Ok(())
+    }
+}
+
+pub fn is_operator(r: &RequestRecord) -> bool {
+    !r.in_process
+}
+
+pub fn name(o: &Value) -> String {
+    o["metadata"]["name"].as_str().unwrap_or_default().to_owned()
+}
+
+pub fn condition<'v>(o: &'v Value, type_: &str) -> Option<&'v Value> {
+    o["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == type_)
+}
+
+pub fn check_condition(o: &Value, type_: &str, status: &str, reason: &str) -> Result<(), String> {
+    let c = condition(o, type_).ok_or_else(|| format!("{} has no {type_} condition", name(o)))?;
+    if c["status"] != status || c["reason"] != reason {
+        return Err(format!("{} {type_}: want {status}/{reason}, have {c}", name(o)));
+    }
+    if !c["observedGeneration"].is_null() && c["observedGeneration"] != o["metadata"]["generation"] {
+        return Err(format!("{} {type_} is about generation {}", name(o), c["observedGeneration"]));
+    }
+    Ok(())
+}
+
+fn check_observed(o: &Value) -> Result<(), String> {
+    expect_eq(
+        &format!("{} status.observedGeneration", name(o)),
+        &o["status"]["observedGeneration"],
+        &o["metadata"]["generation"],
+    )
+}
+
+pub fn expect_eq<T: PartialEq + std::fmt::Debug>(what: &str, have: T, want: T) -> Result<(), String> {
+    if have == want { Ok(()) } else { Err(format!("{what}: have {have:?}, want {want:?}")) }
+}
+
+/// `a=b,c=d` (equality terms only, which is what the groups publish).
+fn matches_selector(selector: &str, labels: &Value) -> bool {
+    selector.split(',').all(|term| match term.split_once('=') {
+        Some((k, v)) => labels[k.trim()] == v.trim().trim_start_matches('='),
+        None => false,
+    })
+}
