@@ -386,3 +386,69 @@ pub fn instance_deletion<S: InstanceState>() -> Node<S> {
         })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{TestEnv, sample_cluster, sample_tikv};
+    use crate::tikv::state::TikvState;
+    use tikv_operator_task::{OutcomeKind, Runner};
+
+    fn render(s: &TikvState) -> Result<Pod, RenderError> {
+        let tikv = s.pass.object.as_ref().ok_or(RenderError::NoGroup)?;
+        crate::tikv::render::pod(&crate::tikv::render::PodInputs {
+            tikv,
+            tls: false,
+            pd_url: "http://pd",
+            config_hash: "cfg-1",
+        })
+    }
+
+    fn state(env: &TestEnv, tikv: tikv_operator_api::TiKV, live: Option<Pod>) -> TikvState {
+        let mut s = TikvState::new(env.ctx.clone(), "default", &tikv.name_any());
+        s.pass = s.pass.with_object(tikv).with_cluster(sample_cluster("basic"));
+        s.parts.pod_loaded = true;
+        s.parts.pod = live;
+        s.parts.config_hash = Some("cfg-1".into());
+        s.parts.pvcs_ready = true;
+        s
+    }
+
+    #[tokio::test]
+    async fn missing_operator_labels_are_one_patch_and_nothing_else() {
+        let env = TestEnv::start().await;
+        let tikv = env.create(sample_tikv("tikv-a", "tikv")).await;
+        let runner = Runner::new("t", [pod::<TikvState>(render)]);
+        runner.run("k", &mut state(&env, tikv.clone(), None)).await;
+        assert_eq!(env.write_log(), ["create pods/"]);
+
+        // Someone removed one of our labels.
+        let api: Api<Pod> = Api::namespaced(env.client.clone(), "default");
+        let patch = json!({"metadata": {"labels": {names::LABEL_INSTANCE: null}}});
+        let live = api.patch("tikv-tikv-a", &patch_params(), &Patch::Merge(&patch)).await.unwrap();
+        env.sim.requests().reset();
+
+        let mut s = state(&env, tikv.clone(), Some(live));
+        let report = runner.run("k", &mut s).await;
+        assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
+        assert_eq!(report.entry("pod").unwrap().message(), "labels updated");
+        assert_eq!(env.write_log(), ["patch pods/tikv-tikv-a"]);
+        let live: Pod = env.get("tikv-tikv-a").await;
+        assert_eq!(live.labels().get(names::LABEL_INSTANCE).map(String::as_str), Some("tikv-a"));
+
+        let report = runner.run("k", &mut state(&env, tikv, Some(live))).await;
+        assert_eq!(report.entry("pod").unwrap().message(), "up to date");
+        assert_eq!(env.write_log(), ["patch pods/tikv-tikv-a"]);
+    }
+
+    #[tokio::test]
+    async fn no_pod_before_the_config_map_and_pvcs() {
+        let env = TestEnv::start().await;
+        let mut s = state(&env, sample_tikv("tikv-a", "tikv"), None);
+        s.parts.config_hash = None;
+        let report = Runner::new("t", [pod::<TikvState>(render)]).run("k", &mut s).await;
+        assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
+        assert_eq!(s.pass.unsynced[0].reason, reasons::POD_NOT_UP_TO_DATE);
+        assert_eq!(env.writes(), 0);
+    }
+}

@@ -53,3 +53,91 @@ pub fn drop_pd() -> Node<ClusterState> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::builder::tasks;
+    use crate::testing::{TestEnv, sample_cluster, sample_pd_group, sample_tikv_group};
+    use tikv_operator_api::Cluster;
+    use tikv_operator_api::names::FINALIZER;
+    use tikv_operator_task::{OutcomeKind, Runner};
+
+    async fn deleting_cluster(env: &TestEnv) {
+        let mut cluster = sample_cluster("basic");
+        cluster.metadata.finalizers = Some(vec![FINALIZER.into()]);
+        env.create(cluster).await;
+        let api: Api<Cluster> = Api::namespaced(env.client.clone(), "default");
+        api.delete("basic", &DeleteParams::default()).await.unwrap();
+        env.sim.requests().reset();
+    }
+
+    fn with_finalizer<K: Resource>(mut object: K) -> K {
+        object.meta_mut().finalizers = Some(vec![FINALIZER.into()]);
+        object
+    }
+
+    #[tokio::test]
+    async fn delete_groups_deletes_each_group_once_and_waits() {
+        let env = TestEnv::start().await;
+        // Finalizers keep the groups around, as their controllers would.
+        let pd = env.create(with_finalizer(sample_pd_group("pd", 3))).await;
+        let kv = env.create(with_finalizer(sample_tikv_group("tikv", 3))).await;
+        let mut s = ClusterState::new(env.ctx.clone(), "default", "basic");
+        s.pd_groups = vec![pd];
+        s.tikv_groups = vec![kv];
+        s.groups_loaded = true;
+        let runner = Runner::new("t", [delete_groups()]);
+        let report = runner.run("k", &mut s).await;
+        assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
+        assert_eq!(env.write_log(), ["delete core.tikv.org/pdgroups/pd", "delete core.tikv.org/tikvgroups/tikv"]);
+
+        // Next pass: both are deleting; they are not deleted again.
+        let mut s = ClusterState::new(env.ctx.clone(), "default", "basic");
+        s.pd_groups = vec![env.get("pd").await];
+        s.tikv_groups = vec![env.get("tikv").await];
+        s.groups_loaded = true;
+        let report = runner.run("k", &mut s).await;
+        assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
+        assert_eq!(env.writes(), 2, "{:?}", env.write_log());
+
+        let mut s = ClusterState::new(env.ctx.clone(), "default", "basic");
+        let report = runner.run("k", &mut s).await;
+        assert_eq!(report.entry("delete_groups").unwrap().message(), "no groups left");
+        assert_eq!(env.writes(), 2);
+    }
+
+    #[tokio::test]
+    async fn the_finalizer_is_released_only_when_no_groups_are_left() {
+        let env = TestEnv::start().await;
+        deleting_cluster(&env).await;
+        env.create(with_finalizer(sample_pd_group("pd", 3))).await;
+        let runner = Runner::new("cluster", tasks());
+
+        let report = runner.run("k", &mut ClusterState::new(env.ctx.clone(), "default", "basic")).await;
+        assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
+        assert!(!report.ran("release_finalizer"), "{report}");
+        // (The runbook's `finally` reports the Cluster's conditions.)
+        let first = ["delete core.tikv.org/pdgroups/pd", "update core.tikv.org/clusters/status/basic"];
+        assert_eq!(env.write_log(), first);
+        let live: Cluster = env.get("basic").await;
+        assert_eq!(live.metadata.finalizers, Some(vec![FINALIZER.to_string()]));
+
+        // The group is still there (its own finalizer): the Cluster keeps its finalizer.
+        let report = runner.run("k", &mut ClusterState::new(env.ctx.clone(), "default", "basic")).await;
+        assert!(!report.ran("release_finalizer"), "{report}");
+        assert_eq!(env.write_log(), first, "nothing more to write");
+
+        // The group's controller lets it go; then the Cluster's finalizer is released.
+        let groups: Api<PDGroup> = Api::namespaced(env.client.clone(), "default");
+        let patch = serde_json::json!({"metadata": {"finalizers": null}});
+        groups.patch("pd", &Default::default(), &kube::api::Patch::Merge(&patch)).await.unwrap();
+        env.sim.requests().reset();
+        let report = runner.run("k", &mut ClusterState::new(env.ctx.clone(), "default", "basic")).await;
+        assert!(report.ran("release_finalizer"), "{report}");
+        assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
+        assert_eq!(env.write_log(), ["patch core.tikv.org/clusters/basic"]);
+        let api: Api<Cluster> = Api::namespaced(env.client.clone(), "default");
+        assert!(api.get_opt("basic").await.unwrap().is_none());
+    }
+}

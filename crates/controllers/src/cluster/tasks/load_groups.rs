@@ -31,3 +31,48 @@ pub fn load_groups() -> Node<ClusterState> {
         })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{TestEnv, sample_cluster, sample_pd_group, sample_tikv_group};
+    use kube::ResourceExt;
+    use tikv_operator_task::{OutcomeKind, Runner};
+
+    fn state(env: &TestEnv) -> ClusterState {
+        let mut state = ClusterState::new(env.ctx.clone(), "default", "basic");
+        state.pass = state.pass.with_object(sample_cluster("basic"));
+        state
+    }
+
+    #[tokio::test]
+    async fn the_groups_of_this_cluster_are_loaded() {
+        let env = TestEnv::start().await;
+        env.create(sample_pd_group("pd", 3)).await;
+        env.create(sample_tikv_group("tikv", 3)).await;
+        let mut foreign = sample_tikv_group("tikv-other", 3);
+        foreign.spec.cluster.name = "other".into();
+        env.create(foreign).await;
+        let mut s = state(&env);
+        let report = Runner::new("t", [load_groups()]).run("k", &mut s).await;
+        assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
+        assert_eq!(report.entry("load_groups").unwrap().message(), "1 PD groups, 1 TiKV groups");
+        assert_eq!(s.pd_groups.iter().map(|g| g.name_any()).collect::<Vec<_>>(), ["pd"]);
+        assert_eq!(s.tikv_groups.iter().map(|g| g.name_any()).collect::<Vec<_>>(), ["tikv"]);
+        assert!(s.groups_loaded);
+        assert_eq!(s.pass.cluster.as_ref().map(|c| c.name_any()).as_deref(), Some("basic"));
+        assert_eq!(env.writes(), 0);
+    }
+
+    #[tokio::test]
+    async fn no_groups_is_complete_and_loaded() {
+        let env = TestEnv::start().await;
+        let mut s = state(&env);
+        let report = Runner::new("t", [load_groups()]).run("k", &mut s).await;
+        assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
+        assert_eq!(report.entry("load_groups").unwrap().message(), "0 PD groups, 0 TiKV groups");
+        assert!(s.groups_loaded, "an empty list is a read, so deletion may proceed");
+        assert!(s.pd_groups.is_empty() && s.tikv_groups.is_empty());
+        assert_eq!(env.writes(), 0);
+    }
+}

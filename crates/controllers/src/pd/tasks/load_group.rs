@@ -38,3 +38,48 @@ pub fn load_group() -> Node<PdState> {
         })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{TestEnv, sample_pd, sample_pd_group};
+    use kube::ResourceExt;
+    use tikv_operator_task::{OutcomeKind, Runner};
+
+    fn state(env: &TestEnv, pd: PD) -> PdState {
+        let mut state = PdState::new(env.ctx.clone(), "default", &pd.name_any());
+        state.pass = state.pass.with_object(pd);
+        state
+    }
+
+    #[tokio::test]
+    async fn the_group_and_its_members_are_loaded() {
+        let env = TestEnv::start().await;
+        env.create(sample_pd_group("pd", 2)).await;
+        env.create(sample_pd("pd-a", "pd")).await;
+        env.create(sample_pd("pd-b", "pd")).await;
+        env.create(sample_pd("pd-x", "other")).await;
+        let mut s = state(&env, sample_pd("pd-a", "pd"));
+        let report = Runner::new("t", [load_group()]).run("k", &mut s).await;
+        assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
+        assert_eq!(report.entry("load_group").unwrap().message(), "group pd, 2 members");
+        assert_eq!(s.group.as_ref().map(|g| g.name_any()).as_deref(), Some("pd"));
+        let mut peers: Vec<String> = s.peers.iter().map(|p| p.name_any()).collect();
+        peers.sort();
+        assert_eq!(peers, ["pd-a", "pd-b"], "only the group's instances");
+        assert_eq!(env.writes(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_missing_group_waits() {
+        let env = TestEnv::start().await;
+        env.create(sample_pd("pd-a", "pd")).await;
+        let mut s = state(&env, sample_pd("pd-a", "pd"));
+        let report = Runner::new("t", [load_group()]).run("k", &mut s).await;
+        assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
+        assert_eq!(report.entry("load_group").unwrap().message(), "PD group pd does not exist");
+        assert!(s.group.is_none() && s.peers.is_empty());
+        assert!(!s.bootstrapped());
+        assert_eq!(env.writes(), 0);
+    }
+}
