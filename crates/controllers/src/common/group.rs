@@ -321,3 +321,375 @@ pub fn group_deletion<S: GroupState>() -> Node<S> {
         })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::common::Finding;
+    use crate::pdgroup::state::PdGroupState;
+    use crate::testing::{TestEnv, sample_cluster, sample_pd, sample_pd_group};
+    use kube::api::DeleteParams;
+    use tikv_operator_api::names::FINALIZER;
+    use tikv_operator_api::{Cluster, PD, PDGroup};
+    use tikv_operator_task::{OutcomeKind, Runner};
+
+    fn with_finalizer<K: Resource>(mut object: K) -> K {
+        object.meta_mut().finalizers = Some(vec![FINALIZER.into()]);
+        object
+    }
+
+    /// Creates `name` with our finalizer, deletes it and returns it as read: deleting.
+    async fn deleting<K>(env: &TestEnv, object: K) -> K
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::Serialize
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let name = object.name_any();
+        env.create(with_finalizer(object)).await;
+        let api: Api<K> = Api::namespaced(env.client.clone(), "default");
+        api.delete(&name, &DeleteParams::default()).await.unwrap();
+        env.sim.requests().reset();
+        let read: K = env.get(&name).await;
+        assert!(read.meta().deletion_timestamp.is_some());
+        read
+    }
+
+    fn state(env: &TestEnv, group: PDGroup, cluster: Option<Cluster>) -> PdGroupState {
+        let mut s = PdGroupState::new(env.ctx.clone(), "default", &group.name_any());
+        s.pass = s.pass.with_object(group);
+        s.pass.cluster = cluster;
+        s
+    }
+
+    async fn pd_names(env: &TestEnv) -> Vec<String> {
+        let mut names: Vec<String> = env.list::<PD>().await.iter().map(ResourceExt::name_any).collect();
+        names.sort();
+        names
+    }
+
+    #[tokio::test]
+    async fn a_group_deleted_while_its_cluster_lives_is_kept_and_reported() {
+        let env = TestEnv::start().await;
+        let cluster = env.create(sample_cluster("basic")).await;
+        let group = deleting(&env, sample_pd_group("pd", 2)).await;
+        let a = env.create(sample_pd("pd-a", "pd")).await;
+        let b = env.create(sample_pd("pd-b", "pd")).await;
+        let mut s = state(&env, group, Some(cluster));
+        s.group.instances = vec![a, b];
+        s.group.instances_loaded = true;
+
+        let report = Runner::new("t", [group_deletion()]).run("k", &mut s).await;
+        assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
+        assert_eq!(
+            report.entry("group_deletion").unwrap().message(),
+            "group deleted while its Cluster exists: kept until scale-in is supported"
+        );
+        assert_eq!(
+            s.pass.unsynced,
+            [Finding {
+                reason: reasons::SCALE_IN_NOT_SUPPORTED,
+                message: "deleting a group while its Cluster exists needs scale-in, which is not supported yet".into(),
+            }]
+        );
+        assert_eq!(env.write_log(), Vec::<String>::new(), "nothing deleted, finalizer kept");
+        assert_eq!(pd_names(&env).await, ["pd-a", "pd-b"]);
+        let live: PDGroup = env.get("pd").await;
+        assert_eq!(live.finalizers(), [FINALIZER]);
+        assert!(s.pass.object.is_some());
+    }
+
+    #[tokio::test]
+    async fn with_the_cluster_going_instances_are_deleted_then_the_finalizer_released() {
+        let env = TestEnv::start().await;
+        let cluster = deleting(&env, sample_cluster("basic")).await;
+        let group = deleting(&env, sample_pd_group("pd", 2)).await;
+        env.create(sample_pd("pd-a", "pd")).await;
+        // pd-b has a finalizer of its own: it lingers after its DELETE.
+        env.create(with_finalizer(sample_pd("pd-b", "pd"))).await;
+        // Another group's instance is not this group's to delete.
+        env.create(sample_pd("other-a", "other")).await;
+        let runner = Runner::new("t", [load_instances(), group_deletion()]);
+
+        let mut s = state(&env, group, Some(cluster.clone()));
+        let report = runner.run("k", &mut s).await;
+        assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
+        assert_eq!(report.entry("group_deletion").unwrap().message(), "waiting for 2 instances to go");
+        let deletes = ["delete core.tikv.org/pds/pd-a", "delete core.tikv.org/pds/pd-b"];
+        assert_eq!(env.write_log(), deletes);
+        assert!(s.pass.unsynced.is_empty(), "{:?}", s.pass.unsynced);
+        assert_eq!(pd_names(&env).await, ["other-a", "pd-b"]);
+        let live: PDGroup = env.get("pd").await;
+        assert_eq!(live.finalizers(), [FINALIZER], "kept while an instance remains");
+
+        // Next pass: pd-b is still going; it is not deleted again and the finalizer stays.
+        let mut s = state(&env, live, Some(cluster.clone()));
+        let report = runner.run("k", &mut s).await;
+        assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
+        assert_eq!(report.entry("group_deletion").unwrap().message(), "waiting for 1 instances to go");
+        assert_eq!(env.write_log(), deletes, "no second DELETE");
+        let live: PDGroup = env.get("pd").await;
+        assert_eq!(live.finalizers(), [FINALIZER]);
+
+        // pd-b goes; now the group's finalizer is released and the group is gone.
+        let pds: Api<PD> = Api::namespaced(env.client.clone(), "default");
+        let patch = serde_json::json!({"metadata": {"finalizers": null}});
+        pds.patch("pd-b", &Default::default(), &kube::api::Patch::Merge(&patch)).await.unwrap();
+        env.sim.requests().reset();
+        let mut s = state(&env, live, Some(cluster));
+        let report = runner.run("k", &mut s).await;
+        assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
+        assert_eq!(report.entry("group_deletion").unwrap().message(), "released");
+        assert_eq!(env.write_log(), ["patch core.tikv.org/pdgroups/pd"]);
+        assert!(s.pass.object.is_none());
+        let groups: Api<PDGroup> = Api::namespaced(env.client.clone(), "default");
+        assert!(groups.get_opt("pd").await.unwrap().is_none());
+        assert_eq!(pd_names(&env).await, ["other-a"]);
+    }
+
+    #[tokio::test]
+    async fn with_the_cluster_gone_a_group_without_instances_is_released() {
+        let env = TestEnv::start().await;
+        let group = deleting(&env, sample_pd_group("pd", 2)).await;
+        let mut s = state(&env, group, None);
+        let report = Runner::new("t", [load_instances(), group_deletion()]).run("k", &mut s).await;
+        assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
+        assert_eq!(env.write_log(), ["patch core.tikv.org/pdgroups/pd"]);
+        assert!(s.pass.unsynced.is_empty());
+    }
+
+    fn zone_of(pd: &PD) -> String {
+        pd.spec.topology.as_ref().unwrap()["topology.kubernetes.io/zone"].clone()
+    }
+
+    #[tokio::test]
+    async fn the_updater_creates_exactly_the_missing_instances_and_no_duplicate_on_a_stale_list() {
+        let env = TestEnv::start().await;
+        // The owner must exist, or kube-sim's garbage collector takes the instances.
+        let group = env.create(sample_pd_group("pd", 3)).await;
+        let a = env.create(sample_pd("pd-a", "pd")).await;
+        let runner = Runner::new("t", [run_updater()]);
+        let stale = |group: PDGroup| {
+            let mut s = state(&env, group, None);
+            s.group.instances = vec![a.clone()];
+            s.group.instances_loaded = true;
+            s.group.update_revision = Some("rev-2".into());
+            s
+        };
+
+        let mut s = stale(group.clone());
+        let report = runner.run("k", &mut s).await;
+        assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
+        assert_eq!(s.group.created.len(), 2, "{:?}", s.group.created);
+        assert_eq!(report.entry("updater").unwrap().message(), format!("created {}", s.group.created.join(", ")));
+        assert_eq!(s.group.scale_in, None);
+        assert_eq!(env.write_log(), ["create core.tikv.org/pds/", "create core.tikv.org/pds/"]);
+        let mut created = s.group.created.clone();
+        created.sort();
+        let mut expected_names = vec!["pd-a".to_string()];
+        expected_names.extend(created.iter().cloned());
+        expected_names.sort();
+        assert_eq!(pd_names(&env).await, expected_names);
+        for name in &created {
+            assert!(name.starts_with("pd-") && name.len() == 3 + names::INSTANCE_SUFFIX_LEN, "{name}");
+            let pd: PD = env.get(name).await;
+            assert_eq!(pd.labels()[names::LABEL_INSTANCE_REVISION_HASH], "rev-2");
+            assert_eq!(pd.labels()[names::LABEL_INSTANCE], *name);
+            assert_eq!(pd.labels()[names::LABEL_GROUP], "pd");
+            assert_eq!(pd.owner_references().len(), 1);
+            assert_eq!(pd.owner_references()[0].uid, group.uid().unwrap());
+        }
+        // pd-a is in zone-a: the new ones fill zone-b and zone-c.
+        let mut zones: Vec<String> = env.list::<PD>().await.iter().map(zone_of).collect();
+        zones.sort();
+        assert_eq!(zones, ["zone-a", "zone-b", "zone-c"]);
+
+        // A second pass whose list still shows only pd-a: the expectations count the two
+        // created, so nothing is created again.
+        let mut s = stale(group.clone());
+        let report = runner.run("k", &mut s).await;
+        assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
+        assert_eq!(report.entry("updater").unwrap().message(), "nothing to do");
+        assert!(s.group.created.is_empty());
+        assert_eq!(env.writes(), 2, "{:?}", env.write_log());
+        assert_eq!(env.list::<PD>().await.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn the_updater_waits_without_a_revision_and_reports_a_scale_in() {
+        let env = TestEnv::start().await;
+        let group = env.create(sample_pd_group("pd", 1)).await;
+        let runner = Runner::new("t", [run_updater()]);
+        let mut s = state(&env, group.clone(), None);
+        s.group.instances_loaded = true;
+        let report = runner.run("k", &mut s).await;
+        assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
+        assert_eq!(report.entry("updater").unwrap().message(), "no revision yet");
+
+        let mut s = state(&env, group, None);
+        s.group.instances = vec![sample_pd("pd-a", "pd"), sample_pd("pd-b", "pd")];
+        s.group.instances_loaded = true;
+        s.group.update_revision = Some("rev-1".into());
+        let report = runner.run("k", &mut s).await;
+        assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
+        assert_eq!(report.entry("updater").unwrap().message(), "scale-in from 2 to 1 is not supported yet");
+        assert_eq!(s.group.scale_in, Some((2, 1)));
+        assert_eq!(env.write_log(), Vec::<String>::new());
+    }
+
+    /// An instance of group `pd` at `revision`, Ready (at its generation) or not.
+    fn instance(name: &str, revision: &str, ready: bool) -> PD {
+        let mut pd = sample_pd(name, "pd");
+        pd.labels_mut().insert(names::LABEL_INSTANCE_REVISION_HASH.into(), revision.into());
+        let status = if ready { "True" } else { "False" };
+        pd.status = Some(
+            serde_json::from_value(serde_json::json!({"conditions": [{
+                "type": "Ready", "status": status, "reason": "Test", "message": "",
+                "observedGeneration": 1, "lastTransitionTime": "2027-01-15T08:00:00Z"}]}))
+            .unwrap(),
+        );
+        pd
+    }
+
+    fn condition(s: &PdGroupState, type_: &str) -> (String, String, String) {
+        let c = tikv_operator_api::condition::find_condition(&s.pass.status.common.conditions, type_).unwrap();
+        (c.status.clone(), c.reason.clone(), c.message.clone())
+    }
+
+    fn status_state(env: &TestEnv, group: PDGroup, instances: Vec<PD>) -> PdGroupState {
+        let mut s = state(env, group, Some(sample_cluster("basic")));
+        s.group.instances = instances;
+        s.group.instances_loaded = true;
+        s.group.update_revision = Some("rev-2".into());
+        s
+    }
+
+    #[tokio::test]
+    async fn group_status_counts_instances_and_keeps_the_current_revision_mid_update() {
+        let env = TestEnv::start().await;
+        let mut group = sample_pd_group("pd", 3);
+        group.metadata.generation = Some(4);
+        group.status = Some(Default::default());
+        group.status.as_mut().unwrap().common.current_revision = Some("rev-1".into());
+        let mut gone = instance("pd-d", "rev-2", true);
+        gone.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(crate::testing::t0()));
+        let instances = vec![
+            instance("pd-a", "rev-2", true),
+            instance("pd-b", "rev-2", false),
+            instance("pd-c", "rev-1", true),
+            gone,
+        ];
+        let mut s = status_state(&env, group, instances);
+        let report = Runner::new("t", [group_status()]).run("k", &mut s).await;
+        assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
+        assert_eq!(report.entry("group_status").unwrap().message(), "2/3 ready, 2 updated");
+        let status = &s.pass.status;
+        assert_eq!(
+            (status.group.replicas, status.group.ready_replicas, status.group.updated_replicas),
+            (3, 2, 2),
+            "the deleting instance does not count"
+        );
+        assert_eq!(status.group.current_replicas, 1);
+        assert_eq!(status.common.current_revision.as_deref(), Some("rev-1"), "not all updated yet");
+        assert_eq!(status.common.observed_generation, Some(4));
+        assert_eq!(status.group.version, None);
+        assert_eq!(
+            status.group.selector.as_deref(),
+            Some(selector_string(&group_selector("basic", names::COMPONENT_PD, "pd")).as_str())
+        );
+        assert_eq!(
+            condition(&s, types::READY),
+            ("False".into(), reasons::NOT_ALL_INSTANCES_READY.into(), "2 of 3 instances ready".into())
+        );
+        assert_eq!(
+            condition(&s, types::SYNCED),
+            (
+                "False".into(),
+                reasons::NOT_ALL_INSTANCES_UP_TO_DATE.into(),
+                "2 of 3 instances at the current revision".into()
+            )
+        );
+        assert_eq!(env.write_log(), Vec::<String>::new(), "pure");
+    }
+
+    #[tokio::test]
+    async fn group_status_of_an_updated_group_is_written_once_then_left_alone() {
+        let env = TestEnv::start().await;
+        let group = env.create(sample_pd_group("pd", 2)).await;
+        let instances = vec![instance("pd-a", "rev-2", true), instance("pd-b", "rev-2", true)];
+        let runner = Runner::new("t", [group_status(), crate::common::tasks::write_status()]);
+
+        let mut s = status_state(&env, group, instances.clone());
+        let report = runner.run("k", &mut s).await;
+        assert_eq!(report.entry("group_status").unwrap().message(), "2/2 ready, 2 updated");
+        assert_eq!(report.entry("write_status").unwrap().message(), "written", "{report}");
+        assert_eq!(env.write_log(), ["update core.tikv.org/pdgroups/status/pd"]);
+        let live: PDGroup = env.get("pd").await;
+        let status = live.status.clone().unwrap();
+        assert_eq!(
+            (
+                status.group.replicas,
+                status.group.ready_replicas,
+                status.group.updated_replicas,
+                status.group.current_replicas
+            ),
+            (2, 2, 2, 2)
+        );
+        assert_eq!(status.common.current_revision.as_deref(), Some("rev-2"), "all updated: current follows");
+        assert_eq!(status.group.version.as_deref(), Some("v8.5.0"));
+        assert!(s.pass.unsynced.is_empty(), "{:?}", s.pass.unsynced);
+        assert_eq!(
+            condition(&s, types::READY),
+            ("True".into(), reasons::READY.into(), "2 of 2 instances ready".into())
+        );
+        assert_eq!(condition(&s, types::SYNCED).0, "True");
+
+        // The same again, from the group as written: nothing to write.
+        let mut s = status_state(&env, live, instances);
+        let report = runner.run("k", &mut s).await;
+        assert_eq!(report.entry("write_status").unwrap().message(), "unchanged", "{report}");
+        assert_eq!(env.writes(), 1, "{:?}", env.write_log());
+    }
+
+    #[tokio::test]
+    async fn group_status_reports_a_scale_in_and_creations_as_not_synced() {
+        let env = TestEnv::start().await;
+        let instances = vec![instance("pd-a", "rev-2", true), instance("pd-b", "rev-2", true)];
+        let mut s = status_state(&env, sample_pd_group("pd", 1), instances.clone());
+        s.group.scale_in = Some((2, 1));
+        Runner::new("t", [group_status()]).run("k", &mut s).await;
+        assert_eq!(
+            condition(&s, types::SYNCED),
+            (
+                "False".into(),
+                reasons::SCALE_IN_NOT_SUPPORTED.into(),
+                "scale-in from 2 to 1 instances is not supported yet; nothing was removed".into()
+            )
+        );
+
+        // Instances created this pass (not yet listed) keep Synced False.
+        let mut s = status_state(&env, sample_pd_group("pd", 2), instances);
+        s.group.created = vec!["pd-c".into()];
+        Runner::new("t", [group_status()]).run("k", &mut s).await;
+        assert_eq!(condition(&s, types::READY).0, "True");
+        assert_eq!(condition(&s, types::SYNCED).1, reasons::NOT_ALL_INSTANCES_UP_TO_DATE);
+    }
+
+    #[tokio::test]
+    async fn group_status_without_instances_read_sets_only_synced() {
+        let env = TestEnv::start().await;
+        let mut s = state(&env, sample_pd_group("pd", 2), None);
+        s.pass.not_synced(reasons::SCALE_IN_NOT_SUPPORTED, "kept");
+        let report = Runner::new("t", [group_status()]).run("k", &mut s).await;
+        assert_eq!(report.entry("group_status").unwrap().message(), "instances not read; Synced only");
+        assert_eq!(
+            condition(&s, types::SYNCED),
+            ("False".into(), reasons::SCALE_IN_NOT_SUPPORTED.into(), "kept".into())
+        );
+        assert!(tikv_operator_api::condition::find_condition(&s.pass.status.common.conditions, types::READY).is_none());
+        assert_eq!(s.pass.status.group, Default::default());
+    }
+}
