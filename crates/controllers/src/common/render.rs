@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, Pod, PodSpec,
+    ConfigMap, PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, Pod, PodSpec,
     ResourceRequirements as K8sResources, SecretVolumeSource, Volume as PodVolume, VolumeMount,
     VolumeResourceRequirements,
 };
@@ -308,6 +308,41 @@ pub struct RenderedConfig {
     pub toml: String,
     /// Operator-owned keys the user set (dotted paths); they were overridden or removed.
     pub reserved_keys_set: Vec<String>,
+}
+
+/// Name of the configuration file in every instance's ConfigMap.
+pub const CONFIG_FILE: &str = "config.toml";
+
+/// Config keys (dotted paths) naming the CA, certificate and key files.
+pub struct TlsConfigKeys {
+    pub ca: &'static str,
+    pub cert: &'static str,
+    pub key: &'static str,
+}
+
+/// An instance's ConfigMap: the template's TOML without the `reserved` keys, plus the
+/// TLS file paths under `tls_keys` when TLS is on. Also returns the reserved keys the
+/// user set, for the task to report.
+pub fn instance_config_map<I: Instance>(
+    instance: &I,
+    reserved: &[&str],
+    tls_keys: Option<&TlsConfigKeys>,
+) -> Result<(ConfigMap, Vec<String>), RenderError> {
+    let values: Vec<(&str, toml::Value)> = match tls_keys {
+        Some(keys) => vec![
+            (keys.ca, format!("{TLS_DIR}/ca.crt").into()),
+            (keys.cert, format!("{TLS_DIR}/tls.crt").into()),
+            (keys.key, format!("{TLS_DIR}/tls.key").into()),
+        ],
+        None => Vec::new(),
+    };
+    let rendered = render_config(instance.config(), reserved, &values)?;
+    let config_map = ConfigMap {
+        metadata: child_meta(instance, instance.pod_name()),
+        data: Some(BTreeMap::from([(CONFIG_FILE.to_string(), rendered.toml)])),
+        ..ConfigMap::default()
+    };
+    Ok((config_map, rendered.reserved_keys_set))
 }
 
 /// Parses `user`, removes the `reserved` keys (dotted paths) it sets, recording them,

@@ -1,17 +1,13 @@
 //! The TiKV ConfigMap: the template's TOML without the keys the operator owns
 //! (addresses, data dir, PD endpoints, store labels are flags), plus TLS paths.
 
-use std::collections::BTreeMap;
-
-use k8s_openapi::api::core::v1::ConfigMap;
 use tikv_operator_api::TiKV;
 
-use crate::common::Instance;
 use crate::common::instance::RenderedConfigMap;
-use crate::common::render::{RenderError, TLS_DIR, child_meta, render_config};
+use crate::common::render::{RenderError, TlsConfigKeys, instance_config_map};
 
 pub const CONFIG_DIR: &str = "/etc/tikv";
-pub const CONFIG_FILE: &str = "config.toml";
+pub use crate::common::render::CONFIG_FILE;
 
 pub const RESERVED_KEYS: &[&str] = &[
     "server.addr",
@@ -26,23 +22,11 @@ pub const RESERVED_KEYS: &[&str] = &[
     "security.key-path",
 ];
 
+const TLS_KEYS: TlsConfigKeys =
+    TlsConfigKeys { ca: "security.ca-path", cert: "security.cert-path", key: "security.key-path" };
+
 pub fn config_map(tikv: &TiKV, tls: bool) -> Result<RenderedConfigMap, RenderError> {
-    let values: Vec<(&str, toml::Value)> = if tls {
-        vec![
-            ("security.ca-path", format!("{TLS_DIR}/ca.crt").into()),
-            ("security.cert-path", format!("{TLS_DIR}/tls.crt").into()),
-            ("security.key-path", format!("{TLS_DIR}/tls.key").into()),
-        ]
-    } else {
-        Vec::new()
-    };
-    let rendered = render_config(tikv.config(), RESERVED_KEYS, &values)?;
-    let config_map = ConfigMap {
-        metadata: child_meta(tikv, tikv.pod_name()),
-        data: Some(BTreeMap::from([(CONFIG_FILE.to_string(), rendered.toml)])),
-        ..ConfigMap::default()
-    };
-    Ok((config_map, rendered.reserved_keys_set))
+    instance_config_map(tikv, RESERVED_KEYS, tls.then_some(&TLS_KEYS))
 }
 
 #[cfg(test)]
