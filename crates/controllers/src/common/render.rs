@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    ConfigMap, PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, Pod, PodSpec,
-    ResourceRequirements as K8sResources, SecretVolumeSource, Volume as PodVolume, VolumeMount,
-    VolumeResourceRequirements,
+    ConfigMap, ConfigMapVolumeSource, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PersistentVolumeClaimVolumeSource, Pod, PodSpec, ResourceRequirements as K8sResources, SecretVolumeSource,
+    Volume as PodVolume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -154,6 +154,34 @@ pub fn pvc_volumes<I: Instance>(instance: &I, pod: &str) -> (Vec<PodVolume>, Vec
 }
 
 /// The cluster TLS Secret volume and its mount.
+/// Every volume of an instance's Pod and its mounts: the template's PVCs, the ConfigMap
+/// (named like the Pod) at `config_dir`, and the TLS Secret when given.
+pub fn pod_volumes<I: Instance>(
+    instance: &I,
+    pod: &str,
+    config_dir: &str,
+    tls_secret: Option<String>,
+) -> (Vec<PodVolume>, Vec<VolumeMount>) {
+    let (mut volumes, mut mounts) = pvc_volumes(instance, pod);
+    volumes.push(PodVolume {
+        name: CONFIG_VOLUME.into(),
+        config_map: Some(ConfigMapVolumeSource { name: pod.to_string(), ..ConfigMapVolumeSource::default() }),
+        ..PodVolume::default()
+    });
+    mounts.push(VolumeMount {
+        name: CONFIG_VOLUME.into(),
+        mount_path: config_dir.into(),
+        read_only: Some(true),
+        ..VolumeMount::default()
+    });
+    if let Some(secret) = tls_secret {
+        let (volume, mount) = tls_volume(secret);
+        volumes.push(volume);
+        mounts.push(mount);
+    }
+    (volumes, mounts)
+}
+
 pub fn tls_volume(secret: String) -> (PodVolume, VolumeMount) {
     (
         PodVolume {

@@ -3,9 +3,7 @@
 //! the client port (works with and without TLS); TLS Secret mounted when on; the
 //! overlay merged last.
 
-use k8s_openapi::api::core::v1::{
-    ConfigMapVolumeSource, Container, ContainerPort, Pod, PodSpec, Probe, TCPSocketAction, Volume, VolumeMount,
-};
+use k8s_openapi::api::core::v1::{Container, ContainerPort, Pod, PodSpec, Probe, TCPSocketAction};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use tikv_operator_api::PD;
 use tikv_operator_api::names::{self, COMPONENT_PD};
@@ -13,8 +11,7 @@ use tikv_operator_api::names::{self, COMPONENT_PD};
 use super::{CONFIG_DIR, CONFIG_FILE, Membership, advertise_client_url, advertise_peer_url, scheme};
 use crate::common::Instance;
 use crate::common::render::{
-    CONFIG_VOLUME, RenderError, apply_pod_overlay, child_meta, data_dir, image, pvc_volumes, resources,
-    set_config_hash, tls_volume,
+    RenderError, apply_pod_overlay, child_meta, data_dir, image, pod_volumes, resources, set_config_hash,
 };
 
 pub struct PodInputs<'a> {
@@ -46,23 +43,8 @@ pub fn pod(inputs: &PodInputs<'_>) -> Result<Pod, RenderError> {
         format!("--config={CONFIG_DIR}/{CONFIG_FILE}"),
         inputs.membership.flag(),
     ];
-    let (mut volumes, mut mounts) = pvc_volumes(pd, &name);
-    volumes.push(Volume {
-        name: CONFIG_VOLUME.into(),
-        config_map: Some(ConfigMapVolumeSource { name: name.clone(), ..ConfigMapVolumeSource::default() }),
-        ..Volume::default()
-    });
-    mounts.push(VolumeMount {
-        name: CONFIG_VOLUME.into(),
-        mount_path: CONFIG_DIR.into(),
-        read_only: Some(true),
-        ..VolumeMount::default()
-    });
-    if inputs.tls {
-        let (volume, mount) = tls_volume(names::cluster_tls_secret_name(&group, COMPONENT_PD));
-        volumes.push(volume);
-        mounts.push(mount);
-    }
+    let tls_secret = inputs.tls.then(|| names::cluster_tls_secret_name(&group, COMPONENT_PD));
+    let (volumes, mounts) = pod_volumes(pd, &name, CONFIG_DIR, tls_secret);
     let container = Container {
         name: COMPONENT_PD.into(),
         image: Some(image(pd.image(), "pingcap/pd", pd.version())),

@@ -6,8 +6,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource, ObjectFieldSelector, Pod, PodSpec, Probe,
-    TCPSocketAction, Volume, VolumeMount,
+    Container, ContainerPort, EnvVar, EnvVarSource, ObjectFieldSelector, Pod, PodSpec, Probe, TCPSocketAction,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use tikv_operator_api::TiKV;
@@ -16,8 +15,7 @@ use tikv_operator_api::names::{self, COMPONENT_TIKV};
 use super::{CONFIG_DIR, CONFIG_FILE, advertise_addr, advertise_status_addr};
 use crate::common::Instance;
 use crate::common::render::{
-    CONFIG_VOLUME, RenderError, apply_pod_overlay, child_meta, data_dir, image, pvc_volumes, resources,
-    set_config_hash, tls_volume,
+    RenderError, apply_pod_overlay, child_meta, data_dir, image, pod_volumes, resources, set_config_hash,
 };
 
 pub struct PodInputs<'a> {
@@ -65,23 +63,8 @@ pub fn pod(inputs: &PodInputs<'_>) -> Result<Pod, RenderError> {
         format!("--config={CONFIG_DIR}/{CONFIG_FILE}"),
         format!("--labels={labels}"),
     ];
-    let (mut volumes, mut mounts) = pvc_volumes(tikv, &name);
-    volumes.push(Volume {
-        name: CONFIG_VOLUME.into(),
-        config_map: Some(ConfigMapVolumeSource { name: name.clone(), ..ConfigMapVolumeSource::default() }),
-        ..Volume::default()
-    });
-    mounts.push(VolumeMount {
-        name: CONFIG_VOLUME.into(),
-        mount_path: CONFIG_DIR.into(),
-        read_only: Some(true),
-        ..VolumeMount::default()
-    });
-    if inputs.tls {
-        let (volume, mount) = tls_volume(names::cluster_tls_secret_name(&group, COMPONENT_TIKV));
-        volumes.push(volume);
-        mounts.push(mount);
-    }
+    let tls_secret = inputs.tls.then(|| names::cluster_tls_secret_name(&group, COMPONENT_TIKV));
+    let (volumes, mounts) = pod_volumes(tikv, &name, CONFIG_DIR, tls_secret);
     let container = Container {
         name: COMPONENT_TIKV.into(),
         image: Some(image(tikv.image(), "pingcap/tikv", tikv.version())),
