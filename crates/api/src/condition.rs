@@ -71,6 +71,23 @@ pub mod reasons {
     pub const CLUSTER_ID_MISMATCH: &str = "ClusterIDMismatch";
     pub const RESERVED_CONFIG_KEY: &str = "ReservedConfigKey";
     pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// The group's `config` is not valid TOML.
+    pub const INVALID_CONFIG: &str = "InvalidConfig";
+    /// A version change that PD and TiKV do not support (older, or across a major
+    /// version) without the explicit annotation `ANNOTATION_ALLOW_VERSION_CHANGE`.
+    pub const VERSION_DOWNGRADE: &str = "VersionDowngrade";
+    pub const VERSION_MAJOR_JUMP: &str = "VersionMajorJump";
+    /// The Cluster named by `spec.cluster.name` does not exist in the namespace.
+    pub const CLUSTER_NOT_FOUND: &str = "ClusterNotFound";
+    /// An even number of PD members: allowed, but one member adds no fault tolerance.
+    pub const EVEN_REPLICAS: &str = "EvenReplicas";
+    /// Pods that the scheduler cannot place (its reason in the message).
+    pub const UNSCHEDULABLE: &str = "Unschedulable";
+    /// A PD member crash-loops refusing to join ("join a duplicated pd").
+    pub const MEMBER_JOIN_REFUSED: &str = "MemberJoinRefused";
+    /// A volume's live PVC differs from the spec in a way the operator cannot change in
+    /// place (for example its storage class).
+    pub const VOLUME_MISMATCH: &str = "VolumeMismatch";
 }
 
 /// Status of a condition, as Kubernetes spells it.

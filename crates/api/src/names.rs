@@ -41,6 +41,10 @@ pub const ANNOTATION_PRIORITY: &str = "core.tikv.org/priority";
 /// Store ID of the evict-leader scheduler this operator added for an instance; only
 /// schedulers recorded here are ever removed by the operator.
 pub const ANNOTATION_EVICT_LEADER_STORE: &str = "core.tikv.org/evict-leader-store";
+/// Set to `"true"` on a group to accept a version downgrade or a jump across major
+/// versions that the operator otherwise refuses (PD and TiKV do not support them in
+/// general: the user takes the responsibility).
+pub const ANNOTATION_ALLOW_VERSION_CHANGE: &str = "core.tikv.org/allow-unsupported-version-change";
 /// Number of members in the initial PD cluster a PD instance was rendered with.
 pub const ANNOTATION_INITIAL_CLUSTER_NUM: &str = "core.tikv.org/initial-cluster-num";
 
