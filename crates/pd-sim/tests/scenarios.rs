@@ -998,3 +998,127 @@ async fn a_stopped_member_or_store_restarts_on_the_same_port_at_once() {
         assert_eq!(status.status(), 200, "status server listening again ({round})");
     }
 }
+
+// ---- store versions and the cluster version ----
+// tikv/pd server/cluster/cluster.go `checkStoreVersion` (on every PutStore) and
+// `OnStoreVersionChange` (after a PutStore or a Tombstone), pkg/versioninfo `IsCompatible`.
+
+fn spec(address: &str, version: &str, store_id: Option<u64>) -> StoreSpec {
+    StoreSpec { address: address.into(), version: version.into(), store_id, ..StoreSpec::default() }
+}
+
+/// PD's text when a store older than the cluster version registers (the double space is PD's).
+fn incompatible(cluster: &str, store: &str) -> String {
+    format!("version should compatible with version  {cluster}, got {store}")
+}
+
+#[tokio::test]
+async fn store_versions_are_checked_against_the_cluster_version() {
+    let env = fast(3, 3).await;
+    assert_eq!(env.get("/pd/api/v1/config/cluster-version").await.text, pd_string("8.5.0"));
+    let same = env.ctl().start_store(spec("tikv-4:20160", "8.5.0", None)).await.unwrap().id;
+    let newer = env.ctl().start_store(spec("tikv-5:20160", "9.0.0", None)).await.unwrap().id;
+    assert_eq!(env.store(newer).await["store"]["version"], "9.0.0");
+    let err = env.ctl().start_store(spec("tikv-6:20160", "8.4.0", None)).await.unwrap_err();
+    assert_eq!(err.to_string(), incompatible("8.5.0", "8.4.0"));
+    assert!(env.ctl().snapshot().stores.iter().all(|s| s.address != "tikv-6:20160"), "a refused store is not recorded");
+    let r = env.post("/sim/stores", r#"{"address": "tikv-6:20160", "version": "v7.5.0"}"#).await;
+    assert_eq!((r.status, r.json()["error"].as_str()), (409, Some(incompatible("8.5.0", "7.5.0").as_str())));
+
+    // The same store coming back older than the cluster version is refused and stays down.
+    env.ctl().stop_store(same).await.unwrap();
+    let err = env.ctl().restart_store(same, Some("8.4.0")).await.unwrap_err();
+    assert_eq!(err.to_string(), incompatible("8.5.0", "8.4.0"));
+    let truth = env.ctl().snapshot();
+    let store = truth.store(same).unwrap();
+    assert_eq!((store.running, store.version.as_str()), (false, "8.5.0"));
+    env.ctl().restart_store(same, None).await.unwrap();
+    assert!(env.ctl().snapshot().store(same).unwrap().running, "same version restarts");
+    assert_eq!(env.ctl().snapshot().cluster_version, "8.5.0");
+}
+
+#[tokio::test]
+async fn cluster_version_rises_after_a_rolling_upgrade_and_never_below_the_old_minor() {
+    let env = fast(3, 3).await;
+    for (n, id) in env.ids.clone().into_iter().enumerate() {
+        assert_eq!(env.ctl().snapshot().cluster_version, "8.5.0", "not every store is upgraded yet ({n} are)");
+        env.ctl().stop_store(id).await.unwrap();
+        env.ctl().restart_store(id, Some("9.0.0")).await.unwrap();
+    }
+    assert_eq!(env.get("/pd/api/v1/config/cluster-version").await.text, pd_string("9.0.0"));
+    assert_eq!(env.get("/pd/api/v1/config").await.json()["cluster-version"], "9.0.0");
+    env.ctl().stop_store(env.id(1)).await.unwrap();
+    let err = env.ctl().restart_store(env.id(1), Some("8.5.0")).await.unwrap_err();
+    assert_eq!(err.to_string(), incompatible("9.0.0", "8.5.0"));
+    let err = env.ctl().start_store(spec("tikv-9:20160", "8.5.0", None)).await.unwrap_err();
+    assert_eq!(err.to_string(), incompatible("9.0.0", "8.5.0"));
+    assert_eq!(env.ctl().snapshot().cluster_version, "9.0.0", "a refused store does not lower it");
+    env.ctl().restart_store(env.id(1), None).await.unwrap();
+    assert_eq!(env.ctl().snapshot().store(env.id(1)).unwrap().version, "9.0.0", "no version: the one it had");
+}
+
+#[tokio::test]
+async fn cluster_version_is_the_lowest_version_of_the_stores_not_removed() {
+    let env = start(Config::fast()).await;
+    assert_eq!(env.get("/pd/api/v1/config/cluster-version").await.text, pd_string("0.0.0"));
+    assert_eq!(env.get("/pd/api/v1/config").await.json()["cluster-version"], "0.0.0");
+    let mut ids = Vec::new();
+    for n in 1..=3 {
+        ids.push(env.ctl().start_store(spec(&format!("tikv-{n}:20160"), "8.5.2", None)).await.unwrap().id);
+    }
+    assert_eq!(env.ctl().snapshot().cluster_version, "8.5.2", "the first stores set it");
+    // An older patch of the same minor is admitted, and PD follows the minimum down to it.
+    let old_patch = env.ctl().start_store(spec("tikv-4:20160", "v8.5.0", None)).await.unwrap().id;
+    assert_eq!(env.get("/pd/api/v1/config/cluster-version").await.text, pd_string("8.5.0"));
+    // A store that is down still counts; one that becomes Tombstone no longer does.
+    env.ctl().stop_store(old_patch).await.unwrap();
+    env.run(Duration::from_secs(3));
+    assert_eq!(env.ctl().snapshot().cluster_version, "8.5.0");
+    assert_eq!(env.delete(&format!("/pd/api/v1/store/{old_patch}?force")).await.status, 200);
+    env.eventually("tombstone", Duration::from_secs(60), async |e| {
+        e.store(old_patch).await["store"]["state_name"] == "Tombstone"
+    })
+    .await;
+    assert_eq!(env.get("/pd/api/v1/config/cluster-version").await.text, pd_string("8.5.2"));
+}
+
+#[tokio::test]
+async fn cluster_version_endpoints_follow_pd() {
+    let env = fast(3, 3).await;
+    let r = env.get("/pd/api/v1/config/cluster-version").await;
+    assert_eq!((r.status, r.text.as_str()), (200, pd_string("8.5.0").as_str()));
+    let r = env.post("/pd/api/v1/config/cluster-version", r#"{"cluster-version": "v9.0.0"}"#).await;
+    assert_eq!((r.status, r.text.as_str()), (200, pd_string("The cluster version is updated.").as_str()));
+    assert_eq!(env.get("/pd/api/v1/config/cluster-version").await.text, pd_string("9.0.0"));
+    assert_eq!(env.get("/pd/api/v1/config").await.json()["cluster-version"], "9.0.0");
+
+    // Every put of store metadata is checked: registration and label changes alike.
+    let label = env.post(&format!("/pd/api/v1/store/{}/label", env.id(1)), r#"{"zone": "z1"}"#).await;
+    assert_eq!((label.status, label.text.clone()), (500, pd_string(&incompatible("9.0.0", "8.5.0"))));
+    env.ctl().stop_store(env.id(1)).await.unwrap();
+    let err = env.ctl().restart_store(env.id(1), None).await.unwrap_err();
+    assert_eq!(err.to_string(), incompatible("9.0.0", "8.5.0"));
+
+    let r = env.post("/pd/api/v1/config/cluster-version", "{}").await;
+    assert_eq!(
+        (r.status, r.json()["code"].as_str(), r.json()["msg"].as_str()),
+        (400, Some("input"), Some("not set cluster-version"))
+    );
+    let r = env.post("/pd/api/v1/config/cluster-version", "{nope").await;
+    assert_eq!((r.status, r.json()["code"].as_str()), (400, Some("input")));
+    let r = env.post("/pd/api/v1/config/cluster-version", r#"{"cluster-version": "9.0"}"#).await;
+    assert_eq!(r.status, 500);
+    assert_eq!(r.json()["code"], "internal");
+    assert_eq!(r.json()["msg"], "[PD:semver:ErrSemverNewVersion]9.0 is not in dotted-tri format");
+    assert_eq!(env.get("/pd/api/v1/config/cluster-version").await.text, pd_string("9.0.0"));
+
+    // `POST /config` takes the key too; a lower setting lets the store back in, and the
+    // registration recomputes the cluster version from the stores.
+    let r = env.post("/pd/api/v1/config", r#"{"cluster-version": 8}"#).await;
+    assert_eq!((r.status, r.text.as_str()), (400, pd_string("input value 8 is illegal").as_str()));
+    let r = env.post("/pd/api/v1/config", r#"{"cluster-version": "8.4.0"}"#).await;
+    assert_eq!((r.status, r.text.as_str()), (200, pd_string("The config is updated.").as_str()));
+    assert_eq!(env.get("/pd/api/v1/config/cluster-version").await.text, pd_string("8.4.0"));
+    env.ctl().restart_store(env.id(1), None).await.unwrap();
+    assert_eq!(env.get("/pd/api/v1/config/cluster-version").await.text, pd_string("8.5.0"));
+}

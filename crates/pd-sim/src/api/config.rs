@@ -1,4 +1,5 @@
-//! `/config`, `/config/replicate`, `/config/schedule`, `/config/placement-rule`.
+//! `/config`, `/config/replicate`, `/config/schedule`, `/config/cluster-version`,
+//! `/config/placement-rule`.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -8,6 +9,7 @@ use super::error::{ApiError, ApiResult, message, ok};
 use super::{Ctx, bootstrapped};
 use crate::format::go_duration;
 use crate::model::Cluster;
+use crate::model::version::Version;
 
 fn replication(c: &Cluster) -> Value {
     let r = &c.replication;
@@ -108,7 +110,7 @@ pub async fn full(State(ctx): State<Ctx>) -> ApiResult {
         "schedule": schedule_json(&c),
         "replication": replication(&c),
         "pd-server": {"use-region-storage": "true", "max-gap-reset-ts": "24h0m0s", "key-type": "table", "runtime-services": "", "metric-storage": "", "dashboard-address": "auto", "trace-region-flow": "true", "flow-round-by-digit": 3, "min-resolved-ts-persistence-interval": "1s", "server-memory-limit": 0, "server-memory-limit-gc-trigger": 0.7, "enable-gogc-tuner": "false", "gc-tuner-threshold": 0.6},
-        "cluster-version": c.pd_version,
+        "cluster-version": c.cluster_version.to_string(),
         "labels": {},
         "quota-backend-bytes": "8GiB",
         "auto-compaction-mode": "periodic",
@@ -199,6 +201,12 @@ pub async fn update(State(ctx): State<Ctx>, body: Bytes) -> ApiResult {
                 | "enable-placement-rules" => {
                     replication.insert(key.to_owned(), value.clone());
                 }
+                "cluster-version" => {
+                    let text = value
+                        .as_str()
+                        .ok_or_else(|| ApiError::bad_request(format!("input value {value} is illegal")))?;
+                    c.cluster_version = Version::parse_pd(text).map_err(ApiError::bad_request)?;
+                }
                 "max-store-down-time"
                 | "leader-schedule-limit"
                 | "region-schedule-limit"
@@ -216,6 +224,24 @@ pub async fn update(State(ctx): State<Ctx>, body: Bytes) -> ApiResult {
         Ok(())
     })?;
     message("The config is updated.")
+}
+
+/// `GET /config/cluster-version`: a JSON string such as `"8.5.0"`.
+pub async fn cluster_version(State(ctx): State<Ctx>) -> ApiResult {
+    let c = ctx.shared.lock();
+    ok(&c.cluster_version.to_string())
+}
+
+/// `POST /config/cluster-version` with `{"cluster-version": "8.5.0"}`: sets it as given
+/// (PD checks nothing but the syntax); the next store registration or Tombstone
+/// recomputes it from the stores.
+pub async fn set_cluster_version(State(ctx): State<Ctx>, body: Bytes) -> ApiResult {
+    let input: std::collections::BTreeMap<String, String> =
+        serde_json::from_slice(&body).map_err(|e| ApiError::Input(e.to_string()))?;
+    let text = input.get("cluster-version").ok_or_else(|| ApiError::Input("not set cluster-version".into()))?;
+    let version = Version::parse_pd(text).map_err(ApiError::Internal)?;
+    ctx.shared.mutate(|c| c.cluster_version = version);
+    message("The cluster version is updated.")
 }
 
 /// With placement rules on, the default rule mirrors the replication config.

@@ -72,6 +72,7 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/config", get(config::full).post(config::update))
         .route("/config/replicate", get(config::replicate).post(config::set_replicate))
         .route("/config/schedule", get(config::schedule))
+        .route("/config/cluster-version", get(config::cluster_version).post(config::set_cluster_version))
         .route("/config/placement-rule", get(config::placement_rules))
         .route("/regions", get(regions::all))
         .route("/regions/count", get(regions::count))

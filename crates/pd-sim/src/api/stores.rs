@@ -104,6 +104,8 @@ pub async fn set_labels(
     ctx.shared.mutate(|c| {
         bootstrapped(c)?;
         let id = store_id(&id)?;
+        let store = c.stores.get(&id).ok_or_else(|| ApiError::internal(invalid_store_id(id)))?;
+        c.admits_version(id, &store.address, &store.version).map_err(|e| ApiError::internal(e.to_string()))?;
         let store = c.stores.get_mut(&id).ok_or_else(|| ApiError::internal(invalid_store_id(id)))?;
         if replace {
             store.labels.clear();
@@ -137,12 +139,13 @@ pub async fn delete_label(State(ctx): State<Ctx>, Path(id): Path<String>, body: 
     let id = ctx.shared.mutate(|c| {
         bootstrapped(c)?;
         let id = store_id(&id)?;
-        let store = c.stores.get_mut(&id).ok_or_else(|| ApiError::internal(invalid_store_id(id)))?;
-        let before = store.labels.len();
-        store.labels.retain(|l| l.key != key);
-        if store.labels.len() == before {
+        let store = c.stores.get(&id).ok_or_else(|| ApiError::internal(invalid_store_id(id)))?;
+        if !store.labels.iter().any(|l| l.key == key) {
             return Err(ApiError::internal(format!("the label key {key} does not exist")));
         }
+        c.admits_version(id, &store.address, &store.version).map_err(|e| ApiError::internal(e.to_string()))?;
+        let store = c.stores.get_mut(&id).ok_or_else(|| ApiError::internal(invalid_store_id(id)))?;
+        store.labels.retain(|l| l.key != key);
         c.poke();
         Ok::<_, ApiError>(id)
     })?;

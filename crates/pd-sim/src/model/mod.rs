@@ -9,6 +9,7 @@ pub mod member;
 pub mod region;
 mod schedule;
 pub mod store;
+pub mod version;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
@@ -22,6 +23,7 @@ use self::limit::TokenBucket;
 use self::member::{Member, Members};
 use self::region::{Peer, Region, seed_key};
 use self::store::{Label, NodeState, Store};
+use self::version::{Version, is_compatible};
 use crate::preset::Knobs;
 
 pub const EVICT_LEADER: &str = "evict-leader-scheduler";
@@ -97,6 +99,8 @@ pub struct StoreSpec {
     /// Advertised status address; empty means the simulator's own listener address.
     pub status_address: String,
     pub labels: Vec<Label>,
+    /// Empty: a new store runs the cluster version (8.5.0 before the first store), a
+    /// restarted one keeps the version it had.
     pub version: String,
     pub git_hash: String,
     pub deploy_path: String,
@@ -118,6 +122,11 @@ pub enum StoreStartError {
     EmptyAddress,
     #[error("store {0} is already running")]
     AlreadyRunning(u64),
+    /// PD's `checkStoreVersion` (the double space is PD's).
+    #[error("version should compatible with version  {cluster}, got {store}")]
+    IncompatibleVersion { cluster: String, store: String },
+    #[error("invalid put store id:{id} address:{address:?} version:{version:?}, error: {error}")]
+    InvalidVersion { id: u64, address: String, version: String, error: String },
 }
 
 /// PD's store errors, with PD's texts.
@@ -170,6 +179,10 @@ pub struct Cluster {
     wall_origin: SystemTime,
     seed: SeedSpec,
     pub pd_version: String,
+    /// PD's `cluster-version`: 0.0.0 until the first store registers, then the lowest
+    /// version among the stores that are not Removed (`OnStoreVersionChange`), or what
+    /// `POST /config/cluster-version` set last.
+    pub cluster_version: Version,
 }
 
 impl Cluster {
@@ -204,6 +217,7 @@ impl Cluster {
             wall_origin: wall_now - now.since_start(),
             seed,
             pd_version: "8.5.0".to_owned(),
+            cluster_version: Version::ZERO,
         }
     }
 
@@ -363,6 +377,7 @@ impl Cluster {
                 return Err(StoreStartError::AlreadyRunning(id));
             }
         }
+        self.check_store_version(&spec)?;
         for other in self.stores.values() {
             if Some(other.id) == spec.store_id || other.is_removed() || other.physically_destroyed {
                 continue;
@@ -417,7 +432,7 @@ impl Cluster {
                     address: spec.address,
                     peer_address: spec.peer_address,
                     status_address: spec.status_address,
-                    version: if spec.version.is_empty() { "8.5.0".to_owned() } else { spec.version },
+                    version: if spec.version.is_empty() { self.default_store_version() } else { spec.version },
                     git_hash: spec.git_hash,
                     deploy_path: spec.deploy_path,
                     labels: spec.labels,
@@ -445,8 +460,55 @@ impl Cluster {
                 id
             }
         };
+        self.on_store_version_change();
         self.poke();
         Ok(id)
+    }
+
+    /// The version a store registering without one runs.
+    fn default_store_version(&self) -> String {
+        if self.cluster_version == Version::ZERO { "8.5.0".to_owned() } else { self.cluster_version.to_string() }
+    }
+
+    /// PD's `checkStoreVersion` on PutStore, for the version the starting process runs.
+    fn check_store_version(&self, spec: &StoreSpec) -> Result<(), StoreStartError> {
+        let known = spec.store_id.and_then(|id| self.stores.get(&id));
+        let text = match (&spec.version, known) {
+            (v, _) if !v.is_empty() => v.clone(),
+            (_, Some(store)) => store.version.clone(),
+            (_, None) => self.default_store_version(),
+        };
+        self.admits_version(spec.store_id.unwrap_or_default(), &spec.address, &text)
+    }
+
+    /// PD's `checkStoreVersion`, run on every put of a store's metadata (registration,
+    /// label changes): the version must parse and be compatible with the cluster version.
+    pub fn admits_version(&self, id: u64, address: &str, text: &str) -> Result<(), StoreStartError> {
+        let version = Version::parse_pd(text).map_err(|error| StoreStartError::InvalidVersion {
+            id,
+            address: address.to_owned(),
+            version: text.to_owned(),
+            error,
+        })?;
+        if !is_compatible(&self.cluster_version, &version) {
+            return Err(StoreStartError::IncompatibleVersion {
+                cluster: self.cluster_version.to_string(),
+                store: version.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// PD's `OnStoreVersionChange`, run after a store registers or becomes Tombstone:
+    /// the cluster version becomes the lowest version among the stores not Removed.
+    pub fn on_store_version_change(&mut self) {
+        let lowest =
+            self.stores.values().filter(|s| !s.is_removed()).filter_map(|s| Version::parse_pd(&s.version).ok()).min();
+        if let Some(lowest) = lowest
+            && lowest != self.cluster_version
+        {
+            self.cluster_version = lowest;
+        }
     }
 
     /// The first store bootstraps the cluster; its regions start with one replica each.
@@ -641,6 +703,7 @@ impl Cluster {
         let total_size: u64 = self.regions.values().map(|r| r.size_mib).sum();
         let threshold = total_size as f64 * self.replication.max_replicas as f64 / up_stores as f64 * 0.9;
         let mut gone = Vec::new();
+        let mut buried = false;
         for store in self.stores.values_mut() {
             let stat = stats.get(&store.id).copied().unwrap_or_default();
             match store.node_state {
@@ -656,6 +719,7 @@ impl Cluster {
                 }
                 NodeState::Removing => {
                     if stat.region_count == 0 {
+                        buried = true;
                         store.node_state = NodeState::Removed;
                         store.saved_limits = None;
                         store.removing_from = None;
@@ -671,6 +735,9 @@ impl Cluster {
         }
         for id in gone {
             self.stores.remove(&id);
+        }
+        if buried {
+            self.on_store_version_change();
         }
     }
 
@@ -722,6 +789,7 @@ impl Cluster {
             cluster_id: self.cluster_id,
             bootstrapped: self.bootstrapped,
             max_replicas: self.replication.max_replicas,
+            cluster_version: self.cluster_version.to_string(),
             stores: self
                 .stores
                 .values()
@@ -778,6 +846,7 @@ pub struct Snapshot {
     pub cluster_id: u64,
     pub bootstrapped: bool,
     pub max_replicas: usize,
+    pub cluster_version: String,
     pub stores: Vec<StoreTruth>,
     pub regions: Vec<Region>,
     pub down_peer_regions: Vec<u64>,
