@@ -344,6 +344,45 @@ async fn pd_and_tikv_pods_form_a_cluster_reached_through_dns_and_the_proxy() {
     env.shutdown().await;
 }
 
+/// PD refuses a store older than the cluster version (tikv/pd `checkStoreVersion`), and
+/// TiKV exits on the refused PutStore: the kubelet restarts it into CrashLoopBackOff.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tikv_older_than_the_cluster_version_fails_with_pds_text() {
+    let env = Env::start().await;
+    start_pd(&env).await;
+    start_tikv(&env, 3).await;
+    assert_eq!(env.snapshot().cluster_version, "8.5.0");
+    let refused = "version should compatible with version  8.5.0, got 8.4.0";
+
+    // A new store at an older minor version.
+    env.create("configmaps", tikv_config(3, ""));
+    env.create("persistentvolumeclaims", pvc("tikv-basic-tikv-3", "tikv"));
+    env.create("pods", tikv_pod(3, "pingcap/tikv:v8.4.0"));
+    let message = env.wait("TiKV refused by PD", |e| e.pod("basic-tikv-3").and_then(|p| last_exit(&p))).await;
+    assert!(message.contains("[FATAL]") && message.contains(refused), "{message}");
+    let pod = env.pod("basic-tikv-3").unwrap();
+    assert_eq!(pod["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"], 1);
+    env.wait("CrashLoopBackOff", |e| {
+        let pod = e.pod("basic-tikv-3")?;
+        (pod["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "CrashLoopBackOff").then_some(())
+    })
+    .await;
+    assert_eq!(env.snapshot().stores.len(), 3, "PD recorded no store for it");
+
+    // An existing store rolled back to the older version: same refusal, the store stays down.
+    let id = env.store_of("basic-tikv-2");
+    env.delete_as("test", "pods", "basic-tikv-2");
+    env.wait_gone("basic-tikv-2").await;
+    env.create("pods", tikv_pod(2, "pingcap/tikv:v8.4.0"));
+    let message = env.wait("rollback refused", |e| e.pod("basic-tikv-2").and_then(|p| last_exit(&p))).await;
+    assert!(message.contains(refused), "{message}");
+    let snap = env.snapshot();
+    let store = snap.store(id).unwrap();
+    assert_eq!((store.running, store.version.as_str()), (false, "8.5.0"));
+    assert_eq!(snap.cluster_version, "8.5.0");
+    env.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_services_config_and_flags_fail_visibly() {
     let env = Env::start().await;

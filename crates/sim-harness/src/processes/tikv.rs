@@ -11,7 +11,9 @@
 //!
 //! Start-up: reach PD through the endpoints (retried, then `[FATAL] failed to create
 //! rpc client`), then register the store (`start_store`) with the store ID kept in the
-//! data directory's PVC. HotReload: a changed ConfigMap is read again and becomes the
+//! data directory's PVC and the image tag's version. PD refusing the registration (an
+//! older version than the cluster version, a tombstoned store, a duplicate address) is
+//! fatal with PD's text, as TiKV's PutStore error is. HotReload: a changed ConfigMap is read again and becomes the
 //! status server's `/config`.
 
 use std::collections::BTreeMap;
@@ -176,6 +178,13 @@ pub(crate) fn parse(ctx: &ContainerContext) -> Result<TikvConfig, String> {
     Ok(cfg)
 }
 
+/// The version the store reports: the image tag's, or, when the tag is not a version
+/// PD can read (a custom build's tag), none, so that pd-sim takes the cluster version.
+fn store_version(image: &str) -> String {
+    let version = image_version(image);
+    if pd_sim::model::version::Version::parse_pd(&version).is_ok() { version } else { String::new() }
+}
+
 #[derive(Default)]
 struct State {
     store: Option<(Arc<PdCluster>, u64)>,
@@ -292,7 +301,7 @@ impl TikvProcess {
             address: cfg.advertise_addr.clone(),
             status_address: cfg.advertise_status_addr.clone(),
             labels: cfg.labels.iter().map(|(k, v)| Label { key: k.clone(), value: v.clone() }).collect(),
-            version: image_version(self.ctx.container.image.as_deref().unwrap_or_default()),
+            version: store_version(self.ctx.container.image.as_deref().unwrap_or_default()),
             capacity: cfg.capacity,
             store_id,
             config: Some(cfg.applied.clone()),
@@ -380,6 +389,14 @@ impl ContainerProcess for TikvProcess {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tag_that_is_no_version_reports_none() {
+        assert_eq!(store_version("pingcap/tikv:v8.4.0"), "8.4.0");
+        assert_eq!(store_version("pingcap/tikv:v9.0.0-beta.1"), "9.0.0-beta.1");
+        assert_eq!(store_version("pingcap/tikv:my-build"), "");
+        assert_eq!(store_version("pingcap/tikv"), "");
+    }
 
     #[test]
     fn value_types_are_checked_for_known_keys() {
