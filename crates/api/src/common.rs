@@ -35,6 +35,12 @@ pub struct ResourceRequirements {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.name == 'data' || has(self.mountPath)").message("mountPath is required for volumes other than data"))]
+// Compared per volume name (the lists are `listType: map` keyed by name). Setting or
+// removing the class counts as a change too: the PVC already exists with some class,
+// maybe the cluster default, and Kubernetes never changes a PVC's class.
+#[x_kube(validation = Rule::new("has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)")
+    .message("storageClassName of a volume cannot be set, changed or removed once the volume exists: a PVC keeps the storage class it was created with (add a volume with a new name for another class)")
+    .field_path(".storageClassName"))]
 pub struct Volume {
     /// Name of the volume; `data` is the component's data directory.
     #[schemars(length(min = 1, max = 40), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
@@ -48,9 +54,12 @@ pub struct Volume {
     /// the storage class allows expansion), never shrink.
     #[schemars(length(max = 32))]
     #[x_kube(validation = Rule::new("isQuantity(self)").message("storage must be a quantity such as 100Gi"))]
-    #[x_kube(validation = Rule::new("!isQuantity(oldSelf) || quantity(self).compareTo(quantity(oldSelf)) >= 0").message("storage may grow, never shrink"))]
+    // Both sides guarded: `quantity()` of an invalid string is an evaluation error, which
+    // kube-apiserver reports as a second, internal-looking message next to the one above.
+    #[x_kube(validation = Rule::new("!isQuantity(self) || !isQuantity(oldSelf) || quantity(self).compareTo(quantity(oldSelf)) >= 0").message("storage may grow, never shrink"))]
     pub storage: String,
-    /// Storage class of the PVC; immutable after the PVC is created.
+    /// Storage class of the PVC. Fixed once the volume exists: setting, changing or
+    /// removing it later is refused, since a PVC keeps the class it was created with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 253))]
     pub storage_class_name: Option<String>,
@@ -217,5 +226,10 @@ pub struct GroupStatus {
     pub updated_replicas: i32,
 }
 
-/// Semantic version, with an optional leading `v` (`v8.5.0`, `8.5.0-beta.1`).
-pub const SEMVER_PATTERN: &str = r"^v?(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$";
+/// The CEL rule a version must pass: a semantic version with an optional leading `v`
+/// (`v8.5.0`, `8.5.0-beta.1`). A CEL rule rather than a schema `pattern`, so that a
+/// refusal says what is expected instead of printing the regular expression.
+pub const SEMVER_RULE: &str = "self.matches('^v?(0|[1-9][0-9]*)[.](0|[1-9][0-9]*)[.](0|[1-9][0-9]*)(-[0-9A-Za-z-]+([.][0-9A-Za-z-]+)*)?([+][0-9A-Za-z-]+([.][0-9A-Za-z-]+)*)?$')";
+
+/// What a refused version is told.
+pub const SEMVER_MESSAGE: &str = "must be a semantic version such as v8.5.0 (major.minor.patch, optionally with a leading v and a -prerelease or +build suffix)";

@@ -37,8 +37,9 @@ use crate::common::{
 #[x_kube(validation = Rule::new("!has(oldSelf.bootstrapped) || !oldSelf.bootstrapped || (has(self.bootstrapped) && self.bootstrapped)").message("bootstrapped cannot be unset once the PD cluster is bootstrapped"))]
 pub struct PDGroupSpec {
     pub cluster: ClusterReference,
-    /// Number of PD members. Odd numbers tolerate the same failures as the next even one.
-    #[schemars(range(min = 0))]
+    /// Number of PD members, at least 1. Odd numbers tolerate the same failures as the
+    /// next even one.
+    #[x_kube(validation = Rule::new("self >= 1").message("replicas must be at least 1: a PD cluster cannot run without members"))]
     pub replicas: i32,
     /// Set by the operator once the PD cluster has been bootstrapped; from then on new
     /// members always join, and the initial member list is never rendered again.
@@ -73,7 +74,8 @@ pub struct PDTemplate {
 #[x_kube(validation = Rule::new("self.volumes.exists(v, v.name == 'data')").message("volumes must include one named data"))]
 pub struct PDTemplateSpec {
     /// PD version, a semantic version such as `v8.5.0`; also the image tag.
-    #[schemars(length(max = 64), regex(pattern = crate::common::SEMVER_PATTERN))]
+    #[schemars(length(max = 64))]
+    #[x_kube(validation = Rule::new(crate::common::SEMVER_RULE).message(crate::common::SEMVER_MESSAGE))]
     pub version: String,
     /// Image without tag; the version is the tag. Defaults to `pingcap/pd`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -68,7 +68,8 @@ pub struct TiKVTemplate {
 #[x_kube(validation = Rule::new("self.volumes.exists(v, v.name == 'data')").message("volumes must include one named data"))]
 pub struct TiKVTemplateSpec {
     /// TiKV version, a semantic version such as `v8.5.0`; also the image tag.
-    #[schemars(length(max = 64), regex(pattern = crate::common::SEMVER_PATTERN))]
+    #[schemars(length(max = 64))]
+    #[x_kube(validation = Rule::new(crate::common::SEMVER_RULE).message(crate::common::SEMVER_MESSAGE))]
     pub version: String,
     /// Image without tag; the version is the tag. Defaults to `pingcap/tikv`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -39,6 +39,15 @@ fn refused(result: Result<Value, FieldErrors>, path: &str, message_part: &str) {
     }
 }
 
+/// The object is refused with exactly one error, and that error reads `expected`.
+#[track_caller]
+fn refused_with_only(result: Result<Value, FieldErrors>, expected: &str) {
+    match result {
+        Ok(object) => panic!("expected a refusal ({expected}), admitted: {object:#}"),
+        Err(errors) => assert_eq!(errors.to_strings(), [expected], "one error, reading exactly so"),
+    }
+}
+
 #[track_caller]
 fn admitted(result: Result<Value, FieldErrors>) -> Value {
     result.unwrap_or_else(|errors| panic!("expected the object to be admitted, got: {errors}"))
@@ -359,18 +368,26 @@ fn group_names_must_be_usable_as_service_names() {
 // ---- spec constraints
 
 #[test]
-fn replicas_may_not_be_negative() {
+fn tikv_replicas_may_be_zero_but_not_negative() {
     admitted(create(TiKVGroup::crd(), with(tikv_group(), "/spec/replicas", json!(0))));
+    admitted(update(TiKVGroup::crd(), tikv_group(), with(tikv_group(), "/spec/replicas", json!(0))));
     refused(
         create(TiKVGroup::crd(), with(tikv_group(), "/spec/replicas", json!(-1))),
         "spec.replicas",
         "greater than or equal to 0",
     );
-    refused(
-        create(PDGroup::crd(), with(pd_group(), "/spec/replicas", json!(-1))),
-        "spec.replicas",
-        "greater than or equal to 0",
-    );
+}
+
+#[test]
+fn a_pd_group_needs_at_least_one_member() {
+    let expected = "spec.replicas: Invalid value: \"integer\": replicas must be at least 1: a PD cluster cannot run without members";
+    refused_with_only(create(PDGroup::crd(), with(pd_group(), "/spec/replicas", json!(0))), expected);
+    // (a negative count also fails kube-apiserver's own check of the scale subresource's path)
+    refused(create(PDGroup::crd(), with(pd_group(), "/spec/replicas", json!(-1))), "spec.replicas", "at least 1");
+    // scaling an existing group down to nothing is refused the same way
+    refused_with_only(update(PDGroup::crd(), pd_group(), with(pd_group(), "/spec/replicas", json!(0))), expected);
+    admitted(create(PDGroup::crd(), with(pd_group(), "/spec/replicas", json!(1))));
+    admitted(update(PDGroup::crd(), pd_group(), with(pd_group(), "/spec/replicas", json!(1))));
 }
 
 #[test]
@@ -378,14 +395,26 @@ fn version_must_be_a_semantic_version() {
     for good in ["v8.5.0", "8.5.0", "v8.5.0-beta.1", "v7.1.0+build.3"] {
         admitted(create(TiKVGroup::crd(), with(tikv_group(), "/spec/template/spec/version", json!(good))));
     }
-    for bad in ["latest", "v8.5", "8.05.0", "v8.5.0.1", ""] {
-        refused(
+    const MESSAGE: &str = "must be a semantic version such as v8.5.0 (major.minor.patch, optionally with a leading v and a -prerelease or +build suffix)";
+    for bad in ["latest", "v8.5", "8.05.0", "v8.5.0.1", "", "v8.5.0-", "v8.5.0+"] {
+        // the rule's message, not the regular expression behind it
+        refused_with_only(
             create(TiKVGroup::crd(), with(tikv_group(), "/spec/template/spec/version", json!(bad))),
-            "spec.template.spec.version",
-            "should match",
+            &format!("spec.template.spec.version: Invalid value: \"string\": {MESSAGE}"),
         );
     }
-    refused(create(PD::crd(), with(pd(), "/spec/version", json!("nightly"))), "spec.version", "should match");
+    refused_with_only(
+        create(PDGroup::crd(), with(pd_group(), "/spec/template/spec/version", json!("v8"))),
+        &format!("spec.template.spec.version: Invalid value: \"string\": {MESSAGE}"),
+    );
+    refused_with_only(
+        create(PD::crd(), with(pd(), "/spec/version", json!("nightly"))),
+        &format!("spec.version: Invalid value: \"string\": {MESSAGE}"),
+    );
+    refused_with_only(
+        update(TiKV::crd(), tikv(), with(tikv(), "/spec/version", json!("8.5"))),
+        &format!("spec.version: Invalid value: \"string\": {MESSAGE}"),
+    );
 }
 
 #[test]
@@ -402,6 +431,30 @@ fn templates_need_a_data_volume_and_mount_paths_for_the_others() {
     refused(create(TiKVGroup::crd(), reserved), "spec.template.spec.volumes[1].name", "reserved");
     let duplicate = with(tikv_group(), "/spec/template/spec/volumes/1/name", json!("data"));
     refused(create(TiKVGroup::crd(), duplicate), "spec.template.spec.volumes[1]", "Duplicate");
+}
+
+#[test]
+fn an_invalid_quantity_gets_one_readable_message() {
+    // On update the never-shrink rule also sees the value; it must not add an evaluation
+    // error of its own next to the quantity message.
+    let storage =
+        "spec.template.spec.volumes[0].storage: Invalid value: \"string\": storage must be a quantity such as 100Gi";
+    let bad_storage = with(tikv_group(), "/spec/template/spec/volumes/0/storage", json!("10Gix"));
+    refused_with_only(create(TiKVGroup::crd(), bad_storage.clone()), storage);
+    refused_with_only(update(TiKVGroup::crd(), tikv_group(), bad_storage), storage);
+    refused_with_only(
+        update(PD::crd(), pd(), with(pd(), "/spec/volumes/0/storage", json!("ten gigs"))),
+        "spec.volumes[0].storage: Invalid value: \"string\": storage must be a quantity such as 100Gi",
+    );
+    for (field, bad, message) in [
+        ("cpu", "2 cores", "cpu must be a quantity such as 500m or 2"),
+        ("memory", "4Gix", "memory must be a quantity such as 4Gi"),
+    ] {
+        let expected = format!("spec.template.spec.resources.{field}: Invalid value: \"string\": {message}");
+        let object = with(tikv_group(), &format!("/spec/template/spec/resources/{field}"), json!(bad));
+        refused_with_only(create(TiKVGroup::crd(), object.clone()), &expected);
+        refused_with_only(update(TiKVGroup::crd(), tikv_group(), object), &expected);
+    }
 }
 
 #[test]
@@ -574,6 +627,104 @@ fn storage_may_grow_but_never_shrink_even_when_volumes_are_reordered() {
         "spec.volumes[0].storage",
         "never shrink",
     );
+}
+
+const CLASS_IS_FIXED: &str = "storageClassName of a volume cannot be set, changed or removed once the volume exists: a PVC keeps the storage class it was created with (add a volume with a new name for another class)";
+
+#[test]
+fn the_storage_class_of_a_volume_is_fixed() {
+    let path = "spec.template.spec.volumes";
+    let class_error =
+        |index: usize| format!("{path}[{index}].storageClassName: Invalid value: \"object\": {CLASS_IS_FIXED}");
+    let data_class = "/spec/template/spec/volumes/0/storageClassName";
+    for (what, new) in [
+        ("changed", with(tikv_group(), data_class, json!("slow"))),
+        ("removed", without(tikv_group(), data_class)),
+        // the PVC exists with the cluster's default class: naming one now is a change too
+        ("set", with(tikv_group(), "/spec/template/spec/volumes/1/storageClassName", json!("fast"))),
+    ] {
+        let index = if what == "set" { 1 } else { 0 };
+        match update(TiKVGroup::crd(), tikv_group(), new) {
+            Ok(_) => panic!("a storage class {what} was admitted"),
+            Err(errors) => assert_eq!(errors.to_strings(), [class_error(index)], "class {what}"),
+        }
+    }
+    // the volume is found by name wherever it moved to in the list
+    let reordered = with(
+        tikv_group(),
+        "/spec/template/spec/volumes",
+        json!([{"name": "raft", "mountPath": "/var/lib/raft", "storage": "10Gi"}, {"name": "data", "storage": "100Gi", "storageClassName": "slow"}]),
+    );
+    refused_with_only(update(TiKVGroup::crd(), tikv_group(), reordered), &class_error(1));
+    let pd_changed = with(pd_group(), data_class, json!("fast"));
+    refused_with_only(update(PDGroup::crd(), pd_group(), pd_changed), &class_error(0));
+
+    // what may change still does
+    let unchanged_class_other_fields = with(
+        with(tikv_group(), "/spec/template/spec/volumes/0/storage", json!("200Gi")),
+        "/spec/template/spec/volumes/0/volumeAttributesClassName",
+        json!("gold"),
+    );
+    admitted(update(TiKVGroup::crd(), tikv_group(), with(unchanged_class_other_fields, "/spec/replicas", json!(5))));
+    let reordered_unchanged = with(
+        tikv_group(),
+        "/spec/template/spec/volumes",
+        json!([{"name": "raft", "mountPath": "/var/lib/raft", "storage": "10Gi"}, {"name": "data", "storage": "100Gi", "storageClassName": "fast"}]),
+    );
+    admitted(update(TiKVGroup::crd(), tikv_group(), reordered_unchanged));
+    for class in [json!("slow"), Value::Null] {
+        let mut volume = json!({"name": "logs", "mountPath": "/logs", "storage": "1Gi"});
+        if !class.is_null() {
+            volume["storageClassName"] = class;
+        }
+        admitted(update(
+            TiKVGroup::crd(),
+            tikv_group(),
+            with(tikv_group(), "/spec/template/spec/volumes/2", volume.clone()),
+        ));
+        admitted(update(PDGroup::crd(), pd_group(), with(pd_group(), "/spec/template/spec/volumes/1", volume)));
+    }
+    // a volume removed and added back later is a new volume (and a new PVC)
+    let removed = with(
+        tikv_group(),
+        "/spec/template/spec/volumes",
+        json!([{"name": "data", "storage": "100Gi", "storageClassName": "fast"}]),
+    );
+    admitted(update(TiKVGroup::crd(), tikv_group(), removed.clone()));
+    admitted(update(
+        TiKVGroup::crd(),
+        removed,
+        with(tikv_group(), "/spec/template/spec/volumes/1/storageClassName", json!("slow")),
+    ));
+    admitted(create(TiKVGroup::crd(), with(tikv_group(), data_class, json!("any"))));
+}
+
+#[test]
+fn the_storage_class_of_an_instance_volume_is_fixed() {
+    let class_error =
+        |index: usize| format!("spec.volumes[{index}].storageClassName: Invalid value: \"object\": {CLASS_IS_FIXED}");
+    refused_with_only(
+        update(TiKV::crd(), tikv(), with(tikv(), "/spec/volumes/0/storageClassName", json!("slow"))),
+        &class_error(0),
+    );
+    refused_with_only(
+        update(TiKV::crd(), tikv(), without(tikv(), "/spec/volumes/0/storageClassName")),
+        &class_error(0),
+    );
+    refused_with_only(
+        update(PD::crd(), pd(), with(pd(), "/spec/volumes/0/storageClassName", json!("fast"))),
+        &class_error(0),
+    );
+    admitted(update(TiKV::crd(), tikv(), with(tikv(), "/spec/volumes/0/storage", json!("200Gi"))));
+    admitted(update(
+        PD::crd(),
+        pd(),
+        with(
+            pd(),
+            "/spec/volumes/1",
+            json!({"name": "logs", "mountPath": "/logs", "storage": "1Gi", "storageClassName": "slow"}),
+        ),
+    ));
 }
 
 #[test]
