@@ -43,7 +43,10 @@ pub const ANNOTATION_PRIORITY: &str = "core.tikv.org/priority";
 pub const ANNOTATION_EVICT_LEADER_STORE: &str = "core.tikv.org/evict-leader-store";
 /// Set to `"true"` on a group to accept a version downgrade or a jump across major
 /// versions that the operator otherwise refuses (PD and TiKV do not support them in
-/// general: the user takes the responsibility).
+/// general: the user takes the responsibility). Without it, such a template shows as
+/// `Synced=False` (`VersionDowngrade`, `VersionMajorJump`) and is not rolled out; any
+/// other value counts as absent. Versions are compared as semver, with or without `v`,
+/// against the group's `status.version` and the versions its instances run.
 pub const ANNOTATION_ALLOW_VERSION_CHANGE: &str = "core.tikv.org/allow-unsupported-version-change";
 /// Number of members in the initial PD cluster a PD instance was rendered with.
 pub const ANNOTATION_INITIAL_CLUSTER_NUM: &str = "core.tikv.org/initial-cluster-num";

@@ -146,13 +146,17 @@ impl Context {
     /// so a pass with nothing to do emits none. A failure to record is logged, never
     /// fails the pass.
     pub async fn event(&self, object: &ObjectReference, reason: &str, action: &str, note: String) {
-        let event = Event {
-            type_: EventType::Normal,
-            reason: reason.into(),
-            note: Some(note),
-            action: action.into(),
-            secondary: None,
-        };
+        self.publish(object, EventType::Normal, reason, action, note).await;
+    }
+
+    /// Records a Warning Event: something the user must fix. Callers emit it only when
+    /// the problem is new, so a pass that finds the same problem again emits none.
+    pub async fn warning(&self, object: &ObjectReference, reason: &str, action: &str, note: String) {
+        self.publish(object, EventType::Warning, reason, action, note).await;
+    }
+
+    async fn publish(&self, object: &ObjectReference, type_: EventType, reason: &str, action: &str, note: String) {
+        let event = Event { type_, reason: reason.into(), note: Some(note), action: action.into(), secondary: None };
         if let Err(error) = self.recorder.publish(&event, object).await {
             tracing::debug!(%error, reason, "cannot record an event");
         }

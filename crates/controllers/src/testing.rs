@@ -120,6 +120,25 @@ impl TestEnv {
     }
 }
 
+impl TestEnv {
+    /// The Events recorded, oldest first, as `(type, reason, message)`.
+    pub async fn events(&self) -> Vec<(String, String, String)> {
+        let api: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(self.client.clone(), "default");
+        let mut events = api.list(&Default::default()).await.unwrap().items;
+        events.sort_by_key(|e| e.metadata.creation_timestamp.clone().map(|t| t.0));
+        events
+            .into_iter()
+            .map(|e| (e.type_.unwrap_or_default(), e.reason.unwrap_or_default(), e.message.unwrap_or_default()))
+            .collect()
+    }
+
+    /// Requests that recorded an Event (a new one, or a repeat counted on an old one).
+    pub fn event_writes(&self) -> usize {
+        use kube_sim::Verb::*;
+        self.sim.requests().count(|r| matches!(r.verb, Create | Update | Patch) && r.resource == "events")
+    }
+}
+
 /// A state with only a [`Pass`] over a PD instance, for the generic tasks.
 pub struct PdOnly {
     pub pass: Pass<PD>,

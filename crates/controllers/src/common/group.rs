@@ -28,6 +28,8 @@ pub struct GroupParts<I> {
     pub scale_in: Option<(i32, i32)>,
     /// Instances created in this pass.
     pub created: Vec<String>,
+    /// What `validate_template` found wrong with the template: it is not rolled out.
+    pub template_findings: Vec<super::Finding>,
 }
 
 impl<I> Default for GroupParts<I> {
@@ -38,6 +40,7 @@ impl<I> Default for GroupParts<I> {
             update_revision: None,
             scale_in: None,
             created: Vec::new(),
+            template_findings: Vec::new(),
         }
     }
 }
@@ -230,7 +233,14 @@ pub fn group_status<S: GroupState>() -> Node<S> {
             .filter(|i| i.meta().deletion_timestamp.is_none())
             .map(|i| (instance_ready(i), i.labels().get(names::LABEL_INSTANCE_REVISION_HASH).cloned()))
             .collect();
-        let update_revision = parts.update_revision.clone();
+        // A pass that stopped before the revision (a template not rolled out) counts
+        // against the revision last rolled out.
+        let update_revision = parts
+            .update_revision
+            .clone()
+            .or_else(|| <S::G as Group>::common_status(&s.pass().status).update_revision.clone());
+        let template_rolled_out = parts.update_revision.is_some();
+        let counts = super::replicas::Replicas::count(group.replicas(), &parts.instances);
         let replicas = live.len() as i32;
         let ready = live.iter().filter(|(r, _)| *r).count() as i32;
         let updated =
@@ -257,19 +267,16 @@ pub fn group_status<S: GroupState>() -> Node<S> {
         status.updated_replicas = updated;
         status.current_replicas = current;
         status.selector = Some(selector);
-        if all_updated {
+        if all_updated && template_rolled_out {
             status.version = Some(group.version().to_string());
         }
 
-        if ready == desired && replicas == desired {
-            pass.set_condition(types::READY, true, reasons::READY, format!("{ready} of {desired} instances ready"));
+        if pass.cluster.is_none() {
+            let message = crate::common::tasks::cluster_not_found_message(&pass.namespace, &group.cluster_name());
+            pass.set_condition(types::READY, false, reasons::CLUSTER_NOT_FOUND, message);
         } else {
-            pass.set_condition(
-                types::READY,
-                false,
-                reasons::NOT_ALL_INSTANCES_READY,
-                format!("{ready} of {desired} instances ready"),
-            );
+            let (ready, reason, message) = counts.ready_condition(<S::G as Group>::MIN_REPLICAS, group.replicas_note());
+            pass.set_condition(types::READY, ready, reason, message);
         }
         if let Some((current, desired)) = scale_in {
             pass.not_synced(
@@ -602,7 +609,11 @@ mod tests {
         );
         assert_eq!(
             condition(&s, types::READY),
-            ("False".into(), reasons::NOT_ALL_INSTANCES_READY.into(), "2 of 3 instances ready".into())
+            (
+                "False".into(),
+                reasons::NOT_ALL_INSTANCES_READY.into(),
+                "2 of 3 wanted instances ready; 1 not ready".into()
+            )
         );
         assert_eq!(
             condition(&s, types::SYNCED),
@@ -643,7 +654,13 @@ mod tests {
         assert!(s.pass.unsynced.is_empty(), "{:?}", s.pass.unsynced);
         assert_eq!(
             condition(&s, types::READY),
-            ("True".into(), reasons::READY.into(), "2 of 2 instances ready".into())
+            (
+                "True".into(),
+                reasons::READY.into(),
+                "2 of 2 instances ready; 2 members tolerate 0 failures, as 1 do: an odd number of PD members uses \
+                 every member"
+                    .into()
+            )
         );
         assert_eq!(condition(&s, types::SYNCED).0, "True");
 

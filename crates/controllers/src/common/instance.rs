@@ -137,7 +137,9 @@ pub async fn run_config_map<S: InstanceState>(
 }
 
 /// `pvcs`: creates the instance's missing PVCs. Writes: PVCs (create only; resizing
-/// comes with volume resize). Complete; InvalidSpec + Wait on a bad PVC overlay; Fail.
+/// comes with volume resize). A live PVC whose storage class or size differs from the
+/// spec is reported (Synced=False VolumeMismatch) and left as it is. Complete;
+/// InvalidSpec + Wait on a bad PVC overlay; Fail.
 pub fn volumes<S: InstanceState>() -> Node<S> {
     task("pvcs", |s: &mut S| {
         Box::pin(async move {
@@ -166,7 +168,10 @@ pub fn volumes<S: InstanceState>() -> Node<S> {
             };
             let mut created = Vec::new();
             for pvc in desired {
-                if live.iter().any(|l| l.name_any() == pvc.name_any()) {
+                if let Some(existing) = live.iter().find(|l| l.name_any() == pvc.name_any()) {
+                    if let Some(mismatch) = super::volume_check::pvc_mismatch(&pvc, existing) {
+                        s.pass_mut().not_synced(reasons::VOLUME_MISMATCH, mismatch);
+                    }
                     continue;
                 }
                 match api.create(&post_params(), &pvc).await {

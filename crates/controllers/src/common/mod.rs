@@ -6,8 +6,10 @@ pub mod group;
 pub mod guards;
 pub mod instance;
 pub mod render;
+pub mod replicas;
 pub mod tasks;
 pub mod traits;
+pub mod volume_check;
 
 use std::sync::Arc;
 
@@ -123,6 +125,23 @@ impl<K: Object> Pass<K> {
         if let Some(reference) = self.object_ref() {
             self.ctx.event(&reference, reason, action, note).await;
         }
+    }
+
+    /// Records a Warning Event about the object (only for a problem that is new).
+    pub async fn warning(&self, reason: &str, action: &str, note: String) {
+        if let Some(reference) = self.object_ref() {
+            self.ctx.warning(&reference, reason, action, note).await;
+        }
+    }
+
+    /// Whether the status as read already shows this condition (same status, reason and
+    /// message): what was reported before need not be announced again.
+    pub fn reported(&self, type_: &str, status: bool, reason: &str, message: &str) -> bool {
+        let Some(read) = self.object.as_ref().and_then(Object::status) else {
+            return false;
+        };
+        condition::find_condition(K::conditions(read), type_)
+            .is_some_and(|c| c.status == Status::from(status).as_str() && c.reason == reason && c.message == message)
     }
 
     pub fn deleting(&self) -> bool {

@@ -72,10 +72,18 @@ pub trait Instance: Object {
 pub trait Group: Object {
     type Instance: Instance;
     const COMPONENT: &'static str;
+    /// Config keys (dotted paths) the operator owns: the renderer's own list.
+    const RESERVED_CONFIG_KEYS: &'static [&'static str];
+    /// Fewer replicas than this cannot work (PD needs one member).
+    const MIN_REPLICAS: i32;
 
     fn replicas(&self) -> i32;
     fn min_ready_seconds(&self) -> i64;
     fn version(&self) -> &str;
+    /// The template's TOML config.
+    fn config(&self) -> &str;
+    /// The template's volumes.
+    fn volumes(&self) -> &[Volume];
     /// The topologies of the schedule policy, empty without one.
     fn topologies(&self) -> Vec<WeightedTopology>;
     /// What an instance is made from; its hash is the group's revision.
@@ -91,6 +99,12 @@ pub trait Group: Object {
     /// Annotations a new instance gets besides the template's (PD: bootstrap members).
     fn new_instance_annotations(&self) -> BTreeMap<String, String> {
         BTreeMap::new()
+    }
+
+    /// A remark on the replica count that is allowed but worth knowing (PD: an even
+    /// number of members), shown in the Ready message.
+    fn replicas_note(&self) -> Option<String> {
+        None
     }
 }
 
@@ -190,10 +204,12 @@ instance_impl!(PD, PDStatus, names::COMPONENT_PD, "/var/lib/pd");
 instance_impl!(TiKV, TiKVStatus, names::COMPONENT_TIKV, "/var/lib/tikv");
 
 macro_rules! group_impl {
-    ($kind:ty, $status:ty, $instance:ty, $spec:ident, $component:expr $(, $extra:ident: $value:expr)*; $annotations:expr) => {
+    ($kind:ty, $status:ty, $instance:ty, $spec:ident, $component:expr, $reserved:expr, $min:expr $(, $extra:ident: $value:expr)*; $annotations:expr, $note:expr) => {
         impl Group for $kind {
             type Instance = $instance;
             const COMPONENT: &'static str = $component;
+            const RESERVED_CONFIG_KEYS: &'static [&'static str] = $reserved;
+            const MIN_REPLICAS: i32 = $min;
 
             fn replicas(&self) -> i32 {
                 self.spec.replicas
@@ -203,6 +219,12 @@ macro_rules! group_impl {
             }
             fn version(&self) -> &str {
                 &self.spec.template.spec.version
+            }
+            fn config(&self) -> &str {
+                &self.spec.template.spec.config
+            }
+            fn volumes(&self) -> &[Volume] {
+                &self.spec.template.spec.volumes
             }
             fn topologies(&self) -> Vec<WeightedTopology> {
                 self.spec
@@ -246,16 +268,34 @@ macro_rules! group_impl {
             fn new_instance_annotations(&self) -> BTreeMap<String, String> {
                 ($annotations)(self)
             }
+            fn replicas_note(&self) -> Option<String> {
+                ($note)(self)
+            }
         }
     };
 }
 
-group_impl!(PDGroup, PDGroupStatus, PD, PDSpec, names::COMPONENT_PD; |group: &PDGroup| {
+/// PD's quorum is a majority: an even member count tolerates no more failures than one
+/// member fewer.
+pub fn even_members_note(group: &PDGroup) -> Option<String> {
+    let members = group.spec.replicas;
+    if members <= 0 || members % 2 != 0 {
+        return None;
+    }
+    let tolerated = (members - 1) / 2;
+    let failures = if tolerated == 1 { "failure" } else { "failures" };
+    Some(format!(
+        "{members} members tolerate {tolerated} {failures}, as {} do: an odd number of PD members uses every member",
+        members - 1
+    ))
+}
+
+group_impl!(PDGroup, PDGroupStatus, PD, PDSpec, names::COMPONENT_PD, crate::pd::render::RESERVED_KEYS, 1; |group: &PDGroup| {
     // Members created before the PD cluster forms start it together.
     let mut annotations = BTreeMap::new();
     if !group.spec.bootstrapped {
         annotations.insert(names::ANNOTATION_INITIAL_CLUSTER_NUM.to_string(), group.spec.replicas.to_string());
     }
     annotations
-});
-group_impl!(TiKVGroup, TiKVGroupStatus, TiKV, TiKVSpec, names::COMPONENT_TIKV, offline: false; |_: &TiKVGroup| BTreeMap::new());
+}, even_members_note);
+group_impl!(TiKVGroup, TiKVGroupStatus, TiKV, TiKVSpec, names::COMPONENT_TIKV, crate::tikv::render::RESERVED_KEYS, 0, offline: false; |_: &TiKVGroup| BTreeMap::new(), |_: &TiKVGroup| None);

@@ -8,14 +8,14 @@ use crate::common::guards::{
     cluster_id_mismatch, cluster_missing, cluster_paused, object_deleting, object_gone, object_loaded,
 };
 use crate::common::instance::{instance_deletion, load_pod, volumes};
-use crate::common::tasks::{ensure_finalizer, load_cluster, load_object, write_status};
+use crate::common::tasks::{cluster_not_found, ensure_finalizer, load_cluster, load_object, write_status};
 
 pub fn tasks() -> Vec<Node<PdState>> {
     vec![
         load_object(),
         if_break(object_gone(), [forget_waits()]),
         load_cluster(),
-        if_break(cluster_missing(), []),
+        if_break(cluster_missing(), [cluster_not_found()]),
         if_break(object_deleting(), [instance_deletion()]),
         load_pod(),
         member(),
@@ -37,6 +37,7 @@ mod tests {
     use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod};
     use kube::ResourceExt;
     use tikv_operator_api::PD;
+    use tikv_operator_api::condition::find_condition;
     use tikv_operator_api::names::ANNOTATION_INITIAL_CLUSTER_NUM;
     use tikv_operator_task::Runner;
 
@@ -70,6 +71,41 @@ mod tests {
         let report = runner.run("default/pd-abc123", &mut state).await;
         assert!(report.error().is_none(), "{report}");
         assert_eq!(env.writes(), writes, "nothing to do means no write: {:?}\n{report}", env.write_log());
+    }
+
+    #[tokio::test]
+    async fn a_member_without_its_cluster_says_so_and_recovers_when_it_appears() {
+        let env = TestEnv::start().await;
+        let mut pd = sample_pd("pd-abc123", "pd");
+        pd.metadata.annotations = Some([(ANNOTATION_INITIAL_CLUSTER_NUM.to_string(), "1".to_string())].into());
+        env.create(pd).await;
+        let runner = Runner::new("pd", tasks());
+        let pass = || async { runner.run("k", &mut PdState::new(env.ctx.clone(), "default", "pd-abc123")).await };
+        let report = pass().await;
+        assert_eq!(report.ran_names().last(), Some(&"write_status"), "{report}");
+        assert_eq!(env.write_log(), ["update core.tikv.org/pds/status/pd-abc123"]);
+        let live: PD = env.get("pd-abc123").await;
+        let conditions = &live.status.as_ref().unwrap().common.conditions;
+        for type_ in ["Ready", "Synced"] {
+            let c = find_condition(conditions, type_).unwrap();
+            assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "ClusterNotFound"), "{type_}");
+            assert!(c.message.starts_with("Cluster basic does not exist in namespace default"), "{}", c.message);
+        }
+        assert_eq!(env.event_writes(), 1);
+
+        env.sim.requests().reset();
+        pass().await;
+        assert_eq!((env.writes(), env.event_writes()), (0, 0), "{:?}", env.write_log());
+
+        env.create(sample_cluster("basic")).await;
+        env.create(sample_pd_group("pd", 1)).await;
+        let report = pass().await;
+        assert!(report.entry("pod").unwrap().message().starts_with("created pod"), "{report}");
+        let _: Pod = env.get("pd-pd-abc123").await;
+        let live: PD = env.get("pd-abc123").await;
+        let conditions = &live.status.as_ref().unwrap().common.conditions;
+        assert_eq!(find_condition(conditions, "Ready").unwrap().reason, "PodNotReady");
+        assert_ne!(find_condition(conditions, "Synced").unwrap().reason, "ClusterNotFound");
     }
 
     #[tokio::test]

@@ -8,7 +8,9 @@ use crate::common::group::{group_deletion, group_status, load_instances, run_upd
 use crate::common::guards::{
     cluster_id_mismatch, cluster_missing, cluster_paused, object_deleting, object_gone, object_loaded,
 };
-use crate::common::tasks::{ensure_finalizer, load_cluster, load_object, write_status};
+use crate::common::tasks::{
+    cluster_not_found, ensure_finalizer, load_cluster, load_object, template_invalid, validate_template, write_status,
+};
 
 pub fn tasks() -> Vec<Node<PdGroupState>> {
     vec![
@@ -17,13 +19,16 @@ pub fn tasks() -> Vec<Node<PdGroupState>> {
         load_cluster(),
         load_instances(),
         if_break(object_deleting(), [group_deletion()]),
-        if_break(cluster_missing(), []),
+        if_break(cluster_missing(), [cluster_not_found()]),
         if_break(cluster_paused(), []),
         if_break(cluster_id_mismatch(), []),
         ensure_finalizer(),
         services(),
-        sync_revision(),
+        // PD's formation is recorded whatever the template says.
         bootstrap(),
+        validate_template(),
+        if_break(template_invalid(), []),
+        sync_revision(),
         run_updater(),
         finally([if_(object_loaded(), [group_status(), write_status()])]),
     ]
@@ -33,6 +38,7 @@ pub fn tasks() -> Vec<Node<PdGroupState>> {
 mod tests {
     use super::*;
     use crate::testing::{TestEnv, sample_cluster, sample_pd_group};
+    use k8s_openapi::api::apps::v1::ControllerRevision;
     use kube::ResourceExt;
     use tikv_operator_api::names::{ANNOTATION_INITIAL_CLUSTER_NUM, LABEL_INSTANCE_REVISION_HASH};
     use tikv_operator_api::{PD, PDGroup};
@@ -68,6 +74,102 @@ mod tests {
         let mut state = PdGroupState::new(env.ctx.clone(), "default", "pd");
         let report = runner.run("default/pd", &mut state).await;
         assert_eq!(env.writes(), writes, "{:?}\n{report}", env.write_log());
+    }
+
+    async fn patch_group(env: &TestEnv, patch: serde_json::Value) {
+        let api: kube::Api<PDGroup> = kube::Api::namespaced(env.client.clone(), "default");
+        api.patch("pd", &crate::apply::patch_params(), &kube::api::Patch::Merge(patch)).await.unwrap();
+        env.sim.requests().reset();
+    }
+
+    fn condition(group: &PDGroup, type_: &str) -> (String, String, String) {
+        let conditions = &group.status.as_ref().unwrap().common.conditions;
+        let c = tikv_operator_api::condition::find_condition(conditions, type_).unwrap();
+        (c.status.clone(), c.reason.clone(), c.message.clone())
+    }
+
+    async fn pass(env: &TestEnv) -> tikv_operator_task::Report {
+        let report =
+            Runner::new("pdgroup", tasks()).run("k", &mut PdGroupState::new(env.ctx.clone(), "default", "pd")).await;
+        assert!(report.error().is_none(), "{report}");
+        report
+    }
+
+    #[tokio::test]
+    async fn an_invalid_template_is_reported_once_and_not_rolled_out() {
+        let env = TestEnv::start().await;
+        env.create(sample_cluster("basic")).await;
+        env.create(sample_pd_group("pd", 3)).await;
+        pass(&env).await;
+        pass(&env).await;
+        let revisions = env.list::<ControllerRevision>().await.len();
+        assert_eq!(env.list::<PD>().await.len(), 3);
+
+        // The user scales out and, in the same edit, sets a key the operator owns.
+        patch_group(
+            &env,
+            serde_json::json!({"spec": {"replicas": 5, "template": {"spec": {"config": "name = \"x\"\n"}}}}),
+        )
+        .await;
+        let report = pass(&env).await;
+        assert!(!report.ran("revision") && !report.ran("updater"), "{report}");
+        assert_eq!(env.write_log(), ["update core.tikv.org/pdgroups/status/pd"], "status only");
+        assert_eq!(env.list::<PD>().await.len(), 3, "no instance from the bad template");
+        assert_eq!(env.list::<ControllerRevision>().await.len(), revisions, "no revision of it");
+        let message = "spec.template.spec.config sets name that the operator owns: remove it, the operator sets it \
+                       itself; nothing is rolled out until then";
+        let group: PDGroup = env.get("pd").await;
+        assert_eq!(condition(&group, "Synced"), ("False".into(), "ReservedConfigKey".into(), message.into()));
+        assert_eq!(
+            condition(&group, "Ready"),
+            (
+                "False".into(),
+                "NotAllInstancesReady".into(),
+                "0 of 5 wanted instances ready; 2 not yet created, 3 not ready".into()
+            )
+        );
+        let version = group.status.as_ref().unwrap().group.version.clone();
+        assert_eq!(version.as_deref(), Some("v8.5.0"));
+        assert_eq!(env.events().await.iter().filter(|e| e.0 == "Warning").count(), 1);
+
+        // Nothing new: no write, no Event.
+        env.sim.requests().reset();
+        let report = pass(&env).await;
+        assert_eq!(env.write_log(), Vec::<String>::new(), "{report}");
+        assert_eq!(env.event_writes(), 0);
+
+        // Fixed: the scale-out goes ahead from a new revision.
+        patch_group(&env, serde_json::json!({"spec": {"template": {"spec": {"config": ""}}}})).await;
+        pass(&env).await;
+        assert_eq!(env.list::<PD>().await.len(), 5);
+        assert_eq!(env.list::<ControllerRevision>().await.len(), revisions + 1);
+    }
+
+    #[tokio::test]
+    async fn a_missing_cluster_is_named_then_the_group_recovers_when_it_appears() {
+        let env = TestEnv::start().await;
+        env.create(sample_pd_group("pd", 3)).await;
+        pass(&env).await;
+        assert_eq!(env.write_log(), ["update core.tikv.org/pdgroups/status/pd"]);
+        let group: PDGroup = env.get("pd").await;
+        let message = "Cluster basic does not exist in namespace default: create it, or set spec.cluster.name to an \
+                       existing Cluster";
+        let expected = ("False".to_string(), "ClusterNotFound".to_string(), message.to_string());
+        assert_eq!(condition(&group, "Ready"), expected);
+        assert_eq!(condition(&group, "Synced"), expected);
+        assert_eq!(env.events().await, [("Warning".into(), "ClusterNotFound".into(), message.into())]);
+
+        env.sim.requests().reset();
+        pass(&env).await;
+        assert_eq!((env.writes(), env.event_writes()), (0, 0), "{:?}", env.write_log());
+
+        // The Cluster appears (its watch event triggers the group): the pass goes on.
+        env.create(sample_cluster("basic")).await;
+        pass(&env).await;
+        assert_eq!(env.list::<PD>().await.len(), 3);
+        let group: PDGroup = env.get("pd").await;
+        assert_eq!(condition(&group, "Ready").1, "NotAllInstancesReady");
+        assert_eq!(condition(&group, "Synced").1, "NotAllInstancesUpToDate");
     }
 
     #[tokio::test]

@@ -8,14 +8,14 @@ use crate::common::guards::{
     cluster_id_mismatch, cluster_missing, cluster_paused, object_deleting, object_gone, object_loaded,
 };
 use crate::common::instance::{instance_deletion, load_pod, volumes};
-use crate::common::tasks::{ensure_finalizer, load_cluster, load_object, write_status};
+use crate::common::tasks::{cluster_not_found, ensure_finalizer, load_cluster, load_object, write_status};
 
 pub fn tasks() -> Vec<Node<TikvState>> {
     vec![
         load_object(),
         if_break(object_gone(), [forget_waits()]),
         load_cluster(),
-        if_break(cluster_missing(), []),
+        if_break(cluster_missing(), [cluster_not_found()]),
         if_break(object_deleting(), [instance_deletion()]),
         load_pod(),
         store(),

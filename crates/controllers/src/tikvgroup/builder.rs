@@ -8,7 +8,9 @@ use crate::common::group::{group_deletion, group_status, load_instances, run_upd
 use crate::common::guards::{
     cluster_id_mismatch, cluster_missing, cluster_paused, object_deleting, object_gone, object_loaded,
 };
-use crate::common::tasks::{ensure_finalizer, load_cluster, load_object, write_status};
+use crate::common::tasks::{
+    cluster_not_found, ensure_finalizer, load_cluster, load_object, template_invalid, validate_template, write_status,
+};
 
 pub fn tasks() -> Vec<Node<TikvGroupState>> {
     vec![
@@ -17,11 +19,13 @@ pub fn tasks() -> Vec<Node<TikvGroupState>> {
         load_cluster(),
         load_instances(),
         if_break(object_deleting(), [group_deletion()]),
-        if_break(cluster_missing(), []),
+        if_break(cluster_missing(), [cluster_not_found()]),
         if_break(cluster_paused(), []),
         if_break(cluster_id_mismatch(), []),
         ensure_finalizer(),
         peer_service(),
+        validate_template(),
+        if_break(template_invalid(), []),
         sync_revision(),
         upgrade_ordering(),
         run_updater(),
@@ -33,7 +37,9 @@ pub fn tasks() -> Vec<Node<TikvGroupState>> {
 mod tests {
     use super::*;
     use crate::testing::{TestEnv, sample_cluster, sample_tikv_group};
-    use tikv_operator_api::TiKV;
+    use k8s_openapi::api::apps::v1::ControllerRevision;
+    use tikv_operator_api::names::ANNOTATION_ALLOW_VERSION_CHANGE;
+    use tikv_operator_api::{TiKV, TiKVGroup};
     use tikv_operator_task::Runner;
 
     #[tokio::test]
@@ -50,5 +56,55 @@ mod tests {
         let writes = env.writes();
         let report = runner.run("k", &mut TikvGroupState::new(env.ctx.clone(), "default", "tikv")).await;
         assert_eq!(env.writes(), writes, "{:?}\n{report}", env.write_log());
+    }
+
+    async fn patch_group(env: &TestEnv, patch: serde_json::Value) {
+        let api: kube::Api<TiKVGroup> = kube::Api::namespaced(env.client.clone(), "default");
+        api.patch("tikv", &crate::apply::patch_params(), &kube::api::Patch::Merge(patch)).await.unwrap();
+        env.sim.requests().reset();
+    }
+
+    fn synced(group: &TiKVGroup) -> (String, String) {
+        let conditions = &group.status.as_ref().unwrap().common.conditions;
+        let c = tikv_operator_api::condition::find_condition(conditions, "Synced").unwrap();
+        (c.status.clone(), c.reason.clone())
+    }
+
+    #[tokio::test]
+    async fn a_downgrade_waits_for_the_annotation_and_a_second_pass_writes_nothing() {
+        let env = TestEnv::start().await;
+        env.create(sample_cluster("basic")).await;
+        env.create(sample_tikv_group("tikv", 3)).await;
+        let runner = Runner::new("tikvgroup", tasks());
+        let pass = || async { runner.run("k", &mut TikvGroupState::new(env.ctx.clone(), "default", "tikv")).await };
+        pass().await;
+        pass().await;
+        let revisions = env.list::<ControllerRevision>().await.len();
+
+        patch_group(&env, serde_json::json!({"spec": {"replicas": 4, "template": {"spec": {"version": "v8.4.0"}}}}))
+            .await;
+        let report = pass().await;
+        assert!(!report.ran("updater"), "{report}");
+        assert_eq!(env.write_log(), ["update core.tikv.org/tikvgroups/status/tikv"]);
+        let group: TiKVGroup = env.get("tikv").await;
+        assert_eq!(synced(&group), ("False".into(), "VersionDowngrade".into()));
+        assert_eq!(env.list::<TiKV>().await.len(), 3);
+        assert_eq!(env.event_writes(), 1);
+
+        env.sim.requests().reset();
+        pass().await;
+        assert_eq!((env.writes(), env.event_writes()), (0, 0), "{:?}", env.write_log());
+
+        // The user says so explicitly: the new template is rolled out.
+        let annotations = serde_json::json!({ANNOTATION_ALLOW_VERSION_CHANGE: "true"});
+        patch_group(&env, serde_json::json!({"metadata": {"annotations": annotations}})).await;
+        let report = pass().await;
+        assert!(report.ran("updater"), "{report}");
+        assert_eq!(env.list::<ControllerRevision>().await.len(), revisions + 1);
+        let tikvs = env.list::<TiKV>().await;
+        assert_eq!(tikvs.len(), 4);
+        assert_eq!(tikvs.iter().filter(|t| t.spec.template.version == "v8.4.0").count(), 1);
+        let group: TiKVGroup = env.get("tikv").await;
+        assert_eq!(synced(&group).1, "NotAllInstancesUpToDate");
     }
 }

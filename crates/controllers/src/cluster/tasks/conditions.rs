@@ -12,15 +12,39 @@ use tikv_operator_task::{Node, Outcome, sync_task};
 use crate::cluster::state::ClusterState;
 use crate::common::Group;
 
+/// One component's groups summed: what exists, what is ready, what is wanted.
+struct Summary {
+    replicas: i32,
+    ready: i32,
+    desired: i32,
+    all_ready: bool,
+    all_synced: bool,
+}
+
+impl Summary {
+    /// `PD 3/5 ready`: ready counted against what the groups want, with what exists when
+    /// that differs (creation pending, or more than wanted).
+    fn text(&self, kind: &str) -> String {
+        let Summary { replicas, ready, desired, .. } = *self;
+        if desired == 0 {
+            return format!("{kind} 0 wanted ({replicas} exist, {ready} ready)");
+        }
+        let text = format!("{kind} {ready}/{desired} ready");
+        if replicas == desired { text } else { format!("{text} ({replicas} exist)") }
+    }
+}
+
 fn summary<G: Group>(
     groups: &[G],
     conditions: fn(&G) -> &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
-) -> (i32, i32, bool, bool) {
-    let replicas = groups.iter().map(|g| g.status().map_or(0, |s| G::group_status(s).replicas)).sum();
-    let ready = groups.iter().map(|g| g.status().map_or(0, |s| G::group_status(s).ready_replicas)).sum();
-    let all_ready = groups.iter().all(|g| is_true_at(conditions(g), types::READY, g.meta().generation));
-    let all_synced = groups.iter().all(|g| is_true_at(conditions(g), types::SYNCED, g.meta().generation));
-    (replicas, ready, all_ready, all_synced)
+) -> Summary {
+    Summary {
+        replicas: groups.iter().map(|g| g.status().map_or(0, |s| G::group_status(s).replicas)).sum(),
+        ready: groups.iter().map(|g| g.status().map_or(0, |s| G::group_status(s).ready_replicas)).sum(),
+        desired: groups.iter().map(|g| g.replicas().max(0)).sum(),
+        all_ready: groups.iter().all(|g| is_true_at(conditions(g), types::READY, g.meta().generation)),
+        all_synced: groups.iter().all(|g| is_true_at(conditions(g), types::SYNCED, g.meta().generation)),
+    }
 }
 
 fn group_conditions<G: Group>(group: &G) -> &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition] {
@@ -40,15 +64,15 @@ pub fn conditions() -> Node<ClusterState> {
         if !s.groups_loaded {
             return Outcome::complete("groups not read");
         }
-        let (pd_replicas, pd_ready, pd_all_ready, pd_all_synced) = summary(&s.pd_groups, group_conditions);
-        let (kv_replicas, kv_ready, kv_all_ready, kv_all_synced) = summary(&s.tikv_groups, group_conditions);
+        let pd = summary(&s.pd_groups, group_conditions);
+        let kv = summary(&s.tikv_groups, group_conditions);
         s.pass.status.components = vec![
-            ComponentStatus { kind: "PD".into(), replicas: pd_replicas, ready_replicas: pd_ready },
-            ComponentStatus { kind: "TiKV".into(), replicas: kv_replicas, ready_replicas: kv_ready },
+            ComponentStatus { kind: "PD".into(), replicas: pd.replicas, ready_replicas: pd.ready },
+            ComponentStatus { kind: "TiKV".into(), replicas: kv.replicas, ready_replicas: kv.ready },
         ];
         let has_groups = !s.pd_groups.is_empty() && !s.tikv_groups.is_empty();
-        let ready = has_groups && pd_all_ready && kv_all_ready;
-        let synced = has_groups && pd_all_synced && kv_all_synced && s.id_mismatch.is_none();
+        let ready = has_groups && pd.all_ready && kv.all_ready;
+        let synced = has_groups && pd.all_synced && kv.all_synced && s.id_mismatch.is_none();
         if ready {
             s.pass.set_condition(types::READY, true, reasons::READY, "every group is ready");
         } else {
@@ -56,7 +80,7 @@ pub fn conditions() -> Node<ClusterState> {
                 types::READY,
                 false,
                 reasons::NOT_ALL_GROUPS_READY,
-                format!("PD {pd_ready}/{pd_replicas}, TiKV {kv_ready}/{kv_replicas} ready"),
+                format!("{}, {}", pd.text("PD"), kv.text("TiKV")),
             );
         }
         if let Some(mismatch) = s.id_mismatch.clone() {
@@ -129,6 +153,50 @@ mod tests {
         state.tikv_groups[0].metadata.generation = Some(2);
         run(&mut state);
         assert_eq!(status_of(&state, types::READY), "False");
+    }
+
+    /// A group whose status counts `existing` instances, `ready` of them ready.
+    fn counted<G: Group>(group: G, existing: i32, ready_count: i32) -> G {
+        let mut group = ready(group, existing == ready_count);
+        let mut status = group.status().cloned().unwrap_or_default();
+        let counts = G::group_status_mut(&mut status);
+        counts.replicas = existing;
+        counts.ready_replicas = ready_count;
+        group.set_status(status);
+        group
+    }
+
+    fn ready_message(state: &ClusterState) -> String {
+        find_condition(&state.pass.status.conditions, types::READY).unwrap().message.clone()
+    }
+
+    #[tokio::test]
+    async fn the_summary_counts_ready_against_what_is_wanted() {
+        let mut state = ClusterState::new(offline_context(), "ns", "basic");
+        let cluster = sample_cluster("basic");
+        state.pass = state.pass.with_object(cluster.clone()).with_cluster(cluster);
+        state.groups_loaded = true;
+        // Scale-out 3 -> 5 just asked for: the groups' status still counts 3 of 3.
+        state.pd_groups = vec![counted(sample_pd_group("pd", 5), 3, 3)];
+        state.tikv_groups = vec![counted(sample_tikv_group("kv", 3), 3, 3), counted(sample_tikv_group("kv2", 2), 2, 1)];
+        run(&mut state);
+        assert_eq!(ready_message(&state), "PD 3/5 ready (3 exist), TiKV 4/5 ready");
+        assert_eq!(
+            state.pass.status.components,
+            [
+                ComponentStatus { kind: "PD".into(), replicas: 3, ready_replicas: 3 },
+                ComponentStatus { kind: "TiKV".into(), replicas: 5, ready_replicas: 4 },
+            ],
+            "components count what exists"
+        );
+
+        // PD replicas 0 with three members left: never "PD 3/3".
+        let mut pd = counted(sample_pd_group("pd", 0), 3, 3);
+        pd.status.as_mut().unwrap().common.conditions.clear();
+        state.pd_groups = vec![pd];
+        run(&mut state);
+        assert_eq!(status_of(&state, types::READY), "False");
+        assert_eq!(ready_message(&state), "PD 0 wanted (3 exist, 3 ready), TiKV 4/5 ready");
     }
 
     #[tokio::test]
