@@ -53,8 +53,9 @@ fn expectations_key<G: Group>(namespace: &str, name: &str) -> String {
     format!("{}/{namespace}/{name}", G::COMPONENT)
 }
 
-/// `load_instances`: lists the group's instances from the API server (a consistent
-/// read, not a cache). Writes nothing. Complete, or Fail on an API error.
+/// `load_instances`: lists the group's instances from the watch cache (instances
+/// created but not yet seen there are covered by the expectations). Writes nothing.
+/// Complete.
 pub fn load_instances<S: GroupState>() -> Node<S> {
     task("load_instances", |s: &mut S| {
         Box::pin(async move {
@@ -62,18 +63,19 @@ pub fn load_instances<S: GroupState>() -> Node<S> {
             let Some(group) = &pass.object else {
                 return Outcome::complete("no group");
             };
-            let selector = selector_string(&group_selector(&group.cluster_name(), S::G::COMPONENT, &pass.name));
-            let api: Api<<S::G as Group>::Instance> = Api::namespaced(pass.ctx.client.clone(), &pass.namespace);
-            match api.list(&ListParams::default().labels(&selector)).await {
-                Ok(list) => {
-                    let count = list.items.len();
-                    let parts = s.group_mut();
-                    parts.instances = list.items;
-                    parts.instances_loaded = true;
-                    Outcome::complete(format!("{count} instances"))
-                }
-                Err(error) => Outcome::fail(error),
-            }
+            let selector = group_selector(&group.cluster_name(), S::G::COMPONENT, &pass.name);
+            let instances: Vec<<S::G as Group>::Instance> = pass
+                .ctx
+                .caches
+                .list::<<S::G as Group>::Instance>(&pass.namespace, &selector)
+                .iter()
+                .map(|i| (**i).clone())
+                .collect();
+            let count = instances.len();
+            let parts = s.group_mut();
+            parts.instances = instances;
+            parts.instances_loaded = true;
+            Outcome::complete(format!("{count} instances"))
         })
     })
 }
@@ -90,7 +92,7 @@ pub fn sync_revision<S: GroupState>() -> Node<S> {
             };
             let current = <S::G as Group>::common_status(&pass.status).current_revision.clone();
             let keep: Vec<&str> = current.iter().map(String::as_str).collect();
-            match ensure_revision(&pass.ctx.client, group, cluster.spec.revision_history_limit, &keep).await {
+            match ensure_revision(&pass.ctx, group, cluster.spec.revision_history_limit, &keep).await {
                 Ok(sync) => {
                     let name = crate::revision::revision_name(group);
                     let message =
@@ -304,9 +306,24 @@ pub fn group_deletion<S: GroupState>() -> Node<S> {
                 );
                 return Outcome::wait("group deleted while its Cluster exists: kept until scale-in is supported");
             }
-            let remaining: Vec<String> = s.group().instances.iter().map(ResourceExt::name_any).collect();
+            let mut remaining: Vec<String> = s.group().instances.iter().map(ResourceExt::name_any).collect();
             if remaining.is_empty() {
-                return crate::common::tasks::set_finalizer(s, false).await;
+                // Releasing the finalizer lets the group go: confirm with a fresh list
+                // that the cache is not merely behind.
+                let pass = s.pass();
+                let Some(group) = &pass.object else {
+                    return Outcome::complete("no group");
+                };
+                let selector = selector_string(&group_selector(&group.cluster_name(), S::G::COMPONENT, &pass.name));
+                let api: Api<<S::G as Group>::Instance> = Api::namespaced(pass.ctx.client.clone(), &pass.namespace);
+                match api.list(&ListParams::default().labels(&selector)).await {
+                    Ok(list) if list.items.is_empty() => return crate::common::tasks::set_finalizer(s, false).await,
+                    Ok(list) => {
+                        remaining = list.items.iter().map(ResourceExt::name_any).collect();
+                        s.group_mut().instances = list.items;
+                    }
+                    Err(error) => return Outcome::fail(error),
+                }
             }
             let pass = s.pass();
             let api: Api<<S::G as Group>::Instance> = Api::namespaced(pass.ctx.client.clone(), &pass.namespace);
@@ -381,7 +398,7 @@ mod tests {
         s.group.instances = vec![a, b];
         s.group.instances_loaded = true;
 
-        let report = Runner::new("t", [group_deletion()]).run("k", &mut s).await;
+        let report = env.run(&Runner::new("t", [group_deletion()]), "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
         assert_eq!(
             report.entry("group_deletion").unwrap().message(),
@@ -414,7 +431,7 @@ mod tests {
         let runner = Runner::new("t", [load_instances(), group_deletion()]);
 
         let mut s = state(&env, group, Some(cluster.clone()));
-        let report = runner.run("k", &mut s).await;
+        let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
         assert_eq!(report.entry("group_deletion").unwrap().message(), "waiting for 2 instances to go");
         let deletes = ["delete core.tikv.org/pds/pd-a", "delete core.tikv.org/pds/pd-b"];
@@ -426,7 +443,7 @@ mod tests {
 
         // Next pass: pd-b is still going; it is not deleted again and the finalizer stays.
         let mut s = state(&env, live, Some(cluster.clone()));
-        let report = runner.run("k", &mut s).await;
+        let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
         assert_eq!(report.entry("group_deletion").unwrap().message(), "waiting for 1 instances to go");
         assert_eq!(env.write_log(), deletes, "no second DELETE");
@@ -439,7 +456,7 @@ mod tests {
         pds.patch("pd-b", &Default::default(), &kube::api::Patch::Merge(&patch)).await.unwrap();
         env.sim.requests().reset();
         let mut s = state(&env, live, Some(cluster));
-        let report = runner.run("k", &mut s).await;
+        let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
         assert_eq!(report.entry("group_deletion").unwrap().message(), "released");
         assert_eq!(env.write_log(), ["patch core.tikv.org/pdgroups/pd"]);
@@ -454,7 +471,7 @@ mod tests {
         let env = TestEnv::start().await;
         let group = deleting(&env, sample_pd_group("pd", 2)).await;
         let mut s = state(&env, group, None);
-        let report = Runner::new("t", [load_instances(), group_deletion()]).run("k", &mut s).await;
+        let report = env.run(&Runner::new("t", [load_instances(), group_deletion()]), "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
         assert_eq!(env.write_log(), ["patch core.tikv.org/pdgroups/pd"]);
         assert!(s.pass.unsynced.is_empty());
@@ -480,7 +497,7 @@ mod tests {
         };
 
         let mut s = stale(group.clone());
-        let report = runner.run("k", &mut s).await;
+        let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
         assert_eq!(s.group.created.len(), 2, "{:?}", s.group.created);
         assert_eq!(report.entry("updater").unwrap().message(), format!("created {}", s.group.created.join(", ")));
@@ -509,7 +526,7 @@ mod tests {
         // A second pass whose list still shows only pd-a: the expectations count the two
         // created, so nothing is created again.
         let mut s = stale(group.clone());
-        let report = runner.run("k", &mut s).await;
+        let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
         assert_eq!(report.entry("updater").unwrap().message(), "nothing to do");
         assert!(s.group.created.is_empty());
@@ -524,7 +541,7 @@ mod tests {
         let runner = Runner::new("t", [run_updater()]);
         let mut s = state(&env, group.clone(), None);
         s.group.instances_loaded = true;
-        let report = runner.run("k", &mut s).await;
+        let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
         assert_eq!(report.entry("updater").unwrap().message(), "no revision yet");
 
@@ -532,7 +549,7 @@ mod tests {
         s.group.instances = vec![sample_pd("pd-a", "pd"), sample_pd("pd-b", "pd")];
         s.group.instances_loaded = true;
         s.group.update_revision = Some("rev-1".into());
-        let report = runner.run("k", &mut s).await;
+        let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
         assert_eq!(report.entry("updater").unwrap().message(), "scale-in from 2 to 1 is not supported yet");
         assert_eq!(s.group.scale_in, Some((2, 1)));
@@ -583,7 +600,7 @@ mod tests {
             gone,
         ];
         let mut s = status_state(&env, group, instances);
-        let report = Runner::new("t", [group_status()]).run("k", &mut s).await;
+        let report = env.run(&Runner::new("t", [group_status()]), "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
         assert_eq!(report.entry("group_status").unwrap().message(), "2/3 ready, 2 updated");
         let status = &s.pass.status;
@@ -623,7 +640,7 @@ mod tests {
         let runner = Runner::new("t", [group_status(), crate::common::tasks::write_status()]);
 
         let mut s = status_state(&env, group, instances.clone());
-        let report = runner.run("k", &mut s).await;
+        let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.entry("group_status").unwrap().message(), "2/2 ready, 2 updated");
         assert_eq!(report.entry("write_status").unwrap().message(), "written", "{report}");
         assert_eq!(env.write_log(), ["update core.tikv.org/pdgroups/status/pd"]);
@@ -649,7 +666,7 @@ mod tests {
 
         // The same again, from the group as written: nothing to write.
         let mut s = status_state(&env, live, instances);
-        let report = runner.run("k", &mut s).await;
+        let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.entry("write_status").unwrap().message(), "unchanged", "{report}");
         assert_eq!(env.writes(), 1, "{:?}", env.write_log());
     }
@@ -660,7 +677,7 @@ mod tests {
         let instances = vec![instance("pd-a", "rev-2", true), instance("pd-b", "rev-2", true)];
         let mut s = status_state(&env, sample_pd_group("pd", 1), instances.clone());
         s.group.scale_in = Some((2, 1));
-        Runner::new("t", [group_status()]).run("k", &mut s).await;
+        env.run(&Runner::new("t", [group_status()]), "k", &mut s).await;
         assert_eq!(
             condition(&s, types::SYNCED),
             (
@@ -673,7 +690,7 @@ mod tests {
         // Instances created this pass (not yet listed) keep Synced False.
         let mut s = status_state(&env, sample_pd_group("pd", 2), instances);
         s.group.created = vec!["pd-c".into()];
-        Runner::new("t", [group_status()]).run("k", &mut s).await;
+        env.run(&Runner::new("t", [group_status()]), "k", &mut s).await;
         assert_eq!(condition(&s, types::READY).0, "True");
         assert_eq!(condition(&s, types::SYNCED).1, reasons::NOT_ALL_INSTANCES_UP_TO_DATE);
     }
@@ -683,7 +700,7 @@ mod tests {
         let env = TestEnv::start().await;
         let mut s = state(&env, sample_pd_group("pd", 2), None);
         s.pass.not_synced(reasons::SCALE_IN_NOT_SUPPORTED, "kept");
-        let report = Runner::new("t", [group_status()]).run("k", &mut s).await;
+        let report = env.run(&Runner::new("t", [group_status()]), "k", &mut s).await;
         assert_eq!(report.entry("group_status").unwrap().message(), "instances not read; Synced only");
         assert_eq!(
             condition(&s, types::SYNCED),
