@@ -186,6 +186,15 @@ async fn main() -> anyhow::Result<()> {
         };
         *verbs.entry(verb).or_default() += 1;
     }
+    if std::env::var_os("MANY_CLUSTERS_DETAIL").is_some() {
+        let mut detail: BTreeMap<(String, String, String), usize> = BTreeMap::new();
+        for r in h.kube_sim().requests().snapshot().iter().filter(|r| !r.in_process) {
+            *detail.entry((r.user_agent.clone(), r.verb.to_string(), r.resource_path())).or_default() += 1;
+        }
+        for ((agent, verb, resource), n) in detail {
+            println!("  {n:6}  {verb:8} {resource:40} {agent}");
+        }
+    }
     let mut durations = passes.0.lock().unwrap_or_else(PoisonError::into_inner).clone();
     durations.sort();
     let count = |v: &str| verbs.get(v).copied().unwrap_or_default();
