@@ -292,9 +292,8 @@ pub fn group_status<S: GroupState>() -> Node<S> {
 
 /// `group_deletion`: a deleted group whose Cluster is going (or gone) deletes its
 /// instances and releases its finalizer once none remain (confirmed by a fresh list, not
-/// the cache). A group deleted while its
-/// Cluster lives keeps its finalizer: removing members and stores safely is scale-in's
-/// job, not supported yet, and is reported. Writes: DELETE of instances, the group's
+/// the cache). A group deleted while its Cluster lives keeps its finalizer: removing
+/// members and stores safely is scale-in's job, not supported yet, and is reported. Writes: DELETE of instances, the group's
 /// finalizer. Wait while instances remain; Complete once released; Fail on API errors.
 pub fn group_deletion<S: GroupState>() -> Node<S> {
     task("group_deletion", |s: &mut S| {
