@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
+use crate::cache::Caches;
 use crate::metrics::Metrics;
 use crate::pd_registry::{PdRegistry, PdWaits};
 use crate::updater::Expectations;
@@ -114,6 +115,8 @@ pub struct Context {
     pub clock: Arc<dyn Clock>,
     /// Instances created by group controllers and not yet seen in a list.
     pub expectations: Expectations,
+    /// What tasks read the objects they own from (writes go to the API server).
+    pub caches: Caches,
 }
 
 impl Context {
@@ -128,6 +131,7 @@ impl Context {
         .with_proxy(config.pd_proxy.clone());
         Self {
             recorder: Recorder::new(client.clone(), reporter),
+            caches: Caches::new(&client, config.namespace.as_deref()),
             client,
             pd,
             pd_waits: PdWaits::default(),

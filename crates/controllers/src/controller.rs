@@ -1,17 +1,14 @@
 //! What the five controllers share at run time: the per-controller data handed to
 //! kube-runtime, turning a pass's report into a requeue decision, the failure backoff,
-//! and watch streams that drop `managedFields` before anything is cached.
+//! and the watch configuration of owned kinds (the watches themselves are in [`crate::cache`]).
 
 use std::fmt::Debug;
-use std::hash::Hash;
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Api, Client, Resource};
-use serde::de::DeserializeOwned;
 use tikv_operator_api::names::{LABEL_MANAGED_BY, MANAGED_BY_OPERATOR};
 use tikv_operator_task::{FailureBackoff, PassResult, Runner};
 
@@ -87,32 +84,6 @@ pub fn managed_config(labels: &str) -> watcher::Config {
         selector.push_str(labels);
     }
     watcher::Config::default().labels(&selector)
-}
-
-fn strip<K: Resource>(object: &mut K) {
-    object.meta_mut().managed_fields = None;
-}
-
-/// Objects changed or deleted, without `managedFields`.
-pub fn stream<K>(api: Api<K>, config: watcher::Config) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
-where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-{
-    watcher(api, config).default_backoff().modify(strip::<K>).touched_objects()
-}
-
-/// Like [`stream`], also kept in a store (for mapping events to objects).
-pub fn reflected<K>(
-    api: Api<K>,
-    config: watcher::Config,
-) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static)
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    K::DynamicType: Eq + Hash + Clone + Default,
-{
-    let (reader, writer) = reflector::store();
-    let stream = watcher(api, config).default_backoff().modify(strip::<K>).reflect(writer).touched_objects();
-    (reader, stream)
 }
 
 /// Drives a controller's output stream, logging what failed to even start a pass.

@@ -3,6 +3,7 @@
 //! task per file in `tasks/`), generic tasks in [`common`], and the pure [`updater`].
 
 pub mod apply;
+pub mod cache;
 pub mod cluster;
 pub mod common;
 pub mod context;

@@ -127,6 +127,17 @@ pub async fn run_until_with_clock(
 /// Runs the five controllers on `ctx` until `shutdown` resolves (the playground and
 /// tests call this with their own context and shutdown).
 pub async fn run_controllers(ctx: Arc<Context>, shutdown: Shutdown) {
+    let _watchers = ctx.caches.start();
+    tokio::select! {
+        ready = ctx.caches.ready() => {
+            if let Err(error) = ready {
+                tracing::error!(%error, "the watch caches stopped before they were filled");
+                return;
+            }
+            tracing::info!("watch caches filled; starting controllers");
+        }
+        () = shutdown.clone() => return,
+    }
     tokio::join!(
         crate::cluster::run(ctx.clone(), shutdown.clone()),
         crate::pdgroup::run(ctx.clone(), shutdown.clone()),

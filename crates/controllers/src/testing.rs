@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use jiff::Timestamp;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::PostParams;
-use kube::{Api, Client, Resource};
+use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tikv_operator_api::names::{self, LABEL_GROUP};
@@ -16,6 +16,7 @@ use tikv_operator_pd::{
     CacheConfig, Member, MemberHealth, Members, NodeState, PdApi, PdCache, PdError, StateName, Store, StoreState,
 };
 
+use crate::cache::{CacheTasks, Cached};
 use crate::common::{Pass, PassState};
 use crate::context::{Context, FixedClock, OperatorConfig};
 use crate::metrics::Metrics;
@@ -38,11 +39,13 @@ pub fn offline_context() -> Arc<Context> {
     ))
 }
 
-/// kube-sim with our CRDs installed, and a context over it.
+/// kube-sim with our CRDs installed, and a context over it whose watch caches run (tasks
+/// read through them, as in the operator).
 pub struct TestEnv {
     pub sim: kube_sim::KubeSim,
     pub client: Client,
     pub ctx: Arc<Context>,
+    _watchers: CacheTasks,
 }
 
 impl TestEnv {
@@ -61,8 +64,100 @@ impl TestEnv {
             clock.clone(),
             Arc::new(Metrics::default()),
         ));
+        let watchers = ctx.caches.start();
+        ctx.caches.ready().await.unwrap();
         sim.requests().reset();
-        Self { sim, client, ctx }
+        Self { sim, client, ctx, _watchers: watchers }
+    }
+
+    /// Runs one pass once the caches hold everything written so far (by the test or by
+    /// an earlier pass), as the operator's next pass would see it after the watch event.
+    pub async fn run<S: Send>(
+        &self,
+        runner: &tikv_operator_task::Runner<S>,
+        key: &str,
+        state: &mut S,
+    ) -> tikv_operator_task::Report {
+        self.synced().await;
+        runner.run(key, state).await
+    }
+
+    /// Requests other than watches (what a pass with nothing to do must not make).
+    pub fn requests(&self) -> Vec<String> {
+        self.sim
+            .requests()
+            .snapshot()
+            .into_iter()
+            .filter(|r| r.verb != kube_sim::Verb::Watch)
+            .map(|r| format!("{} {}/{}", r.verb, r.resource_path(), r.name.unwrap_or_default()))
+            .collect()
+    }
+
+    /// Waits until every watch cache holds exactly what the API server holds (by name
+    /// and resourceVersion): after a test writes through a raw `Api`, before a task
+    /// reads. Reads the server in-process, so the request log does not see it.
+    pub async fn synced(&self) {
+        let started = std::time::Instant::now();
+        loop {
+            let stale = self.stale_caches();
+            if stale.is_empty() {
+                return;
+            }
+            assert!(started.elapsed() < std::time::Duration::from_secs(10), "caches never caught up: {stale:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    }
+
+    fn stale_caches(&self) -> Vec<String> {
+        use k8s_openapi::api::apps::v1::ControllerRevision;
+        use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service};
+        let mut stale = Vec::new();
+        self.compare::<Cluster>(false, &mut stale);
+        self.compare::<PDGroup>(false, &mut stale);
+        self.compare::<PD>(false, &mut stale);
+        self.compare::<TiKVGroup>(false, &mut stale);
+        self.compare::<TiKV>(false, &mut stale);
+        self.compare::<Pod>(true, &mut stale);
+        self.compare::<ConfigMap>(true, &mut stale);
+        self.compare::<PersistentVolumeClaim>(true, &mut stale);
+        self.compare::<Service>(true, &mut stale);
+        self.compare::<ControllerRevision>(true, &mut stale);
+        stale
+    }
+
+    fn compare<K: Cached>(&self, owned: bool, stale: &mut Vec<String>) {
+        let versions = |items: Vec<(String, String)>| items.into_iter().collect::<BTreeMap<String, String>>();
+        let cached = versions(
+            K::cache(&self.ctx.caches)
+                .list("default", &BTreeMap::new())
+                .iter()
+                .filter(|o| !owned || o.labels().get(names::LABEL_MANAGED_BY).is_some())
+                .map(|o| (o.name_any(), o.resource_version().unwrap_or_default()))
+                .collect(),
+        );
+        let store = self.sim.store();
+        let Some(info) = store.resource(&K::group(&()), &K::version(&()), &K::plural(&())) else {
+            return stale.push(format!("{} is not served", K::plural(&())));
+        };
+        let mut options = kube_sim::ListOptions::default();
+        if owned {
+            options = options.labels(&format!("{}={}", names::LABEL_MANAGED_BY, names::MANAGED_BY_OPERATOR));
+        }
+        let list = store.list(&info, Some("default"), &options).unwrap();
+        let server = versions(
+            list["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|o| {
+                    let meta = &o["metadata"];
+                    (meta["name"].as_str().unwrap().to_owned(), meta["resourceVersion"].as_str().unwrap().to_owned())
+                })
+                .collect(),
+        );
+        if cached != server {
+            stale.push(format!("{}: cached {cached:?}, server {server:?}", K::plural(&())));
+        }
     }
 
     /// Requests that changed something (create, update, patch, delete), Events excluded.
@@ -95,6 +190,7 @@ impl TestEnv {
     {
         let api: Api<K> = Api::namespaced(self.client.clone(), "default");
         let created = api.create(&PostParams::default(), &object).await.unwrap();
+        self.synced().await;
         self.sim.requests().reset();
         created
     }

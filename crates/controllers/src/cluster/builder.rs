@@ -39,15 +39,16 @@ mod tests {
         env.create(sample_pd_group("pd", 3)).await;
         env.create(sample_tikv_group("tikv", 3)).await;
         let runner = Runner::new("cluster", tasks());
-        let report = runner.run("k", &mut ClusterState::new(env.ctx.clone(), "default", "basic")).await;
+        let report = env.run(&runner, "k", &mut ClusterState::new(env.ctx.clone(), "default", "basic")).await;
         assert!(report.error().is_none(), "{report}");
         let cluster: Cluster = env.get("basic").await;
         assert_eq!(cluster.status.as_ref().unwrap().pd.as_deref(), Some("http://pd-pd.default.svc:2379"));
         assert!(env.ctx.pd.get(&crate::pd_registry::ClusterKey::new("default", "basic")).is_some());
 
-        let writes = env.writes();
-        let report = runner.run("k", &mut ClusterState::new(env.ctx.clone(), "default", "basic")).await;
-        assert_eq!(env.writes(), writes, "{:?}\n{report}", env.write_log());
+        env.synced().await;
+        env.sim.requests().reset();
+        let report = env.run(&runner, "k", &mut ClusterState::new(env.ctx.clone(), "default", "basic")).await;
+        assert_eq!(env.requests(), Vec::<String>::new(), "a pass with nothing to do makes no API request: {report}");
     }
 
     #[tokio::test]
@@ -56,13 +57,13 @@ mod tests {
         env.create(sample_cluster("basic")).await;
         env.create(sample_pd_group("pd", 3)).await;
         let runner = Runner::new("cluster", tasks());
-        runner.run("k", &mut ClusterState::new(env.ctx.clone(), "default", "basic")).await;
+        env.run(&runner, "k", &mut ClusterState::new(env.ctx.clone(), "default", "basic")).await;
         let api: kube::Api<Cluster> = kube::Api::namespaced(env.client.clone(), "default");
         api.delete("basic", &Default::default()).await.unwrap();
-        let report = runner.run("k", &mut ClusterState::new(env.ctx.clone(), "default", "basic")).await;
+        let report = env.run(&runner, "k", &mut ClusterState::new(env.ctx.clone(), "default", "basic")).await;
         assert_eq!(report.outcome(), tikv_operator_task::OutcomeKind::Wait, "{report}");
         // The PDGroup has no finalizer here (its controller did not run), so it is gone.
-        let report = runner.run("k", &mut ClusterState::new(env.ctx.clone(), "default", "basic")).await;
+        let report = env.run(&runner, "k", &mut ClusterState::new(env.ctx.clone(), "default", "basic")).await;
         assert!(report.ran("release_finalizer"), "{report}");
         assert!(api.get_opt("basic").await.unwrap().is_none());
         assert!(env.ctx.pd.get(&crate::pd_registry::ClusterKey::new("default", "basic")).is_none());

@@ -14,12 +14,11 @@ use std::sync::Arc;
 use futures::StreamExt;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
 use tikv_operator_api::{Cluster, PDGroup, TiKVGroup};
 use tikv_operator_task::Runner;
 
 use crate::context::Context;
-use crate::controller::{ControllerData, Shutdown, api, drain, error_policy, key_of, pd_events, reflected, stream};
+use crate::controller::{ControllerData, Shutdown, drain, error_policy, key_of, pd_events};
 use crate::error::Error;
 use state::ClusterState;
 
@@ -36,19 +35,19 @@ async fn reconcile(cluster: Arc<Cluster>, data: Arc<ControllerData<ClusterState>
 }
 
 pub async fn run(ctx: Arc<Context>, shutdown: Shutdown) {
-    let namespace = ctx.config.namespace.clone();
-    let ns = namespace.as_deref();
-    let (store, clusters) = reflected(api::<Cluster>(&ctx.client, ns), watcher::Config::default());
-    let pd_groups = stream(api::<PDGroup>(&ctx.client, ns), watcher::Config::default());
-    let tikv_groups = stream(api::<TiKVGroup>(&ctx.client, ns), watcher::Config::default());
+    let caches = &ctx.caches;
     let pd = pd_events(&ctx).filter_map(|e| async move {
         let relevant = e.event.as_ref().is_none_or(|ev| ev.is_cluster_wide() || ev.member_name().is_some());
         relevant.then(|| ObjectRef::<Cluster>::new(&e.cluster.name).within(&e.cluster.namespace))
     });
     let data = ControllerData::new(ctx.clone(), runner());
-    let controller = Controller::for_stream(clusters, store)
-        .watches_stream(pd_groups, |g: PDGroup| cluster_of(&g.metadata.namespace, &g.spec.cluster.name))
-        .watches_stream(tikv_groups, |g: TiKVGroup| cluster_of(&g.metadata.namespace, &g.spec.cluster.name))
+    let controller = Controller::for_shared_stream(caches.clusters.subscribe(), caches.clusters.store().clone())
+        .watches_shared_stream(caches.pd_groups.subscribe(), |g: Arc<PDGroup>| {
+            cluster_of(&g.metadata.namespace, &g.spec.cluster.name)
+        })
+        .watches_shared_stream(caches.tikv_groups.subscribe(), |g: Arc<TiKVGroup>| {
+            cluster_of(&g.metadata.namespace, &g.spec.cluster.name)
+        })
         .reconcile_on(pd)
         .with_config(controller::Config::default().concurrency(ctx.config.concurrency.cluster))
         .graceful_shutdown_on(shutdown)

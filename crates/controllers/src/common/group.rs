@@ -56,8 +56,9 @@ fn expectations_key<G: Group>(namespace: &str, name: &str) -> String {
     format!("{}/{namespace}/{name}", G::COMPONENT)
 }
 
-/// `load_instances`: lists the group's instances from the API server (a consistent
-/// read, not a cache). Writes nothing. Complete, or Fail on an API error.
+/// `load_instances`: lists the group's instances from the watch cache (instances
+/// created but not yet seen there are covered by the expectations). Writes nothing.
+/// Complete.
 pub fn load_instances<S: GroupState>() -> Node<S> {
     task("load_instances", |s: &mut S| {
         Box::pin(async move {
@@ -65,18 +66,19 @@ pub fn load_instances<S: GroupState>() -> Node<S> {
             let Some(group) = &pass.object else {
                 return Outcome::complete("no group");
             };
-            let selector = selector_string(&group_selector(&group.cluster_name(), S::G::COMPONENT, &pass.name));
-            let api: Api<<S::G as Group>::Instance> = Api::namespaced(pass.ctx.client.clone(), &pass.namespace);
-            match api.list(&ListParams::default().labels(&selector)).await {
-                Ok(list) => {
-                    let count = list.items.len();
-                    let parts = s.group_mut();
-                    parts.instances = list.items;
-                    parts.instances_loaded = true;
-                    Outcome::complete(format!("{count} instances"))
-                }
-                Err(error) => Outcome::fail(error),
-            }
+            let selector = group_selector(&group.cluster_name(), S::G::COMPONENT, &pass.name);
+            let instances: Vec<<S::G as Group>::Instance> = pass
+                .ctx
+                .caches
+                .list::<<S::G as Group>::Instance>(&pass.namespace, &selector)
+                .iter()
+                .map(|i| (**i).clone())
+                .collect();
+            let count = instances.len();
+            let parts = s.group_mut();
+            parts.instances = instances;
+            parts.instances_loaded = true;
+            Outcome::complete(format!("{count} instances"))
         })
     })
 }
@@ -93,7 +95,7 @@ pub fn sync_revision<S: GroupState>() -> Node<S> {
             };
             let current = <S::G as Group>::common_status(&pass.status).current_revision.clone();
             let keep: Vec<&str> = current.iter().map(String::as_str).collect();
-            match ensure_revision(&pass.ctx.client, group, cluster.spec.revision_history_limit, &keep).await {
+            match ensure_revision(&pass.ctx, group, cluster.spec.revision_history_limit, &keep).await {
                 Ok(sync) => {
                     let name = crate::revision::revision_name(group);
                     let message =
@@ -296,9 +298,9 @@ pub fn group_status<S: GroupState>() -> Node<S> {
 }
 
 /// `group_deletion`: a deleted group whose Cluster is going (or gone) deletes its
-/// instances and releases its finalizer once none remain. A group deleted while its
-/// Cluster lives keeps its finalizer: removing members and stores safely is scale-in's
-/// job, not supported yet, and is reported. Writes: DELETE of instances, the group's
+/// instances and releases its finalizer once none remain (confirmed by a fresh list, not
+/// the cache). A group deleted while its Cluster lives keeps its finalizer: removing
+/// members and stores safely is scale-in's job, not supported yet, and is reported. Writes: DELETE of instances, the group's
 /// finalizer. Wait while instances remain; Complete once released; Fail on API errors.
 pub fn group_deletion<S: GroupState>() -> Node<S> {
     task("group_deletion", |s: &mut S| {
@@ -311,9 +313,24 @@ pub fn group_deletion<S: GroupState>() -> Node<S> {
                 );
                 return Outcome::wait("group deleted while its Cluster exists: kept until scale-in is supported");
             }
-            let remaining: Vec<String> = s.group().instances.iter().map(ResourceExt::name_any).collect();
+            let mut remaining: Vec<String> = s.group().instances.iter().map(ResourceExt::name_any).collect();
             if remaining.is_empty() {
-                return crate::common::tasks::set_finalizer(s, false).await;
+                // Releasing the finalizer lets the group go: confirm with a fresh list
+                // that the cache is not merely behind.
+                let pass = s.pass();
+                let Some(group) = &pass.object else {
+                    return Outcome::complete("no group");
+                };
+                let selector = selector_string(&group_selector(&group.cluster_name(), S::G::COMPONENT, &pass.name));
+                let api: Api<<S::G as Group>::Instance> = Api::namespaced(pass.ctx.client.clone(), &pass.namespace);
+                match api.list(&ListParams::default().labels(&selector)).await {
+                    Ok(list) if list.items.is_empty() => return crate::common::tasks::set_finalizer(s, false).await,
+                    Ok(list) => {
+                        remaining = list.items.iter().map(ResourceExt::name_any).collect();
+                        s.group_mut().instances = list.items;
+                    }
+                    Err(error) => return Outcome::fail(error),
+                }
             }
             let pass = s.pass();
             let api: Api<<S::G as Group>::Instance> = Api::namespaced(pass.ctx.client.clone(), &pass.namespace);
@@ -388,7 +405,7 @@ mod tests {
         s.group.instances = vec![a, b];
         s.group.instances_loaded = true;
 
-        let report = Runner::new("t", [group_deletion()]).run("k", &mut s).await;
+        let report = env.run(&Runner::new("t", [group_deletion()]), "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
         assert_eq!(
             report.entry("group_deletion").unwrap().message(),
@@ -421,7 +438,7 @@ mod tests {
         let runner = Runner::new("t", [load_instances(), group_deletion()]);
 
         let mut s = state(&env, group, Some(cluster.clone()));
-        let report = runner.run("k", &mut s).await;
+        let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
         assert_eq!(report.entry("group_deletion").unwrap().message(), "waiting for 2 instances to go");
         let deletes = ["delete core.tikv.org/pds/pd-a", "delete core.tikv.org/pds/pd-b"];
@@ -433,7 +450,7 @@ mod tests {
 
         // Next pass: pd-b is still going; it is not deleted again and the finalizer stays.
         let mut s = state(&env, live, Some(cluster.clone()));
-        let report = runner.run("k", &mut s).await;
+        let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
         assert_eq!(report.entry("group_deletion").unwrap().message(), "waiting for 1 instances to go");
         assert_eq!(env.write_log(), deletes, "no second DELETE");
@@ -446,7 +463,7 @@ mod tests {
         pds.patch("pd-b", &Default::default(), &kube::api::Patch::Merge(&patch)).await.unwrap();
         env.sim.requests().reset();
         let mut s = state(&env, live, Some(cluster));
-        let report = runner.run("k", &mut s).await;
+        let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
         assert_eq!(report.entry("group_deletion").unwrap().message(), "released");
         assert_eq!(env.write_log(), ["patch core.tikv.org/pdgroups/pd"]);
@@ -461,7 +478,7 @@ mod tests {
         let env = TestEnv::start().await;
         let group = deleting(&env, sample_pd_group("pd", 2)).await;
         let mut s = state(&env, group, None);
-        let report = Runner::new("t", [load_instances(), group_deletion()]).run("k", &mut s).await;
+        let report = env.run(&Runner::new("t", [load_instances(), group_deletion()]), "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
         assert_eq!(env.write_log(), ["patch core.tikv.org/pdgroups/pd"]);
         assert!(s.pass.unsynced.is_empty());
@@ -487,7 +504,7 @@ mod tests {
         };
 
         let mut s = stale(group.clone());
-        let report = runner.run("k", &mut s).await;
+        let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
         assert_eq!(s.group.created.len(), 2, "{:?}", s.group.created);
         assert_eq!(report.entry("updater").unwrap().message(), format!("created {}", s.group.created.join(", ")));
@@ -516,7 +533,7 @@ mod tests {
         // A second pass whose list still shows only pd-a: the expectations count the two
         // created, so nothing is created again.
         let mut s = stale(group.clone());
-        let report = runner.run("k", &mut s).await;
+        let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
         assert_eq!(report.entry("updater").unwrap().message(), "nothing to do");
         assert!(s.group.created.is_empty());
@@ -531,7 +548,7 @@ mod tests {
         let runner = Runner::new("t", [run_updater()]);
         let mut s = state(&env, group.clone(), None);
         s.group.instances_loaded = true;
-        let report = runner.run("k", &mut s).await;
+        let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
         assert_eq!(report.entry("updater").unwrap().message(), "no revision yet");
 
@@ -539,7 +556,7 @@ mod tests {
         s.group.instances = vec![sample_pd("pd-a", "pd"), sample_pd("pd-b", "pd")];
         s.group.instances_loaded = true;
         s.group.update_revision = Some("rev-1".into());
-        let report = runner.run("k", &mut s).await;
+        let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
         assert_eq!(report.entry("updater").unwrap().message(), "scale-in from 2 to 1 is not supported yet");
         assert_eq!(s.group.scale_in, Some((2, 1)));
@@ -590,7 +607,7 @@ mod tests {
             gone,
         ];
         let mut s = status_state(&env, group, instances);
-        let report = Runner::new("t", [group_status()]).run("k", &mut s).await;
+        let report = env.run(&Runner::new("t", [group_status()]), "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
         assert_eq!(report.entry("group_status").unwrap().message(), "2/3 ready, 2 updated");
         let status = &s.pass.status;
@@ -634,7 +651,7 @@ mod tests {
         let runner = Runner::new("t", [group_status(), crate::common::tasks::write_status()]);
 
         let mut s = status_state(&env, group, instances.clone());
-        let report = runner.run("k", &mut s).await;
+        let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.entry("group_status").unwrap().message(), "2/2 ready, 2 updated");
         assert_eq!(report.entry("write_status").unwrap().message(), "written", "{report}");
         assert_eq!(env.write_log(), ["update core.tikv.org/pdgroups/status/pd"]);
@@ -666,7 +683,7 @@ mod tests {
 
         // The same again, from the group as written: nothing to write.
         let mut s = status_state(&env, live, instances);
-        let report = runner.run("k", &mut s).await;
+        let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.entry("write_status").unwrap().message(), "unchanged", "{report}");
         assert_eq!(env.writes(), 1, "{:?}", env.write_log());
     }
@@ -677,7 +694,7 @@ mod tests {
         let instances = vec![instance("pd-a", "rev-2", true), instance("pd-b", "rev-2", true)];
         let mut s = status_state(&env, sample_pd_group("pd", 1), instances.clone());
         s.group.scale_in = Some((2, 1));
-        Runner::new("t", [group_status()]).run("k", &mut s).await;
+        env.run(&Runner::new("t", [group_status()]), "k", &mut s).await;
         assert_eq!(
             condition(&s, types::SYNCED),
             (
@@ -690,7 +707,7 @@ mod tests {
         // Instances created this pass (not yet listed) keep Synced False.
         let mut s = status_state(&env, sample_pd_group("pd", 2), instances);
         s.group.created = vec!["pd-c".into()];
-        Runner::new("t", [group_status()]).run("k", &mut s).await;
+        env.run(&Runner::new("t", [group_status()]), "k", &mut s).await;
         assert_eq!(condition(&s, types::READY).0, "True");
         assert_eq!(condition(&s, types::SYNCED).1, reasons::NOT_ALL_INSTANCES_UP_TO_DATE);
     }
@@ -700,7 +717,7 @@ mod tests {
         let env = TestEnv::start().await;
         let mut s = state(&env, sample_pd_group("pd", 2), None);
         s.pass.not_synced(reasons::SCALE_IN_NOT_SUPPORTED, "kept");
-        let report = Runner::new("t", [group_status()]).run("k", &mut s).await;
+        let report = env.run(&Runner::new("t", [group_status()]), "k", &mut s).await;
         assert_eq!(report.entry("group_status").unwrap().message(), "instances not read; Synced only");
         assert_eq!(
             condition(&s, types::SYNCED),

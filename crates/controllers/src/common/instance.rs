@@ -3,6 +3,7 @@
 //! conditions and the common status fields. The PD and TiKV builders add what only
 //! their component knows (PD member, TiKV store).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -61,7 +62,7 @@ pub fn pod_running(pod: &Pod) -> bool {
         })
 }
 
-/// `load_pod`: GETs the instance's Pod. Writes nothing. Complete, or Fail.
+/// `load_pod`: reads the instance's Pod from the watch cache. Writes nothing. Complete.
 pub fn load_pod<S: InstanceState>() -> Node<S> {
     task("load_pod", |s: &mut S| {
         Box::pin(async move {
@@ -70,21 +71,16 @@ pub fn load_pod<S: InstanceState>() -> Node<S> {
                 return Outcome::complete("no instance");
             };
             let name = instance.pod_name();
-            let api: Api<Pod> = Api::namespaced(pass.ctx.client.clone(), &pass.namespace);
-            match api.get_opt(&name).await {
-                Ok(pod) => {
-                    let message = match &pod {
-                        Some(p) if pod_terminating(p) => format!("pod {name} terminating"),
-                        Some(_) => format!("pod {name}"),
-                        None => format!("no pod {name}"),
-                    };
-                    let parts = s.parts_mut();
-                    parts.pod = pod;
-                    parts.pod_loaded = true;
-                    Outcome::complete(message)
-                }
-                Err(error) => Outcome::fail(error),
-            }
+            let pod = pass.ctx.caches.get::<Pod>(&pass.namespace, &name).map(|p| Pod::clone(&p));
+            let message = match &pod {
+                Some(p) if pod_terminating(p) => format!("pod {name} terminating"),
+                Some(_) => format!("pod {name}"),
+                None => format!("no pod {name}"),
+            };
+            let parts = s.parts_mut();
+            parts.pod = pod;
+            parts.pod_loaded = true;
+            Outcome::complete(message)
         })
     })
 }
@@ -119,10 +115,7 @@ pub async fn run_config_map<S: InstanceState>(
     s.parts_mut().config_hash = Some(hash_of(&desired.data));
     let pass = s.pass();
     let api: Api<ConfigMap> = Api::namespaced(pass.ctx.client.clone(), &pass.namespace);
-    let live = match api.get_opt(&name).await {
-        Ok(live) => live,
-        Err(error) => return Outcome::fail(error),
-    };
+    let live = pass.ctx.caches.get::<ConfigMap>(&pass.namespace, &name).map(|c| ConfigMap::clone(&c));
     match apply(&api, live.as_ref(), desired).await {
         Ok(Applied::Unchanged) => Outcome::complete("up to date"),
         Ok(applied) => {
@@ -155,17 +148,11 @@ pub fn volumes<S: InstanceState>() -> Node<S> {
                 }
             };
             let api: Api<PersistentVolumeClaim> = Api::namespaced(pass.ctx.client.clone(), &pass.namespace);
-            let selector = format!(
-                "{}={},{}={}",
-                names::LABEL_COMPONENT,
-                S::I::COMPONENT,
-                names::LABEL_INSTANCE,
-                instance.name_any()
-            );
-            let live = match api.list(&ListParams::default().labels(&selector)).await {
-                Ok(list) => list.items,
-                Err(error) => return Outcome::fail(error),
-            };
+            let selector = BTreeMap::from([
+                (names::LABEL_COMPONENT.to_string(), S::I::COMPONENT.to_string()),
+                (names::LABEL_INSTANCE.to_string(), instance.name_any()),
+            ]);
+            let live = pass.ctx.caches.list::<PersistentVolumeClaim>(&pass.namespace, &selector);
             let mut created = Vec::new();
             for pvc in desired {
                 if let Some(existing) = live.iter().find(|l| l.name_any() == pvc.name_any()) {
@@ -424,7 +411,7 @@ mod tests {
         let env = TestEnv::start().await;
         let tikv = env.create(sample_tikv("tikv-a", "tikv")).await;
         let runner = Runner::new("t", [pod::<TikvState>(render)]);
-        runner.run("k", &mut state(&env, tikv.clone(), None)).await;
+        env.run(&runner, "k", &mut state(&env, tikv.clone(), None)).await;
         assert_eq!(env.write_log(), ["create pods/"]);
 
         // Someone removed one of our labels.
@@ -434,14 +421,14 @@ mod tests {
         env.sim.requests().reset();
 
         let mut s = state(&env, tikv.clone(), Some(live));
-        let report = runner.run("k", &mut s).await;
+        let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
         assert_eq!(report.entry("pod").unwrap().message(), "labels updated");
         assert_eq!(env.write_log(), ["patch pods/tikv-tikv-a"]);
         let live: Pod = env.get("tikv-tikv-a").await;
         assert_eq!(live.labels().get(names::LABEL_INSTANCE).map(String::as_str), Some("tikv-a"));
 
-        let report = runner.run("k", &mut state(&env, tikv, Some(live))).await;
+        let report = env.run(&runner, "k", &mut state(&env, tikv, Some(live))).await;
         assert_eq!(report.entry("pod").unwrap().message(), "up to date");
         assert_eq!(env.write_log(), ["patch pods/tikv-tikv-a"]);
     }
@@ -451,7 +438,7 @@ mod tests {
         let env = TestEnv::start().await;
         let mut s = state(&env, sample_tikv("tikv-a", "tikv"), None);
         s.parts.config_hash = None;
-        let report = Runner::new("t", [pod::<TikvState>(render)]).run("k", &mut s).await;
+        let report = env.run(&Runner::new("t", [pod::<TikvState>(render)]), "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
         assert_eq!(s.pass.unsynced[0].reason, reasons::POD_NOT_UP_TO_DATE);
         assert_eq!(env.writes(), 0);

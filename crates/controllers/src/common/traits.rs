@@ -20,7 +20,8 @@ use tikv_operator_api::{
 
 /// Any of the five kinds.
 pub trait Object:
-    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    crate::cache::Cached
+    + Resource<DynamicType = (), Scope = NamespaceResourceScope>
     + Clone
     + Debug
     + Serialize

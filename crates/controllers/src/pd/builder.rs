@@ -52,7 +52,7 @@ mod tests {
         let runner = Runner::new("pd", tasks());
 
         let mut state = PdState::new(env.ctx.clone(), "default", "pd-abc123");
-        let report = runner.run("default/pd-abc123", &mut state).await;
+        let report = env.run(&runner, "default/pd-abc123", &mut state).await;
         assert!(report.error().is_none(), "{report}");
         let pod: Pod = env.get("pd-pd-abc123").await;
         let command = pod.spec.unwrap().containers[0].command.clone().unwrap();
@@ -66,11 +66,12 @@ mod tests {
         assert_eq!(live.finalizers(), [tikv_operator_api::names::FINALIZER]);
         assert!(live.status.is_some(), "conditions are reported");
 
-        let writes = env.writes();
+        env.synced().await;
+        env.sim.requests().reset();
         let mut state = PdState::new(env.ctx.clone(), "default", "pd-abc123");
-        let report = runner.run("default/pd-abc123", &mut state).await;
+        let report = env.run(&runner, "default/pd-abc123", &mut state).await;
         assert!(report.error().is_none(), "{report}");
-        assert_eq!(env.writes(), writes, "nothing to do means no write: {:?}\n{report}", env.write_log());
+        assert_eq!(env.requests(), Vec::<String>::new(), "a pass with nothing to do makes no API request: {report}");
     }
 
     #[tokio::test]
@@ -117,7 +118,7 @@ mod tests {
         env.create(sample_pd_group("pd", 1)).await;
         env.create(sample_pd("pd-abc123", "pd")).await;
         let mut state = PdState::new(env.ctx.clone(), "default", "pd-abc123");
-        let report = Runner::new("pd", tasks()).run("default/pd-abc123", &mut state).await;
+        let report = env.run(&Runner::new("pd", tasks()), "default/pd-abc123", &mut state).await;
         assert!(!report.ran("pod") && !report.ran("ensure_finalizer"), "{report}");
         assert_eq!(env.write_log(), ["update core.tikv.org/pds/status/pd-abc123"]);
     }

@@ -15,20 +15,17 @@ pub mod tasks;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::ResourceExt;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use tikv_operator_api::names::{COMPONENT_PD, LABEL_COMPONENT, LABEL_GROUP, LABEL_INSTANCE};
 use tikv_operator_api::{Cluster, PD, PDGroup};
 use tikv_operator_task::Runner;
 
 use crate::common::{Instance, Object};
 use crate::context::Context;
-use crate::controller::{
-    ControllerData, Shutdown, api, drain, error_policy, key_of, managed_config, pd_events, reflected, stream,
-};
+use crate::controller::{ControllerData, Shutdown, drain, error_policy, key_of, pd_events};
 use crate::error::Error;
 use state::PdState;
 
@@ -49,15 +46,8 @@ fn refs(store: &Store<PD>, keep: impl Fn(&PD) -> bool) -> Vec<ObjectRef<PD>> {
 }
 
 pub async fn run(ctx: Arc<Context>, shutdown: Shutdown) {
-    let namespace = ctx.config.namespace.clone();
-    let ns = namespace.as_deref();
-    let component = format!("{LABEL_COMPONENT}={COMPONENT_PD}");
-    let (store, pds) = reflected(api::<PD>(&ctx.client, ns), watcher::Config::default());
-    let pods = stream(api::<Pod>(&ctx.client, ns), managed_config(&component));
-    let config_maps = stream(api::<ConfigMap>(&ctx.client, ns), managed_config(&component));
-    let pvcs = stream(api::<PersistentVolumeClaim>(&ctx.client, ns), managed_config(&component));
-    let clusters = stream(api::<Cluster>(&ctx.client, ns), watcher::Config::default());
-    let groups = stream(api::<PDGroup>(&ctx.client, ns), watcher::Config::default());
+    let caches = &ctx.caches;
+    let store = caches.pds.store().clone();
 
     let events_store = store.clone();
     let pd = pd_events(&ctx).flat_map(move |e| {
@@ -76,17 +66,20 @@ pub async fn run(ctx: Arc<Context>, shutdown: Shutdown) {
     });
     let (cluster_store, group_store) = (store.clone(), store.clone());
     let data = ControllerData::new(ctx.clone(), runner());
-    let controller = Controller::for_stream(pds, store)
-        .owns_stream(pods)
-        .owns_stream(config_maps)
-        .watches_stream(pvcs, |pvc: PersistentVolumeClaim| {
+    let controller = Controller::for_shared_stream(caches.pds.subscribe(), store)
+        .owns_shared_stream(caches.pods.subscribe())
+        .owns_shared_stream(caches.config_maps.subscribe())
+        .watches_shared_stream(caches.pvcs.subscribe(), |pvc: Arc<PersistentVolumeClaim>| {
+            if pvc.labels().get(LABEL_COMPONENT).map(String::as_str) != Some(COMPONENT_PD) {
+                return None;
+            }
             let name = pvc.labels().get(LABEL_INSTANCE).cloned()?;
             Some(ObjectRef::<PD>::new(&name).within(&pvc.namespace()?))
         })
-        .watches_stream(clusters, move |cluster: Cluster| {
+        .watches_shared_stream(caches.clusters.subscribe(), move |cluster: Arc<Cluster>| {
             refs(&cluster_store, |p| p.namespace() == cluster.namespace() && p.cluster_name() == cluster.name_any())
         })
-        .watches_stream(groups, move |group: PDGroup| {
+        .watches_shared_stream(caches.pd_groups.subscribe(), move |group: Arc<PDGroup>| {
             refs(&group_store, |p| {
                 p.namespace() == group.namespace() && p.labels().get(LABEL_GROUP) == Some(&group.name_any())
             })

@@ -52,7 +52,7 @@ mod tests {
         let runner = Runner::new("pdgroup", tasks());
         for _ in 0..2 {
             let mut state = PdGroupState::new(env.ctx.clone(), "default", "pd");
-            let report = runner.run("default/pd", &mut state).await;
+            let report = env.run(&runner, "default/pd", &mut state).await;
             assert!(report.error().is_none(), "{report}");
         }
         let members: Vec<PD> = env.list().await;
@@ -70,10 +70,11 @@ mod tests {
         }
         assert_eq!(group.status.as_ref().unwrap().group.replicas, 3);
 
-        let writes = env.writes();
+        env.synced().await;
+        env.sim.requests().reset();
         let mut state = PdGroupState::new(env.ctx.clone(), "default", "pd");
-        let report = runner.run("default/pd", &mut state).await;
-        assert_eq!(env.writes(), writes, "{:?}\n{report}", env.write_log());
+        let report = env.run(&runner, "default/pd", &mut state).await;
+        assert_eq!(env.requests(), Vec::<String>::new(), "a pass with nothing to do makes no API request: {report}");
     }
 
     async fn patch_group(env: &TestEnv, patch: serde_json::Value) {
@@ -178,7 +179,7 @@ mod tests {
         env.create(sample_cluster("basic")).await;
         env.create(sample_pd_group("pd", 2)).await;
         let runner = Runner::new("pdgroup", tasks());
-        runner.run("k", &mut PdGroupState::new(env.ctx.clone(), "default", "pd")).await;
+        env.run(&runner, "k", &mut PdGroupState::new(env.ctx.clone(), "default", "pd")).await;
         let api: kube::Api<PDGroup> = kube::Api::namespaced(env.client.clone(), "default");
         api.patch(
             "pd",
@@ -187,7 +188,7 @@ mod tests {
         )
         .await
         .unwrap();
-        runner.run("k", &mut PdGroupState::new(env.ctx.clone(), "default", "pd")).await;
+        env.run(&runner, "k", &mut PdGroupState::new(env.ctx.clone(), "default", "pd")).await;
         assert_eq!(env.list::<PD>().await.len(), 2, "nothing removed");
         let group: PDGroup = env.get("pd").await;
         let synced = tikv_operator_api::condition::find_condition(&group.status.unwrap().common.conditions, "Synced")

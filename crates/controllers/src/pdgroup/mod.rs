@@ -12,19 +12,14 @@ pub mod tasks;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
-use tikv_operator_api::names::{COMPONENT_PD, LABEL_COMPONENT};
-use tikv_operator_api::{Cluster, PD, PDGroup};
+use tikv_operator_api::{Cluster, PDGroup};
 use tikv_operator_task::Runner;
 
 use crate::context::Context;
-use crate::controller::{
-    ControllerData, Shutdown, api, drain, error_policy, key_of, managed_config, pd_events, reflected, stream,
-};
+use crate::controller::{ControllerData, Shutdown, drain, error_policy, key_of, pd_events};
 use crate::error::Error;
 use state::PdGroupState;
 
@@ -50,13 +45,8 @@ fn of_cluster(store: &Store<PDGroup>, namespace: &str, cluster: &str) -> Vec<Obj
 }
 
 pub async fn run(ctx: Arc<Context>, shutdown: Shutdown) {
-    let namespace = ctx.config.namespace.clone();
-    let ns = namespace.as_deref();
-    let (store, groups) = reflected(api::<PDGroup>(&ctx.client, ns), watcher::Config::default());
-    let instances = stream(api::<PD>(&ctx.client, ns), watcher::Config::default());
-    let services =
-        stream(api::<Service>(&ctx.client, ns), managed_config(&format!("{LABEL_COMPONENT}={COMPONENT_PD}")));
-    let clusters = stream(api::<Cluster>(&ctx.client, ns), watcher::Config::default());
+    let caches = &ctx.caches;
+    let store = caches.pd_groups.store().clone();
     let events_store = store.clone();
     let pd = pd_events(&ctx).flat_map(move |e| {
         let wanted = e.event.as_ref().is_none_or(|ev| ev.member_name().is_some() || ev.is_cluster_wide());
@@ -66,10 +56,10 @@ pub async fn run(ctx: Arc<Context>, shutdown: Shutdown) {
     });
     let cluster_store = store.clone();
     let data = ControllerData::new(ctx.clone(), runner());
-    let controller = Controller::for_stream(groups, store)
-        .owns_stream(instances)
-        .owns_stream(services)
-        .watches_stream(clusters, move |c: Cluster| {
+    let controller = Controller::for_shared_stream(caches.pd_groups.subscribe(), store)
+        .owns_shared_stream(caches.pds.subscribe())
+        .owns_shared_stream(caches.services.subscribe())
+        .watches_shared_stream(caches.clusters.subscribe(), move |c: Arc<Cluster>| {
             of_cluster(&cluster_store, &c.namespace().unwrap_or_default(), &c.name_any())
         })
         .reconcile_on(pd)

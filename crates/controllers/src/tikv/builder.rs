@@ -44,7 +44,7 @@ mod tests {
         env.create(sample_cluster("basic")).await;
         env.create(sample_tikv("tikv-abc123", "tikv")).await;
         let runner = Runner::new("tikv", tasks());
-        let report = runner.run("k", &mut TikvState::new(env.ctx.clone(), "default", "tikv-abc123")).await;
+        let report = env.run(&runner, "k", &mut TikvState::new(env.ctx.clone(), "default", "tikv-abc123")).await;
         assert!(report.entry("pod").unwrap().message().contains("no PD URL"), "{report}");
 
         let clusters: Api<Cluster> = Api::namespaced(env.client.clone(), "default");
@@ -52,7 +52,7 @@ mod tests {
         cluster.status.get_or_insert_default().pd = Some("http://pd-pd.default.svc:2379".into());
         clusters.replace_status("basic", &Default::default(), &cluster).await.unwrap();
 
-        runner.run("k", &mut TikvState::new(env.ctx.clone(), "default", "tikv-abc123")).await;
+        env.run(&runner, "k", &mut TikvState::new(env.ctx.clone(), "default", "tikv-abc123")).await;
         let pod: Pod = env.get("tikv-tikv-abc123").await;
         assert!(
             pod.spec.unwrap().containers[0]
@@ -62,8 +62,9 @@ mod tests {
                 .contains(&"--pd=http://pd-pd.default.svc:2379".to_string())
         );
 
-        let writes = env.writes();
-        let report = runner.run("k", &mut TikvState::new(env.ctx.clone(), "default", "tikv-abc123")).await;
-        assert_eq!(env.writes(), writes, "{:?}\n{report}", env.write_log());
+        env.synced().await;
+        env.sim.requests().reset();
+        let report = env.run(&runner, "k", &mut TikvState::new(env.ctx.clone(), "default", "tikv-abc123")).await;
+        assert_eq!(env.requests(), Vec::<String>::new(), "a pass with nothing to do makes no API request: {report}");
     }
 }

@@ -15,11 +15,10 @@ pub mod tasks;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::ResourceExt;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use tikv_operator_api::names::{COMPONENT_TIKV, LABEL_COMPONENT, LABEL_INSTANCE};
 use tikv_operator_api::{Cluster, TiKV};
 use tikv_operator_pd::PdEvent;
@@ -27,9 +26,7 @@ use tikv_operator_task::Runner;
 
 use crate::common::Object;
 use crate::context::Context;
-use crate::controller::{
-    ControllerData, Shutdown, api, drain, error_policy, key_of, managed_config, pd_events, reflected, stream,
-};
+use crate::controller::{ControllerData, Shutdown, drain, error_policy, key_of, pd_events};
 use crate::error::Error;
 use state::TikvState;
 
@@ -60,14 +57,8 @@ pub fn event_matches(tikv: &TiKV, event: &PdEvent) -> bool {
 }
 
 pub async fn run(ctx: Arc<Context>, shutdown: Shutdown) {
-    let namespace = ctx.config.namespace.clone();
-    let ns = namespace.as_deref();
-    let component = format!("{LABEL_COMPONENT}={COMPONENT_TIKV}");
-    let (store, tikvs) = reflected(api::<TiKV>(&ctx.client, ns), watcher::Config::default());
-    let pods = stream(api::<Pod>(&ctx.client, ns), managed_config(&component));
-    let config_maps = stream(api::<ConfigMap>(&ctx.client, ns), managed_config(&component));
-    let pvcs = stream(api::<PersistentVolumeClaim>(&ctx.client, ns), managed_config(&component));
-    let clusters = stream(api::<Cluster>(&ctx.client, ns), watcher::Config::default());
+    let caches = &ctx.caches;
+    let store = caches.tikvs.store().clone();
     let events_store = store.clone();
     let pd = pd_events(&ctx).flat_map(move |e| {
         let in_cluster = |t: &TiKV| {
@@ -84,14 +75,17 @@ pub async fn run(ctx: Arc<Context>, shutdown: Shutdown) {
     });
     let cluster_store = store.clone();
     let data = ControllerData::new(ctx.clone(), runner());
-    let controller = Controller::for_stream(tikvs, store)
-        .owns_stream(pods)
-        .owns_stream(config_maps)
-        .watches_stream(pvcs, |pvc: PersistentVolumeClaim| {
+    let controller = Controller::for_shared_stream(caches.tikvs.subscribe(), store)
+        .owns_shared_stream(caches.pods.subscribe())
+        .owns_shared_stream(caches.config_maps.subscribe())
+        .watches_shared_stream(caches.pvcs.subscribe(), |pvc: Arc<PersistentVolumeClaim>| {
+            if pvc.labels().get(LABEL_COMPONENT).map(String::as_str) != Some(COMPONENT_TIKV) {
+                return None;
+            }
             let name = pvc.labels().get(LABEL_INSTANCE).cloned()?;
             Some(ObjectRef::<TiKV>::new(&name).within(&pvc.namespace()?))
         })
-        .watches_stream(clusters, move |cluster: Cluster| {
+        .watches_shared_stream(caches.clusters.subscribe(), move |cluster: Arc<Cluster>| {
             refs(&cluster_store, |t| t.namespace() == cluster.namespace() && t.cluster_name() == cluster.name_any())
         })
         .reconcile_on(pd)

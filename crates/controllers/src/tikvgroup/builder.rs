@@ -49,13 +49,14 @@ mod tests {
         env.create(sample_tikv_group("tikv", 3)).await;
         let runner = Runner::new("tikvgroup", tasks());
         for _ in 0..2 {
-            let report = runner.run("k", &mut TikvGroupState::new(env.ctx.clone(), "default", "tikv")).await;
+            let report = env.run(&runner, "k", &mut TikvGroupState::new(env.ctx.clone(), "default", "tikv")).await;
             assert!(report.error().is_none(), "{report}");
         }
         assert_eq!(env.list::<TiKV>().await.len(), 3);
-        let writes = env.writes();
-        let report = runner.run("k", &mut TikvGroupState::new(env.ctx.clone(), "default", "tikv")).await;
-        assert_eq!(env.writes(), writes, "{:?}\n{report}", env.write_log());
+        env.synced().await;
+        env.sim.requests().reset();
+        let report = env.run(&runner, "k", &mut TikvGroupState::new(env.ctx.clone(), "default", "tikv")).await;
+        assert_eq!(env.requests(), Vec::<String>::new(), "a pass with nothing to do makes no API request: {report}");
     }
 
     async fn patch_group(env: &TestEnv, patch: serde_json::Value) {

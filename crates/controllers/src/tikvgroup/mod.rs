@@ -10,19 +10,14 @@ pub mod tasks;
 
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
-use tikv_operator_api::names::{COMPONENT_TIKV, LABEL_COMPONENT};
-use tikv_operator_api::{Cluster, PDGroup, TiKV, TiKVGroup};
+use tikv_operator_api::{Cluster, PDGroup, TiKVGroup};
 use tikv_operator_task::Runner;
 
 use crate::context::Context;
-use crate::controller::{
-    ControllerData, Shutdown, api, drain, error_policy, key_of, managed_config, reflected, stream,
-};
+use crate::controller::{ControllerData, Shutdown, drain, error_policy, key_of};
 use crate::error::Error;
 use state::TikvGroupState;
 
@@ -48,21 +43,19 @@ fn of_cluster(store: &Store<TiKVGroup>, namespace: Option<String>, cluster: &str
 }
 
 pub async fn run(ctx: Arc<Context>, shutdown: Shutdown) {
-    let namespace = ctx.config.namespace.clone();
-    let ns = namespace.as_deref();
-    let (store, groups) = reflected(api::<TiKVGroup>(&ctx.client, ns), watcher::Config::default());
-    let instances = stream(api::<TiKV>(&ctx.client, ns), watcher::Config::default());
-    let services =
-        stream(api::<Service>(&ctx.client, ns), managed_config(&format!("{LABEL_COMPONENT}={COMPONENT_TIKV}")));
-    let clusters = stream(api::<Cluster>(&ctx.client, ns), watcher::Config::default());
-    let pd_groups = stream(api::<PDGroup>(&ctx.client, ns), watcher::Config::default());
+    let caches = &ctx.caches;
+    let store = caches.tikv_groups.store().clone();
     let (by_cluster, by_pd) = (store.clone(), store.clone());
     let data = ControllerData::new(ctx.clone(), runner());
-    let controller = Controller::for_stream(groups, store)
-        .owns_stream(instances)
-        .owns_stream(services)
-        .watches_stream(clusters, move |c: Cluster| of_cluster(&by_cluster, c.namespace(), &c.name_any()))
-        .watches_stream(pd_groups, move |g: PDGroup| of_cluster(&by_pd, g.namespace(), &g.spec.cluster.name))
+    let controller = Controller::for_shared_stream(caches.tikv_groups.subscribe(), store)
+        .owns_shared_stream(caches.tikvs.subscribe())
+        .owns_shared_stream(caches.services.subscribe())
+        .watches_shared_stream(caches.clusters.subscribe(), move |c: Arc<Cluster>| {
+            of_cluster(&by_cluster, c.namespace(), &c.name_any())
+        })
+        .watches_shared_stream(caches.pd_groups.subscribe(), move |g: Arc<PDGroup>| {
+            of_cluster(&by_pd, g.namespace(), &g.spec.cluster.name)
+        })
         .with_config(controller::Config::default().concurrency(ctx.config.concurrency.tikv_group))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, data);

@@ -2,7 +2,7 @@
 //! (their controllers release their instances; PVCs stay unless the deletion policy
 //! says Delete), then stops polling its PD.
 //!
-//! Reads: the groups loaded. Writes: DELETE of each group not yet deleting.
+//! Reads: the groups loaded, and a fresh list before concluding none remain. Writes: DELETE of each group not yet deleting.
 //! Outcomes: Wait while groups remain (their deletion events re-trigger the Cluster);
 //! Complete when none remain; Fail on an API error.
 
@@ -17,9 +17,18 @@ use crate::error::is_not_found;
 pub fn delete_groups() -> Node<ClusterState> {
     task("delete_groups", |s: &mut ClusterState| {
         Box::pin(async move {
-            let remaining = s.pd_groups.len() + s.tikv_groups.len();
+            let mut remaining = s.pd_groups.len() + s.tikv_groups.len();
             if remaining == 0 {
-                return Outcome::complete("no groups left");
+                // What follows releases the Cluster: confirm with a fresh list that the
+                // cache is not merely behind.
+                match crate::cluster::tasks::fresh_groups(s).await {
+                    Ok((pd, kv)) if pd.is_empty() && kv.is_empty() => return Outcome::complete("no groups left"),
+                    Ok((pd, kv)) => {
+                        remaining = pd.len() + kv.len();
+                        (s.pd_groups, s.tikv_groups) = (pd, kv);
+                    }
+                    Err(error) => return Outcome::fail(error),
+                }
             }
             let client = s.pass.ctx.client.clone();
             let pd: Api<PDGroup> = Api::namespaced(client.clone(), &s.pass.namespace);
@@ -69,6 +78,7 @@ mod tests {
         env.create(cluster).await;
         let api: Api<Cluster> = Api::namespaced(env.client.clone(), "default");
         api.delete("basic", &DeleteParams::default()).await.unwrap();
+        env.synced().await;
         env.sim.requests().reset();
     }
 
@@ -88,7 +98,7 @@ mod tests {
         s.tikv_groups = vec![kv];
         s.groups_loaded = true;
         let runner = Runner::new("t", [delete_groups()]);
-        let report = runner.run("k", &mut s).await;
+        let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
         assert_eq!(env.write_log(), ["delete core.tikv.org/pdgroups/pd", "delete core.tikv.org/tikvgroups/tikv"]);
 
@@ -97,14 +107,28 @@ mod tests {
         s.pd_groups = vec![env.get("pd").await];
         s.tikv_groups = vec![env.get("tikv").await];
         s.groups_loaded = true;
-        let report = runner.run("k", &mut s).await;
+        let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
         assert_eq!(env.writes(), 2, "{:?}", env.write_log());
 
+        // A loaded list that is empty (a cache behind) is confirmed by a fresh one: the
+        // groups are still there, so the pass waits for them.
         let mut s = ClusterState::new(env.ctx.clone(), "default", "basic");
-        let report = runner.run("k", &mut s).await;
-        assert_eq!(report.entry("delete_groups").unwrap().message(), "no groups left");
+        s.groups_loaded = true;
+        let report = env.run(&runner, "k", &mut s).await;
+        assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
         assert_eq!(env.writes(), 2);
+
+        // Once they are gone, nothing is left.
+        let patch = serde_json::json!({"metadata": {"finalizers": null}});
+        let pd_api: Api<PDGroup> = Api::namespaced(env.client.clone(), "default");
+        let kv_api: Api<TiKVGroup> = Api::namespaced(env.client.clone(), "default");
+        pd_api.patch("pd", &Default::default(), &kube::api::Patch::Merge(&patch)).await.unwrap();
+        kv_api.patch("tikv", &Default::default(), &kube::api::Patch::Merge(&patch)).await.unwrap();
+        let mut s = ClusterState::new(env.ctx.clone(), "default", "basic");
+        let report = env.run(&runner, "k", &mut s).await;
+        assert_eq!(report.entry("delete_groups").unwrap().message(), "no groups left");
+        assert_eq!(env.writes(), 4, "{:?}", env.write_log());
     }
 
     #[tokio::test]
@@ -114,7 +138,7 @@ mod tests {
         env.create(with_finalizer(sample_pd_group("pd", 3))).await;
         let runner = Runner::new("cluster", tasks());
 
-        let report = runner.run("k", &mut ClusterState::new(env.ctx.clone(), "default", "basic")).await;
+        let report = env.run(&runner, "k", &mut ClusterState::new(env.ctx.clone(), "default", "basic")).await;
         assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
         assert!(!report.ran("release_finalizer"), "{report}");
         // (The runbook's `finally` reports the Cluster's conditions.)
@@ -124,7 +148,7 @@ mod tests {
         assert_eq!(live.metadata.finalizers, Some(vec![FINALIZER.to_string()]));
 
         // The group is still there (its own finalizer): the Cluster keeps its finalizer.
-        let report = runner.run("k", &mut ClusterState::new(env.ctx.clone(), "default", "basic")).await;
+        let report = env.run(&runner, "k", &mut ClusterState::new(env.ctx.clone(), "default", "basic")).await;
         assert!(!report.ran("release_finalizer"), "{report}");
         assert_eq!(env.write_log(), first, "nothing more to write");
 
@@ -132,8 +156,9 @@ mod tests {
         let groups: Api<PDGroup> = Api::namespaced(env.client.clone(), "default");
         let patch = serde_json::json!({"metadata": {"finalizers": null}});
         groups.patch("pd", &Default::default(), &kube::api::Patch::Merge(&patch)).await.unwrap();
+        env.synced().await;
         env.sim.requests().reset();
-        let report = runner.run("k", &mut ClusterState::new(env.ctx.clone(), "default", "basic")).await;
+        let report = env.run(&runner, "k", &mut ClusterState::new(env.ctx.clone(), "default", "basic")).await;
         assert!(report.ran("release_finalizer"), "{report}");
         assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
         assert_eq!(env.write_log(), ["patch core.tikv.org/clusters/basic"]);

@@ -1,7 +1,7 @@
 //! `load_groups`: the PD and TiKV groups of this cluster.
 //!
-//! Reads: PDGroups and TiKVGroups of the namespace (filtered by `spec.cluster.name`).
-//! Writes: nothing. Complete, or Fail on an API error. Also makes the Cluster the
+//! Reads: PDGroups and TiKVGroups of the namespace (filtered by `spec.cluster.name`)
+//! from the watch caches. Writes: nothing. Complete. Also makes the Cluster the
 //! pass's `cluster`, so the shared guards (paused, deleting) read it.
 
 use kube::Api;
@@ -15,21 +15,42 @@ pub fn load_groups() -> Node<ClusterState> {
     task("load_groups", |s: &mut ClusterState| {
         Box::pin(async move {
             s.pass.cluster = s.pass.object.clone();
-            let client = s.pass.ctx.client.clone();
-            let pd: Api<PDGroup> = Api::namespaced(client.clone(), &s.pass.namespace);
-            let kv: Api<TiKVGroup> = Api::namespaced(client, &s.pass.namespace);
-            let params = ListParams::default();
-            let (pd, kv) = match futures::try_join!(pd.list(&params), kv.list(&params)) {
-                Ok(lists) => lists,
-                Err(error) => return Outcome::fail(error),
-            };
             let name = s.pass.name.clone();
-            s.pd_groups = pd.items.into_iter().filter(|g| g.spec.cluster.name == name).collect();
-            s.tikv_groups = kv.items.into_iter().filter(|g| g.spec.cluster.name == name).collect();
+            let caches = &s.pass.ctx.caches;
+            let of_cluster = |cluster: &str| cluster == name;
+            s.pd_groups = caches
+                .pd_groups
+                .list(&s.pass.namespace, &Default::default())
+                .iter()
+                .filter(|g| of_cluster(&g.spec.cluster.name))
+                .map(|g| PDGroup::clone(g))
+                .collect();
+            s.tikv_groups = caches
+                .tikv_groups
+                .list(&s.pass.namespace, &Default::default())
+                .iter()
+                .filter(|g| of_cluster(&g.spec.cluster.name))
+                .map(|g| TiKVGroup::clone(g))
+                .collect();
             s.groups_loaded = true;
             Outcome::complete(format!("{} PD groups, {} TiKV groups", s.pd_groups.len(), s.tikv_groups.len()))
         })
     })
+}
+
+/// The cluster's groups as the API server has them now: what a destructive decision
+/// (releasing the Cluster) is confirmed with.
+pub async fn fresh_groups(s: &ClusterState) -> Result<(Vec<PDGroup>, Vec<TiKVGroup>), kube::Error> {
+    let client = s.pass.ctx.client.clone();
+    let pd: Api<PDGroup> = Api::namespaced(client.clone(), &s.pass.namespace);
+    let kv: Api<TiKVGroup> = Api::namespaced(client, &s.pass.namespace);
+    let params = ListParams::default();
+    let (pd, kv) = futures::try_join!(pd.list(&params), kv.list(&params))?;
+    let name = &s.pass.name;
+    Ok((
+        pd.items.into_iter().filter(|g| &g.spec.cluster.name == name).collect(),
+        kv.items.into_iter().filter(|g| &g.spec.cluster.name == name).collect(),
+    ))
 }
 
 #[cfg(test)]
@@ -54,7 +75,7 @@ mod tests {
         foreign.spec.cluster.name = "other".into();
         env.create(foreign).await;
         let mut s = state(&env);
-        let report = Runner::new("t", [load_groups()]).run("k", &mut s).await;
+        let report = env.run(&Runner::new("t", [load_groups()]), "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
         assert_eq!(report.entry("load_groups").unwrap().message(), "1 PD groups, 1 TiKV groups");
         assert_eq!(s.pd_groups.iter().map(|g| g.name_any()).collect::<Vec<_>>(), ["pd"]);
@@ -68,7 +89,7 @@ mod tests {
     async fn no_groups_is_complete_and_loaded() {
         let env = TestEnv::start().await;
         let mut s = state(&env);
-        let report = Runner::new("t", [load_groups()]).run("k", &mut s).await;
+        let report = env.run(&Runner::new("t", [load_groups()]), "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
         assert_eq!(report.entry("load_groups").unwrap().message(), "0 PD groups, 0 TiKV groups");
         assert!(s.groups_loaded, "an empty list is a read, so deletion may proceed");

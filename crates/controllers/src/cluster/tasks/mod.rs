@@ -9,5 +9,5 @@ mod pd;
 pub use cluster_id::cluster_id;
 pub use conditions::conditions;
 pub use deletion::{delete_groups, drop_pd};
-pub use load_groups::load_groups;
+pub use load_groups::{fresh_groups, load_groups};
 pub use pd::{pd_url, register_pd};

@@ -72,7 +72,7 @@ mod tests {
         env.create(sample_pd("pd-abc123", "pd")).await;
         let runner = Runner::new("test", [load_object(), ensure_finalizer()]);
         let mut state = PdOnly::new(&env, "pd-abc123");
-        runner.run("k", &mut state).await;
+        env.run(&runner, "k", &mut state).await;
         let live: PD = env.get("pd-abc123").await;
         assert_eq!(live.finalizers(), [FINALIZER]);
         assert_eq!(
@@ -83,7 +83,7 @@ mod tests {
 
         let writes = env.writes();
         let mut state = PdOnly::new(&env, "pd-abc123");
-        let report = runner.run("k", &mut state).await;
+        let report = env.run(&runner, "k", &mut state).await;
         assert_eq!(report.entry("ensure_finalizer").unwrap().message(), "present");
         assert_eq!(env.writes(), writes);
     }
@@ -93,13 +93,13 @@ mod tests {
         let env = TestEnv::start().await;
         env.create(sample_pd("pd-abc123", "pd")).await;
         let mut state = PdOnly::new(&env, "pd-abc123");
-        Runner::new("test", [load_object()]).run("k", &mut state).await;
+        env.run(&Runner::new("test", [load_object()]), "k", &mut state).await;
         // Someone else changes the object after our read.
         let api: Api<PD> = Api::namespaced(env.client.clone(), "default");
         api.patch("pd-abc123", &patch_params(), &Patch::Merge(json!({"metadata": {"labels": {"x": "y"}}})))
             .await
             .unwrap();
-        let report = Runner::new("test", [ensure_finalizer()]).run("k", &mut state).await;
+        let report = env.run(&Runner::new("test", [ensure_finalizer()]), "k", &mut state).await;
         assert!(matches!(report.action(), tikv_operator_task::PassResult::RequeueAfter(_)), "{report}");
     }
 }

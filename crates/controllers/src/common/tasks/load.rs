@@ -1,39 +1,36 @@
 //! `load_object` and `load_cluster`.
 //!
-//! Reads: the object, then its Cluster, from the API server. Writes: nothing.
+//! Reads: the object, then its Cluster, from the watch caches. Writes: nothing.
 //! Outcomes: Complete when loaded or gone (guards decide what a missing object means);
 //! Wait when the Cluster does not exist (its creation triggers every group and
-//! instance); Fail on an unexpected API error.
+//! instance).
 
-use kube::Api;
 use tikv_operator_api::Cluster;
 use tikv_operator_task::{Node, Outcome, task};
 
 use crate::common::{Object, PassState};
 
-/// GETs the object; a missing one leaves `object` empty.
+/// Reads the object; a missing one leaves `object` empty.
 pub fn load_object<S: PassState>() -> Node<S> {
     task("load_object", |s: &mut S| {
         Box::pin(async move {
             let pass = s.pass_mut();
-            let api: Api<S::Object> = Api::namespaced(pass.ctx.client.clone(), &pass.namespace);
-            match api.get_opt(&pass.name).await {
-                Ok(Some(object)) => {
+            match pass.ctx.caches.get::<S::Object>(&pass.namespace, &pass.name) {
+                Some(object) => {
                     pass.status = object.status().cloned().unwrap_or_default();
-                    pass.object = Some(object);
+                    pass.object = Some(S::Object::clone(&object));
                     Outcome::complete("loaded")
                 }
-                Ok(None) => {
+                None => {
                     pass.object = None;
                     Outcome::complete("gone")
                 }
-                Err(error) => Outcome::fail(error),
             }
         })
     })
 }
 
-/// GETs the object's Cluster.
+/// Reads the object's Cluster.
 pub fn load_cluster<S: PassState>() -> Node<S> {
     task("load_cluster", |s: &mut S| {
         Box::pin(async move {
@@ -41,17 +38,15 @@ pub fn load_cluster<S: PassState>() -> Node<S> {
             let Some(name) = pass.object.as_ref().map(Object::cluster_name) else {
                 return Outcome::complete("no object");
             };
-            let api: Api<Cluster> = Api::namespaced(pass.ctx.client.clone(), &pass.namespace);
-            match api.get_opt(&name).await {
-                Ok(Some(cluster)) => {
-                    pass.cluster = Some(cluster);
+            match pass.ctx.caches.get::<Cluster>(&pass.namespace, &name) {
+                Some(cluster) => {
+                    pass.cluster = Some(Cluster::clone(&cluster));
                     Outcome::complete(format!("cluster {name}"))
                 }
-                Ok(None) => {
+                None => {
                     pass.cluster = None;
                     Outcome::wait(format!("cluster {name} does not exist; waiting for it to be created"))
                 }
-                Err(error) => Outcome::fail(error),
             }
         })
     })
@@ -71,7 +66,7 @@ mod tests {
         env.create(sample_pd("pd-abc123", "pd")).await;
         let runner = Runner::new("test", [load_object(), if_break(object_gone(), []), load_cluster()]);
         let mut state = PdOnly::new(&env, "pd-abc123");
-        let report = runner.run("default/pd-abc123", &mut state).await;
+        let report = env.run(&runner, "default/pd-abc123", &mut state).await;
         assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
         assert!(state.pass.object.is_some());
         assert_eq!(state.pass.cluster.as_ref().and_then(|c| c.metadata.name.as_deref()), Some("basic"));
@@ -86,12 +81,12 @@ mod tests {
             [load_object(), if_break(object_gone(), []), load_cluster(), if_break(cluster_missing(), [])],
         );
         let mut state = PdOnly::new(&env, "nope");
-        let report = runner.run("default/nope", &mut state).await;
+        let report = env.run(&runner, "default/nope", &mut state).await;
         assert_eq!(report.ran_names(), ["load_object"]);
 
         env.create(sample_pd("pd-abc123", "pd")).await;
         let mut state = PdOnly::new(&env, "pd-abc123");
-        let report = runner.run("default/pd-abc123", &mut state).await;
+        let report = env.run(&runner, "default/pd-abc123", &mut state).await;
         assert_eq!(report.outcome(), OutcomeKind::Wait);
         assert!(report.entry("load_cluster").unwrap().message().contains("cluster basic does not exist"));
     }

@@ -58,7 +58,7 @@ mod tests {
         let runner = Runner::new("test", [load_object(), write_status()]);
 
         let mut state = PdOnly::new(&env, "pd-abc123");
-        let report = runner.run("k", &mut state).await;
+        let report = env.run(&runner, "k", &mut state).await;
         assert_eq!(report.entry("write_status").unwrap().message(), "unchanged");
         assert_eq!(env.writes(), 0);
 
@@ -69,13 +69,13 @@ mod tests {
         });
         let runner = Runner::new("test", [load_object(), set_ready, write_status()]);
         let mut state = PdOnly::new(&env, "pd-abc123");
-        assert_eq!(runner.run("k", &mut state).await.entry("write_status").unwrap().message(), "written");
+        assert_eq!(env.run(&runner, "k", &mut state).await.entry("write_status").unwrap().message(), "written");
         let live: PD = env.get("pd-abc123").await;
         assert_eq!(live.status.as_ref().and_then(|s| s.id.as_deref()), Some("7"));
 
         let writes = env.writes();
         let mut state = PdOnly::new(&env, "pd-abc123");
-        assert_eq!(runner.run("k", &mut state).await.entry("write_status").unwrap().message(), "unchanged");
+        assert_eq!(env.run(&runner, "k", &mut state).await.entry("write_status").unwrap().message(), "unchanged");
         assert_eq!(env.writes(), writes, "the same conditions again make no write");
     }
 }

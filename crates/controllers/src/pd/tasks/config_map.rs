@@ -52,7 +52,7 @@ mod tests {
         let pd = env.create(sample_pd("pd-a", "pd")).await;
         let runner = Runner::new("t", [config_map()]);
         let mut s = state(&env, pd.clone());
-        let report = runner.run("k", &mut s).await;
+        let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
         assert_eq!(report.entry("config_map").unwrap().message(), "created");
         assert_eq!(env.write_log(), ["create configmaps/"]);
@@ -65,7 +65,7 @@ mod tests {
         assert!(s.pass.unsynced.is_empty());
 
         let mut s = state(&env, pd);
-        let report = runner.run("k", &mut s).await;
+        let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.entry("config_map").unwrap().message(), "up to date");
         assert_eq!(env.write_log(), ["create configmaps/"], "no write when unchanged");
     }
@@ -79,7 +79,7 @@ mod tests {
                 .into();
         let pd = env.create(pd).await;
         let mut s = state(&env, pd);
-        let report = Runner::new("t", [config_map()]).run("k", &mut s).await;
+        let report = env.run(&Runner::new("t", [config_map()]), "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
         assert_eq!(s.pass.unsynced.len(), 1);
         assert_eq!(s.pass.unsynced[0].reason, reasons::RESERVED_CONFIG_KEY);
@@ -98,13 +98,13 @@ mod tests {
         let pd = env.create(sample_pd("pd-a", "pd")).await;
         let runner = Runner::new("t", [config_map()]);
         let mut s = state(&env, pd.clone());
-        runner.run("k", &mut s).await;
+        env.run(&runner, "k", &mut s).await;
         let first_hash = s.parts.config_hash.clone();
 
         let mut changed = pd;
         changed.spec.template.config = "[replication]\nmax-replicas = 5\n".into();
         let mut s = state(&env, changed);
-        let report = runner.run("k", &mut s).await;
+        let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.entry("config_map").unwrap().message(), "patched");
         assert_eq!(env.write_log(), ["create configmaps/", "patch configmaps/pd-pd-a"]);
         let cm: ConfigMap = env.get("pd-pd-a").await;
@@ -118,7 +118,7 @@ mod tests {
         let mut pd = sample_pd("pd-a", "pd");
         pd.spec.template.config = "[replication".into();
         let mut s = state(&env, pd);
-        let report = Runner::new("t", [config_map()]).run("k", &mut s).await;
+        let report = env.run(&Runner::new("t", [config_map()]), "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
         assert_eq!(s.pass.unsynced[0].reason, reasons::INVALID_SPEC);
         assert_eq!(s.parts.config_hash, None);

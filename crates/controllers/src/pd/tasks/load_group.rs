@@ -2,16 +2,14 @@
 //! members, or the members to join).
 //!
 //! Reads: the PDGroup named by the instance's group label, and the PD instances with
-//! that group label. Writes: nothing. Complete; Wait when the group is missing (its
-//! creation re-triggers the instance through the owner); Fail on API errors.
+//! that group label, from the watch caches. Writes: nothing. Complete; Wait when the
+//! group is missing (its creation re-triggers the instance through the owner).
 
-use kube::Api;
-use kube::api::ListParams;
 use tikv_operator_api::names::COMPONENT_PD;
 use tikv_operator_api::{PD, PDGroup};
 use tikv_operator_task::{Node, Outcome, task};
 
-use crate::common::instance::pod_selector;
+use crate::common::render::group_selector;
 use crate::common::{Instance, Object};
 use crate::pd::state::PdState;
 
@@ -22,19 +20,14 @@ pub fn load_group() -> Node<PdState> {
                 return Outcome::complete("no instance");
             };
             let (group_name, cluster) = (pd.group(), pd.cluster_name());
-            let groups: Api<PDGroup> = Api::namespaced(s.pass.ctx.client.clone(), &s.pass.namespace);
-            let peers: Api<PD> = Api::namespaced(s.pass.ctx.client.clone(), &s.pass.namespace);
-            let selector = pod_selector(&cluster, COMPONENT_PD, &group_name);
-            let params = ListParams::default().labels(&selector);
-            match futures::try_join!(groups.get_opt(&group_name), peers.list(&params)) {
-                Ok((Some(group), peers)) => {
-                    s.group = Some(group);
-                    s.peers = peers.items;
-                    Outcome::complete(format!("group {group_name}, {} members", s.peers.len()))
-                }
-                Ok((None, _)) => Outcome::wait(format!("PD group {group_name} does not exist")),
-                Err(error) => Outcome::fail(error),
-            }
+            let caches = &s.pass.ctx.caches;
+            let Some(group) = caches.get::<PDGroup>(&s.pass.namespace, &group_name) else {
+                return Outcome::wait(format!("PD group {group_name} does not exist"));
+            };
+            let selector = group_selector(&cluster, COMPONENT_PD, &group_name);
+            s.peers = caches.list::<PD>(&s.pass.namespace, &selector).iter().map(|p| PD::clone(p)).collect();
+            s.group = Some(PDGroup::clone(&group));
+            Outcome::complete(format!("group {group_name}, {} members", s.peers.len()))
         })
     })
 }
@@ -60,7 +53,7 @@ mod tests {
         env.create(sample_pd("pd-b", "pd")).await;
         env.create(sample_pd("pd-x", "other")).await;
         let mut s = state(&env, sample_pd("pd-a", "pd"));
-        let report = Runner::new("t", [load_group()]).run("k", &mut s).await;
+        let report = env.run(&Runner::new("t", [load_group()]), "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
         assert_eq!(report.entry("load_group").unwrap().message(), "group pd, 2 members");
         assert_eq!(s.group.as_ref().map(|g| g.name_any()).as_deref(), Some("pd"));
@@ -75,7 +68,7 @@ mod tests {
         let env = TestEnv::start().await;
         env.create(sample_pd("pd-a", "pd")).await;
         let mut s = state(&env, sample_pd("pd-a", "pd"));
-        let report = Runner::new("t", [load_group()]).run("k", &mut s).await;
+        let report = env.run(&Runner::new("t", [load_group()]), "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
         assert_eq!(report.entry("load_group").unwrap().message(), "PD group pd does not exist");
         assert!(s.group.is_none() && s.peers.is_empty());

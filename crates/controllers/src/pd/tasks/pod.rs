@@ -78,7 +78,7 @@ mod tests {
         let env = TestEnv::start().await;
         // One of the two initial members exists.
         let mut s = state(&env, initial("pd-a"), false, vec![initial("pd-a")], None);
-        let report = Runner::new("t", [pod()]).run("k", &mut s).await;
+        let report = env.run(&Runner::new("t", [pod()]), "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
         assert_eq!(report.entry("pod").unwrap().message(), "1 of the 2 initial PD members exist; waiting for the rest");
         assert_eq!(s.pass.unsynced.len(), 1);
@@ -88,7 +88,7 @@ mod tests {
 
         // Bootstrapped, and nobody else to join.
         let mut s = state(&env, sample_pd("pd-c", "pd"), true, vec![sample_pd("pd-c", "pd")], None);
-        let report = Runner::new("t", [pod()]).run("k", &mut s).await;
+        let report = env.run(&Runner::new("t", [pod()]), "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
         assert_eq!(s.pass.unsynced[0].reason, reasons::POD_NOT_CREATED);
         assert_eq!(env.write_log(), Vec::<String>::new());
@@ -102,7 +102,7 @@ mod tests {
         let peers = vec![b, a.clone()];
         let mut s = state(&env, a.clone(), false, peers.clone(), None);
         let runner = Runner::new("t", [pod()]);
-        let report = runner.run("k", &mut s).await;
+        let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
         assert_eq!(report.entry("pod").unwrap().message(), "created pod pd-pd-a");
         assert_eq!(env.write_log(), ["create pods/"]);
@@ -117,7 +117,7 @@ mod tests {
         // Next pass: the Pod is loaded, nothing changed. Even with the group bootstrapped
         // meanwhile, the flag is carried forward from the live Pod.
         let mut s = state(&env, a, true, peers, Some(live));
-        let report = runner.run("k", &mut s).await;
+        let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
         assert_eq!(report.entry("pod").unwrap().message(), "up to date");
         assert_eq!(env.write_log(), ["create pods/"], "no write on the second pass");
@@ -130,7 +130,7 @@ mod tests {
         let c = env.create(sample_pd("pd-c", "pd")).await;
         let peers = vec![sample_pd("pd-a", "pd"), sample_pd("pd-b", "pd"), c.clone()];
         let mut s = state(&env, c, true, peers, None);
-        let report = Runner::new("t", [pod()]).run("k", &mut s).await;
+        let report = env.run(&Runner::new("t", [pod()]), "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
         assert_eq!(env.write_log(), ["create pods/"]);
         let live: Pod = env.get("pd-pd-c").await;

@@ -92,7 +92,7 @@ mod tests {
         env.ctx.pd.insert(&key, "http://pd", FakePd::bootstrapped().member("pd-pd-a", 1).fresh_handle().await);
         let mut state = PdGroupState::new(env.ctx.clone(), "default", "pd");
         state.pass = state.pass.with_object(group.clone());
-        assert_eq!(runner.run("k", &mut state).await.outcome(), OutcomeKind::Wait);
+        assert_eq!(env.run(&runner, "k", &mut state).await.outcome(), OutcomeKind::Wait);
         assert_eq!(env.writes(), 0);
 
         env.ctx.pd.insert(
@@ -102,13 +102,13 @@ mod tests {
         );
         let mut state = PdGroupState::new(env.ctx.clone(), "default", "pd");
         state.pass = state.pass.with_object(group);
-        runner.run("k", &mut state).await;
+        env.run(&runner, "k", &mut state).await;
         assert!(env.get::<PDGroup>("pd").await.spec.bootstrapped);
 
         let writes = env.writes();
         let mut state = PdGroupState::new(env.ctx.clone(), "default", "pd");
         state.pass = state.pass.with_object(env.get::<PDGroup>("pd").await);
-        assert_eq!(runner.run("k", &mut state).await.entry("bootstrap").unwrap().message(), "bootstrapped");
+        assert_eq!(env.run(&runner, "k", &mut state).await.entry("bootstrap").unwrap().message(), "bootstrapped");
         assert_eq!(env.writes(), writes);
     }
 }

@@ -25,10 +25,7 @@ pub fn services() -> Node<PdGroupState> {
             let mut changed = Vec::new();
             for desired in [peer_service(group), client_service(group)] {
                 let name = desired.name_any();
-                let live = match api.get_opt(&name).await {
-                    Ok(live) => live,
-                    Err(error) => return Outcome::fail(error),
-                };
+                let live = s.pass.ctx.caches.get::<Service>(&s.pass.namespace, &name).map(|l| Service::clone(&l));
                 match apply(&api, live.as_ref(), desired).await {
                     Ok(Applied::Unchanged) => {}
                     Ok(applied) => changed.push(format!("{applied:?} {name}")),
@@ -64,13 +61,13 @@ mod tests {
         let runner = Runner::new("test", [services()]);
         let mut state = PdGroupState::new(env.ctx.clone(), "default", "pd");
         state.pass = state.pass.with_object(group.clone());
-        runner.run("k", &mut state).await;
+        env.run(&runner, "k", &mut state).await;
         let names: Vec<String> = env.list::<Service>().await.iter().map(|s| s.name_any()).collect();
         assert!(names.contains(&"pd-pd-peer".to_string()) && names.contains(&"pd-pd".to_string()), "{names:?}");
         let writes = env.writes();
         let mut state = PdGroupState::new(env.ctx.clone(), "default", "pd");
         state.pass = state.pass.with_object(group);
-        assert_eq!(runner.run("k", &mut state).await.entry("services").unwrap().message(), "up to date");
+        assert_eq!(env.run(&runner, "k", &mut state).await.entry("services").unwrap().message(), "up to date");
         assert_eq!(env.writes(), writes);
     }
 }

@@ -49,7 +49,7 @@ mod tests {
         let tikv = env.create(sample_tikv("tikv-a", "tikv")).await;
         let runner = Runner::new("t", [config_map()]);
         let mut s = state(&env, tikv.clone());
-        let report = runner.run("k", &mut s).await;
+        let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
         assert_eq!(report.entry("config_map").unwrap().message(), "created");
         assert_eq!(env.write_log(), ["create configmaps/"]);
@@ -61,7 +61,7 @@ mod tests {
         assert!(s.pass.unsynced.is_empty());
 
         let mut s = state(&env, tikv);
-        let report = runner.run("k", &mut s).await;
+        let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.entry("config_map").unwrap().message(), "up to date");
         assert_eq!(env.write_log(), ["create configmaps/"], "no write when unchanged");
     }
@@ -75,7 +75,7 @@ mod tests {
             .into();
         let tikv = env.create(tikv).await;
         let mut s = state(&env, tikv);
-        let report = Runner::new("t", [config_map()]).run("k", &mut s).await;
+        let report = env.run(&Runner::new("t", [config_map()]), "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
         assert_eq!(s.pass.unsynced.len(), 1);
         assert_eq!(s.pass.unsynced[0].reason, reasons::RESERVED_CONFIG_KEY);
@@ -94,12 +94,12 @@ mod tests {
         let env = TestEnv::start().await;
         let tikv = env.create(sample_tikv("tikv-a", "tikv")).await;
         let runner = Runner::new("t", [config_map()]);
-        runner.run("k", &mut state(&env, tikv.clone())).await;
+        env.run(&runner, "k", &mut state(&env, tikv.clone())).await;
 
         let mut changed = tikv;
         changed.spec.template.config = "[storage]\nreserve-space = \"5GB\"\n".into();
         let mut s = state(&env, changed);
-        let report = runner.run("k", &mut s).await;
+        let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.entry("config_map").unwrap().message(), "patched");
         assert_eq!(env.write_log(), ["create configmaps/", "patch configmaps/tikv-tikv-a"]);
         let cm: ConfigMap = env.get("tikv-tikv-a").await;

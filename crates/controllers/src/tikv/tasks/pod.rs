@@ -62,7 +62,7 @@ mod tests {
     async fn no_pd_url_waits_and_creates_nothing() {
         let env = TestEnv::start().await;
         let mut s = state(&env, sample_tikv("tikv-a", "tikv"), None, None);
-        let report = Runner::new("t", [pod()]).run("k", &mut s).await;
+        let report = env.run(&Runner::new("t", [pod()]), "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
         assert_eq!(s.pass.unsynced[0].reason, reasons::POD_NOT_CREATED);
         assert_eq!(env.write_log(), Vec::<String>::new());
@@ -74,7 +74,7 @@ mod tests {
         let tikv = env.create(sample_tikv("tikv-a", "tikv")).await;
         let runner = Runner::new("t", [pod()]);
         let mut s = state(&env, tikv.clone(), Some(PD_URL), None);
-        let report = runner.run("k", &mut s).await;
+        let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
         assert_eq!(report.entry("pod").unwrap().message(), "created pod tikv-tikv-a");
         assert_eq!(env.write_log(), ["create pods/"]);
@@ -113,7 +113,7 @@ mod tests {
 
         // Next pass, nothing changed: no write.
         let mut s = state(&env, tikv, Some(PD_URL), Some(live));
-        let report = runner.run("k", &mut s).await;
+        let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.entry("pod").unwrap().message(), "up to date");
         assert!(!s.parts.pod_outdated);
         assert!(s.pass.unsynced.is_empty(), "{:?}", s.pass.unsynced);
@@ -125,13 +125,13 @@ mod tests {
         let env = TestEnv::start().await;
         let tikv = env.create(sample_tikv("tikv-a", "tikv")).await;
         let runner = Runner::new("t", [pod()]);
-        runner.run("k", &mut state(&env, tikv.clone(), Some(PD_URL), None)).await;
+        env.run(&runner, "k", &mut state(&env, tikv.clone(), Some(PD_URL), None)).await;
         let live: Pod = env.get("tikv-tikv-a").await;
 
         let mut upgraded = tikv;
         upgraded.spec.template.version = "v8.5.1".into();
         let mut s = state(&env, upgraded, Some(PD_URL), Some(live.clone()));
-        let report = runner.run("k", &mut s).await;
+        let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
         assert_eq!(
             report.entry("pod").unwrap().message(),

@@ -23,10 +23,7 @@ pub fn peer_service() -> Node<TikvGroupState> {
             let desired = render::peer_service(group);
             let name = desired.name_any();
             let api: Api<Service> = Api::namespaced(s.pass.ctx.client.clone(), &s.pass.namespace);
-            let live = match api.get_opt(&name).await {
-                Ok(live) => live,
-                Err(error) => return Outcome::fail(error),
-            };
+            let live = s.pass.ctx.caches.get::<Service>(&s.pass.namespace, &name).map(|l| Service::clone(&l));
             match apply(&api, live.as_ref(), desired).await {
                 Ok(Applied::Unchanged) => Outcome::complete("up to date"),
                 Ok(applied) => {
@@ -57,7 +54,7 @@ mod tests {
         let runner = Runner::new("t", [peer_service()]);
         let mut s = TikvGroupState::new(env.ctx.clone(), "default", "tikv");
         s.pass = s.pass.with_object(group.clone());
-        let report = runner.run("k", &mut s).await;
+        let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
         assert_eq!(report.entry("peer_service").unwrap().message(), "Created tikv-tikv-peer");
         assert_eq!(env.write_log(), ["create services/"]);
@@ -83,7 +80,7 @@ mod tests {
 
         let mut s = TikvGroupState::new(env.ctx.clone(), "default", "tikv");
         s.pass = s.pass.with_object(group);
-        let report = runner.run("k", &mut s).await;
+        let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.entry("peer_service").unwrap().message(), "up to date");
         assert_eq!(env.write_log(), ["create services/"], "no write when unchanged");
     }
@@ -95,13 +92,13 @@ mod tests {
         let runner = Runner::new("t", [peer_service()]);
         let mut s = TikvGroupState::new(env.ctx.clone(), "default", "tikv");
         s.pass = s.pass.with_object(group.clone());
-        runner.run("k", &mut s).await;
+        env.run(&runner, "k", &mut s).await;
 
         let mut changed = group;
         changed.spec.template.spec.server.ports.status = 20181;
         let mut s = TikvGroupState::new(env.ctx.clone(), "default", "tikv");
         s.pass = s.pass.with_object(changed);
-        let report = runner.run("k", &mut s).await;
+        let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.entry("peer_service").unwrap().message(), "Patched tikv-tikv-peer");
         assert_eq!(env.write_log(), ["create services/", "patch services/tikv-tikv-peer"]);
         let svc: Service = env.get("tikv-tikv-peer").await;

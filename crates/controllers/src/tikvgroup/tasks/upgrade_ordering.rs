@@ -1,11 +1,10 @@
 //! `upgrade_ordering`: TiKV moves to a new version only after PD has (upgrade policy
 //! `Default`). This pass decides whether it may; the rolling update acts on it.
 //!
-//! Reads: the cluster's PD groups. Writes nothing. Always Complete (the message says
+//! Reads: the cluster's PD groups (watch cache). Writes nothing. Always Complete (the message says
 //! whether an upgrade would wait, and for what).
 
-use kube::api::ListParams;
-use kube::{Api, Resource};
+use kube::Resource;
 use tikv_operator_api::cluster::UpgradePolicy;
 use tikv_operator_api::condition::{is_true_at, types};
 use tikv_operator_api::{PDGroup, TiKVGroup};
@@ -44,14 +43,17 @@ pub fn upgrade_ordering() -> Node<TikvGroupState> {
                 s.may_upgrade = true;
                 return Outcome::complete("no ordering constraint");
             }
-            let api: Api<PDGroup> = Api::namespaced(s.pass.ctx.client.clone(), &s.pass.namespace);
             let cluster_name = group.spec.cluster.name.clone();
-            match api.list(&ListParams::default()).await {
-                Ok(list) => {
-                    s.pd_groups = list.items.into_iter().filter(|g| g.spec.cluster.name == cluster_name).collect()
-                }
-                Err(error) => return Outcome::fail(error),
-            }
+            s.pd_groups = s
+                .pass
+                .ctx
+                .caches
+                .pd_groups
+                .list(&s.pass.namespace, &Default::default())
+                .iter()
+                .filter(|g| g.spec.cluster.name == cluster_name)
+                .map(|g| PDGroup::clone(g))
+                .collect();
             s.may_upgrade = pd_upgraded(&s.pd_groups);
             if s.may_upgrade {
                 Outcome::complete("PD is upgraded; TiKV may follow")

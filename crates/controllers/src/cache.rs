@@ -1,0 +1,385 @@
+//! The operator's watch caches: one watcher per kind it reads, shared by every
+//! controller (as its triggers) and every task (as its reads).
+//!
+//! Each [`Cache`] keeps a reflector store of one kind, with `managedFields` dropped
+//! before anything is stored, and fans its changes out to subscribers. Owned kinds
+//! (Pods, ConfigMaps, PVCs, Services, ControllerRevisions) are watched only with the
+//! operator's managed-by label. Secrets are never cached.
+//!
+//! A subscriber first gets every object in the store, then each object as it changes
+//! or is deleted. One that falls behind the buffer gets every object in the store again
+//! rather than blocking the watcher: reconciles are level-based, so a repeated trigger
+//! costs a pass, a lost one could stall an object.
+//!
+//! kube-runtime's own shared reflector (`reflect_shared`/`subscribe`) is not used: it
+//! does not pass deletions on (a deleted Pod must trigger its instance) and blocks the
+//! watcher while any subscriber lags.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use futures::future::BoxFuture;
+use futures::{FutureExt, Stream, StreamExt};
+use k8s_openapi::api::apps::v1::ControllerRevision;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tikv_operator_api::{Cluster, PD, PDGroup, TiKV, TiKVGroup};
+use tokio::sync::broadcast;
+
+use crate::controller::{api, managed_config};
+
+/// Changes a cache holds for its subscribers before the slowest one is told it lagged.
+const BUFFER: usize = 1024;
+
+/// A kind the operator caches.
+pub trait Cached:
+    Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + Clone
+    + Debug
+    + DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+    fn cache(caches: &Caches) -> &Cache<Self>;
+}
+
+/// The store of one kind and the fan-out of its changes.
+pub struct Cache<K: Cached> {
+    store: Store<K>,
+    changes: broadcast::Sender<Arc<K>>,
+}
+
+type Driver = BoxFuture<'static, ()>;
+
+impl<K: Cached> Cache<K> {
+    /// The cache and the future that drives its watcher (nothing is requested until it
+    /// is polled).
+    fn new(client: &Client, namespace: Option<&str>, config: watcher::Config) -> (Self, Driver) {
+        Self::from_events(watcher(api::<K>(client, namespace), config).default_backoff())
+    }
+
+    /// The cache fed by a stream of watch events.
+    fn from_events(
+        events: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    ) -> (Self, Driver) {
+        let (store, mut writer) = reflector::store();
+        let (changes, _) = broadcast::channel(BUFFER);
+        let (reader, sender) = (store.clone(), changes.clone());
+        let events = events.modify(strip::<K>);
+        let driver = async move {
+            let mut events = std::pin::pin!(events);
+            while let Some(event) = events.next().await {
+                let event = match event {
+                    Ok(event) => event,
+                    Err(error) => {
+                        tracing::debug!(%error, kind = %K::kind(&()), "watch error; the watcher retries");
+                        continue;
+                    }
+                };
+                writer.apply_watcher_event(&event);
+                // Sending fails only while nobody subscribes, which loses nothing: a
+                // subscriber starts from the whole store.
+                match event {
+                    watcher::Event::Apply(object) | watcher::Event::Delete(object) => {
+                        let _ = sender.send(Arc::new(object));
+                    }
+                    // A (re)list is complete and now in the store: everything may have changed.
+                    watcher::Event::InitDone => {
+                        for object in reader.state() {
+                            let _ = sender.send(object);
+                        }
+                    }
+                    watcher::Event::Init | watcher::Event::InitApply(_) => {}
+                }
+            }
+        }
+        .boxed();
+        (Self { store, changes }, driver)
+    }
+
+    /// The reflector store (what kube-runtime's Controller looks objects up in).
+    pub fn store(&self) -> &Store<K> {
+        &self.store
+    }
+
+    /// Every object in the store, then every object that changes or is deleted.
+    pub fn subscribe(&self) -> impl Stream<Item = Arc<K>> + Send + 'static {
+        let changes = self.changes.subscribe();
+        let pending: VecDeque<Arc<K>> = self.store.state().into();
+        futures::stream::unfold(
+            (changes, self.store.clone(), pending),
+            |(mut changes, store, mut pending)| async move {
+                loop {
+                    if let Some(object) = pending.pop_front() {
+                        return Some((object, (changes, store, pending)));
+                    }
+                    match changes.recv().await {
+                        Ok(object) => return Some((object, (changes, store, pending))),
+                        Err(broadcast::error::RecvError::Lagged(missed)) => {
+                            tracing::warn!(missed, kind = %K::kind(&()), "a subscriber fell behind; replaying the store");
+                            pending = store.state().into();
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            },
+        )
+    }
+
+    pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<K>> {
+        self.store.get(&ObjectRef::new(name).within(namespace))
+    }
+
+    /// The objects in `namespace` whose labels include all of `labels`.
+    pub fn list(&self, namespace: &str, labels: &BTreeMap<String, String>) -> Vec<Arc<K>> {
+        let mut objects = self.store.state_filter(|o| {
+            o.meta().namespace.as_deref() == Some(namespace)
+                && labels.iter().all(|(k, v)| o.labels().get(k).is_some_and(|have| have == v))
+        });
+        // Stable order, as an API list gives.
+        objects.sort_by_key(|o| o.name_any());
+        objects
+    }
+}
+
+fn strip<K: Resource>(object: &mut K) {
+    object.meta_mut().managed_fields = None;
+}
+
+/// Every cache of the operator, built once and held by the [`Context`](crate::Context).
+pub struct Caches {
+    pub clusters: Cache<Cluster>,
+    pub pd_groups: Cache<PDGroup>,
+    pub pds: Cache<PD>,
+    pub tikv_groups: Cache<TiKVGroup>,
+    pub tikvs: Cache<TiKV>,
+    pub pods: Cache<Pod>,
+    pub config_maps: Cache<ConfigMap>,
+    pub pvcs: Cache<PersistentVolumeClaim>,
+    pub services: Cache<Service>,
+    pub revisions: Cache<ControllerRevision>,
+    drivers: Mutex<Vec<Driver>>,
+}
+
+/// The running watchers; dropping this stops them.
+pub struct CacheTasks(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for CacheTasks {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+impl Caches {
+    /// The caches over `namespace` (all namespaces with `None`); nothing is watched
+    /// until [`Caches::start`].
+    pub fn new(client: &Client, namespace: Option<&str>) -> Self {
+        let mut drivers = Vec::new();
+        fn cache<K: Cached>(
+            drivers: &mut Vec<Driver>,
+            client: &Client,
+            namespace: Option<&str>,
+            config: watcher::Config,
+        ) -> Cache<K> {
+            let (cache, driver) = Cache::new(client, namespace, config);
+            drivers.push(driver);
+            cache
+        }
+        let all = watcher::Config::default;
+        let owned = || managed_config("");
+        Self {
+            clusters: cache(&mut drivers, client, namespace, all()),
+            pd_groups: cache(&mut drivers, client, namespace, all()),
+            pds: cache(&mut drivers, client, namespace, all()),
+            tikv_groups: cache(&mut drivers, client, namespace, all()),
+            tikvs: cache(&mut drivers, client, namespace, all()),
+            pods: cache(&mut drivers, client, namespace, owned()),
+            config_maps: cache(&mut drivers, client, namespace, owned()),
+            pvcs: cache(&mut drivers, client, namespace, owned()),
+            services: cache(&mut drivers, client, namespace, owned()),
+            revisions: cache(&mut drivers, client, namespace, owned()),
+            drivers: Mutex::new(drivers),
+        }
+    }
+
+    /// Starts every watcher (the first call only; later calls start nothing).
+    pub fn start(&self) -> CacheTasks {
+        let drivers = std::mem::take(&mut *self.drivers.lock().unwrap_or_else(PoisonError::into_inner));
+        CacheTasks(drivers.into_iter().map(tokio::spawn).collect())
+    }
+
+    /// Resolves once every cache has listed its kind once.
+    pub async fn ready(&self) -> Result<(), reflector::store::WriterDropped> {
+        futures::try_join!(
+            self.clusters.store.wait_until_ready(),
+            self.pd_groups.store.wait_until_ready(),
+            self.pds.store.wait_until_ready(),
+            self.tikv_groups.store.wait_until_ready(),
+            self.tikvs.store.wait_until_ready(),
+            self.pods.store.wait_until_ready(),
+            self.config_maps.store.wait_until_ready(),
+            self.pvcs.store.wait_until_ready(),
+            self.services.store.wait_until_ready(),
+            self.revisions.store.wait_until_ready(),
+        )?;
+        Ok(())
+    }
+
+    /// The cached object, `None` if the cache does not hold it.
+    pub fn get<K: Cached>(&self, namespace: &str, name: &str) -> Option<Arc<K>> {
+        K::cache(self).get(namespace, name)
+    }
+
+    /// The cached objects of `namespace` carrying all of `labels`, by name.
+    pub fn list<K: Cached>(&self, namespace: &str, labels: &BTreeMap<String, String>) -> Vec<Arc<K>> {
+        K::cache(self).list(namespace, labels)
+    }
+}
+
+macro_rules! cached {
+    ($($kind:ty => $field:ident),+ $(,)?) => {
+        $(impl Cached for $kind {
+            fn cache(caches: &Caches) -> &Cache<Self> {
+                &caches.$field
+            }
+        })+
+    };
+}
+
+cached! {
+    Cluster => clusters,
+    PDGroup => pd_groups,
+    PD => pds,
+    TiKVGroup => tikv_groups,
+    TiKV => tikvs,
+    Pod => pods,
+    ConfigMap => config_maps,
+    PersistentVolumeClaim => pvcs,
+    Service => services,
+    ControllerRevision => revisions,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{TestEnv, sample_pd, sample_tikv};
+    use kube::Api;
+    use kube::api::{DeleteParams, PostParams};
+    use tikv_operator_api::names::{LABEL_GROUP, LABEL_MANAGED_BY, MANAGED_BY_OPERATOR};
+
+    fn config_map(name: &str, managed: bool) -> ConfigMap {
+        let mut labels = BTreeMap::from([("app".to_string(), name.to_string())]);
+        if managed {
+            labels.insert(LABEL_MANAGED_BY.into(), MANAGED_BY_OPERATOR.into());
+        }
+        ConfigMap {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("default".into()),
+                labels: Some(labels),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn managed_fields_are_dropped_before_caching_and_passing_on() {
+        let mut pd = sample_pd("pd-a", "pd");
+        pd.metadata.managed_fields = Some(vec![Default::default()]);
+        let events = futures::stream::iter([
+            Ok(watcher::Event::Init),
+            Ok(watcher::Event::InitApply(pd.clone())),
+            Ok(watcher::Event::InitDone),
+            Ok(watcher::Event::Apply(pd)),
+        ]);
+        let (cache, driver) = Cache::<PD>::from_events(events);
+        let mut changes = Box::pin(cache.subscribe());
+        driver.await;
+        cache.store().wait_until_ready().await.unwrap();
+        assert_eq!(cache.get("default", "pd-a").unwrap().metadata.managed_fields, None);
+        assert_eq!(changes.next().await.unwrap().metadata.managed_fields, None, "at InitDone");
+        assert_eq!(changes.next().await.unwrap().metadata.managed_fields, None, "on Apply");
+    }
+
+    #[tokio::test]
+    async fn objects_are_read_by_name_and_by_labels() {
+        let env = TestEnv::start().await;
+        let created = env.create(sample_pd("pd-a", "pd")).await;
+        env.create(sample_pd("pd-b", "other")).await;
+        env.create(sample_tikv("tikv-a", "pd")).await;
+
+        let pd: Arc<PD> = env.ctx.caches.get("default", "pd-a").unwrap();
+        assert_eq!(pd.resource_version(), created.resource_version());
+        assert!(env.ctx.caches.get::<PD>("default", "pd-c").is_none());
+        assert!(env.ctx.caches.get::<PD>("elsewhere", "pd-a").is_none(), "namespaced");
+
+        let of_group = BTreeMap::from([(LABEL_GROUP.to_string(), "pd".to_string())]);
+        let names: Vec<String> = env.ctx.caches.list::<PD>("default", &of_group).iter().map(|p| p.name_any()).collect();
+        assert_eq!(names, ["pd-a"], "other groups and other kinds are not listed");
+        assert_eq!(env.ctx.caches.list::<PD>("default", &BTreeMap::new()).len(), 2);
+        assert_eq!(env.ctx.caches.list::<TiKV>("default", &of_group).len(), 1);
+        assert!(env.ctx.caches.list::<PD>("elsewhere", &BTreeMap::new()).is_empty());
+    }
+
+    #[tokio::test]
+    async fn owned_kinds_are_cached_only_with_the_managed_by_label() {
+        let env = TestEnv::start().await;
+        let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), "default");
+        api.create(&PostParams::default(), &config_map("ours", true)).await.unwrap();
+        api.create(&PostParams::default(), &config_map("users", false)).await.unwrap();
+        env.synced().await;
+        assert!(env.ctx.caches.get::<ConfigMap>("default", "ours").is_some());
+        assert!(env.ctx.caches.get::<ConfigMap>("default", "users").is_none());
+    }
+
+    #[tokio::test]
+    async fn caches_are_ready_only_once_started_and_listed() {
+        let env = TestEnv::start().await;
+        env.create(sample_pd("pd-a", "pd")).await;
+        let caches = Caches::new(&env.client, Some("default"));
+        let not_started = tokio::time::timeout(std::time::Duration::from_millis(50), caches.ready()).await;
+        assert!(not_started.is_err(), "not ready before started");
+        assert!(caches.get::<PD>("default", "pd-a").is_none());
+        let _tasks = caches.start();
+        caches.ready().await.unwrap();
+        assert!(caches.get::<PD>("default", "pd-a").is_some(), "ready means listed");
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_gets_the_store_then_changes_and_deletions() {
+        let env = TestEnv::start().await;
+        env.create(sample_pd("pd-a", "pd")).await;
+        let mut changes = Box::pin(env.ctx.caches.pds.subscribe());
+        assert_eq!(changes.next().await.unwrap().name_any(), "pd-a", "what the store holds first");
+
+        env.create(sample_pd("pd-b", "pd")).await;
+        assert_eq!(changes.next().await.unwrap().name_any(), "pd-b");
+        let api: Api<PD> = Api::namespaced(env.client.clone(), "default");
+        api.delete("pd-a", &DeleteParams::default()).await.unwrap();
+        let deleted = changes.next().await.unwrap();
+        assert_eq!(deleted.name_any(), "pd-a", "a deletion is passed on (it triggers the owner)");
+        env.synced().await;
+        assert!(env.ctx.caches.get::<PD>("default", "pd-a").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_falls_behind_gets_the_whole_store_again() {
+        let env = TestEnv::start().await;
+        let mut changes = Box::pin(env.ctx.caches.pds.subscribe());
+        // Overflow the buffer while nobody reads.
+        for _ in 0..=BUFFER {
+            let _ = env.ctx.caches.pds.changes.send(Arc::new(sample_pd("noise", "pd")));
+        }
+        env.create(sample_pd("pd-a", "pd")).await;
+        let replayed = changes.next().await.unwrap();
+        assert_eq!(replayed.name_any(), "pd-a", "the lag is answered with the store, not lost");
+    }
+}
