@@ -148,7 +148,7 @@ mod tests {
         let runner = Runner::new("t", [volumes::<TikvState>(), crate::tikv::tasks::conditions()]);
 
         let mut s = state(tikv);
-        let report = runner.run("k", &mut s).await;
+        let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
         assert_eq!(env.write_log(), Vec::<String>::new(), "the PVC is left as it is");
         let synced = find_condition(&s.pass.status.common.conditions, types::SYNCED).unwrap();
@@ -156,7 +156,7 @@ mod tests {
         assert!(synced.message.contains("storage class standard, the spec asks for fast"), "{}", synced.message);
 
         let mut s = state(before);
-        runner.run("k", &mut s).await;
+        env.run(&runner, "k", &mut s).await;
         let synced = find_condition(&s.pass.status.common.conditions, types::SYNCED).unwrap();
         assert_eq!(synced.status, "True", "{synced:?}");
     }

@@ -81,7 +81,7 @@ mod tests {
         pd.metadata.annotations = Some([(ANNOTATION_INITIAL_CLUSTER_NUM.to_string(), "1".to_string())].into());
         env.create(pd).await;
         let runner = Runner::new("pd", tasks());
-        let pass = || async { runner.run("k", &mut PdState::new(env.ctx.clone(), "default", "pd-abc123")).await };
+        let pass = || async { env.run(&runner, "k", &mut PdState::new(env.ctx.clone(), "default", "pd-abc123")).await };
         let report = pass().await;
         assert_eq!(report.ran_names().last(), Some(&"write_status"), "{report}");
         assert_eq!(env.write_log(), ["update core.tikv.org/pds/status/pd-abc123"]);

@@ -90,8 +90,9 @@ mod tests {
     }
 
     async fn pass(env: &TestEnv) -> tikv_operator_task::Report {
-        let report =
-            Runner::new("pdgroup", tasks()).run("k", &mut PdGroupState::new(env.ctx.clone(), "default", "pd")).await;
+        let report = env
+            .run(&Runner::new("pdgroup", tasks()), "k", &mut PdGroupState::new(env.ctx.clone(), "default", "pd"))
+            .await;
         assert!(report.error().is_none(), "{report}");
         report
     }

@@ -77,7 +77,8 @@ mod tests {
         env.create(sample_cluster("basic")).await;
         env.create(sample_tikv_group("tikv", 3)).await;
         let runner = Runner::new("tikvgroup", tasks());
-        let pass = || async { runner.run("k", &mut TikvGroupState::new(env.ctx.clone(), "default", "tikv")).await };
+        let pass =
+            || async { env.run(&runner, "k", &mut TikvGroupState::new(env.ctx.clone(), "default", "tikv")).await };
         pass().await;
         pass().await;
         let revisions = env.list::<ControllerRevision>().await.len();

@@ -62,7 +62,7 @@ mod tests {
         });
         let runner = Runner::new("t", [load_object(), load_cluster(), cluster_not_found(), set_synced, write_status()]);
 
-        let report = runner.run("k", &mut PdOnly::new(&env, "pd-abc123")).await;
+        let report = env.run(&runner, "k", &mut PdOnly::new(&env, "pd-abc123")).await;
         assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
         assert_eq!(
             report.entry("cluster_not_found").unwrap().message(),
@@ -78,7 +78,7 @@ mod tests {
         assert_eq!(env.events().await, [("Warning".into(), reasons::CLUSTER_NOT_FOUND.into(), message.into())]);
 
         env.sim.requests().reset();
-        let report = runner.run("k", &mut PdOnly::new(&env, "pd-abc123")).await;
+        let report = env.run(&runner, "k", &mut PdOnly::new(&env, "pd-abc123")).await;
         assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
         assert_eq!(env.write_log(), Vec::<String>::new());
         assert_eq!(env.event_writes(), 0);

@@ -303,7 +303,7 @@ mod tests {
         let runner = Runner::new("t", [validate_template()]);
 
         let mut s = state(&env, group.clone());
-        let report = runner.run("k", &mut s).await;
+        let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
         assert_eq!(
             report.entry("validate_template").unwrap().message(),
@@ -322,7 +322,7 @@ mod tests {
         let message = s.group.template_findings[0].message.clone();
         let reported = with_condition(group.clone(), types::SYNCED, false, reasons::VERSION_DOWNGRADE, &message);
         let mut s = state(&env, reported);
-        assert_eq!(runner.run("k", &mut s).await.outcome(), OutcomeKind::Wait);
+        assert_eq!(env.run(&runner, "k", &mut s).await.outcome(), OutcomeKind::Wait);
         assert_eq!(env.events().await.len(), 1);
         assert_eq!(env.event_writes(), 1);
 
@@ -331,7 +331,7 @@ mod tests {
         let mut other = with_condition(group, types::SYNCED, false, reasons::VERSION_DOWNGRADE, &message);
         other.spec.template.spec.version = "v8.3.0".into();
         let mut s = state(&env, other);
-        runner.run("k", &mut s).await;
+        env.run(&runner, "k", &mut s).await;
         assert_eq!(env.event_writes(), 2);
     }
 
@@ -341,7 +341,7 @@ mod tests {
         let group = env.create(sample_pd_group("pd", 4)).await;
         let runner = Runner::new("t", [validate_template()]);
         let mut s = state(&env, group.clone());
-        let report = runner.run("k", &mut s).await;
+        let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
         assert_eq!(report.entry("validate_template").unwrap().message(), "template is valid");
         assert!(s.group.template_findings.is_empty() && s.pass.unsynced.is_empty());
@@ -358,7 +358,7 @@ mod tests {
         // Once the Ready message carries the note, it is not announced again.
         let noted =
             with_condition(group, types::READY, true, reasons::READY, &format!("4 of 4 ready; {}", events[0].2));
-        runner.run("k", &mut state(&env, noted)).await;
+        env.run(&runner, "k", &mut state(&env, noted)).await;
         assert_eq!(env.events().await.len(), 1);
         assert_eq!(env.writes(), 0);
     }
@@ -369,7 +369,7 @@ mod tests {
         let group = env.create(tikv_group("[server\n", "v8.5.0")).await;
         let mut s = TikvGroupState::new(env.ctx.clone(), "default", "tikv");
         s.pass = s.pass.with_object(group);
-        let report = Runner::new("t", [validate_template()]).run("k", &mut s).await;
+        let report = env.run(&Runner::new("t", [validate_template()]), "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
         assert_eq!(reasons_of(&s.group.template_findings), [reasons::INVALID_CONFIG]);
         assert_eq!(env.events().await.len(), 1);
