@@ -81,7 +81,15 @@ impl<K: Cached> Cache<K> {
                         continue;
                     }
                 };
+                // A relist replaces the store: objects deleted while the watch was down
+                // vanish from it without a Delete event, yet their owners must hear of it.
+                let before = matches!(event, watcher::Event::InitDone).then(|| reader.state());
                 writer.apply_watcher_event(&event);
+                if let Some(before) = before {
+                    for gone in before.into_iter().filter(|o| reader.get(&ObjectRef::from(o.as_ref())).is_none()) {
+                        let _ = sender.send(gone);
+                    }
+                }
                 // Sending fails only while nobody subscribes, which loses nothing: a
                 // subscriber starts from the whole store.
                 match event {
@@ -307,6 +315,32 @@ mod tests {
         assert_eq!(cache.get("default", "pd-a").unwrap().metadata.managed_fields, None);
         assert_eq!(changes.next().await.unwrap().metadata.managed_fields, None, "at InitDone");
         assert_eq!(changes.next().await.unwrap().metadata.managed_fields, None, "on Apply");
+    }
+
+    #[tokio::test]
+    async fn an_object_deleted_while_the_watch_was_down_is_passed_on_at_the_relist() {
+        let (a, b) = (sample_pd("pd-a", "pd"), sample_pd("pd-b", "pd"));
+        let events = futures::stream::iter([
+            Ok(watcher::Event::Init),
+            Ok(watcher::Event::InitApply(a.clone())),
+            Ok(watcher::Event::InitApply(b.clone())),
+            Ok(watcher::Event::InitDone),
+            // The watch broke; the relist no longer finds pd-b.
+            Ok(watcher::Event::Init),
+            Ok(watcher::Event::InitApply(a)),
+            Ok(watcher::Event::InitDone),
+        ]);
+        let (cache, driver) = Cache::<PD>::from_events(events);
+        let mut changes = Box::pin(cache.subscribe());
+        driver.await;
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            let next = tokio::time::timeout(std::time::Duration::from_secs(5), changes.next()).await;
+            seen.push(next.unwrap().unwrap().name_any());
+        }
+        seen[..2].sort();
+        assert_eq!(seen, ["pd-a", "pd-b", "pd-b", "pd-a"], "the first list, pd-b gone, then the relist");
+        assert!(cache.get("default", "pd-b").is_none());
     }
 
     #[tokio::test]
