@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use k8s_openapi::api::core::v1::Pod;
+
 use tikv_operator_api::{PD, PDGroup};
 
 use crate::common::instance::{InstanceParts, InstanceState};
@@ -36,6 +38,9 @@ pub struct PdState {
     pub group: Option<PDGroup>,
     /// Every PD instance of the group, this one included.
     pub peers: Vec<PD>,
+    /// The Pods of the group, read by `pod` only while this instance has none (they
+    /// carry the `--initial-cluster` list the cluster formed with).
+    pub peer_pods: Vec<Pod>,
     pub pd_read: PdRead,
     pub member: Option<MemberInfo>,
 }
@@ -47,6 +52,7 @@ impl PdState {
             parts: InstanceParts::default(),
             group: None,
             peers: Vec::new(),
+            peer_pods: Vec::new(),
             pd_read: PdRead::NotRead,
             member: None,
         }

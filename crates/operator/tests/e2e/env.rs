@@ -57,18 +57,54 @@ impl Env {
             ..HarnessConfig::fast()
         };
         let h = Harness::start(config).await.expect("harness starts");
-        let user = h.store().client("user");
-        let kubectl = h.store().client("kubectl");
-        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/basic");
-        let mut docs = apply::read_dir(&examples).expect("examples/basic reads");
+        let mut docs = basic();
         for doc in &mut docs {
             if matches!(doc.kind(), "PDGroup" | "TiKVGroup") {
                 doc.object["spec"]["minReadySeconds"] = json!(0);
             }
         }
+        Env::launch(h, &docs)
+    }
+
+    /// `n` copies of `examples/basic`, one per namespace (returned), applied in one go
+    /// as one `kubectl apply` of them all would, with small resource requests so that
+    /// they fit on the simulated nodes; then the operator started.
+    ///
+    /// The simulators run slower (5x) and with few regions: twenty PD clusters and
+    /// sixty stores heartbeating at 20x would starve the operator of CPU on a small
+    /// machine.
+    pub async fn start_many(n: usize) -> (Env, Vec<String>) {
+        let config = HarnessConfig {
+            nodes: 6,
+            zones: 3,
+            speed: 5.0,
+            regions: 3,
+            watch_delay: Duration::from_millis(50),
+            ..HarnessConfig::fast()
+        };
+        let h = Harness::start(config).await.expect("harness starts");
+        let namespaces: Vec<String> = (0..n).map(|i| format!("basic-{i:02}")).collect();
+        let mut docs = Vec::new();
+        for ns in &namespaces {
+            for mut doc in basic() {
+                doc.object["metadata"]["namespace"] = json!(ns);
+                if matches!(doc.kind(), "PDGroup" | "TiKVGroup") {
+                    doc.object["spec"]["minReadySeconds"] = json!(0);
+                    doc.object["spec"]["template"]["spec"]["resources"] = json!({"cpu": "100m", "memory": "256Mi"});
+                }
+                docs.push(doc);
+            }
+        }
+        (Env::launch(h, &docs), namespaces)
+    }
+
+    /// Applies `docs` and starts the operator, as the playground does.
+    fn launch(h: Harness, docs: &[apply::Document]) -> Env {
+        let user = h.store().client("user");
+        let kubectl = h.store().client("kubectl");
         apply::install_crds(&kubectl).expect("CRDs install");
-        apply::ensure_namespaces(&kubectl, &docs).expect("namespaces");
-        for doc in &docs {
+        apply::ensure_namespaces(&kubectl, docs).expect("namespaces");
+        for doc in docs {
             apply::apply(&kubectl, doc).expect("apply");
         }
 
@@ -107,10 +143,14 @@ impl Env {
     // ---- reading (straight from the store: not in the request log) ----
 
     pub fn list(&self, plural: &str) -> Vec<Value> {
+        self.list_in(NS, plural)
+    }
+
+    pub fn list_in(&self, namespace: &str, plural: &str) -> Vec<Value> {
         let r = r(plural);
         let store = self.h.store();
         let Some(info) = store.resource(&r.group, &r.version, &r.plural) else { return Vec::new() };
-        match store.list(&info, Some(NS), &ListOptions::default()) {
+        match store.list(&info, Some(namespace), &ListOptions::default()) {
             Ok(mut list) => match list["items"].take() {
                 Value::Array(items) => items,
                 _ => Vec::new(),
@@ -201,7 +241,17 @@ impl Env {
     /// Polls `check` until it is Ok, for at most [`DEADLINE`] of real time; panics
     /// with its last complaint and the whole view otherwise. Fails fast when the
     /// operator stops or the safety watcher reports a breach.
-    pub async fn wait_for<T>(&self, what: &str, mut check: impl FnMut(&Env) -> Result<T, String>) -> T {
+    pub async fn wait_for<T>(&self, what: &str, check: impl FnMut(&Env) -> Result<T, String>) -> T {
+        self.wait_for_within(what, DEADLINE, check).await
+    }
+
+    /// [`wait_for`](Self::wait_for) with another real-time bound.
+    pub async fn wait_for_within<T>(
+        &self,
+        what: &str,
+        deadline: Duration,
+        mut check: impl FnMut(&Env) -> Result<T, String>,
+    ) -> T {
         let started = Instant::now();
         loop {
             let last = match check(self) {
@@ -212,11 +262,11 @@ impl Env {
             if self.operator.as_ref().is_some_and(|t| t.is_finished()) {
                 panic!("the operator stopped while waiting for {what}; last: {last}");
             }
-            if started.elapsed() > DEADLINE {
+            if started.elapsed() > deadline {
                 let observed = progress::read(self.h.store(), &self.h.pd_clusters());
                 panic!(
                     "{what}: not within {}s (real time); last: {last}\nview:\n{}",
-                    DEADLINE.as_secs(),
+                    deadline.as_secs(),
                     progress::table(&progress::rows(&observed), &observed)
                 );
             }
@@ -310,6 +360,52 @@ impl Env {
         Ok(())
     }
 
+    /// Ok once the copy of `examples/basic` in `namespace` formed its own PD cluster
+    /// with `pd` running members and `kv` Up stores, each recorded on its instance, and
+    /// the Cluster, both groups and every instance are Ready; the first difference
+    /// otherwise.
+    pub fn cluster_ready_in(&self, namespace: &str, pd: usize, kv: usize) -> Result<(), String> {
+        let clusters: Vec<_> = self.h.pd_clusters().into_iter().filter(|c| c.namespace == namespace).collect();
+        let [one] = clusters.as_slice() else {
+            return Err(format!("{namespace}: {} PD clusters formed, want exactly one", clusters.len()));
+        };
+        let snapshot = one.snapshot();
+        let get = |plural: &str, n: &str| {
+            self.list_in(namespace, plural)
+                .into_iter()
+                .find(|o| o["metadata"]["name"] == n)
+                .ok_or_else(|| format!("{namespace}: no {plural}/{n}"))
+        };
+        let at = |e: String| format!("{namespace}: {e}");
+        check_condition(&get("clusters", CLUSTER)?, types::READY, "True", reasons::READY).map_err(at)?;
+        check_condition(&get("pdgroups", PD_GROUP)?, types::READY, "True", reasons::READY).map_err(at)?;
+        check_condition(&get("tikvgroups", TIKV_GROUP)?, types::READY, "True", reasons::READY).map_err(at)?;
+
+        let members: BTreeSet<String> =
+            snapshot.members.iter().filter(|m| m.in_etcd && m.running).map(|m| m.member_id.to_string()).collect();
+        expect_eq(&format!("{namespace}: running PD members"), members.len(), pd)?;
+        let pds = self.list_in(namespace, "pds");
+        expect_eq(&format!("{namespace}: PD instances"), pds.len(), pd)?;
+        for p in &pds {
+            check_condition(p, types::READY, "True", reasons::READY).map_err(at)?;
+        }
+        let ids: BTreeSet<String> = pds.iter().filter_map(|p| p["status"]["id"].as_str().map(str::to_owned)).collect();
+        expect_eq(&format!("{namespace}: PD member IDs recorded vs pd-sim"), &ids, &members)?;
+
+        let up: BTreeSet<String> =
+            snapshot.stores.iter().filter(|s| s.state_name == "Up").map(|s| s.id.to_string()).collect();
+        expect_eq(&format!("{namespace}: stores Up"), up.len(), kv)?;
+        let tikvs = self.list_in(namespace, "tikvs");
+        expect_eq(&format!("{namespace}: TiKV instances"), tikvs.len(), kv)?;
+        for t in &tikvs {
+            check_condition(t, types::READY, "True", reasons::READY).map_err(at)?;
+        }
+        let ids: BTreeSet<String> =
+            tikvs.iter().filter_map(|t| t["status"]["id"].as_str().map(str::to_owned)).collect();
+        expect_eq(&format!("{namespace}: store IDs recorded vs Up in PD"), &ids, &up)?;
+        Ok(())
+    }
+
     /// The group's status and its `n` instances, each Ready and Synced, with a Running
     /// and ready pod.
     fn group_converged(&self, plural: &str, group: &str, instances: &str, n: usize) -> Result<Vec<Value>, String> {
@@ -368,6 +464,12 @@ impl Env {
         }
         Ok(())
     }
+}
+
+/// The documents of `examples/basic`, as a user has them.
+fn basic() -> Vec<apply::Document> {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/basic");
+    apply::read_dir(&examples).expect("examples/basic reads")
 }
 
 pub fn is_operator(r: &RequestRecord) -> bool {

@@ -7,7 +7,7 @@ mod pod;
 mod service;
 
 pub use config::{CONFIG_DIR, CONFIG_FILE, RESERVED_KEYS, config_map};
-pub use membership::{Membership, membership};
+pub use membership::{Membership, MembershipInputs, membership};
 pub use pod::{PodInputs, pod};
 pub use service::{client_service, peer_service};
 

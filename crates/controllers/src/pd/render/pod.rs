@@ -49,6 +49,8 @@ pub fn pod(inputs: &PodInputs<'_>) -> Result<Pod, RenderError> {
         name: COMPONENT_PD.into(),
         image: Some(image(pd.image(), "pingcap/pd", pd.version())),
         command: Some(command),
+        // The kubelet then reports the last log lines of a crash in lastState.terminated.message.
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
         ports: Some(vec![
             ContainerPort { name: Some("client".into()), container_port: ports.client, ..ContainerPort::default() },
             ContainerPort { name: Some("peer".into()), container_port: ports.peer, ..ContainerPort::default() },

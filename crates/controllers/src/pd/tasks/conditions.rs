@@ -3,13 +3,16 @@
 //!
 //! Reads what the pass loaded. Writes only the status being built. Ready needs the Pod
 //! ready for `minReadySeconds` and the member present and healthy in PD; Initialized
-//! is True once PD lists the member. Outcomes: Complete; Retry when only the
+//! is True once PD lists the member. A Pod that cannot be scheduled or crash-loops
+//! says so in Ready and Running (see [`crate::common::pod_status`]); a member PD
+//! refuses to let join ("join a duplicated pd") is `MemberJoinRefused`. Outcomes: Complete; Retry when only the
 //! readiness age is missing (no event will tell us when it is reached).
 
 use tikv_operator_api::condition::{reasons, types};
 use tikv_operator_task::{Node, Outcome, sync_task};
 
 use crate::common::instance::{Health, set_ready, set_revisions, set_running};
+use crate::common::pod_status::{PodProblem, report_pod_problem};
 use crate::pd::state::{PdRead, PdState};
 
 fn health(s: &PdState) -> Health {
@@ -23,10 +26,23 @@ fn health(s: &PdState) -> Health {
     }
 }
 
+/// PD's refusal of a member already in its membership (data lost, or an initial
+/// member started with `--join`): it will never start by itself.
+fn join_refused(problem: &PodProblem) -> Option<(&'static str, String)> {
+    match problem {
+        PodProblem::CrashLoop { message, .. } if message.contains("join a duplicated pd") => Some((
+            reasons::MEMBER_JOIN_REFUSED,
+            format!("PD refuses to let this member join: {}", problem.crash_summary()),
+        )),
+        _ => None,
+    }
+}
+
 pub fn conditions() -> Node<PdState> {
     sync_task("conditions", |s: &mut PdState| {
         set_running(s);
         let retry = set_ready(s, health(s));
+        report_pod_problem(s, join_refused);
         if s.pd_read == PdRead::Read {
             match &s.member {
                 Some(member) => {
@@ -58,6 +74,7 @@ pub fn conditions() -> Node<PdState> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::common::pod_status::fixtures::{crash_looping, unschedulable};
     use crate::pd::state::MemberInfo;
     use crate::testing::{offline_context, sample_pd, t0};
     use k8s_openapi::api::core::v1::{
@@ -135,6 +152,46 @@ mod tests {
         let report = Runner::new("t", [conditions()]).run("k", &mut s).await;
         assert_eq!(report.requeue_after(), Some(std::time::Duration::from_secs(3)));
         assert_eq!(condition(&s, types::READY), ("False".into(), reasons::POD_NOT_READY.into()));
+    }
+
+    fn message(s: &PdState, type_: &str) -> String {
+        find_condition(&s.pass.status.common.conditions, type_).unwrap().message.clone()
+    }
+
+    #[tokio::test]
+    async fn a_member_refused_by_pd_is_reported_as_such() {
+        let refused =
+            "[FATAL] [main.go] [\"join meet error\"] [error=\"missing data or join a duplicated pd pd-pd-abc123\"]";
+        let mut s = state(Some(crash_looping("CrashLoopBackOff", 1, Some(refused))), None);
+        let report = Runner::new("t", [conditions()]).run("k", &mut s).await;
+        assert_eq!(report.outcome(), OutcomeKind::Complete);
+        assert_eq!(condition(&s, types::READY), ("False".into(), reasons::MEMBER_JOIN_REFUSED.into()));
+        assert_eq!(condition(&s, types::RUNNING), ("False".into(), reasons::MEMBER_JOIN_REFUSED.into()));
+        assert_eq!(
+            message(&s, types::READY),
+            format!(
+                "PD refuses to let this member join: container pd crash-loops (4 restarts, exit code 1): {refused}"
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn any_other_crash_loop_is_pod_not_running_with_its_message() {
+        let mut s = state(Some(crash_looping("CrashLoopBackOff", 1, Some("couldn't find local name"))), None);
+        Runner::new("t", [conditions()]).run("k", &mut s).await;
+        assert_eq!(condition(&s, types::READY), ("False".into(), reasons::POD_NOT_RUNNING.into()));
+        assert_eq!(
+            message(&s, types::READY),
+            "container pd crash-loops (4 restarts, exit code 1): couldn't find local name"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unschedulable_pod_is_reported() {
+        let mut s = state(Some(unschedulable()), None);
+        Runner::new("t", [conditions()]).run("k", &mut s).await;
+        assert_eq!(condition(&s, types::READY), ("False".into(), reasons::UNSCHEDULABLE.into()));
+        assert_eq!(message(&s, types::READY), "pod cannot be scheduled: 0/3 nodes are available: 3 Insufficient cpu.");
     }
 
     #[tokio::test]

@@ -2,8 +2,9 @@
 //!
 //! Reads: the PD cache's last view (members, leader). Writes: `spec.bootstrapped =
 //! true` on the group (one merge patch carrying the resourceVersion; CEL keeps it from
-//! ever going back). From then on every new member joins and the initial member list is
-//! never rendered again. While PD has not formed, holds a PD wait (fast polls) and
+//! ever going back). From then on new instances are not initial members and join (an
+//! initial member whose Pod comes late still starts with the initial list: see
+//! `pd::render::membership`). While PD has not formed, holds a PD wait (fast polls) and
 //! Waits for the cache's events. Complete when bootstrapped; Retry on a 409; Fail.
 
 use std::time::Duration;

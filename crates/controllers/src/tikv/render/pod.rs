@@ -69,6 +69,8 @@ pub fn pod(inputs: &PodInputs<'_>) -> Result<Pod, RenderError> {
         name: COMPONENT_TIKV.into(),
         image: Some(image(tikv.image(), "pingcap/tikv", tikv.version())),
         command: Some(command),
+        // The kubelet then reports the last log lines of a crash in lastState.terminated.message.
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
         env: Some(vec![EnvVar {
             name: "NODE_NAME".into(),
             value: None,

@@ -2,13 +2,16 @@
 //! state are set by `store`; revisions and observedGeneration here).
 //!
 //! Reads what the pass loaded; writes only the status being built. Ready needs the
-//! store Up with a fresh heartbeat and the Pod ready for `minReadySeconds`. Outcomes:
+//! store Up with a fresh heartbeat and the Pod ready for `minReadySeconds`. A Pod that
+//! cannot be scheduled or crash-loops says so in Ready and Running (see
+//! [`crate::common::pod_status`]). Outcomes:
 //! Complete; Retry when only the readiness age is missing.
 
 use tikv_operator_api::condition::{is_true_at, reasons, types};
 use tikv_operator_task::{Node, Outcome, sync_task};
 
 use crate::common::instance::{Health, set_ready, set_revisions, set_running};
+use crate::common::pod_status::report_pod_problem;
 use crate::tikv::state::{PdRead, TikvState};
 
 fn health(s: &TikvState) -> Health {
@@ -26,6 +29,7 @@ pub fn conditions() -> Node<TikvState> {
     sync_task("conditions", |s: &mut TikvState| {
         set_running(s);
         let retry = set_ready(s, health(s));
+        report_pod_problem(s, |_| None);
         let ready = is_true_at(&s.pass.status.common.conditions, types::READY, s.pass.generation());
         set_revisions(s, ready);
         s.pass.set_synced("Pod, ConfigMap and PVCs are up to date");
@@ -39,6 +43,7 @@ pub fn conditions() -> Node<TikvState> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::common::pod_status::fixtures::{crash_looping, unschedulable};
     use crate::testing::{offline_context, sample_tikv};
     use crate::tikv::state::StoreInfo;
     use tikv_operator_api::condition::find_condition;
@@ -67,6 +72,23 @@ mod tests {
         Runner::new("t", [conditions()]).run("k", &mut s).await;
         assert_eq!(reason(&s, types::READY), reasons::POD_NOT_READY, "the pod is checked first");
         assert_eq!(reason(&s, types::SYNCED), reasons::SYNCED);
+    }
+
+    #[tokio::test]
+    async fn a_crash_looping_or_unschedulable_pod_says_why() {
+        let mut s = state(None, false);
+        s.parts.pod = Some(crash_looping("CrashLoopBackOff", 1, Some("[FATAL] invalid configuration")));
+        Runner::new("t", [conditions()]).run("k", &mut s).await;
+        assert_eq!(reason(&s, types::READY), reasons::POD_NOT_RUNNING);
+        assert_eq!(reason(&s, types::RUNNING), reasons::POD_NOT_RUNNING);
+        let ready = find_condition(&s.pass.status.common.conditions, types::READY).unwrap();
+        assert_eq!(ready.message, "container pd crash-loops (4 restarts, exit code 1): [FATAL] invalid configuration");
+
+        let mut s = state(None, false);
+        s.parts.pod = Some(unschedulable());
+        Runner::new("t", [conditions()]).run("k", &mut s).await;
+        assert_eq!(reason(&s, types::READY), reasons::UNSCHEDULABLE);
+        assert_eq!(reason(&s, types::RUNNING), reasons::UNSCHEDULABLE);
     }
 
     #[tokio::test]
