@@ -41,8 +41,9 @@ pub struct PDGroupSpec {
     /// next even one.
     #[x_kube(validation = Rule::new("self >= 1").message("replicas must be at least 1: a PD cluster cannot run without members"))]
     pub replicas: i32,
-    /// Set by the operator once the PD cluster has been bootstrapped; from then on new
-    /// members always join, and the initial member list is never rendered again.
+    /// Set by the operator once the PD cluster has been bootstrapped; from then on
+    /// members added later join, while a member of the initial cluster still starts with
+    /// the initial member list the others started with.
     #[serde(default)]
     pub bootstrapped: bool,
     /// How members are spread over failure domains.

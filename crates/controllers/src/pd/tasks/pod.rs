@@ -1,19 +1,17 @@
 //! `pod`: the member's Pod, rendered by [`render::pod`] with the membership flag decided
 //! by [`render::membership`] (initial member or join), applied by the generic task (see
 //! [`crate::common::instance::pod`] for writes and outcomes). Before creating the Pod it
-//! lists the group's Pods (the `--initial-cluster` list they started with is the one a
-//! late initial member must use); a failed list is a Fail. While the membership cannot
+//! reads the group's Pods from the cache (the `--initial-cluster` list they started with is the one a
+//! late initial member must use). While the membership cannot
 //! be decided yet (initial members missing, nobody to join, the list unknown), the Pod
 //! is not created and the pass waits for the instances' and Pods' events.
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::Api;
-use kube::api::ListParams;
 use tikv_operator_api::names::COMPONENT_PD;
 use tikv_operator_task::{Node, Outcome, task};
 
 use crate::common::instance;
-use crate::common::render::RenderError;
+use crate::common::render::{RenderError, group_selector};
 use crate::common::{Instance, Object};
 use crate::pd::render::{self, PodInputs};
 use crate::pd::state::PdState;
@@ -22,10 +20,7 @@ pub fn pod() -> Node<PdState> {
     task("pod", |s: &mut PdState| {
         Box::pin(async move {
             if s.parts.pod.is_none() {
-                match load_peer_pods(s).await {
-                    Ok(pods) => s.peer_pods = pods,
-                    Err(error) => return Outcome::fail(error),
-                }
+                s.peer_pods = peer_pods(s);
             }
             if s.parts.pod.is_none()
                 && let Err(reason) = membership(s)
@@ -38,11 +33,11 @@ pub fn pod() -> Node<PdState> {
     })
 }
 
-async fn load_peer_pods(s: &PdState) -> Result<Vec<Pod>, kube::Error> {
-    let Some(pd) = &s.pass.object else { return Ok(Vec::new()) };
-    let api: Api<Pod> = Api::namespaced(s.pass.ctx.client.clone(), &s.pass.namespace);
-    let selector = instance::pod_selector(&pd.cluster_name(), COMPONENT_PD, &pd.group());
-    Ok(api.list(&ListParams::default().labels(&selector)).await?.items)
+/// The group's Pods, from the watch cache.
+fn peer_pods(s: &PdState) -> Vec<Pod> {
+    let Some(pd) = &s.pass.object else { return Vec::new() };
+    let selector = group_selector(&pd.cluster_name(), COMPONENT_PD, &pd.group());
+    s.pass.ctx.caches.list::<Pod>(&s.pass.namespace, &selector).iter().map(|p| Pod::clone(p)).collect()
 }
 
 fn membership(s: &PdState) -> Result<render::Membership, String> {
@@ -156,13 +151,13 @@ mod tests {
         let env = TestEnv::start().await;
         let (a, b) = (env.create(initial("pd-a")).await, env.create(initial("pd-b")).await);
         let mut s = state(&env, a.clone(), false, vec![a, b.clone()], None);
-        Runner::new("t", [pod()]).run("k", &mut s).await;
+        env.run(&Runner::new("t", [pod()]), "k", &mut s).await;
         let started: Pod = env.get("pd-pd-a").await;
 
         // After bootstrap, with a's instance gone from the list of peers (only its Pod
         // remembers the list), b still starts with exactly a's list, not --join.
         let mut s = state(&env, b.clone(), true, vec![b], None);
-        let report = Runner::new("t", [pod()]).run("k", &mut s).await;
+        let report = env.run(&Runner::new("t", [pod()]), "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
         let late: Pod = env.get("pd-pd-b").await;
         assert_eq!(membership_flags(&late), membership_flags(&started));
