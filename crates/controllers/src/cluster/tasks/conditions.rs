@@ -6,7 +6,7 @@
 //! negation; Paused mirrors `spec.paused`. Always Complete.
 
 use tikv_operator_api::cluster::ComponentStatus;
-use tikv_operator_api::condition::{is_true_at, reasons, types};
+use tikv_operator_api::condition::{find_condition, is_true_at, reasons, types};
 use tikv_operator_task::{Node, Outcome, sync_task};
 
 use crate::cluster::state::ClusterState;
@@ -45,6 +45,20 @@ fn summary<G: Group>(
         all_ready: groups.iter().all(|g| is_true_at(conditions(g), types::READY, g.meta().generation)),
         all_synced: groups.iter().all(|g| is_true_at(conditions(g), types::SYNCED, g.meta().generation)),
     }
+}
+
+/// The first group not synced at its generation, with its own reason and message, so
+/// the Cluster says which group waits and why.
+fn unsynced<G: Group>(groups: &[G], kind: &str) -> Option<String> {
+    groups.iter().find(|g| !is_true_at(group_conditions(*g), types::SYNCED, g.meta().generation)).map(|g| {
+        let name = g.meta().name.as_deref().unwrap_or_default();
+        match find_condition(group_conditions(g), types::SYNCED) {
+            Some(c) if c.observed_generation == g.meta().generation => {
+                format!("{kind} {name} is not synced: {}: {}", c.reason, c.message)
+            }
+            _ => format!("{kind} {name} has not reported on its latest spec yet"),
+        }
+    })
 }
 
 fn group_conditions<G: Group>(group: &G) -> &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition] {
@@ -88,7 +102,8 @@ pub fn conditions() -> Node<ClusterState> {
         } else if !has_groups {
             s.pass.not_synced(reasons::NOT_ALL_GROUPS_READY, "the cluster needs a PD group and a TiKV group");
         } else if !synced {
-            s.pass.not_synced(reasons::NOT_ALL_INSTANCES_UP_TO_DATE, "some group is not synced");
+            let first = unsynced(&s.pd_groups, "PDGroup").or_else(|| unsynced(&s.tikv_groups, "TiKVGroup"));
+            s.pass.not_synced(reasons::NOT_ALL_INSTANCES_UP_TO_DATE, first.unwrap_or_default());
         }
         s.pass.set_synced("every group is synced");
         let progressing = !(ready && synced);
@@ -106,7 +121,7 @@ pub fn conditions() -> Node<ClusterState> {
 mod tests {
     use super::*;
     use crate::testing::{offline_context, sample_cluster, sample_pd_group, sample_tikv_group};
-    use tikv_operator_api::condition::{DesiredCondition, find_condition, set_condition};
+    use tikv_operator_api::condition::{DesiredCondition, set_condition};
     use tikv_operator_task::Runner;
 
     fn ready<G: Group>(mut group: G, yes: bool) -> G {
@@ -153,6 +168,33 @@ mod tests {
         state.tikv_groups[0].metadata.generation = Some(2);
         run(&mut state);
         assert_eq!(status_of(&state, types::READY), "False");
+    }
+
+    #[tokio::test]
+    async fn not_synced_names_the_group_and_its_reason() {
+        let mut state = ClusterState::new(offline_context(), "ns", "basic");
+        let cluster = sample_cluster("basic");
+        state.pass = state.pass.with_object(cluster.clone()).with_cluster(cluster);
+        state.groups_loaded = true;
+        state.pd_groups = vec![ready(sample_pd_group("pd", 3), true)];
+        let mut kv = ready(sample_tikv_group("kv", 3), true);
+        set_condition(
+            &mut kv.status.as_mut().unwrap().common.conditions,
+            DesiredCondition::new(types::SYNCED, false, reasons::VERSION_DOWNGRADE, "v8.4.0 is older than v8.5.0")
+                .observed(kv.metadata.generation),
+            crate::testing::t0(),
+        );
+        state.tikv_groups = vec![kv];
+        run(&mut state);
+        let synced = find_condition(&state.pass.status.conditions, types::SYNCED).unwrap();
+        assert_eq!(synced.status, "False");
+        assert_eq!(synced.message, "TiKVGroup kv is not synced: VersionDowngrade: v8.4.0 is older than v8.5.0");
+
+        state.tikv_groups[0].metadata.generation = Some(7);
+        state.pass.unsynced.clear();
+        run(&mut state);
+        let synced = find_condition(&state.pass.status.conditions, types::SYNCED).unwrap();
+        assert_eq!(synced.message, "TiKVGroup kv has not reported on its latest spec yet");
     }
 
     /// A group whose status counts `existing` instances, `ready` of them ready.
