@@ -138,6 +138,11 @@ pub fn new_instance<G: Group>(
     instance
 }
 
+/// Instances created in one pass at most: a large scale-out (or a typo such as
+/// `replicas: 1000`) is carried out over several passes, each of which writes the
+/// group's status, so progress and unschedulable pods show while it happens.
+const CREATES_PER_PASS: usize = 10;
+
 /// `updater`: runs the updater over the instances read (plus those created but not yet
 /// seen) and carries out its plan. Writes: creates instances. A scale-in is recorded
 /// for the Synced condition and not acted on. Complete; Wait without a revision; Retry
@@ -169,7 +174,8 @@ pub fn run_updater<S: GroupState>() -> Node<S> {
             let plan = updater::plan(&view, &mut updater::random_suffix);
             s.group_mut().scale_in = plan.scale_in;
             let api: Api<<S::G as Group>::Instance> = Api::namespaced(ctx.client.clone(), &s.pass().namespace);
-            for action in plan.actions {
+            let planned = plan.actions.len();
+            for action in plan.actions.into_iter().take(CREATES_PER_PASS) {
                 let Action::Create { name, topology, revision } = action;
                 let instance = new_instance(&group, &name, topology.clone(), &revision);
                 match api.create(&post_params(), &instance).await {
@@ -194,6 +200,10 @@ pub fn run_updater<S: GroupState>() -> Node<S> {
                     Outcome::complete(format!("scale-in from {current} to {desired} is not supported yet"))
                 }
                 ([], None) => Outcome::complete("nothing to do"),
+                (created, None) if planned > created.len() => Outcome::retry(
+                    Duration::from_secs(1),
+                    format!("created {} of {planned} missing instances; the rest in the next passes", created.len()),
+                ),
                 (created, None) => Outcome::complete(format!("created {}", created.join(", "))),
             }
         })
@@ -539,6 +549,36 @@ mod tests {
         assert!(s.group.created.is_empty());
         assert_eq!(env.writes(), 2, "{:?}", env.write_log());
         assert_eq!(env.list::<PD>().await.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_large_scale_out_is_created_a_batch_per_pass() {
+        let env = TestEnv::start().await;
+        let group = env.create(sample_pd_group("pd", 25)).await;
+        let runner = Runner::new("t", [run_updater()]);
+        let pass = |group: PDGroup| {
+            let mut s = state(&env, group, None);
+            s.group.instances_loaded = true;
+            s.group.update_revision = Some("rev-1".into());
+            s
+        };
+        let mut s = pass(group.clone());
+        let report = env.run(&runner, "k", &mut s).await;
+        assert_eq!(report.outcome(), OutcomeKind::Retry, "{report}");
+        assert_eq!(
+            report.entry("updater").unwrap().message(),
+            "created 10 of 25 missing instances; the rest in the next passes"
+        );
+        assert_eq!(env.writes(), 10, "{:?}", env.write_log());
+
+        // The next passes (the list still stale: expectations count what was created).
+        let mut s = pass(group.clone());
+        assert_eq!(env.run(&runner, "k", &mut s).await.outcome(), OutcomeKind::Retry);
+        let mut s = pass(group.clone());
+        let report = env.run(&runner, "k", &mut s).await;
+        assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
+        assert_eq!(s.group.created.len(), 5);
+        assert_eq!(env.list::<PD>().await.len(), 25);
     }
 
     #[tokio::test]
