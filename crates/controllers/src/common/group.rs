@@ -12,6 +12,7 @@ use tikv_operator_api::names;
 use tikv_operator_task::{Node, Outcome, sync_task, task};
 
 use super::render::{controller_ref, group_selector, selector_string};
+use super::replicas::Replicas;
 use super::{Group, Instance, Object, PassState};
 use crate::apply::post_params;
 use crate::error::is_already_exists;
@@ -144,8 +145,11 @@ pub fn new_instance<G: Group>(
 const CREATES_PER_PASS: usize = 10;
 
 /// `updater`: runs the updater over the instances read (plus those created but not yet
-/// seen) and carries out its plan. Writes: creates instances. A scale-in is recorded
-/// for the Synced condition and not acted on. Complete; Wait without a revision; Retry
+/// seen) and carries out its plan. Writes: creates instances, at most
+/// [`CREATES_PER_PASS`] a pass, and none while an instance of the group cannot be
+/// scheduled (so a typo such as `replicas: 1000` stops at what fits). A scale-in is
+/// recorded for the Synced condition and not acted on. Complete; Wait without a
+/// revision or while pods cannot be scheduled; Retry while more remain to create or
 /// when a chosen name was taken meanwhile; Fail on other API errors.
 pub fn run_updater<S: GroupState>() -> Node<S> {
     task("updater", |s: &mut S| {
@@ -173,6 +177,13 @@ pub fn run_updater<S: GroupState>() -> Node<S> {
             };
             let plan = updater::plan(&view, &mut updater::random_suffix);
             s.group_mut().scale_in = plan.scale_in;
+            let unschedulable = Replicas::count(group.replicas(), &s.group().instances).unschedulable;
+            if unschedulable > 0 && !plan.actions.is_empty() {
+                return Outcome::wait(format!(
+                    "{unschedulable} instances cannot be scheduled: no more are created until they can \
+                     (add capacity, or lower replicas)"
+                ));
+            }
             let api: Api<<S::G as Group>::Instance> = Api::namespaced(ctx.client.clone(), &s.pass().namespace);
             let planned = plan.actions.len();
             for action in plan.actions.into_iter().take(CREATES_PER_PASS) {
@@ -252,7 +263,7 @@ pub fn group_status<S: GroupState>() -> Node<S> {
             .clone()
             .or_else(|| <S::G as Group>::common_status(&s.pass().status).update_revision.clone());
         let template_rolled_out = parts.update_revision.is_some();
-        let counts = super::replicas::Replicas::count(group.replicas(), &parts.instances);
+        let counts = Replicas::count(group.replicas(), &parts.instances);
         let replicas = live.len() as i32;
         let ready = live.iter().filter(|(r, _)| *r).count() as i32;
         let updated =
@@ -579,6 +590,33 @@ mod tests {
         assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
         assert_eq!(s.group.created.len(), 5);
         assert_eq!(env.list::<PD>().await.len(), 25);
+    }
+
+    #[tokio::test]
+    async fn no_instance_is_created_while_one_cannot_be_scheduled() {
+        let env = TestEnv::start().await;
+        let group = env.create(sample_pd_group("pd", 5)).await;
+        let mut stuck = sample_pd("pd-a", "pd");
+        let mut status = tikv_operator_api::PDStatus::default();
+        tikv_operator_api::condition::set_condition(
+            &mut status.common.conditions,
+            tikv_operator_api::condition::DesiredCondition::new(
+                types::READY,
+                false,
+                reasons::UNSCHEDULABLE,
+                "0/3 nodes are available: 3 Insufficient cpu.",
+            ),
+            crate::testing::t0(),
+        );
+        stuck.status = Some(status);
+        let mut s = state(&env, group, None);
+        s.group.instances = vec![stuck];
+        s.group.instances_loaded = true;
+        s.group.update_revision = Some("rev-1".into());
+        let report = env.run(&Runner::new("t", [run_updater()]), "k", &mut s).await;
+        assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
+        assert!(report.entry("updater").unwrap().message().starts_with("1 instances cannot be scheduled"), "{report}");
+        assert_eq!(env.writes(), 0, "{:?}", env.write_log());
     }
 
     #[tokio::test]
