@@ -7,9 +7,9 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tikv_operator_pd::{CacheConfig, Fingerprint, PdCache, PdClient, PdError, PdEvent, TlsMaterial};
+use tikv_operator_pd::{CacheConfig, Fingerprint, PdCache, PdClient, PdError, PdEvent, PdWrite, TlsMaterial};
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -40,16 +40,68 @@ pub struct ClusterPdEvent {
     pub event: Option<PdEvent>,
 }
 
-/// What tasks use to talk to a cluster's PD.
-#[derive(Clone, Debug)]
+/// What tasks use to talk to a cluster's PD: the cache for reads, and the writer, only
+/// through this handle's methods, each of which makes the cache poll again at once and
+/// counts every view read before it as stale (also after a failed write: a timed-out
+/// write may still have been applied).
+#[derive(Clone)]
 pub struct PdHandle {
-    /// For writes; writes through it refresh the cache at once.
-    pub client: Option<PdClient>,
     pub cache: PdCache,
+    writer: Arc<dyn PdWrite>,
+}
+
+impl fmt::Debug for PdHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PdHandle").field("cache", &self.cache).finish_non_exhaustive()
+    }
+}
+
+impl PdHandle {
+    pub fn new(cache: PdCache, writer: Arc<dyn PdWrite>) -> Self {
+        Self { cache, writer }
+    }
+
+    fn wrote<T>(&self, result: Result<T, PdError>) -> Result<T, PdError> {
+        self.cache.note_write();
+        result
+    }
+
+    /// Takes the store offline (never `force`); see [`PdWrite::delete_store`].
+    pub async fn delete_store(&self, id: u64) -> Result<(), PdError> {
+        self.wrote(self.writer.delete_store(id).await)
+    }
+
+    /// Cancels taking the store offline (`state=Up`); see [`PdWrite::cancel_delete_store`].
+    pub async fn cancel_delete_store(&self, id: u64) -> Result<(), PdError> {
+        self.wrote(self.writer.cancel_delete_store(id).await)
+    }
+
+    pub async fn add_evict_leader(&self, store_id: u64) -> Result<(), PdError> {
+        self.wrote(self.writer.add_evict_leader(store_id).await)
+    }
+
+    /// `false` when the store was not evicted.
+    pub async fn remove_evict_leader(&self, store_id: u64) -> Result<bool, PdError> {
+        self.wrote(self.writer.remove_evict_leader(store_id).await)
+    }
+
+    pub async fn delete_member_by_id(&self, id: u64) -> Result<(), PdError> {
+        self.wrote(self.writer.delete_member_by_id(id).await)
+    }
+
+    pub async fn delete_member_by_name(&self, name: &str) -> Result<(), PdError> {
+        self.wrote(self.writer.delete_member_by_name(name).await)
+    }
+
+    pub async fn transfer_leader(&self, name: &str) -> Result<(), PdError> {
+        self.wrote(self.writer.transfer_leader(name).await)
+    }
 }
 
 struct Entry {
     url: String,
+    /// The real client, for swapping TLS material in place (`None` for handles made elsewhere).
+    client: Option<PdClient>,
     tls: Option<Fingerprint>,
     handle: PdHandle,
     forwarder: tokio::task::AbortHandle,
@@ -95,7 +147,7 @@ impl PdRegistry {
             && entry.url == url
         {
             if entry.tls != fingerprint
-                && let Some(client) = &entry.handle.client
+                && let Some(client) = &entry.client
             {
                 client.update_tls(tls)?;
                 entry.tls = fingerprint;
@@ -111,21 +163,28 @@ impl PdRegistry {
         }
         let client = builder.build()?;
         let cache = PdCache::for_client(client.clone(), self.config);
-        let handle = PdHandle { client: Some(client), cache };
-        entries.insert(key.clone(), self.entry(key, url.to_owned(), fingerprint, handle));
+        let handle = PdHandle::new(cache, Arc::new(client.clone()));
+        entries.insert(key.clone(), self.entry(key, url.to_owned(), Some(client), fingerprint, handle));
         Ok(true)
     }
 
     /// Registers a cache made elsewhere (tests: a cache over an in-memory PD).
     pub fn insert(&self, key: &ClusterKey, url: &str, handle: PdHandle) {
-        let entry = self.entry(key, url.to_owned(), None, handle);
+        let entry = self.entry(key, url.to_owned(), None, None, handle);
         self.lock().insert(key.clone(), entry);
     }
 
-    fn entry(&self, key: &ClusterKey, url: String, tls: Option<Fingerprint>, handle: PdHandle) -> Entry {
+    fn entry(
+        &self,
+        key: &ClusterKey,
+        url: String,
+        client: Option<PdClient>,
+        tls: Option<Fingerprint>,
+        handle: PdHandle,
+    ) -> Entry {
         let forwarder =
             tokio::spawn(forward(key.clone(), handle.cache.subscribe(), self.events.clone())).abort_handle();
-        Entry { url, tls, handle, forwarder }
+        Entry { url, client, tls, handle, forwarder }
     }
 
     pub fn get(&self, key: &ClusterKey) -> Option<PdHandle> {

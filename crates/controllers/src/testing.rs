@@ -1,8 +1,10 @@
 //! Test support: kube-sim with our CRDs, a context over it, sample objects, and an
 //! in-memory PD behind a real PD cache.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+
+use futures::future::BoxFuture;
 
 use jiff::Timestamp;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -13,7 +15,8 @@ use serde::de::DeserializeOwned;
 use tikv_operator_api::names::{self, LABEL_GROUP};
 use tikv_operator_api::{Cluster, PD, PDGroup, TiKV, TiKVGroup};
 use tikv_operator_pd::{
-    CacheConfig, Member, MemberHealth, Members, NodeState, PdApi, PdCache, PdError, StateName, Store, StoreState,
+    CacheConfig, Member, MemberHealth, Members, NodeState, PdApi, PdCache, PdError, PdWrite, StateName, Store,
+    StoreState, Subject,
 };
 
 use crate::cache::{CacheTasks, Cached};
@@ -347,9 +350,17 @@ struct FakeState {
     stores: BTreeMap<u64, Store>,
     members: Vec<Member>,
     leader: Option<String>,
+    evicting: BTreeSet<u64>,
+    /// Every write, in order, as `method(arguments)`.
+    writes: Vec<String>,
+    /// Errors to answer the next calls of a write method with, by method name.
+    failures: HashMap<&'static str, VecDeque<PdError>>,
 }
 
-/// An in-memory PD for the PD cache.
+/// An in-memory PD for the PD cache, and the recording PD writer: every write is logged
+/// in order ([`FakePd::write_log`]), answered as PD would (a store taken offline becomes
+/// Removing, a cancel brings it back, unknown stores and members are not found), or with
+/// an error scripted by [`FakePd::fail_next`].
 #[derive(Clone, Default)]
 pub struct FakePd(Arc<Mutex<FakeState>>);
 
@@ -388,7 +399,47 @@ impl FakePd {
     }
 
     pub fn handle(&self) -> PdHandle {
-        PdHandle { client: None, cache: PdCache::spawn(self.clone(), CacheConfig::default()) }
+        PdHandle::new(PdCache::spawn(self.clone(), CacheConfig::default()), Arc::new(self.clone()))
+    }
+
+    /// The PD writes made so far, oldest first, as `method(arguments)`: e.g.
+    /// `delete_store(4)`, `delete_member_by_name(pd-1)`. Failed calls are logged too.
+    pub fn write_log(&self) -> Vec<String> {
+        self.0.lock().unwrap().writes.clone()
+    }
+
+    /// The next call of write `method` (its [`PdWrite`] name) answers `error` and changes
+    /// nothing; queued errors answer successive calls in order.
+    pub fn fail_next(&self, method: &'static str, error: PdError) -> &Self {
+        self.0.lock().unwrap().failures.entry(method).or_default().push_back(error);
+        self
+    }
+
+    /// The stores in PD's evict-leader scheduler.
+    pub fn evicting(&self) -> BTreeSet<u64> {
+        self.0.lock().unwrap().evicting.clone()
+    }
+
+    pub fn store_state(&self, id: u64) -> Option<NodeState> {
+        self.0.lock().unwrap().stores.get(&id).map(|s| s.node_state)
+    }
+
+    /// Logs the call; answers a scripted error, or applies `effect` to the state.
+    fn write<T: Send + 'static>(
+        &self,
+        method: &'static str,
+        arguments: String,
+        effect: impl FnOnce(&mut FakeState) -> Result<T, PdError>,
+    ) -> BoxFuture<'static, Result<T, PdError>> {
+        let result = {
+            let mut s = self.0.lock().unwrap();
+            s.writes.push(format!("{method}({arguments})"));
+            match s.failures.get_mut(method).and_then(VecDeque::pop_front) {
+                Some(error) => Err(error),
+                None => effect(&mut s),
+            }
+        };
+        Box::pin(std::future::ready(result))
     }
 
     /// A handle whose cache has completed one poll.
@@ -467,5 +518,190 @@ impl PdApi for FakePd {
                 health: true,
             })
             .collect())
+    }
+}
+
+fn store_not_found(id: u64) -> PdError {
+    PdError::NotFound {
+        subject: Subject::Store(id),
+        message: format!("[PD:core:ErrStoreNotFound]store {id} not found"),
+    }
+}
+
+fn store_removed(id: u64) -> PdError {
+    PdError::StoreRemoved { store_id: id, message: format!("[PD:core:ErrStoreRemoved]store {id} has been removed") }
+}
+
+fn set_node_state(store: &mut Store, node_state: NodeState) {
+    store.node_state = node_state;
+    (store.state, store.state_name) = match node_state {
+        NodeState::Removing => (StoreState::Offline, StateName::Offline),
+        NodeState::Removed => (StoreState::Tombstone, StateName::Tombstone),
+        _ => (StoreState::Up, StateName::Up),
+    };
+}
+
+impl PdWrite for FakePd {
+    fn delete_store(&self, id: u64) -> BoxFuture<'_, Result<(), PdError>> {
+        self.write("delete_store", id.to_string(), move |s| {
+            let store = s.stores.get_mut(&id).ok_or_else(|| store_not_found(id))?;
+            if store.node_state == NodeState::Removed {
+                return Err(store_removed(id));
+            }
+            set_node_state(store, NodeState::Removing);
+            Ok(())
+        })
+    }
+
+    fn cancel_delete_store(&self, id: u64) -> BoxFuture<'_, Result<(), PdError>> {
+        self.write("cancel_delete_store", id.to_string(), move |s| {
+            let store = s.stores.get_mut(&id).ok_or_else(|| store_not_found(id))?;
+            match store.node_state {
+                NodeState::Removed => return Err(store_removed(id)),
+                NodeState::Removing => set_node_state(store, NodeState::Serving),
+                _ => {}
+            }
+            Ok(())
+        })
+    }
+
+    fn add_evict_leader(&self, store_id: u64) -> BoxFuture<'_, Result<(), PdError>> {
+        self.write("add_evict_leader", store_id.to_string(), move |s| {
+            if !s.stores.contains_key(&store_id) {
+                return Err(store_not_found(store_id));
+            }
+            s.evicting.insert(store_id);
+            Ok(())
+        })
+    }
+
+    fn remove_evict_leader(&self, store_id: u64) -> BoxFuture<'_, Result<bool, PdError>> {
+        self.write("remove_evict_leader", store_id.to_string(), move |s| Ok(s.evicting.remove(&store_id)))
+    }
+
+    fn delete_member_by_id(&self, id: u64) -> BoxFuture<'_, Result<(), PdError>> {
+        self.write("delete_member_by_id", id.to_string(), move |s| {
+            let before = s.members.len();
+            s.members.retain(|m| m.member_id != id);
+            if s.members.len() == before {
+                return Err(PdError::NotFound {
+                    subject: Subject::MemberId(id),
+                    message: "etcdserver: member not found".into(),
+                });
+            }
+            Ok(())
+        })
+    }
+
+    fn delete_member_by_name<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), PdError>> {
+        self.write("delete_member_by_name", name.to_owned(), move |s| {
+            let before = s.members.len();
+            s.members.retain(|m| m.name != name);
+            if s.members.len() == before {
+                return Err(PdError::NotFound {
+                    subject: Subject::MemberName(name.to_owned()),
+                    message: format!("not found, pd: {name}"),
+                });
+            }
+            Ok(())
+        })
+    }
+
+    fn transfer_leader<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), PdError>> {
+        self.write("transfer_leader", name.to_owned(), move |s| {
+            if !s.members.iter().any(|m| m.name == name) {
+                return Err(PdError::UnknownTransferTarget {
+                    name: name.to_owned(),
+                    message: "no valid pd to transfer etcd leader".into(),
+                });
+            }
+            s.leader = Some(name.to_owned());
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tikv_operator_pd::Freshness;
+
+    #[tokio::test]
+    async fn the_fake_pd_records_every_write_in_order_and_answers_as_pd() {
+        let pd = FakePd::bootstrapped()
+            .member("pd-0", 1)
+            .member("pd-1", 2)
+            .leader("pd-0")
+            .store(4, "tikv-a:20160", NodeState::Serving)
+            .store(5, "tikv-b:20160", NodeState::Removed);
+        let handle = pd.handle();
+        handle.add_evict_leader(4).await.unwrap();
+        handle.delete_store(4).await.unwrap();
+        assert_eq!(pd.store_state(4), Some(NodeState::Removing));
+        handle.cancel_delete_store(4).await.unwrap();
+        assert_eq!(pd.store_state(4), Some(NodeState::Serving));
+        assert!(handle.remove_evict_leader(4).await.unwrap());
+        assert!(!handle.remove_evict_leader(4).await.unwrap(), "no entry left");
+        assert!(matches!(handle.delete_store(5).await, Err(PdError::StoreRemoved { store_id: 5, .. })));
+        assert!(handle.delete_store(9).await.unwrap_err().is_not_found());
+        handle.transfer_leader("pd-1").await.unwrap();
+        handle.delete_member_by_name("pd-0").await.unwrap();
+        handle.delete_member_by_id(2).await.unwrap();
+        assert!(handle.delete_member_by_id(2).await.unwrap_err().is_not_found());
+        assert_eq!(
+            pd.write_log(),
+            [
+                "add_evict_leader(4)",
+                "delete_store(4)",
+                "cancel_delete_store(4)",
+                "remove_evict_leader(4)",
+                "remove_evict_leader(4)",
+                "delete_store(5)",
+                "delete_store(9)",
+                "transfer_leader(pd-1)",
+                "delete_member_by_name(pd-0)",
+                "delete_member_by_id(2)",
+                "delete_member_by_id(2)",
+            ]
+        );
+        assert!(pd.evicting().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_fake_pd_answers_scripted_errors_in_order_then_as_pd() {
+        let pd = FakePd::bootstrapped().store(4, "tikv-a:20160", NodeState::Removing);
+        pd.fail_next("cancel_delete_store", store_removed(4))
+            .fail_next("cancel_delete_store", PdError::NoLeader { status: 503, message: "no leader".into() })
+            .fail_next(
+                "add_evict_leader",
+                PdError::Http { status: 500, path: "/pd/api/v1/schedulers".into(), body: "scheduler existed".into() },
+            );
+        let handle = pd.handle();
+        let error = handle.cancel_delete_store(4).await.unwrap_err();
+        assert_eq!(error.status(), Some(410));
+        assert_eq!(pd.store_state(4), Some(NodeState::Removing), "a failed write changes nothing");
+        let error = handle.cancel_delete_store(4).await.unwrap_err();
+        assert!(error.is_retryable() && error.status() == Some(503), "{error:?}");
+        handle.cancel_delete_store(4).await.unwrap();
+        assert_eq!(pd.store_state(4), Some(NodeState::Serving));
+        let error = handle.add_evict_leader(4).await.unwrap_err();
+        assert!(error.to_string().contains("scheduler existed"), "{error}");
+        assert!(pd.evicting().is_empty());
+        assert_eq!(
+            pd.write_log(),
+            ["cancel_delete_store(4)", "cancel_delete_store(4)", "cancel_delete_store(4)", "add_evict_leader(4)"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_write_through_the_handle_makes_the_cached_view_stale_until_the_next_poll() {
+        let pd = FakePd::bootstrapped().store(4, "tikv-a:20160", NodeState::Serving);
+        let handle = pd.fresh_handle().await;
+        assert_eq!(handle.cache.snapshot().freshness, Freshness::Fresh);
+        handle.delete_store(4).await.unwrap();
+        assert!(handle.cache.fresh_view().is_err(), "the view predates the write");
+        let view = handle.cache.refresh().await.unwrap();
+        assert_eq!(view.stores.get(&4).map(|s| s.node_state), Some(NodeState::Removing));
+        assert_eq!(handle.cache.snapshot().freshness, Freshness::Fresh);
     }
 }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod tls;
 pub mod types;
 pub mod units;
+pub mod write;
 
 pub use cache::{
     CacheConfig, Freshness, NotFresh, PdApi, PdCache, PdEvent, PdSnapshot, PdView, StaleReason, WaitGuard,
@@ -20,6 +21,7 @@ pub use client::{DEFAULT_TIMEOUT, PdClient, PdClientBuilder, ProxySetting, Retry
 pub use error::{NotEnoughStoresReason, PdError, Subject};
 pub use tls::{Fingerprint, TlsError, TlsMaterial};
 pub use types::*;
+pub use write::PdWrite;
 
 /// Installs rustls's ring provider as the process default (ignored if one is installed).
 /// [`PdClient`] does not need it (it names its provider), but other rustls users in the

@@ -21,6 +21,12 @@ pub fn object_deleting<S: PassState>() -> Condition<S> {
     cond("object_deleting", |s: &S| s.pass().deleting())
 }
 
+/// The object is being deleted and its Cluster is not in the watch cache: the Cluster
+/// is gone, or the cache lags (the task it guards confirms with the API server).
+pub fn deleting_and_cluster_gone<S: PassState>() -> Condition<S> {
+    cond("deleting_and_cluster_gone", |s: &S| s.pass().deleting() && s.pass().cluster.is_none())
+}
+
 /// The object's Cluster does not exist (yet, or any more).
 pub fn cluster_missing<S: PassState>() -> Condition<S> {
     cond("cluster_missing", |s: &S| s.pass().cluster.is_none())

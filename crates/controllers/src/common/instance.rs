@@ -336,16 +336,17 @@ pub fn managed<K: Resource>(object: &K) -> bool {
         .is_some_and(|v| v == names::MANAGED_BY_OPERATOR)
 }
 
-/// `instance_deletion`: a deleted instance whose Cluster is going (or gone) releases
-/// its finalizer (its Pod and ConfigMap go with it by owner reference; its PVCs are
-/// deleted only under `deletionPolicy: Delete`). An instance deleted while its Cluster
-/// lives keeps its finalizer: leaving PD safely is scale-in's job, not supported yet.
+/// `instance_deletion`: a deleted instance whose Cluster is being deleted releases its
+/// finalizer (its Pod and ConfigMap go with it by owner reference; its PVCs are deleted
+/// only under `deletionPolicy: Delete`). An instance deleted while its Cluster lives
+/// keeps its finalizer: leaving PD safely is scale-in's job, not supported yet. One
+/// whose Cluster is gone never gets here (`release_without_cluster` confirms that first).
 /// Writes: DELETE of PVCs (policy Delete), the finalizer. Wait while kept; Complete; Fail.
 pub fn instance_deletion<S: InstanceState>() -> Node<S> {
     task("instance_deletion", |s: &mut S| {
         Box::pin(async move {
             let cluster = s.pass().cluster.clone();
-            let cluster_going = cluster.as_ref().is_none_or(|c| c.meta().deletion_timestamp.is_some());
+            let cluster_going = cluster.as_ref().is_some_and(|c| c.meta().deletion_timestamp.is_some());
             if !cluster_going {
                 s.pass_mut().not_synced(
                     reasons::POD_NOT_DELETED,

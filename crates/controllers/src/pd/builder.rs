@@ -5,16 +5,20 @@ use tikv_operator_task::{Node, finally, if_, if_break};
 use super::state::PdState;
 use super::tasks::*;
 use crate::common::guards::{
-    cluster_id_mismatch, cluster_missing, cluster_paused, object_deleting, object_gone, object_loaded,
+    cluster_id_mismatch, cluster_missing, cluster_paused, deleting_and_cluster_gone, object_deleting, object_gone,
+    object_loaded,
 };
 use crate::common::instance::{instance_deletion, load_pod, volumes};
-use crate::common::tasks::{cluster_not_found, ensure_finalizer, load_cluster, load_object, write_status};
+use crate::common::tasks::{
+    cluster_not_found, ensure_finalizer, load_cluster, load_object, release_without_cluster, write_status,
+};
 
 pub fn tasks() -> Vec<Node<PdState>> {
     vec![
         load_object(),
         if_break(object_gone(), [forget_waits()]),
         load_cluster(),
+        if_break(deleting_and_cluster_gone(), [release_without_cluster()]),
         if_break(cluster_missing(), [cluster_not_found()]),
         if_break(object_deleting(), [instance_deletion()]),
         load_pod(),
@@ -121,5 +125,22 @@ mod tests {
         let report = env.run(&Runner::new("pd", tasks()), "default/pd-abc123", &mut state).await;
         assert!(!report.ran("pod") && !report.ran("ensure_finalizer"), "{report}");
         assert_eq!(env.write_log(), ["update core.tikv.org/pds/status/pd-abc123"]);
+    }
+
+    #[tokio::test]
+    async fn a_member_deleted_after_its_cluster_is_gone_releases_its_finalizer_without_asking_pd() {
+        let env = TestEnv::start().await;
+        let mut pd = sample_pd("pd-abc123", "pd");
+        pd.metadata.finalizers = Some(vec![tikv_operator_api::names::FINALIZER.into()]);
+        env.create(pd).await;
+        let api: kube::Api<PD> = kube::Api::namespaced(env.client.clone(), "default");
+        api.delete("pd-abc123", &Default::default()).await.unwrap();
+        env.synced().await;
+        env.sim.requests().reset();
+        let report =
+            env.run(&Runner::new("pd", tasks()), "k", &mut PdState::new(env.ctx.clone(), "default", "pd-abc123")).await;
+        assert!(report.ran("release_without_cluster") && !report.ran("member"), "{report}");
+        assert_eq!(env.requests(), ["get core.tikv.org/clusters/basic", "patch core.tikv.org/pds/pd-abc123"]);
+        assert!(env.list::<PD>().await.is_empty());
     }
 }

@@ -5,16 +5,20 @@ use tikv_operator_task::{Node, finally, if_, if_break};
 use super::state::TikvState;
 use super::tasks::*;
 use crate::common::guards::{
-    cluster_id_mismatch, cluster_missing, cluster_paused, object_deleting, object_gone, object_loaded,
+    cluster_id_mismatch, cluster_missing, cluster_paused, deleting_and_cluster_gone, object_deleting, object_gone,
+    object_loaded,
 };
 use crate::common::instance::{instance_deletion, load_pod, volumes};
-use crate::common::tasks::{cluster_not_found, ensure_finalizer, load_cluster, load_object, write_status};
+use crate::common::tasks::{
+    cluster_not_found, ensure_finalizer, load_cluster, load_object, release_without_cluster, write_status,
+};
 
 pub fn tasks() -> Vec<Node<TikvState>> {
     vec![
         load_object(),
         if_break(object_gone(), [forget_waits()]),
         load_cluster(),
+        if_break(deleting_and_cluster_gone(), [release_without_cluster()]),
         if_break(cluster_missing(), [cluster_not_found()]),
         if_break(object_deleting(), [instance_deletion()]),
         load_pod(),
@@ -32,11 +36,13 @@ pub fn tasks() -> Vec<Node<TikvState>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{TestEnv, sample_cluster, sample_tikv};
+    use crate::pd_registry::ClusterKey;
+    use crate::testing::{FakePd, TestEnv, sample_cluster, sample_tikv};
     use k8s_openapi::api::core::v1::Pod;
     use kube::Api;
-    use tikv_operator_api::Cluster;
-    use tikv_operator_task::Runner;
+    use kube::ResourceExt;
+    use tikv_operator_api::{Cluster, TiKV};
+    use tikv_operator_task::{OutcomeKind, Runner};
 
     #[tokio::test]
     async fn the_pod_waits_for_the_pd_url_then_nothing_is_written_twice() {
@@ -66,5 +72,60 @@ mod tests {
         env.sim.requests().reset();
         let report = env.run(&runner, "k", &mut TikvState::new(env.ctx.clone(), "default", "tikv-abc123")).await;
         assert_eq!(env.requests(), Vec::<String>::new(), "a pass with nothing to do makes no API request: {report}");
+    }
+
+    /// A TiKV with our finalizer, deleted (its deletionTimestamp set), as the caches see it.
+    async fn deleting_tikv(env: &TestEnv) {
+        let mut tikv = sample_tikv("tikv-abc123", "tikv");
+        tikv.metadata.finalizers = Some(vec![tikv_operator_api::names::FINALIZER.into()]);
+        env.create(tikv).await;
+        let api: Api<TiKV> = Api::namespaced(env.client.clone(), "default");
+        api.delete("tikv-abc123", &Default::default()).await.unwrap();
+        env.synced().await;
+        env.sim.requests().reset();
+    }
+
+    #[tokio::test]
+    async fn an_instance_deleted_after_its_cluster_is_gone_releases_its_finalizer() {
+        let env = TestEnv::start().await;
+        deleting_tikv(&env).await;
+        // A PD still registered for the cluster name is not asked anything.
+        let pd = FakePd::bootstrapped().store(4, "tikv-abc123:20160", tikv_operator_pd::NodeState::Serving);
+        env.ctx.pd.insert(&ClusterKey::new("default", "basic"), "http://pd", pd.fresh_handle().await);
+        let runner = Runner::new("tikv", tasks());
+        let report = env.run(&runner, "k", &mut TikvState::new(env.ctx.clone(), "default", "tikv-abc123")).await;
+        let release = report.entry("release_without_cluster").unwrap();
+        assert_eq!(release.kind(), Some(OutcomeKind::Complete), "{report}");
+        assert!(!report.ran("cluster_not_found"), "{report}");
+        assert_eq!(
+            env.requests(),
+            ["get core.tikv.org/clusters/basic", "patch core.tikv.org/tikvs/tikv-abc123"],
+            "confirmed with the API server, then only the finalizer: PVCs kept, no status write"
+        );
+        assert!(env.list::<TiKV>().await.is_empty());
+        assert_eq!(pd.write_log(), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn an_instance_whose_cluster_is_only_missing_from_a_stale_cache_keeps_its_finalizer() {
+        let env = TestEnv::start().await;
+        deleting_tikv(&env).await;
+        // The watch caches will not see the Cluster for a (simulated) hour.
+        env.sim.faults().set_watch_delay(std::time::Duration::from_secs(3600));
+        let clusters: Api<Cluster> = Api::namespaced(env.client.clone(), "default");
+        clusters.create(&Default::default(), &sample_cluster("basic")).await.unwrap();
+        env.sim.requests().reset();
+
+        let runner = Runner::new("tikv", tasks());
+        let report = runner.run("k", &mut TikvState::new(env.ctx.clone(), "default", "tikv-abc123")).await;
+        assert_eq!(report.outcome(), OutcomeKind::Retry, "{report}");
+        assert!(report.ran("release_without_cluster"), "{report}");
+        assert_eq!(
+            env.write_log(),
+            ["update core.tikv.org/tikvs/status/tikv-abc123"],
+            "the status only: no finalizer release, no PVC deletion"
+        );
+        let live: TiKV = env.get("tikv-abc123").await;
+        assert_eq!(live.finalizers(), [tikv_operator_api::names::FINALIZER]);
     }
 }

@@ -1037,3 +1037,37 @@ mod tls {
         ));
     }
 }
+
+/// The lifecycle's write seam sends exactly the client's requests, and never `force`.
+#[tokio::test]
+async fn pd_write_sends_the_client_requests_and_never_force() {
+    let pd = FakePd::start().await;
+    pd.on("DELETE", "/pd/api/v1/store/4", Reply::json(200, "\"The store is set as Offline.\""));
+    pd.on("POST", "/pd/api/v1/store/4/state", Reply::json(200, "\"The store's state is updated.\""));
+    pd.on("POST", "/pd/api/v1/schedulers", Reply::json(200, "\"The scheduler is created.\""));
+    pd.on("DELETE", "/pd/api/v1/schedulers/evict-leader-scheduler-4", Reply::text(404, "scheduler not found"));
+    pd.on("DELETE", "/pd/api/v1/members/id/9", Reply::json(200, "\"\""));
+    pd.on("DELETE", "/pd/api/v1/members/name/pd-1", Reply::json(200, "\"\""));
+    pd.on("POST", "/pd/api/v1/leader/transfer/pd-2", Reply::json(200, "\"\""));
+    let writer: Arc<dyn crate::PdWrite> = Arc::new(client(&pd));
+    writer.delete_store(4).await.unwrap();
+    writer.cancel_delete_store(4).await.unwrap();
+    writer.add_evict_leader(4).await.unwrap();
+    assert!(!writer.remove_evict_leader(4).await.unwrap(), "404: the store was not evicted");
+    writer.delete_member_by_id(9).await.unwrap();
+    writer.delete_member_by_name("pd-1").await.unwrap();
+    writer.transfer_leader("pd-2").await.unwrap();
+    let sent: Vec<(String, String, Option<String>)> =
+        pd.requests().into_iter().map(|r| (r.method, r.path, r.query)).collect();
+    let expected = [
+        ("DELETE", "/pd/api/v1/store/4", None),
+        ("POST", "/pd/api/v1/store/4/state", Some("state=Up")),
+        ("POST", "/pd/api/v1/schedulers", None),
+        ("DELETE", "/pd/api/v1/schedulers/evict-leader-scheduler-4", None),
+        ("DELETE", "/pd/api/v1/members/id/9", None),
+        ("DELETE", "/pd/api/v1/members/name/pd-1", None),
+        ("POST", "/pd/api/v1/leader/transfer/pd-2", None),
+    ]
+    .map(|(m, p, q)| (m.to_string(), p.to_string(), q.map(str::to_string)));
+    assert_eq!(sent, expected);
+}

@@ -1,0 +1,70 @@
+//! The write side of PD, beside the read side [`PdApi`](crate::PdApi): every change the
+//! operator makes to PD goes through [`PdWrite`], implemented by [`PdClient`] and, in
+//! the controllers' tests, by an in-memory fake that records each call.
+//!
+//! The trait is object safe (boxed futures): a cluster's writer is held as
+//! `Arc<dyn PdWrite>` in the controllers' PD handle, which every task state carries, so
+//! a type parameter would spread through every state and the registry. One allocation
+//! per PD write is nothing beside the HTTP call it makes.
+
+use futures::future::BoxFuture;
+
+use crate::client::PdClient;
+use crate::error::Result;
+
+/// The PD writes of the instance lifecycle, with the client's typed errors.
+pub trait PdWrite: Send + Sync + 'static {
+    /// `DELETE /store/{id}`, never with `force`: take the store offline (Removing, then
+    /// Tombstone once its regions moved). 410 [`StoreRemoved`](crate::PdError::StoreRemoved)
+    /// when it already is Tombstone.
+    fn delete_store(&self, id: u64) -> BoxFuture<'_, Result<()>>;
+
+    /// `POST /store/{id}/state?state=Up`: cancel taking the store offline. 410
+    /// [`StoreRemoved`](crate::PdError::StoreRemoved) once it is Tombstone.
+    fn cancel_delete_store(&self, id: u64) -> BoxFuture<'_, Result<()>>;
+
+    /// Add the store to the evict-leader scheduler (200 also when already there).
+    fn add_evict_leader(&self, store_id: u64) -> BoxFuture<'_, Result<()>>;
+
+    /// Remove the store from the evict-leader scheduler: `false` when it was not there.
+    fn remove_evict_leader(&self, store_id: u64) -> BoxFuture<'_, Result<bool>>;
+
+    /// `DELETE /members/id/{id}`.
+    fn delete_member_by_id(&self, id: u64) -> BoxFuture<'_, Result<()>>;
+
+    /// `DELETE /members/name/{name}`.
+    fn delete_member_by_name<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>>;
+
+    /// `POST /leader/transfer/{name}`: move the PD leader to that member.
+    fn transfer_leader<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>>;
+}
+
+impl PdWrite for PdClient {
+    fn delete_store(&self, id: u64) -> BoxFuture<'_, Result<()>> {
+        Box::pin(PdClient::delete_store(self, id, false))
+    }
+
+    fn cancel_delete_store(&self, id: u64) -> BoxFuture<'_, Result<()>> {
+        Box::pin(PdClient::cancel_delete_store(self, id))
+    }
+
+    fn add_evict_leader(&self, store_id: u64) -> BoxFuture<'_, Result<()>> {
+        Box::pin(PdClient::add_evict_leader(self, store_id))
+    }
+
+    fn remove_evict_leader(&self, store_id: u64) -> BoxFuture<'_, Result<bool>> {
+        Box::pin(PdClient::remove_evict_leader(self, store_id))
+    }
+
+    fn delete_member_by_id(&self, id: u64) -> BoxFuture<'_, Result<()>> {
+        Box::pin(PdClient::delete_member_by_id(self, id))
+    }
+
+    fn delete_member_by_name<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(PdClient::delete_member_by_name(self, name))
+    }
+
+    fn transfer_leader<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(PdClient::transfer_leader(self, name))
+    }
+}
