@@ -15,8 +15,8 @@ use serde::de::DeserializeOwned;
 use tikv_operator_api::names::{self, LABEL_GROUP};
 use tikv_operator_api::{Cluster, PD, PDGroup, TiKV, TiKVGroup};
 use tikv_operator_pd::{
-    CacheConfig, Member, MemberHealth, Members, NodeState, PdApi, PdCache, PdError, PdWrite, StateName, Store,
-    StoreState, Subject,
+    CacheConfig, Member, MemberHealth, Members, NodeState, PdApi, PdCache, PdError, PdWrite, ReplicationConfig,
+    StateName, Store, StoreState, Subject,
 };
 
 use crate::cache::{CacheTasks, Cached};
@@ -351,6 +351,9 @@ struct FakeState {
     members: Vec<Member>,
     leader: Option<String>,
     evicting: BTreeSet<u64>,
+    replication: ReplicationConfig,
+    /// While set, every read (every poll of the cache) answers this error.
+    read_error: Option<PdError>,
     /// Every write, in order, as `method(arguments)`.
     writes: Vec<String>,
     /// Errors to answer the next calls of a write method with, by method name.
@@ -367,15 +370,49 @@ pub struct FakePd(Arc<Mutex<FakeState>>);
 impl FakePd {
     pub const CLUSTER_ID: u64 = 7_401_234_567_890_123_456;
 
-    /// A PD cluster with no members listed and no stores yet.
+    /// A PD cluster with no members listed and no stores yet, `max-replicas` 3, no
+    /// location labels, placement rules on.
     pub fn bootstrapped() -> Self {
         let fake = FakePd::default();
         {
             let mut s = fake.0.lock().unwrap();
             s.cluster_id = Self::CLUSTER_ID;
             s.bootstrapped = true;
+            s.replication =
+                ReplicationConfig { max_replicas: 3, enable_placement_rules: true, ..ReplicationConfig::default() };
         }
         fake
+    }
+
+    /// From now on every read fails as when PD has lost its leader (`true`), or answers
+    /// again (`false`). Writes are unaffected (script them with [`FakePd::fail_next`]).
+    pub fn unreachable(&self, unreachable: bool) -> &Self {
+        self.0.lock().unwrap().read_error =
+            unreachable.then(|| PdError::NoLeader { status: 503, message: "no leader".into() });
+        self
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&FakeState) -> Result<T, PdError>) -> Result<T, PdError> {
+        let s = self.0.lock().unwrap();
+        match &s.read_error {
+            Some(error) => Err(error.clone()),
+            None => f(&s),
+        }
+    }
+
+    /// A store already in the evict-leader scheduler (added by someone, say an SRE).
+    pub fn evicting_leaders(self, store_id: u64) -> Self {
+        self.0.lock().unwrap().evicting.insert(store_id);
+        self
+    }
+
+    pub fn replication(self, max_replicas: u64, location_labels: &[&str]) -> Self {
+        {
+            let mut s = self.0.lock().unwrap();
+            s.replication.max_replicas = max_replicas;
+            s.replication.location_labels = location_labels.iter().map(|l| l.to_string()).collect();
+        }
+        self
     }
 
     pub fn member(self, name: &str, id: u64) -> Self {
@@ -485,39 +522,50 @@ pub fn store(id: u64, address: &str, node_state: NodeState) -> Store {
 
 impl PdApi for FakePd {
     async fn cluster_id(&self) -> Result<u64, PdError> {
-        Ok(self.0.lock().unwrap().cluster_id)
+        self.read(|s| Ok(s.cluster_id))
     }
 
     async fn all_stores(&self) -> Result<Vec<Store>, PdError> {
-        let s = self.0.lock().unwrap();
-        if !s.bootstrapped {
-            return Err(PdError::NotBootstrapped);
-        }
-        Ok(s.stores.values().cloned().collect())
+        self.read(|s| {
+            if !s.bootstrapped {
+                return Err(PdError::NotBootstrapped);
+            }
+            Ok(s.stores.values().cloned().collect())
+        })
     }
 
     async fn members(&self) -> Result<Members, PdError> {
-        let s = self.0.lock().unwrap();
-        let leader = s.leader.as_ref().and_then(|l| s.members.iter().find(|m| &m.name == l)).cloned();
-        Ok(Members {
-            cluster_id: s.cluster_id,
-            members: s.members.clone(),
-            leader: leader.clone(),
-            etcd_leader: leader,
+        self.read(|s| {
+            let leader = s.leader.as_ref().and_then(|l| s.members.iter().find(|m| &m.name == l)).cloned();
+            Ok(Members {
+                cluster_id: s.cluster_id,
+                members: s.members.clone(),
+                leader: leader.clone(),
+                etcd_leader: leader,
+            })
         })
     }
 
     async fn health(&self) -> Result<Vec<MemberHealth>, PdError> {
-        let s = self.0.lock().unwrap();
-        Ok(s.members
-            .iter()
-            .map(|m| MemberHealth {
-                name: m.name.clone(),
-                member_id: m.member_id,
-                client_urls: m.client_urls.clone(),
-                health: true,
-            })
-            .collect())
+        self.read(|s| {
+            Ok(s.members
+                .iter()
+                .map(|m| MemberHealth {
+                    name: m.name.clone(),
+                    member_id: m.member_id,
+                    client_urls: m.client_urls.clone(),
+                    health: true,
+                })
+                .collect())
+        })
+    }
+
+    async fn evict_leader_stores(&self) -> Result<BTreeSet<u64>, PdError> {
+        self.read(|s| Ok(s.evicting.clone()))
+    }
+
+    async fn replication_config(&self) -> Result<ReplicationConfig, PdError> {
+        self.read(|s| Ok(s.replication.clone()))
     }
 }
 
@@ -703,5 +751,22 @@ mod tests {
         let view = handle.cache.refresh().await.unwrap();
         assert_eq!(view.stores.get(&4).map(|s| s.node_state), Some(NodeState::Removing));
         assert_eq!(handle.cache.snapshot().freshness, Freshness::Fresh);
+    }
+
+    #[tokio::test]
+    async fn the_cache_reads_the_fakes_evict_leader_entries_and_replication_config() {
+        let pd = FakePd::bootstrapped()
+            .store(4, "tikv-a:20160", NodeState::Serving)
+            .store(5, "tikv-b:20160", NodeState::Serving)
+            .evicting_leaders(5)
+            .replication(1, &["zone"]);
+        let handle = pd.fresh_handle().await;
+        handle.add_evict_leader(4).await.unwrap();
+        let view = handle.cache.refresh().await.unwrap();
+        assert_eq!(view.evict_leader_stores, BTreeSet::from([4, 5]));
+        assert_eq!(
+            (view.replication.max_replicas, view.replication.location_labels.as_slice()),
+            (1, &["zone".to_string()][..])
+        );
     }
 }

@@ -110,5 +110,8 @@ mod tests {
         tikv.status.get_or_insert_default().id = Some("5".into());
         assert!(!event_matches(&tikv, &added), "a recorded ID wins over the address");
         assert!(event_matches(&tikv, &PdEvent::StoreRemoved { store_id: 5, address: "x".into() }));
+        // An evict-leader entry added or removed reaches the instance of that store ID.
+        assert!(event_matches(&tikv, &PdEvent::EvictLeaderChanged { store_id: 5, evicting: true }));
+        assert!(!event_matches(&tikv, &PdEvent::EvictLeaderChanged { store_id: 4, evicting: false }));
     }
 }

@@ -1,9 +1,11 @@
 //! Change events between two views, which controllers turn into reconcile triggers:
 //! a store event goes to the TiKV instance with that store ID (or, before the ID is
 //! recorded, that advertise address); a member event to the PD instance with that name.
+//! An evict-leader entry added or removed is a store event (by ID only: PD may hold an
+//! entry for a store it no longer lists).
 
 use crate::error::PdError;
-use crate::types::Store;
+use crate::types::{ReplicationConfig, Store};
 
 use super::view::{PdMember, PdView};
 
@@ -24,6 +26,16 @@ pub enum PdEvent {
     StoreRemoved {
         store_id: u64,
         address: String,
+    },
+    /// The store entered (`evicting`) or left PD's evict-leader scheduler.
+    EvictLeaderChanged {
+        store_id: u64,
+        evicting: bool,
+    },
+    /// `max-replicas`, `location-labels` or placement rules changed.
+    ReplicationChanged {
+        from: ReplicationConfig,
+        to: ReplicationConfig,
     },
     MemberAdded {
         name: String,
@@ -62,7 +74,8 @@ impl PdEvent {
         match self {
             PdEvent::StoreAdded { store_id, .. }
             | PdEvent::StoreChanged { store_id, .. }
-            | PdEvent::StoreRemoved { store_id, .. } => Some(*store_id),
+            | PdEvent::StoreRemoved { store_id, .. }
+            | PdEvent::EvictLeaderChanged { store_id, .. } => Some(*store_id),
             _ => None,
         }
     }
@@ -94,6 +107,7 @@ impl PdEvent {
             self,
             PdEvent::LeaderChanged { .. }
                 | PdEvent::ClusterIdChanged { .. }
+                | PdEvent::ReplicationChanged { .. }
                 | PdEvent::PollFailing { .. }
                 | PdEvent::PollRecovered
         )
@@ -170,6 +184,24 @@ pub(crate) fn diff(old: Option<&PdView>, new: &PdView) -> Vec<PdEvent> {
                 events.push(PdEvent::StoreRemoved { store_id: *id, address: store.address.clone() });
             }
         }
+    }
+
+    let old_evicting = old.map(|o| &o.evict_leader_stores);
+    for store_id in &new.evict_leader_stores {
+        if !old_evicting.is_some_and(|o| o.contains(store_id)) {
+            events.push(PdEvent::EvictLeaderChanged { store_id: *store_id, evicting: true });
+        }
+    }
+    if let Some(old) = old_evicting {
+        for store_id in old.difference(&new.evict_leader_stores) {
+            events.push(PdEvent::EvictLeaderChanged { store_id: *store_id, evicting: false });
+        }
+    }
+    // The first view brings no replication event: there was nothing to change from.
+    if let Some(old) = old
+        && old.replication != new.replication
+    {
+        events.push(PdEvent::ReplicationChanged { from: old.replication.clone(), to: new.replication.clone() });
     }
 
     for (name, member) in &new.members {

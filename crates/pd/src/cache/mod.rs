@@ -1,7 +1,8 @@
 //! The per-cluster PD cache (DESIGN.md section 4).
 //!
-//! One [`PdCache`] per Cluster polls PD's stores (Tombstone included), members, health
-//! and cluster ID, keeps the last good [`PdView`], and broadcasts [`PdEvent`]s for what
+//! One [`PdCache`] per Cluster polls PD's stores (Tombstone included), members, health,
+//! cluster ID, the stores under the evict-leader scheduler and the replication config,
+//! keeps the last good [`PdView`], and broadcasts [`PdEvent`]s for what
 //! changed. It polls fast while any [`WaitGuard`] is alive for the cluster and slowly
 //! otherwise, and at once after the operator writes to PD.
 //!
@@ -15,7 +16,7 @@
 mod events;
 mod view;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
@@ -25,7 +26,7 @@ use tokio::time::Instant;
 
 use crate::client::{PdClient, WriteObserver};
 use crate::error::{PdError, Result};
-use crate::types::{MemberHealth, Members, Store};
+use crate::types::{MemberHealth, Members, ReplicationConfig, Store};
 
 pub use events::{PdEvent, store_changes};
 pub use view::{Freshness, NotFresh, PdMember, PdSnapshot, PdView, PollFailure, StaleReason};
@@ -37,6 +38,10 @@ pub trait PdApi: Send + Sync + 'static {
     fn all_stores(&self) -> impl Future<Output = Result<Vec<Store>>> + Send;
     fn members(&self) -> impl Future<Output = Result<Members>> + Send;
     fn health(&self) -> impl Future<Output = Result<Vec<MemberHealth>>> + Send;
+    /// The stores in the evict-leader scheduler; empty when there is no such scheduler.
+    fn evict_leader_stores(&self) -> impl Future<Output = Result<BTreeSet<u64>>> + Send;
+    /// `max-replicas`, `location-labels`, placement rules on or off.
+    fn replication_config(&self) -> impl Future<Output = Result<ReplicationConfig>> + Send;
 }
 
 impl PdApi for PdClient {
@@ -54,6 +59,14 @@ impl PdApi for PdClient {
 
     fn health(&self) -> impl Future<Output = Result<Vec<MemberHealth>>> + Send {
         PdClient::health(self)
+    }
+
+    async fn evict_leader_stores(&self) -> Result<BTreeSet<u64>> {
+        Ok(PdClient::evict_leader_config(self).await?.map(|config| config.store_ids()).unwrap_or_default())
+    }
+
+    fn replication_config(&self) -> impl Future<Output = Result<ReplicationConfig>> + Send {
+        PdClient::replication_config(self)
     }
 }
 
@@ -375,14 +388,22 @@ async fn poll_once<A: PdApi>(api: &A, shared: &Shared) -> u64 {
             Err(error) => Err(error),
         }
     };
-    let result = tokio::try_join!(api.cluster_id(), stores, api.members(), api.health());
+    let result = tokio::try_join!(
+        api.cluster_id(),
+        stores,
+        api.members(),
+        api.health(),
+        api.evict_leader_stores(),
+        api.replication_config()
+    );
 
     let events = {
         let mut state = shared.lock();
         state.polls_completed += 1;
         match result {
-            Ok((cluster_id, stores, members, health)) => {
-                let view = PdView::build(cluster_id, stores, members, health, started, write_epoch);
+            Ok((cluster_id, stores, members, health, evict_leader_stores, replication)) => {
+                let read = view::Read { cluster_id, stores, members, health, evict_leader_stores, replication };
+                let view = PdView::build(read, started, write_epoch);
                 let mut events = events::diff(state.view.as_deref(), &view);
                 if state.last_error.take().is_some() {
                     tracing::info!(cluster_id, "PD polling recovered");

@@ -1,14 +1,14 @@
 //! The cache on tokio's paused clock, driven by an in-memory PD: poll counts, refresh
 //! after writes, stale views on failure, events once per change, cluster ID.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::broadcast::error::TryRecvError;
 
 use super::*;
-use crate::types::{Member, MemberHealth, Members, NodeState, StateName, Store, StoreState};
+use crate::types::{Member, MemberHealth, Members, NodeState, ReplicationConfig, StateName, Store, StoreState};
 
 #[derive(Default)]
 struct FakeState {
@@ -18,6 +18,8 @@ struct FakeState {
     members: Vec<Member>,
     leader: Option<String>,
     unhealthy: Vec<String>,
+    evicting: BTreeSet<u64>,
+    replication: ReplicationConfig,
     fail_with: Option<PdError>,
     polls: usize,
 }
@@ -44,6 +46,7 @@ impl FakePd {
                 });
             }
             s.leader = Some("pd-0".into());
+            s.replication = replication(3, &["zone", "host"]);
         }
         fake
     }
@@ -54,6 +57,15 @@ impl FakePd {
 
     fn polls(&self) -> usize {
         self.with(|s| s.polls)
+    }
+}
+
+fn replication(max_replicas: u64, location_labels: &[&str]) -> ReplicationConfig {
+    ReplicationConfig {
+        max_replicas,
+        location_labels: location_labels.iter().map(|l| l.to_string()).collect(),
+        enable_placement_rules: true,
+        ..ReplicationConfig::default()
     }
 }
 
@@ -132,6 +144,14 @@ impl PdApi for FakePd {
                 })
                 .collect())
         })
+    }
+
+    async fn evict_leader_stores(&self) -> Result<BTreeSet<u64>> {
+        self.with(|s| Ok(s.evicting.clone()))
+    }
+
+    async fn replication_config(&self) -> Result<ReplicationConfig> {
+        self.with(|s| Ok(s.replication.clone()))
     }
 }
 
@@ -446,6 +466,12 @@ impl PdApi for PanickingPd {
     async fn health(&self) -> Result<Vec<MemberHealth>> {
         Ok(Vec::new())
     }
+    async fn evict_leader_stores(&self) -> Result<BTreeSet<u64>> {
+        Ok(BTreeSet::new())
+    }
+    async fn replication_config(&self) -> Result<ReplicationConfig> {
+        Ok(ReplicationConfig::default())
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -453,4 +479,88 @@ async fn refresh_reports_a_dead_poll_task_instead_of_hanging() {
     let cache = PdCache::spawn(PanickingPd, config());
     assert!(matches!(cache.refresh().await, Err(PdError::CacheStopped)));
     assert_eq!(cache.snapshot().freshness, Freshness::Unavailable);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_view_knows_the_evict_leader_entries_and_the_replication_config() {
+    let pd = FakePd::new();
+    pd.with(|s| {
+        s.evicting.insert(4);
+        // An entry left on a store PD no longer lists is still an entry.
+        s.evicting.insert(12);
+    });
+    let cache = PdCache::spawn(pd.clone(), config());
+    let view = cache.refresh().await.unwrap();
+    assert_eq!(view.evict_leader_stores, BTreeSet::from([4, 12]));
+    assert!(view.is_evicting_leaders(4) && view.is_evicting_leaders(12) && !view.is_evicting_leaders(5));
+    assert_eq!(view.replication.max_replicas, 3);
+    assert_eq!(view.replication.location_labels, ["zone", "host"]);
+    assert!(view.replication.enable_placement_rules);
+    assert_eq!(pd.polls(), 1, "read in the same poll as the stores");
+}
+
+#[tokio::test(start_paused = true)]
+async fn evict_leader_and_replication_changes_are_events() {
+    let pd = FakePd::new();
+    pd.with(|s| s.evicting.insert(4));
+    let cache = PdCache::spawn(pd.clone(), config());
+    let mut events = cache.subscribe();
+    cache.refresh().await.unwrap();
+    let initial = drain(&mut events);
+    let evictions: Vec<_> = initial.iter().filter(|e| matches!(e, PdEvent::EvictLeaderChanged { .. })).collect();
+    assert!(matches!(evictions.as_slice(), [PdEvent::EvictLeaderChanged { store_id: 4, evicting: true }]));
+    assert!(!initial.iter().any(|e| matches!(e, PdEvent::ReplicationChanged { .. })), "nothing to change from");
+
+    cache.refresh().await.unwrap();
+    assert!(drain(&mut events).is_empty(), "unchanged entries and config are no event");
+
+    // Store 4's entry removed, store 12's (unknown to PD's store list) added.
+    pd.with(|s| s.evicting = BTreeSet::from([12]));
+    cache.refresh().await.unwrap();
+    let seen = drain(&mut events);
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(seen.iter().any(|e| matches!(e, PdEvent::EvictLeaderChanged { store_id: 12, evicting: true })));
+    assert!(seen.iter().any(|e| matches!(e, PdEvent::EvictLeaderChanged { store_id: 4, evicting: false })));
+    assert!(seen.iter().all(|e| e.store_address().is_none() && !e.is_cluster_wide()));
+    assert_eq!(seen[0].store_id().max(seen[1].store_id()), Some(12), "routed by store ID");
+
+    pd.with(|s| s.replication = replication(5, &["zone"]));
+    cache.refresh().await.unwrap();
+    let seen = drain(&mut events);
+    match seen.as_slice() {
+        [event @ PdEvent::ReplicationChanged { from, to }] => {
+            assert_eq!((from.max_replicas, to.max_replicas), (3, 5));
+            assert_eq!(to.location_labels, ["zone"]);
+            assert!(event.is_cluster_wide());
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_evict_leader_or_config_read_fails_the_poll() {
+    struct FailingConfig(FakePd);
+    impl PdApi for FailingConfig {
+        async fn cluster_id(&self) -> Result<u64> {
+            self.0.cluster_id().await
+        }
+        async fn all_stores(&self) -> Result<Vec<Store>> {
+            self.0.all_stores().await
+        }
+        async fn members(&self) -> Result<Members> {
+            self.0.members().await
+        }
+        async fn health(&self) -> Result<Vec<MemberHealth>> {
+            self.0.health().await
+        }
+        async fn evict_leader_stores(&self) -> Result<BTreeSet<u64>> {
+            self.0.evict_leader_stores().await
+        }
+        async fn replication_config(&self) -> Result<ReplicationConfig> {
+            Err(PdError::NoLeader { status: 503, message: "no leader".into() })
+        }
+    }
+    let cache = PdCache::spawn(FailingConfig(FakePd::new()), config());
+    assert!(cache.refresh().await.is_err());
+    assert_eq!(cache.snapshot().freshness, Freshness::Unavailable, "no view without every part of it");
 }

@@ -1,6 +1,6 @@
 //! One consistent view of PD, as read by one successful poll, and how fresh it is.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::error::PdError;
-use crate::types::{Member, MemberHealth, Members, Store};
+use crate::types::{Member, MemberHealth, Members, ReplicationConfig, Store};
 
 /// A PD member with PD's health probe of it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,7 +19,7 @@ pub struct PdMember {
 }
 
 /// What one successful poll read: stores (Tombstone included), members with health,
-/// leaders, and the cluster ID.
+/// leaders, the cluster ID, the evict-leader entries and the replication config.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PdView {
     pub cluster_id: u64,
@@ -32,6 +32,11 @@ pub struct PdView {
     pub leader: Option<String>,
     /// Name of the etcd leader.
     pub etcd_leader: Option<String>,
+    /// Stores in PD's evict-leader scheduler, whoever added them (possibly stores PD
+    /// no longer lists).
+    pub evict_leader_stores: BTreeSet<u64>,
+    /// `max-replicas`, `location-labels`, placement rules on or off.
+    pub replication: ReplicationConfig,
     /// When the poll that read this view started: the data is at least this recent.
     pub observed_at: Instant,
     /// The operator's write count when the poll started; a view is fresh only if no
@@ -39,15 +44,20 @@ pub struct PdView {
     pub(crate) write_epoch: u64,
 }
 
+/// The answers of one poll.
+pub(crate) struct Read {
+    pub cluster_id: u64,
+    /// `None` while PD is not bootstrapped.
+    pub stores: Option<Vec<Store>>,
+    pub members: Members,
+    pub health: Vec<MemberHealth>,
+    pub evict_leader_stores: BTreeSet<u64>,
+    pub replication: ReplicationConfig,
+}
+
 impl PdView {
-    pub(crate) fn build(
-        cluster_id: u64,
-        stores: Option<Vec<Store>>,
-        members: Members,
-        health: Vec<MemberHealth>,
-        observed_at: Instant,
-        write_epoch: u64,
-    ) -> Self {
+    pub(crate) fn build(read: Read, observed_at: Instant, write_epoch: u64) -> Self {
+        let Read { cluster_id, stores, members, health, evict_leader_stores, replication } = read;
         let bootstrapped = stores.is_some();
         let stores = stores.unwrap_or_default().into_iter().map(|s| (s.id, s)).collect();
         let leader = members.leader_name().map(str::to_owned);
@@ -60,7 +70,23 @@ impl PdView {
                 (member.name.clone(), PdMember { member, healthy })
             })
             .collect();
-        PdView { cluster_id, bootstrapped, stores, members, leader, etcd_leader, observed_at, write_epoch }
+        PdView {
+            cluster_id,
+            bootstrapped,
+            stores,
+            members,
+            leader,
+            etcd_leader,
+            evict_leader_stores,
+            replication,
+            observed_at,
+            write_epoch,
+        }
+    }
+
+    /// Whether the store is in the evict-leader scheduler.
+    pub fn is_evicting_leaders(&self, store_id: u64) -> bool {
+        self.evict_leader_stores.contains(&store_id)
     }
 
     pub fn store(&self, id: u64) -> Option<&Store> {

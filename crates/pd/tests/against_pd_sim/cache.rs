@@ -172,3 +172,73 @@ async fn polls_fail_during_quorum_loss_keeping_the_last_view_then_recover() {
     // The stopped member shows unhealthy.
     assert_eq!(view.member("pd-0").unwrap().healthy, Some(false));
 }
+
+#[tokio::test]
+async fn the_view_carries_the_evict_leader_entries_and_the_replication_config() {
+    let env = Env::with_stores_and(
+        Config { max_replicas: 3, location_labels: vec!["zone".into(), "host".into()], ..config() },
+        3,
+    )
+    .await;
+    let cache = PdCache::for_client(env.client.clone(), cache_config());
+    let view = cache.refresh().await.unwrap();
+    // No evict-leader scheduler (its config answers 404): no entry, and no poll error.
+    assert!(view.evict_leader_stores.is_empty());
+    assert_eq!(view.replication.max_replicas, 3);
+    assert_eq!(view.replication.location_labels, ["zone", "host"]);
+    assert!(view.replication.enable_placement_rules);
+    let mut events = cache.subscribe();
+
+    let (s1, s2) = (env.id(1), env.id(2));
+    env.client.add_evict_leader(s2).await.unwrap();
+    let evicting = next_event(&mut events, |e| match e {
+        PdEvent::EvictLeaderChanged { store_id, evicting } if *store_id == s2 => Some(*evicting),
+        _ => None,
+    })
+    .await;
+    assert!(evicting);
+    env.client.add_evict_leader(s1).await.unwrap();
+    next_event(&mut events, |e| {
+        matches!(e, PdEvent::EvictLeaderChanged { store_id, evicting: true } if *store_id == s1).then_some(())
+    })
+    .await;
+    let view = cache.snapshot().view.unwrap();
+    assert_eq!(view.evict_leader_stores, std::collections::BTreeSet::from([s1, s2]));
+    assert_eq!(cache.snapshot().freshness, Freshness::Fresh);
+
+    // An SRE changes the replication config (as pd-ctl does); the next poll sees it.
+    let url = format!("{}/pd/api/v1/config/replicate", env.sim.url());
+    let answer = plain_http()
+        .post(url)
+        .json(&serde_json::json!({ "max-replicas": 5, "location-labels": "zone" }))
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success(), "{answer:?}");
+    cache.request_refresh();
+    let (from, to) = next_event(&mut events, |e| match e {
+        PdEvent::ReplicationChanged { from, to } => Some((from.clone(), to.clone())),
+        _ => None,
+    })
+    .await;
+    assert_eq!((from.max_replicas, to.max_replicas), (3, 5));
+    assert_eq!(to.location_labels, ["zone"]);
+
+    // Removing the last entry removes the scheduler: the set is empty again.
+    assert!(env.client.remove_evict_leader(s1).await.unwrap());
+    assert!(env.client.remove_evict_leader(s2).await.unwrap());
+    let view = cache.refresh().await.unwrap();
+    assert!(view.evict_leader_stores.is_empty());
+    assert!(cache.snapshot().last_error.is_none());
+}
+
+/// A plain-HTTP client outside the operator's, as an SRE's tool would be.
+fn plain_http() -> reqwest::Client {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    reqwest::Client::builder().tls_backend_preconfigured(tls).no_proxy().build().unwrap()
+}
