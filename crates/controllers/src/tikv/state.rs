@@ -3,13 +3,11 @@
 use std::sync::Arc;
 
 use tikv_operator_api::TiKV;
-use tikv_operator_pd::NodeState;
+use tikv_operator_pd::{Freshness, NodeState, PdView, StaleReason};
 
 use crate::common::instance::{InstanceParts, InstanceState};
 use crate::common::{Pass, PassState};
 use crate::context::Context;
-
-pub use crate::pd::state::PdRead;
 
 /// The store as PD reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,21 +18,95 @@ pub struct StoreInfo {
     pub up: bool,
 }
 
+/// This instance's store as the pass found it in the PD cache, set by `store` and read
+/// by every later task. Reporting may use any view; a destructive step must check
+/// [`StoreView::fresh`] (DESIGN.md section 5 item 2): a stale view never says "absent".
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum StoreView {
+    /// Not looked at: the pass stopped before `store`.
+    #[default]
+    NotRead,
+    /// The Cluster controller has not registered this cluster's PD with the operator yet.
+    NotRegistered,
+    /// PD has never answered a poll: nothing is known.
+    Unavailable,
+    /// PD's view has no store for this instance: none with the recorded ID, or, before
+    /// an ID is recorded, no live store on the advertise address.
+    Absent(Observed),
+    /// The store, by its recorded ID (or found by address, and now recorded).
+    Found(StoreInfo, Observed),
+}
+
+impl StoreView {
+    /// The store, from any view (for reporting).
+    pub fn store(&self) -> Option<&StoreInfo> {
+        match self {
+            StoreView::Found(store, _) => Some(store),
+            _ => None,
+        }
+    }
+
+    /// The PD view the pass read, however old.
+    pub fn observed(&self) -> Option<&Observed> {
+        match self {
+            StoreView::Absent(observed) | StoreView::Found(_, observed) => Some(observed),
+            StoreView::NotRead | StoreView::NotRegistered | StoreView::Unavailable => None,
+        }
+    }
+
+    /// The view, only if it may back a destructive step: read after the operator's
+    /// last write to PD, recent, and the latest poll good.
+    pub fn fresh(&self) -> Option<&Observed> {
+        self.observed().filter(|observed| observed.is_fresh())
+    }
+
+    /// Absent from a fresh view: PD really has no store for this instance now. (Whether
+    /// that means "removed" depends on what was seen before: DESIGN.md section 5 item 3.)
+    pub fn absent_from_fresh_view(&self) -> bool {
+        matches!(self, StoreView::Absent(observed) if observed.is_fresh())
+    }
+}
+
+/// A PD view one pass read, and how fresh it was when read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observed {
+    pub view: Arc<PdView>,
+    pub freshness: ViewFreshness,
+}
+
+impl Observed {
+    pub fn is_fresh(&self) -> bool {
+        self.freshness == ViewFreshness::Fresh
+    }
+}
+
+/// [`Freshness`] of a view that exists (so never "unavailable").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ViewFreshness {
+    Fresh,
+    Stale(StaleReason),
+}
+
+impl ViewFreshness {
+    /// `None` for [`Freshness::Unavailable`]: there is no view to be fresh or stale.
+    pub fn of(freshness: Freshness) -> Option<Self> {
+        match freshness {
+            Freshness::Fresh => Some(ViewFreshness::Fresh),
+            Freshness::Stale(reason) => Some(ViewFreshness::Stale(reason)),
+            Freshness::Unavailable => None,
+        }
+    }
+}
+
 pub struct TikvState {
     pub pass: Pass<TiKV>,
     pub parts: InstanceParts,
-    pub pd_read: PdRead,
-    pub store: Option<StoreInfo>,
+    pub store: StoreView,
 }
 
 impl TikvState {
     pub fn new(ctx: Arc<Context>, namespace: &str, name: &str) -> Self {
-        Self {
-            pass: Pass::new(ctx, namespace, name),
-            parts: InstanceParts::default(),
-            pd_read: PdRead::NotRead,
-            store: None,
-        }
+        Self { pass: Pass::new(ctx, namespace, name), parts: InstanceParts::default(), store: StoreView::NotRead }
     }
 }
 

@@ -12,16 +12,21 @@ use tikv_operator_task::{Node, Outcome, sync_task};
 
 use crate::common::instance::{Health, set_ready, set_revisions, set_running};
 use crate::common::pod_status::report_pod_problem;
-use crate::tikv::state::{PdRead, TikvState};
+use crate::tikv::state::{StoreView, TikvState};
 
+/// From whatever view the pass read: reporting may use a stale one.
 fn health(s: &TikvState) -> Health {
-    match (&s.pd_read, &s.store) {
-        (PdRead::Read, Some(store)) if store.up => Ok(()),
-        (PdRead::Read, Some(store)) => {
+    match &s.store {
+        StoreView::Found(store, _) if store.up => Ok(()),
+        StoreView::Found(store, _) => {
             Err((reasons::STORE_NOT_UP, format!("store {} is {}", store.id, store.node_state.name())))
         }
-        (PdRead::Read, None) => Err((reasons::STORE_NOT_EXIST, "PD has no store for this instance yet".into())),
-        _ => Err((reasons::PD_UNAVAILABLE, "PD has not been read".into())),
+        StoreView::Absent(_) => Err((reasons::STORE_NOT_EXIST, "PD has no store for this instance yet".into())),
+        StoreView::Unavailable => Err((reasons::PD_UNAVAILABLE, "PD has not answered yet".into())),
+        StoreView::NotRegistered => {
+            Err((reasons::PD_UNAVAILABLE, "the cluster's PD is not registered with the operator yet".into()))
+        }
+        StoreView::NotRead => Err((reasons::PD_UNAVAILABLE, "PD has not been read".into())),
     }
 }
 
@@ -44,19 +49,33 @@ pub fn conditions() -> Node<TikvState> {
 mod tests {
     use super::*;
     use crate::common::pod_status::fixtures::{crash_looping, unschedulable};
+    use crate::testing::FakePd;
     use crate::testing::{offline_context, sample_tikv};
-    use crate::tikv::state::StoreInfo;
+    use crate::tikv::state::{Observed, StoreInfo, ViewFreshness};
     use tikv_operator_api::condition::find_condition;
     use tikv_operator_pd::NodeState;
     use tikv_operator_task::Runner;
 
-    fn state(store: Option<StoreInfo>, paused: bool) -> TikvState {
+    /// A view as the `store` task would have read it (fresh; conditions do not care).
+    async fn observed() -> Observed {
+        let view = FakePd::bootstrapped().fresh_handle().await.cache.snapshot().view.unwrap();
+        Observed { view, freshness: ViewFreshness::Fresh }
+    }
+
+    async fn found(store: StoreInfo) -> StoreView {
+        StoreView::Found(store, observed().await)
+    }
+
+    async fn absent() -> StoreView {
+        StoreView::Absent(observed().await)
+    }
+
+    fn state(store: StoreView, paused: bool) -> TikvState {
         let mut state = TikvState::new(offline_context(), "default", "tikv-abc123");
         let mut cluster = crate::testing::sample_cluster("basic");
         cluster.spec.paused = paused;
         state.pass = state.pass.with_object(sample_tikv("tikv-abc123", "tikv")).with_cluster(cluster);
         state.parts.pod_loaded = true;
-        state.pd_read = PdRead::Read;
         state.store = store;
         state
     }
@@ -67,7 +86,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_store_that_is_not_up_is_not_ready() {
-        let mut s = state(Some(StoreInfo { id: 1, node_state: NodeState::Preparing, up: false }), false);
+        let mut s = state(found(StoreInfo { id: 1, node_state: NodeState::Preparing, up: false }).await, false);
         s.parts.pod = Some(Default::default());
         Runner::new("t", [conditions()]).run("k", &mut s).await;
         assert_eq!(reason(&s, types::READY), reasons::POD_NOT_READY, "the pod is checked first");
@@ -76,7 +95,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_crash_looping_or_unschedulable_pod_says_why() {
-        let mut s = state(None, false);
+        let mut s = state(absent().await, false);
         s.parts.pod = Some(crash_looping("CrashLoopBackOff", 1, Some("[FATAL] invalid configuration")));
         Runner::new("t", [conditions()]).run("k", &mut s).await;
         assert_eq!(reason(&s, types::READY), reasons::POD_NOT_RUNNING);
@@ -84,7 +103,7 @@ mod tests {
         let ready = find_condition(&s.pass.status.common.conditions, types::READY).unwrap();
         assert_eq!(ready.message, "container pd crash-loops (4 restarts, exit code 1): [FATAL] invalid configuration");
 
-        let mut s = state(None, false);
+        let mut s = state(absent().await, false);
         s.parts.pod = Some(unschedulable());
         Runner::new("t", [conditions()]).run("k", &mut s).await;
         assert_eq!(reason(&s, types::READY), reasons::UNSCHEDULABLE);
@@ -93,7 +112,7 @@ mod tests {
 
     #[tokio::test]
     async fn paused_is_reported_in_synced() {
-        let mut s = state(None, true);
+        let mut s = state(absent().await, true);
         Runner::new("t", [conditions()]).run("k", &mut s).await;
         assert_eq!(reason(&s, types::SYNCED), reasons::PAUSED);
         assert_eq!(reason(&s, types::READY), reasons::POD_NOT_CREATED);
@@ -101,9 +120,14 @@ mod tests {
 
     #[tokio::test]
     async fn health_follows_the_store() {
-        let s = state(Some(StoreInfo { id: 1, node_state: NodeState::Serving, up: true }), false);
+        let s = state(found(StoreInfo { id: 1, node_state: NodeState::Serving, up: true }).await, false);
         assert!(health(&s).is_ok());
-        let s = state(None, false);
+        let s = state(found(StoreInfo { id: 1, node_state: NodeState::Removing, up: false }).await, false);
+        assert_eq!(health(&s).unwrap_err(), (reasons::STORE_NOT_UP, "store 1 is Removing".to_string()));
+        let s = state(absent().await, false);
         assert_eq!(health(&s).unwrap_err().0, reasons::STORE_NOT_EXIST);
+        for view in [StoreView::Unavailable, StoreView::NotRegistered, StoreView::NotRead] {
+            assert_eq!(health(&state(view, false)).unwrap_err().0, reasons::PD_UNAVAILABLE);
+        }
     }
 }

@@ -11,36 +11,40 @@
 use tikv_operator_task::{Node, Outcome, sync_task};
 
 use crate::tikv::render::advertise_addr;
-use crate::tikv::state::{PdRead, StoreInfo, TikvState};
+use crate::tikv::state::{Observed, StoreInfo, StoreView, TikvState, ViewFreshness};
 
 pub fn store() -> Node<TikvState> {
     sync_task("store", |s: &mut TikvState| {
         let key = s.pass.key();
         let Some(pd) = s.pass.pd() else {
-            s.pd_read = PdRead::NotRegistered;
+            s.store = StoreView::NotRegistered;
             return Outcome::wait("the cluster's PD is not registered yet");
         };
         let Some(tikv) = &s.pass.object else {
             return Outcome::complete("no instance");
         };
         let snapshot = pd.cache.snapshot();
-        let Some(view) = snapshot.view else {
-            s.pd_read = PdRead::Unavailable;
+        let (Some(view), Some(freshness)) = (snapshot.view, ViewFreshness::of(snapshot.freshness.clone())) else {
+            s.store = StoreView::Unavailable;
             s.pass.ctx.pd_waits.waiting(&key, &pd.cache, "PD to answer");
             return Outcome::wait(format!("PD has not answered yet ({})", snapshot.freshness));
         };
-        s.pd_read = PdRead::Read;
         let recorded = s.pass.status.id.as_deref().and_then(|id| id.parse::<u64>().ok());
         let found = match recorded {
             Some(id) => view.store(id),
             None => view.store_by_address(&advertise_addr(tikv)).filter(|store| !store.is_removed()),
-        };
-        s.store = found.map(|store| StoreInfo {
+        }
+        .map(|store| StoreInfo {
             id: store.id,
             node_state: store.node_state,
             up: store.is_up_and_heartbeating(),
         });
-        match &s.store {
+        let observed = Observed { view, freshness };
+        s.store = match found {
+            Some(store) => StoreView::Found(store, observed),
+            None => StoreView::Absent(observed),
+        };
+        match s.store.store() {
             Some(store) => {
                 s.pass.status.id.get_or_insert_with(|| store.id.to_string());
                 if let Some(state) = store.node_state.to_api() {
@@ -77,17 +81,22 @@ pub fn forget_waits() -> Node<TikvState> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pd_registry::ClusterKey;
+    use crate::pd_registry::{ClusterKey, PdHandle};
     use crate::testing::{FakePd, offline_context, sample_tikv};
+    use std::time::Duration;
     use tikv_operator_api::tikv::StoreState;
-    use tikv_operator_pd::NodeState;
+    use tikv_operator_pd::{NodeState, StaleReason};
     use tikv_operator_task::{OutcomeKind, Runner};
 
     const ADDR: &str = "tikv-tikv-abc123.tikv-tikv-peer.default.svc:20160";
 
     async fn run_with(pd: FakePd, recorded: Option<&str>) -> TikvState {
+        run_on(pd.fresh_handle().await, recorded).await
+    }
+
+    async fn run_on(handle: PdHandle, recorded: Option<&str>) -> TikvState {
         let ctx = offline_context();
-        ctx.pd.insert(&ClusterKey::new("default", "basic"), "http://pd", pd.fresh_handle().await);
+        ctx.pd.insert(&ClusterKey::new("default", "basic"), "http://pd", handle);
         let mut state = TikvState::new(ctx, "default", "tikv-abc123");
         state.pass = state.pass.with_object(sample_tikv("tikv-abc123", "tikv"));
         state.pass.status.id = recorded.map(str::to_string);
@@ -95,12 +104,20 @@ mod tests {
         state
     }
 
+    fn freshness(view: &StoreView) -> Option<ViewFreshness> {
+        view.observed().map(|observed| observed.freshness.clone())
+    }
+
     #[tokio::test]
     async fn the_id_is_discovered_by_address_once() {
         let state = run_with(FakePd::bootstrapped().store(5, ADDR, NodeState::Serving), None).await;
         assert_eq!(state.pass.status.id.as_deref(), Some("5"));
         assert_eq!(state.pass.status.state, Some(StoreState::Serving));
-        assert!(state.store.as_ref().unwrap().up);
+        let StoreView::Found(store, observed) = &state.store else { panic!("{:?}", state.store) };
+        assert_eq!(*store, StoreInfo { id: 5, node_state: NodeState::Serving, up: true });
+        assert!(observed.is_fresh());
+        assert_eq!(observed.view.store(5).map(|s| s.address.as_str()), Some(ADDR), "the pass keeps the view it read");
+        assert!(state.store.fresh().is_some() && !state.store.absent_from_fresh_view());
     }
 
     #[tokio::test]
@@ -108,7 +125,8 @@ mod tests {
         // Store 5 is gone from PD's view; a new store 9 has the same address.
         let state = run_with(FakePd::bootstrapped().store(9, ADDR, NodeState::Serving), Some("5")).await;
         assert_eq!(state.pass.status.id.as_deref(), Some("5"));
-        assert!(state.store.is_none());
+        assert!(matches!(&state.store, StoreView::Absent(observed) if observed.is_fresh()), "{:?}", state.store);
+        assert!(state.store.absent_from_fresh_view());
         assert!(state.pass.ctx.pd_waits.is_waiting("default/tikv-abc123"));
     }
 
@@ -116,6 +134,14 @@ mod tests {
     async fn a_removed_store_on_the_address_is_not_adopted() {
         let state = run_with(FakePd::bootstrapped().store(3, ADDR, NodeState::Removed), None).await;
         assert_eq!(state.pass.status.id, None);
+        assert!(matches!(state.store, StoreView::Absent(_)), "{:?}", state.store);
+    }
+
+    #[tokio::test]
+    async fn a_tombstone_with_the_recorded_id_is_found() {
+        let state = run_with(FakePd::bootstrapped().store(3, ADDR, NodeState::Removed), Some("3")).await;
+        assert_eq!(state.store.store().map(|s| (s.id, s.node_state, s.up)), Some((3, NodeState::Removed, false)));
+        assert_eq!(state.pass.status.state, Some(StoreState::Removed));
     }
 
     #[tokio::test]
@@ -124,6 +150,58 @@ mod tests {
         state.pass = state.pass.with_object(sample_tikv("tikv-abc123", "tikv"));
         let report = Runner::new("test", [store()]).run("k", &mut state).await;
         assert_eq!(report.outcome(), OutcomeKind::Wait);
-        assert_eq!(state.pd_read, PdRead::NotRegistered);
+        assert_eq!(state.store, StoreView::NotRegistered);
+        assert!(state.store.observed().is_none());
+    }
+
+    #[tokio::test]
+    async fn pd_that_never_answered_is_unavailable_not_absent() {
+        let pd = FakePd::bootstrapped().store(5, ADDR, NodeState::Serving);
+        pd.unreachable(true);
+        let handle = pd.handle();
+        assert!(handle.cache.refresh().await.is_err());
+        let state = run_on(handle, Some("5")).await;
+        assert_eq!(state.store, StoreView::Unavailable);
+        assert!(!state.store.absent_from_fresh_view());
+        assert_eq!(state.pass.status.state, None);
+        assert!(state.pass.ctx.pd_waits.is_waiting("default/tikv-abc123"), "polls fast until PD answers");
+    }
+
+    #[tokio::test]
+    async fn a_failing_poll_leaves_a_stale_view_that_is_never_fresh_absence() {
+        // The last good view has no store 5; PD stops answering.
+        let pd = FakePd::bootstrapped().store(9, ADDR, NodeState::Serving);
+        let handle = pd.fresh_handle().await;
+        pd.unreachable(true);
+        assert!(handle.cache.refresh().await.is_err());
+        let state = run_on(handle, Some("5")).await;
+        assert!(matches!(state.store, StoreView::Absent(_)), "{:?}", state.store);
+        assert_eq!(freshness(&state.store), Some(ViewFreshness::Stale(StaleReason::PollFailing)));
+        assert!(!state.store.absent_from_fresh_view());
+        assert!(state.store.fresh().is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_old_view_still_reports_the_store_but_is_not_fresh() {
+        let pd = FakePd::bootstrapped().store(5, ADDR, NodeState::Serving);
+        let handle = pd.fresh_handle().await;
+        // Past the freshness bound (5 s), before the next slow poll (30 s).
+        tokio::time::advance(Duration::from_secs(10)).await;
+        let state = run_on(handle, Some("5")).await;
+        assert!(state.store.store().is_some_and(|s| s.up), "good enough for reporting");
+        assert!(matches!(freshness(&state.store), Some(ViewFreshness::Stale(StaleReason::TooOld { .. }))));
+        assert!(state.store.fresh().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_view_read_before_the_operators_last_write_is_stale() {
+        let pd = FakePd::bootstrapped().store(9, ADDR, NodeState::Serving);
+        let handle = pd.fresh_handle().await;
+        // The poll the write requests has not run yet: this pass reads the old view.
+        handle.cache.note_write();
+        let state = run_on(handle, Some("5")).await;
+        assert!(matches!(state.store, StoreView::Absent(_)), "{:?}", state.store);
+        assert_eq!(freshness(&state.store), Some(ViewFreshness::Stale(StaleReason::OlderThanLastWrite)));
+        assert!(!state.store.absent_from_fresh_view());
     }
 }
