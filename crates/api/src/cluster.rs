@@ -101,6 +101,20 @@ pub struct ClusterStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["kind"]))]
     pub components: Vec<ComponentStatus>,
+    /// PD's replication settings as the operator last read them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<ReplicationStatus>,
+}
+
+/// PD's `max-replicas` and `location-labels` (set in PD, e.g. with pd-ctl; shown here).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicationStatus {
+    /// Replicas PD keeps of each region.
+    pub max_replicas: i64,
+    /// Store labels PD spreads the replicas of a region over, most significant first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub location_labels: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -17,6 +17,7 @@ pub fn tasks() -> Vec<Node<ClusterState>> {
         pd_url(),
         register_pd(),
         cluster_id(),
+        replication(),
         finally([if_(object_loaded(), [conditions(), write_status()])]),
     ]
 }
