@@ -160,6 +160,25 @@ impl Control {
         })
     }
 
+    /// Stalls (or, with `false`, resumes) leader transfers away from store `id`, as when
+    /// a TiKV under evict-leader does not let its leaders go (tikv/tikv#7949): the
+    /// transfer-leader operators PD creates keep failing, so evict-leader makes no
+    /// progress on it, while the store stays Up, heartbeats and takes part in everything
+    /// else. The setting outlives restarts of the store's process.
+    pub fn set_leader_transfer_stalled(&self, id: u64, stalled: bool) -> Result<(), ControlError> {
+        self.shared.mutate(|c| {
+            if !c.stores.contains_key(&id) {
+                return Err(StoreError::NotFound(id).into());
+            }
+            if stalled {
+                c.stalled_leader_transfers.insert(id);
+            } else {
+                c.stalled_leader_transfers.remove(&id);
+            }
+            Ok(())
+        })
+    }
+
     /// A new PD member joins with an empty data directory. The first member of a cluster
     /// started without any bootstraps it, and is elected leader after PD's leader-change
     /// delay.
@@ -273,6 +292,7 @@ pub fn router(control: Control) -> Router {
         .route("/sim/stores/{id}/stop", post(http_stop_store))
         .route("/sim/stores/{id}/start", post(http_restart_store))
         .route("/sim/stores/{id}/config", axum::routing::put(http_store_config))
+        .route("/sim/stores/{id}/stall-leader-transfer", post(http_stall_leader_transfer))
         .route("/sim/members", post(http_add_member))
         .route("/sim/members/{name}/stop", post(http_stop_member))
         .route("/sim/members/{name}/start", post(http_start_member))
@@ -322,6 +342,29 @@ async fn http_store_config(
 ) -> Result<StatusCode, ControlError> {
     let config: serde_json::Value = body_json(&body)?;
     c.set_store_config(id, config)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(default)]
+struct StallBody {
+    stalled: bool,
+}
+
+impl Default for StallBody {
+    fn default() -> Self {
+        StallBody { stalled: true }
+    }
+}
+
+/// Body `{"stalled": true|false}`; an empty body stalls.
+async fn http_stall_leader_transfer(
+    State(c): State<Control>,
+    Path(id): Path<u64>,
+    body: Bytes,
+) -> Result<StatusCode, ControlError> {
+    let input: StallBody = body_json(&body)?;
+    c.set_leader_transfer_stalled(id, input.stalled)?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -599,6 +599,53 @@ async fn scenario_5b_eviction_that_never_completes() {
 }
 
 #[tokio::test]
+async fn scenario_5c_eviction_stalled_on_a_healthy_store() {
+    let env = fast(3, 3).await;
+    env.run(Duration::from_secs(3));
+    let stall = |id: u64, body: &'static str| {
+        let env = &env;
+        async move { env.post(&format!("/sim/stores/{id}/stall-leader-transfer"), body).await }
+    };
+    assert_eq!(stall(42, "").await.status, 404);
+    assert_eq!(stall(env.id(1), "").await.status, 204, "an empty body stalls");
+    assert_eq!(env.get("/sim/state").await.json()["stores"][0]["leader_transfer_stalled"], true);
+    let led = count(&env.store(env.id(1)).await, "leader_count");
+    assert!(led > 0);
+
+    // Store 1 is stalled, store 2 is not: only store 2's eviction progresses.
+    env.post("/pd/api/v1/schedulers", &env.evict_body(1)).await;
+    env.post("/pd/api/v1/schedulers", &env.evict_body(2)).await;
+    env.eventually("store 2 evicted", Duration::from_secs(10), async |e| {
+        count(&e.store(e.id(2)).await, "leader_count") == 0
+    })
+    .await;
+    let before = env.store(env.id(1)).await["status"]["last_heartbeat_ts"].clone();
+    env.run(Duration::from_secs(30));
+    let v = env.store(env.id(1)).await;
+    assert_eq!(count(&v, "leader_count"), led, "stalled: the leaders stay");
+    assert_eq!(v["store"]["state_name"], "Up");
+    assert_ne!(v["status"]["last_heartbeat_ts"], before, "it heartbeats");
+    let tries = (0..100).any(|_| {
+        env.ctl().advance(Duration::from_millis(10));
+        let ops = serde_json::to_value(env.ctl().snapshot().operators).unwrap();
+        ops.as_array()
+            .unwrap()
+            .iter()
+            .any(|op| op["kind"]["kind"] == "transfer-leader" && op["kind"]["from"] == env.id(1))
+    });
+    assert!(tries, "PD keeps creating transfer-leader operators from the stalled store");
+
+    // Resumed: the eviction completes.
+    assert_eq!(stall(env.id(1), r#"{"stalled": false}"#).await.status, 204);
+    assert!(!env.ctl().snapshot().store(env.id(1)).unwrap().leader_transfer_stalled);
+    env.eventually("store 1 evicted", Duration::from_secs(10), async |e| {
+        count(&e.store(e.id(1)).await, "leader_count") == 0
+    })
+    .await;
+    assert_eq!(count(&env.store(env.id(3)).await, "leader_count"), 30);
+}
+
+#[tokio::test]
 async fn scenario_6_pd_members_transfer_delete_add_quorum() {
     let env = start(Config { members: 3, ..Config::fast() }).await;
     let ctl = env.ctl();

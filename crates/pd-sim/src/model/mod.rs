@@ -164,6 +164,10 @@ pub struct Cluster {
     pub regions: BTreeMap<u64, Region>,
     pub members: Members,
     pub evict_leader: Option<EvictLeader>,
+    /// Stores whose leaders cannot be transferred away (a control-API fault, as in
+    /// tikv/tikv#7949): PD still creates transfer-leader operators from them, and each
+    /// fails when due, the leader staying put. Everything else about the store goes on.
+    pub stalled_leader_transfers: BTreeSet<u64>,
     /// Enabled schedulers other than evict-leader.
     pub schedulers: BTreeSet<String>,
     /// At most one operator per region, keyed by region ID.
@@ -208,6 +212,7 @@ impl Cluster {
             regions: BTreeMap::new(),
             members: Members::default(),
             evict_leader: None,
+            stalled_leader_transfers: BTreeSet::new(),
             schedulers: DEFAULT_SCHEDULERS.iter().map(|s| s.to_string()).collect(),
             ops: BTreeMap::new(),
             sched_next: now,
@@ -807,6 +812,7 @@ impl Cluster {
                         leader_count: st.leader_count,
                         region_count: st.region_count,
                         evicted: self.is_evicted(s.id),
+                        leader_transfer_stalled: self.stalled_leader_transfers.contains(&s.id),
                     }
                 })
                 .collect(),
@@ -877,6 +883,8 @@ pub struct StoreTruth {
     pub leader_count: u64,
     pub region_count: u64,
     pub evicted: bool,
+    /// Transfers of this store's leaders fail (see `Cluster::stalled_leader_transfers`).
+    pub leader_transfer_stalled: bool,
 }
 
 #[cfg(test)]

@@ -512,7 +512,10 @@ impl Cluster {
                 }
             }
             OpKind::TransferLeader { from, to } => {
-                let to_ok = self.store_running(to) && !self.is_evicted(to);
+                // A stalled source never applies the transfer: the operator ends
+                // without effect and the scheduler that made it tries again later.
+                let stalled = self.stalled_leader_transfers.contains(&from);
+                let to_ok = self.store_running(to) && !self.is_evicted(to) && !stalled;
                 let Some(region) = self.regions.get_mut(&region_id) else { return };
                 let to_is_voter = region.peer_on(to).is_some_and(|p| !p.learner);
                 if region.leader == Some(from) && to_is_voter && to_ok {
