@@ -166,7 +166,8 @@ pub struct Cluster {
     pub evict_leader: Option<EvictLeader>,
     /// Stores whose leaders cannot be transferred away (a control-API fault, as in
     /// tikv/tikv#7949): PD still creates transfer-leader operators from them, and each
-    /// fails when due, the leader staying put. Everything else about the store goes on.
+    /// fails when due, the leader staying put; so does a replica move or removal that must
+    /// first move a leader off such a store. Everything else about the store goes on.
     pub stalled_leader_transfers: BTreeSet<u64>,
     /// Enabled schedulers other than evict-leader.
     pub schedulers: BTreeSet<String>,

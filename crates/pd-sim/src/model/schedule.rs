@@ -443,6 +443,7 @@ impl Cluster {
             .filter(|r| r.has_peer_on(source) && !r.has_peer_on(target) && !self.ops.contains_key(&r.id))
             .filter(|r| self.leader_running(r) && self.down_peers(r).is_empty())
             .filter(|r| r.peer_on(source).is_some_and(|p| !p.learner))
+            .filter(|r| !self.leader_stuck(r.id, source))
             .map(|r| r.id)
             .collect();
         let size_on_target = self.store_stats().get(&target).map(|s| s.region_size).unwrap_or(0);
@@ -464,6 +465,14 @@ impl Cluster {
             return Some(region);
         }
         None
+    }
+
+    /// Whether the leader of `region_id` is on `store`, running with its leader transfers
+    /// stalled: an operator that must move that leader first fails at that step.
+    fn leader_stuck(&self, region_id: u64, store: u64) -> bool {
+        self.stalled_leader_transfers.contains(&store)
+            && self.store_running(store)
+            && self.regions.get(&region_id).is_some_and(|r| r.leader == Some(store))
     }
 
     /// Moves the leader off `store` before its peer goes: to a voter that may lead if
@@ -488,8 +497,9 @@ impl Cluster {
         match op.kind {
             OpKind::AddPeer { target, replace } => {
                 let target_ok = self.stores.get(&target).is_some_and(|s| s.running && !s.is_removed());
+                let stuck = replace.is_some_and(|old| self.leader_stuck(region_id, old));
                 let Some(region) = self.regions.get_mut(&region_id) else { return };
-                if !target_ok {
+                if !target_ok || stuck {
                     region.peers.retain(|p| !(p.store_id == target && p.learner));
                     region.conf_ver += 1;
                     return;
@@ -506,6 +516,9 @@ impl Cluster {
                 }
             }
             OpKind::RemovePeer { store } => {
+                if self.leader_stuck(region_id, store) {
+                    return;
+                }
                 self.hand_off_leader(region_id, store, None);
                 if let Some(region) = self.regions.get_mut(&region_id) {
                     region.remove_peer(store);
