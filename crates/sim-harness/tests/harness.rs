@@ -649,3 +649,58 @@ async fn the_watcher_judges_a_pod_deletion_on_pd_state_when_it_was_requested() {
     late.stop().await;
     env.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recreated_pvc_starts_empty_so_its_pod_is_a_new_store() {
+    let env = Env::start_with(without_budgets()).await;
+    start_pd(&env).await;
+    start_tikv(&env, 4).await;
+    let old = env.store_of("basic-tikv-3");
+    let pvcs = r("persistentvolumeclaims");
+    let uid = |e: &Env| e.client.get(&pvcs, Some(NS), "tikv-basic-tikv-3").ok().map(|p| p["metadata"]["uid"].clone());
+    let old_uid = uid(&env).unwrap();
+
+    // The pod and its PVC are deleted; a PVC of the same name and the pod come back.
+    env.delete_as("test", "pods", "basic-tikv-3");
+    env.wait_gone("basic-tikv-3").await;
+    env.delete_as("test", "persistentvolumeclaims", "tikv-basic-tikv-3");
+    env.wait("PVC gone", |e| uid(e).is_none().then_some(())).await;
+    env.create("persistentvolumeclaims", pvc("tikv-basic-tikv-3", "tikv"));
+    assert_ne!(uid(&env).unwrap(), old_uid);
+    env.create("pods", tikv_pod(3, "pingcap/tikv:v8.5.0"));
+
+    // Empty data: TiKV asks PD for a new ID, and PD refuses the address of the old store,
+    // which is neither revived nor replaced while it is not Removed.
+    let message = env.wait("new store refused", |e| e.pod("basic-tikv-3").and_then(|p| last_exit(&p))).await;
+    assert!(message.contains("duplicated store address") && message.contains(&format!("store {old}")), "{message}");
+    let snap = env.snapshot();
+    assert_eq!(snap.stores.len(), 4, "no store registered for the empty PVC");
+    assert!(!snap.store(old).unwrap().running, "the old store is not revived");
+
+    // Once the old store is Tombstone, the pod registers as a new store with a new ID.
+    let resp = env
+        .http
+        .delete(format!("http://basic-pd.db.svc:2379/pd/api/v1/store/{old}"))
+        .header("User-Agent", "test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap_or_default());
+    env.wait("old store Tombstone", |e| {
+        e.snapshot().store(old).is_some_and(|s| s.state_name == "Tombstone").then_some(())
+    })
+    .await;
+    let new = env
+        .wait("a new store for the pod", |e| match e.h.pd_registry().pod(NS, "basic-tikv-3") {
+            Some(Instance::Tikv { store, .. }) if store != old => Some(store),
+            _ => None,
+        })
+        .await;
+    env.wait_ready("basic-tikv-3").await;
+    let snap = env.snapshot();
+    let (old_store, new_store) = (snap.store(old).unwrap(), snap.store(new).unwrap());
+    assert_eq!((old_store.state_name.as_str(), old_store.running), ("Tombstone", false));
+    assert_eq!((new_store.state_name.as_str(), new_store.running), ("Up", true));
+    assert_eq!(new_store.address, old_store.address, "same pod, same address");
+    env.shutdown().await;
+}
