@@ -205,3 +205,70 @@ async fn cluster_id_mismatch_blocks() {
     assert!(env.operator_pd_writes(pd).is_empty(), "mismatch: no PD writes");
     env.finish().await;
 }
+
+/// Deleting the Cluster (deletionPolicy Retain, the default): the groups delete their
+/// instances, every finalizer is released, the pods go with their instances, the PVCs
+/// stay — with the invariant watcher on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_deleted_under_retain_keeps_the_volumes() {
+    let env = Env::start().await;
+    env.wait_for("Ready", |e| e.converged(3, 3)).await;
+    let pvcs = env.names("persistentvolumeclaims");
+    assert_eq!(pvcs.len(), 6, "{pvcs:?}");
+
+    env.delete("clusters", CLUSTER);
+    env.wait_for("the Cluster, its groups, instances and pods gone", |e| {
+        for plural in ["clusters", "pdgroups", "tikvgroups", "pds", "tikvs", "pods"] {
+            let left = e.names(plural);
+            if !left.is_empty() {
+                return Err(format!("{plural} left: {left:?}"));
+            }
+        }
+        Ok(())
+    })
+    .await;
+    assert_eq!(env.names("persistentvolumeclaims"), pvcs, "Retain keeps every PVC");
+    env.finish().await;
+}
+
+/// A user strips the Cluster's finalizer and deletes it: the groups are left without a
+/// Cluster and say so; deleting them then releases every instance as under Retain (no
+/// Cluster, no PD to ask), keeping the PVCs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_left_without_their_cluster_are_released_as_under_retain() {
+    let env = Env::start().await;
+    env.wait_for("Ready", |e| e.converged(3, 3)).await;
+    let pvcs = env.names("persistentvolumeclaims");
+
+    env.patch("clusters", CLUSTER, json!({"metadata": {"finalizers": null}}));
+    env.delete("clusters", CLUSTER);
+    env.wait_for("both groups say their Cluster is gone", |e| {
+        for (plural, group) in [("pdgroups", PD_GROUP), ("tikvgroups", TIKV_GROUP)] {
+            let group = e.get(plural, group).ok_or("group gone too early")?;
+            check_condition(&group, types::READY, "False", reasons::CLUSTER_NOT_FOUND)?;
+        }
+        Ok(())
+    })
+    .await;
+
+    let api = env.api_seq();
+    env.delete("tikvgroups", TIKV_GROUP);
+    env.delete("pdgroups", PD_GROUP);
+    env.wait_for("groups, instances and pods gone", |e| {
+        for plural in ["pdgroups", "tikvgroups", "pds", "tikvs", "pods"] {
+            let left = e.names(plural);
+            if !left.is_empty() {
+                return Err(format!("{plural} left: {left:?}"));
+            }
+        }
+        Ok(())
+    })
+    .await;
+    assert_eq!(env.names("persistentvolumeclaims"), pvcs, "PVCs are kept");
+    let (requests, _) = env.h.kube_sim().requests().since(api);
+    let confirmed = requests.iter().any(|r| {
+        env::is_operator(r) && r.verb == Verb::Get && r.resource == "clusters" && r.name.as_deref() == Some(CLUSTER)
+    });
+    assert!(confirmed, "each release confirmed the Cluster gone with a fresh GET, not the cache");
+    env.finish().await;
+}

@@ -208,7 +208,12 @@ impl Env {
     }
 
     pub fn delete_pod(&self, name: &str) {
-        self.user.delete(&r("pods"), Some(NS), name, &DeleteOptions::default()).expect("user deletes a pod");
+        self.delete("pods", name);
+    }
+
+    /// `kubectl delete <plural> <name>`.
+    pub fn delete(&self, plural: &str, name: &str) {
+        self.user.delete(&r(plural), Some(NS), name, &DeleteOptions::default()).expect("user delete");
     }
 
     // ---- the request logs ----
