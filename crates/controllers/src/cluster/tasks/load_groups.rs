@@ -10,28 +10,18 @@ use tikv_operator_api::{PDGroup, TiKVGroup};
 use tikv_operator_task::{Node, Outcome, task};
 
 use crate::cluster::state::ClusterState;
+use crate::common::Object;
 
 pub fn load_groups() -> Node<ClusterState> {
     task("load_groups", |s: &mut ClusterState| {
         Box::pin(async move {
             s.pass.cluster = s.pass.object.clone();
-            let name = s.pass.name.clone();
             let caches = &s.pass.ctx.caches;
-            let of_cluster = |cluster: &str| cluster == name;
-            s.pd_groups = caches
-                .pd_groups
-                .list(&s.pass.namespace, &Default::default())
-                .iter()
-                .filter(|g| of_cluster(&g.spec.cluster.name))
-                .map(|g| PDGroup::clone(g))
-                .collect();
-            s.tikv_groups = caches
-                .tikv_groups
-                .list(&s.pass.namespace, &Default::default())
-                .iter()
-                .filter(|g| of_cluster(&g.spec.cluster.name))
-                .map(|g| TiKVGroup::clone(g))
-                .collect();
+            let (namespace, name) = (&s.pass.namespace, &s.pass.name);
+            let pd = caches.pd_groups.list(namespace, &Default::default());
+            let kv = caches.tikv_groups.list(namespace, &Default::default());
+            s.pd_groups = of_cluster(pd.iter().map(|g| PDGroup::clone(g)), name);
+            s.tikv_groups = of_cluster(kv.iter().map(|g| TiKVGroup::clone(g)), name);
             s.groups_loaded = true;
             Outcome::complete(format!("{} PD groups, {} TiKV groups", s.pd_groups.len(), s.tikv_groups.len()))
         })
@@ -46,11 +36,12 @@ pub async fn fresh_groups(s: &ClusterState) -> Result<(Vec<PDGroup>, Vec<TiKVGro
     let kv: Api<TiKVGroup> = Api::namespaced(client, &s.pass.namespace);
     let params = ListParams::default();
     let (pd, kv) = futures::try_join!(pd.list(&params), kv.list(&params))?;
-    let name = &s.pass.name;
-    Ok((
-        pd.items.into_iter().filter(|g| &g.spec.cluster.name == name).collect(),
-        kv.items.into_iter().filter(|g| &g.spec.cluster.name == name).collect(),
-    ))
+    Ok((of_cluster(pd.items, &s.pass.name), of_cluster(kv.items, &s.pass.name)))
+}
+
+/// The groups that name `cluster` in `spec.cluster.name`.
+fn of_cluster<G: Object>(groups: impl IntoIterator<Item = G>, cluster: &str) -> Vec<G> {
+    groups.into_iter().filter(|g| g.cluster_name() == cluster).collect()
 }
 
 #[cfg(test)]
