@@ -240,6 +240,9 @@ async fn instances_left_without_their_cluster_are_released_as_under_retain() {
     env.wait_for("Ready", |e| e.converged(3, 3)).await;
     let pvcs = env.names("persistentvolumeclaims");
 
+    // Back to back: the operator would put its finalizer back once it sees the patch
+    // (with kubectl, seconds apart, it does, and the deletion takes the ordinary path),
+    // but the watch delay lets the delete land first.
     env.patch("clusters", CLUSTER, json!({"metadata": {"finalizers": null}}));
     env.delete("clusters", CLUSTER);
     env.wait_for("both groups say their Cluster is gone", |e| {
