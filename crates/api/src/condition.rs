@@ -57,13 +57,29 @@ pub mod reasons {
     pub const SUSPENDING: &str = "Suspending";
     pub const UNSUSPENDED: &str = "Unsuspended";
 
+    /// Leaders are moving off the store (the message counts those left).
     pub const EVICTING: &str = "Evicting";
+    /// The store holds no leaders while in the evict-leader scheduler.
     pub const EVICTED: &str = "Evicted";
+    /// No eviction asked for, or it ended.
     pub const NOT_EVICTED: &str = "NotEvicted";
+    /// The leader count has not fallen for the template's `evictLeaderStallTimeout`.
+    pub const EVICTION_STALLED: &str = "EvictionStalled";
+    /// Eviction cannot work here (a single store, or `max-replicas` 1): skipped.
+    pub const EVICTION_NOT_POSSIBLE: &str = "EvictionNotPossible";
 
+    /// PD is moving the store's regions away (the message gives progress).
     pub const OFFLINE_PROCESSING: &str = "OfflineProcessing";
     pub const OFFLINE_CANCELING: &str = "OfflineCanceling";
+    /// The offline was cancelled and the store serves again.
+    pub const OFFLINE_CANCELED: &str = "OfflineCanceled";
     pub const OFFLINE_COMPLETED: &str = "OfflineCompleted";
+    /// PD refused to take the store offline (not enough stores left, …): retried.
+    pub const OFFLINE_REFUSED: &str = "OfflineRefused";
+    /// A destructive step waits for a fresh view of PD (or for PD to answer).
+    pub const PD_VIEW_NOT_FRESH: &str = "PDViewNotFresh";
+    /// Some instances of a deleted group are still leaving PD.
+    pub const INSTANCES_REMAINING: &str = "InstancesRemaining";
 
     pub const NOT_ENOUGH_STORES: &str = "NotEnoughStores";
     pub const SCALE_IN_NOT_SUPPORTED: &str = "ScaleInNotSupported";

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -90,6 +91,50 @@ pub struct TiKVTemplateSpec {
     pub volumes: Vec<Volume>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overlay: Option<Overlay>,
+    /// How long the leader count of a store may stay without falling while its leaders
+    /// are evicted before the eviction is reported stalled (`LeadersEvicted=False`,
+    /// `EvictionStalled`). A stalled eviction keeps waiting: a store is never taken
+    /// offline with leaders. Hours, minutes and seconds, e.g. `5m`, `1h30m`, `90s`.
+    /// Default `5m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 16), regex(pattern = r"^([0-9]{1,4}h)?([0-9]{1,4}m)?([0-9]{1,6}s)?$"))]
+    pub evict_leader_stall_timeout: Option<String>,
+}
+
+/// Default of [`TiKVTemplateSpec::evict_leader_stall_timeout`].
+pub const DEFAULT_EVICT_LEADER_STALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+impl TiKVTemplateSpec {
+    /// The eviction stall timeout; the default when unset or unreadable (the schema
+    /// admits only readable values).
+    pub fn evict_leader_stall_timeout(&self) -> std::time::Duration {
+        self.evict_leader_stall_timeout.as_deref().and_then(parse_hms).unwrap_or(DEFAULT_EVICT_LEADER_STALL_TIMEOUT)
+    }
+}
+
+/// Parses `1h30m`, `5m`, `90s` (each unit at most once, in that order).
+fn parse_hms(text: &str) -> Option<std::time::Duration> {
+    let mut seconds: u64 = 0;
+    let mut number: Option<u64> = None;
+    let mut last_unit = 0;
+    for c in text.chars() {
+        if let Some(digit) = c.to_digit(10) {
+            number = Some(number.unwrap_or(0).checked_mul(10)?.checked_add(u64::from(digit))?);
+            continue;
+        }
+        let (rank, factor) = match c {
+            'h' => (1, 3600),
+            'm' => (2, 60),
+            's' => (3, 1),
+            _ => return None,
+        };
+        if rank <= last_unit {
+            return None;
+        }
+        last_unit = rank;
+        seconds = seconds.checked_add(number.take()?.checked_mul(factor)?)?;
+    }
+    (number.is_none() && last_unit > 0).then(|| std::time::Duration::from_secs(seconds))
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
@@ -200,7 +245,43 @@ pub struct TiKVStatus {
     /// PD store ID (a u64, as a string), recorded once seen; the store's identity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    /// The store's node state in PD.
+    /// The store's node state in PD, as last seen. Kept when the store disappears from
+    /// PD: a store last seen Removing or Removed that PD no longer lists was removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<StoreState>,
+    /// Leaders left on the store while the operator evicts them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eviction: Option<DrainProgress>,
+    /// Regions left on the store while PD takes it offline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offline: Option<DrainProgress>,
+}
+
+/// How far a drain (leaders or regions moving off a store) got: the count it started
+/// from, the count left, and when that count last fell. The rate, the time left and a
+/// stall are judged from these, across operator restarts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DrainProgress {
+    pub start: u64,
+    pub started_at: Time,
+    pub left: u64,
+    pub last_fall_at: Time,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_hms;
+    use std::time::Duration;
+
+    #[test]
+    fn stall_timeouts_read_as_hours_minutes_seconds() {
+        assert_eq!(parse_hms("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_hms("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_hms("90s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_hms("1h2m3s"), Some(Duration::from_secs(3723)));
+        for bad in ["", "5", "m", "5m1h", "5mm", "5x", "1h1h"] {
+            assert_eq!(parse_hms(bad), None, "{bad}");
+        }
+    }
 }
