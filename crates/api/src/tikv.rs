@@ -269,6 +269,20 @@ pub struct DrainProgress {
     pub last_fall_at: Time,
 }
 
+impl DrainProgress {
+    /// Records `left` at `now` in `slot` (starting the drain there if none was
+    /// recorded): the time of the last fall moves only when the count falls.
+    pub fn record(slot: &mut Option<Self>, left: u64, now: k8s_openapi::jiff::Timestamp) -> &Self {
+        let drain =
+            slot.get_or_insert(DrainProgress { start: left, started_at: Time(now), left, last_fall_at: Time(now) });
+        if left < drain.left {
+            drain.last_fall_at = Time(now);
+        }
+        drain.left = left;
+        drain
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_hms;

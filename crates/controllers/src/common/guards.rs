@@ -27,6 +27,14 @@ pub fn deleting_and_cluster_gone<S: PassState>() -> Condition<S> {
     cond("deleting_and_cluster_gone", |s: &S| s.pass().deleting() && s.pass().cluster.is_none())
 }
 
+/// The object is being deleted because its Cluster is: it is released as the Cluster's
+/// deletion policy says, without leaving PD one by one (PD goes too).
+pub fn deleting_with_cluster<S: PassState>() -> Condition<S> {
+    cond("deleting_with_cluster", |s: &S| {
+        s.pass().deleting() && s.pass().cluster.as_ref().is_some_and(|c| c.meta().deletion_timestamp.is_some())
+    })
+}
+
 /// The object's Cluster does not exist (yet, or any more).
 pub fn cluster_missing<S: PassState>() -> Condition<S> {
     cond("cluster_missing", |s: &S| s.pass().cluster.is_none())

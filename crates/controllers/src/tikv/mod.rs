@@ -8,6 +8,7 @@
 //! events of its cluster.
 
 pub mod builder;
+pub mod guards;
 pub mod render;
 pub mod state;
 pub mod tasks;

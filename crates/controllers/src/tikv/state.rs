@@ -3,8 +3,11 @@
 use std::sync::Arc;
 
 use tikv_operator_api::TiKV;
+use tikv_operator_api::condition::reasons;
+use tikv_operator_api::tikv::StoreState;
 use tikv_operator_pd::{Freshness, NodeState, PdView, StaleReason};
 
+use crate::common::guards::destructive_allowed;
 use crate::common::instance::{InstanceParts, InstanceState};
 use crate::common::{Pass, PassState};
 use crate::context::Context;
@@ -87,6 +90,15 @@ pub enum ViewFreshness {
     Stale(StaleReason),
 }
 
+impl std::fmt::Display for ViewFreshness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ViewFreshness::Fresh => Freshness::Fresh.fmt(f),
+            ViewFreshness::Stale(reason) => Freshness::Stale(reason.clone()).fmt(f),
+        }
+    }
+}
+
 impl ViewFreshness {
     /// `None` for [`Freshness::Unavailable`]: there is no view to be fresh or stale.
     pub fn of(freshness: Freshness) -> Option<Self> {
@@ -98,15 +110,108 @@ impl ViewFreshness {
     }
 }
 
+/// The store's leaders as `evict_leaders` found them this pass (read by `offline`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Leaders {
+    /// Nobody needs them gone, or the pass could not tell.
+    #[default]
+    Stay,
+    /// Moving off the store under eviction: this many left.
+    Moving(u64),
+    /// None left while the store is under eviction.
+    Evicted,
+    /// Eviction cannot work here (a single store, or `max-replicas` 1): whoever needs
+    /// the leaders gone goes on without it.
+    CannotMove,
+}
+
+/// What the deletion tasks found still in place this pass.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Cleanup {
+    pub pod_gone: bool,
+    pub pvcs_gone: bool,
+}
+
+/// Why a destructive step may not run now (DESIGN.md section 5 items 1–3), for the
+/// condition that says so.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub reason: &'static str,
+    pub message: String,
+}
+
 pub struct TikvState {
     pub pass: Pass<TiKV>,
     pub parts: InstanceParts,
     pub store: StoreView,
+    pub leaders: Leaders,
+    pub cleanup: Cleanup,
 }
 
 impl TikvState {
     pub fn new(ctx: Arc<Context>, namespace: &str, name: &str) -> Self {
-        Self { pass: Pass::new(ctx, namespace, name), parts: InstanceParts::default(), store: StoreView::NotRead }
+        Self {
+            pass: Pass::new(ctx, namespace, name),
+            parts: InstanceParts::default(),
+            store: StoreView::NotRead,
+            leaders: Leaders::Stay,
+            cleanup: Cleanup::default(),
+        }
+    }
+
+    /// The store should leave PD: `spec.offline` is set, or the instance is deleted
+    /// (a deletion is an offline that cannot be cancelled).
+    pub fn leaving(&self) -> bool {
+        self.pass.deleting() || self.pass.object.as_ref().is_some_and(|t| t.spec.offline)
+    }
+
+    /// The store ID recorded in the status: the store's identity.
+    pub fn store_id(&self) -> Option<u64> {
+        self.pass.status.id.as_deref().and_then(|id| id.parse().ok())
+    }
+
+    /// The store with the recorded ID is gone for good (DESIGN.md section 5 item 3):
+    /// PD says Removed (Tombstone) for it, or a fresh view no longer lists it after it
+    /// was seen Removing or Removed. Absent without that history is unknown, not removed.
+    pub fn store_removed(&self) -> bool {
+        if self.store_id().is_none() {
+            return false;
+        }
+        match &self.store {
+            StoreView::Found(store, _) => store.node_state == NodeState::Removed,
+            StoreView::Absent(observed) => {
+                observed.is_fresh()
+                    && matches!(self.pass.status.state, Some(StoreState::Removing) | Some(StoreState::Removed))
+            }
+            _ => false,
+        }
+    }
+
+    /// No store ever registered for this instance: none recorded, and a fresh view has
+    /// no live store on its address. Such an instance holds no data.
+    pub fn never_registered(&self) -> bool {
+        self.store_id().is_none() && self.store.absent_from_fresh_view()
+    }
+
+    /// Rules 1 and 2 of the safety contract, checked by every destructive step: the PD
+    /// answering is the Cluster's, and this pass read a fresh view of it.
+    pub fn destructive_allowed(&self) -> Result<&Observed, Refusal> {
+        let Some(cluster) = &self.pass.cluster else {
+            return Err(Refusal { reason: reasons::CLUSTER_NOT_FOUND, message: "the Cluster is not loaded".into() });
+        };
+        destructive_allowed(cluster, self.pass.pd().as_ref())
+            .map_err(|message| Refusal { reason: reasons::CLUSTER_ID_MISMATCH, message })?;
+        match (&self.store, self.store.fresh()) {
+            (_, Some(observed)) => Ok(observed),
+            (StoreView::NotRead | StoreView::NotRegistered | StoreView::Unavailable, None) => Err(Refusal {
+                reason: reasons::PD_UNAVAILABLE,
+                message: "PD has not answered: nothing is deleted until it does".into(),
+            }),
+            (StoreView::Absent(observed) | StoreView::Found(_, observed), None) => Err(Refusal {
+                reason: reasons::PD_VIEW_NOT_FRESH,
+                message: format!("the PD view is not fresh ({}): nothing is deleted until it is", observed.freshness),
+            }),
+        }
     }
 }
 

@@ -2,10 +2,20 @@
 
 mod conditions;
 mod config_map;
+mod delete_pod;
+mod delete_pvcs;
+mod evict_leaders;
+mod label_pvcs;
+mod offline;
 mod pod;
 mod store;
 
 pub use conditions::conditions;
 pub use config_map::config_map;
+pub use delete_pod::delete_pod;
+pub use delete_pvcs::delete_pvcs;
+pub use evict_leaders::evict_leaders;
+pub use label_pvcs::label_pvcs;
+pub use offline::offline;
 pub use pod::pod;
 pub use store::{forget_waits, store};

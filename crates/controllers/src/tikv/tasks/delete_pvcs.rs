@@ -1,0 +1,84 @@
+//! `delete_pvcs`: once its Pod is gone, a deleted instance whose store is removed in PD
+//! (or never registered) loses the PVCs holding that store's data — a Tombstone
+//! store's data must never be reused by a new store.
+//!
+//! Destructive: checked here against the safety contract (the right PD, a fresh view,
+//! the store removed or never registered) and only after the Pod is gone. Deletes the
+//! instance's PVCs labelled with this store's ID (or with none: created before the ID
+//! was known), by name with a UID precondition; a PVC labelled with another store's
+//! ID is left and reported. Reads the PVCs from the watch cache. Writes: DELETE of each
+//! PVC. Outcomes: Complete once none is left; Wait while they go or the contract
+//! refuses (the condition says why); Fail.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use kube::api::{DeleteParams, Preconditions};
+use kube::{Api, ResourceExt};
+use tikv_operator_api::names;
+use tikv_operator_task::{Node, Outcome, task};
+
+use super::delete_pod::data_may_go;
+use crate::error::is_not_found;
+use crate::tikv::state::{Refusal, TikvState};
+
+pub fn delete_pvcs() -> Node<TikvState> {
+    task("delete_pvcs", |s: &mut TikvState| Box::pin(run(s)))
+}
+
+/// The instance's PVCs as the cache has them.
+pub fn instance_pvcs(s: &TikvState) -> Vec<std::sync::Arc<PersistentVolumeClaim>> {
+    let selector = BTreeMap::from([
+        (names::LABEL_COMPONENT.to_string(), names::COMPONENT_TIKV.to_string()),
+        (names::LABEL_INSTANCE.to_string(), s.pass.name.clone()),
+    ]);
+    s.pass.ctx.caches.list::<PersistentVolumeClaim>(&s.pass.namespace, &selector)
+}
+
+async fn run(s: &mut TikvState) -> Outcome {
+    let pvcs = instance_pvcs(s);
+    if pvcs.is_empty() {
+        s.cleanup.pvcs_gone = true;
+        return Outcome::complete("no PVCs");
+    }
+    if !s.cleanup.pod_gone {
+        return Outcome::wait("waiting for the pod to go before its volumes");
+    }
+    if let Err(Refusal { reason, message }) = data_may_go(s) {
+        s.pass.not_synced(reason, format!("PVCs are kept: {message}"));
+        return Outcome::wait(format!("PVCs kept: {message}"));
+    }
+    let id = s.store_id().map(|id| id.to_string());
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(s.pass.ctx.client.clone(), &s.pass.namespace);
+    let (mut deleted, mut kept) = (Vec::new(), Vec::new());
+    for pvc in &pvcs {
+        let name = pvc.name_any();
+        if pvc.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let label = pvc.labels().get(names::LABEL_STORE_ID);
+        if label.is_some() && label != id.as_ref() {
+            kept.push(format!("{name} (store {})", label.map_or("", String::as_str)));
+            continue;
+        }
+        let params = DeleteParams {
+            preconditions: Some(Preconditions { uid: pvc.uid(), resource_version: None }),
+            ..Default::default()
+        };
+        match api.delete(&name, &params).await {
+            Ok(_) => deleted.push(name),
+            Err(error) if is_not_found(&error) => {}
+            Err(error) => return Outcome::fail(error),
+        }
+    }
+    if !deleted.is_empty() {
+        let note = format!("deleted {}: the store's data is not to be reused", deleted.join(", "));
+        s.pass.event("DeletedPVC", "Delete", note).await;
+    }
+    if !kept.is_empty() {
+        let message = format!("PVCs holding another store's data are left: {}", kept.join(", "));
+        s.pass.not_synced(tikv_operator_api::condition::reasons::VOLUME_MISMATCH, message.clone());
+        return Outcome::wait(message);
+    }
+    Outcome::wait(format!("waiting for {} PVCs to go", pvcs.len()))
+}
