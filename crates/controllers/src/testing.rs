@@ -15,8 +15,8 @@ use serde::de::DeserializeOwned;
 use tikv_operator_api::names::{self, LABEL_GROUP};
 use tikv_operator_api::{Cluster, PD, PDGroup, TiKV, TiKVGroup};
 use tikv_operator_pd::{
-    CacheConfig, Member, MemberHealth, Members, NodeState, PdApi, PdCache, PdError, PdWrite, ReplicationConfig,
-    StateName, Store, StoreState, Subject,
+    CacheConfig, Member, MemberHealth, Members, NodeState, NotEnoughStoresReason, PdApi, PdCache, PdError, PdWrite,
+    ReplicationConfig, StateName, Store, StoreState, Subject,
 };
 
 use crate::cache::{CacheTasks, Cached};
@@ -48,6 +48,8 @@ pub struct TestEnv {
     pub sim: kube_sim::KubeSim,
     pub client: Client,
     pub ctx: Arc<Context>,
+    /// The operator's clock (`ctx.now()`), moved only by the test.
+    pub clock: Arc<FixedClock>,
     _watchers: CacheTasks,
 }
 
@@ -70,7 +72,7 @@ impl TestEnv {
         let watchers = ctx.caches.start();
         ctx.caches.ready().await.unwrap();
         sim.requests().reset();
-        Self { sim, client, ctx, _watchers: watchers }
+        Self { sim, client, ctx, clock, _watchers: watchers }
     }
 
     /// Runs one pass once the caches hold everything written so far (by the test or by
@@ -435,6 +437,31 @@ impl FakePd {
         self
     }
 
+    /// Leaders and regions on a store.
+    pub fn counts(self, id: u64, leaders: u64, regions: u64) -> Self {
+        self.set_store(id, |st| (st.leader_count, st.region_count) = (leaders, regions));
+        self
+    }
+
+    /// Changes a store as PD would see it change (heartbeats, PD's scheduling).
+    pub fn set_store(&self, id: u64, change: impl FnOnce(&mut Store)) -> &Self {
+        if let Some(store) = self.0.lock().unwrap().stores.get_mut(&id) {
+            change(store);
+        }
+        self
+    }
+
+    /// Moves a store to `node_state` (e.g. PD finishing an offline: Removed).
+    pub fn set_node_state(&self, id: u64, node_state: NodeState) -> &Self {
+        self.set_store(id, |store| set_node_state(store, node_state))
+    }
+
+    /// PD forgets a store (a Tombstone purged by `remove-tombstone`).
+    pub fn purge_store(&self, id: u64) -> &Self {
+        self.0.lock().unwrap().stores.remove(&id);
+        self
+    }
+
     pub fn handle(&self) -> PdHandle {
         PdHandle::new(PdCache::spawn(self.clone(), CacheConfig::default()), Arc::new(self.clone()))
     }
@@ -592,9 +619,23 @@ fn set_node_state(store: &mut Store, node_state: NodeState) {
 impl PdWrite for FakePd {
     fn delete_store(&self, id: u64) -> BoxFuture<'_, Result<(), PdError>> {
         self.write("delete_store", id.to_string(), move |s| {
+            let up = |st: &Store| matches!(st.node_state, NodeState::Preparing | NodeState::Serving);
+            let up_after = s.stores.values().filter(|st| st.id != id && up(st)).count() as u64;
+            let max_replicas = s.replication.max_replicas;
             let store = s.stores.get_mut(&id).ok_or_else(|| store_not_found(id))?;
             if store.node_state == NodeState::Removed {
                 return Err(store_removed(id));
+            }
+            if up(store) && up_after < max_replicas {
+                return Err(PdError::NotEnoughStores {
+                    reason: NotEnoughStoresReason::Replicas {
+                        up_stores_after: Some(up_after),
+                        max_replicas: Some(max_replicas),
+                    },
+                    message: format!(
+                        "[PD:core:ErrStoresNotEnough]can not remove store {id} since the number of up stores would be {up_after} while need {max_replicas}"
+                    ),
+                });
             }
             set_node_state(store, NodeState::Removing);
             Ok(())
