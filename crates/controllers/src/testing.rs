@@ -479,6 +479,11 @@ impl FakePd {
         self
     }
 
+    /// Forgets the writes logged so far.
+    pub fn clear_write_log(&self) {
+        self.0.lock().unwrap().writes.clear();
+    }
+
     /// The stores in PD's evict-leader scheduler.
     pub fn evicting(&self) -> BTreeSet<u64> {
         self.0.lock().unwrap().evicting.clone()

@@ -221,3 +221,231 @@ async fn annotate(s: &mut TikvState, id: Option<u64>) -> Result<(), Outcome> {
         Err(error) => Err(Outcome::fail(error)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::FakePd;
+    use crate::tikv::tasks::testkit::{ADDR, Kit};
+    use serde_json::json;
+    use tikv_operator_api::condition::find_condition;
+    use tikv_operator_pd::{NodeState, PdError, Subject};
+    use tikv_operator_task::OutcomeKind;
+
+    /// Store 5 is this instance's, with 4 leaders; stores 6 and 7 can take them.
+    fn pd() -> FakePd {
+        FakePd::bootstrapped()
+            .store(5, ADDR, NodeState::Serving)
+            .store(6, "tikv-b:20160", NodeState::Serving)
+            .store(7, "tikv-c:20160", NodeState::Serving)
+            .counts(5, 4, 10)
+    }
+
+    fn offline(tikv: &mut TiKV) {
+        tikv.spec.offline = true;
+    }
+
+    fn annotated(tikv: &mut TiKV) {
+        tikv.spec.offline = true;
+        tikv.metadata.annotations = Some([(ANNOTATION_EVICT_LEADER_STORE.to_string(), "5".to_string())].into());
+    }
+
+    fn condition(s: &TikvState) -> (String, String, String) {
+        let c = find_condition(&s.pass.status.common.conditions, types::LEADERS_EVICTED).unwrap();
+        (c.status.clone(), c.reason.clone(), c.message.clone())
+    }
+
+    #[tokio::test]
+    async fn the_intent_is_recorded_before_pd_is_asked() {
+        let kit = Kit::new(pd(), offline).await;
+        let (s, report) = kit.pass([evict_leaders()]).await;
+        assert_eq!(kit.writes(), ["patch core.tikv.org/tikvs/tikv-abc123"], "{report}");
+        assert_eq!(kit.pd.write_log(), ["add_evict_leader(5)"]);
+        assert_eq!(kit.live().await.annotations().get(ANNOTATION_EVICT_LEADER_STORE).map(String::as_str), Some("5"));
+        assert_eq!(s.leaders, Leaders::Moving(4));
+        assert_eq!(condition(&s), ("False".into(), reasons::EVICTING.into(), "4 of 4 leaders left on store 5".into()));
+        assert_eq!(report.entry("evict_leaders").unwrap().kind(), Some(OutcomeKind::Retry), "{report}");
+        let events = kit.env.events().await;
+        assert!(events.iter().any(|(_, reason, _)| reason == "EvictionStarted"), "{events:?}");
+
+        // Nothing new to do while they move: no write but progress.
+        let (s, _) = kit.pass([evict_leaders()]).await;
+        assert_eq!((kit.writes(), kit.pd.write_log()), (vec![], vec![]));
+        assert_eq!(s.leaders, Leaders::Moving(4));
+    }
+
+    #[tokio::test]
+    async fn a_crash_between_the_annotation_and_the_post_adds_the_entry_on_the_next_pass() {
+        let kit = Kit::new(pd(), annotated).await;
+        let (s, report) = kit.pass([evict_leaders()]).await;
+        assert_eq!(kit.writes(), Vec::<String>::new(), "already recorded: {report}");
+        assert_eq!(kit.pd.write_log(), ["add_evict_leader(5)"]);
+        assert_eq!(s.leaders, Leaders::Moving(4));
+    }
+
+    #[tokio::test]
+    async fn no_leaders_left_is_evicted_and_announced_once() {
+        let kit = Kit::new(pd().evicting_leaders(5).counts(5, 0, 10), annotated).await;
+        let (s, _) = kit.pass([evict_leaders()]).await;
+        assert_eq!((kit.writes(), kit.pd.write_log()), (vec![], vec![]));
+        assert_eq!(s.leaders, Leaders::Evicted);
+        assert_eq!(condition(&s), ("True".into(), reasons::EVICTED.into(), "store 5 holds no leaders".into()));
+        assert_eq!(kit.env.event_writes(), 1);
+        kit.pass([evict_leaders()]).await;
+        assert_eq!(kit.env.event_writes(), 0, "announced once");
+        assert_eq!(kit.env.write_log(), Vec::<String>::new(), "a pass with nothing to do writes nothing");
+    }
+
+    #[tokio::test]
+    async fn an_entry_someone_else_added_is_used_and_never_removed() {
+        let kit = Kit::new(pd().evicting_leaders(5), offline).await;
+        let (s, report) = kit.pass([evict_leaders()]).await;
+        assert_eq!((kit.writes(), kit.pd.write_log()), (vec![], vec![]), "{report}");
+        assert_eq!(s.leaders, Leaders::Moving(4));
+        assert!(condition(&s).2.contains("the operator did not add: it stays"), "{:?}", condition(&s));
+
+        // The offline is cancelled: the SRE's entry stays.
+        kit.patch(json!({"spec": {"offline": false}})).await;
+        let (s, report) = kit.pass([evict_leaders()]).await;
+        assert_eq!((kit.writes(), kit.pd.write_log()), (vec![], vec![]), "{report}");
+        assert_eq!(kit.pd.evicting(), [5].into());
+        assert_eq!(s.leaders, Leaders::Stay);
+        assert_eq!(condition(&s).1, reasons::NOT_EVICTED);
+    }
+
+    #[tokio::test]
+    async fn an_unrecorded_entry_in_a_stale_view_waits_for_a_fresh_one() {
+        let kit = Kit::new(pd().evicting_leaders(5), offline).await;
+        kit.handle.cache.note_write();
+        let (s, report) = kit.pass_as_is([evict_leaders()]).await;
+        assert_eq!(report.entry("evict_leaders").unwrap().kind(), Some(OutcomeKind::Wait), "{report}");
+        assert_eq!((kit.writes(), kit.pd.write_log()), (vec![], vec![]));
+        assert_eq!(s.leaders, Leaders::Stay);
+    }
+
+    #[tokio::test]
+    async fn ours_is_removed_when_nobody_needs_it_then_the_record() {
+        let kit = Kit::new(pd().evicting_leaders(5), |t| {
+            annotated(t);
+            t.spec.offline = false;
+        })
+        .await;
+        let (s, report) = kit.pass([evict_leaders()]).await;
+        assert_eq!(kit.pd.write_log(), ["remove_evict_leader(5)"], "{report}");
+        assert_eq!(kit.writes(), ["patch core.tikv.org/tikvs/tikv-abc123"]);
+        assert!(kit.live().await.annotations().get(ANNOTATION_EVICT_LEADER_STORE).is_none());
+        assert!(kit.pd.evicting().is_empty());
+        assert_eq!(s.pass.status.eviction, None);
+    }
+
+    #[tokio::test]
+    async fn removing_an_entry_pd_no_longer_has_is_success() {
+        let kit = Kit::new(pd().evicting_leaders(5), |t| {
+            annotated(t);
+            t.spec.offline = false;
+        })
+        .await;
+        kit.pd.fail_next(
+            "remove_evict_leader",
+            PdError::NotFound { subject: Subject::EvictLeader(5), message: "the config does not exist".into() },
+        );
+        let (_, report) = kit.pass([evict_leaders()]).await;
+        assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
+        assert_eq!(kit.writes(), ["patch core.tikv.org/tikvs/tikv-abc123"], "the record goes");
+    }
+
+    #[tokio::test]
+    async fn ours_stays_while_the_view_is_stale_or_pd_is_another() {
+        let kit = Kit::new(pd().evicting_leaders(5), |t| {
+            annotated(t);
+            t.spec.offline = false;
+        })
+        .await;
+        kit.handle.cache.note_write();
+        let (s, report) = kit.pass_as_is([evict_leaders()]).await;
+        assert_eq!((kit.writes(), kit.pd.write_log()), (vec![], vec![]), "{report}");
+        assert_eq!(s.pass.unsynced[0].reason, reasons::PD_VIEW_NOT_FRESH, "{:?}", s.pass.unsynced);
+
+        let clusters: Api<tikv_operator_api::Cluster> = Api::namespaced(kit.env.client.clone(), "default");
+        let mut cluster = clusters.get("basic").await.unwrap();
+        cluster.status.get_or_insert_default().id = Some("1".into());
+        clusters.replace_status("basic", &Default::default(), &cluster).await.unwrap();
+        let (s, _) = kit.pass([evict_leaders()]).await;
+        assert_eq!((kit.writes(), kit.pd.write_log()), (vec![], vec![]));
+        assert_eq!(s.pass.unsynced[0].reason, reasons::CLUSTER_ID_MISMATCH);
+    }
+
+    #[tokio::test]
+    async fn an_entry_is_removed_once_the_store_is_removed() {
+        let pd = pd().evicting_leaders(5);
+        pd.set_node_state(5, NodeState::Removed);
+        let kit = Kit::new(pd, annotated).await;
+        kit.status(|st| st.id = Some("5".into())).await;
+        let (s, report) = kit.pass([evict_leaders()]).await;
+        assert_eq!(kit.pd.write_log(), ["remove_evict_leader(5)"], "{report}");
+        assert_eq!(kit.writes(), ["patch core.tikv.org/tikvs/tikv-abc123"]);
+        assert_eq!(s.leaders, Leaders::Stay);
+    }
+
+    #[tokio::test]
+    async fn a_stall_is_reported_and_progress_resumes_it() {
+        let kit = Kit::new(pd().evicting_leaders(5), |t| {
+            annotated(t);
+            t.spec.template.evict_leader_stall_timeout = Some("2m".into());
+        })
+        .await;
+        kit.pass([evict_leaders()]).await;
+        kit.env.clock.advance(Duration::from_secs(90));
+        kit.pd.set_store(5, |st| st.leader_count = 3);
+        let (s, _) = kit.pass([evict_leaders()]).await;
+        assert_eq!(condition(&s).1, reasons::EVICTING, "fell 90 s in");
+
+        kit.env.clock.advance(Duration::from_secs(119));
+        let (s, _) = kit.pass([evict_leaders()]).await;
+        assert_eq!(condition(&s).1, reasons::EVICTING, "119 s without a fall is not yet a stall");
+        kit.env.clock.advance(Duration::from_secs(1));
+        let (s, report) = kit.pass([evict_leaders()]).await;
+        let (status, reason, message) = condition(&s);
+        assert_eq!((status.as_str(), reason.as_str()), ("False", reasons::EVICTION_STALLED), "{report}");
+        assert!(message.starts_with("3 of 4 leaders still on store 5; none moved for 120s"), "{message}");
+        assert_eq!(s.leaders, Leaders::Moving(3), "whoever waits keeps waiting");
+        assert_eq!((kit.writes(), kit.pd.write_log()), (vec![], vec![]), "nothing is forced");
+        let warnings: Vec<_> = kit.env.events().await.into_iter().filter(|(t, _, _)| t == "Warning").collect();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        kit.env.clock.advance(Duration::from_secs(30));
+        kit.pass([evict_leaders()]).await;
+        let warnings = kit.env.events().await.into_iter().filter(|(t, _, _)| t == "Warning").count();
+        assert_eq!(warnings, 1, "a stall is announced once");
+
+        kit.pd.set_store(5, |st| st.leader_count = 1);
+        let (s, _) = kit.pass([evict_leaders()]).await;
+        assert_eq!(condition(&s), ("False".into(), reasons::EVICTING.into(), "1 of 4 leaders left on store 5".into()));
+    }
+
+    #[tokio::test]
+    async fn eviction_is_skipped_where_it_cannot_work() {
+        let kit = Kit::new(FakePd::bootstrapped().store(5, ADDR, NodeState::Serving), offline).await;
+        let (s, _) = kit.pass([evict_leaders()]).await;
+        assert_eq!(s.leaders, Leaders::CannotMove);
+        let (_, reason, message) = condition(&s);
+        assert_eq!(reason, reasons::EVICTION_NOT_POSSIBLE);
+        assert!(message.ends_with("no other store is Up to take the leaders"), "{message}");
+        assert_eq!((kit.writes(), kit.pd.write_log()), (vec![], vec![]));
+
+        let kit = Kit::new(pd().replication(1, &[]), offline).await;
+        let (s, _) = kit.pass([evict_leaders()]).await;
+        assert_eq!(s.leaders, Leaders::CannotMove);
+        assert!(condition(&s).2.contains("max-replicas is 1"));
+        assert_eq!(kit.pd.write_log(), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn a_store_that_stays_has_nothing_done() {
+        let kit = Kit::new(pd(), |_| {}).await;
+        kit.pass([evict_leaders()]).await; // records the store ID and state
+        let (s, report) = kit.pass([evict_leaders()]).await;
+        assert_eq!(report.entry("evict_leaders").unwrap().message(), "not needed");
+        assert_eq!((kit.env.write_log(), kit.pd.write_log()), (vec![], vec![]), "not even a status write");
+        assert_eq!(s.leaders, Leaders::Stay);
+    }
+}

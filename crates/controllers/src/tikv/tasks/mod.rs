@@ -9,6 +9,8 @@ mod label_pvcs;
 mod offline;
 mod pod;
 mod store;
+#[cfg(test)]
+pub(crate) mod testkit;
 
 pub use conditions::conditions;
 pub use config_map::config_map;
