@@ -84,6 +84,68 @@ mod tests {
         assert_eq!(env.requests(), Vec::<String>::new(), "a pass with nothing to do makes no API request: {report}");
     }
 
+    #[tokio::test]
+    async fn a_deleted_store_leaves_pd_before_its_pod_volumes_and_finalizer_go() {
+        use crate::tikv::tasks::testkit::{ADDR, Kit};
+        use tikv_operator_api::names::ANNOTATION_EVICT_LEADER_STORE;
+        use tikv_operator_api::tikv::StoreState;
+        use tikv_operator_pd::NodeState;
+        let pd = FakePd::bootstrapped()
+            .store(5, ADDR, NodeState::Serving)
+            .store(6, "tikv-b:20160", NodeState::Serving)
+            .store(7, "tikv-c:20160", NodeState::Serving)
+            .store(8, "tikv-d:20160", NodeState::Serving)
+            .counts(5, 2, 10);
+        let kit = Kit::new(pd, |_| {}).await;
+        kit.status(|st| (st.id, st.state) = (Some("5".into()), Some(StoreState::Serving))).await;
+        kit.pod_and_pvc(Some("5")).await;
+        kit.delete().await;
+        let finalized = |t: &TiKV| t.finalizers() == [tikv_operator_api::names::FINALIZER];
+
+        let (_, report) = kit.runbook().await;
+        assert_eq!(kit.pd.write_log(), ["add_evict_leader(5)"], "{report}");
+        assert_eq!(kit.writes(), ["patch core.tikv.org/tikvs/tikv-abc123"], "the intent, nothing deleted");
+        assert!(!report.ran("ensure_finalizer") && !report.ran("pod"), "nothing is re-created: {report}");
+
+        kit.pd.set_store(5, |st| st.leader_count = 0);
+        let (_, report) = kit.runbook().await;
+        assert_eq!(kit.pd.write_log(), ["delete_store(5)"], "{report}");
+        assert_eq!(kit.writes(), Vec::<String>::new());
+
+        kit.pd.set_node_state(5, NodeState::Removed);
+        let (_, report) = kit.runbook().await;
+        assert_eq!(kit.pd.write_log(), ["remove_evict_leader(5)"], "{report}");
+        assert_eq!(kit.writes(), ["patch core.tikv.org/tikvs/tikv-abc123", "delete pods/tikv-tikv-abc123"]);
+        let live = kit.live().await;
+        assert!(finalized(&live) && !live.annotations().contains_key(ANNOTATION_EVICT_LEADER_STORE));
+
+        let (_, report) = kit.runbook().await;
+        assert_eq!(kit.writes(), ["delete persistentvolumeclaims/data-tikv-tikv-abc123"], "{report}");
+        assert!(finalized(&kit.live().await));
+
+        let (_, report) = kit.runbook().await;
+        assert_eq!(kit.writes(), ["patch core.tikv.org/tikvs/tikv-abc123"], "the finalizer, last: {report}");
+        assert!(kit.env.list::<TiKV>().await.is_empty());
+        assert_eq!(kit.pd.write_log(), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn an_instance_deleted_with_its_cluster_is_released_without_leaving_pd() {
+        use crate::tikv::tasks::testkit::{ADDR, Kit};
+        use tikv_operator_pd::NodeState;
+        let kit = Kit::new(FakePd::bootstrapped().store(5, ADDR, NodeState::Serving), |_| {}).await;
+        let clusters: Api<Cluster> = Api::namespaced(kit.env.client.clone(), "default");
+        let mut cluster = clusters.get("basic").await.unwrap();
+        cluster.metadata.finalizers = Some(vec![tikv_operator_api::names::FINALIZER.into()]);
+        clusters.replace("basic", &Default::default(), &cluster).await.unwrap();
+        clusters.delete("basic", &Default::default()).await.unwrap();
+        kit.delete().await;
+        let (_, report) = kit.runbook().await;
+        assert!(report.ran("instance_deletion") && !report.ran("evict_leaders"), "{report}");
+        assert_eq!(kit.pd.write_log(), Vec::<String>::new());
+        assert!(kit.env.list::<TiKV>().await.is_empty());
+    }
+
     /// A TiKV with our finalizer, deleted (its deletionTimestamp set), as the caches see it.
     async fn deleting_tikv(env: &TestEnv) {
         let mut tikv = sample_tikv("tikv-abc123", "tikv");

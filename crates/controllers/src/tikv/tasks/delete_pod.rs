@@ -64,3 +64,97 @@ async fn run(s: &mut TikvState) -> Outcome {
         Err(error) => Outcome::fail(error),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::FakePd;
+    use crate::tikv::tasks::testkit::{ADDR, Kit};
+    use tikv_operator_api::tikv::StoreState;
+    use tikv_operator_pd::NodeState;
+    use tikv_operator_task::OutcomeKind;
+
+    fn pd(state: NodeState) -> FakePd {
+        FakePd::bootstrapped().store(5, ADDR, state).store(6, "tikv-b:20160", NodeState::Serving)
+    }
+
+    async fn kit(pd: FakePd, recorded: Option<StoreState>) -> Kit {
+        let kit = Kit::new(pd, |_| {}).await;
+        if let Some(state) = recorded {
+            kit.status(|st| (st.id, st.state) = (Some("5".into()), Some(state))).await;
+        }
+        kit.pod_and_pvc(None).await;
+        kit.delete().await;
+        kit
+    }
+
+    #[tokio::test]
+    async fn the_pod_of_a_removed_store_is_deleted_with_its_uid_and_waited_for() {
+        let kit = kit(pd(NodeState::Removed), Some(StoreState::Removed)).await;
+        let (s, report) = kit.pass([delete_pod()]).await;
+        assert_eq!(kit.writes(), ["delete pods/tikv-tikv-abc123"], "{report}");
+        assert_eq!(report.entry("delete_pod").unwrap().kind(), Some(OutcomeKind::Wait));
+        assert!(!s.cleanup.pod_gone, "gone only once the cache says so");
+
+        let (s, _) = kit.pass([delete_pod()]).await;
+        assert!(s.cleanup.pod_gone);
+        assert_eq!(kit.writes(), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn a_pod_recreated_since_it_was_read_is_not_deleted() {
+        let kit = kit(pd(NodeState::Removed), Some(StoreState::Removed)).await;
+        // The caches will not see the new pod for a (simulated) hour.
+        kit.env.sim.faults().set_watch_delay(std::time::Duration::from_secs(3600));
+        let api: Api<Pod> = Api::namespaced(kit.env.client.clone(), "default");
+        let old = api.get("tikv-tikv-abc123").await.unwrap();
+        api.delete("tikv-tikv-abc123", &DeleteParams::default()).await.unwrap();
+        let mut new = old.clone();
+        new.metadata = kube::api::ObjectMeta { name: old.metadata.name.clone(), ..Default::default() };
+        let new = api.create(&Default::default(), &new).await.unwrap();
+        assert_ne!(new.uid(), old.uid());
+
+        let (_, report) = kit.pass_from_caches([delete_pod()]).await;
+        assert!(report.entry("delete_pod").unwrap().message().contains("replaced meanwhile"), "{report}");
+        assert_eq!(api.get("tikv-tikv-abc123").await.unwrap().uid(), new.uid(), "the new pod is untouched");
+    }
+
+    #[tokio::test]
+    async fn a_live_store_keeps_its_pod_and_says_why() {
+        let kit = kit(pd(NodeState::Serving), Some(StoreState::Serving)).await;
+        let (s, report) = kit.pass([delete_pod()]).await;
+        assert_eq!(kit.writes(), Vec::<String>::new(), "{report}");
+        assert_eq!(s.pass.unsynced[0].reason, reasons::POD_NOT_DELETED);
+        assert!(s.pass.unsynced[0].message.contains("store 5 is not removed in PD"));
+    }
+
+    #[tokio::test]
+    async fn absent_without_being_seen_leaving_is_not_removed() {
+        let kit = kit(pd(NodeState::Serving).purge_store(5).to_owned(), Some(StoreState::Serving)).await;
+        let (s, _) = kit.pass([delete_pod()]).await;
+        assert_eq!(kit.writes(), Vec::<String>::new());
+        assert_eq!(s.pass.unsynced[0].reason, reasons::POD_NOT_DELETED);
+    }
+
+    #[tokio::test]
+    async fn a_stale_view_or_pd_down_deletes_nothing() {
+        let kit = kit(pd(NodeState::Removed), Some(StoreState::Removed)).await;
+        kit.handle.cache.note_write();
+        let (s, _) = kit.pass_as_is([delete_pod()]).await;
+        assert_eq!(kit.writes(), Vec::<String>::new());
+        assert_eq!(s.pass.unsynced[0].reason, reasons::PD_VIEW_NOT_FRESH);
+
+        kit.pd.unreachable(true);
+        let _ = kit.handle.cache.refresh().await;
+        let (s, _) = kit.pass_as_is([delete_pod()]).await;
+        assert_eq!(kit.writes(), Vec::<String>::new());
+        assert_eq!(s.pass.unsynced[0].reason, reasons::PD_VIEW_NOT_FRESH);
+    }
+
+    #[tokio::test]
+    async fn an_instance_that_never_registered_loses_its_pod() {
+        let kit = kit(FakePd::bootstrapped().store(6, "tikv-b:20160", NodeState::Serving), None).await;
+        let (_, report) = kit.pass([delete_pod()]).await;
+        assert_eq!(kit.writes(), ["delete pods/tikv-tikv-abc123"], "{report}");
+    }
+}

@@ -82,3 +82,63 @@ async fn run(s: &mut TikvState) -> Outcome {
     }
     Outcome::wait(format!("waiting for {} PVCs to go", pvcs.len()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::FakePd;
+    use crate::tikv::tasks::delete_pod;
+    use crate::tikv::tasks::testkit::{ADDR, Kit};
+    use tikv_operator_api::condition::reasons;
+    use tikv_operator_api::tikv::StoreState;
+    use tikv_operator_pd::NodeState;
+    use tikv_operator_task::OutcomeKind;
+
+    async fn kit(node_state: NodeState, label: Option<&str>) -> Kit {
+        let pd = FakePd::bootstrapped().store(5, ADDR, node_state).store(6, "tikv-b:20160", NodeState::Serving);
+        let kit = Kit::new(pd, |_| {}).await;
+        let state = if node_state == NodeState::Removed { StoreState::Removed } else { StoreState::Serving };
+        kit.status(|st| (st.id, st.state) = (Some("5".into()), Some(state))).await;
+        kit.pod_and_pvc(label).await;
+        kit.delete().await;
+        kit
+    }
+
+    #[tokio::test]
+    async fn volumes_go_only_after_the_pod_and_by_name_with_their_uid() {
+        let kit = kit(NodeState::Removed, Some("5")).await;
+        let (s, report) = kit.pass([delete_pod(), delete_pvcs()]).await;
+        assert_eq!(kit.writes(), ["delete pods/tikv-tikv-abc123"], "the pod first: {report}");
+        assert!(!s.cleanup.pvcs_gone);
+
+        let (_, report) = kit.pass([delete_pod(), delete_pvcs()]).await;
+        assert_eq!(kit.writes(), ["delete persistentvolumeclaims/data-tikv-tikv-abc123"], "{report}");
+        assert_eq!(report.entry("delete_pvcs").unwrap().kind(), Some(OutcomeKind::Wait));
+
+        let (s, _) = kit.pass([delete_pod(), delete_pvcs()]).await;
+        assert!(s.cleanup.pod_gone && s.cleanup.pvcs_gone);
+        assert_eq!(kit.writes(), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn a_volume_of_another_store_is_left_and_reported() {
+        let kit = kit(NodeState::Removed, Some("9")).await;
+        kit.pass([delete_pod(), delete_pvcs()]).await;
+        let (s, report) = kit.pass([delete_pod(), delete_pvcs()]).await;
+        assert_eq!(kit.writes(), Vec::<String>::new(), "{report}");
+        assert_eq!(s.pass.unsynced[0].reason, reasons::VOLUME_MISMATCH);
+        assert!(s.pass.unsynced[0].message.contains("data-tikv-tikv-abc123 (store 9)"), "{:?}", s.pass.unsynced);
+    }
+
+    #[tokio::test]
+    async fn the_volumes_of_a_live_store_stay() {
+        let kit = kit(NodeState::Serving, Some("5")).await;
+        let (mut s, _) = kit.pass([delete_pvcs()]).await;
+        assert_eq!(kit.writes(), Vec::<String>::new());
+        // Even with no pod (someone deleted it), the data stays while the store lives.
+        s.cleanup.pod_gone = true;
+        let report = tikv_operator_task::Runner::new("t", [delete_pvcs()]).run("k", &mut s).await;
+        assert_eq!(kit.writes(), Vec::<String>::new(), "{report}");
+        assert_eq!(s.pass.unsynced.last().unwrap().reason, reasons::POD_NOT_DELETED);
+    }
+}

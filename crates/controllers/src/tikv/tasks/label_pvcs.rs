@@ -61,3 +61,37 @@ async fn run(s: &mut TikvState) -> Outcome {
         Outcome::complete(format!("labelled {}", labelled.join(", ")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::FakePd;
+    use crate::tikv::tasks::testkit::{ADDR, Kit};
+    use tikv_operator_pd::NodeState;
+
+    #[tokio::test]
+    async fn volumes_get_the_store_id_once_it_is_known() {
+        let kit = Kit::new(FakePd::bootstrapped(), |_| {}).await;
+        kit.pod_and_pvc(None).await;
+        kit.pass([label_pvcs()]).await;
+        assert_eq!(kit.writes(), Vec::<String>::new(), "no store yet");
+
+        let kit2 = Kit::new(FakePd::bootstrapped().store(5, ADDR, NodeState::Serving), |_| {}).await;
+        kit2.pod_and_pvc(None).await;
+        let (_, report) = kit2.pass([label_pvcs()]).await;
+        assert_eq!(kit2.writes(), ["patch persistentvolumeclaims/data-tikv-tikv-abc123"], "{report}");
+        let pvc: PersistentVolumeClaim = kit2.env.get("data-tikv-tikv-abc123").await;
+        assert_eq!(pvc.labels().get(LABEL_STORE_ID).map(String::as_str), Some("5"));
+        kit2.pass([label_pvcs()]).await;
+        assert_eq!(kit2.writes(), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn a_volume_of_another_store_is_reported_not_relabelled() {
+        let kit = Kit::new(FakePd::bootstrapped().store(5, ADDR, NodeState::Serving), |_| {}).await;
+        kit.pod_and_pvc(Some("9")).await;
+        let (s, _) = kit.pass([label_pvcs()]).await;
+        assert_eq!(kit.writes(), Vec::<String>::new());
+        assert_eq!(s.pass.unsynced[0].reason, reasons::VOLUME_MISMATCH);
+    }
+}

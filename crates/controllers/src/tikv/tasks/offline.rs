@@ -207,3 +207,202 @@ fn shown_reason(s: &TikvState) -> Option<&str> {
     let status = s.pass.object.as_ref()?.status.as_ref()?;
     find_condition(&status.common.conditions, types::OFFLINED).map(|c| c.reason.as_str())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::FakePd;
+    use crate::tikv::state::Leaders;
+    use crate::tikv::tasks::testkit::{ADDR, Kit};
+    use tikv_operator_api::TiKV;
+    use tikv_operator_api::tikv::StoreState;
+    use tikv_operator_pd::PdError;
+    use tikv_operator_task::{OutcomeKind, sync_task};
+
+    /// Store 5 is this instance's; three more keep max-replicas 3 satisfied.
+    fn pd() -> FakePd {
+        FakePd::bootstrapped()
+            .store(5, ADDR, NodeState::Serving)
+            .store(6, "tikv-b:20160", NodeState::Serving)
+            .store(7, "tikv-c:20160", NodeState::Serving)
+            .store(8, "tikv-d:20160", NodeState::Serving)
+            .counts(5, 0, 100)
+    }
+
+    fn offline_spec(tikv: &mut TiKV) {
+        tikv.spec.offline = true;
+    }
+
+    /// What `evict_leaders` would have found.
+    fn leaders(found: Leaders) -> Node<TikvState> {
+        sync_task("leaders", move |s: &mut TikvState| {
+            s.leaders = found;
+            Outcome::complete("")
+        })
+    }
+
+    fn condition(s: &TikvState) -> (String, String, String) {
+        let c = find_condition(&s.pass.status.common.conditions, types::OFFLINED).unwrap();
+        (c.status.clone(), c.reason.clone(), c.message.clone())
+    }
+
+    #[tokio::test]
+    async fn the_store_goes_offline_only_once_its_leaders_are_gone() {
+        let kit = Kit::new(pd(), offline_spec).await;
+        let (s, report) = kit.pass([leaders(Leaders::Moving(3)), offline()]).await;
+        assert_eq!(kit.pd.write_log(), Vec::<String>::new(), "{report}");
+        assert_eq!(report.entry("offline").unwrap().kind(), Some(OutcomeKind::Wait));
+        assert!(
+            condition(&s).2.starts_with("waiting for the leaders to move off store 5 (3 left)"),
+            "{:?}",
+            condition(&s)
+        );
+
+        let (s, report) = kit.pass([leaders(Leaders::Evicted), offline()]).await;
+        assert_eq!(kit.pd.write_log(), ["delete_store(5)"], "{report}");
+        assert_eq!(kit.pd.store_state(5), Some(NodeState::Removing));
+        assert_eq!(condition(&s).1, reasons::OFFLINE_PROCESSING);
+        assert_eq!(s.pass.status.offline.as_ref().map(|d| (d.start, d.left)), Some((100, 100)));
+        assert!(kit.env.events().await.iter().any(|(_, reason, _)| reason == "OfflineStarted"));
+
+        // Where eviction cannot work, the offline goes on without it.
+        let kit = Kit::new(pd(), offline_spec).await;
+        kit.pass([leaders(Leaders::CannotMove), offline()]).await;
+        assert_eq!(kit.pd.write_log(), ["delete_store(5)"]);
+    }
+
+    #[tokio::test]
+    async fn nothing_is_taken_offline_from_a_stale_view_or_another_pd() {
+        let kit = Kit::new(pd(), offline_spec).await;
+        kit.handle.cache.note_write();
+        let (s, report) = kit.pass_as_is([leaders(Leaders::Evicted), offline()]).await;
+        assert_eq!(kit.pd.write_log(), Vec::<String>::new(), "{report}");
+        assert_eq!(condition(&s).1, reasons::PD_VIEW_NOT_FRESH);
+
+        kit.pd.unreachable(true);
+        let _ = kit.handle.cache.refresh().await;
+        let (s, _) = kit.pass_as_is([leaders(Leaders::Evicted), offline()]).await;
+        assert_eq!(kit.pd.write_log(), Vec::<String>::new());
+        assert_eq!(condition(&s).1, reasons::PD_VIEW_NOT_FRESH, "a failing poll: {:?}", condition(&s));
+        kit.pd.unreachable(false);
+
+        let clusters: kube::Api<tikv_operator_api::Cluster> = kube::Api::namespaced(kit.env.client.clone(), "default");
+        let mut cluster = clusters.get("basic").await.unwrap();
+        cluster.status.get_or_insert_default().id = Some("1".into());
+        clusters.replace_status("basic", &Default::default(), &cluster).await.unwrap();
+        let (s, _) = kit.pass([leaders(Leaders::Evicted), offline()]).await;
+        assert_eq!(kit.pd.write_log(), Vec::<String>::new());
+        assert_eq!(condition(&s).1, reasons::CLUSTER_ID_MISMATCH);
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_said_and_asked_again_later() {
+        let kit = Kit::new(pd().purge_store(8).to_owned(), offline_spec).await;
+        let (s, report) = kit.pass([leaders(Leaders::Evicted), offline()]).await;
+        assert_eq!(kit.pd.write_log(), ["delete_store(5)"]);
+        assert_eq!(report.entry("offline").unwrap().retry_after(), Some(REFUSAL_RETRY), "{report}");
+        let (_, reason, message) = condition(&s);
+        assert_eq!(reason, reasons::OFFLINE_REFUSED);
+        assert!(message.contains("number of up stores would be 2 while need 3"), "{message}");
+        assert_eq!(kit.pd.store_state(5), Some(NodeState::Serving));
+        let warnings = kit.env.events().await.into_iter().filter(|(t, _, _)| t == "Warning").count();
+        assert_eq!(warnings, 1);
+        kit.pass([leaders(Leaders::Evicted), offline()]).await;
+        let warnings = kit.env.events().await.into_iter().filter(|(t, _, _)| t == "Warning").count();
+        assert_eq!(warnings, 1, "announced once");
+    }
+
+    #[tokio::test]
+    async fn progress_gives_regions_left_rate_and_time_left() {
+        let kit = Kit::new(pd(), offline_spec).await;
+        kit.pass([leaders(Leaders::Evicted), offline()]).await;
+        kit.env.clock.advance(Duration::from_secs(60));
+        kit.pd.set_store(5, |st| st.region_count = 70);
+        let (s, report) = kit.pass([leaders(Leaders::Evicted), offline()]).await;
+        assert_eq!(kit.pd.write_log(), Vec::<String>::new(), "already Removing: {report}");
+        assert_eq!(report.entry("offline").unwrap().retry_after(), Some(OFFLINE_RECHECK));
+        assert_eq!(
+            condition(&s),
+            (
+                "False".into(),
+                reasons::OFFLINE_PROCESSING.into(),
+                "PD is taking store 5 offline: 70 of 100 regions left, 30.0 regions/min, about 2m20s left".into()
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn tombstone_completes_and_is_announced_once() {
+        let kit = Kit::new(pd(), offline_spec).await;
+        kit.status(|st| st.id = Some("5".into())).await;
+        kit.pd.set_node_state(5, NodeState::Removed);
+        let (s, _) = kit.pass([leaders(Leaders::Stay), offline()]).await;
+        assert_eq!(
+            condition(&s),
+            ("True".into(), reasons::OFFLINE_COMPLETED.into(), "store 5 is removed from PD".into())
+        );
+        assert_eq!(kit.env.event_writes(), 1);
+        kit.pass([leaders(Leaders::Stay), offline()]).await;
+        assert_eq!((kit.env.event_writes(), kit.env.writes()), (0, 0), "{:?}", kit.env.write_log());
+    }
+
+    #[tokio::test]
+    async fn cancelling_brings_the_store_back_and_a_410_means_it_was_already_removed() {
+        let kit = Kit::new(pd(), |_| {}).await;
+        kit.pd.set_node_state(5, NodeState::Removing);
+        let (s, report) = kit.pass([leaders(Leaders::Stay), offline()]).await;
+        assert_eq!(kit.pd.write_log(), ["cancel_delete_store(5)"], "{report}");
+        assert_eq!(kit.pd.store_state(5), Some(NodeState::Serving));
+        assert_eq!(condition(&s).1, reasons::OFFLINE_CANCELED);
+        assert_eq!(s.pass.status.offline, None);
+
+        let kit = Kit::new(pd(), |_| {}).await;
+        kit.pd.set_node_state(5, NodeState::Removing);
+        kit.pd.fail_next(
+            "cancel_delete_store",
+            PdError::StoreRemoved { store_id: 5, message: "[PD:core:ErrStoreRemoved]store 5 has been removed".into() },
+        );
+        let (s, report) = kit.pass([leaders(Leaders::Stay), offline()]).await;
+        assert_eq!(report.entry("offline").unwrap().kind(), Some(OutcomeKind::Complete), "not an error: {report}");
+        let (status, reason, message) = condition(&s);
+        assert_eq!((status.as_str(), reason.as_str()), ("True", reasons::OFFLINE_COMPLETED));
+        assert!(message.ends_with("before the cancel reached PD"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn a_store_gone_after_it_was_seen_removing_is_removed_but_never_seen_is_unknown() {
+        let kit = Kit::new(pd().purge_store(5).to_owned(), offline_spec).await;
+        kit.status(|st| (st.id, st.state) = (Some("5".into()), Some(StoreState::Removing))).await;
+        let (s, _) = kit.pass([leaders(Leaders::Stay), offline()]).await;
+        assert_eq!(condition(&s).0, "True");
+        assert!(s.store_removed());
+
+        let kit = Kit::new(pd().purge_store(5).to_owned(), offline_spec).await;
+        kit.status(|st| (st.id, st.state) = (Some("5".into()), Some(StoreState::Serving))).await;
+        let (s, report) = kit.pass([leaders(Leaders::Stay), offline()]).await;
+        assert_eq!(report.entry("offline").unwrap().kind(), Some(OutcomeKind::Wait), "{report}");
+        let (status, reason, message) = condition(&s);
+        assert_eq!((status.as_str(), reason.as_str()), ("False", reasons::STORE_NOT_EXIST));
+        assert!(message.contains("never seen leaving"), "{message}");
+        assert!(!s.store_removed());
+        assert_eq!(kit.pd.write_log(), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn an_instance_that_never_registered_a_store_has_nothing_to_take_offline() {
+        let kit = Kit::new(FakePd::bootstrapped().store(6, "tikv-b:20160", NodeState::Serving), offline_spec).await;
+        let (s, _) = kit.pass([leaders(Leaders::Stay), offline()]).await;
+        assert_eq!(condition(&s).0, "True");
+        assert!(condition(&s).2.contains("holds no data"));
+        assert_eq!(kit.pd.write_log(), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn a_store_that_stays_gets_no_offlined_condition_and_no_write() {
+        let kit = Kit::new(pd(), |_| {}).await;
+        kit.pass([leaders(Leaders::Stay), offline()]).await;
+        let (s, _) = kit.pass([leaders(Leaders::Stay), offline()]).await;
+        assert!(find_condition(&s.pass.status.common.conditions, types::OFFLINED).is_none());
+        assert_eq!((kit.env.write_log(), kit.pd.write_log()), (vec![], vec![]));
+    }
+}

@@ -91,10 +91,27 @@ impl Kit {
 
     /// As [`Kit::pass`], with the PD view as it is (not polled first).
     pub async fn pass_as_is(&self, tasks: impl IntoIterator<Item = Node<TikvState>>) -> (TikvState, Report) {
+        self.env.synced().await;
+        self.pass_from_caches(tasks).await
+    }
+
+    /// As [`Kit::pass_as_is`], reading the watch caches as they are, however behind.
+    pub async fn pass_from_caches(&self, tasks: impl IntoIterator<Item = Node<TikvState>>) -> (TikvState, Report) {
         let mut all = vec![load_object(), load_cluster(), load_pod(), crate::tikv::tasks::store()];
         all.extend(tasks);
         all.push(write_status());
         let runner = Runner::new("tikv", all);
+        self.env.sim.requests().reset();
+        self.pd.clear_write_log();
+        let mut state = TikvState::new(self.env.ctx.clone(), "default", NAME);
+        let report = runner.run("default/tikv-abc123", &mut state).await;
+        (state, report)
+    }
+
+    /// One pass of the whole runbook (`builder::tasks`), after a fresh PD poll.
+    pub async fn runbook(&self) -> (TikvState, Report) {
+        self.handle.cache.refresh().await.unwrap();
+        let runner = Runner::new("tikv", crate::tikv::builder::tasks());
         self.env.synced().await;
         self.env.sim.requests().reset();
         self.pd.clear_write_log();
