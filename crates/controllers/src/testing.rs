@@ -217,6 +217,19 @@ impl TestEnv {
     {
         Api::<K>::namespaced(self.client.clone(), "default").list(&Default::default()).await.unwrap().items
     }
+
+    /// The names of the objects of kind `K`, sorted.
+    pub async fn names<K>(&self) -> Vec<String>
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let mut names: Vec<String> = self.list::<K>().await.iter().map(ResourceExt::name_any).collect();
+        names.sort();
+        names
+    }
 }
 
 impl TestEnv {
@@ -257,6 +270,14 @@ impl PassState for PdOnly {
     fn pass_mut(&mut self) -> &mut Pass<PD> {
         &mut self.pass
     }
+}
+
+/// A PDGroup controller's pass over `group`, as if loaded, with `cluster` as its Cluster.
+pub fn pd_group_pass(env: &TestEnv, group: PDGroup, cluster: Option<Cluster>) -> crate::pdgroup::state::PdGroupState {
+    let mut s = crate::pdgroup::state::PdGroupState::new(env.ctx.clone(), "default", &group.name_any());
+    s.pass = s.pass.with_object(group);
+    s.pass.cluster = cluster;
+    s
 }
 
 fn from_json<T: DeserializeOwned>(json: &str) -> T {

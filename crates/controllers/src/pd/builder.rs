@@ -8,10 +8,10 @@ use crate::common::guards::{
     cluster_id_mismatch, cluster_missing, cluster_paused, deleting_and_cluster_gone, object_deleting, object_gone,
     object_loaded,
 };
-use crate::common::instance::{instance_deletion, load_pod, volumes};
 use crate::common::tasks::{
     cluster_not_found, ensure_finalizer, load_cluster, load_object, release_without_cluster, write_status,
 };
+use crate::common::tasks::{instance_deletion, load_pod, pvcs};
 
 pub fn tasks() -> Vec<Node<PdState>> {
     vec![
@@ -28,7 +28,7 @@ pub fn tasks() -> Vec<Node<PdState>> {
         ensure_finalizer(),
         load_group(),
         config_map(),
-        volumes(),
+        pvcs(),
         pod(),
         finally([if_(object_loaded(), [conditions(), write_status()])]),
     ]

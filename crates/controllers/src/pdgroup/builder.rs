@@ -4,13 +4,13 @@ use tikv_operator_task::{Node, finally, if_, if_break};
 
 use super::state::PdGroupState;
 use super::tasks::*;
-use crate::common::group::{group_deletion, group_status, load_instances, run_updater, sync_revision};
 use crate::common::guards::{
     cluster_id_mismatch, cluster_missing, cluster_paused, object_deleting, object_gone, object_loaded,
 };
 use crate::common::tasks::{
     cluster_not_found, ensure_finalizer, load_cluster, load_object, template_invalid, validate_template, write_status,
 };
+use crate::common::tasks::{group_deletion, group_status, load_instances, revision, updater};
 
 pub fn tasks() -> Vec<Node<PdGroupState>> {
     vec![
@@ -28,8 +28,8 @@ pub fn tasks() -> Vec<Node<PdGroupState>> {
         bootstrap(),
         validate_template(),
         if_break(template_invalid(), []),
-        sync_revision(),
-        run_updater(),
+        revision(),
+        updater(),
         finally([if_(object_loaded(), [group_status(), write_status()])]),
     ]
 }
