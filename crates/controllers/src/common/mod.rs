@@ -5,6 +5,7 @@
 pub mod group;
 pub mod guards;
 pub mod instance;
+pub mod pd_view;
 pub mod pod_status;
 pub mod render;
 pub mod replicas;
