@@ -1,6 +1,5 @@
 //! Named guards every builder uses, and the safety check destructive tasks share.
 
-use kube::Resource;
 use tikv_operator_api::Cluster;
 use tikv_operator_task::{Condition, cond};
 
@@ -35,11 +34,6 @@ pub fn cluster_missing<S: PassState>() -> Condition<S> {
 /// `Cluster.spec.paused`: only status is reported.
 pub fn cluster_paused<S: PassState>() -> Condition<S> {
     cond("cluster_paused", |s: &S| s.pass().paused())
-}
-
-/// The Cluster is being deleted.
-pub fn cluster_deleting<S: PassState>() -> Condition<S> {
-    cond("cluster_deleting", |s: &S| s.pass().cluster.as_ref().is_some_and(|c| c.meta().deletion_timestamp.is_some()))
 }
 
 /// The PD answering is not the one this Cluster recorded: nothing may act on it.
