@@ -27,6 +27,8 @@ pub fn pod<S: InstanceState>(render: fn(&S) -> Result<Pod, RenderError>) -> Node
     task("pod", move |s: &mut S| Box::pin(run_pod(s, render)))
 }
 
+/// The body of [`pod`], for a component's own `pod` task that checks its preconditions
+/// (a PD URL, a decided membership) first.
 pub async fn run_pod<S: InstanceState>(s: &mut S, render: fn(&S) -> Result<Pod, RenderError>) -> Outcome {
     if s.parts().config_hash.is_none() || !s.parts().pvcs_ready {
         s.pass_mut().not_synced(reasons::POD_NOT_UP_TO_DATE, "waiting for the ConfigMap and PVCs");
