@@ -82,8 +82,6 @@ pub struct OperatorConfig {
     pub pd_poll_slow: Duration,
     /// A PD view older than this is not trusted for destructive steps.
     pub pd_fresh_for: Duration,
-    /// Requeue of passes that wait on something no watch reports (a pod's readiness age).
-    pub short_retry: Duration,
     /// HTTP proxy for PD requests; `None` follows the environment (`HTTP_PROXY`), as
     /// any in-cluster HTTP client does.
     pub pd_proxy: Option<String>,
@@ -97,7 +95,6 @@ impl Default for OperatorConfig {
             pd_poll_fast: Duration::from_secs(1),
             pd_poll_slow: Duration::from_secs(30),
             pd_fresh_for: Duration::from_secs(5),
-            short_retry: Duration::from_secs(5),
             pd_proxy: None,
         }
     }

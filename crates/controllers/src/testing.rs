@@ -219,6 +219,19 @@ impl TestEnv {
     {
         Api::<K>::namespaced(self.client.clone(), "default").list(&Default::default()).await.unwrap().items
     }
+
+    /// The names of the objects of kind `K`, sorted.
+    pub async fn names<K>(&self) -> Vec<String>
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let mut names: Vec<String> = self.list::<K>().await.iter().map(ResourceExt::name_any).collect();
+        names.sort();
+        names
+    }
 }
 
 impl TestEnv {
@@ -259,6 +272,14 @@ impl PassState for PdOnly {
     fn pass_mut(&mut self) -> &mut Pass<PD> {
         &mut self.pass
     }
+}
+
+/// A PDGroup controller's pass over `group`, as if loaded, with `cluster` as its Cluster.
+pub fn pd_group_pass(env: &TestEnv, group: PDGroup, cluster: Option<Cluster>) -> crate::pdgroup::state::PdGroupState {
+    let mut s = crate::pdgroup::state::PdGroupState::new(env.ctx.clone(), "default", &group.name_any());
+    s.pass = s.pass.with_object(group);
+    s.pass.cluster = cluster;
+    s
 }
 
 fn from_json<T: DeserializeOwned>(json: &str) -> T {
@@ -727,7 +748,8 @@ mod tests {
             .member("pd-1", 2)
             .leader("pd-0")
             .store(4, "tikv-a:20160", NodeState::Serving)
-            .store(5, "tikv-b:20160", NodeState::Removed);
+            .store(5, "tikv-b:20160", NodeState::Removed)
+            .replication(0, &[]);
         let handle = pd.handle();
         handle.add_evict_leader(4).await.unwrap();
         handle.delete_store(4).await.unwrap();
@@ -738,6 +760,9 @@ mod tests {
         assert!(!handle.remove_evict_leader(4).await.unwrap(), "no entry left");
         assert!(matches!(handle.delete_store(5).await, Err(PdError::StoreRemoved { store_id: 5, .. })));
         assert!(handle.delete_store(9).await.unwrap_err().is_not_found());
+        // As PD: the last Up store cannot go while max-replicas needs it.
+        let refused = FakePd::bootstrapped().store(1, "tikv-a:20160", NodeState::Serving).handle();
+        assert!(matches!(refused.delete_store(1).await, Err(PdError::NotEnoughStores { .. })));
         handle.transfer_leader("pd-1").await.unwrap();
         handle.delete_member_by_name("pd-0").await.unwrap();
         handle.delete_member_by_id(2).await.unwrap();
@@ -789,7 +814,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_write_through_the_handle_makes_the_cached_view_stale_until_the_next_poll() {
-        let pd = FakePd::bootstrapped().store(4, "tikv-a:20160", NodeState::Serving);
+        let pd = FakePd::bootstrapped().store(4, "tikv-a:20160", NodeState::Serving).replication(0, &[]);
         let handle = pd.fresh_handle().await;
         assert_eq!(handle.cache.snapshot().freshness, Freshness::Fresh);
         handle.delete_store(4).await.unwrap();

@@ -85,7 +85,6 @@ async fn create_ready_idle_then_scale_out() {
 /// reaches Ready (issue #18: such a member used to `--join` and be refused forever).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_clusters_applied_at_once_all_become_ready() {
-    let started = std::time::Instant::now();
     let (env, namespaces) = Env::start_many(20).await;
     env.wait_for_within("20 clusters Ready", Duration::from_secs(600), |e| {
         let waiting: Vec<String> = namespaces.iter().filter_map(|ns| e.cluster_ready_in(ns, 3, 3).err()).collect();
@@ -97,7 +96,6 @@ async fn twenty_clusters_applied_at_once_all_become_ready() {
         }
     })
     .await;
-    eprintln!("20 clusters Ready after {:.1}s (real time)", started.elapsed().as_secs_f64());
     env.finish().await;
 }
 

@@ -5,20 +5,20 @@ use tikv_operator_task::{Condition, Node, cond, finally, if_, if_break};
 use super::state::ClusterState;
 use super::tasks::*;
 use crate::common::guards::{object_deleting, object_gone, object_loaded};
-use crate::common::tasks::{ensure_finalizer, load_object, release_finalizer, write_status};
+use crate::common::tasks as common;
 
 pub fn tasks() -> Vec<Node<ClusterState>> {
     vec![
-        load_object(),
+        common::load_object(),
         if_break(object_gone(), [drop_pd()]),
         load_groups(),
-        if_break(object_deleting(), [delete_groups(), if_(no_groups_left(), [drop_pd(), release_finalizer()])]),
-        ensure_finalizer(),
+        if_break(object_deleting(), [delete_groups(), if_(no_groups_left(), [drop_pd(), common::release_finalizer()])]),
+        common::ensure_finalizer(),
         pd_url(),
         register_pd(),
         cluster_id(),
         replication(),
-        finally([if_(object_loaded(), [conditions(), write_status()])]),
+        finally([if_(object_loaded(), [conditions(), common::write_status()])]),
     ]
 }
 

@@ -1,6 +1,5 @@
 //! Named guards every builder uses, and the safety check destructive tasks share.
 
-use kube::Resource;
 use tikv_operator_api::Cluster;
 use tikv_operator_task::{Condition, cond};
 
@@ -31,7 +30,8 @@ pub fn deleting_and_cluster_gone<S: PassState>() -> Condition<S> {
 /// deletion policy says, without leaving PD one by one (PD goes too).
 pub fn deleting_with_cluster<S: PassState>() -> Condition<S> {
     cond("deleting_with_cluster", |s: &S| {
-        s.pass().deleting() && s.pass().cluster.as_ref().is_some_and(|c| c.meta().deletion_timestamp.is_some())
+        s.pass().deleting()
+            && s.pass().cluster.as_ref().is_some_and(|c| kube::Resource::meta(c).deletion_timestamp.is_some())
     })
 }
 
@@ -43,11 +43,6 @@ pub fn cluster_missing<S: PassState>() -> Condition<S> {
 /// `Cluster.spec.paused`: only status is reported.
 pub fn cluster_paused<S: PassState>() -> Condition<S> {
     cond("cluster_paused", |s: &S| s.pass().paused())
-}
-
-/// The Cluster is being deleted.
-pub fn cluster_deleting<S: PassState>() -> Condition<S> {
-    cond("cluster_deleting", |s: &S| s.pass().cluster.as_ref().is_some_and(|c| c.meta().deletion_timestamp.is_some()))
 }
 
 /// The PD answering is not the one this Cluster recorded: nothing may act on it.

@@ -1,10 +1,13 @@
 //! What every controller shares: the pass state every kind has ([`Pass`]), the traits
-//! over the five kinds ([`traits`]), the generic tasks (load, guards, finalizer, status
-//! write) and the pure rendering helpers both components use.
+//! over the five kinds ([`traits`]), the guards ([`guards`]), the generic tasks, one per
+//! file ([`tasks`]), the non-task halves of the instance and group controllers
+//! ([`instance`], [`group`]), the PD view a pass read ([`pd_view`]) and the pure
+//! rendering helpers both components use.
 
 pub mod group;
 pub mod guards;
 pub mod instance;
+pub mod pd_view;
 pub mod pod_status;
 pub mod render;
 pub mod replicas;

@@ -122,45 +122,6 @@ mod tests {
         assert_eq!(pvc_mismatch(&pvc(None, "10Gi"), &pvc(Some("standard"), "10Gi")), None, "the default applied");
     }
 
-    #[tokio::test]
-    async fn an_instance_whose_pvc_kept_its_old_class_is_not_synced() {
-        use crate::common::instance::volumes;
-        use crate::common::render::pvcs;
-        use crate::testing::{TestEnv, sample_cluster, sample_tikv};
-        use crate::tikv::state::TikvState;
-        use tikv_operator_api::condition::{find_condition, reasons, types};
-        use tikv_operator_task::{OutcomeKind, Runner};
-
-        let env = TestEnv::start().await;
-        let mut before = sample_tikv("tikv-a", "tikv");
-        before.spec.template.volumes[0].storage_class_name = Some("standard".into());
-        for pvc in pvcs(&before, "tikv-tikv-a").unwrap() {
-            env.create(pvc).await;
-        }
-        // The class changed on the spec after the PVC was made (or the PVC outside).
-        let mut tikv = before.clone();
-        tikv.spec.template.volumes[0].storage_class_name = Some("fast".into());
-        let state = |tikv| {
-            let mut s = TikvState::new(env.ctx.clone(), "default", "tikv-a");
-            s.pass = s.pass.with_object(tikv).with_cluster(sample_cluster("basic"));
-            s
-        };
-        let runner = Runner::new("t", [volumes::<TikvState>(), crate::tikv::tasks::conditions()]);
-
-        let mut s = state(tikv);
-        let report = env.run(&runner, "k", &mut s).await;
-        assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
-        assert_eq!(env.write_log(), Vec::<String>::new(), "the PVC is left as it is");
-        let synced = find_condition(&s.pass.status.common.conditions, types::SYNCED).unwrap();
-        assert_eq!((synced.status.as_str(), synced.reason.as_str()), ("False", reasons::VOLUME_MISMATCH));
-        assert!(synced.message.contains("storage class standard, the spec asks for fast"), "{}", synced.message);
-
-        let mut s = state(before);
-        env.run(&runner, "k", &mut s).await;
-        let synced = find_condition(&s.pass.status.common.conditions, types::SYNCED).unwrap();
-        assert_eq!(synced.status, "True", "{synced:?}");
-    }
-
     #[test]
     fn sizes_are_compared_by_value_in_both_directions() {
         assert_eq!(pvc_mismatch(&pvc(None, "10Gi"), &pvc(None, "10737418240")), None);

@@ -8,29 +8,26 @@ use crate::common::guards::{
     cluster_id_mismatch, cluster_missing, cluster_paused, deleting_and_cluster_gone, object_deleting, object_gone,
     object_loaded,
 };
-use crate::common::instance::{instance_deletion, load_pod, volumes};
-use crate::common::tasks::{
-    cluster_not_found, ensure_finalizer, load_cluster, load_object, release_without_cluster, write_status,
-};
+use crate::common::tasks as common;
 
 pub fn tasks() -> Vec<Node<PdState>> {
     vec![
-        load_object(),
+        common::load_object(),
         if_break(object_gone(), [forget_waits()]),
-        load_cluster(),
-        if_break(deleting_and_cluster_gone(), [release_without_cluster()]),
-        if_break(cluster_missing(), [cluster_not_found()]),
-        if_break(object_deleting(), [instance_deletion()]),
-        load_pod(),
+        common::load_cluster(),
+        if_break(deleting_and_cluster_gone(), [common::release_without_cluster()]),
+        if_break(cluster_missing(), [common::cluster_not_found()]),
+        if_break(object_deleting(), [common::instance_deletion()]),
+        common::load_pod(),
         member(),
         if_break(cluster_paused(), []),
         if_break(cluster_id_mismatch(), []),
-        ensure_finalizer(),
+        common::ensure_finalizer(),
         load_group(),
         config_map(),
-        volumes(),
+        common::pvcs(),
         pod(),
-        finally([if_(object_loaded(), [conditions(), write_status()])]),
+        finally([if_(object_loaded(), [conditions(), common::write_status()])]),
     ]
 }
 

@@ -7,6 +7,7 @@ use k8s_openapi::api::core::v1::Pod;
 use tikv_operator_api::{PD, PDGroup};
 
 use crate::common::instance::{InstanceParts, InstanceState};
+use crate::common::pd_view::Observed;
 use crate::common::{Pass, PassState};
 use crate::context::Context;
 
@@ -18,18 +19,32 @@ pub struct MemberInfo {
     pub is_leader: bool,
 }
 
-/// What the pass learned from the PD cache.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum PdRead {
-    /// Not looked at (the pass stopped before).
+/// This instance's member as the pass found it in the PD cache, set by `member` and
+/// read by every later task. Reporting may use any view; a destructive step must check
+/// [`Observed::is_fresh`] (DESIGN.md section 5 item 2): a stale view never says "absent".
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum MemberView {
+    /// Not looked at: the pass stopped before `member`.
     #[default]
     NotRead,
-    /// The Cluster controller has not registered this cluster's PD yet.
+    /// The Cluster controller has not registered this cluster's PD with the operator yet.
     NotRegistered,
-    /// No poll has succeeded yet.
+    /// PD has never answered a poll: nothing is known.
     Unavailable,
-    /// A view was read (perhaps stale: good enough for reporting).
-    Read,
+    /// PD's view has no member named like this instance's Pod.
+    Absent(Observed),
+    /// The member, by the name of this instance's Pod.
+    Found(MemberInfo, Observed),
+}
+
+impl MemberView {
+    /// The member, from any view (for reporting).
+    pub fn member(&self) -> Option<&MemberInfo> {
+        match self {
+            MemberView::Found(member, _) => Some(member),
+            _ => None,
+        }
+    }
 }
 
 pub struct PdState {
@@ -41,8 +56,7 @@ pub struct PdState {
     /// The Pods of the group, read by `pod` only while this instance has none (they
     /// carry the `--initial-cluster` list the cluster formed with).
     pub peer_pods: Vec<Pod>,
-    pub pd_read: PdRead,
-    pub member: Option<MemberInfo>,
+    pub member: MemberView,
 }
 
 impl PdState {
@@ -53,8 +67,7 @@ impl PdState {
             group: None,
             peers: Vec::new(),
             peer_pods: Vec::new(),
-            pd_read: PdRead::NotRead,
-            member: None,
+            member: MemberView::NotRead,
         }
     }
 

@@ -9,37 +9,36 @@ use crate::common::guards::{
     cluster_id_mismatch, cluster_missing, cluster_paused, deleting_and_cluster_gone, deleting_with_cluster,
     object_deleting, object_gone, object_loaded,
 };
-use crate::common::instance::{instance_deletion, load_pod, volumes};
-use crate::common::tasks::{
-    cluster_not_found, ensure_finalizer, load_cluster, load_object, release_finalizer, release_without_cluster,
-    write_status,
-};
+use crate::common::tasks as common;
 
 /// The life of one store, top to bottom. A deleted instance (or one with
 /// `spec.offline`) leaves PD first — leaders evicted, store taken offline, Tombstone —
 /// and only then loses its Pod, its volumes and its finalizer.
 pub fn tasks() -> Vec<Node<TikvState>> {
     vec![
-        load_object(),
+        common::load_object(),
         if_break(object_gone(), [forget_waits()]),
-        load_cluster(),
-        if_break(deleting_and_cluster_gone(), [release_without_cluster()]),
-        if_break(cluster_missing(), [cluster_not_found()]),
-        if_break(deleting_with_cluster(), [instance_deletion()]),
-        load_pod(),
+        common::load_cluster(),
+        if_break(deleting_and_cluster_gone(), [common::release_without_cluster()]),
+        if_break(cluster_missing(), [common::cluster_not_found()]),
+        if_break(deleting_with_cluster(), [common::instance_deletion()]),
+        common::load_pod(),
         store(),
         if_break(cluster_paused(), []),
         if_break(cluster_id_mismatch(), []),
         evict_leaders(),
         offline(),
-        if_break(deleting_and_data_gone(), [delete_pod(), delete_pvcs(), if_(cleanup_done(), [release_finalizer()])]),
+        if_break(
+            deleting_and_data_gone(),
+            [delete_pod(), delete_pvcs(), if_(cleanup_done(), [common::release_finalizer()])],
+        ),
         if_break(object_deleting(), []),
-        ensure_finalizer(),
+        common::ensure_finalizer(),
         config_map(),
-        volumes(),
+        common::pvcs(),
         label_pvcs(),
         pod(),
-        finally([if_(object_loaded(), [conditions(), write_status()])]),
+        finally([if_(object_loaded(), [conditions(), common::write_status()])]),
     ]
 }
 

@@ -5,10 +5,11 @@ use std::sync::Arc;
 use tikv_operator_api::TiKV;
 use tikv_operator_api::condition::reasons;
 use tikv_operator_api::tikv::StoreState;
-use tikv_operator_pd::{Freshness, NodeState, PdView, StaleReason};
+use tikv_operator_pd::NodeState;
 
 use crate::common::guards::destructive_allowed;
 use crate::common::instance::{InstanceParts, InstanceState};
+pub use crate::common::pd_view::{Observed, ViewFreshness};
 use crate::common::{Pass, PassState};
 use crate::context::Context;
 
@@ -67,46 +68,6 @@ impl StoreView {
     /// that means "removed" depends on what was seen before: DESIGN.md section 5 item 3.)
     pub fn absent_from_fresh_view(&self) -> bool {
         matches!(self, StoreView::Absent(observed) if observed.is_fresh())
-    }
-}
-
-/// A PD view one pass read, and how fresh it was when read.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Observed {
-    pub view: Arc<PdView>,
-    pub freshness: ViewFreshness,
-}
-
-impl Observed {
-    pub fn is_fresh(&self) -> bool {
-        self.freshness == ViewFreshness::Fresh
-    }
-}
-
-/// [`Freshness`] of a view that exists (so never "unavailable").
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ViewFreshness {
-    Fresh,
-    Stale(StaleReason),
-}
-
-impl std::fmt::Display for ViewFreshness {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ViewFreshness::Fresh => Freshness::Fresh.fmt(f),
-            ViewFreshness::Stale(reason) => Freshness::Stale(reason.clone()).fmt(f),
-        }
-    }
-}
-
-impl ViewFreshness {
-    /// `None` for [`Freshness::Unavailable`]: there is no view to be fresh or stale.
-    pub fn of(freshness: Freshness) -> Option<Self> {
-        match freshness {
-            Freshness::Fresh => Some(ViewFreshness::Fresh),
-            Freshness::Stale(reason) => Some(ViewFreshness::Stale(reason)),
-            Freshness::Unavailable => None,
-        }
     }
 }
 

@@ -4,32 +4,29 @@ use tikv_operator_task::{Node, finally, if_, if_break};
 
 use super::state::TikvGroupState;
 use super::tasks::*;
-use crate::common::group::{group_deletion, group_status, load_instances, run_updater, sync_revision};
 use crate::common::guards::{
     cluster_id_mismatch, cluster_missing, cluster_paused, object_deleting, object_gone, object_loaded,
 };
-use crate::common::tasks::{
-    cluster_not_found, ensure_finalizer, load_cluster, load_object, template_invalid, validate_template, write_status,
-};
+use crate::common::tasks as common;
 
 pub fn tasks() -> Vec<Node<TikvGroupState>> {
     vec![
-        load_object(),
+        common::load_object(),
         if_break(object_gone(), []),
-        load_cluster(),
-        load_instances(),
-        if_break(object_deleting(), [group_deletion()]),
-        if_break(cluster_missing(), [cluster_not_found()]),
+        common::load_cluster(),
+        common::load_instances(),
+        if_break(object_deleting(), [common::group_deletion()]),
+        if_break(cluster_missing(), [common::cluster_not_found()]),
         if_break(cluster_paused(), []),
         if_break(cluster_id_mismatch(), []),
-        ensure_finalizer(),
+        common::ensure_finalizer(),
         peer_service(),
-        validate_template(),
-        if_break(template_invalid(), []),
-        sync_revision(),
+        common::validate_template(),
+        if_break(common::template_invalid(), []),
+        common::revision(),
         upgrade_ordering(),
-        run_updater(),
-        finally([if_(object_loaded(), [group_status(), write_status()])]),
+        common::updater(),
+        finally([if_(object_loaded(), [common::group_status(), common::write_status()])]),
     ]
 }
 

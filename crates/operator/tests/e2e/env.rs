@@ -119,7 +119,6 @@ impl Env {
             pd_proxy: Some(h.proxy_url()),
             pd_poll_fast: Duration::from_millis(200),
             pd_poll_slow: Duration::from_secs(2),
-            short_retry: Duration::from_millis(500),
             ..OperatorConfig::default()
         };
         let kubeconfig = h.kubeconfig_path().to_owned();

@@ -13,16 +13,18 @@ use tikv_operator_task::{Node, Outcome, sync_task};
 
 use crate::common::instance::{Health, set_ready, set_revisions, set_running};
 use crate::common::pod_status::{PodProblem, report_pod_problem};
-use crate::pd::state::{PdRead, PdState};
+use crate::pd::state::{MemberView, PdState};
 
 fn health(s: &PdState) -> Health {
-    match (&s.pd_read, &s.member) {
-        (PdRead::Read, Some(member)) if member.healthy == Some(false) => {
+    match &s.member {
+        MemberView::Found(member, _) if member.healthy == Some(false) => {
             Err((reasons::INSTANCE_NOT_HEALTHY, "PD reports the member unhealthy".into()))
         }
-        (PdRead::Read, Some(_)) => Ok(()),
-        (PdRead::Read, None) => Err((reasons::MEMBER_NOT_JOINED, "not a PD member yet".into())),
-        _ => Err((reasons::PD_UNAVAILABLE, "PD has not been read".into())),
+        MemberView::Found(..) => Ok(()),
+        MemberView::Absent(_) => Err((reasons::MEMBER_NOT_JOINED, "not a PD member yet".into())),
+        MemberView::NotRead | MemberView::NotRegistered | MemberView::Unavailable => {
+            Err((reasons::PD_UNAVAILABLE, "PD has not been read".into()))
+        }
     }
 }
 
@@ -43,19 +45,18 @@ pub fn conditions() -> Node<PdState> {
         set_running(s);
         let retry = set_ready(s, health(s));
         report_pod_problem(s, join_refused);
-        if s.pd_read == PdRead::Read {
-            match &s.member {
-                Some(member) => {
-                    let id = member.id.to_string();
-                    s.pass.set_condition(types::INITIALIZED, true, reasons::READY, "the member joined the PD cluster");
-                    s.pass.status.id.get_or_insert(id);
-                    s.pass.status.is_leader = member.is_leader;
-                }
-                None => {
-                    s.pass.set_condition(types::INITIALIZED, false, reasons::MEMBER_NOT_JOINED, "not a PD member yet");
-                    s.pass.status.is_leader = false;
-                }
+        match &s.member {
+            MemberView::Found(member, _) => {
+                let (id, is_leader) = (member.id.to_string(), member.is_leader);
+                s.pass.set_condition(types::INITIALIZED, true, reasons::READY, "the member joined the PD cluster");
+                s.pass.status.id.get_or_insert(id);
+                s.pass.status.is_leader = is_leader;
             }
+            MemberView::Absent(_) => {
+                s.pass.set_condition(types::INITIALIZED, false, reasons::MEMBER_NOT_JOINED, "not a PD member yet");
+                s.pass.status.is_leader = false;
+            }
+            MemberView::NotRead | MemberView::NotRegistered | MemberView::Unavailable => {}
         }
         let ready = tikv_operator_api::condition::is_true_at(
             &s.pass.status.common.conditions,
@@ -74,9 +75,10 @@ pub fn conditions() -> Node<PdState> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::common::pd_view::{Observed, ViewFreshness};
     use crate::common::pod_status::fixtures::{crash_looping, unschedulable};
     use crate::pd::state::MemberInfo;
-    use crate::testing::{offline_context, sample_pd, t0};
+    use crate::testing::{FakePd, offline_context, sample_pd, t0};
     use k8s_openapi::api::core::v1::{
         ContainerState, ContainerStateRunning, ContainerStatus, Pod, PodCondition, PodStatus,
     };
@@ -109,15 +111,24 @@ mod tests {
         }
     }
 
-    fn state(pod: Option<Pod>, member: Option<MemberInfo>) -> PdState {
+    /// A view as the `member` task would have read it (fresh; conditions do not care).
+    async fn observed() -> Observed {
+        let view = FakePd::bootstrapped().fresh_handle().await.cache.snapshot().view.unwrap();
+        Observed { view, freshness: ViewFreshness::Fresh }
+    }
+
+    /// The state after `member` found `member` (or found it absent) in a fresh view.
+    async fn state(pod: Option<Pod>, member: Option<MemberInfo>) -> PdState {
         let mut state = PdState::new(offline_context(), "default", "pd-abc123");
         let mut pd = sample_pd("pd-abc123", "pd");
         pd.spec.min_ready_seconds = 5;
         state.pass = state.pass.with_object(pd);
         state.parts.pod_loaded = true;
         state.parts.pod = pod;
-        state.pd_read = PdRead::Read;
-        state.member = member;
+        state.member = match member {
+            Some(member) => MemberView::Found(member, observed().await),
+            None => MemberView::Absent(observed().await),
+        };
         state
     }
 
@@ -129,7 +140,7 @@ mod tests {
     #[tokio::test]
     async fn ready_needs_a_ready_pod_and_a_joined_member() {
         let member = MemberInfo { id: 7, healthy: Some(true), is_leader: true };
-        let mut s = state(Some(ready_pod(60)), Some(member));
+        let mut s = state(Some(ready_pod(60)), Some(member)).await;
         let report = Runner::new("t", [conditions()]).run("k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Complete);
         assert_eq!(condition(&s, types::READY), ("True".into(), reasons::READY.into()));
@@ -139,7 +150,7 @@ mod tests {
         assert!(s.pass.status.is_leader);
         assert_eq!(s.pass.status.common.current_revision.as_deref(), None, "the sample pod has no revision label");
 
-        let mut s = state(Some(ready_pod(60)), None);
+        let mut s = state(Some(ready_pod(60)), None).await;
         Runner::new("t", [conditions()]).run("k", &mut s).await;
         assert_eq!(condition(&s, types::READY), ("False".into(), reasons::MEMBER_NOT_JOINED.into()));
         assert_eq!(condition(&s, types::INITIALIZED).0, "False");
@@ -148,7 +159,7 @@ mod tests {
     #[tokio::test]
     async fn a_freshly_ready_pod_retries_when_min_ready_seconds_pass() {
         let member = MemberInfo { id: 7, healthy: Some(true), is_leader: false };
-        let mut s = state(Some(ready_pod(2)), Some(member));
+        let mut s = state(Some(ready_pod(2)), Some(member)).await;
         let report = Runner::new("t", [conditions()]).run("k", &mut s).await;
         assert_eq!(report.requeue_after(), Some(std::time::Duration::from_secs(3)));
         assert_eq!(condition(&s, types::READY), ("False".into(), reasons::POD_NOT_READY.into()));
@@ -162,7 +173,7 @@ mod tests {
     async fn a_member_refused_by_pd_is_reported_as_such() {
         let refused =
             "[FATAL] [main.go] [\"join meet error\"] [error=\"missing data or join a duplicated pd pd-pd-abc123\"]";
-        let mut s = state(Some(crash_looping("CrashLoopBackOff", 1, Some(refused))), None);
+        let mut s = state(Some(crash_looping("CrashLoopBackOff", 1, Some(refused))), None).await;
         let report = Runner::new("t", [conditions()]).run("k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Complete);
         assert_eq!(condition(&s, types::READY), ("False".into(), reasons::MEMBER_JOIN_REFUSED.into()));
@@ -177,7 +188,7 @@ mod tests {
 
     #[tokio::test]
     async fn any_other_crash_loop_is_pod_not_running_with_its_message() {
-        let mut s = state(Some(crash_looping("CrashLoopBackOff", 1, Some("couldn't find local name"))), None);
+        let mut s = state(Some(crash_looping("CrashLoopBackOff", 1, Some("couldn't find local name"))), None).await;
         Runner::new("t", [conditions()]).run("k", &mut s).await;
         assert_eq!(condition(&s, types::READY), ("False".into(), reasons::POD_NOT_RUNNING.into()));
         assert_eq!(
@@ -188,7 +199,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unschedulable_pod_is_reported() {
-        let mut s = state(Some(unschedulable()), None);
+        let mut s = state(Some(unschedulable()), None).await;
         Runner::new("t", [conditions()]).run("k", &mut s).await;
         assert_eq!(condition(&s, types::READY), ("False".into(), reasons::UNSCHEDULABLE.into()));
         assert_eq!(message(&s, types::READY), "pod cannot be scheduled: 0/3 nodes are available: 3 Insufficient cpu.");
@@ -196,7 +207,7 @@ mod tests {
 
     #[tokio::test]
     async fn no_pod_is_reported() {
-        let mut s = state(None, None);
+        let mut s = state(None, None).await;
         Runner::new("t", [conditions()]).run("k", &mut s).await;
         assert_eq!(condition(&s, types::READY), ("False".into(), reasons::POD_NOT_CREATED.into()));
         assert_eq!(condition(&s, types::RUNNING), ("False".into(), reasons::POD_NOT_CREATED.into()));

@@ -1,16 +1,17 @@
 //! `config_map`: the member's ConfigMap, rendered by [`render::config_map`] and applied
-//! by the generic task (see [`crate::common::instance::config_map`] for writes and
+//! by the generic task (see [`crate::common::tasks::config_map`] for writes and
 //! outcomes).
 
 use tikv_operator_task::Node;
 
-use crate::common::instance::{self, RenderedConfigMap};
+use crate::common::instance::RenderedConfigMap;
 use crate::common::render::RenderError;
+use crate::common::tasks as common;
 use crate::pd::render;
 use crate::pd::state::PdState;
 
 pub fn config_map() -> Node<PdState> {
-    instance::config_map(render_config_map)
+    common::config_map(render_config_map)
 }
 
 fn render_config_map(s: &PdState) -> Result<RenderedConfigMap, RenderError> {

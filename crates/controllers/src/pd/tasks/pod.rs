@@ -1,6 +1,6 @@
 //! `pod`: the member's Pod, rendered by [`render::pod`] with the membership flag decided
 //! by [`render::membership`] (initial member or join), applied by the generic task (see
-//! [`crate::common::instance::pod`] for writes and outcomes). Before creating the Pod it
+//! [`crate::common::tasks::pod`] for writes and outcomes). Before creating the Pod it
 //! reads the group's Pods from the cache (the `--initial-cluster` list they started with is the one a
 //! late initial member must use). While the membership cannot
 //! be decided yet (initial members missing, nobody to join, the list unknown), the Pod
@@ -10,8 +10,8 @@ use k8s_openapi::api::core::v1::Pod;
 use tikv_operator_api::names::COMPONENT_PD;
 use tikv_operator_task::{Node, Outcome, task};
 
-use crate::common::instance;
 use crate::common::render::{RenderError, group_selector};
+use crate::common::tasks as common;
 use crate::common::{Instance, Object};
 use crate::pd::render::{self, PodInputs};
 use crate::pd::state::PdState;
@@ -28,7 +28,7 @@ pub fn pod() -> Node<PdState> {
                 s.pass.not_synced(tikv_operator_api::condition::reasons::POD_NOT_CREATED, reason.clone());
                 return Outcome::wait(reason);
             }
-            instance::run_pod(s, render_pod).await
+            common::run_pod(s, render_pod).await
         })
     })
 }

@@ -1,13 +1,13 @@
 //! `pod`: the store's Pod, rendered by [`render::pod`] against the PD URL the Cluster
-//! recorded, applied by the generic task (see [`crate::common::instance::pod`]).
+//! recorded, applied by the generic task (see [`crate::common::tasks::pod`]).
 //! Without a PD URL yet the Pod is not created: Wait for the Cluster's update.
 
 use k8s_openapi::api::core::v1::Pod;
 use tikv_operator_api::condition::reasons;
 use tikv_operator_task::{Node, Outcome, task};
 
-use crate::common::instance;
 use crate::common::render::RenderError;
+use crate::common::tasks as common;
 use crate::tikv::render::{self, PodInputs};
 use crate::tikv::state::TikvState;
 
@@ -22,7 +22,7 @@ pub fn pod() -> Node<TikvState> {
                 s.pass.not_synced(reasons::POD_NOT_CREATED, "the Cluster has no PD URL yet");
                 return Outcome::wait("the Cluster has no PD URL yet; waiting for it");
             }
-            instance::run_pod(s, render_pod).await
+            common::run_pod(s, render_pod).await
         })
     })
 }

@@ -11,7 +11,7 @@ use tikv_operator_api::tikv::TiKVStatus;
 use tikv_operator_api::{Cluster, TiKV};
 use tikv_operator_task::{Node, Report, Runner};
 
-use crate::common::instance::load_pod;
+use crate::common::tasks::load_pod;
 use crate::common::tasks::{load_cluster, load_object, write_status};
 use crate::pd_registry::{ClusterKey, PdHandle};
 use crate::testing::{FakePd, TestEnv, sample_cluster, sample_tikv};

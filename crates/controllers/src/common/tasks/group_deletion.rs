@@ -1,0 +1,185 @@
+//! `group_deletion`: a deleted group whose Cluster is going (or gone) deletes its
+//! instances and releases its finalizer once none remain (confirmed by a fresh list, not
+//! the cache). A group deleted while its Cluster lives keeps its finalizer: removing
+//! members and stores safely is scale-in's job, not supported yet, and is reported. Writes: DELETE of instances, the group's
+//! finalizer. Wait while instances remain; Complete once released; Fail on API errors.
+
+use kube::api::{DeleteParams, ListParams};
+use kube::{Api, Resource, ResourceExt};
+use tikv_operator_api::condition::reasons;
+use tikv_operator_task::{Node, Outcome, task};
+
+use super::set_finalizer;
+use crate::common::group::GroupState;
+use crate::common::render::{group_selector, selector_string};
+use crate::common::{Group, Object};
+use crate::error::is_not_found;
+
+pub fn group_deletion<S: GroupState>() -> Node<S> {
+    task("group_deletion", |s: &mut S| {
+        Box::pin(async move {
+            let cluster_going = s.pass().cluster.as_ref().is_none_or(|c| c.meta().deletion_timestamp.is_some());
+            if !cluster_going {
+                s.pass_mut().not_synced(
+                    reasons::SCALE_IN_NOT_SUPPORTED,
+                    "deleting a group while its Cluster exists needs scale-in, which is not supported yet",
+                );
+                return Outcome::wait("group deleted while its Cluster exists: kept until scale-in is supported");
+            }
+            let mut remaining: Vec<String> = s.group().instances.iter().map(ResourceExt::name_any).collect();
+            if remaining.is_empty() {
+                // Releasing the finalizer lets the group go: confirm with a fresh list
+                // that the cache is not merely behind.
+                let pass = s.pass();
+                let Some(group) = &pass.object else {
+                    return Outcome::complete("no group");
+                };
+                let selector = selector_string(&group_selector(&group.cluster_name(), S::G::COMPONENT, &pass.name));
+                let api: Api<<S::G as Group>::Instance> = Api::namespaced(pass.ctx.client.clone(), &pass.namespace);
+                match api.list(&ListParams::default().labels(&selector)).await {
+                    Ok(list) if list.items.is_empty() => return set_finalizer(s, false).await,
+                    Ok(list) => {
+                        remaining = list.items.iter().map(ResourceExt::name_any).collect();
+                        s.group_mut().instances = list.items;
+                    }
+                    Err(error) => return Outcome::fail(error),
+                }
+            }
+            let pass = s.pass();
+            let api: Api<<S::G as Group>::Instance> = Api::namespaced(pass.ctx.client.clone(), &pass.namespace);
+            for instance in s.group().instances.iter().filter(|i| i.meta().deletion_timestamp.is_none()) {
+                if let Err(error) = api.delete(&instance.name_any(), &DeleteParams::default()).await
+                    && !is_not_found(&error)
+                {
+                    return Outcome::fail(error);
+                }
+            }
+            Outcome::wait(format!("waiting for {} instances to go", remaining.len()))
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::common::Finding;
+    use crate::common::tasks::load_instances;
+    use crate::testing::{TestEnv, pd_group_pass, sample_cluster, sample_pd, sample_pd_group};
+    use tikv_operator_api::names::FINALIZER;
+    use tikv_operator_api::{PD, PDGroup};
+    use tikv_operator_task::{OutcomeKind, Runner};
+
+    fn with_finalizer<K: Resource>(mut object: K) -> K {
+        object.meta_mut().finalizers = Some(vec![FINALIZER.into()]);
+        object
+    }
+
+    /// Creates `name` with our finalizer, deletes it and returns it as read: deleting.
+    async fn deleting<K>(env: &TestEnv, object: K) -> K
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::Serialize
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let name = object.name_any();
+        env.create(with_finalizer(object)).await;
+        let api: Api<K> = Api::namespaced(env.client.clone(), "default");
+        api.delete(&name, &DeleteParams::default()).await.unwrap();
+        env.sim.requests().reset();
+        let read: K = env.get(&name).await;
+        assert!(read.meta().deletion_timestamp.is_some());
+        read
+    }
+
+    #[tokio::test]
+    async fn a_group_deleted_while_its_cluster_lives_is_kept_and_reported() {
+        let env = TestEnv::start().await;
+        let cluster = env.create(sample_cluster("basic")).await;
+        let group = deleting(&env, sample_pd_group("pd", 2)).await;
+        let a = env.create(sample_pd("pd-a", "pd")).await;
+        let b = env.create(sample_pd("pd-b", "pd")).await;
+        let mut s = pd_group_pass(&env, group, Some(cluster));
+        s.group.instances = vec![a, b];
+        s.group.instances_loaded = true;
+
+        let report = env.run(&Runner::new("t", [group_deletion()]), "k", &mut s).await;
+        assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
+        assert_eq!(
+            report.entry("group_deletion").unwrap().message(),
+            "group deleted while its Cluster exists: kept until scale-in is supported"
+        );
+        assert_eq!(
+            s.pass.unsynced,
+            [Finding {
+                reason: reasons::SCALE_IN_NOT_SUPPORTED,
+                message: "deleting a group while its Cluster exists needs scale-in, which is not supported yet".into(),
+            }]
+        );
+        assert_eq!(env.write_log(), Vec::<String>::new(), "nothing deleted, finalizer kept");
+        assert_eq!(env.names::<PD>().await, ["pd-a", "pd-b"]);
+        let live: PDGroup = env.get("pd").await;
+        assert_eq!(live.finalizers(), [FINALIZER]);
+        assert!(s.pass.object.is_some());
+    }
+
+    #[tokio::test]
+    async fn with_the_cluster_going_instances_are_deleted_then_the_finalizer_released() {
+        let env = TestEnv::start().await;
+        let cluster = deleting(&env, sample_cluster("basic")).await;
+        let group = deleting(&env, sample_pd_group("pd", 2)).await;
+        env.create(sample_pd("pd-a", "pd")).await;
+        // pd-b has a finalizer of its own: it lingers after its DELETE.
+        env.create(with_finalizer(sample_pd("pd-b", "pd"))).await;
+        // Another group's instance is not this group's to delete.
+        env.create(sample_pd("other-a", "other")).await;
+        let runner = Runner::new("t", [load_instances(), group_deletion()]);
+
+        let mut s = pd_group_pass(&env, group, Some(cluster.clone()));
+        let report = env.run(&runner, "k", &mut s).await;
+        assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
+        assert_eq!(report.entry("group_deletion").unwrap().message(), "waiting for 2 instances to go");
+        let deletes = ["delete core.tikv.org/pds/pd-a", "delete core.tikv.org/pds/pd-b"];
+        assert_eq!(env.write_log(), deletes);
+        assert!(s.pass.unsynced.is_empty(), "{:?}", s.pass.unsynced);
+        assert_eq!(env.names::<PD>().await, ["other-a", "pd-b"]);
+        let live: PDGroup = env.get("pd").await;
+        assert_eq!(live.finalizers(), [FINALIZER], "kept while an instance remains");
+
+        // Next pass: pd-b is still going; it is not deleted again and the finalizer stays.
+        let mut s = pd_group_pass(&env, live, Some(cluster.clone()));
+        let report = env.run(&runner, "k", &mut s).await;
+        assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
+        assert_eq!(report.entry("group_deletion").unwrap().message(), "waiting for 1 instances to go");
+        assert_eq!(env.write_log(), deletes, "no second DELETE");
+        let live: PDGroup = env.get("pd").await;
+        assert_eq!(live.finalizers(), [FINALIZER]);
+
+        // pd-b goes; now the group's finalizer is released and the group is gone.
+        let pds: Api<PD> = Api::namespaced(env.client.clone(), "default");
+        let patch = serde_json::json!({"metadata": {"finalizers": null}});
+        pds.patch("pd-b", &Default::default(), &kube::api::Patch::Merge(&patch)).await.unwrap();
+        env.sim.requests().reset();
+        let mut s = pd_group_pass(&env, live, Some(cluster));
+        let report = env.run(&runner, "k", &mut s).await;
+        assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
+        assert_eq!(report.entry("group_deletion").unwrap().message(), "released");
+        assert_eq!(env.write_log(), ["patch core.tikv.org/pdgroups/pd"]);
+        assert!(s.pass.object.is_none());
+        let groups: Api<PDGroup> = Api::namespaced(env.client.clone(), "default");
+        assert!(groups.get_opt("pd").await.unwrap().is_none());
+        assert_eq!(env.names::<PD>().await, ["other-a"]);
+    }
+
+    #[tokio::test]
+    async fn with_the_cluster_gone_a_group_without_instances_is_released() {
+        let env = TestEnv::start().await;
+        let group = deleting(&env, sample_pd_group("pd", 2)).await;
+        let mut s = pd_group_pass(&env, group, None);
+        let report = env.run(&Runner::new("t", [load_instances(), group_deletion()]), "k", &mut s).await;
+        assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
+        assert_eq!(env.write_log(), ["patch core.tikv.org/pdgroups/pd"]);
+        assert!(s.pass.unsynced.is_empty());
+    }
+}
