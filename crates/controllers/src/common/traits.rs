@@ -77,6 +77,10 @@ pub trait Group: Object {
     const RESERVED_CONFIG_KEYS: &'static [&'static str];
     /// Fewer replicas than this cannot work (PD needs one member).
     const MIN_REPLICAS: i32;
+    /// A deleted instance leaves the running cluster safely on its own (TiKV: offline in
+    /// PD first), so the group may delete its instances while the Cluster lives. PD
+    /// members cannot yet (membership changes come with the PD issue).
+    const INSTANCES_LEAVE_SAFELY: bool;
 
     fn replicas(&self) -> i32;
     fn min_ready_seconds(&self) -> i64;
@@ -205,12 +209,13 @@ instance_impl!(PD, PDStatus, names::COMPONENT_PD, "/var/lib/pd");
 instance_impl!(TiKV, TiKVStatus, names::COMPONENT_TIKV, "/var/lib/tikv");
 
 macro_rules! group_impl {
-    ($kind:ty, $status:ty, $instance:ty, $spec:ident, $component:expr, $reserved:expr, $min:expr $(, $extra:ident: $value:expr)*; $annotations:expr, $note:expr) => {
+    ($kind:ty, $status:ty, $instance:ty, $spec:ident, $component:expr, $reserved:expr, $min:expr, $leaves:expr $(, $extra:ident: $value:expr)*; $annotations:expr, $note:expr) => {
         impl Group for $kind {
             type Instance = $instance;
             const COMPONENT: &'static str = $component;
             const RESERVED_CONFIG_KEYS: &'static [&'static str] = $reserved;
             const MIN_REPLICAS: i32 = $min;
+            const INSTANCES_LEAVE_SAFELY: bool = $leaves;
 
             fn replicas(&self) -> i32 {
                 self.spec.replicas
@@ -291,7 +296,7 @@ pub fn even_members_note(group: &PDGroup) -> Option<String> {
     ))
 }
 
-group_impl!(PDGroup, PDGroupStatus, PD, PDSpec, names::COMPONENT_PD, crate::pd::render::RESERVED_KEYS, 1; |group: &PDGroup| {
+group_impl!(PDGroup, PDGroupStatus, PD, PDSpec, names::COMPONENT_PD, crate::pd::render::RESERVED_KEYS, 1, false; |group: &PDGroup| {
     // Members created before the PD cluster forms start it together.
     let mut annotations = BTreeMap::new();
     if !group.spec.bootstrapped {
@@ -299,4 +304,4 @@ group_impl!(PDGroup, PDGroupStatus, PD, PDSpec, names::COMPONENT_PD, crate::pd::
     }
     annotations
 }, even_members_note);
-group_impl!(TiKVGroup, TiKVGroupStatus, TiKV, TiKVSpec, names::COMPONENT_TIKV, crate::tikv::render::RESERVED_KEYS, 0, offline: false; |_: &TiKVGroup| BTreeMap::new(), |_: &TiKVGroup| None);
+group_impl!(TiKVGroup, TiKVGroupStatus, TiKV, TiKVSpec, names::COMPONENT_TIKV, crate::tikv::render::RESERVED_KEYS, 0, true, offline: false; |_: &TiKVGroup| BTreeMap::new(), |_: &TiKVGroup| None);

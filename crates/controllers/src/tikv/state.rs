@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tikv_operator_api::TiKV;
 use tikv_operator_api::condition::reasons;
 use tikv_operator_api::tikv::StoreState;
-use tikv_operator_pd::NodeState;
+use tikv_operator_pd::{NodeState, PdView};
 
 use crate::common::guards::destructive_allowed;
 use crate::common::instance::{InstanceParts, InstanceState};
@@ -84,6 +84,24 @@ pub enum Leaders {
     /// Eviction cannot work here (a single store, or `max-replicas` 1): whoever needs
     /// the leaders gone goes on without it.
     CannotMove,
+    /// Not started: PD could not take the store offline now (too few other Up stores
+    /// for max-replicas), so moving its leaders would only disturb the cluster.
+    NotYet,
+}
+
+/// Why PD would refuse to take store `id` offline now, if it would: the Up TiKV
+/// stores left (Preparing or Serving, as PD counts them, Disconnected and Down
+/// included) would be fewer than max-replicas.
+pub fn offline_blocker(view: &PdView, id: u64) -> Option<String> {
+    let max_replicas = view.replication.max_replicas;
+    let up_after = view
+        .stores
+        .values()
+        .filter(|s| s.id != id && !s.is_tiflash() && matches!(s.node_state, NodeState::Preparing | NodeState::Serving))
+        .count() as u64;
+    (up_after < max_replicas).then(|| {
+        format!("{up_after} other Up stores would remain and max-replicas is {max_replicas}: waiting for more stores")
+    })
 }
 
 /// What the deletion tasks found still in place this pass.

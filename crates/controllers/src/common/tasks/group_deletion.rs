@@ -1,12 +1,18 @@
-//! `group_deletion`: a deleted group whose Cluster is going (or gone) deletes its
-//! instances and releases its finalizer once none remain (confirmed by a fresh list, not
-//! the cache). A group deleted while its Cluster lives keeps its finalizer: removing
-//! members and stores safely is scale-in's job, not supported yet, and is reported. Writes: DELETE of instances, the group's
-//! finalizer. Wait while instances remain; Complete once released; Fail on API errors.
+//! `group_deletion`: a deleted group deletes its instances and releases its finalizer
+//! once none remain (confirmed by a fresh list, not the cache).
+//!
+//! While its Cluster is going (or gone) that is all: PD goes too. While the Cluster
+//! lives, only a group whose instances leave safely on their own does it (TiKV: each
+//! deleted store goes offline in PD first, as far as PD allows: with too few stores
+//! left for max-replicas the last ones stay), and the group says which instances remain
+//! and why, from their own conditions. A PD group deleted while its Cluster lives keeps
+//! its finalizer and says so: member removal comes with PD membership changes.
+//! Writes: DELETE of instances, the group's finalizer. Wait while instances remain;
+//! Complete once released; Fail on API errors.
 
 use kube::api::{DeleteParams, ListParams};
 use kube::{Api, Resource, ResourceExt};
-use tikv_operator_api::condition::reasons;
+use tikv_operator_api::condition::{find_condition, reasons, types};
 use tikv_operator_task::{Node, Outcome, task};
 
 use super::set_finalizer;
@@ -19,12 +25,12 @@ pub fn group_deletion<S: GroupState>() -> Node<S> {
     task("group_deletion", |s: &mut S| {
         Box::pin(async move {
             let cluster_going = s.pass().cluster.as_ref().is_none_or(|c| c.meta().deletion_timestamp.is_some());
-            if !cluster_going {
+            if !cluster_going && !S::G::INSTANCES_LEAVE_SAFELY {
                 s.pass_mut().not_synced(
                     reasons::SCALE_IN_NOT_SUPPORTED,
-                    "deleting a group while its Cluster exists needs scale-in, which is not supported yet",
+                    "deleting a group while its Cluster exists needs PD membership changes, which are not supported yet",
                 );
-                return Outcome::wait("group deleted while its Cluster exists: kept until scale-in is supported");
+                return Outcome::wait("group deleted while its Cluster exists: kept until member removal is supported");
             }
             let mut remaining: Vec<String> = s.group().instances.iter().map(ResourceExt::name_any).collect();
             if remaining.is_empty() {
@@ -54,9 +60,36 @@ pub fn group_deletion<S: GroupState>() -> Node<S> {
                     return Outcome::fail(error);
                 }
             }
+            if !cluster_going {
+                let message = remaining_message(s.group().instances.as_slice());
+                s.pass_mut().not_synced(reasons::INSTANCES_REMAINING, message);
+            }
             Outcome::wait(format!("waiting for {} instances to go", remaining.len()))
         })
     })
+}
+
+/// `"2 instances still leaving: tikv-a (PD refuses …), tikv-b (3 of 9 leaders left …)"`,
+/// each with what its own not-True lifecycle condition says.
+fn remaining_message<I: crate::common::Instance>(instances: &[I]) -> String {
+    let what: Vec<String> = instances
+        .iter()
+        .map(|instance| {
+            let why = instance
+                .status()
+                .map(|status| I::conditions(status))
+                .and_then(|conditions| {
+                    [types::OFFLINED, types::LEADERS_EVICTED, types::SYNCED]
+                        .iter()
+                        .filter_map(|t| find_condition(conditions, t))
+                        .find(|c| c.status != "True")
+                        .map(|c| c.message.clone())
+                })
+                .unwrap_or_else(|| "leaving".into());
+            format!("{} ({why})", instance.name_any())
+        })
+        .collect();
+    format!("{} instances still leaving: {}", what.len(), what.join("; "))
 }
 
 #[cfg(test)]
@@ -108,13 +141,15 @@ mod tests {
         assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
         assert_eq!(
             report.entry("group_deletion").unwrap().message(),
-            "group deleted while its Cluster exists: kept until scale-in is supported"
+            "group deleted while its Cluster exists: kept until member removal is supported"
         );
         assert_eq!(
             s.pass.unsynced,
             [Finding {
                 reason: reasons::SCALE_IN_NOT_SUPPORTED,
-                message: "deleting a group while its Cluster exists needs scale-in, which is not supported yet".into(),
+                message:
+                    "deleting a group while its Cluster exists needs PD membership changes, which are not supported yet"
+                        .into(),
             }]
         );
         assert_eq!(env.write_log(), Vec::<String>::new(), "nothing deleted, finalizer kept");
@@ -122,6 +157,44 @@ mod tests {
         let live: PDGroup = env.get("pd").await;
         assert_eq!(live.finalizers(), [FINALIZER]);
         assert!(s.pass.object.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_tikv_group_deleted_while_its_cluster_lives_deletes_its_stores_and_says_what_remains() {
+        use crate::testing::{sample_tikv, sample_tikv_group};
+        use crate::tikvgroup::state::TikvGroupState;
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+        use tikv_operator_api::{TiKV, TiKVGroup};
+        let env = TestEnv::start().await;
+        let cluster = env.create(sample_cluster("basic")).await;
+        let group: TiKVGroup = deleting(&env, sample_tikv_group("tikv", 2)).await;
+        // tikv-a says why it is still there, as its own controller would.
+        let mut a = env.create(with_finalizer(sample_tikv("tikv-a", "tikv"))).await;
+        let message = "PD refuses to take store 5 offline: not enough stores";
+        a.status.get_or_insert_default().common.conditions = vec![Condition {
+            type_: types::OFFLINED.into(),
+            status: "False".into(),
+            reason: reasons::OFFLINE_REFUSED.into(),
+            message: message.into(),
+            last_transition_time: Time(crate::testing::t0()),
+            observed_generation: None,
+        }];
+        let api: Api<TiKV> = Api::namespaced(env.client.clone(), "default");
+        api.replace_status("tikv-a", &Default::default(), &a).await.unwrap();
+        env.create(with_finalizer(sample_tikv("tikv-b", "tikv"))).await;
+        let mut s = TikvGroupState::new(env.ctx.clone(), "default", "tikv");
+        s.pass = s.pass.with_object(group).with_cluster(cluster);
+
+        let report = env.run(&Runner::new("t", [load_instances(), group_deletion()]), "k", &mut s).await;
+        assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
+        assert_eq!(env.write_log(), ["delete core.tikv.org/tikvs/tikv-a", "delete core.tikv.org/tikvs/tikv-b"]);
+        assert_eq!(s.pass.unsynced[0].reason, reasons::INSTANCES_REMAINING);
+        assert_eq!(
+            s.pass.unsynced[0].message,
+            format!("2 instances still leaving: tikv-a ({message}); tikv-b (leaving)")
+        );
+        let live: TiKVGroup = env.get("tikv").await;
+        assert_eq!(live.finalizers(), [FINALIZER], "kept while stores leave");
     }
 
     #[tokio::test]

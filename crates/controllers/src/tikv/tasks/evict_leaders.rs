@@ -15,7 +15,10 @@
 //! the template's `evictLeaderStallTimeout`, `LeadersEvicted` is False with
 //! `EvictionStalled` (and a Warning event) — whoever waits for the leaders keeps waiting,
 //! and goes on as soon as they move again. Where eviction cannot work (no other Up
-//! store, `max-replicas` 1) it is skipped and the condition says why.
+//! store, `max-replicas` 1) it is skipped and the condition says why. It is not started
+//! while PD could not take the store offline anyway (too few other Up stores for
+//! max-replicas, as when a store is deleted before its replacement is Up): moving the
+//! leaders would only disturb the cluster.
 //!
 //! Reads: the PD view `store` read, the instance's annotation. Writes: the annotation
 //! (merge patch with the resourceVersion), PD's evict-leader scheduler (add; remove only
@@ -37,7 +40,7 @@ use tikv_operator_task::{Node, Outcome, task};
 
 use crate::apply::patch_params;
 use crate::error::is_conflict;
-use crate::tikv::state::{Leaders, Refusal, StoreView, TikvState};
+use crate::tikv::state::{Leaders, Refusal, StoreView, TikvState, offline_blocker};
 
 /// How often leader counts are looked at while they move.
 pub const EVICTION_RECHECK: Duration = Duration::from_secs(5);
@@ -91,6 +94,12 @@ async fn run(s: &mut TikvState) -> Outcome {
     }
     let present = observed.view.is_evicting_leaders(id);
     let ours = recorded == Some(id);
+    if !ours && let Some(why) = offline_blocker(&observed.view, id) {
+        s.leaders = Leaders::NotYet;
+        let message = format!("leaders of store {id} stay until PD could take it offline: {why}");
+        s.pass.set_condition(types::LEADERS_EVICTED, false, reasons::NOT_ENOUGH_STORES, message.clone());
+        return Outcome::wait(message);
+    }
     if present && !ours {
         // Someone else's entry, or ours but the view predates a removal we made: only a
         // fresh view may say which.
@@ -232,12 +241,14 @@ mod tests {
     use tikv_operator_pd::{NodeState, PdError, Subject};
     use tikv_operator_task::OutcomeKind;
 
-    /// Store 5 is this instance's, with 4 leaders; stores 6 and 7 can take them.
+    /// Store 5 is this instance's, with 4 leaders; stores 6, 7 and 8 can take them and
+    /// keep max-replicas 3 once it is gone.
     fn pd() -> FakePd {
         FakePd::bootstrapped()
             .store(5, ADDR, NodeState::Serving)
             .store(6, "tikv-b:20160", NodeState::Serving)
             .store(7, "tikv-c:20160", NodeState::Serving)
+            .store(8, "tikv-d:20160", NodeState::Serving)
             .counts(5, 4, 10)
     }
 
@@ -437,6 +448,24 @@ mod tests {
         assert_eq!(s.leaders, Leaders::CannotMove);
         assert!(condition(&s).2.contains("max-replicas is 1"));
         assert_eq!(kit.pd.write_log(), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn leaders_stay_while_pd_could_not_take_the_store_offline() {
+        // Three stores and max-replicas 3: the replacement must be Up first.
+        let kit = Kit::new(pd().purge_store(8).to_owned(), offline).await;
+        let (s, report) = kit.pass([evict_leaders()]).await;
+        assert_eq!((kit.writes(), kit.pd.write_log()), (vec![], vec![]), "{report}");
+        assert_eq!(s.leaders, Leaders::NotYet);
+        let (_, reason, message) = condition(&s);
+        assert_eq!(reason, reasons::NOT_ENOUGH_STORES);
+        assert!(message.ends_with("2 other Up stores would remain and max-replicas is 3: waiting for more stores"));
+
+        // With a fourth store, eviction starts.
+        let kit2 = Kit::new(pd(), offline).await;
+        let (s, _) = kit2.pass([evict_leaders()]).await;
+        assert_eq!(kit2.pd.write_log(), ["add_evict_leader(5)"]);
+        assert_eq!(s.leaders, Leaders::Moving(4));
     }
 
     #[tokio::test]

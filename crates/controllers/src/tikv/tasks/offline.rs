@@ -26,7 +26,7 @@ use tikv_operator_api::tikv::DrainProgress;
 use tikv_operator_pd::{NodeState, PdError};
 use tikv_operator_task::{Node, Outcome, task};
 
-use crate::tikv::state::{Leaders, Refusal, StoreView, TikvState};
+use crate::tikv::state::{Leaders, Refusal, StoreView, TikvState, offline_blocker};
 
 /// How often region counts are looked at while PD moves them.
 pub const OFFLINE_RECHECK: Duration = Duration::from_secs(10);
@@ -81,6 +81,12 @@ async fn start(s: &mut TikvState, id: u64) -> Outcome {
             let message =
                 format!("waiting for the leaders to move off store {id} ({left} left) before PD takes it offline");
             s.pass.set_condition(types::OFFLINED, false, reasons::OFFLINE_PROCESSING, message.clone());
+            return Outcome::wait(message);
+        }
+        Leaders::NotYet => {
+            let why = s.store.observed().and_then(|o| offline_blocker(&o.view, id)).unwrap_or_default();
+            let message = format!("store {id} is not taken offline yet: {why}");
+            s.pass.set_condition(types::OFFLINED, false, reasons::NOT_ENOUGH_STORES, message.clone());
             return Outcome::wait(message);
         }
         Leaders::Stay => return Outcome::wait(format!("the leaders of store {id} are not known to be evicted")),
@@ -269,6 +275,16 @@ mod tests {
         let kit = Kit::new(pd(), offline_spec).await;
         kit.pass([leaders(Leaders::CannotMove), offline()]).await;
         assert_eq!(kit.pd.write_log(), ["delete_store(5)"]);
+    }
+
+    #[tokio::test]
+    async fn too_few_stores_wait_without_asking_pd() {
+        let kit = Kit::new(pd().purge_store(8).to_owned(), offline_spec).await;
+        let (s, report) = kit.pass([leaders(Leaders::NotYet), offline()]).await;
+        assert_eq!(kit.pd.write_log(), Vec::<String>::new(), "{report}");
+        let (_, reason, message) = condition(&s);
+        assert_eq!(reason, reasons::NOT_ENOUGH_STORES);
+        assert!(message.contains("2 other Up stores would remain and max-replicas is 3"), "{message}");
     }
 
     #[tokio::test]
