@@ -8,6 +8,7 @@
 //! Outcomes: Complete; Wait while PD is not registered, not read, or the store is not
 //! up yet (the cache's store events re-trigger us).
 
+use tikv_operator_pd::NodeState;
 use tikv_operator_task::{Node, Outcome, sync_task};
 
 use crate::tikv::render::advertise_addr;
@@ -53,6 +54,10 @@ pub fn store() -> Node<TikvState> {
                 if store.up {
                     s.pass.ctx.pd_waits.done(&key);
                     Outcome::complete(format!("store {} {}", store.id, store.node_state.name()))
+                } else if store.node_state == NodeState::Removed {
+                    // Never up again: nothing to poll fast for.
+                    s.pass.ctx.pd_waits.done(&key);
+                    Outcome::complete(format!("store {} is removed", store.id))
                 } else {
                     s.pass.ctx.pd_waits.waiting(&key, &pd.cache, "store to be up");
                     Outcome::wait(format!("store {} is {}; waiting for it to be up", store.id, store.node_state.name()))
@@ -85,7 +90,7 @@ mod tests {
     use crate::testing::{FakePd, offline_context, sample_tikv};
     use std::time::Duration;
     use tikv_operator_api::tikv::StoreState;
-    use tikv_operator_pd::{NodeState, StaleReason};
+    use tikv_operator_pd::StaleReason;
     use tikv_operator_task::{OutcomeKind, Runner};
 
     const ADDR: &str = "tikv-tikv-abc123.tikv-tikv-peer.default.svc:20160";
@@ -142,6 +147,7 @@ mod tests {
         let state = run_with(FakePd::bootstrapped().store(3, ADDR, NodeState::Removed), Some("3")).await;
         assert_eq!(state.store.store().map(|s| (s.id, s.node_state, s.up)), Some((3, NodeState::Removed, false)));
         assert_eq!(state.pass.status.state, Some(StoreState::Removed));
+        assert!(!state.pass.ctx.pd_waits.is_waiting("default/tikv-abc123"), "a removed store is not polled for");
     }
 
     #[tokio::test]
