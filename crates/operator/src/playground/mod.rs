@@ -392,6 +392,8 @@ fn kubectl_commands(docs: &[Document]) -> Vec<String> {
     };
     commands.push(format!("kubectl describe tikvgroup {group}{ns}"));
     commands.push(format!("kubectl scale kvg {group} --replicas {}{ns}", replicas + 2));
+    // One store replaced: it leaves PD (leaders, then regions) before its pod and data go.
+    commands.push(format!("kubectl delete --wait=false $(kubectl get tikv{ns} -o name | head -n 1){ns}"));
     commands
 }
 

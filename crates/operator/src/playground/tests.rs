@@ -90,7 +90,8 @@ fn the_commands_to_try_name_the_examples_objects() {
             "kubectl get tikv-cluster",
             "kubectl get pods -o wide",
             "kubectl describe tikvgroup tikv",
-            "kubectl scale kvg tikv --replicas 5"
+            "kubectl scale kvg tikv --replicas 5",
+            "kubectl delete --wait=false $(kubectl get tikv -o name | head -n 1)"
         ]
     );
     assert_eq!(clusters_of(&docs), [("default".to_owned(), "basic".to_owned())]);
