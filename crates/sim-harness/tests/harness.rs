@@ -977,10 +977,15 @@ async fn the_watcher_catches_evict_leader_entries_left_on_removed_stores_or_dele
     let env = Env::start_with(without_budgets()).await;
     install_crds(&env);
     start_pd(&env).await;
-    start_owned_tikv(&env, 5).await;
-    let ids: Vec<u64> = (0..5).map(|i| env.store_of(&format!("basic-tikv-{i}"))).collect();
+    start_owned_tikv(&env, 6).await;
+    let ids: Vec<u64> = (0..6).map(|i| env.store_of(&format!("basic-tikv-{i}"))).collect();
 
-    // Store 4: evicted and taken offline; its entry stays once it is Tombstone.
+    // Store 5: evicted, taken offline and purged from PD; its entry stays.
+    env.evict_as(OPERATOR, ids[5]).await;
+    env.offline(OPERATOR, ids[5]).await;
+    let (status, text) = env.pd_as("test", reqwest::Method::DELETE, "/pd/api/v1/stores/remove-tombstone", None).await;
+    assert_eq!(status, 200, "{text}");
+    // Store 4: evicted and taken offline; its entry stays on the Tombstone store.
     env.evict_as(OPERATOR, ids[4]).await;
     env.offline(OPERATOR, ids[4]).await;
     // Store 3: the same, but the operator ends the eviction once the store is Tombstone.
@@ -997,16 +1002,17 @@ async fn the_watcher_catches_evict_leader_entries_left_on_removed_stores_or_dele
 
     env.h.clock().advance(Duration::from_secs(61));
     let lingering = env
-        .wait("two entries outlive the grace period", |e| {
-            Some(breaches_of(e, Invariant::LingeringEvictLeader)).filter(|b| b.len() == 2)
+        .wait("three entries outlive the grace period", |e| {
+            Some(breaches_of(e, Invariant::LingeringEvictLeader)).filter(|b| b.len() == 3)
         })
         .await;
     let on = |id: u64| lingering.iter().find(|b| b.contains(&format!("store {id} ("))).cloned().unwrap_or_default();
+    assert!(on(ids[5]).contains(&format!("after store {} is absent from PD", ids[5])), "{lingering:#?}");
     assert!(on(ids[4]).contains(&format!("after store {} is Tombstone", ids[4])), "{lingering:#?}");
     assert!(on(ids[2]).contains("after its instance TiKV db/basic-tikv-2 was deleted"), "{lingering:#?}");
     env.h.clock().advance(Duration::from_secs(61));
     env.h.watcher().check_now();
-    assert_eq!(breaches_of(&env, Invariant::LingeringEvictLeader).len(), 2, "none for store 3, whose entry ended");
+    assert_eq!(breaches_of(&env, Invariant::LingeringEvictLeader).len(), 3, "none for store 3, whose entry ended");
     env.shutdown().await;
 }
 
