@@ -83,7 +83,7 @@ pub use error::{ApiError, ApiResult, FieldErr};
 pub use faults::{FaultAction, FaultId, FaultRule, Faults};
 pub use patch::PatchType;
 pub use registry::ResourceInfo;
-pub use request_log::{HookId, RecordHook, RequestLog, RequestRecord, Verb};
+pub use request_log::{DeletedObject, HookId, RecordHook, RequestLog, RequestRecord, Verb};
 pub use store::{
     DeleteOptions, Deleted, ListOptions, Propagation, ResourceRef, Store, StoreClient, Subresource, WatchEvent,
     WatchOptions, Watcher, WriteOptions, Written,

@@ -58,6 +58,29 @@ pub struct RequestRecord {
     pub at: SimInstant,
     /// Made through [`crate::StoreClient`] rather than HTTP.
     pub in_process: bool,
+    /// What a DELETE or deletecollection deleted or marked for deletion, as its answer
+    /// showed it (the audit log's response object): a deletecollection's URL does not
+    /// say which objects it took. Empty for other requests.
+    pub deleted: Vec<DeletedObject>,
+}
+
+/// An object a request deleted or marked for deletion.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeletedObject {
+    /// Empty for a cluster-scoped object.
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+}
+
+impl DeletedObject {
+    pub(crate) fn of(object: &serde_json::Value) -> DeletedObject {
+        DeletedObject {
+            namespace: crate::meta::namespace(object).to_owned(),
+            name: crate::meta::name(object).to_owned(),
+            uid: crate::meta::uid(object).to_owned(),
+        }
+    }
 }
 
 impl RequestRecord {
@@ -220,6 +243,7 @@ mod tests {
             code: 200,
             at: SimInstant::default(),
             in_process: true,
+            deleted: Vec::new(),
         }
     }
 

@@ -13,6 +13,7 @@ use sim_clock::SimClock;
 use crate::clusters::{PdCluster, PdClusters};
 use crate::invariants::{SafetyWatcher, WatcherConfig};
 use crate::network::Network;
+use crate::pd_ctl::PdCtl;
 use crate::processes::{ProcessSettings, Processes};
 use crate::proxy::{PdWriteLog, Proxy};
 
@@ -104,7 +105,7 @@ impl Harness {
         let processes = Processes::new(sim.store().clone(), net.clone(), clusters.clone(), config.processes.clone());
         processes.register(&cluster_config.runtimes);
         let cluster = SimulatedCluster::start(sim.store().clone(), cluster_config);
-        let proxy = Proxy::start(net.clone(), clock, config.proxy_port).await?;
+        let proxy = Proxy::start(net.clone(), clusters.clone(), clock, config.proxy_port).await?;
         let watcher = SafetyWatcher::start(sim.store(), clusters.clone(), proxy.pd_writes(), config.watcher.clone());
         Ok(Harness { sim, cluster, clusters, net, proxy, watcher })
     }
@@ -152,6 +153,13 @@ impl Harness {
     /// PD writes that went through the proxy.
     pub fn pd_writes(&self) -> PdWriteLog {
         self.proxy.pd_writes()
+    }
+
+    /// What an SRE does with pd-ctl against the PD at `pd_url`
+    /// (`http://basic-pd.db.svc:2379`): PD writes through the proxy under pd-ctl's
+    /// User-Agent, which the watcher never takes for the operator's.
+    pub fn pd_ctl(&self, pd_url: &str) -> PdCtl {
+        self.proxy.pd_ctl(pd_url)
     }
 
     pub fn watcher(&self) -> &SafetyWatcher {

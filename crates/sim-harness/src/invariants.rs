@@ -3,32 +3,63 @@
 //! simulated moment, the objects and the request involved.
 //!
 //! - (a) the operator deletes a TiKV pod whose store is Up and still holds leaders;
-//! - (b) the operator deletes the PVC of a store that is not Tombstone, unless the
-//!   Cluster's `deletionPolicy: Delete` applies;
+//! - (b) the operator deletes a PVC holding the data of a store that is not removed:
+//!   removed means Tombstone in PD, or absent from PD after the watcher saw it
+//!   Removing (Offline) or Tombstone. A store absent without ever having been seen
+//!   removed is not removed. Which store a PVC's data belongs to is ground truth: the
+//!   store whose data the PVC's volume (by the PVC's UID, which the request log records
+//!   for every object a deletion takes) holds in the simulation, whatever the PVC's
+//!   name or labels say; a PVC whose volume never held a store's data (TiKV never
+//!   registered) holds none. Each PVC a deletecollection takes is judged like a DELETE
+//!   of it. Exempt: the Cluster's `deletionPolicy: Delete` while that Cluster is being
+//!   deleted;
 //! - (c) more than `maxUnavailable` instances of a group are unavailable because of the
-//!   operator (pods it deleted, until a new pod of that name is Ready);
+//!   operator: pods it deleted count until a new pod of that name is Ready, or until
+//!   their instance (the pod's controller, a TiKV or PD object) is deleted and gone,
+//!   scaled in and so out of the group's budget. (A pod the garbage collector takes
+//!   once its instance is gone is therefore out at once; one taken by a foreground
+//!   deletion of its instance counts while the instance waits for it.)
 //! - (d) the operator deletes a PD member's pod while the other healthy members are not
 //!   a majority of the membership;
-//! - (e) an evict-leader scheduler the operator added (seen in the proxy's PD write log)
-//!   outlives the operation: still present while its instance is Ready, not being
-//!   deleted and its store Up, for longer than a grace period.
+//! - (e) an evict-leader scheduler entry the operator added (seen in the proxy's PD
+//!   write log) outlives the operation: still present while its instance is Ready, not
+//!   being deleted and its store Up, for longer than a grace period after the instance
+//!   came back (or a long timeout if it was never restarted); or still present for
+//!   longer than the grace period on a store that is Tombstone or absent from PD, or
+//!   after its instance was deleted and is gone;
+//! - (g) the operator removes an evict-leader scheduler entry it did not add: one
+//!   another PD client added (an SRE with pd-ctl: another User-Agent), or one that was
+//!   already there when the operator asked to add it (the proxy records what each
+//!   scheduler write found), or one the watcher never saw anyone add. Removing the
+//!   whole scheduler counts for every entry it held. An entry is the operator's from
+//!   the write that created it to the write that removes it (PD may show a removal
+//!   before the proxy has logged it, so absence alone does not end it).
 //!
 //! Kubernetes writes are attributed by the request log's client name (User-Agent and
-//! field manager), PD writes by the proxy's record of the User-Agent.
+//! field manager), PD writes by the proxy's record of the User-Agent. A deletion by
+//! kube-sim's garbage collector is the operator's when the operator removed an owner
+//! of the deleted object: it deleted the owner, or released the finalizer that kept it
+//! (the write after which the owner was gone). What the user asked for is not a
+//! breach: pods whose Cluster is being deleted (or was deleted) are exempt from (a),
+//! (c) and (d), and (b) has the deletion-policy exemption above.
 //!
 //! (a), (b) and (d) are judged on the state at the moment of the deletion: a hook on
 //! kube-sim's request log ([`kube_sim::RequestLog::on_record`]) runs synchronously when
-//! the operator's DELETE is answered, before the operator (or the kubelet's stopping of
-//! the process, or a raft election) can change PD's state, and records what the rule
+//! the DELETE is answered, before the operator (or the kubelet's stopping of the
+//! process, or a raft election) can change PD's state, and records what the rule
 //! needs; the watcher's passes then read the log incrementally
-//! ([`kube_sim::RequestLog::since`]) and turn those records into breaches.
+//! ([`kube_sim::RequestLog::since`]) and turn those records into breaches. Whether a
+//! store was seen removed, and (e)'s timers, come from the passes: a
+//! [`manual`](SafetyWatcher::manual) watcher sees only what its passes see.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kube_sim::{HookId, RequestRecord, Store, Verb};
+use pd_sim::Snapshot;
+use pd_sim::model::store::NodeState;
 use serde_json::Value;
 use sim_clock::SimInstant;
 use tokio::sync::watch;
@@ -37,16 +68,24 @@ use crate::clusters::{DataDir, Instance, PdClusters};
 use crate::network::{deleting, get, list, pod_ready, str_at};
 use crate::proxy::{PdWrite, PdWriteLog};
 
+/// The API group and version of the operator's Cluster objects.
+const CLUSTERS: (&str, &str, &str) = ("core.tikv.org", "v1alpha1", "clusters");
+/// Garbage-collected deletions waiting for their owner's remover, kept at most.
+const UNATTRIBUTED_MAX: usize = 512;
+
 #[derive(Clone, Debug)]
 pub struct WatcherConfig {
     /// A Kubernetes or PD client is the operator when its name contains this.
     pub operator_client: String,
+    /// The Kubernetes client name of the garbage collector.
+    pub garbage_collector: String,
     /// Default `maxUnavailable` per group.
     pub max_unavailable: usize,
     /// Per group (`ns/group`) overrides.
     pub max_unavailable_per_group: BTreeMap<String, usize>,
     /// (e): how long an evict-leader scheduler may stay once its instance came back
-    /// (Ready, store Up) after being restarted or taken down.
+    /// (Ready, store Up) after being restarted or taken down, or once its store is
+    /// Tombstone or gone, or its instance deleted.
     pub evict_leader_grace: Duration,
     /// (e): how long an evict-leader scheduler may stay while its instance was never
     /// restarted (an operation that never proceeds).
@@ -61,6 +100,7 @@ impl Default for WatcherConfig {
     fn default() -> Self {
         WatcherConfig {
             operator_client: "tikv-operator".into(),
+            garbage_collector: "kube-controller-manager/generic-garbage-collector".into(),
             max_unavailable: 1,
             max_unavailable_per_group: BTreeMap::new(),
             evict_leader_grace: Duration::from_secs(60),
@@ -76,7 +116,7 @@ impl Default for WatcherConfig {
 pub enum Invariant {
     /// (a) TiKV pod deleted while its store is Up with leaders.
     PodWithLeaders,
-    /// (b) PVC of a live store deleted.
+    /// (b) PVC of a store that is not removed deleted.
     LiveStorePvc,
     /// (c) more than maxUnavailable instances of a group unavailable.
     MaxUnavailable,
@@ -84,6 +124,8 @@ pub enum Invariant {
     PdQuorum,
     /// (e) evict-leader scheduler outlived its operation.
     LingeringEvictLeader,
+    /// (g) evict-leader scheduler entry the operator did not add removed by it.
+    ForeignEvictLeaderRemoved,
 }
 
 impl fmt::Display for Invariant {
@@ -94,6 +136,7 @@ impl fmt::Display for Invariant {
             Invariant::MaxUnavailable => "(c) more than maxUnavailable instances unavailable",
             Invariant::PdQuorum => "(d) PD quorum lost",
             Invariant::LingeringEvictLeader => "(e) evict-leader scheduler outlived its operation",
+            Invariant::ForeignEvictLeaderRemoved => "(g) evict-leader scheduler the operator did not add removed",
         })
     }
 }
@@ -133,9 +176,101 @@ struct Eviction {
     disrupted: bool,
     /// Since when the instance is back (Ready, store Up).
     settled_since: Option<SimInstant>,
+    /// Since when its store is Tombstone or gone, or its instance deleted.
+    orphaned_since: Option<SimInstant>,
 }
 
-/// What the operator's deletion of a pod or PVC met, recorded when it was answered.
+impl Eviction {
+    fn new(added: SimInstant) -> Eviction {
+        Eviction { added, disrupted: false, settled_since: None, orphaned_since: None }
+    }
+}
+
+/// An owner named in an object's `ownerReferences`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Owner {
+    api_version: String,
+    kind: String,
+    name: String,
+    uid: String,
+    controller: bool,
+}
+
+impl Owner {
+    fn group(&self) -> &str {
+        self.api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("")
+    }
+
+    fn describe(&self, ns: &str) -> String {
+        format!("{} {ns}/{}", self.kind, self.name)
+    }
+}
+
+/// A pod or PVC as last seen.
+#[derive(Clone, Debug, Default)]
+struct Seen {
+    uid: String,
+    labels: Value,
+    owners: Vec<Owner>,
+}
+
+impl Seen {
+    fn of(object: &Value) -> Seen {
+        let owners = object["metadata"]["ownerReferences"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|o| Owner {
+                api_version: str_at(o, &["apiVersion"]).to_owned(),
+                kind: str_at(o, &["kind"]).to_owned(),
+                name: str_at(o, &["name"]).to_owned(),
+                uid: str_at(o, &["uid"]).to_owned(),
+                controller: o["controller"] == true,
+            })
+            .collect();
+        Seen {
+            uid: str_at(object, &["metadata", "uid"]).to_owned(),
+            labels: object["metadata"]["labels"].clone(),
+            owners,
+        }
+    }
+
+    /// The controller owner (the instance of a pod), else the first owner.
+    fn instance(&self) -> Option<&Owner> {
+        self.owners.iter().find(|o| o.controller).or_else(|| self.owners.first())
+    }
+}
+
+/// An object by API group, kind, namespace and name.
+type ObjectKey = (String, String, String, String);
+
+/// Who removed an object last: the DELETE of it, or the write after which it was gone.
+#[derive(Clone, Debug)]
+struct Removal {
+    uid: Option<String>,
+    by_operator: bool,
+    request: String,
+}
+
+/// Where a PD store stands, for (b).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Standing {
+    /// In PD and not Tombstone (its state name: Up, Offline, Disconnected, Down).
+    Live(String),
+    Tombstone,
+    /// Absent from PD after the watcher saw it Removing or Tombstone.
+    Purged,
+    /// Absent from PD, never seen removed.
+    Unknown,
+}
+
+impl Standing {
+    fn removed(&self) -> bool {
+        matches!(self, Standing::Tombstone | Standing::Purged)
+    }
+}
+
+/// What the deletion of a pod or PVC met, recorded when it was answered.
 #[derive(Clone, Debug)]
 enum Verdict {
     /// A TiKV pod: its store's state and leaders.
@@ -143,37 +278,62 @@ enum Verdict {
     /// A PD pod: its member, how many members are in etcd and how many others are healthy
     /// (running, and their pods present and not being deleted).
     Pd { cluster: usize, member: String, total: usize, healthy_others: usize },
-    /// A PVC holding a store: the store's state, and whether `deletionPolicy: Delete` of
-    /// its Cluster (being deleted) applies.
-    Pvc { cluster: usize, store: u64, state: String, policy: bool },
-    /// Nothing PD-related (a pod or PVC the processes never used).
+    /// A PVC whose volume holds a store's data: the store's standing, and whether
+    /// `deletionPolicy: Delete` of its Cluster (being deleted) applies.
+    Pvc { cluster: usize, store: u64, standing: Standing, policy: bool },
+    /// Nothing PD-related (a pod or PVC the processes never used, a volume without data).
     None,
 }
 
 /// A deletion as recorded by the request-log hook.
 #[derive(Clone, Debug)]
 struct Capture {
-    /// The pod's (uid, labels) when it was deleted, if still readable then.
-    pod: Option<(String, Value)>,
+    /// The object when it was deleted, if still readable then (or as last seen).
+    object: Option<Seen>,
     verdict: Verdict,
+    /// Why the deletion is the user's doing (its Cluster is being deleted).
+    exempt: Option<String>,
+}
+
+/// A deletion by the garbage collector, judged once its owner's remover is known.
+#[derive(Clone, Debug)]
+struct Collected {
+    record: RequestRecord,
+    resource: String,
+    namespace: String,
+    name: String,
+    capture: Capture,
 }
 
 #[derive(Default)]
 struct CheckState {
     /// The next request-log sequence number to read.
     next_request: u64,
-    /// Request seq → what its deletion met (filled by the hook, drained by passes).
-    captures: HashMap<u64, Capture>,
+    /// (request seq, `ns/name`) → what the operator's deletion met (filled by the hook,
+    /// drained by passes).
+    captures: HashMap<(u64, String), Capture>,
+    /// Garbage-collected deletions attributed to the operator, for the next pass; the
+    /// `String` says which owner the operator removed.
+    collected: Vec<(Collected, String)>,
+    /// Garbage-collected deletions whose owners' removal was not (yet) the operator's.
+    unattributed: VecDeque<Collected>,
+    removals: HashMap<ObjectKey, Removal>,
+    /// Clusters (`ns/name`) someone deleted.
+    clusters_deleted: BTreeSet<String>,
     writes_seen: u64,
-    /// pod `ns/name` → (uid, labels) as last seen.
-    pods: HashMap<String, (String, Value)>,
-    /// PVC `ns/name` → labels as last seen.
-    pvcs: HashMap<String, Value>,
-    /// group → pod `ns/name` → uid of the pod the operator deleted.
-    disrupted: BTreeMap<String, BTreeMap<String, String>>,
+    /// pod `ns/name` → as last seen.
+    pods: HashMap<String, Seen>,
+    /// PVC `ns/name` → as last seen.
+    pvcs: HashMap<String, Seen>,
+    /// (PD cluster, store) seen Removing or Tombstone.
+    removed_seen: BTreeSet<(usize, u64)>,
+    /// group → pod `ns/name` → the pod the operator deleted.
+    disrupted: BTreeMap<String, BTreeMap<String, Seen>>,
     over_budget: BTreeSet<String>,
-    /// (cluster, store) → the evict-leader scheduler the operator added for it.
+    /// (cluster, store) → the evict-leader entry the operator added for it.
     evictions: BTreeMap<(usize, u64), Eviction>,
+    /// (cluster, store) → who added an evict-leader entry that is not the operator's.
+    foreign_evictions: BTreeMap<(usize, u64), String>,
     reported_evictions: BTreeSet<(usize, u64)>,
     breaches: Vec<Breach>,
 }
@@ -222,26 +382,19 @@ impl SafetyWatcher {
     /// A watcher without background passes: deletions are still recorded as they are
     /// answered (the request-log hook), everything else is checked only by
     /// [`check_now`](Self::check_now) and [`breaches`](Self::breaches). Time-based rules
-    /// ((c) recovery, (e)) then depend on when those are called.
+    /// ((c) recovery, (e)) and whether a store was seen removed ((b)) then depend on
+    /// when those are called.
     pub fn manual(
         store: &Store,
         clusters: Arc<PdClusters>,
         writes: PdWriteLog,
         config: WatcherConfig,
     ) -> SafetyWatcher {
-        let checker = Arc::new(Checker {
-            store: store.clone(),
-            hook: Mutex::default(),
-            clusters,
-            writes,
-            config,
-            state: Mutex::default(),
-        });
-        checker.lock().next_request = store.requests().next_seq();
+        let checker = Arc::new(Checker::new(store, clusters, writes, config));
         let weak = Arc::downgrade(&checker);
         let hook = store.requests().on_record(move |r| {
             if let Some(checker) = weak.upgrade() {
-                checker.capture(r);
+                checker.on_record(r);
             }
         });
         *checker.hook.lock().unwrap_or_else(|p| p.into_inner()) = Some(hook);
@@ -286,13 +439,62 @@ fn describe(r: &RequestRecord) -> String {
         r.verb.to_string().to_uppercase(),
         r.resource_path(),
         r.namespace.as_deref().unwrap_or(""),
-        r.name.as_deref().unwrap_or(""),
+        r.name.as_deref().unwrap_or("*"),
         r.client,
         r.seq
     )
 }
 
+fn describe_pd(w: &PdWrite) -> String {
+    format!("{} {} by {:?} (PD write #{})", w.method, w.path, w.client, w.seq)
+}
+
+fn answered(r: &RequestRecord) -> bool {
+    (200..300).contains(&r.code)
+}
+
+/// The objects (`namespace`, `name`, `uid`) a DELETE or deletecollection took.
+fn taken(r: &RequestRecord) -> Vec<(String, String, String)> {
+    r.deleted.iter().map(|d| (d.namespace.clone(), d.name.clone(), d.uid.clone())).collect()
+}
+
+/// An evict-leader scheduler write, as PD's API reads it.
+enum EvictWrite {
+    Add(u64),
+    Remove(u64),
+    /// `DELETE /schedulers/evict-leader-scheduler`: every entry.
+    RemoveAll,
+}
+
+fn evict_write(w: &PdWrite) -> Option<EvictWrite> {
+    let path = w.path.split('?').next().unwrap_or_default();
+    let store_id = |body: &Value| body["store_id"].as_u64().or_else(|| body["store_id"].as_f64().map(|f| f as u64));
+    match w.method.as_str() {
+        "POST" => {
+            let body: Value = serde_json::from_slice(&w.body).unwrap_or(Value::Null);
+            let add = match path {
+                "/pd/api/v1/schedulers" => body["name"] == "evict-leader-scheduler",
+                "/pd/api/v1/scheduler-config/evict-leader-scheduler/config" => true,
+                _ => false,
+            };
+            store_id(&body).filter(|_| add).map(EvictWrite::Add)
+        }
+        "DELETE" if path == "/pd/api/v1/schedulers/evict-leader-scheduler" => Some(EvictWrite::RemoveAll),
+        "DELETE" => path
+            .strip_prefix("/pd/api/v1/schedulers/evict-leader-scheduler-")
+            .or_else(|| path.strip_prefix("/pd/api/v1/scheduler-config/evict-leader-scheduler/delete/"))
+            .and_then(|s| s.parse::<u64>().ok())
+            .map(EvictWrite::Remove),
+        _ => None,
+    }
+}
+
 impl Checker {
+    fn new(store: &Store, clusters: Arc<PdClusters>, writes: PdWriteLog, config: WatcherConfig) -> Checker {
+        let state = CheckState { next_request: store.requests().next_seq(), ..CheckState::default() };
+        Checker { store: store.clone(), hook: Mutex::default(), clusters, writes, config, state: Mutex::new(state) }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, CheckState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -301,85 +503,208 @@ impl Checker {
         client.contains(&self.config.operator_client)
     }
 
-    fn is_operator_pd(&self, w: &PdWrite) -> bool {
-        self.is_operator(&w.client)
-    }
-
     fn group_of(&self, ns: &str, labels: &Value) -> Option<String> {
         labels[self.config.group_label.as_str()].as_str().map(|g| format!("{ns}/{g}"))
     }
 
-    fn pass(&self) {
-        let mut st = self.lock();
-        let now = self.store.clock().now();
-        let pods = list(&self.store, "pods", None);
-        let mut current: HashMap<String, (String, bool, bool)> = HashMap::new();
-        for p in &pods {
-            let key = format!("{}/{}", str_at(p, &["metadata", "namespace"]), str_at(p, &["metadata", "name"]));
-            st.pods.insert(key.clone(), (str_at(p, &["metadata", "uid"]).to_owned(), p["metadata"]["labels"].clone()));
-            current.insert(key, (str_at(p, &["metadata", "uid"]).to_owned(), pod_ready(p), deleting(p)));
-        }
-        for pvc in list(&self.store, "persistentvolumeclaims", None) {
-            let key = format!("{}/{}", str_at(&pvc, &["metadata", "namespace"]), str_at(&pvc, &["metadata", "name"]));
-            st.pvcs.insert(key, pvc["metadata"]["labels"].clone());
-        }
-        let (records, next) = self.store.requests().since(st.next_request);
-        st.next_request = next;
-        for r in &records {
-            if !self.judged(r) {
-                continue;
-            }
-            let (Some(ns), Some(name)) = (r.namespace.as_deref(), r.name.as_deref()) else { continue };
-            // Captured when the request was answered; judged now only if the hook
-            // missed it (the watcher started later).
-            let capture = st.captures.remove(&r.seq).unwrap_or_else(|| self.judge(r, ns, name));
-            match r.resource.as_str() {
-                "pods" => self.pod_deleted(&mut st, r, ns, name, capture),
-                "persistentvolumeclaims" => self.pvc_deleted(&mut st, r, ns, name, capture.verdict),
-                _ => {}
-            }
-        }
-        let writes = self.writes.since(st.writes_seen);
-        st.writes_seen += writes.len() as u64;
-        for w in writes.iter().filter(|w| self.is_operator_pd(w) && (200..300).contains(&w.status)) {
-            self.pd_write(&mut st, w);
-        }
-        self.check_budgets(&mut st, &current, now);
-        self.check_evictions(&mut st, &current, now);
+    fn object_key(&self, r: &RequestRecord, ns: &str, name: &str) -> Option<ObjectKey> {
+        let info = self.store.resource(&r.group, &r.version, &r.resource)?;
+        Some((r.group.clone(), info.kind.clone(), ns.to_owned(), name.to_owned()))
     }
 
-    /// A request (a)/(b)/(d) are about: the operator deleting a core-group pod or PVC.
-    fn judged(&self, r: &RequestRecord) -> bool {
-        matches!(r.verb, Verb::Delete)
-            && (200..300).contains(&r.code)
-            && self.is_operator(&r.client)
+    /// Whether `owner` (of an object in `ns`) was deleted and is gone (or replaced by a
+    /// new object of that name). An owner of a kind the server does not serve is not.
+    fn owner_gone(&self, ns: &str, owner: &Owner) -> bool {
+        let Some(info) = self.store.resource_for_kind(&owner.api_version, &owner.kind) else { return false };
+        let namespace = if info.namespaced { Some(ns) } else { None };
+        match self.store.get(&info, namespace, &owner.name) {
+            Ok(object) => str_at(&object, &["metadata", "uid"]) != owner.uid,
+            Err(_) => true,
+        }
+    }
+
+    fn is_kubernetes_delete(r: &RequestRecord) -> bool {
+        matches!(r.verb, Verb::Delete | Verb::DeleteCollection)
             && r.group.is_empty()
             && matches!(r.resource.as_str(), "pods" | "persistentvolumeclaims")
     }
 
-    /// The request-log hook: records what the deletion met, at once.
-    fn capture(&self, r: &RequestRecord) {
-        if !self.judged(r) {
+    /// The request-log hook: what a deletion met, and who removed which object, at once.
+    fn on_record(&self, r: &RequestRecord) {
+        if !answered(r) {
             return;
         }
-        let (Some(ns), Some(name)) = (r.namespace.as_deref(), r.name.as_deref()) else { return };
-        let capture = self.judge(r, ns, name);
-        let mut st = self.lock();
-        // A pass that already read this record judged it itself.
-        if r.seq >= st.next_request {
-            st.captures.insert(r.seq, capture);
+        match r.verb {
+            Verb::Delete | Verb::DeleteCollection => {
+                self.note_deletion(r);
+                if Self::is_kubernetes_delete(r) {
+                    self.capture(r);
+                }
+            }
+            Verb::Update | Verb::Patch if r.subresource.is_none() && self.is_operator(&r.client) => {
+                self.note_release(r);
+            }
+            _ => {}
         }
     }
 
-    /// What the deletion of `ns/name` meets now (ground truth of both simulators).
-    fn judge(&self, r: &RequestRecord, ns: &str, name: &str) -> Capture {
-        match r.resource.as_str() {
-            "pods" => {
-                let pod = get(&self.store, "", "v1", "pods", Some(ns), name)
-                    .map(|p| (str_at(&p, &["metadata", "uid"]).to_owned(), p["metadata"]["labels"].clone()));
-                Capture { pod, verdict: self.judge_pod(ns, name) }
+    /// Records who deleted each object a DELETE or deletecollection took.
+    fn note_deletion(&self, r: &RequestRecord) {
+        if r.resource == "events" {
+            return;
+        }
+        let by_operator = self.is_operator(&r.client);
+        let mut noted = Vec::new();
+        for (ns, name, uid) in taken(r) {
+            if (r.group.as_str(), r.resource.as_str()) == (CLUSTERS.0, CLUSTERS.2) {
+                self.lock().clusters_deleted.insert(format!("{ns}/{name}"));
             }
-            _ => Capture { pod: None, verdict: self.judge_pvc(ns, name) },
+            let Some(key) = self.object_key(r, &ns, &name) else { continue };
+            noted.push((key, uid));
+        }
+        let mut st = self.lock();
+        for (key, uid) in noted {
+            let earlier = st.removals.get(&key);
+            // The operator's deletion of this very object stays the operator's, whoever
+            // deletes it again while it waits for its finalizers.
+            if !by_operator && earlier.is_some_and(|e| e.by_operator && e.uid.as_ref() == Some(&uid)) {
+                continue;
+            }
+            st.removals.insert(key.clone(), Removal { uid: Some(uid.clone()), by_operator, request: describe(r) });
+            if by_operator {
+                self.attribute_collected(&mut st, &key, Some(&uid));
+            }
+        }
+    }
+
+    /// An operator's write after which the object is gone released its last finalizer.
+    fn note_release(&self, r: &RequestRecord) {
+        let (Some(name), Some(info)) = (r.name.as_deref(), self.store.resource(&r.group, &r.version, &r.resource))
+        else {
+            return;
+        };
+        let ns = r.namespace.as_deref().unwrap_or_default();
+        if self.store.get(&info, r.namespace.as_deref(), name).is_ok() {
+            return;
+        }
+        let key = (r.group.clone(), info.kind.clone(), ns.to_owned(), name.to_owned());
+        let mut st = self.lock();
+        let uid = st.removals.get(&key).and_then(|e| e.uid.clone());
+        st.removals.insert(key.clone(), Removal { uid: uid.clone(), by_operator: true, request: describe(r) });
+        self.attribute_collected(&mut st, &key, uid.as_deref());
+    }
+
+    /// The operator's removal of `key` (if any) among `owners` of an object in `ns`.
+    fn removed_owner(&self, st: &CheckState, ns: &str, owners: &[Owner]) -> Option<String> {
+        owners.iter().find_map(|o| {
+            let key = (o.group().to_owned(), o.kind.clone(), ns.to_owned(), o.name.clone());
+            let removal = st.removals.get(&key)?;
+            let same = removal.uid.as_ref().is_none_or(|u| *u == o.uid);
+            (removal.by_operator && same)
+                .then(|| format!("the operator removed {}: {}", o.describe(ns), removal.request))
+        })
+    }
+
+    /// Garbage-collected deletions of dependents of `key`, recorded before the operator's
+    /// removal of `key` was (the collector can answer first): now the operator's.
+    fn attribute_collected(&self, st: &mut CheckState, key: &ObjectKey, uid: Option<&str>) {
+        let (group, kind, ns, name) = key;
+        let waiting = std::mem::take(&mut st.unattributed);
+        for c in waiting {
+            let owned = c.namespace == *ns
+                && c.capture.object.as_ref().is_some_and(|o| {
+                    o.owners.iter().any(|owner| {
+                        owner.group() == group
+                            && owner.kind == *kind
+                            && owner.name == *name
+                            && uid.is_none_or(|u| u == owner.uid)
+                    })
+                });
+            if owned && let Some(why) = self.removed_owner(st, ns, c.capture.object.as_ref().map_or(&[], |o| &o.owners))
+            {
+                st.collected.push((c, why));
+            } else {
+                st.unattributed.push_back(c);
+            }
+        }
+    }
+
+    /// Records what the deletion of each pod or PVC a request took met, if the deletion
+    /// is the operator's (directly or by garbage collection).
+    fn capture(&self, r: &RequestRecord) {
+        let operator = self.is_operator(&r.client);
+        if !operator && r.client != self.config.garbage_collector {
+            return;
+        }
+        for (ns, name, uid) in taken(r) {
+            let key = format!("{ns}/{name}");
+            let (cached, removed_seen, clusters_deleted) = {
+                let st = self.lock();
+                let cached = if r.resource == "pods" { st.pods.get(&key) } else { st.pvcs.get(&key) };
+                (cached.cloned(), st.removed_seen.clone(), st.clusters_deleted.clone())
+            };
+            let capture = self.judge(&r.resource, &ns, &name, &uid, cached, &removed_seen, &clusters_deleted);
+            let mut st = self.lock();
+            if operator {
+                // A pass that already read this record judged it itself.
+                if r.seq >= st.next_request {
+                    st.captures.insert((r.seq, key), capture);
+                }
+                continue;
+            }
+            let collected =
+                Collected { record: r.clone(), resource: r.resource.clone(), namespace: ns.clone(), name, capture };
+            let owners = collected.capture.object.as_ref().map(|o| o.owners.clone()).unwrap_or_default();
+            match self.removed_owner(&st, &ns, &owners) {
+                Some(why) => st.collected.push((collected, why)),
+                None => {
+                    if st.unattributed.len() >= UNATTRIBUTED_MAX {
+                        st.unattributed.pop_front();
+                    }
+                    st.unattributed.push_back(collected);
+                }
+            }
+        }
+    }
+
+    /// What the deletion of the pod or PVC `ns/name` (`uid`) meets now (ground truth of
+    /// both simulators). `cached` is the object as last seen.
+    #[allow(clippy::too_many_arguments)]
+    fn judge(
+        &self,
+        resource: &str,
+        ns: &str,
+        name: &str,
+        uid: &str,
+        cached: Option<Seen>,
+        removed_seen: &BTreeSet<(usize, u64)>,
+        clusters_deleted: &BTreeSet<String>,
+    ) -> Capture {
+        let plural = if resource == "pods" { "pods" } else { "persistentvolumeclaims" };
+        let live = get(&self.store, "", "v1", plural, Some(ns), name).map(|o| Seen::of(&o)).filter(|o| o.uid == uid);
+        let object = live.or(cached.filter(|o| o.uid == uid));
+        let labels = object.as_ref().map(|o| o.labels.clone()).unwrap_or(Value::Null);
+        match resource {
+            "pods" => Capture {
+                exempt: self.cluster_deletion(ns, &labels, clusters_deleted),
+                object,
+                verdict: self.judge_pod(ns, name),
+            },
+            _ => Capture { verdict: self.judge_pvc(ns, uid, &labels, removed_seen), object, exempt: None },
+        }
+    }
+
+    /// Why deleting an object with these labels is the user's doing: its Cluster is being
+    /// deleted, or was deleted.
+    fn cluster_deletion(&self, ns: &str, labels: &Value, clusters_deleted: &BTreeSet<String>) -> Option<String> {
+        let cluster = labels[self.config.cluster_label.as_str()].as_str()?;
+        let (group, version, plural) = CLUSTERS;
+        match get(&self.store, group, version, plural, Some(ns), cluster) {
+            Some(c) if deleting(&c) => Some(format!("Cluster {ns}/{cluster} is being deleted")),
+            Some(_) => None,
+            None => clusters_deleted
+                .contains(&format!("{ns}/{cluster}"))
+                .then(|| format!("Cluster {ns}/{cluster} was deleted")),
         }
     }
 
@@ -419,44 +744,140 @@ impl Checker {
         }
     }
 
-    fn judge_pvc(&self, ns: &str, name: &str) -> Verdict {
-        let Some(DataDir::Store { cluster, id }) = self.clusters.claim(ns, name) else { return Verdict::None };
-        let Some(c) = self.clusters.get(cluster) else { return Verdict::None };
-        let snap = c.snapshot();
-        let state = snap.store(id).map(|s| s.state_name.clone()).unwrap_or_else(|| "unknown".into());
-        let labels = match get(&self.store, "", "v1", "persistentvolumeclaims", Some(ns), name) {
-            Some(pvc) => pvc["metadata"]["labels"].clone(),
-            None => self.lock().pvcs.get(&format!("{ns}/{name}")).cloned().unwrap_or(Value::Null),
+    /// What the deletion of the PVC `uid` meets: the standing of the store whose data
+    /// its volume holds, if any.
+    fn judge_pvc(&self, ns: &str, uid: &str, labels: &Value, removed_seen: &BTreeSet<(usize, u64)>) -> Verdict {
+        // PD data, or a volume no TiKV ever registered a store on, is not (b)'s.
+        let Some(DataDir::Store { cluster, id }) = self.clusters.data(&format!("pvc:{uid}")) else {
+            return Verdict::None;
         };
-        Verdict::Pvc { cluster, store: id, state, policy: self.deletion_policy_applies(ns, &labels) }
+        let Some(c) = self.clusters.get(cluster) else { return Verdict::None };
+        let standing = match c.snapshot().store(id) {
+            Some(s) if s.node_state == NodeState::Removed => Standing::Tombstone,
+            Some(s) => Standing::Live(s.state_name.clone()),
+            None if removed_seen.contains(&(cluster, id)) => Standing::Purged,
+            None => Standing::Unknown,
+        };
+        Verdict::Pvc { cluster, store: id, standing, policy: self.deletion_policy_applies(ns, labels) }
     }
 
-    fn pod_deleted(&self, st: &mut CheckState, r: &RequestRecord, ns: &str, name: &str, capture: Capture) {
-        let key = format!("{ns}/{name}");
-        let request = Some(describe(r));
-        if let Some((uid, labels)) = capture.pod.or_else(|| st.pods.get(&key).cloned())
-            && let Some(group) = self.group_of(ns, &labels)
-        {
-            st.disrupted.entry(group).or_default().insert(key.clone(), uid);
+    /// `deletionPolicy: Delete` of the PVC's Cluster (by its cluster label), while that
+    /// Cluster is being deleted.
+    fn deletion_policy_applies(&self, ns: &str, labels: &Value) -> bool {
+        let Some(cluster) = labels[self.config.cluster_label.as_str()].as_str() else { return false };
+        let (group, version, plural) = CLUSTERS;
+        match get(&self.store, group, version, plural, Some(ns), cluster) {
+            Some(c) => c["spec"]["deletionPolicy"] == "Delete" && deleting(&c),
+            None => false,
         }
-        match capture.verdict {
+    }
+
+    fn pass(&self) {
+        let mut st = self.lock();
+        let now = self.store.clock().now();
+        let pods = list(&self.store, "pods", None);
+        let mut current: HashMap<String, (String, bool, bool)> = HashMap::new();
+        for p in &pods {
+            let key = format!("{}/{}", str_at(p, &["metadata", "namespace"]), str_at(p, &["metadata", "name"]));
+            st.pods.insert(key.clone(), Seen::of(p));
+            current.insert(key, (str_at(p, &["metadata", "uid"]).to_owned(), pod_ready(p), deleting(p)));
+        }
+        for pvc in list(&self.store, "persistentvolumeclaims", None) {
+            let key = format!("{}/{}", str_at(&pvc, &["metadata", "namespace"]), str_at(&pvc, &["metadata", "name"]));
+            st.pvcs.insert(key, Seen::of(&pvc));
+        }
+        let (records, next) = self.store.requests().since(st.next_request);
+        st.next_request = next;
+        for r in &records {
+            if !(answered(r) && Self::is_kubernetes_delete(r) && self.is_operator(&r.client)) {
+                continue;
+            }
+            for (ns, name, uid) in taken(r) {
+                let key = format!("{ns}/{name}");
+                // Captured when the request was answered; judged now only if the hook
+                // missed it (the watcher started later).
+                let capture = match st.captures.remove(&(r.seq, key.clone())) {
+                    Some(capture) => capture,
+                    None => {
+                        let cached = if r.resource == "pods" { st.pods.get(&key) } else { st.pvcs.get(&key) };
+                        let cached = cached.cloned();
+                        self.judge(&r.resource, &ns, &name, &uid, cached, &st.removed_seen, &st.clusters_deleted)
+                    }
+                };
+                self.deleted(&mut st, r, &r.resource, &ns, &name, capture, None);
+            }
+        }
+        for (c, why) in std::mem::take(&mut st.collected) {
+            self.deleted(&mut st, &c.record, &c.resource, &c.namespace, &c.name, c.capture, Some(why));
+        }
+
+        let writes = self.writes.since(st.writes_seen);
+        st.writes_seen += writes.len() as u64;
+        for w in writes.iter().filter(|w| (200..300).contains(&w.status)) {
+            self.pd_write(&mut st, w);
+        }
+        // Read after the PD write log: every write read so far is in PD's state (the
+        // proxy logs a write once PD has answered it).
+        let snapshots: BTreeMap<usize, Snapshot> =
+            self.clusters.clusters().iter().map(|c| (c.index, c.snapshot())).collect();
+        for (cluster, snap) in &snapshots {
+            for s in snap.stores.iter().filter(|s| matches!(s.node_state, NodeState::Removing | NodeState::Removed)) {
+                st.removed_seen.insert((*cluster, s.id));
+            }
+        }
+        self.check_budgets(&mut st, &current, now);
+        self.check_evictions(&mut st, &current, &snapshots, now);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn deleted(
+        &self,
+        st: &mut CheckState,
+        r: &RequestRecord,
+        resource: &str,
+        ns: &str,
+        name: &str,
+        capture: Capture,
+        via: Option<String>,
+    ) {
+        let mut request = describe(r);
+        if let Some(why) = via {
+            request = format!("{request}, after {why}");
+        }
+        match resource {
+            "pods" => self.pod_deleted(st, r.at, request, ns, name, capture),
+            _ => self.pvc_deleted(st, r.at, request, ns, name, capture.verdict),
+        }
+    }
+
+    fn pod_deleted(&self, st: &mut CheckState, at: SimInstant, request: String, ns: &str, name: &str, c: Capture) {
+        if c.exempt.is_some() {
+            return;
+        }
+        let key = format!("{ns}/{name}");
+        if let Some(seen) = c.object.or_else(|| st.pods.get(&key).cloned())
+            && let Some(group) = self.group_of(ns, &seen.labels)
+        {
+            st.disrupted.entry(group).or_default().insert(key.clone(), seen);
+        }
+        match c.verdict {
             // Not `running`: the kubelet may already have stopped the process this
             // deletion is about; leaders stay until the raft election timeout.
             Verdict::Tikv { cluster, store, state: Some((state, leaders)) } if state == "Up" && leaders > 0 => {
                 st.breaches.push(Breach {
                     invariant: Invariant::PodWithLeaders,
-                    at: r.at,
+                    at,
                     objects: vec![format!("pod {key}"), format!("store {store} (PD cluster {cluster})")],
-                    request,
+                    request: Some(request),
                     detail: format!("store {store} is Up and holds {leaders} leader(s)"),
                 });
             }
             Verdict::Pd { cluster, member, total, healthy_others } if total > 0 && healthy_others * 2 <= total => {
                 st.breaches.push(Breach {
                     invariant: Invariant::PdQuorum,
-                    at: r.at,
+                    at,
                     objects: vec![format!("pod {key}"), format!("PD member {member} (PD cluster {cluster})")],
-                    request,
+                    request: Some(request),
                     detail: format!("{healthy_others} of {total} members would remain healthy, not a majority"),
                 });
             }
@@ -464,56 +885,93 @@ impl Checker {
         }
     }
 
-    /// `deletionPolicy: Delete` of the PVC's Cluster (by its cluster label), while that
-    /// Cluster is being deleted.
-    fn deletion_policy_applies(&self, ns: &str, labels: &Value) -> bool {
-        let Some(cluster) = labels[self.config.cluster_label.as_str()].as_str() else { return false };
-        match get(&self.store, "core.tikv.org", "v1alpha1", "clusters", Some(ns), cluster) {
-            Some(c) => c["spec"]["deletionPolicy"] == "Delete" && deleting(&c),
-            None => false,
-        }
-    }
-
-    fn pvc_deleted(&self, st: &mut CheckState, r: &RequestRecord, ns: &str, name: &str, verdict: Verdict) {
-        let Verdict::Pvc { cluster, store: id, state, policy } = verdict else { return };
-        if state == "Tombstone" || policy {
+    fn pvc_deleted(&self, st: &mut CheckState, at: SimInstant, request: String, ns: &str, name: &str, v: Verdict) {
+        let Verdict::Pvc { cluster, store: id, standing, policy } = v else { return };
+        if standing.removed() || policy {
             return;
         }
+        let standing = match standing {
+            Standing::Live(state) => format!("is {state}, not Tombstone"),
+            _ => "is absent from PD without having been seen Removing or Tombstone".to_owned(),
+        };
         st.breaches.push(Breach {
             invariant: Invariant::LiveStorePvc,
-            at: r.at,
+            at,
             objects: vec![format!("pvc {ns}/{name}"), format!("store {id} (PD cluster {cluster})")],
-            request: Some(describe(r)),
-            detail: format!("store {id} is {state}, not Tombstone, and no deletionPolicy: Delete applies"),
+            request: Some(request),
+            detail: format!(
+                "its volume holds store {id}'s data; store {id} {standing}, and no deletionPolicy: Delete applies"
+            ),
         });
     }
 
+    /// Follows the evict-leader entries through every PD write: which are the
+    /// operator's ((e)), and whether the operator removes one that is not ((g)).
     fn pd_write(&self, st: &mut CheckState, w: &PdWrite) {
-        let path = w.path.split('?').next().unwrap_or_default();
-        if w.method == "POST" && path == "/pd/api/v1/schedulers" {
-            let body: Value = serde_json::from_slice(&w.body).unwrap_or(Value::Null);
-            if body["name"] == "evict-leader-scheduler"
-                && let Some(id) = body["store_id"].as_u64()
-            {
-                st.evictions.insert((w.cluster, id), Eviction { added: w.at, disrupted: false, settled_since: None });
-                st.reported_evictions.remove(&(w.cluster, id));
+        let Some(write) = evict_write(w) else { return };
+        let operator = self.is_operator(&w.client);
+        let before = w.evict_leader_before.as_ref();
+        let removed: Vec<u64> = match write {
+            EvictWrite::Add(id) => {
+                let key = (w.cluster, id);
+                let existed = before.is_some_and(|b| b.contains(&id));
+                if !existed && operator {
+                    st.foreign_evictions.remove(&key);
+                    st.evictions.insert(key, Eviction::new(w.at));
+                    st.reported_evictions.remove(&key);
+                } else if !existed {
+                    st.evictions.remove(&key);
+                    st.foreign_evictions.insert(key, format!("added by {}", describe_pd(w)));
+                } else if operator && !st.evictions.contains_key(&key) {
+                    // Asking for an entry already there does not make it the operator's.
+                    st.foreign_evictions
+                        .entry(key)
+                        .or_insert_with(|| format!("already there when the operator added it ({})", describe_pd(w)));
+                }
+                return;
             }
-        } else if w.method == "DELETE" {
-            let id = path
-                .strip_prefix("/pd/api/v1/schedulers/evict-leader-scheduler-")
-                .or_else(|| path.strip_prefix("/pd/api/v1/scheduler-config/evict-leader-scheduler/delete/"))
-                .and_then(|s| s.parse::<u64>().ok());
-            if let Some(id) = id {
-                st.evictions.remove(&(w.cluster, id));
+            EvictWrite::Remove(id) => vec![id],
+            EvictWrite::RemoveAll => match before {
+                Some(before) => before.iter().copied().collect(),
+                None => st
+                    .evictions
+                    .keys()
+                    .chain(st.foreign_evictions.keys())
+                    .filter(|(c, _)| *c == w.cluster)
+                    .map(|(_, s)| *s)
+                    .collect(),
+            },
+        };
+        for id in removed {
+            let key = (w.cluster, id);
+            if operator && !st.evictions.contains_key(&key) {
+                let origin = st
+                    .foreign_evictions
+                    .get(&key)
+                    .cloned()
+                    .unwrap_or_else(|| "not added by the operator (no write the watcher saw added it)".into());
+                st.breaches.push(Breach {
+                    invariant: Invariant::ForeignEvictLeaderRemoved,
+                    at: w.at,
+                    objects: vec![format!("store {id} (PD cluster {})", w.cluster)],
+                    request: Some(describe_pd(w)),
+                    detail: format!("the operator removed an evict-leader entry it did not add: {origin}"),
+                });
             }
+            st.evictions.remove(&key);
+            st.foreign_evictions.remove(&key);
+            st.reported_evictions.remove(&key);
         }
     }
 
     fn check_budgets(&self, st: &mut CheckState, current: &HashMap<String, (String, bool, bool)>, now: SimInstant) {
         for members in st.disrupted.values_mut() {
-            members.retain(|pod, uid| match current.get(pod) {
-                Some((new_uid, ready, deleting)) => !(new_uid != uid && *ready && !*deleting),
-                None => true,
+            members.retain(|pod, seen| {
+                let replaced =
+                    current.get(pod).is_some_and(|(uid, ready, deleting)| *uid != seen.uid && *ready && !*deleting);
+                let ns = pod.split_once('/').map(|(ns, _)| ns).unwrap_or_default();
+                let scaled_in = seen.instance().is_some_and(|owner| self.owner_gone(ns, owner));
+                !replaced && !scaled_in
             });
         }
         st.disrupted.retain(|_, m| !m.is_empty());
@@ -545,24 +1003,67 @@ impl Checker {
         st.over_budget.retain(|g| still.contains(g));
     }
 
-    fn check_evictions(&self, st: &mut CheckState, current: &HashMap<String, (String, bool, bool)>, now: SimInstant) {
+    /// Why an evict-leader entry on `id` can no longer belong to an operation: its store
+    /// is Tombstone or gone from PD, or its instance was deleted and is gone.
+    fn orphaned(&self, st: &CheckState, snap: &Snapshot, id: u64, pod: Option<&str>) -> Option<String> {
+        match snap.store(id) {
+            None => return Some(format!("store {id} is absent from PD")),
+            Some(s) if s.node_state == NodeState::Removed => return Some(format!("store {id} is Tombstone")),
+            Some(_) => {}
+        }
+        let pod = pod?;
+        let ns = pod.split_once('/').map(|(ns, _)| ns).unwrap_or_default();
+        let owner = st.pods.get(pod)?.instance()?;
+        self.owner_gone(ns, owner).then(|| format!("its instance {} was deleted", owner.describe(ns)))
+    }
+
+    fn check_evictions(
+        &self,
+        st: &mut CheckState,
+        current: &HashMap<String, (String, bool, bool)>,
+        snapshots: &BTreeMap<usize, Snapshot>,
+        now: SimInstant,
+    ) {
         if st.evictions.is_empty() {
             return;
         }
         let pods = self.clusters.pods();
         let keys: Vec<(usize, u64)> = st.evictions.keys().copied().collect();
         for (cluster, id) in keys {
-            let Some(c) = self.clusters.get(cluster) else { continue };
-            let snap = c.snapshot();
+            let Some(snap) = snapshots.get(&cluster) else { continue };
+            // An entry absent from PD outlives nothing. It stays the operator's until a
+            // write removes it: PD may already show a removal the proxy has not logged yet.
             let present = snap.evict_leader_stores.as_ref().is_some_and(|s| s.contains(&id));
             if !present {
-                st.evictions.remove(&(cluster, id));
                 continue;
             }
             let pod = pods.iter().find(|(_, i)| **i == Instance::Tikv { cluster, store: id }).map(|(k, _)| k.clone());
+            let Some(mut ev) = st.evictions.get(&(cluster, id)).copied() else { continue };
+            let objects = vec![
+                format!("store {id} (PD cluster {cluster})"),
+                format!("pod {}", pod.clone().unwrap_or_else(|| "?".into())),
+            ];
+            if let Some(why) = self.orphaned(st, snap, id, pod.as_deref()) {
+                let since = *ev.orphaned_since.get_or_insert(now);
+                st.evictions.insert((cluster, id), ev);
+                let left = now.saturating_duration_since(since);
+                if left > self.config.evict_leader_grace && st.reported_evictions.insert((cluster, id)) {
+                    st.breaches.push(Breach {
+                        invariant: Invariant::LingeringEvictLeader,
+                        at: now,
+                        objects,
+                        request: None,
+                        detail: format!(
+                            "evict-leader scheduler added by the operator still present {:.0}s after {why}",
+                            left.as_secs_f64()
+                        ),
+                    });
+                }
+                continue;
+            }
+            ev.orphaned_since = None;
             let settled = snap.store(id).is_some_and(|s| s.running && s.state_name == "Up")
                 && pod.as_ref().and_then(|p| current.get(p)).is_some_and(|(_, ready, deleting)| *ready && !*deleting);
-            let Some(mut ev) = st.evictions.get(&(cluster, id)).copied() else { continue };
             if !settled {
                 ev.disrupted = true;
                 ev.settled_since = None;
@@ -591,14 +1092,84 @@ impl Checker {
                 st.breaches.push(Breach {
                     invariant: Invariant::LingeringEvictLeader,
                     at: now,
-                    objects: vec![
-                        format!("store {id} (PD cluster {cluster})"),
-                        format!("pod {}", pod.unwrap_or_else(|| "?".into())),
-                    ],
+                    objects,
                     request: None,
                     detail,
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use kube_sim::{DeleteOptions, KubeSim, Propagation, ResourceRef};
+    use serde_json::json;
+
+    use super::*;
+
+    const GC: &str = "kube-controller-manager/generic-garbage-collector";
+
+    /// kube-sim without its garbage collector (the test plays it), an owner object and a
+    /// pod it owns, and a checker whose hook the test calls itself, in the order it wants.
+    async fn owned_pod() -> (KubeSim, Checker) {
+        let sim = KubeSim::start(kube_sim::Config { garbage_collection: false, ..kube_sim::Config::default() })
+            .await
+            .unwrap();
+        let user = sim.store().client("kubectl");
+        let cms = ResourceRef::new("", "v1", "configmaps");
+        let owner = user.create(&cms, Some("default"), json!({"metadata": {"name": "inst"}})).unwrap();
+        let pod = json!({
+            "metadata": {"name": "p", "labels": {"tikv.org/group": "g"}, "ownerReferences": [{
+                "apiVersion": "v1", "kind": "ConfigMap", "name": "inst",
+                "uid": owner["metadata"]["uid"], "controller": true}]},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]}
+        });
+        user.create(&ResourceRef::new("", "v1", "pods"), Some("default"), pod).unwrap();
+        let template = pd_sim::Config::fast();
+        let config = WatcherConfig { max_unavailable: 0, ..WatcherConfig::default() };
+        let checker = Checker::new(sim.store(), Arc::new(PdClusters::new(template)), PdWriteLog::default(), config);
+        checker.pass();
+        (sim, checker)
+    }
+
+    /// `owner_remover` deletes the owner in the foreground, then the collector deletes
+    /// the pod (the owner stays until then, so the pod still counts for (c)); the checker
+    /// hears of the collector's deletion first, as it does when the collector answers
+    /// before the owner's deletion is logged.
+    async fn collected_after(owner_remover: &str) -> Vec<Breach> {
+        let (sim, checker) = owned_pod().await;
+        let store = sim.store();
+        let foreground = DeleteOptions { propagation: Some(Propagation::Foreground), ..DeleteOptions::default() };
+        store
+            .client(owner_remover)
+            .delete(&ResourceRef::new("", "v1", "configmaps"), Some("default"), "inst", &foreground)
+            .unwrap();
+        store
+            .client(GC)
+            .delete(&ResourceRef::new("", "v1", "pods"), Some("default"), "p", &DeleteOptions::default())
+            .unwrap();
+        let (records, _) = store.requests().since(checker.lock().next_request);
+        let deletes: Vec<&RequestRecord> = records.iter().filter(|r| r.verb == Verb::Delete).collect();
+        assert_eq!(deletes.len(), 2);
+        checker.on_record(deletes[1]);
+        checker.on_record(deletes[0]);
+        checker.pass();
+        let breaches = checker.lock().breaches.clone();
+        sim.shutdown().await;
+        breaches
+    }
+
+    #[tokio::test]
+    async fn a_collected_pod_is_the_operators_when_it_removed_the_owner_even_if_heard_of_later() {
+        let breaches = collected_after("tikv-operator").await;
+        let kinds: Vec<Invariant> = breaches.iter().map(|b| b.invariant).collect();
+        assert_eq!(kinds, [Invariant::MaxUnavailable], "{breaches:#?}");
+        assert!(breaches[0].objects.contains(&"pod default/p".to_owned()), "{}", breaches[0]);
+
+        let breaches = collected_after("kubectl").await;
+        assert!(breaches.is_empty(), "the user's removal of the owner: {breaches:#?}");
     }
 }

@@ -17,6 +17,7 @@
 //! - [`network`]: DNS, kube-proxy and the routing table from pod addresses to the
 //!   simulated processes' real listeners;
 //! - [`proxy`]: the HTTP forward proxy (absolute-form requests and `CONNECT`);
+//! - [`pd_ctl`]: another PD client than the operator (an SRE with pd-ctl);
 //! - [`invariants`]: the [`SafetyWatcher`];
 //! - [`clusters`]: the PD clusters the pods formed and what each PVC holds;
 //! - [`harness`]: [`Harness::start`] wires it all.
@@ -27,6 +28,7 @@ pub mod harness;
 mod http;
 pub mod invariants;
 pub mod network;
+pub mod pd_ctl;
 pub mod processes;
 pub mod proxy;
 
@@ -34,5 +36,6 @@ pub use clusters::{DataDir, Instance, PdCluster, PdClusters};
 pub use harness::{Harness, HarnessConfig};
 pub use invariants::{Breach, Invariant, SafetyWatcher, WatcherConfig};
 pub use network::{NetError, Network, Route, Target};
+pub use pd_ctl::{PdCtl, PdCtlError};
 pub use processes::{ProcessSettings, Processes};
 pub use proxy::{PdWrite, PdWriteLog, Proxy};

@@ -10,8 +10,10 @@
 //!
 //! Every write to PD (any method but GET/HEAD/OPTIONS to a PD client port) is recorded
 //! with its client (User-Agent), so tests and the safety watcher can attribute PD
-//! writes the way kube-sim's request log attributes Kubernetes writes.
+//! writes the way kube-sim's request log attributes Kubernetes writes. A test acts as
+//! another PD client (an SRE with pd-ctl) through [`Proxy::pd_ctl`].
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -26,8 +28,10 @@ use sim_clock::{SimClock, SimInstant};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use crate::clusters::PdClusters;
 use crate::http::{BODY_LIMIT, HttpClient};
 use crate::network::{Network, Target};
+use crate::pd_ctl::PdCtl;
 
 /// A write to PD that went through the proxy.
 #[derive(Clone, Debug)]
@@ -45,6 +49,10 @@ pub struct PdWrite {
     pub status: u16,
     /// The PD cluster (index in [`crate::PdClusters`]) it reached.
     pub cluster: usize,
+    /// For a write to PD's scheduler API: the stores in the evict-leader scheduler just
+    /// before the write was forwarded, i.e. what it found (whether an add created an
+    /// entry or met one already there).
+    pub evict_leader_before: Option<BTreeSet<u64>>,
 }
 
 /// The PD writes seen so far; cheap to clone.
@@ -78,30 +86,33 @@ impl PdWriteLog {
     }
 }
 
-struct Ctx {
+pub(crate) struct Ctx {
     net: Network,
     http: HttpClient,
     clock: SimClock,
     writes: PdWriteLog,
+    clusters: Arc<PdClusters>,
 }
 
 pub struct Proxy {
     addr: SocketAddr,
-    writes: PdWriteLog,
+    ctx: Arc<Ctx>,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Proxy {
-    /// Listens on 127.0.0.1 at `port` (0: any).
-    pub async fn start(net: Network, clock: SimClock, port: u16) -> std::io::Result<Proxy> {
+    /// Listens on 127.0.0.1 at `port` (0: any). `clusters` is where PD writes land.
+    pub async fn start(net: Network, clusters: Arc<PdClusters>, clock: SimClock, port: u16) -> std::io::Result<Proxy> {
         let listener = TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
         let writes = PdWriteLog::default();
-        let ctx = Arc::new(Ctx { net, http: HttpClient::default(), clock, writes: writes.clone() });
+        let ctx = Arc::new(Ctx { net, http: HttpClient::default(), clock, writes, clusters });
         let (shutdown, mut rx) = watch::channel(false);
         let conn_rx = rx.clone();
+        let serving = ctx.clone();
         let task = tokio::spawn(async move {
+            let ctx = serving;
             loop {
                 tokio::select! {
                     accepted = listener.accept() => {
@@ -122,7 +133,7 @@ impl Proxy {
                 }
             }
         });
-        Ok(Proxy { addr, writes, shutdown, task })
+        Ok(Proxy { addr, ctx, shutdown, task })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -135,7 +146,14 @@ impl Proxy {
     }
 
     pub fn pd_writes(&self) -> PdWriteLog {
-        self.writes.clone()
+        self.ctx.writes.clone()
+    }
+
+    /// A PD client other than the operator (an SRE with pd-ctl) talking to the PD at
+    /// `pd_url` (`http://basic-pd.db.svc:2379`) through this proxy: its writes are
+    /// recorded like any other, under its own User-Agent.
+    pub fn pd_ctl(&self, pd_url: &str) -> PdCtl {
+        PdCtl::new(self.ctx.clone(), pd_url)
     }
 
     pub async fn shutdown(self) {
@@ -186,7 +204,22 @@ async fn tunnel(ctx: Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
 }
 
 async fn forward(ctx: Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
-    let uri = req.uri().clone();
+    let (parts, body) = req.into_parts();
+    let body = match axum::body::to_bytes(Body::new(body), BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(e) => return bad_gateway(StatusCode::BAD_REQUEST, format!("sim-harness proxy: reading the body: {e}")),
+    };
+    exchange(&ctx, parts.method, &parts.uri, parts.headers, body).await
+}
+
+/// One request in absolute form, forwarded and answered (and recorded if it writes to PD).
+pub(crate) async fn exchange(
+    ctx: &Ctx,
+    method: Method,
+    uri: &http::Uri,
+    mut headers: http::HeaderMap,
+    body: Bytes,
+) -> Response<Body> {
     let (Some(host), Some(scheme)) = (uri.host(), uri.scheme_str()) else {
         return bad_gateway(
             StatusCode::BAD_REQUEST,
@@ -202,35 +235,38 @@ async fn forward(ctx: Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
         Err(e) => return bad_gateway(StatusCode::BAD_GATEWAY, format!("sim-harness proxy: {host}:{port}: {e}")),
     };
     let path = uri.path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "/".into());
-    let (parts, body) = req.into_parts();
-    let body = match axum::body::to_bytes(Body::new(body), BODY_LIMIT).await {
-        Ok(b) => b,
-        Err(e) => return bad_gateway(StatusCode::BAD_REQUEST, format!("sim-harness proxy: reading the body: {e}")),
-    };
-    let mut headers = parts.headers.clone();
     for h in ["proxy-connection", "proxy-authorization", "connection", "keep-alive", "te", "trailer", "upgrade"] {
         headers.remove(h);
     }
     let client = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let at = ctx.clock.now();
+    let write = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let pd_cluster = match &route.target {
+        Target::PdClient { cluster, .. } if write => Some(*cluster),
+        _ => None,
+    };
+    let evict_leader_before = pd_cluster
+        .filter(|_| path.starts_with("/pd/api/v1/scheduler"))
+        .and_then(|c| ctx.clusters.get(c))
+        .map(|c| c.snapshot().evict_leader_stores.unwrap_or_default().into_iter().collect());
     let target = format!("http://{real}{path}");
-    let result = ctx.http.call(parts.method.clone(), &target, headers, body.clone()).await;
+    let result = ctx.http.call(method.clone(), &target, headers, body.clone()).await;
     let (status, resp_headers, resp_body) = match result {
         Ok(r) => r,
         Err(e) => return bad_gateway(StatusCode::BAD_GATEWAY, format!("sim-harness proxy: {host}:{port}: {e}")),
     };
-    let write = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
-    if let (true, Target::PdClient { cluster, .. }) = (write, &route.target) {
+    if let Some(cluster) = pd_cluster {
         ctx.writes.push(PdWrite {
             seq: 0,
             at,
             client,
-            method: parts.method.to_string(),
+            method: method.to_string(),
             uri: uri.to_string(),
             path,
             body,
             status: status.as_u16(),
-            cluster: *cluster,
+            cluster,
+            evict_leader_before,
         });
     }
     let mut resp = Response::new(Body::from(resp_body));

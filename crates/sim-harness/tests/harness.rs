@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use kube_sim::{DeleteOptions, ResourceRef, StoreClient};
+use kube_sim::{DeleteOptions, PatchType, ResourceRef, StoreClient};
 use serde_json::{Value, json};
 use sim_harness::{Harness, HarnessConfig, Instance, Invariant, SafetyWatcher, WatcherConfig};
 
@@ -107,6 +107,123 @@ impl Env {
 
     async fn shutdown(self) {
         self.h.shutdown().await;
+    }
+
+    /// A request to PD through the proxy as `who` (its User-Agent).
+    async fn pd_as(&self, who: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, String) {
+        let mut request = self.http.request(method, format!("{PD}{path}")).header("User-Agent", who);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let resp = request.send().await.unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap_or_default())
+    }
+
+    async fn evict_as(&self, who: &str, id: u64) {
+        let body = json!({"name": "evict-leader-scheduler", "store_id": id});
+        let (status, text) = self.pd_as(who, reqwest::Method::POST, "/pd/api/v1/schedulers", Some(body)).await;
+        assert_eq!(status, 200, "{text}");
+    }
+
+    async fn end_evict_as(&self, who: &str, id: u64) {
+        let path = format!("/pd/api/v1/schedulers/evict-leader-scheduler-{id}");
+        let (status, text) = self.pd_as(who, reqwest::Method::DELETE, &path, None).await;
+        assert_eq!(status, 200, "{text}");
+    }
+
+    /// `DELETE /store/{id}` as `who`, then waits for PD to show it Tombstone.
+    async fn offline(&self, who: &str, id: u64) {
+        let (status, text) = self.pd_as(who, reqwest::Method::DELETE, &format!("/pd/api/v1/store/{id}"), None).await;
+        assert_eq!(status, 200, "{text}");
+        self.wait(&format!("store {id} Tombstone"), |e| {
+            e.snapshot().store(id).is_some_and(|s| s.state_name == "Tombstone").then_some(())
+        })
+        .await;
+    }
+
+    fn leaders(&self, id: u64) -> u64 {
+        self.snapshot().store(id).map(|s| s.leader_count).unwrap_or(0)
+    }
+
+    async fn wait_leading(&self, id: u64) {
+        self.wait(&format!("store {id} leads regions"), |e| (e.leaders(id) > 0).then_some(())).await;
+    }
+
+    fn label(&self, plural: &str, name: &str, key: &str, value: &str) {
+        let patch = json!({"metadata": {"labels": {key: value}}});
+        self.client.patch(&r(plural), Some(NS), name, None, PatchType::Merge, &patch).unwrap();
+    }
+
+    /// One deletecollection over HTTP as `who` (`kubectl delete pvc -l <selector>`).
+    async fn delete_collection_as(&self, who: &str, plural: &str, selector: &str) {
+        let url = format!("{}/api/v1/namespaces/{NS}/{plural}?labelSelector={selector}", self.h.kube_sim().url());
+        let direct = reqwest::Client::builder().no_proxy().build().unwrap();
+        let resp = direct.delete(url).header("User-Agent", who).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap_or_default());
+    }
+
+    /// Deletes the TiKV object `basic-tikv-{i}` as `who`.
+    fn delete_tikv_as(&self, who: &str, i: usize) {
+        let name = format!("basic-tikv-{i}");
+        self.h.store().client(who).delete(&tikvs(), Some(NS), &name, &DeleteOptions::default()).unwrap();
+    }
+
+    /// Releases the finalizers of the TiKV object `basic-tikv-{i}` as `who`.
+    fn release_tikv_as(&self, who: &str, i: usize) {
+        let patch = json!({"metadata": {"finalizers": null}});
+        let name = format!("basic-tikv-{i}");
+        self.h.store().client(who).patch(&tikvs(), Some(NS), &name, None, PatchType::Merge, &patch).unwrap();
+    }
+
+    fn tikv_gone(&self, i: usize) -> bool {
+        self.client.get(&tikvs(), Some(NS), &format!("basic-tikv-{i}")).is_err()
+    }
+}
+
+const PD: &str = "http://basic-pd.db.svc:2379";
+const OPERATOR: &str = "tikv-operator/0.1";
+
+fn tikvs() -> ResourceRef {
+    ResourceRef::new("core.tikv.org", "v1alpha1", "tikvs")
+}
+
+fn install_crds(env: &Env) {
+    let crds = ResourceRef::new("apiextensions.k8s.io", "v1", "customresourcedefinitions");
+    for crd in tikv_operator_api::crds::all() {
+        env.client.create(&crds, None, serde_json::to_value(&crd).unwrap()).unwrap();
+    }
+}
+
+/// The TiKV object `basic-tikv-{i}`, held by the operator's finalizer.
+fn tikv_instance(i: usize) -> Value {
+    json!({"apiVersion": "core.tikv.org/v1alpha1", "kind": "TiKV",
+           "metadata": {"name": format!("basic-tikv-{i}"), "labels": labels("basic", "tikv"),
+                        "finalizers": ["core.tikv.org/finalizer"]},
+           "spec": {"cluster": {"name": "basic"}, "subdomain": "basic-tikv-peer", "version": "v8.5.0",
+                    "volumes": [{"name": "data", "storage": "1Gi"}]}})
+}
+
+/// The TiKV object `basic-tikv-{i}` and its pod, owned by it as the operator renders it
+/// (its ConfigMap and PVC must exist).
+fn owned_tikv(env: &Env, i: usize) {
+    let instance = env.client.create(&tikvs(), Some(NS), tikv_instance(i)).unwrap();
+    let mut pod = tikv_pod(i, "pingcap/tikv:v8.5.0");
+    pod["metadata"]["ownerReferences"] = json!([{"apiVersion": "core.tikv.org/v1alpha1", "kind": "TiKV",
+        "name": instance["metadata"]["name"], "uid": instance["metadata"]["uid"],
+        "controller": true, "blockOwnerDeletion": true}]);
+    env.create("pods", pod);
+}
+
+/// `n` TiKV instances whose pods their TiKV objects own.
+async fn start_owned_tikv(env: &Env, n: usize) {
+    env.create("services", headless("basic-tikv-peer", "basic", "tikv", &[("client", 20160), ("status", 20180)]));
+    for i in 0..n {
+        env.create("configmaps", tikv_config(i, ""));
+        env.create("persistentvolumeclaims", pvc(&format!("tikv-basic-tikv-{i}"), "tikv"));
+        owned_tikv(env, i);
+    }
+    for i in 0..n {
+        env.wait_ready(&format!("basic-tikv-{i}")).await;
     }
 }
 
@@ -702,5 +819,255 @@ async fn a_recreated_pvc_starts_empty_so_its_pod_is_a_new_store() {
     assert_eq!((old_store.state_name.as_str(), old_store.running), ("Tombstone", false));
     assert_eq!((new_store.state_name.as_str(), new_store.running), ("Up", true));
     assert_eq!(new_store.address, old_store.address, "same pod, same address");
+    env.shutdown().await;
+}
+
+fn breaches_of(env: &Env, invariant: Invariant) -> Vec<String> {
+    env.h.watcher().breaches().iter().filter(|b| b.invariant == invariant).map(|b| b.to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watcher_judges_every_pvc_a_deletecollection_takes_by_what_its_volume_holds() {
+    let env = Env::start_with(without_budgets()).await;
+    start_pd(&env).await;
+    start_tikv(&env, 5).await;
+    let ids: Vec<u64> = (0..5).map(|i| env.store_of(&format!("basic-tikv-{i}"))).collect();
+    // A watcher that looks at PD only in its own passes, and has none until the end.
+    let config = WatcherConfig { max_unavailable: 10, ..WatcherConfig::default() };
+    let blind = SafetyWatcher::manual(env.h.store(), env.h.pd_registry().clone(), env.h.pd_writes(), config);
+
+    // One deletecollection takes a live store's PVC and a PVC no TiKV ever used: only
+    // the first holds data.
+    env.create("persistentvolumeclaims", pvc("tikv-spare", "tikv"));
+    env.label("persistentvolumeclaims", "tikv-spare", "doomed", "first");
+    env.label("persistentvolumeclaims", "tikv-basic-tikv-4", "doomed", "first");
+    env.delete_collection_as(OPERATOR, "persistentvolumeclaims", "doomed=first").await;
+    let breaches = env.h.watcher().breaches();
+    assert_eq!(invariants(&env), [Invariant::LiveStorePvc], "{breaches:#?}");
+    let text = breaches[0].to_string();
+    assert!(text.contains("pvc db/tikv-basic-tikv-4") && text.contains(&format!("store {} is Up", ids[4])), "{text}");
+    assert!(text.contains("DELETECOLLECTION persistentvolumeclaims"), "{text}");
+
+    // Store 3 goes to Tombstone, loses its pod and is purged from PD; store 2 goes to
+    // Tombstone and loses its pod. Then their PVCs go, in one deletecollection.
+    env.offline("test", ids[3]).await;
+    env.h.watcher().check_now();
+    env.delete_as("tikv-operator", "pods", "basic-tikv-3");
+    env.wait_gone("basic-tikv-3").await;
+    let (status, text) = env.pd_as("test", reqwest::Method::DELETE, "/pd/api/v1/stores/remove-tombstone", None).await;
+    assert_eq!(status, 200, "{text}");
+    env.wait("store 3 purged", |e| e.snapshot().store(ids[3]).is_none().then_some(())).await;
+    env.offline("test", ids[2]).await;
+    env.delete_as("tikv-operator", "pods", "basic-tikv-2");
+    env.wait_gone("basic-tikv-2").await;
+    env.label("persistentvolumeclaims", "tikv-basic-tikv-3", "doomed", "second");
+    env.label("persistentvolumeclaims", "tikv-basic-tikv-2", "doomed", "second");
+    env.delete_collection_as(OPERATOR, "persistentvolumeclaims", "doomed=second").await;
+    let breaches = env.h.watcher().breaches();
+    assert_eq!(
+        invariants(&env),
+        [Invariant::LiveStorePvc],
+        "Tombstone, and purged after seen Tombstone: {breaches:#?}"
+    );
+
+    // A watcher that never saw store 3 removed cannot tell it from a store that vanished.
+    let breaches = blind.breaches();
+    let kinds: Vec<Invariant> = breaches.iter().map(|b| b.invariant).collect();
+    assert_eq!(kinds, [Invariant::LiveStorePvc, Invariant::LiveStorePvc], "{breaches:#?}");
+    let text = breaches[1].to_string();
+    assert!(
+        text.contains("pvc db/tikv-basic-tikv-3") && text.contains("absent from PD without having been seen"),
+        "{text}"
+    );
+    blind.stop().await;
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watcher_attributes_a_garbage_collected_pod_to_whoever_removed_its_instance() {
+    let env = Env::start_with(without_budgets()).await;
+    install_crds(&env);
+    start_pd(&env).await;
+    start_owned_tikv(&env, 4).await;
+    let ids: Vec<u64> = (0..4).map(|i| env.store_of(&format!("basic-tikv-{i}"))).collect();
+    let collected = async |env: &Env, i: usize| {
+        env.wait_gone(&format!("basic-tikv-{i}")).await;
+        assert!(env.tikv_gone(i));
+        env.h.watcher().check_now();
+    };
+
+    // The user deletes an instance and releases it: the collector's deletion of its pod,
+    // whose store leads regions, is the user's doing.
+    env.wait_leading(ids[3]).await;
+    env.delete_tikv_as("kubectl", 3);
+    env.release_tikv_as("kubectl", 3);
+    collected(&env, 3).await;
+    assert_eq!(invariants(&env), []);
+
+    // The user deletes one, the operator releases its finalizer: the collector's
+    // deletion of the pod of a store with leaders is the operator's.
+    env.wait_leading(ids[2]).await;
+    env.delete_tikv_as("kubectl", 2);
+    env.h.watcher().check_now();
+    env.release_tikv_as("tikv-operator", 2);
+    collected(&env, 2).await;
+    let breaches = breaches_of(&env, Invariant::PodWithLeaders);
+    assert_eq!(breaches.len(), 1, "{breaches:#?}");
+    assert!(
+        breaches[0].contains("pod db/basic-tikv-2") && breaches[0].contains("generic-garbage-collector"),
+        "{}",
+        breaches[0]
+    );
+    assert!(breaches[0].contains("the operator removed TiKV db/basic-tikv-2: PATCH"), "{}", breaches[0]);
+
+    // The operator deletes one that nothing holds any more.
+    env.wait_leading(ids[1]).await;
+    env.release_tikv_as("tikv-operator", 1);
+    env.delete_tikv_as("tikv-operator", 1);
+    collected(&env, 1).await;
+    let breaches = breaches_of(&env, Invariant::PodWithLeaders);
+    assert_eq!(breaches.len(), 2, "{breaches:#?}");
+    assert!(
+        breaches[1].contains("pod db/basic-tikv-1") && breaches[1].contains("TiKV db/basic-tikv-1: DELETE"),
+        "{}",
+        breaches[1]
+    );
+
+    // The user deletes the Cluster: the operator releasing its instances is what was asked.
+    let clusters = ResourceRef::new("core.tikv.org", "v1alpha1", "clusters");
+    env.client.create(&clusters, Some(NS), cluster("Retain")).unwrap();
+    env.client.delete(&clusters, Some(NS), "basic", &DeleteOptions::default()).unwrap();
+    env.wait_leading(ids[0]).await;
+    env.delete_tikv_as("kubectl", 0);
+    env.release_tikv_as("tikv-operator", 0);
+    collected(&env, 0).await;
+    assert_eq!(invariants(&env), [Invariant::PodWithLeaders, Invariant::PodWithLeaders]);
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watcher_counts_a_deleted_pod_until_replaced_or_its_instance_is_scaled_in() {
+    let env = Env::start().await;
+    install_crds(&env);
+    start_pd(&env).await;
+    start_owned_tikv(&env, 3).await;
+
+    // The operator deletes a pod and then scales its instance in: out of the budget.
+    env.delete_as("tikv-operator", "pods", "basic-tikv-0");
+    env.release_tikv_as("tikv-operator", 0);
+    env.delete_tikv_as("tikv-operator", 0);
+    assert!(env.tikv_gone(0));
+    env.h.watcher().check_now();
+    // One more deleted pod is within maxUnavailable 1.
+    env.delete_as("tikv-operator", "pods", "basic-tikv-1");
+    env.h.watcher().check_now();
+    assert_eq!(breaches_of(&env, Invariant::MaxUnavailable), Vec::<String>::new());
+
+    // A second one while the first's instance stays is not.
+    env.delete_as("tikv-operator", "pods", "basic-tikv-2");
+    env.h.watcher().check_now();
+    let breaches = breaches_of(&env, Invariant::MaxUnavailable);
+    assert_eq!(breaches.len(), 1, "{breaches:#?}");
+    assert!(breaches[0].contains("pod db/basic-tikv-1, pod db/basic-tikv-2 — 2 instances"), "{}", breaches[0]);
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watcher_catches_evict_leader_entries_left_on_removed_stores_or_deleted_instances() {
+    let env = Env::start_with(without_budgets()).await;
+    install_crds(&env);
+    start_pd(&env).await;
+    start_owned_tikv(&env, 6).await;
+    let ids: Vec<u64> = (0..6).map(|i| env.store_of(&format!("basic-tikv-{i}"))).collect();
+
+    // Store 5: evicted, taken offline and purged from PD; its entry stays.
+    env.evict_as(OPERATOR, ids[5]).await;
+    env.offline(OPERATOR, ids[5]).await;
+    let (status, text) = env.pd_as("test", reqwest::Method::DELETE, "/pd/api/v1/stores/remove-tombstone", None).await;
+    assert_eq!(status, 200, "{text}");
+    // Store 4: evicted and taken offline; its entry stays on the Tombstone store.
+    env.evict_as(OPERATOR, ids[4]).await;
+    env.offline(OPERATOR, ids[4]).await;
+    // Store 3: the same, but the operator ends the eviction once the store is Tombstone.
+    env.evict_as(OPERATOR, ids[3]).await;
+    env.offline(OPERATOR, ids[3]).await;
+    env.end_evict_as(OPERATOR, ids[3]).await;
+    // Store 2: evicted, then its instance scaled in and gone; its entry stays.
+    env.evict_as(OPERATOR, ids[2]).await;
+    env.wait("store 2 evicted", |e| (e.leaders(ids[2]) == 0).then_some(())).await;
+    env.release_tikv_as("tikv-operator", 2);
+    env.delete_tikv_as("tikv-operator", 2);
+    env.wait_gone("basic-tikv-2").await;
+    env.h.watcher().check_now();
+
+    env.h.clock().advance(Duration::from_secs(61));
+    let lingering = env
+        .wait("three entries outlive the grace period", |e| {
+            Some(breaches_of(e, Invariant::LingeringEvictLeader)).filter(|b| b.len() == 3)
+        })
+        .await;
+    let on = |id: u64| lingering.iter().find(|b| b.contains(&format!("store {id} ("))).cloned().unwrap_or_default();
+    assert!(on(ids[5]).contains(&format!("after store {} is absent from PD", ids[5])), "{lingering:#?}");
+    assert!(on(ids[4]).contains(&format!("after store {} is Tombstone", ids[4])), "{lingering:#?}");
+    assert!(on(ids[2]).contains("after its instance TiKV db/basic-tikv-2 was deleted"), "{lingering:#?}");
+    env.h.clock().advance(Duration::from_secs(61));
+    env.h.watcher().check_now();
+    assert_eq!(breaches_of(&env, Invariant::LingeringEvictLeader).len(), 3, "none for store 3, whose entry ended");
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watcher_catches_the_operator_removing_an_evict_leader_entry_it_did_not_add() {
+    let env = Env::start_with(without_budgets()).await;
+    start_pd(&env).await;
+    start_tikv(&env, 4).await;
+    let ids: Vec<u64> = (0..4).map(|i| env.store_of(&format!("basic-tikv-{i}"))).collect();
+    let sre = env.h.pd_ctl(PD);
+
+    // An SRE evicts store 0 with pd-ctl; the operator asks for the same and later ends
+    // "its" eviction: the entry was never its own.
+    sre.evict_leader_add(ids[0]).await.unwrap();
+    assert_eq!(sre.evict_leader_stores().await.unwrap(), [ids[0]]);
+    assert_eq!(env.h.pd_writes().snapshot().last().map(|w| w.client.clone()).as_deref(), Some("pd-ctl"));
+    env.evict_as(OPERATOR, ids[0]).await;
+    env.end_evict_as(OPERATOR, ids[0]).await;
+    let breaches = env.h.watcher().breaches();
+    assert_eq!(invariants(&env), [Invariant::ForeignEvictLeaderRemoved], "{breaches:#?}");
+    let text = breaches[0].to_string();
+    assert!(text.contains(&format!("store {} (PD cluster 0)", ids[0])) && text.contains("by \"pd-ctl\""), "{text}");
+    assert!(text.contains("DELETE /pd/api/v1/schedulers/evict-leader-scheduler-"), "{text}");
+
+    // Its own entry, added and removed: fine.
+    env.evict_as(OPERATOR, ids[1]).await;
+    env.end_evict_as(OPERATOR, ids[1]).await;
+    // An SRE's entry is never (e)'s, however long it stays; the SRE removes it.
+    sre.evict_leader_add(ids[2]).await.unwrap();
+    env.h.watcher().check_now();
+    env.h.clock().advance(Duration::from_secs(3600));
+    env.h.watcher().check_now();
+    sre.evict_leader_remove(ids[2]).await.unwrap();
+    assert_eq!(sre.evict_leader_remove(ids[2]).await.map_err(|e| e.status), Err(404));
+    assert_eq!(invariants(&env), [Invariant::ForeignEvictLeaderRemoved]);
+
+    // An entry added straight to PD, past the proxy, then the operator removes the whole
+    // scheduler.
+    let direct = reqwest::Client::builder().no_proxy().build().unwrap();
+    let resp = direct
+        .post(format!("{}/pd/api/v1/schedulers", env.h.pd_clusters()[0].sim.url()))
+        .json(&json!({"name": "evict-leader-scheduler", "store_id": ids[3]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let (status, text) =
+        env.pd_as(OPERATOR, reqwest::Method::DELETE, "/pd/api/v1/schedulers/evict-leader-scheduler", None).await;
+    assert_eq!(status, 200, "{text}");
+    let breaches = env.h.watcher().breaches();
+    assert_eq!(invariants(&env), [Invariant::ForeignEvictLeaderRemoved; 2], "{breaches:#?}");
+    let text = breaches[1].to_string();
+    assert!(
+        text.contains(&format!("store {} (PD cluster 0)", ids[3])) && text.contains("no write the watcher saw"),
+        "{text}"
+    );
     env.shutdown().await;
 }

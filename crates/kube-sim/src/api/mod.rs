@@ -22,7 +22,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::faults::{FaultAction, FaultTarget};
 use crate::patch::PatchType;
 use crate::registry::ResourceInfo;
-use crate::request_log::{RequestRecord, Verb, client_name};
+use crate::request_log::{DeletedObject, RequestRecord, Verb, client_name};
 use crate::store::{DeleteOptions, ListOptions, Propagation, Store, Subresource, WatchOptions, WriteOptions};
 use crate::validation::custom::FieldValidation;
 
@@ -186,6 +186,7 @@ async fn handle(
         code,
         at: app.store.clock().now(),
         in_process: false,
+        deleted: Vec::new(),
     };
     let fault = app.store.shared.faults.decide(&FaultTarget {
         verb,
@@ -230,8 +231,21 @@ async fn handle(
         Verb::Watch => watch::serve(&req).await,
         _ => dispatch(&req, verb),
     };
-    let resp = result.unwrap_or_else(|e| error_response(&e));
-    app.store.shared.log.record(record(resp.status().as_u16()));
+    let mut resp = result.unwrap_or_else(|e| error_response(&e));
+    let mut done = record(resp.status().as_u16());
+    if let Some(DeletedObjects(deleted)) = resp.extensions_mut().remove::<DeletedObjects>() {
+        done.deleted = deleted;
+    }
+    app.store.shared.log.record(done);
+    resp
+}
+
+/// What a DELETE or deletecollection deleted, passed from `dispatch` to the request log.
+#[derive(Clone)]
+struct DeletedObjects(Vec<DeletedObject>);
+
+fn with_deleted(mut resp: Response, deleted: Vec<DeletedObject>) -> Response {
+    resp.extensions_mut().insert(DeletedObjects(deleted));
     resp
 }
 
@@ -468,15 +482,16 @@ fn dispatch(req: &Req<'_>, verb: Verb) -> ApiResult<Response> {
         }
         Verb::Delete => {
             let d = store.delete(info, ns, name, &req.delete_options()?)?;
+            let deleted = vec![DeletedObject::of(&d.object)];
             if d.finished && !returns_deleted_object(info) {
                 let mut details = json!({"name": name, "kind": info.plural, "uid": d.object["metadata"]["uid"]});
                 if !info.group.is_empty() {
                     details["group"] = json!(info.group);
                 }
                 let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details});
-                return Ok(json_response(200, &status, &[]));
+                return Ok(with_deleted(json_response(200, &status, &[]), deleted));
             }
-            Ok(json_response(200, &d.object, &[]))
+            Ok(with_deleted(json_response(200, &d.object, &[]), deleted))
         }
         Verb::DeleteCollection => {
             let opts = req.delete_options()?;
@@ -488,12 +503,16 @@ fn dispatch(req: &Req<'_>, verb: Verb) -> ApiResult<Response> {
                 match store.delete(info, if item_ns.is_empty() { None } else { Some(item_ns) }, n, &opts) {
                     Ok(d) => items.push(d.object),
                     Err(e) if e.code == 404 => {}
-                    Err(e) => return Err(e),
+                    // What was deleted before the failure stays deleted, and recorded.
+                    Err(e) => {
+                        return Ok(with_deleted(error_response(&e), items.iter().map(DeletedObject::of).collect()));
+                    }
                 }
             }
+            let deleted = items.iter().map(DeletedObject::of).collect();
             let mut out = list.clone();
             out["items"] = Value::Array(items);
-            Ok(json_response(200, &out, &[]))
+            Ok(with_deleted(json_response(200, &out, &[]), deleted))
         }
         Verb::Watch => Err(ApiError::method_not_allowed("watch")),
     }

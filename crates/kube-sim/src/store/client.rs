@@ -13,7 +13,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::faults::{FaultAction, FaultTarget};
 use crate::patch::PatchType;
 use crate::registry::ResourceInfo;
-use crate::request_log::{RequestRecord, Verb, client_name};
+use crate::request_log::{DeletedObject, RequestRecord, Verb, client_name};
 
 /// Names a resource: group, version and plural.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,6 +82,22 @@ impl StoreClient {
         field_manager: Option<&str>,
         f: impl FnOnce(&ResourceInfo) -> ApiResult<T>,
     ) -> ApiResult<T> {
+        self.call_deleting(verb, r, ns, name, sub, field_manager, f, |_| Vec::new())
+    }
+
+    /// [`call`](Self::call), recording what the answer `deleted`.
+    #[allow(clippy::too_many_arguments)]
+    fn call_deleting<T>(
+        &self,
+        verb: Verb,
+        r: &ResourceRef,
+        ns: Option<&str>,
+        name: Option<&str>,
+        sub: Option<&str>,
+        field_manager: Option<&str>,
+        f: impl FnOnce(&ResourceInfo) -> ApiResult<T>,
+        deleted: impl FnOnce(&T) -> Vec<DeletedObject>,
+    ) -> ApiResult<T> {
         let client = client_name(&self.name, field_manager);
         let at = self.store.shared.clock.now();
         let result = (|| {
@@ -112,6 +128,7 @@ impl StoreClient {
             code,
             at,
             in_process: true,
+            deleted: result.as_ref().map(deleted).unwrap_or_default(),
         });
         result
     }
@@ -178,7 +195,16 @@ impl StoreClient {
     }
 
     pub fn delete(&self, r: &ResourceRef, ns: Option<&str>, name: &str, opts: &DeleteOptions) -> ApiResult<Deleted> {
-        self.call(Verb::Delete, r, ns, Some(name), None, None, |i| self.store.delete(i, ns, name, opts))
+        self.call_deleting(
+            Verb::Delete,
+            r,
+            ns,
+            Some(name),
+            None,
+            None,
+            |i| self.store.delete(i, ns, name, opts),
+            |d: &Deleted| vec![DeletedObject::of(&d.object)],
+        )
     }
 
     /// `pods/binding`, as the scheduler assigns a pod to a node.

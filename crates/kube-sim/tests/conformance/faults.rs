@@ -1,7 +1,7 @@
 //! The request log and fault injection.
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube_sim::{FaultAction, FaultRule, Verb};
 use serde_json::json;
 
@@ -76,4 +76,41 @@ async fn in_process_clients_are_logged_under_their_name() {
     assert_eq!(p["status"]["phase"], "Running");
     assert_eq!(s.sim.requests().count(|r| r.client == "kubelet/node-1" && r.in_process), 2);
     assert_eq!(s.sim.requests().count(|r| r.subresource.as_deref() == Some("binding")), 1);
+}
+
+#[tokio::test]
+async fn deletions_record_the_objects_they_took() {
+    let s = Sim::start().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(s.client.clone());
+    let mut uids = std::collections::BTreeMap::new();
+    for (name, app) in [("a", "x"), ("b", "x"), ("c", "y")] {
+        let obj: ConfigMap =
+            serde_json::from_value(json!({"metadata": {"name": name, "labels": {"app": app}}})).unwrap();
+        let created = api.create(&PostParams::default(), &obj).await.unwrap();
+        uids.insert(name, created.metadata.uid.unwrap());
+    }
+    api.delete_collection(&DeleteParams::default(), &ListParams::default().labels("app=x")).await.unwrap();
+    api.delete("c", &DeleteParams::default()).await.unwrap();
+    s.sim
+        .store()
+        .client("in-process")
+        .delete(&kube_sim::ResourceRef::new("", "v1", "configmaps"), Some("default"), "c", &Default::default())
+        .unwrap_err();
+
+    let deletes: Vec<(Verb, Vec<(String, String)>)> = s
+        .sim
+        .requests()
+        .snapshot()
+        .into_iter()
+        .filter(|r| matches!(r.verb, Verb::Delete | Verb::DeleteCollection))
+        .map(|r| (r.verb, r.deleted.iter().map(|d| (format!("{}/{}", d.namespace, d.name), d.uid.clone())).collect()))
+        .collect();
+    let taken = |names: &[&str]| -> Vec<(String, String)> {
+        names.iter().map(|n| (format!("default/{n}"), uids[n].clone())).collect()
+    };
+    assert_eq!(
+        deletes,
+        [(Verb::DeleteCollection, taken(&["a", "b"])), (Verb::Delete, taken(&["c"])), (Verb::Delete, vec![])],
+        "a deletecollection says what it took; a failed delete took nothing"
+    );
 }

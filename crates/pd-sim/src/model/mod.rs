@@ -1,8 +1,10 @@
 //! The simulated cluster as PD sees it, advanced as a discrete-event simulation on the
 //! shared clock: every API call first catches the model up to "now", processing each
-//! due event (heartbeat, node-state check, scheduling round, operator completion, PD
-//! campaign) at its own simulated instant, so results do not depend on when the
-//! background driver happened to wake.
+//! due event (node-state check, scheduling round, operator completion, PD campaign) at
+//! its own simulated instant, so results do not depend on when the background driver
+//! happened to wake. Store heartbeats are caught up in one step before anything reads
+//! them, and checks and rounds that could find nothing to do are skipped, so a jump of
+//! the clock costs the changes it brings, not the time it spans.
 
 pub mod limit;
 pub mod member;
@@ -177,7 +179,10 @@ pub struct Cluster {
     sched_interval: Duration,
     /// Set by a round that had work it could not start for lack of store-limit tokens.
     pub(crate) round_blocked: bool,
-    node_check_next: SimInstant,
+    /// The next node-state check, on the grid of checks every `node_state_check` from
+    /// `node_check_anchor`; `None` while no check could change anything.
+    node_check_next: Option<SimInstant>,
+    node_check_anchor: SimInstant,
     pub rng: StdRng,
     /// Simulated time the model has been advanced to.
     pub now: SimInstant,
@@ -188,6 +193,8 @@ pub struct Cluster {
     /// version among the stores that are not Removed (`OnStoreVersionChange`), or what
     /// `POST /config/cluster-version` set last.
     pub cluster_version: Version,
+    /// Events processed so far: what advancing the model costs.
+    pub events_run: u64,
 }
 
 impl Cluster {
@@ -217,13 +224,15 @@ impl Cluster {
             schedulers: DEFAULT_SCHEDULERS.iter().map(|s| s.to_string()).collect(),
             ops: BTreeMap::new(),
             sched_next: now,
-            node_check_next: now,
+            node_check_next: Some(now),
+            node_check_anchor: now,
             rng: StdRng::seed_from_u64(rng_seed),
             now,
             wall_origin: wall_now - now.since_start(),
             seed,
             pd_version: "8.5.0".to_owned(),
             cluster_version: Version::ZERO,
+            events_run: 0,
         }
     }
 
@@ -251,7 +260,35 @@ impl Cluster {
     pub fn poke(&mut self) {
         self.sched_interval = self.knobs.schedule_min_interval;
         self.sched_next = self.sched_next.min(self.now);
-        self.node_check_next = self.node_check_next.min(self.now + self.knobs.node_state_check);
+        let check = self.node_check_after(self.now);
+        self.node_check_next = Some(self.node_check_next.map_or(check, |next| next.min(check)));
+    }
+
+    /// The first node-state check strictly after `t` on the checks' grid.
+    fn node_check_after(&self, t: SimInstant) -> SimInstant {
+        let period = self.knobs.node_state_check.as_nanos().max(1);
+        let elapsed = t.saturating_duration_since(self.node_check_anchor).as_nanos();
+        let periods = u64::try_from(elapsed / period + 1).unwrap_or(u64::MAX);
+        self.node_check_anchor + Duration::from_nanos(periods.saturating_mul(period.try_into().unwrap_or(u64::MAX)))
+    }
+
+    /// After a check at `now`: the next one that could change something, so that idle
+    /// checks cost nothing however far the clock jumps. A Preparing store is checked every
+    /// period (it also serves once it has waited long enough). A Removing store becomes
+    /// Tombstone only when its last region leaves, which an operator finishing does, and
+    /// that pokes the checks back on ([`poke`](Self::poke)), as does any other change to
+    /// the stores. A Tombstone record's garbage collection is due at the first check
+    /// past it. The checks skipped in between would have found nothing to do.
+    fn next_node_check(&self, now: SimInstant) -> Option<SimInstant> {
+        if self.stores.values().any(|s| s.node_state == NodeState::Preparing) {
+            return Some(now + self.knobs.node_state_check);
+        }
+        self.stores
+            .values()
+            .filter(|s| s.node_state == NodeState::Removed)
+            .map(|s| s.last_heartbeat.unwrap_or(s.start_time) + self.knobs.tombstone_gc_after)
+            .min()
+            .map(|gc| self.node_check_after(gc.max(now)))
     }
 
     fn wake_at(&mut self, t: SimInstant) {
@@ -260,17 +297,45 @@ impl Cluster {
 
     // ---- the event loop ----
 
-    /// Processes every event due up to `target`, each at its own instant.
+    /// Processes every event due up to `target`, each at its own instant. The work done
+    /// is proportional to the events that can change something, not to the time jumped:
+    /// heartbeats are caught up in one step, idle checks and rounds are skipped.
     pub fn advance_to(&mut self, target: SimInstant) {
         loop {
             let (at, event) = self.next_event();
             if at > target {
                 break;
             }
+            self.catch_up_heartbeats(at, false);
             self.now = self.now.max(at);
+            self.events_run += 1;
             self.run(event);
         }
+        self.catch_up_heartbeats(target, true);
         self.now = self.now.max(target);
+    }
+
+    /// A heartbeat only moves a running store's `last_heartbeat`, and nothing acts on it
+    /// by itself; so rather than one event per heartbeat, each store's heartbeats up to
+    /// `until` (before it, or at it too if `inclusive`) are applied in one step before
+    /// anything reads them.
+    fn catch_up_heartbeats(&mut self, until: SimInstant, inclusive: bool) {
+        let interval = self.knobs.store_heartbeat.as_nanos().max(1);
+        for store in self.stores.values_mut().filter(|s| s.running && !s.is_removed()) {
+            let due = if inclusive { store.next_heartbeat <= until } else { store.next_heartbeat < until };
+            if !due {
+                continue;
+            }
+            let behind = until.saturating_duration_since(store.next_heartbeat).as_nanos();
+            let mut ticks = behind / interval;
+            if !inclusive && ticks > 0 && behind.is_multiple_of(interval) {
+                ticks -= 1;
+            }
+            let last = store.next_heartbeat
+                + Duration::from_nanos(u64::try_from(ticks.saturating_mul(interval)).unwrap_or(u64::MAX));
+            store.last_heartbeat = Some(last);
+            store.next_heartbeat = last + self.knobs.store_heartbeat;
+        }
     }
 
     /// When the next event is due (for the background driver).
@@ -279,18 +344,15 @@ impl Cluster {
     }
 
     fn next_event(&self) -> (SimInstant, Event) {
-        let mut best = (self.node_check_next, Event::NodeCheck);
+        let mut best = match self.node_check_next {
+            Some(at) if at <= self.sched_next => (at, Event::NodeCheck),
+            _ => (self.sched_next, Event::Schedule),
+        };
         let mut consider = |at: SimInstant, event: Event| {
             if at < best.0 {
                 best = (at, event);
             }
         };
-        consider(self.sched_next, Event::Schedule);
-        for store in self.stores.values() {
-            if store.running && !store.is_removed() {
-                consider(store.next_heartbeat, Event::Heartbeat(store.id));
-            }
-        }
         for op in self.ops.values() {
             consider(op.finish_at, Event::OpDone(op.region));
         }
@@ -305,7 +367,8 @@ impl Cluster {
         match event {
             Event::NodeCheck => {
                 self.node_state_check();
-                self.node_check_next = now + self.knobs.node_state_check;
+                self.node_check_anchor = now;
+                self.node_check_next = self.next_node_check(now);
             }
             Event::Schedule => {
                 self.round_blocked = false;
@@ -322,13 +385,6 @@ impl Cluster {
                     self.sched_next = self.sched_next.max(self.next_time_driven_change().min(now + QUIESCENT_CAP));
                 }
             }
-            Event::Heartbeat(id) => {
-                let interval = self.knobs.store_heartbeat;
-                if let Some(store) = self.stores.get_mut(&id) {
-                    store.last_heartbeat = Some(now);
-                    store.next_heartbeat = now + interval;
-                }
-            }
             Event::OpDone(region) => {
                 self.finish_op(region);
                 self.poke();
@@ -341,14 +397,20 @@ impl Cluster {
     }
 
     /// The next instant at which a store's standing changes by the passage of time
-    /// alone (raft election, Disconnected, down peers, Down).
+    /// alone (raft election, Disconnected, down peers, Down). A store that heartbeats
+    /// more often than a threshold never crosses it.
     fn next_time_driven_change(&self) -> SimInstant {
         let now = self.now;
         let k = &self.knobs;
         let mut next = now + QUIESCENT_CAP;
         for store in self.stores.values() {
             let hb = store.last_heartbeat.unwrap_or(store.start_time);
-            let mut times = vec![hb + k.disconnected_after, hb + k.max_store_down_time];
+            let heartbeating = store.running && !store.is_removed();
+            let mut times: Vec<SimInstant> = [k.disconnected_after, k.max_store_down_time]
+                .into_iter()
+                .filter(|threshold| !heartbeating || k.store_heartbeat > *threshold)
+                .map(|threshold| hb + threshold)
+                .collect();
             if let Some(stopped) = store.stopped_at.filter(|_| !store.running) {
                 times.push(stopped + k.raft_election_timeout);
                 times.push(stopped + k.max_peer_down_duration);
@@ -833,7 +895,6 @@ impl Cluster {
 enum Event {
     NodeCheck,
     Schedule,
-    Heartbeat(u64),
     OpDone(u64),
     Campaign,
 }

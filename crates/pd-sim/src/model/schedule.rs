@@ -10,7 +10,7 @@ use rand::seq::SliceRandom;
 
 use super::limit::step_cost;
 use super::region::{Peer, Region};
-use super::{BALANCE_LEADER, BALANCE_REGION, Cluster, OpKind, OpOrigin, Operator, random_between};
+use super::{BALANCE_LEADER, BALANCE_REGION, Cluster, OpKind, OpOrigin, Operator, StoreStats, random_between};
 
 impl Cluster {
     pub(super) fn schedule_round(&mut self) -> bool {
@@ -113,11 +113,17 @@ impl Cluster {
     }
 
     /// The replica checker's target: accepts replicas, has room and an add-peer token,
-    /// does not hold the region; best isolated, then emptiest.
-    fn pick_target(&mut self, region: &Region, replacing: Option<u64>, counts: &BTreeMap<u64, i64>) -> Option<u64> {
+    /// does not hold the region; best isolated, then emptiest. `sizes` are the current
+    /// [`store_stats`](Cluster::store_stats).
+    fn pick_target(
+        &mut self,
+        region: &Region,
+        replacing: Option<u64>,
+        counts: &BTreeMap<u64, i64>,
+        sizes: &BTreeMap<u64, StoreStats>,
+    ) -> Option<u64> {
         let now = self.now;
         let cost = step_cost(region.size_mib);
-        let sizes = self.store_stats();
         let others: Vec<u64> = region.peers.iter().map(|p| p.store_id).filter(|s| Some(*s) != replacing).collect();
         let mut candidates: Vec<(usize, i64, u64)> = Vec::new();
         let ids: Vec<u64> = self.stores.keys().copied().collect();
@@ -167,6 +173,7 @@ impl Cluster {
         let mut in_flight = self.ops.values().filter(|op| op.origin == OpOrigin::Replica).count();
         let mut acted = false;
         let mut counts = self.planned_region_counts();
+        let mut sizes = self.store_stats();
         let ids: Vec<u64> = self.regions.keys().copied().collect();
         for id in ids {
             if in_flight >= limit {
@@ -183,7 +190,7 @@ impl Cluster {
             let max = self.replication.max_replicas;
             let unhealthy = self.unhealthy_voter(&region);
             let started = if voters < max {
-                match self.pick_target(&region, None, &counts) {
+                match self.pick_target(&region, None, &counts, &sizes) {
                     Some(target) => self.start_add_peer(&region, target, None, OpOrigin::Replica),
                     None => false,
                 }
@@ -200,7 +207,7 @@ impl Cluster {
                     None => false,
                 }
             } else if let Some((worse, target)) =
-                unhealthy.is_none().then(|| self.better_location(&region, &counts)).flatten()
+                unhealthy.is_none().then(|| self.better_location(&region, &counts, &sizes)).flatten()
             {
                 let cost = step_cost(region.size_mib);
                 if self.source_can_give(worse, cost) {
@@ -211,7 +218,7 @@ impl Cluster {
                 }
             } else if let Some(bad) = unhealthy {
                 let cost = step_cost(region.size_mib);
-                match self.pick_target(&region, Some(bad), &counts) {
+                match self.pick_target(&region, Some(bad), &counts, &sizes) {
                     Some(target) if self.source_can_give(bad, cost) => {
                         self.start_add_peer(&region, target, Some(bad), OpOrigin::Replica)
                     }
@@ -228,6 +235,7 @@ impl Cluster {
                 in_flight += 1;
                 acted = true;
                 counts = self.planned_region_counts();
+                sizes = self.store_stats();
             }
         }
         acted
@@ -235,7 +243,12 @@ impl Cluster {
 
     /// Location replacement: a voter sharing location labels with another replica, and
     /// a store that would share fewer.
-    fn better_location(&mut self, region: &Region, counts: &BTreeMap<u64, i64>) -> Option<(u64, u64)> {
+    fn better_location(
+        &mut self,
+        region: &Region,
+        counts: &BTreeMap<u64, i64>,
+        sizes: &BTreeMap<u64, StoreStats>,
+    ) -> Option<(u64, u64)> {
         if self.replication.location_labels.is_empty() {
             return None;
         }
@@ -251,7 +264,7 @@ impl Cluster {
             }
         }
         let (clash, victim) = worst?;
-        let target = self.pick_target(region, Some(victim), counts)?;
+        let target = self.pick_target(region, Some(victim), counts, sizes)?;
         let others: Vec<u64> = voters.iter().copied().filter(|o| *o != victim).collect();
         (self.isolation_clash(target, &others) < clash).then_some((victim, target))
     }

@@ -253,3 +253,34 @@ fn tombstone_records_are_dropped_after_thirty_days() {
     run(&mut c, Duration::from_secs(31 * 86_400));
     assert!(!c.stores.contains_key(&s2));
 }
+
+/// A jump of the clock costs the events that change something, not one per heartbeat and
+/// check in the time jumped (before, days took minutes with the model lock held).
+#[test]
+fn advancing_days_costs_events_for_changes_not_for_time() {
+    let mut c = cluster(3, 30);
+    c.knobs.tombstone_gc_after = Duration::from_secs(2 * 86_400);
+    let ids: Vec<u64> = (1..=5).map(|n| add_store(&mut c, n)).collect();
+    run(&mut c, Duration::from_secs(5));
+    c.remove_store(ids[0], false).unwrap();
+    c.stop_store(ids[1]).unwrap();
+    c.evict_leader = Some(EvictLeader { stores: [ids[2]].into(), batch: 3 });
+    c.poke();
+    let before = c.events_run;
+    let days = 3;
+    run(&mut c, Duration::from_secs(days * 86_400));
+
+    let minutes = days * 24 * 60;
+    let events = c.events_run - before;
+    assert!(events <= 2 * minutes, "{events} events for {minutes} simulated minutes");
+    assert!(!c.stores.contains_key(&ids[0]), "the Tombstone record was collected after two days");
+    assert_eq!(c.stores[&ids[1]].state_name(c.now, &c.knobs), "Down");
+    assert_eq!(stats(&c, ids[1]).region_count, 0, "its replicas were recreated elsewhere");
+    assert_eq!(stats(&c, ids[2]).leader_count, 0, "leaders evicted");
+    assert!(c.regions.values().all(|r| r.voter_count() == 3));
+    for id in &ids[2..] {
+        let since = c.stores[id].since_heartbeat(c.now);
+        assert!(since < c.knobs.store_heartbeat, "store {id} heartbeats up to now ({since:?} ago)");
+        assert_eq!(c.stores[id].state_name(c.now, &c.knobs), "Up");
+    }
+}
