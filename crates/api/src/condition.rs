@@ -82,6 +82,10 @@ pub mod reasons {
     pub const INSTANCES_REMAINING: &str = "InstancesRemaining";
 
     pub const NOT_ENOUGH_STORES: &str = "NotEnoughStores";
+    /// A scale-in would leave too few distinct values of the `isolation-level` label.
+    pub const ISOLATION_UNSATISFIABLE: &str = "IsolationUnsatisfiable";
+    /// A scale-in would leave too little free space for the data of the stores going.
+    pub const NOT_ENOUGH_CAPACITY: &str = "NotEnoughCapacity";
     pub const SCALE_IN_NOT_SUPPORTED: &str = "ScaleInNotSupported";
     pub const PD_UNAVAILABLE: &str = "PDUnavailable";
     pub const CLUSTER_ID_MISMATCH: &str = "ClusterIDMismatch";

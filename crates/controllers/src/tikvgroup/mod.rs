@@ -5,6 +5,7 @@
 //! cluster's PDGroups (upgrade ordering), fanned out to the cluster's TiKV groups.
 
 pub mod builder;
+pub mod scale_in_check;
 pub mod state;
 pub mod tasks;
 
