@@ -61,6 +61,10 @@ async fn run(s: &mut TikvState) -> Outcome {
             Outcome::retry(OFFLINE_RECHECK, message)
         }
         (true, _) => start(s, id).await,
+        (false, NodeState::Removing) if !observed.is_fresh() => {
+            // Perhaps cancelled by a pass whose write this view predates.
+            Outcome::wait(format!("store {id} shows Removing in a view that is not fresh; waiting for a fresh one"))
+        }
         (false, NodeState::Removing) => cancel(s, id).await,
         (false, _) => {
             s.pass.status.offline = None;
@@ -383,6 +387,17 @@ mod tests {
         let (status, reason, message) = condition(&s);
         assert_eq!((status.as_str(), reason.as_str()), ("True", reasons::OFFLINE_COMPLETED));
         assert!(message.ends_with("before the cancel reached PD"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn a_cancel_is_not_sent_again_from_a_view_older_than_the_last_write() {
+        let kit = Kit::new(pd(), |_| {}).await;
+        kit.pd.set_node_state(5, NodeState::Removing);
+        kit.handle.cache.refresh().await.unwrap();
+        kit.handle.cache.note_write();
+        let (_, report) = kit.pass_as_is([leaders(Leaders::Stay), offline()]).await;
+        assert_eq!(kit.pd.write_log(), Vec::<String>::new(), "{report}");
+        assert_eq!(report.entry("offline").unwrap().kind(), Some(OutcomeKind::Wait));
     }
 
     #[tokio::test]
