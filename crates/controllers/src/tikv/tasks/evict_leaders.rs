@@ -42,6 +42,10 @@ use crate::apply::patch_params;
 use crate::error::is_conflict;
 use crate::tikv::state::{Leaders, Refusal, StoreView, TikvState, offline_blocker};
 
+/// How soon a pass that needs a fresh PD view looks again (a poll follows every write,
+/// but its result may bring no event).
+pub const FRESH_VIEW_RECHECK: Duration = Duration::from_secs(2);
+
 /// How often leader counts are looked at while they move.
 pub const EVICTION_RECHECK: Duration = Duration::from_secs(5);
 
@@ -104,9 +108,9 @@ async fn run(s: &mut TikvState) -> Outcome {
         // Someone else's entry, or ours but the view predates a removal we made: only a
         // fresh view may say which.
         if !observed.is_fresh() {
-            return Outcome::wait(format!(
-                "store {id} shows an evict-leader entry the operator did not record; waiting for a fresh view"
-            ));
+            let message =
+                format!("store {id} shows an evict-leader entry the operator did not record; waiting for a fresh view");
+            return Outcome::retry(FRESH_VIEW_RECHECK, message);
         }
         return progress(s, id, &observed.view, " (by an evict-leader entry the operator did not add: it stays)").await;
     }
@@ -118,9 +122,8 @@ async fn run(s: &mut TikvState) -> Outcome {
             // Recorded but not in this view: added by a pass whose write the view may
             // predate. A fresh view tells "added" from "lost in a crash before the POST".
             s.leaders = Leaders::Moving(observed.view.store(id).map_or(0, |st| st.leader_count));
-            return Outcome::wait(format!(
-                "the evict-leader entry of store {id} is recorded; waiting for a fresh view"
-            ));
+            let message = format!("the evict-leader entry of store {id} is recorded; waiting for a fresh view");
+            return Outcome::retry(FRESH_VIEW_RECHECK, message);
         }
         let Some(pd) = s.pass.pd() else {
             return Outcome::wait("the cluster's PD is not registered");
@@ -346,7 +349,7 @@ mod tests {
         let kit = Kit::new(pd().evicting_leaders(5), offline).await;
         kit.handle.cache.note_write();
         let (s, report) = kit.pass_as_is([evict_leaders()]).await;
-        assert_eq!(report.entry("evict_leaders").unwrap().kind(), Some(OutcomeKind::Wait), "{report}");
+        assert_eq!(report.entry("evict_leaders").unwrap().kind(), Some(OutcomeKind::Retry), "{report}");
         assert_eq!((kit.writes(), kit.pd.write_log()), (vec![], vec![]));
         assert_eq!(s.leaders, Leaders::Stay);
     }

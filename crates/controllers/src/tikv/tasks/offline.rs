@@ -63,7 +63,8 @@ async fn run(s: &mut TikvState) -> Outcome {
         (true, _) => start(s, id).await,
         (false, NodeState::Removing) if !observed.is_fresh() => {
             // Perhaps cancelled by a pass whose write this view predates.
-            Outcome::wait(format!("store {id} shows Removing in a view that is not fresh; waiting for a fresh one"))
+            let message = format!("store {id} shows Removing in a view that is not fresh; waiting for a fresh one");
+            Outcome::retry(super::evict_leaders::FRESH_VIEW_RECHECK, message)
         }
         (false, NodeState::Removing) => cancel(s, id).await,
         (false, _) => {
@@ -397,7 +398,7 @@ mod tests {
         kit.handle.cache.note_write();
         let (_, report) = kit.pass_as_is([leaders(Leaders::Stay), offline()]).await;
         assert_eq!(kit.pd.write_log(), Vec::<String>::new(), "{report}");
-        assert_eq!(report.entry("offline").unwrap().kind(), Some(OutcomeKind::Wait));
+        assert_eq!(report.entry("offline").unwrap().kind(), Some(OutcomeKind::Retry));
     }
 
     #[tokio::test]
