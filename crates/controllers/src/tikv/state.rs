@@ -119,6 +119,23 @@ pub struct Refusal {
     pub message: String,
 }
 
+impl Refusal {
+    /// How the refused task waits: a view that is only not fresh yet is looked at
+    /// again shortly (the poll after a write may bring no event); anything else waits
+    /// for the event that changes it.
+    pub fn outcome(reason: &str, message: String) -> tikv_operator_task::Outcome {
+        if reason == reasons::PD_VIEW_NOT_FRESH {
+            tikv_operator_task::Outcome::retry(FRESH_VIEW_RECHECK, message)
+        } else {
+            tikv_operator_task::Outcome::wait(message)
+        }
+    }
+}
+
+/// How soon a pass that needs a fresh PD view looks again (a poll follows every write,
+/// but its result may bring no event).
+pub const FRESH_VIEW_RECHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub struct TikvState {
     pub pass: Pass<TiKV>,
     pub parts: InstanceParts,

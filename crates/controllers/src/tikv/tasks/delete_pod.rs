@@ -45,7 +45,7 @@ async fn run(s: &mut TikvState) -> Outcome {
     }
     if let Err(Refusal { reason, message }) = data_may_go(s) {
         s.pass.not_synced(reason, format!("pod {name} is kept: {message}"));
-        return Outcome::wait(format!("pod {name} kept: {message}"));
+        return Refusal::outcome(reason, format!("pod {name} kept: {message}"));
     }
     let api: Api<Pod> = Api::namespaced(s.pass.ctx.client.clone(), &s.pass.namespace);
     let params = DeleteParams {

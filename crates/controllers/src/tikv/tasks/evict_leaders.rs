@@ -40,11 +40,7 @@ use tikv_operator_task::{Node, Outcome, task};
 
 use crate::apply::patch_params;
 use crate::error::is_conflict;
-use crate::tikv::state::{Leaders, Refusal, StoreView, TikvState, offline_blocker};
-
-/// How soon a pass that needs a fresh PD view looks again (a poll follows every write,
-/// but its result may bring no event).
-pub const FRESH_VIEW_RECHECK: Duration = Duration::from_secs(2);
+use crate::tikv::state::{FRESH_VIEW_RECHECK, Leaders, Refusal, StoreView, TikvState, offline_blocker};
 
 /// How often leader counts are looked at while they move.
 pub const EVICTION_RECHECK: Duration = Duration::from_secs(5);
@@ -183,7 +179,7 @@ async fn remove_ours(s: &mut TikvState, id: u64) -> Outcome {
         Ok(observed) => observed.clone(),
         Err(Refusal { reason, message }) => {
             s.pass.not_synced(reason, format!("the evict-leader entry of store {id} is kept for now: {message}"));
-            return Outcome::wait(format!("entry of store {id} kept: {message}"));
+            return Refusal::outcome(reason, format!("entry of store {id} kept: {message}"));
         }
     };
     if observed.view.is_evicting_leaders(id) {

@@ -26,7 +26,7 @@ use tikv_operator_api::tikv::DrainProgress;
 use tikv_operator_pd::{NodeState, PdError};
 use tikv_operator_task::{Node, Outcome, task};
 
-use crate::tikv::state::{Leaders, Refusal, StoreView, TikvState, offline_blocker};
+use crate::tikv::state::{FRESH_VIEW_RECHECK, Leaders, Refusal, StoreView, TikvState, offline_blocker};
 
 /// How often region counts are looked at while PD moves them.
 pub const OFFLINE_RECHECK: Duration = Duration::from_secs(10);
@@ -64,7 +64,7 @@ async fn run(s: &mut TikvState) -> Outcome {
         (false, NodeState::Removing) if !observed.is_fresh() => {
             // Perhaps cancelled by a pass whose write this view predates.
             let message = format!("store {id} shows Removing in a view that is not fresh; waiting for a fresh one");
-            Outcome::retry(super::evict_leaders::FRESH_VIEW_RECHECK, message)
+            Outcome::retry(FRESH_VIEW_RECHECK, message)
         }
         (false, NodeState::Removing) => cancel(s, id).await,
         (false, _) => {
@@ -98,7 +98,7 @@ async fn start(s: &mut TikvState, id: u64) -> Outcome {
     }
     if let Err(Refusal { reason, message }) = s.destructive_allowed() {
         s.pass.set_condition(types::OFFLINED, false, reason, format!("store {id} is not taken offline yet: {message}"));
-        return Outcome::wait(message);
+        return Refusal::outcome(reason, message);
     }
     let Some(pd) = s.pass.pd() else {
         return Outcome::wait("the cluster's PD is not registered");
