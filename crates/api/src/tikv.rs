@@ -64,7 +64,8 @@ pub struct TiKVGroupSpec {
     #[schemars(range(min = 0))]
     pub max_surge: i32,
     /// How many stores may leave PD at once in a scale-in. More move data faster and
-    /// load the remaining stores more. At least 1.
+    /// load the remaining stores more. A leaving store counts as unavailable, so more
+    /// than one leave at once only with `maxUnavailable` raised too. At least 1.
     #[serde(default = "crate::common::default_scale_in_parallelism")]
     #[schemars(range(min = 1))]
     pub scale_in_parallelism: i32,
