@@ -112,3 +112,49 @@ pub fn instance_view<I: Instance>(instance: &I) -> InstanceView {
 pub fn instance_ready<I: Instance>(instance: &I) -> bool {
     instance.status().is_some_and(|s| is_true_at(I::conditions(s), types::READY, instance.meta().generation))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{sample_pd, sample_tikv, t0};
+    use tikv_operator_api::condition::{DesiredCondition, set_condition};
+
+    fn with_conditions<I: Instance>(mut instance: I, conditions: &[(&str, bool, Option<i64>)]) -> I {
+        let mut status = I::Status::default();
+        for (type_, value, generation) in conditions {
+            let desired = DesiredCondition::new(type_, *value, "Test", "").observed(*generation);
+            set_condition(I::conditions_mut(&mut status), desired, t0());
+        }
+        instance.set_status(status);
+        instance
+    }
+
+    #[test]
+    fn the_updater_sees_readiness_offline_priority_and_choice_time() {
+        let mut tikv = sample_tikv("tikv-a", "tikv");
+        tikv.spec.offline = true;
+        tikv.annotations_mut().insert(names::ANNOTATION_PRIORITY.into(), " 3 ".into());
+        tikv.annotations_mut().insert(names::ANNOTATION_OFFLINE_CHOSEN_AT.into(), "2027-01-15T08:00:00Z".into());
+        let tikv = with_conditions(
+            tikv,
+            &[(types::READY, true, Some(1)), (types::RUNNING, true, None), (types::OFFLINED, true, None)],
+        );
+        let view = instance_view(&tikv);
+        assert!(view.ready && view.running && view.offline && view.offlined && !view.deleting && !view.leader);
+        assert_eq!(view.priority, Some(3));
+        assert_eq!(view.offline_chosen_at, Some(t0()));
+        assert_eq!(view.revision.as_deref(), Some("rev-1"));
+
+        // Ready observed at an older generation says nothing; unreadable annotations are absent.
+        let mut tikv = sample_tikv("tikv-b", "tikv");
+        tikv.annotations_mut().insert(names::ANNOTATION_PRIORITY.into(), "-1".into());
+        tikv.annotations_mut().insert(names::ANNOTATION_OFFLINE_CHOSEN_AT.into(), "yesterday".into());
+        let view = instance_view(&with_conditions(tikv, &[(types::READY, true, Some(0))]));
+        assert!(!view.ready && !view.running && !view.offline && !view.offlined);
+        assert_eq!((view.priority, view.offline_chosen_at), (None, None));
+
+        let mut pd = sample_pd("pd-a", "pd");
+        pd.status = Some(tikv_operator_api::PDStatus { is_leader: true, ..Default::default() });
+        assert!(instance_view(&pd).leader);
+    }
+}

@@ -118,6 +118,15 @@ mod tests {
     }
 
     #[test]
+    fn a_store_leaving_does_not_count_as_existing() {
+        let mut leaving = crate::testing::sample_tikv("c", "tikv");
+        leaving.spec.offline = true;
+        let staying = [crate::testing::sample_tikv("a", "tikv"), crate::testing::sample_tikv("b", "tikv"), leaving];
+        let r = Replicas::count(2, &staying);
+        assert_eq!((r.existing, r.ready), (2, 0));
+    }
+
+    #[test]
     fn unschedulable_instances_are_counted_with_the_schedulers_first_message() {
         let mut gone = unschedulable("gone");
         gone.metadata.deletion_timestamp = Some(Time(crate::testing::t0()));
