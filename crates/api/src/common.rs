@@ -126,6 +126,16 @@ fn default_weight() -> i32 {
     1
 }
 
+/// Default of a group's `maxUnavailable`: one instance at a time.
+pub fn default_max_unavailable() -> i32 {
+    1
+}
+
+/// Default of a TiKV group's `scaleInParallelism`: one store leaves at a time.
+pub fn default_scale_in_parallelism() -> i32 {
+    1
+}
+
 /// Node labels an instance is pinned to (rendered into the Pod's nodeSelector).
 pub type Topology = BTreeMap<String, String>;
 

@@ -87,6 +87,10 @@ pub mod reasons {
     /// A scale-in would leave too little free space for the data of the stores going.
     pub const NOT_ENOUGH_CAPACITY: &str = "NotEnoughCapacity";
     pub const SCALE_IN_NOT_SUPPORTED: &str = "ScaleInNotSupported";
+    /// Group: instances are leaving because fewer are wanted (the message counts them).
+    pub const SCALING_IN: &str = "ScalingIn";
+    /// PD group: a scale-in would remove a member, which the operator cannot do yet.
+    pub const MEMBER_REMOVAL_NOT_SUPPORTED: &str = "MemberRemovalNotSupported";
     pub const PD_UNAVAILABLE: &str = "PDUnavailable";
     pub const CLUSTER_ID_MISMATCH: &str = "ClusterIDMismatch";
     pub const RESERVED_CONFIG_KEY: &str = "ReservedConfigKey";

@@ -39,8 +39,13 @@ pub const ANNOTATION_SPEC_HASH: &str = "core.tikv.org/spec-hash";
 pub const ANNOTATION_LAST_INSTANCE_TEMPLATE: &str = "core.tikv.org/last-instance-template";
 /// Instance marked for deletion after its replacement is ready.
 pub const ANNOTATION_DEFER_DELETE: &str = "core.tikv.org/defer-delete";
-/// Non-negative integer; lower values are chosen first for scale-in and update.
+/// Non-negative integer on an instance; lower values are chosen first for scale-in and
+/// update, and an instance without it (or with another value) after every annotated one.
 pub const ANNOTATION_PRIORITY: &str = "core.tikv.org/priority";
+/// When the group chose an instance to leave (an RFC 3339 time), set with
+/// `spec.offline: true`: a scale-in cancelled by raising replicas brings back the
+/// newest choices first. An offline without it was not the group's choice.
+pub const ANNOTATION_OFFLINE_CHOSEN_AT: &str = "core.tikv.org/offline-chosen-at";
 /// Store ID of the evict-leader scheduler this operator added for an instance; only
 /// schedulers recorded here are ever removed by the operator.
 pub const ANNOTATION_EVICT_LEADER_STORE: &str = "core.tikv.org/evict-leader-store";

@@ -54,6 +54,17 @@ pub struct PDGroupSpec {
     #[serde(default = "default_min_ready_seconds")]
     #[schemars(range(min = 0, max = 3600))]
     pub min_ready_seconds: i64,
+    /// How many members may be unavailable at once because of the operator's changes
+    /// (updates, scale-in), counting those already unavailable. At least 1; clamped to
+    /// the failures PD's quorum tolerates (1 for 3 members, 2 for 5), but never below 1.
+    #[serde(default = "crate::common::default_max_unavailable")]
+    #[schemars(range(min = 1))]
+    pub max_unavailable: i32,
+    /// How many members may be created beyond `replicas` during an update. Not used
+    /// while PD members cannot be removed: a surplus member could never go.
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub max_surge: i32,
     pub template: PDTemplate,
 }
 

@@ -52,6 +52,23 @@ pub struct TiKVGroupSpec {
     #[serde(default = "default_min_ready_seconds")]
     #[schemars(range(min = 0, max = 3600))]
     pub min_ready_seconds: i64,
+    /// How many stores may be unavailable at once because of the operator's changes
+    /// (updates, scale-in), counting those already unavailable (not Ready, being
+    /// deleted, or offline). At least 1.
+    #[serde(default = "crate::common::default_max_unavailable")]
+    #[schemars(range(min = 1))]
+    pub max_unavailable: i32,
+    /// How many stores may be created beyond `replicas` during an update, each taken
+    /// offline again once an updated one serves in its place.
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub max_surge: i32,
+    /// How many stores may leave PD at once in a scale-in. More move data faster and
+    /// load the remaining stores more. A leaving store counts as unavailable, so more
+    /// than one leave at once only with `maxUnavailable` raised too. At least 1.
+    #[serde(default = "crate::common::default_scale_in_parallelism")]
+    #[schemars(range(min = 1))]
+    pub scale_in_parallelism: i32,
     pub template: TiKVTemplate,
 }
 

@@ -324,8 +324,15 @@ fn defaults_are_applied_at_admission() {
     assert_eq!(g["spec"]["schedulePolicies"][0]["evenlySpread"]["topologies"][0]["weight"], 1);
     assert_eq!(g["spec"]["schedulePolicies"][0]["evenlySpread"]["topologies"][1]["weight"], 2);
 
+    assert_eq!(g["spec"]["maxUnavailable"], 1);
+    assert_eq!(g["spec"]["maxSurge"], 0);
+    assert_eq!(g["spec"]["scaleInParallelism"], 1);
+
     let p = admitted(create(PDGroup::crd(), pd_group()));
     assert_eq!(p["spec"]["bootstrapped"], false);
+    assert_eq!(p["spec"]["maxUnavailable"], 1);
+    assert_eq!(p["spec"]["maxSurge"], 0);
+    assert!(p["spec"].get("scaleInParallelism").is_none(), "PD members leave one at a time");
     assert_eq!(p["spec"]["template"]["spec"]["server"]["ports"], json!({"client": 2379, "peer": 2380}));
 }
 
@@ -511,6 +518,31 @@ fn enums_and_bounds_are_checked() {
         "spec.schedulePolicies[0]",
         "evenlySpread is required",
     );
+}
+
+#[test]
+fn update_and_scale_in_budgets_are_bounded() {
+    for (crd, group) in [(TiKVGroup::crd(), tikv_group()), (PDGroup::crd(), pd_group())] {
+        refused(
+            create(crd.clone(), with(group.clone(), "/spec/maxUnavailable", json!(0))),
+            "spec.maxUnavailable",
+            "greater than or equal to 1",
+        );
+        refused(
+            create(crd.clone(), with(group.clone(), "/spec/maxSurge", json!(-1))),
+            "spec.maxSurge",
+            "greater than or equal to 0",
+        );
+        let wider = with(with(group.clone(), "/spec/maxUnavailable", json!(2)), "/spec/maxSurge", json!(1));
+        let stored = admitted(update(crd, group, wider));
+        assert_eq!((&stored["spec"]["maxUnavailable"], &stored["spec"]["maxSurge"]), (&json!(2), &json!(1)));
+    }
+    refused(
+        create(TiKVGroup::crd(), with(tikv_group(), "/spec/scaleInParallelism", json!(0))),
+        "spec.scaleInParallelism",
+        "greater than or equal to 1",
+    );
+    admitted(create(TiKVGroup::crd(), with(tikv_group(), "/spec/scaleInParallelism", json!(3))));
 }
 
 #[test]

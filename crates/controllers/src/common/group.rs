@@ -7,12 +7,12 @@ use std::collections::BTreeMap;
 
 use kube::api::ObjectMeta;
 use kube::{Resource, ResourceExt};
-use tikv_operator_api::condition::{is_true_at, types};
+use tikv_operator_api::condition::{find_condition, is_true_at, types};
 use tikv_operator_api::names;
 
 use super::render::{controller_ref, group_selector};
 use super::{Group, Instance, PassState};
-use crate::updater::InstanceView;
+use crate::updater::{Blocked, InstanceView, ScaleIn};
 
 /// What the group tasks share.
 #[derive(Debug)]
@@ -20,8 +20,11 @@ pub struct GroupParts<I> {
     pub instances: Vec<I>,
     pub instances_loaded: bool,
     pub update_revision: Option<String>,
-    /// `(current, desired)` when a scale-in was asked for.
-    pub scale_in: Option<(i32, i32)>,
+    /// Set by a check before the updater when a scale-in could not finish: the updater
+    /// starts no new offline and reports this instead.
+    pub scale_in_blocked: Option<Blocked>,
+    /// What the updater planned, once it ran this pass.
+    pub planned: Option<Planned>,
     /// Instances created in this pass.
     pub created: Vec<String>,
     /// What `validate_template` found wrong with the template: it is not rolled out.
@@ -34,11 +37,21 @@ impl<I> Default for GroupParts<I> {
             instances: Vec::new(),
             instances_loaded: false,
             update_revision: None,
-            scale_in: None,
+            scale_in_blocked: None,
+            planned: None,
             created: Vec::new(),
             template_findings: Vec::new(),
         }
     }
+}
+
+/// What the group's status reports of the updater's plan.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Planned {
+    /// More instances exist than are wanted.
+    pub scale_in: Option<ScaleIn>,
+    /// A removal the plan needs and does not start (`ScaleInBlocked`).
+    pub blocked: Option<Blocked>,
 }
 
 /// A group controller's state.
@@ -74,17 +87,74 @@ pub fn new_instance<G: Group>(
     instance
 }
 
-/// What the updater needs to know of an instance.
+/// What the updater needs to know of an instance. An unreadable priority or choice time
+/// counts as absent.
 pub fn instance_view<I: Instance>(instance: &I) -> InstanceView {
+    let conditions = instance.status().map(|s| I::conditions(s)).unwrap_or_default();
+    let is_true = |type_: &str| find_condition(conditions, type_).is_some_and(|c| c.status == "True");
+    let annotation = |key: &str| instance.annotations().get(key).map(|v| v.trim().to_string());
     InstanceView {
         name: instance.name_any(),
         topology: instance.topology().cloned(),
         revision: instance.labels().get(names::LABEL_INSTANCE_REVISION_HASH).cloned(),
+        ready: instance_ready(instance),
+        running: is_true(types::RUNNING),
         deleting: instance.meta().deletion_timestamp.is_some(),
+        offline: instance.offline(),
+        offlined: is_true(types::OFFLINED),
+        priority: annotation(names::ANNOTATION_PRIORITY).and_then(|v| v.parse().ok()),
+        offline_chosen_at: annotation(names::ANNOTATION_OFFLINE_CHOSEN_AT).and_then(|v| v.parse().ok()),
+        leader: instance.is_leader(),
     }
 }
 
 /// Ready at the instance's current generation.
 pub fn instance_ready<I: Instance>(instance: &I) -> bool {
     instance.status().is_some_and(|s| is_true_at(I::conditions(s), types::READY, instance.meta().generation))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{sample_pd, sample_tikv, t0};
+    use tikv_operator_api::condition::{DesiredCondition, set_condition};
+
+    fn with_conditions<I: Instance>(mut instance: I, conditions: &[(&str, bool, Option<i64>)]) -> I {
+        let mut status = I::Status::default();
+        for (type_, value, generation) in conditions {
+            let desired = DesiredCondition::new(type_, *value, "Test", "").observed(*generation);
+            set_condition(I::conditions_mut(&mut status), desired, t0());
+        }
+        instance.set_status(status);
+        instance
+    }
+
+    #[test]
+    fn the_updater_sees_readiness_offline_priority_and_choice_time() {
+        let mut tikv = sample_tikv("tikv-a", "tikv");
+        tikv.spec.offline = true;
+        tikv.annotations_mut().insert(names::ANNOTATION_PRIORITY.into(), " 3 ".into());
+        tikv.annotations_mut().insert(names::ANNOTATION_OFFLINE_CHOSEN_AT.into(), "2027-01-15T08:00:00Z".into());
+        let tikv = with_conditions(
+            tikv,
+            &[(types::READY, true, Some(1)), (types::RUNNING, true, None), (types::OFFLINED, true, None)],
+        );
+        let view = instance_view(&tikv);
+        assert!(view.ready && view.running && view.offline && view.offlined && !view.deleting && !view.leader);
+        assert_eq!(view.priority, Some(3));
+        assert_eq!(view.offline_chosen_at, Some(t0()));
+        assert_eq!(view.revision.as_deref(), Some("rev-1"));
+
+        // Ready observed at an older generation says nothing; unreadable annotations are absent.
+        let mut tikv = sample_tikv("tikv-b", "tikv");
+        tikv.annotations_mut().insert(names::ANNOTATION_PRIORITY.into(), "-1".into());
+        tikv.annotations_mut().insert(names::ANNOTATION_OFFLINE_CHOSEN_AT.into(), "yesterday".into());
+        let view = instance_view(&with_conditions(tikv, &[(types::READY, true, Some(0))]));
+        assert!(!view.ready && !view.running && !view.offline && !view.offlined);
+        assert_eq!((view.priority, view.offline_chosen_at), (None, None));
+
+        let mut pd = sample_pd("pd-a", "pd");
+        pd.status = Some(tikv_operator_api::PDStatus { is_leader: true, ..Default::default() });
+        assert!(instance_view(&pd).leader);
+    }
 }

@@ -12,7 +12,7 @@ use super::group::instance_ready;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Replicas {
     pub desired: i32,
-    /// Instances not being deleted.
+    /// Instances not being deleted nor leaving (offline).
     pub existing: i32,
     /// Of those, Ready at their generation.
     pub ready: i32,
@@ -23,10 +23,10 @@ pub struct Replicas {
 }
 
 impl Replicas {
-    /// Counts the live (not deleting) instances.
+    /// Counts the instances that stay (not being deleted, not offline).
     pub fn count<I: Instance>(desired: i32, instances: &[I]) -> Self {
         let mut replicas = Replicas { desired, ..Replicas::default() };
-        for instance in instances.iter().filter(|i| i.meta().deletion_timestamp.is_none()) {
+        for instance in instances.iter().filter(|i| i.meta().deletion_timestamp.is_none() && !i.offline()) {
             replicas.existing += 1;
             if instance_ready(instance) {
                 replicas.ready += 1;
@@ -55,7 +55,7 @@ impl Replicas {
                 details.push(format!("{} not yet created", desired - existing));
             }
             if existing > desired {
-                details.push(format!("{} more than wanted (scale-in is not supported yet)", existing - desired));
+                details.push(format!("{} more than wanted", existing - desired));
             }
             if existing > ready {
                 details.push(format!("{} not ready", existing - ready));
@@ -112,12 +112,18 @@ mod tests {
             (false, reasons::NOT_ALL_INSTANCES_READY, "3 of 1000 wanted instances ready; 997 not yet created".into())
         );
 
-        // More exist than wanted (a scale-in that is not carried out), one not ready.
+        // More exist than wanted (a PD scale-in that is not carried out), one not ready.
         let r = Replicas::count(2, &[ready("a"), ready("b"), with_ready("c", "False", reasons::POD_NOT_READY, "")]);
-        assert_eq!(
-            r.ready_condition(1, None).2,
-            "2 of 2 wanted instances ready; 1 more than wanted (scale-in is not supported yet), 1 not ready"
-        );
+        assert_eq!(r.ready_condition(1, None).2, "2 of 2 wanted instances ready; 1 more than wanted, 1 not ready");
+    }
+
+    #[test]
+    fn a_store_leaving_does_not_count_as_existing() {
+        let mut leaving = crate::testing::sample_tikv("c", "tikv");
+        leaving.spec.offline = true;
+        let staying = [crate::testing::sample_tikv("a", "tikv"), crate::testing::sample_tikv("b", "tikv"), leaving];
+        let r = Replicas::count(2, &staying);
+        assert_eq!((r.existing, r.ready), (2, 0));
     }
 
     #[test]

@@ -18,6 +18,8 @@ use tikv_operator_api::{
     ResourceRequirements, TiKV, TiKVGroup, TiKVStatus, Topology, Volume, WeightedTopology,
 };
 
+use crate::updater::Removal;
+
 /// Any of the five kinds.
 pub trait Object:
     crate::cache::Cached
@@ -57,6 +59,10 @@ pub trait Instance: Object {
     fn overlay(&self) -> Option<&Overlay>;
     fn common_status(status: &Self::Status) -> &CommonStatus;
     fn common_status_mut(status: &mut Self::Status) -> &mut CommonStatus;
+    /// TiKV: `spec.offline`, the store leaving PD. PD members never are.
+    fn offline(&self) -> bool;
+    /// PD: the member is the PD leader.
+    fn is_leader(&self) -> bool;
 
     /// The group, from the instance's label.
     fn group(&self) -> String {
@@ -83,6 +89,10 @@ pub trait Group: Object {
     const INSTANCES_LEAVE_SAFELY: bool;
 
     fn replicas(&self) -> i32;
+    fn max_unavailable(&self) -> i32;
+    fn max_surge(&self) -> i32;
+    /// How a surplus instance leaves the group.
+    fn removal(&self) -> Removal;
     fn min_ready_seconds(&self) -> i64;
     fn version(&self) -> &str;
     /// The template's TOML config.
@@ -163,7 +173,7 @@ object_impl!(TiKVGroup, TiKVGroupStatus, common.conditions);
 object_impl!(TiKV, TiKVStatus, common.conditions);
 
 macro_rules! instance_impl {
-    ($kind:ty, $status:ty, $component:expr, $data_dir:expr) => {
+    ($kind:ty, $status:ty, $component:expr, $data_dir:expr, $offline:expr, $leader:expr) => {
         impl Instance for $kind {
             const COMPONENT: &'static str = $component;
             const DATA_DIR: &'static str = $data_dir;
@@ -201,15 +211,31 @@ macro_rules! instance_impl {
             fn common_status_mut(status: &mut $status) -> &mut CommonStatus {
                 &mut status.common
             }
+            fn offline(&self) -> bool {
+                ($offline)(self)
+            }
+            fn is_leader(&self) -> bool {
+                ($leader)(self)
+            }
         }
     };
 }
 
-instance_impl!(PD, PDStatus, names::COMPONENT_PD, "/var/lib/pd");
-instance_impl!(TiKV, TiKVStatus, names::COMPONENT_TIKV, "/var/lib/tikv");
+instance_impl!(PD, PDStatus, names::COMPONENT_PD, "/var/lib/pd", |_: &PD| false, |pd: &PD| pd
+    .status
+    .as_ref()
+    .is_some_and(|s| s.is_leader));
+instance_impl!(
+    TiKV,
+    TiKVStatus,
+    names::COMPONENT_TIKV,
+    "/var/lib/tikv",
+    |tikv: &TiKV| tikv.spec.offline,
+    |_: &TiKV| { false }
+);
 
 macro_rules! group_impl {
-    ($kind:ty, $status:ty, $instance:ty, $spec:ident, $component:expr, $reserved:expr, $min:expr, $leaves:expr $(, $extra:ident: $value:expr)*; $annotations:expr, $note:expr) => {
+    ($kind:ty, $status:ty, $instance:ty, $spec:ident, $component:expr, $reserved:expr, $min:expr, $leaves:expr $(, $extra:ident: $value:expr)*; $annotations:expr, $note:expr, $removal:expr) => {
         impl Group for $kind {
             type Instance = $instance;
             const COMPONENT: &'static str = $component;
@@ -219,6 +245,15 @@ macro_rules! group_impl {
 
             fn replicas(&self) -> i32 {
                 self.spec.replicas
+            }
+            fn max_unavailable(&self) -> i32 {
+                self.spec.max_unavailable
+            }
+            fn max_surge(&self) -> i32 {
+                self.spec.max_surge
+            }
+            fn removal(&self) -> Removal {
+                ($removal)(self)
             }
             fn min_ready_seconds(&self) -> i64 {
                 self.spec.min_ready_seconds
@@ -303,5 +338,7 @@ group_impl!(PDGroup, PDGroupStatus, PD, PDSpec, names::COMPONENT_PD, crate::pd::
         annotations.insert(names::ANNOTATION_INITIAL_CLUSTER_NUM.to_string(), group.spec.replicas.to_string());
     }
     annotations
-}, even_members_note);
-group_impl!(TiKVGroup, TiKVGroupStatus, TiKV, TiKVSpec, names::COMPONENT_TIKV, crate::tikv::render::RESERVED_KEYS, 0, true, offline: false; |_: &TiKVGroup| BTreeMap::new(), |_: &TiKVGroup| None);
+}, even_members_note, |_: &PDGroup| Removal::Member);
+group_impl!(TiKVGroup, TiKVGroupStatus, TiKV, TiKVSpec, names::COMPONENT_TIKV, crate::tikv::render::RESERVED_KEYS, 0, true, offline: false; |_: &TiKVGroup| BTreeMap::new(), |_: &TiKVGroup| None, |group: &TiKVGroup| {
+    Removal::Offline { parallelism: usize::try_from(group.spec.scale_in_parallelism.max(1)).unwrap_or(1) }
+});

@@ -172,26 +172,38 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_scale_in_is_reported_not_acted_on() {
+    async fn a_scale_in_is_planned_reported_blocked_once_and_not_acted_on() {
         let env = TestEnv::start().await;
         env.create(sample_cluster("basic")).await;
         env.create(sample_pd_group("pd", 2)).await;
-        let runner = Runner::new("pdgroup", tasks());
-        env.run(&runner, "k", &mut PdGroupState::new(env.ctx.clone(), "default", "pd")).await;
-        let api: kube::Api<PDGroup> = kube::Api::namespaced(env.client.clone(), "default");
-        api.patch(
-            "pd",
-            &crate::apply::patch_params(),
-            &kube::api::Patch::Merge(serde_json::json!({"spec": {"replicas": 1}})),
-        )
-        .await
-        .unwrap();
-        env.run(&runner, "k", &mut PdGroupState::new(env.ctx.clone(), "default", "pd")).await;
-        assert_eq!(env.list::<PD>().await.len(), 2, "nothing removed");
+        pass(&env).await;
+        pass(&env).await;
+        let members = env.names::<PD>().await;
+        patch_group(&env, serde_json::json!({"spec": {"replicas": 1}})).await;
+        pass(&env).await;
+        assert_eq!(env.write_log(), ["update core.tikv.org/pdgroups/status/pd"], "nothing removed");
+        assert_eq!(env.names::<PD>().await, members);
         let group: PDGroup = env.get("pd").await;
-        let synced = tikv_operator_api::condition::find_condition(&group.status.unwrap().common.conditions, "Synced")
-            .cloned()
-            .unwrap();
-        assert_eq!((synced.status.as_str(), synced.reason.as_str()), ("False", "ScaleInNotSupported"));
+        // Neither member is Ready (no PD runs here): the choice waits for them.
+        let message = "removing PD members is not supported yet: 2 members stay while 1 are wanted (every other \
+                       member must be healthy first: ";
+        let (status, reason, text) = condition(&group, "ScaleInBlocked");
+        assert_eq!((status.as_str(), reason.as_str()), ("True", "MemberRemovalNotSupported"));
+        assert!(text.starts_with(message), "{text}");
+        assert_eq!(condition(&group, "Synced").1, "MemberRemovalNotSupported");
+        let events = env.events().await;
+        assert_eq!(events.last().map(|e| (e.0.as_str(), e.1.as_str())), Some(("Warning", "MemberRemovalNotSupported")));
+
+        // Nothing new: no write, no Event.
+        env.sim.requests().reset();
+        pass(&env).await;
+        assert_eq!((env.writes(), env.event_writes()), (0, 0), "{:?}", env.write_log());
+
+        // Back to two: the block goes.
+        patch_group(&env, serde_json::json!({"spec": {"replicas": 2}})).await;
+        pass(&env).await;
+        let group: PDGroup = env.get("pd").await;
+        let conditions = &group.status.as_ref().unwrap().common.conditions;
+        assert!(tikv_operator_api::condition::find_condition(conditions, "ScaleInBlocked").is_none());
     }
 }

@@ -35,6 +35,7 @@ mod tests {
     use super::*;
     use crate::testing::{TestEnv, sample_cluster, sample_tikv_group};
     use k8s_openapi::api::apps::v1::ControllerRevision;
+    use kube::ResourceExt;
     use tikv_operator_api::names::ANNOTATION_ALLOW_VERSION_CHANGE;
     use tikv_operator_api::{TiKV, TiKVGroup};
     use tikv_operator_task::Runner;
@@ -105,5 +106,53 @@ mod tests {
         assert_eq!(tikvs.iter().filter(|t| t.spec.template.version == "v8.4.0").count(), 1);
         let group: TiKVGroup = env.get("tikv").await;
         assert_eq!(synced(&group).1, "NotAllInstancesUpToDate");
+    }
+
+    fn condition(group: &TiKVGroup, type_: &str) -> Option<(String, String, String)> {
+        let conditions = &group.status.as_ref()?.common.conditions;
+        let c = tikv_operator_api::condition::find_condition(conditions, type_)?;
+        Some((c.status.clone(), c.reason.clone(), c.message.clone()))
+    }
+
+    #[tokio::test]
+    async fn a_scale_in_takes_one_store_offline_says_so_and_is_cancelled_by_raising_replicas() {
+        let env = TestEnv::start().await;
+        env.create(sample_cluster("basic")).await;
+        env.create(sample_tikv_group("tikv", 3)).await;
+        let runner = Runner::new("tikvgroup", tasks());
+        let pass =
+            || async { env.run(&runner, "k", &mut TikvGroupState::new(env.ctx.clone(), "default", "tikv")).await };
+        pass().await;
+        pass().await;
+        assert_eq!(env.list::<TiKV>().await.len(), 3);
+
+        patch_group(&env, serde_json::json!({"spec": {"replicas": 2}})).await;
+        pass().await;
+        let offline: Vec<TiKV> = env.list::<TiKV>().await.into_iter().filter(|t| t.spec.offline).collect();
+        assert_eq!(offline.len(), 1, "one store leaves");
+        let chosen = offline[0].name_any();
+        assert_eq!(
+            env.write_log(),
+            [format!("patch core.tikv.org/tikvs/{chosen}"), "update core.tikv.org/tikvgroups/status/tikv".into()]
+        );
+        let group: TiKVGroup = env.get("tikv").await;
+        let message = format!("scaling in from 3 to 2: 1 of 1 leaving ({chosen})");
+        assert_eq!(condition(&group, "Synced"), Some(("False".into(), "ScalingIn".into(), message)));
+        assert_eq!(condition(&group, "ScaleInBlocked"), None);
+        assert_eq!(group.status.as_ref().unwrap().group.replicas, 3, "it exists until it has left");
+
+        // The pass that sees the store offline counts it out of Ready once; then nothing.
+        pass().await;
+        let group: TiKVGroup = env.get("tikv").await;
+        assert_eq!(condition(&group, "Ready").unwrap().2, "0 of 2 wanted instances ready; 2 not ready");
+        env.sim.requests().reset();
+        pass().await;
+        assert_eq!((env.writes(), env.event_writes()), (0, 0), "{:?}", env.write_log());
+
+        patch_group(&env, serde_json::json!({"spec": {"replicas": 3}})).await;
+        pass().await;
+        assert_eq!(env.write_log()[0], format!("patch core.tikv.org/tikvs/{chosen}"));
+        assert_eq!(env.list::<TiKV>().await.iter().filter(|t| t.spec.offline).count(), 0);
+        assert_eq!(env.list::<TiKV>().await.len(), 3, "the store stays; nothing new");
     }
 }

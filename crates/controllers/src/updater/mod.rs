@@ -1,27 +1,82 @@
-//! The group updater: a pure function from a group's state to the actions that bring
-//! it toward its spec. Groups plan, instances execute.
+//! The group updater: one pure function from a group's state to the actions that bring
+//! it toward its spec. Groups plan, instances execute: the executor task
+//! ([`crate::common::tasks::updater`]) carries the plan out, and the instance
+//! controllers do the rest (a TiKV with `spec.offline` leaves PD on its own).
 //!
-//! This first version creates missing instances: each gets a fresh name (never one in
-//! use, recently created, or planned in the same pass), a topology chosen by the
-//! schedule policy's weights, and the group's revision. A scale-in is reported, not
-//! acted on; rolling updates and offline come next and add actions here.
+//! A plan, in order:
+//! - instances whose store left PD (`Offlined`) are deleted: they cannot serve again;
+//! - with fewer instances staying (not offline, not deleting) than wanted, offlines are
+//!   cancelled, newest choice first, before anything is created;
+//! - with more, the surplus leaves ([`choice`]): a TiKV store is set offline (at most
+//!   `scaleInParallelism` leaving at once) and deleted once `Offlined`; a PD member's
+//!   removal is planned but reported blocked (`MemberRemovalNotSupported`) until PD
+//!   membership changes exist;
+//! - outdated instances (another revision than the group's) are updated, the
+//!   unavailable ones first, with up to `maxSurge` extra instances created at the new
+//!   revision and outdated ones taken out once they are surplus (v2's rules).
+//!
+//! The budget: an instance is unavailable when it is not Ready, being deleted, or
+//! offline; an instance created and not yet Ready is too. An action that takes an
+//! available instance down (an update, an offline) is planned only while the group
+//! then has at most `maxUnavailable` unavailable instances (for PD clamped to the
+//! failures the quorum tolerates, at least 1). Creating an instance, cancelling an
+//! offline and deleting an instance that already left take nothing down. An instance
+//! that is offline or being deleted is never updated.
 
+mod choice;
 mod expectations;
+#[cfg(test)]
+mod properties;
 
 use std::collections::BTreeSet;
 
+use jiff::Timestamp;
 use tikv_operator_api::{Topology, WeightedTopology};
 
-pub use expectations::Expectations;
+pub use choice::choose_topology;
+pub use expectations::{Change, ChangeKind, Expectations, Pending};
 
 /// One instance of the group as the updater sees it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct InstanceView {
     pub name: String,
     pub topology: Option<Topology>,
     pub revision: Option<String>,
+    /// Ready at its generation (for `minReadySeconds`).
+    pub ready: bool,
+    /// Its containers run.
+    pub running: bool,
     /// Has a deletionTimestamp: no longer counts toward the replicas.
     pub deleting: bool,
+    /// `spec.offline` (TiKV): leaving PD.
+    pub offline: bool,
+    /// `Offlined` True: PD removed its store; it can never serve again.
+    pub offlined: bool,
+    /// The `core.tikv.org/priority` annotation: lower goes first.
+    pub priority: Option<u64>,
+    /// When the group chose it to leave.
+    pub offline_chosen_at: Option<Timestamp>,
+    /// PD: the member is the leader.
+    pub leader: bool,
+}
+
+impl InstanceView {
+    /// A running, Ready instance at `revision`.
+    pub fn healthy(name: &str, topology: Option<Topology>, revision: &str) -> Self {
+        Self {
+            name: name.into(),
+            topology,
+            revision: Some(revision.into()),
+            ready: true,
+            running: true,
+            ..Self::default()
+        }
+    }
+
+    /// Serves as wanted: Ready, not being deleted, not leaving or gone from PD.
+    pub fn available(&self) -> bool {
+        self.ready && !self.deleting && !self.offline && !self.offlined
+    }
 }
 
 /// An instance created recently and not yet seen in a list.
@@ -29,6 +84,25 @@ pub struct InstanceView {
 pub struct Expected {
     pub name: String,
     pub topology: Option<Topology>,
+    pub revision: String,
+}
+
+/// How a surplus instance leaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Removal {
+    /// TiKV: `spec.offline` (the store leaves PD), then the instance is deleted once
+    /// `Offlined`; at most `parallelism` leaving at once.
+    Offline { parallelism: usize },
+    /// PD: one member at a time, never the leader while another can go, and only while
+    /// every other member is healthy. Not carried out yet: reported as blocked.
+    Member,
+}
+
+/// Why a removal the plan needs is not started; shown as the group's `ScaleInBlocked`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Blocked {
+    pub reason: &'static str,
+    pub message: String,
 }
 
 /// What the updater reads.
@@ -41,72 +115,372 @@ pub struct GroupView<'a> {
     pub instances: &'a [InstanceView],
     pub expected: &'a [Expected],
     pub topologies: &'a [WeightedTopology],
+    pub max_unavailable: i32,
+    pub max_surge: i32,
+    pub removal: Removal,
+    /// Set by a check before the updater (a scale-in PD could never finish): no new
+    /// offline is started, and this is reported.
+    pub scale_in_blocked: Option<Blocked>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
-    Create { name: String, topology: Option<Topology>, revision: String },
+    /// `surge`: beyond `replicas`, for an update.
+    Create { name: String, topology: Option<Topology>, revision: String, surge: bool },
+    /// `spec.offline: false`: the instance stays after all.
+    CancelOffline { name: String },
+    /// `spec.offline: true`: the instance leaves (TiKV: its store leaves PD).
+    SetOffline { name: String },
+    /// The instance already left (`Offlined`): its object goes.
+    Delete { name: String },
+    /// Bring the instance to the revision (planned only; carried out by rolling updates).
+    Update { name: String, revision: String },
+}
+
+impl Action {
+    pub fn name(&self) -> &str {
+        match self {
+            Action::Create { name, .. }
+            | Action::CancelOffline { name }
+            | Action::SetOffline { name }
+            | Action::Delete { name }
+            | Action::Update { name, .. } => name,
+        }
+    }
+}
+
+/// A scale-in under way: instances that exist (not being deleted) and the ones leaving.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScaleIn {
+    pub from: usize,
+    pub to: usize,
+    pub leaving: Vec<String>,
+}
+
+impl ScaleIn {
+    /// `"scaling in from 5 to 3: 1 of 2 leaving (kv-a)"`.
+    pub fn message(&self) -> String {
+        let going = self.from.saturating_sub(self.to);
+        let mut message =
+            format!("scaling in from {} to {}: {} of {going} leaving", self.from, self.to, self.leaving.len());
+        if !self.leaving.is_empty() {
+            message.push_str(&format!(" ({})", self.leaving.join(", ")));
+        }
+        message
+    }
 }
 
 /// The plan of one pass.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Plan {
     pub actions: Vec<Action>,
-    /// `Some((current, desired))` when fewer instances are wanted than exist: not
-    /// supported yet, so reported and left alone.
-    pub scale_in: Option<(i32, i32)>,
+    /// More instances exist than are wanted.
+    pub scale_in: Option<ScaleIn>,
+    /// A removal the plan needs and does not start, and why.
+    pub blocked: Option<Blocked>,
+    /// Why the plan stops short of the spec for now (the budget, the parallelism).
+    pub waiting: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fate {
+    Staying,
+    Leaving,
+}
+
+/// An instance (or one created and not yet listed) during planning.
+struct Slot<'v> {
+    name: String,
+    /// `None` for an instance not yet listed: no action can take it.
+    view: Option<&'v InstanceView>,
+    topology: Option<Topology>,
+    updated: bool,
+    available: bool,
+    fate: Fate,
+    /// An action of this plan already takes it.
+    touched: bool,
+}
+
+enum Step {
+    Continue,
+    Stop,
+}
+
+struct Planner<'a, 'v> {
+    view: &'v GroupView<'a>,
+    slots: Vec<Slot<'v>>,
+    /// Unavailable instances of the whole group, those being deleted included.
+    unavailable: usize,
+    budget: usize,
+    taken: BTreeSet<String>,
+    plan: Plan,
+}
+
+/// How many instances may be unavailable at once: `maxUnavailable`, for PD clamped to
+/// the failures a quorum of `members` tolerates, and at least 1 (one or two PD members
+/// tolerate none, yet must be changeable).
+pub fn budget(max_unavailable: i32, removal: Removal, members: usize) -> usize {
+    let wanted = usize::try_from(max_unavailable.max(1)).unwrap_or(1);
+    match removal {
+        Removal::Offline { .. } => wanted,
+        Removal::Member => wanted.min((members.saturating_sub(1) / 2).max(1)),
+    }
 }
 
 /// Plans the group's next actions. `suffixes` yields candidate name suffixes (random in
 /// production); candidates already taken are skipped.
 pub fn plan(view: &GroupView<'_>, suffixes: &mut dyn FnMut() -> String) -> Plan {
-    let live: Vec<&InstanceView> = view.instances.iter().filter(|i| !i.deleting).collect();
-    let unseen: Vec<&Expected> =
-        view.expected.iter().filter(|e| !view.instances.iter().any(|i| i.name == e.name)).collect();
-    let current = i32::try_from(live.len() + unseen.len()).unwrap_or(i32::MAX);
-
-    let mut plan = Plan::default();
-    if current > view.desired {
-        plan.scale_in = Some((current, view.desired));
-        return plan;
-    }
-
-    let mut taken: BTreeSet<String> = view.instances.iter().map(|i| i.name.clone()).collect();
-    taken.extend(view.expected.iter().map(|e| e.name.clone()));
-    let mut placed: Vec<Option<Topology>> = live.iter().map(|i| i.topology.clone()).collect();
-    placed.extend(unseen.iter().map(|e| e.topology.clone()));
-
-    for _ in current..view.desired {
-        let name = fresh_name(view.group, &taken, suffixes);
-        taken.insert(name.clone());
-        let topology = choose_topology(view.topologies, &placed);
-        placed.push(topology.clone());
-        plan.actions.push(Action::Create { name, topology, revision: view.revision.to_string() });
-    }
-    plan
+    let mut planner = Planner::new(view);
+    planner.run(suffixes);
+    planner.finish()
 }
 
-fn fresh_name(group: &str, taken: &BTreeSet<String>, suffixes: &mut dyn FnMut() -> String) -> String {
-    loop {
-        let name = format!("{group}-{}", suffixes());
-        if !taken.contains(&name) {
-            return name;
+impl<'a, 'v> Planner<'a, 'v> {
+    fn new(view: &'v GroupView<'a>) -> Self {
+        let mut plan = Plan::default();
+        let mut slots = Vec::new();
+        for instance in view.instances.iter().filter(|i| !i.deleting) {
+            if instance.offlined {
+                plan.actions.push(Action::Delete { name: instance.name.clone() });
+                continue;
+            }
+            slots.push(Slot {
+                name: instance.name.clone(),
+                view: Some(instance),
+                topology: instance.topology.clone(),
+                updated: instance.revision.as_deref() == Some(view.revision),
+                available: instance.available(),
+                fate: if instance.offline { Fate::Leaving } else { Fate::Staying },
+                touched: false,
+            });
+        }
+        let unseen: Vec<&Expected> =
+            view.expected.iter().filter(|e| !view.instances.iter().any(|i| i.name == e.name)).collect();
+        for expected in &unseen {
+            slots.push(Slot {
+                name: expected.name.clone(),
+                view: None,
+                topology: expected.topology.clone(),
+                updated: expected.revision == view.revision,
+                available: false,
+                fate: Fate::Staying,
+                touched: true,
+            });
+        }
+        let unavailable = view.instances.iter().filter(|i| !i.available()).count() + unseen.len();
+        let members = view.instances.len() + unseen.len();
+        let mut taken: BTreeSet<String> = view.instances.iter().map(|i| i.name.clone()).collect();
+        taken.extend(view.expected.iter().map(|e| e.name.clone()));
+        Planner { view, slots, unavailable, budget: budget(view.max_unavailable, view.removal, members), taken, plan }
+    }
+
+    fn desired(&self) -> usize {
+        usize::try_from(self.view.desired).unwrap_or(0)
+    }
+
+    fn count(&self, f: impl Fn(&Slot<'_>) -> bool) -> usize {
+        self.slots.iter().filter(|s| f(s)).count()
+    }
+
+    fn candidates(&self, f: impl Fn(&Slot<'_>) -> bool) -> Vec<choice::Candidate<'v>> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.touched && f(s))
+            .filter_map(|(index, s)| {
+                s.view.map(|view| choice::Candidate { index, view, updated: s.updated, available: s.available })
+            })
+            .collect()
+    }
+
+    fn run(&mut self, suffixes: &mut dyn FnMut() -> String) {
+        let desired = self.desired();
+        let surge_allowed = matches!(self.view.removal, Removal::Offline { .. });
+        // Each step acts on an instance no earlier step took, or creates one; this only
+        // bounds a mistake.
+        let limit = 4 * (self.slots.len() + desired) + 8;
+        for _ in 0..limit {
+            let staying = self.count(|s| s.fate == Fate::Staying);
+            let outdated = self.count(|s| s.fate == Fate::Staying && !s.updated);
+            let updated = staying - outdated;
+            let surge = if surge_allowed { usize::try_from(self.view.max_surge).unwrap_or(0).min(outdated) } else { 0 };
+            let maximum = desired + surge;
+            let step = if staying < maximum {
+                self.scale_out(staying >= desired, suffixes)
+            } else if staying == maximum && outdated == 0 {
+                Step::Stop
+            } else if staying == maximum && updated < desired {
+                self.update()
+            } else {
+                // More than wanted, or (after a surge) outdated instances now surplus.
+                self.scale_in(staying == maximum)
+            };
+            if let Step::Stop = step {
+                return;
+            }
         }
     }
-}
 
-/// The topology whose share is furthest below its weight: the lowest
-/// `(count + 1) / weight`, earlier topologies first on ties. `None` without a policy.
-pub fn choose_topology(topologies: &[WeightedTopology], placed: &[Option<Topology>]) -> Option<Topology> {
-    let count = |t: &Topology| placed.iter().filter(|p| p.as_ref() == Some(t)).count() as u64;
-    topologies
-        .iter()
-        .enumerate()
-        .min_by(|(ia, a), (ib, b)| {
-            let (wa, wb) = (a.weight.max(1) as u64, b.weight.max(1) as u64);
-            ((count(&a.topology) + 1) * wb).cmp(&((count(&b.topology) + 1) * wa)).then(ia.cmp(ib))
-        })
-        .map(|(_, t)| t.topology.clone())
+    fn scale_out(&mut self, surge: bool, suffixes: &mut dyn FnMut() -> String) -> Step {
+        let leaving = self.candidates(|s| s.fate == Fate::Leaving);
+        if let Some(index) = choice::to_cancel(&leaving) {
+            let slot = &mut self.slots[index];
+            slot.fate = Fate::Staying;
+            slot.touched = true;
+            self.plan.actions.push(Action::CancelOffline { name: slot.name.clone() });
+            return Step::Continue;
+        }
+        let name = loop {
+            let name = format!("{}-{}", self.view.group, suffixes());
+            if !self.taken.contains(&name) {
+                break name;
+            }
+        };
+        self.taken.insert(name.clone());
+        let placed: Vec<Option<Topology>> =
+            self.slots.iter().filter(|s| s.fate == Fate::Staying).map(|s| s.topology.clone()).collect();
+        let topology = choose_topology(self.view.topologies, &placed);
+        self.slots.push(Slot {
+            name: name.clone(),
+            view: None,
+            topology: topology.clone(),
+            updated: true,
+            available: false,
+            fate: Fate::Staying,
+            touched: true,
+        });
+        self.unavailable += 1;
+        self.plan.actions.push(Action::Create { name, topology, revision: self.view.revision.to_string(), surge });
+        Step::Continue
+    }
+
+    /// Whether one more available instance may be taken down.
+    fn may_take_down(&self) -> bool {
+        self.unavailable < self.budget
+    }
+
+    fn over_budget(&mut self, name: &str, what: &str) -> Step {
+        self.plan.waiting = Some(format!(
+            "{name} would {what}, but {} instances are unavailable and {} may be at once (maxUnavailable)",
+            self.unavailable, self.budget
+        ));
+        Step::Stop
+    }
+
+    fn take_down(&mut self, index: usize) {
+        let slot = &mut self.slots[index];
+        slot.touched = true;
+        if slot.available {
+            slot.available = false;
+            self.unavailable += 1;
+        }
+    }
+
+    fn update(&mut self) -> Step {
+        let outdated = self.candidates(|s| s.fate == Fate::Staying && !s.updated);
+        let Some(index) = choice::to_update(&outdated, self.view.removal == Removal::Member) else {
+            self.plan.waiting = Some("the outdated instances are not listed yet".into());
+            return Step::Stop;
+        };
+        if self.slots[index].available && !self.may_take_down() {
+            let name = self.slots[index].name.clone();
+            return self.over_budget(&name, "be updated");
+        }
+        self.take_down(index);
+        let slot = &mut self.slots[index];
+        slot.updated = true;
+        self.plan.actions.push(Action::Update { name: slot.name.clone(), revision: self.view.revision.to_string() });
+        Step::Continue
+    }
+
+    fn scale_in(&mut self, only_outdated: bool) -> Step {
+        if let Some(blocked) = &self.view.scale_in_blocked {
+            self.plan.blocked = Some(blocked.clone());
+            return Step::Stop;
+        }
+        let staying: Vec<&Option<Topology>> =
+            self.slots.iter().filter(|s| s.fate == Fate::Staying).map(|s| &s.topology).collect();
+        let spread = choice::Spread::new(self.view.topologies, staying.into_iter());
+        let candidates = self.candidates(|s| s.fate == Fate::Staying && !(only_outdated && s.updated));
+        if only_outdated && !candidates.is_empty() && candidates.iter().all(|c| spread.protects(&c.view.topology)) {
+            // After a surge the outdated instances are the surplus; each being the last
+            // of its topology, one is updated instead, and an updated one from a
+            // crowded topology becomes the surplus.
+            return self.update();
+        }
+        match self.view.removal {
+            Removal::Offline { parallelism } => {
+                let leaving = self.count(|s| s.fate == Fate::Leaving);
+                if leaving >= parallelism.max(1) {
+                    self.plan.waiting =
+                        Some(format!("{leaving} instances leaving; scaleInParallelism {parallelism} allows no more"));
+                    return Step::Stop;
+                }
+                let Some(index) = choice::to_remove(&candidates, &spread, false) else {
+                    self.plan.waiting = Some(if candidates.is_empty() {
+                        "the instances to choose from are not listed yet".into()
+                    } else {
+                        "no instance can leave now without emptying a topology".into()
+                    });
+                    return Step::Stop;
+                };
+                if self.slots[index].available && !self.may_take_down() {
+                    let name = self.slots[index].name.clone();
+                    return self.over_budget(&name, "leave");
+                }
+                self.take_down(index);
+                let slot = &mut self.slots[index];
+                slot.fate = Fate::Leaving;
+                self.plan.actions.push(Action::SetOffline { name: slot.name.clone() });
+                Step::Continue
+            }
+            Removal::Member => {
+                let next = self.next_member(&candidates, &spread);
+                let members = self.slots.len();
+                self.plan.blocked = Some(Blocked {
+                    reason: tikv_operator_api::condition::reasons::MEMBER_REMOVAL_NOT_SUPPORTED,
+                    message: format!(
+                        "removing PD members is not supported yet: {members} members stay while {} are wanted ({next})",
+                        self.view.desired
+                    ),
+                });
+                Step::Stop
+            }
+        }
+    }
+
+    /// Which PD member would go next, or what it waits for.
+    fn next_member(&self, candidates: &[choice::Candidate<'_>], spread: &choice::Spread<'_>) -> String {
+        if let Some(gone) = self.view.instances.iter().find(|i| i.deleting) {
+            return format!("{} is still being removed; one member goes at a time", gone.name);
+        }
+        let Some(index) = choice::to_remove(candidates, spread, true) else {
+            return "no member can go now without emptying a topology".into();
+        };
+        let name = &self.slots[index].name;
+        let unhealthy: Vec<&str> = self
+            .slots
+            .iter()
+            .filter(|s| s.fate == Fate::Staying && s.name != *name && !s.available)
+            .map(|s| s.name.as_str())
+            .collect();
+        if !unhealthy.is_empty() {
+            return format!("every other member must be healthy first: {} not ready", unhealthy.join(", "));
+        }
+        if self.slots[index].available && !self.may_take_down() {
+            return format!("{name} would go once fewer members are unavailable");
+        }
+        format!("{name} would go first")
+    }
+
+    fn finish(mut self) -> Plan {
+        let remaining = self.slots.len();
+        if remaining > self.desired() {
+            let leaving = self.slots.iter().filter(|s| s.fate == Fate::Leaving).map(|s| s.name.clone()).collect();
+            self.plan.scale_in = Some(ScaleIn { from: remaining, to: self.desired(), leaving });
+        }
+        self.plan
+    }
 }
 
 /// A random name suffix: `INSTANCE_SUFFIX_LEN` characters of `[a-z0-9]`.
@@ -120,167 +494,4 @@ pub fn random_suffix() -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::testing::zone;
-
-    fn spread(weights: &[(&str, i32)]) -> Vec<WeightedTopology> {
-        weights.iter().map(|(z, w)| WeightedTopology { topology: zone(z), weight: *w }).collect()
-    }
-
-    fn instance(name: &str, z: &str) -> InstanceView {
-        InstanceView { name: name.into(), topology: Some(zone(z)), revision: Some("r1".into()), deleting: false }
-    }
-
-    fn counter() -> impl FnMut() -> String {
-        let mut n = 0;
-        move || {
-            n += 1;
-            format!("{n:06}")
-        }
-    }
-
-    fn zones_of(plan: &Plan) -> Vec<String> {
-        plan.actions
-            .iter()
-            .map(|Action::Create { topology, .. }| topology.as_ref().unwrap()["topology.kubernetes.io/zone"].clone())
-            .collect()
-    }
-
-    #[test]
-    fn creates_the_missing_instances_spread_and_stamped() {
-        let topologies = spread(&[("a", 1), ("b", 1), ("c", 1)]);
-        let view = GroupView {
-            group: "kv",
-            desired: 3,
-            revision: "r1",
-            instances: &[],
-            expected: &[],
-            topologies: &topologies,
-        };
-        let plan = plan(&view, &mut counter());
-        assert_eq!(zones_of(&plan), ["a", "b", "c"]);
-        let Action::Create { name, revision, .. } = &plan.actions[0];
-        assert_eq!(name, "kv-000001");
-        assert_eq!(revision, "r1");
-        assert_eq!(plan.scale_in, None);
-    }
-
-    #[test]
-    fn nothing_to_do_when_complete() {
-        let topologies = spread(&[("a", 1)]);
-        let instances = [instance("kv-1", "a")];
-        let view = GroupView {
-            group: "kv",
-            desired: 1,
-            revision: "r1",
-            instances: &instances,
-            expected: &[],
-            topologies: &topologies,
-        };
-        assert_eq!(plan(&view, &mut counter()), Plan::default());
-    }
-
-    #[test]
-    fn a_stale_list_with_expectations_makes_no_duplicate() {
-        let topologies = spread(&[("a", 1), ("b", 1), ("c", 1)]);
-        // The list does not show kv-000002 yet, but we created it a moment ago.
-        let instances = [instance("kv-000001", "a")];
-        let expected = [Expected { name: "kv-000002".into(), topology: Some(zone("b")) }];
-        let view = GroupView {
-            group: "kv",
-            desired: 3,
-            revision: "r1",
-            instances: &instances,
-            expected: &expected,
-            topologies: &topologies,
-        };
-        let plan = plan(&view, &mut counter());
-        assert_eq!(plan.actions.len(), 1);
-        let Action::Create { name, .. } = &plan.actions[0];
-        assert_eq!(name, "kv-000003", "names in use or expected are skipped");
-        assert_eq!(zones_of(&plan), ["c"]);
-    }
-
-    #[test]
-    fn deleting_instances_do_not_count_and_their_names_are_not_reused() {
-        let topologies = spread(&[("a", 1)]);
-        let mut gone = instance("kv-000001", "a");
-        gone.deleting = true;
-        let instances = [gone];
-        let view = GroupView {
-            group: "kv",
-            desired: 1,
-            revision: "r1",
-            instances: &instances,
-            expected: &[],
-            topologies: &topologies,
-        };
-        let plan = plan(&view, &mut counter());
-        let Action::Create { name, .. } = &plan.actions[0];
-        assert_eq!(name, "kv-000002");
-    }
-
-    #[test]
-    fn weights_decide_the_shares() {
-        let topologies = spread(&[("a", 2), ("b", 1)]);
-        let view = GroupView {
-            group: "kv",
-            desired: 6,
-            revision: "r1",
-            instances: &[],
-            expected: &[],
-            topologies: &topologies,
-        };
-        let zones = zones_of(&plan(&view, &mut counter()));
-        assert_eq!(zones.iter().filter(|z| *z == "a").count(), 4);
-        assert_eq!(zones.iter().filter(|z| *z == "b").count(), 2);
-    }
-
-    #[test]
-    fn existing_placement_is_filled_up_first() {
-        let topologies = spread(&[("a", 1), ("b", 1), ("c", 1)]);
-        let instances = [instance("kv-x", "a"), instance("kv-y", "a"), instance("kv-z", "b")];
-        let view = GroupView {
-            group: "kv",
-            desired: 5,
-            revision: "r2",
-            instances: &instances,
-            expected: &[],
-            topologies: &topologies,
-        };
-        assert_eq!(zones_of(&plan(&view, &mut counter())), ["c", "b"]);
-    }
-
-    #[test]
-    fn no_policy_means_no_topology() {
-        let view =
-            GroupView { group: "kv", desired: 1, revision: "r1", instances: &[], expected: &[], topologies: &[] };
-        let plan = plan(&view, &mut counter());
-        assert!(matches!(&plan.actions[0], Action::Create { topology: None, .. }));
-    }
-
-    #[test]
-    fn scale_in_is_reported_not_acted_on() {
-        let topologies = spread(&[("a", 1)]);
-        let instances = [instance("kv-1", "a"), instance("kv-2", "a"), instance("kv-3", "a")];
-        let view = GroupView {
-            group: "kv",
-            desired: 2,
-            revision: "r1",
-            instances: &instances,
-            expected: &[],
-            topologies: &topologies,
-        };
-        let plan = plan(&view, &mut counter());
-        assert!(plan.actions.is_empty());
-        assert_eq!(plan.scale_in, Some((3, 2)));
-    }
-
-    #[test]
-    fn random_suffixes_are_valid() {
-        let suffix = random_suffix();
-        assert_eq!(suffix.len(), 6);
-        assert!(suffix.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
-    }
-}
+mod tests;

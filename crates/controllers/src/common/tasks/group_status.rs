@@ -1,9 +1,12 @@
 //! `group_status`: replicas, ready/updated/current counts, revisions, version,
-//! selector, observedGeneration, and the Ready and Synced conditions, from the
-//! instances read. Pure: writes only the status being built (written in `finally`).
+//! selector, observedGeneration, and the Ready, Synced and ScaleInBlocked conditions,
+//! from the instances read and what the updater planned: a scale-in under way keeps
+//! Synced False (`ScalingIn`, how many of how many are leaving), a blocked one sets
+//! `ScaleInBlocked` (removed once nothing is blocked). Pure: writes only the status
+//! being built (written in `finally`).
 
 use kube::{Resource, ResourceExt};
-use tikv_operator_api::condition::{reasons, types};
+use tikv_operator_api::condition::{reasons, remove_condition, types};
 use tikv_operator_api::names;
 use tikv_operator_task::{Node, Outcome, sync_task};
 
@@ -43,7 +46,7 @@ pub fn group_status<S: GroupState>() -> Node<S> {
         let ready = live.iter().filter(|(r, _)| *r).count() as i32;
         let updated =
             live.iter().filter(|(_, rev)| update_revision.is_some() && *rev == update_revision).count() as i32;
-        let scale_in = parts.scale_in;
+        let planned = parts.planned.clone();
         let creating = parts.created.len();
         let desired = group.replicas();
 
@@ -76,11 +79,20 @@ pub fn group_status<S: GroupState>() -> Node<S> {
             let (ready, reason, message) = counts.ready_condition(<S::G as Group>::MIN_REPLICAS, group.replicas_note());
             pass.set_condition(types::READY, ready, reason, message);
         }
-        if let Some((current, desired)) = scale_in {
-            pass.not_synced(
-                reasons::SCALE_IN_NOT_SUPPORTED,
-                format!("scale-in from {current} to {desired} instances is not supported yet; nothing was removed"),
-            );
+        // Left as read when the updater did not run this pass (paused, invalid template).
+        if let Some(planned) = planned {
+            match planned.blocked {
+                Some(blocked) => {
+                    pass.set_condition(types::SCALE_IN_BLOCKED, true, blocked.reason, blocked.message.clone());
+                    pass.not_synced(blocked.reason, blocked.message);
+                }
+                None => {
+                    remove_condition(<S::G as Object>::conditions_mut(&mut pass.status), types::SCALE_IN_BLOCKED);
+                }
+            }
+            if let Some(scale_in) = planned.scale_in {
+                pass.not_synced(reasons::SCALING_IN, scale_in.message());
+            }
         }
         if !all_updated || creating > 0 {
             pass.not_synced(
@@ -228,25 +240,49 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn group_status_reports_a_scale_in_and_creations_as_not_synced() {
+    async fn group_status_reports_a_scale_in_its_block_and_creations_as_not_synced() {
+        use crate::common::group::Planned;
+        use crate::updater::{Blocked, ScaleIn};
         let env = TestEnv::start().await;
         let instances = vec![instance("pd-a", "rev-2", true), instance("pd-b", "rev-2", true)];
+        let runner = Runner::new("t", [group_status()]);
+        let scale_in = ScaleIn { from: 2, to: 1, leaving: vec!["pd-b".into()] };
         let mut s = status_state(&env, sample_pd_group("pd", 1), instances.clone());
-        s.group.scale_in = Some((2, 1));
-        env.run(&Runner::new("t", [group_status()]), "k", &mut s).await;
+        s.group.planned = Some(Planned { scale_in: Some(scale_in.clone()), blocked: None });
+        env.run(&runner, "k", &mut s).await;
         assert_eq!(
             condition(&s, types::SYNCED),
-            (
-                "False".into(),
-                reasons::SCALE_IN_NOT_SUPPORTED.into(),
-                "scale-in from 2 to 1 instances is not supported yet; nothing was removed".into()
-            )
+            ("False".into(), reasons::SCALING_IN.into(), "scaling in from 2 to 1: 1 of 1 leaving (pd-b)".into())
+        );
+
+        let blocked = Blocked { reason: reasons::MEMBER_REMOVAL_NOT_SUPPORTED, message: "not yet".into() };
+        let planned = Planned { scale_in: Some(ScaleIn { leaving: vec![], ..scale_in }), blocked: Some(blocked) };
+        let mut s = status_state(&env, sample_pd_group("pd", 1), instances.clone());
+        s.group.planned = Some(planned);
+        env.run(&runner, "k", &mut s).await;
+        let expected = ("True".to_string(), reasons::MEMBER_REMOVAL_NOT_SUPPORTED.to_string(), "not yet".to_string());
+        assert_eq!(condition(&s, types::SCALE_IN_BLOCKED), expected);
+        assert_eq!(condition(&s, types::SYNCED), ("False".into(), expected.1.clone(), expected.2.clone()));
+
+        // A pass whose updater did not run keeps the block as read; one that planned
+        // nothing blocked removes it.
+        let mut group = sample_pd_group("pd", 1);
+        group.status = Some(s.pass.status.clone());
+        let mut s = status_state(&env, group.clone(), instances.clone());
+        env.run(&runner, "k", &mut s).await;
+        assert_eq!(condition(&s, types::SCALE_IN_BLOCKED), expected);
+        let mut s = status_state(&env, group, instances.clone());
+        s.group.planned = Some(Planned::default());
+        env.run(&runner, "k", &mut s).await;
+        assert!(
+            tikv_operator_api::condition::find_condition(&s.pass.status.common.conditions, types::SCALE_IN_BLOCKED)
+                .is_none()
         );
 
         // Instances created this pass (not yet listed) keep Synced False.
         let mut s = status_state(&env, sample_pd_group("pd", 2), instances);
         s.group.created = vec!["pd-c".into()];
-        env.run(&Runner::new("t", [group_status()]), "k", &mut s).await;
+        env.run(&runner, "k", &mut s).await;
         assert_eq!(condition(&s, types::READY).0, "True");
         assert_eq!(condition(&s, types::SYNCED).1, reasons::NOT_ALL_INSTANCES_UP_TO_DATE);
     }

@@ -1,110 +1,292 @@
-//! `updater`: runs the updater over the instances read (plus those created but not yet
-//! seen) and carries out its plan. Writes: creates instances, at most
-//! [`CREATES_PER_PASS`] a pass, and none while an instance of the group cannot be
-//! scheduled (so a typo such as `replicas: 1000` stops at what fits). A scale-in is
-//! recorded for the Synced condition and not acted on. Complete; Wait without a
-//! revision or while pods cannot be scheduled; Retry while more remain to create or
-//! when a chosen name was taken meanwhile; Fail on other API errors.
+//! `updater`: plans the group's next actions with the pure updater ([`crate::updater`])
+//! over the instances read, with the group's own writes not yet seen there applied
+//! (expectations, kept per group UID), and carries the plan out in its order:
+//!
+//! - Delete: an instance whose store left PD, with UID and resourceVersion
+//!   preconditions (the instance controller then cleans up its Pod and volumes);
+//! - CancelOffline / SetOffline: a merge patch of `spec.offline` and the
+//!   `core.tikv.org/offline-chosen-at` annotation, guarded by the resourceVersion read;
+//! - Create: at most [`CREATES_PER_PASS`] a pass, none while an instance of the group
+//!   cannot be scheduled (so `replicas: 1000` by typo stops at what fits), and none
+//!   beyond `replicas` for an update while updates are not carried out (it would stay);
+//! - Update: reported, not carried out yet (rolling updates come next).
+//!
+//! Every write brings an Event; a blocked scale-in a Warning Event when first reported.
+//! The plan's scale-in and block are left for `group_status`.
+//!
+//! Outcomes: Complete; Wait without a revision, while instances leave, while a scale-in
+//! is blocked or held back by the budget; Retry while more remain to create, or after a
+//! write met a newer instance (409) or a taken name; Fail on other API errors.
 
 use std::time::Duration;
 
-use kube::Api;
+use kube::api::{DeleteParams, Patch, Preconditions};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+use tikv_operator_api::condition::{find_condition, types};
+use tikv_operator_api::names::ANNOTATION_OFFLINE_CHOSEN_AT;
 use tikv_operator_task::{Node, Outcome, task};
 
-use crate::apply::post_params;
-use crate::common::Group;
-use crate::common::group::{GroupState, instance_view, new_instance};
+use crate::apply::{patch_params, post_params};
+use crate::common::group::{GroupState, Planned, instance_view, new_instance};
 use crate::common::replicas::Replicas;
-use crate::error::is_already_exists;
-use crate::updater::{Action, Expected, GroupView, InstanceView, plan, random_suffix};
+use crate::common::{Group, Object, Pass};
+use crate::error::{is_already_exists, is_conflict, is_not_found};
+use crate::updater::{
+    Action, Blocked, Change, ChangeKind, Expected, GroupView, InstanceView, Plan, plan, random_suffix,
+};
 
 /// Instances created in one pass at most: a large scale-out (or a typo such as
 /// `replicas: 1000`) is carried out over several passes, each of which writes the
 /// group's status, so progress and unschedulable pods show while it happens.
 const CREATES_PER_PASS: usize = 10;
 
-fn expectations_key<G: Group>(namespace: &str, name: &str) -> String {
-    format!("{}/{namespace}/{name}", G::COMPONENT)
-}
+/// Whether planned updates are carried out. Until rolling updates are, instances beyond
+/// `replicas` for an update (`maxSurge`) are not created either: nothing would take an
+/// outdated one out in their place.
+const ROLLING_UPDATES: bool = false;
 
 pub fn updater<S: GroupState>() -> Node<S> {
-    task("updater", |s: &mut S| {
-        Box::pin(async move {
-            let Some(revision) = s.group().update_revision.clone() else {
-                return Outcome::wait("no revision yet");
-            };
-            let pass = s.pass();
-            let Some(group) = pass.object.clone() else {
-                return Outcome::complete("no group");
-            };
-            let ctx = pass.ctx.clone();
-            let key = expectations_key::<S::G>(&pass.namespace, &pass.name);
-            let instances: Vec<InstanceView> = s.group().instances.iter().map(instance_view).collect();
-            let seen: Vec<String> = instances.iter().map(|i| i.name.clone()).collect();
-            let expected = ctx.expectations.unseen(&key, &seen);
-            let topologies = group.topologies();
-            let view = GroupView {
-                group: &pass.name,
-                desired: group.replicas(),
-                revision: &revision,
-                instances: &instances,
-                expected: &expected,
-                topologies: &topologies,
-            };
-            let plan = plan(&view, &mut random_suffix);
-            s.group_mut().scale_in = plan.scale_in;
-            let unschedulable = Replicas::count(group.replicas(), &s.group().instances).unschedulable;
-            if unschedulable > 0 && !plan.actions.is_empty() {
-                return Outcome::wait(format!(
-                    "{unschedulable} instances cannot be scheduled: no more are created until they can \
-                     (add capacity, or lower replicas)"
-                ));
-            }
-            let api: Api<<S::G as Group>::Instance> = Api::namespaced(ctx.client.clone(), &s.pass().namespace);
-            let planned = plan.actions.len();
-            for action in plan.actions.into_iter().take(CREATES_PER_PASS) {
-                let Action::Create { name, topology, revision } = action;
-                let instance = new_instance(&group, &name, topology.clone(), &revision);
-                match api.create(&post_params(), &instance).await {
-                    Ok(_) => {
-                        ctx.expectations.created(&key, Expected { name: name.clone(), topology });
-                        s.pass()
-                            .event("CreatedInstance", "Create", format!("created {} instance {name}", S::G::COMPONENT))
-                            .await;
-                        s.group_mut().created.push(name);
+    task("updater", |s: &mut S| Box::pin(run(s)))
+}
+
+async fn run<S: GroupState>(s: &mut S) -> Outcome {
+    let Some(revision) = s.group().update_revision.clone() else {
+        return Outcome::wait("no revision yet");
+    };
+    let Some(group) = s.pass().object.clone() else {
+        return Outcome::complete("no group");
+    };
+    let Some(uid) = group.uid() else {
+        return Outcome::wait("the group has no UID yet");
+    };
+    let ctx = s.pass().ctx.clone();
+    let listed: Vec<(String, String)> =
+        s.group().instances.iter().map(|i| (i.name_any(), i.resource_version().unwrap_or_default())).collect();
+    let pending = ctx.expectations.pending(&uid, &listed);
+    let mut instances: Vec<InstanceView> = s.group().instances.iter().map(instance_view).collect();
+    for change in &pending.changed {
+        if let Some(view) = instances.iter_mut().find(|v| v.name == change.name) {
+            change.apply(view);
+        }
+    }
+    let topologies = group.topologies();
+    let name = s.pass().name.clone();
+    let view = GroupView {
+        group: &name,
+        desired: group.replicas(),
+        revision: &revision,
+        instances: &instances,
+        expected: &pending.created,
+        topologies: &topologies,
+        max_unavailable: group.max_unavailable(),
+        max_surge: group.max_surge(),
+        removal: group.removal(),
+        scale_in_blocked: s.group().scale_in_blocked.clone(),
+    };
+    let plan = plan(&view, &mut random_suffix);
+    s.group_mut().planned = Some(Planned { scale_in: plan.scale_in.clone(), blocked: plan.blocked.clone() });
+    if let Some(blocked) = &plan.blocked {
+        announce(s.pass(), blocked).await;
+    }
+    let mut executor = Executor { uid, done: Vec::new(), held: Vec::new(), updates: Vec::new(), creates_left: 0 };
+    if let Err(outcome) = executor.execute(s, &group, &plan).await {
+        return outcome;
+    }
+    executor.outcome(s, &plan)
+}
+
+/// A Warning Event the first time a block is reported (the status as read does not show
+/// it with this reason yet).
+async fn announce<G: Group>(pass: &Pass<G>, blocked: &Blocked) {
+    let shown = pass
+        .object
+        .as_ref()
+        .and_then(Object::status)
+        .and_then(|status| find_condition(G::conditions(status), types::SCALE_IN_BLOCKED))
+        .is_some_and(|c| c.status == "True" && c.reason == blocked.reason);
+    if !shown {
+        pass.warning(blocked.reason, "ScaleIn", blocked.message.clone()).await;
+    }
+}
+
+struct Executor {
+    uid: String,
+    /// What was written, for the outcome's message.
+    done: Vec<String>,
+    /// What was planned and not done this pass, and why.
+    held: Vec<String>,
+    updates: Vec<String>,
+    creates_left: usize,
+}
+
+impl Executor {
+    /// Carries the plan out; `Err` with the outcome that ends the pass early.
+    async fn execute<S: GroupState>(&mut self, s: &mut S, group: &S::G, plan: &Plan) -> Result<(), Outcome> {
+        let ctx = s.pass().ctx.clone();
+        let api: Api<<S::G as Group>::Instance> = Api::namespaced(ctx.client.clone(), &s.pass().namespace);
+        let component = S::G::COMPONENT;
+        let unschedulable = Replicas::count(group.replicas(), &s.group().instances).unschedulable;
+        let mut creates = 0;
+        for action in &plan.actions {
+            match action {
+                Action::Create { surge: true, .. } if !ROLLING_UPDATES => {
+                    self.hold("instances beyond replicas for an update wait for rolling updates".into());
+                }
+                Action::Create { .. } if unschedulable > 0 => self.hold(format!(
+                    "{unschedulable} instances cannot be scheduled: no more are created until they can (add \
+                     capacity, or lower replicas)"
+                )),
+                Action::Create { .. } if creates == CREATES_PER_PASS => self.creates_left += 1,
+                Action::Create { name, topology, revision, .. } => {
+                    let instance = new_instance(group, name, topology.clone(), revision);
+                    match api.create(&post_params(), &instance).await {
+                        Ok(_) => {
+                            creates += 1;
+                            let expected =
+                                Expected { name: name.clone(), topology: topology.clone(), revision: revision.clone() };
+                            ctx.expectations.created(&self.uid, expected);
+                            s.pass()
+                                .event("CreatedInstance", "Create", format!("created {component} instance {name}"))
+                                .await;
+                            s.group_mut().created.push(name.clone());
+                        }
+                        Err(error) if is_already_exists(&error) => {
+                            return Err(Outcome::retry(
+                                Duration::from_secs(1),
+                                format!("instance name {name} is taken; choosing another"),
+                            ));
+                        }
+                        Err(error) => return Err(Outcome::fail(error)),
                     }
-                    Err(error) if is_already_exists(&error) => {
-                        return Outcome::retry(
-                            Duration::from_secs(1),
-                            format!("instance name {name} is taken; choosing another"),
-                        );
+                }
+                Action::Update { name, .. } => self.updates.push(name.clone()),
+                Action::SetOffline { name } | Action::CancelOffline { name } | Action::Delete { name } => {
+                    let Some(instance) = s.group().instances.iter().find(|i| i.name_any() == *name).cloned() else {
+                        continue;
+                    };
+                    let from_version = instance.resource_version().unwrap_or_default();
+                    let (kind, written) = match action {
+                        Action::SetOffline { .. } => {
+                            let at = ctx.now();
+                            let patch = offline_patch(&from_version, true, Some(at.to_string()));
+                            (ChangeKind::SetOffline { at }, api.patch(name, &patch_params(), &patch).await.map(drop))
+                        }
+                        Action::CancelOffline { .. } => {
+                            let patch = offline_patch(&from_version, false, None);
+                            (ChangeKind::CancelOffline, api.patch(name, &patch_params(), &patch).await.map(drop))
+                        }
+                        _ => {
+                            let preconditions =
+                                Preconditions { uid: instance.uid(), resource_version: Some(from_version.clone()) };
+                            let params = DeleteParams { preconditions: Some(preconditions), ..DeleteParams::default() };
+                            (ChangeKind::Delete, api.delete(name, &params).await.map(drop))
+                        }
+                    };
+                    match written {
+                        Ok(()) => {}
+                        Err(error) if is_not_found(&error) => continue,
+                        Err(error) if is_conflict(&error) => {
+                            return Err(Outcome::retry(
+                                Duration::from_secs(1),
+                                format!("{name} changed since it was read; planning again"),
+                            ));
+                        }
+                        Err(error) => return Err(Outcome::fail(error)),
                     }
-                    Err(error) => return Outcome::fail(error),
+                    let (reason, note) = match kind {
+                        ChangeKind::SetOffline { .. } => {
+                            ("ScalingIn", format!("{component} instance {name} chosen to leave: spec.offline set"))
+                        }
+                        ChangeKind::CancelOffline => (
+                            "OfflineCanceled",
+                            format!(
+                                "{component} instance {name} stays: its offline is cancelled (more replicas wanted)"
+                            ),
+                        ),
+                        ChangeKind::Delete => {
+                            ("DeletedInstance", format!("deleted {component} instance {name}: it has left PD"))
+                        }
+                    };
+                    self.done.push(match kind {
+                        ChangeKind::SetOffline { .. } => format!("set {name} offline"),
+                        ChangeKind::CancelOffline => format!("cancelled the offline of {name}"),
+                        ChangeKind::Delete => format!("deleted {name}"),
+                    });
+                    ctx.expectations.changed(&self.uid, Change { name: name.clone(), from_version, kind });
+                    s.pass().event(reason, "ScaleIn", note).await;
                 }
             }
-            match (&s.group().created[..], s.group().scale_in) {
-                (_, Some((current, desired))) => {
-                    Outcome::complete(format!("scale-in from {current} to {desired} is not supported yet"))
-                }
-                ([], None) => Outcome::complete("nothing to do"),
-                (created, None) if planned > created.len() => Outcome::retry(
-                    Duration::from_secs(1),
-                    format!("created {} of {planned} missing instances; the rest in the next passes", created.len()),
-                ),
-                (created, None) => Outcome::complete(format!("created {}", created.join(", "))),
-            }
-        })
-    })
+        }
+        Ok(())
+    }
+
+    fn hold(&mut self, why: String) {
+        if !self.held.contains(&why) {
+            self.held.push(why);
+        }
+    }
+
+    fn outcome<S: GroupState>(self, s: &S, plan: &Plan) -> Outcome {
+        let mut parts = Vec::new();
+        let created = &s.group().created;
+        if self.creates_left > 0 {
+            parts.push(format!(
+                "created {} of {} missing instances; the rest in the next passes",
+                created.len(),
+                created.len() + self.creates_left
+            ));
+        } else if !created.is_empty() {
+            parts.push(format!("created {}", created.join(", ")));
+        }
+        parts.extend(self.done);
+        if !self.updates.is_empty() {
+            parts.push(format!("{} to update, not carried out yet ({})", self.updates.len(), self.updates.join(", ")));
+        }
+        if self.creates_left > 0 {
+            return Outcome::retry(Duration::from_secs(1), parts.join("; "));
+        }
+        parts.extend(self.held.iter().cloned());
+        let mut waiting = !self.held.is_empty();
+        if let Some(blocked) = &plan.blocked {
+            parts.push(format!("scale-in blocked: {}", blocked.message));
+            waiting = true;
+        } else if let Some(scale_in) = plan.scale_in.as_ref().filter(|s| !s.leaving.is_empty()) {
+            parts.push(scale_in.message());
+            waiting = true;
+        }
+        if let Some(why) = &plan.waiting {
+            parts.push(why.clone());
+            waiting = true;
+        }
+        match (parts.is_empty(), waiting) {
+            (true, _) => Outcome::complete("nothing to do"),
+            (false, true) => Outcome::wait(parts.join("; ")),
+            (false, false) => Outcome::complete(parts.join("; ")),
+        }
+    }
+}
+
+/// `spec.offline` and the time of the choice (removed with `None`), as of the
+/// resourceVersion read.
+fn offline_patch(resource_version: &str, offline: bool, chosen_at: Option<String>) -> Patch<serde_json::Value> {
+    Patch::Merge(json!({
+        "metadata": {
+            "resourceVersion": resource_version,
+            "annotations": { ANNOTATION_OFFLINE_CHOSEN_AT: chosen_at },
+        },
+        "spec": { "offline": offline },
+    }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{TestEnv, pd_group_pass, sample_pd, sample_pd_group};
-    use kube::ResourceExt;
-    use tikv_operator_api::condition::{reasons, types};
+    use crate::testing::{TestEnv, pd_group_pass, sample_pd, sample_pd_group, sample_tikv, sample_tikv_group};
+    use crate::tikvgroup::state::TikvGroupState;
+    use tikv_operator_api::condition::{DesiredCondition, reasons, types};
     use tikv_operator_api::names;
-    use tikv_operator_api::{PD, PDGroup};
+    use tikv_operator_api::{PD, PDGroup, TiKV, TiKVStatus};
     use tikv_operator_task::{OutcomeKind, Runner};
 
     fn zone_of(pd: &PD) -> String {
@@ -130,8 +312,12 @@ mod tests {
         let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
         assert_eq!(s.group.created.len(), 2, "{:?}", s.group.created);
-        assert_eq!(report.entry("updater").unwrap().message(), format!("created {}", s.group.created.join(", ")));
-        assert_eq!(s.group.scale_in, None);
+        // pd-a is at the old revision (and not Ready): its update is planned, not made.
+        assert_eq!(
+            report.entry("updater").unwrap().message(),
+            format!("created {}; 1 to update, not carried out yet (pd-a)", s.group.created.join(", "))
+        );
+        assert_eq!(s.group.planned, Some(Default::default()), "no scale-in, nothing blocked");
         assert_eq!(env.write_log(), ["create core.tikv.org/pds/", "create core.tikv.org/pds/"]);
         let mut created = s.group.created.clone();
         created.sort();
@@ -158,7 +344,7 @@ mod tests {
         let mut s = stale(group.clone());
         let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
-        assert_eq!(report.entry("updater").unwrap().message(), "nothing to do");
+        assert_eq!(report.entry("updater").unwrap().message(), "1 to update, not carried out yet (pd-a)");
         assert!(s.group.created.is_empty());
         assert_eq!(env.writes(), 2, "{:?}", env.write_log());
         assert_eq!(env.list::<PD>().await.len(), 3);
@@ -222,7 +408,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_updater_waits_without_a_revision_and_reports_a_scale_in() {
+    async fn the_updater_waits_without_a_revision_and_reports_a_blocked_pd_scale_in_once() {
         let env = TestEnv::start().await;
         let group = env.create(sample_pd_group("pd", 1)).await;
         let runner = Runner::new("t", [updater()]);
@@ -233,13 +419,189 @@ mod tests {
         assert_eq!(report.entry("updater").unwrap().message(), "no revision yet");
 
         let mut s = pd_group_pass(&env, group, None);
-        s.group.instances = vec![sample_pd("pd-a", "pd"), sample_pd("pd-b", "pd")];
+        s.group.instances = vec![ready(sample_pd("pd-a", "pd")), ready(sample_pd("pd-b", "pd"))];
         s.group.instances_loaded = true;
         s.group.update_revision = Some("rev-1".into());
         let report = env.run(&runner, "k", &mut s).await;
-        assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
-        assert_eq!(report.entry("updater").unwrap().message(), "scale-in from 2 to 1 is not supported yet");
-        assert_eq!(s.group.scale_in, Some((2, 1)));
+        assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
+        let message =
+            "removing PD members is not supported yet: 2 members stay while 1 are wanted (pd-a would go first)";
+        assert_eq!(report.entry("updater").unwrap().message(), format!("scale-in blocked: {message}"));
+        let blocked = s.group.planned.as_ref().unwrap().blocked.clone().unwrap();
+        assert_eq!((blocked.reason, blocked.message.as_str()), (reasons::MEMBER_REMOVAL_NOT_SUPPORTED, message));
         assert_eq!(env.write_log(), Vec::<String>::new());
+        assert_eq!(
+            env.events().await,
+            [("Warning".into(), reasons::MEMBER_REMOVAL_NOT_SUPPORTED.into(), message.into())]
+        );
+    }
+
+    // ---- TiKV: scale-in, cancellation, deletion
+
+    /// Ready and running at its generation.
+    fn ready<I: crate::common::Instance>(mut instance: I) -> I {
+        let generation = instance.meta().generation;
+        let mut status = I::Status::default();
+        for type_ in [types::READY, types::RUNNING] {
+            tikv_operator_api::condition::set_condition(
+                I::conditions_mut(&mut status),
+                DesiredCondition::new(type_, true, "Test", "").observed(generation),
+                crate::testing::t0(),
+            );
+        }
+        instance.set_status(status);
+        instance
+    }
+
+    fn offlined(mut tikv: TiKV) -> TiKV {
+        tikv.spec.offline = true;
+        let mut status = TiKVStatus::default();
+        tikv_operator_api::condition::set_condition(
+            &mut status.common.conditions,
+            DesiredCondition::new(types::OFFLINED, true, reasons::OFFLINE_COMPLETED, "store 5 is removed from PD"),
+            crate::testing::t0(),
+        );
+        tikv.status = Some(status);
+        tikv
+    }
+
+    fn in_zone(name: &str, zone: &str) -> TiKV {
+        let mut tikv = sample_tikv(name, "tikv");
+        tikv.spec.topology = Some(crate::testing::zone(zone));
+        tikv
+    }
+
+    /// Creates the group and the instances (as given, spec and annotations) and returns
+    /// a pass over them as read, each given status (not written: the pass reads it).
+    async fn tikv_pass(env: &TestEnv, replicas: i32, instances: Vec<TiKV>) -> TikvGroupState {
+        let group = env.create(sample_tikv_group("tikv", replicas)).await;
+        let mut read = Vec::new();
+        for instance in instances {
+            let status = instance.status.clone();
+            let mut created = env.create(instance).await;
+            created.status = status;
+            read.push(created);
+        }
+        env.sim.requests().reset();
+        let mut s = TikvGroupState::new(env.ctx.clone(), "default", "tikv");
+        s.pass = s.pass.with_object(group);
+        s.group.instances = read;
+        s.group.instances_loaded = true;
+        s.group.update_revision = Some("rev-1".into());
+        s
+    }
+
+    fn three_zones() -> Vec<TiKV> {
+        vec![
+            ready(in_zone("tikv-a", "zone-a")),
+            ready(in_zone("tikv-b", "zone-b")),
+            ready(in_zone("tikv-c", "zone-c")),
+            ready(in_zone("tikv-d", "zone-a")),
+        ]
+    }
+
+    #[tokio::test]
+    async fn a_tikv_scale_in_sets_one_store_offline_once_even_on_a_stale_list() {
+        let env = TestEnv::start().await;
+        let runner = Runner::new("t", [updater()]);
+        let mut s = tikv_pass(&env, 3, three_zones()).await;
+        let stale = s.group.instances.clone();
+        let report = env.run(&runner, "k", &mut s).await;
+        assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
+        assert_eq!(
+            report.entry("updater").unwrap().message(),
+            "set tikv-a offline; scaling in from 4 to 3: 1 of 1 leaving (tikv-a)"
+        );
+        assert_eq!(env.write_log(), ["patch core.tikv.org/tikvs/tikv-a"]);
+        let chosen: TiKV = env.get("tikv-a").await;
+        assert!(chosen.spec.offline);
+        assert_eq!(chosen.annotations()[names::ANNOTATION_OFFLINE_CHOSEN_AT], "2027-01-15T08:00:00Z");
+        assert_eq!(
+            env.events().await,
+            [("Normal".into(), "ScalingIn".into(), "tikv instance tikv-a chosen to leave: spec.offline set".into())]
+        );
+        let planned = s.group.planned.clone().unwrap();
+        assert_eq!(planned.scale_in.unwrap().leaving, ["tikv-a"]);
+
+        // The next pass still reads the list from before the patch: nothing more.
+        env.sim.requests().reset();
+        let mut again = tikv_pass_over(&env, &s, stale);
+        let report = env.run(&runner, "k", &mut again).await;
+        assert_eq!(report.entry("updater").unwrap().message(), "scaling in from 4 to 3: 1 of 1 leaving (tikv-a)");
+        assert_eq!((env.writes(), env.event_writes()), (0, 0), "{:?}", env.write_log());
+    }
+
+    /// Another pass of the same group over `instances` as read.
+    fn tikv_pass_over(env: &TestEnv, s: &TikvGroupState, instances: Vec<TiKV>) -> TikvGroupState {
+        let mut next = TikvGroupState::new(env.ctx.clone(), "default", "tikv");
+        next.pass = next.pass.with_object(s.pass.object.clone().unwrap());
+        next.group.instances = instances;
+        next.group.instances_loaded = true;
+        next.group.update_revision = Some("rev-1".into());
+        next
+    }
+
+    #[tokio::test]
+    async fn an_offlined_instance_is_deleted_with_preconditions() {
+        let env = TestEnv::start().await;
+        let mut instances = three_zones();
+        instances[0] = offlined(in_zone("tikv-a", "zone-a"));
+        let mut s = tikv_pass(&env, 3, instances).await;
+        let report = env.run(&Runner::new("t", [updater()]), "k", &mut s).await;
+        assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
+        assert_eq!(report.entry("updater").unwrap().message(), "deleted tikv-a");
+        assert_eq!(env.write_log(), ["delete core.tikv.org/tikvs/tikv-a"]);
+        assert_eq!(env.names::<TiKV>().await, ["tikv-b", "tikv-c", "tikv-d"]);
+        assert_eq!(
+            env.events().await,
+            [("Normal".into(), "DeletedInstance".into(), "deleted tikv instance tikv-a: it has left PD".into())]
+        );
+        assert_eq!(s.group.planned.unwrap().scale_in, None);
+    }
+
+    #[tokio::test]
+    async fn raising_replicas_cancels_the_offline_and_a_changed_instance_is_not_written_over() {
+        let env = TestEnv::start().await;
+        let mut instances = three_zones();
+        instances[0].spec.offline = true;
+        instances[0]
+            .annotations_mut()
+            .insert(names::ANNOTATION_OFFLINE_CHOSEN_AT.into(), "2027-01-15T07:00:00Z".into());
+        let mut s = tikv_pass(&env, 4, instances).await;
+        let as_read = s.group.instances.clone();
+        let runner = Runner::new("t", [updater()]);
+        let report = env.run(&runner, "k", &mut s).await;
+        assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
+        assert_eq!(report.entry("updater").unwrap().message(), "cancelled the offline of tikv-a");
+        assert_eq!(env.write_log(), ["patch core.tikv.org/tikvs/tikv-a"], "no instance created");
+        let kept: TiKV = env.get("tikv-a").await;
+        assert!(!kept.spec.offline);
+        assert!(!kept.annotations().contains_key(names::ANNOTATION_OFFLINE_CHOSEN_AT));
+        assert_eq!(env.events().await[0].1, "OfflineCanceled");
+
+        // After a restart (expectations are in memory) over a list from before the
+        // cancel: the write carries the old resourceVersion, is refused, and the pass
+        // plans again.
+        env.ctx.expectations.pending(&s.pass.uid().unwrap(), &[]);
+        let mut stale = tikv_pass_over(&env, &s, as_read);
+        let report = env.run(&runner, "k", &mut stale).await;
+        assert_eq!(report.outcome(), OutcomeKind::Retry, "{report}");
+        assert_eq!(report.entry("updater").unwrap().message(), "tikv-a changed since it was read; planning again");
+        assert_eq!(env.get::<TiKV>("tikv-a").await.resource_version(), kept.resource_version());
+    }
+
+    #[tokio::test]
+    async fn updates_are_planned_and_reported_not_carried_out() {
+        let env = TestEnv::start().await;
+        let mut s = tikv_pass(&env, 4, three_zones()).await;
+        s.group.update_revision = Some("rev-2".into());
+        let report = env.run(&Runner::new("t", [updater()]), "k", &mut s).await;
+        assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
+        assert_eq!(
+            report.entry("updater").unwrap().message(),
+            "1 to update, not carried out yet (tikv-a); tikv-b would be updated, but 1 instances are unavailable \
+             and 1 may be at once (maxUnavailable)"
+        );
+        assert_eq!(env.writes(), 0, "{:?}", env.write_log());
     }
 }
