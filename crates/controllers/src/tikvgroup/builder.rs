@@ -25,6 +25,7 @@ pub fn tasks() -> Vec<Node<TikvGroupState>> {
         if_break(common::template_invalid(), []),
         common::revision(),
         upgrade_ordering(),
+        scale_in_check(),
         common::updater(),
         finally([if_(object_loaded(), [common::group_status(), common::write_status()])]),
     ]
@@ -119,6 +120,9 @@ mod tests {
         let env = TestEnv::start().await;
         env.create(sample_cluster("basic")).await;
         env.create(sample_tikv_group("tikv", 3)).await;
+        // PD answers; no store registered yet, so the pre-check has nothing to refuse.
+        let pd = crate::testing::FakePd::bootstrapped().fresh_handle().await;
+        env.ctx.pd.insert(&crate::pd_registry::ClusterKey::new("default", "basic"), "http://pd", pd);
         let runner = Runner::new("tikvgroup", tasks());
         let pass =
             || async { env.run(&runner, "k", &mut TikvGroupState::new(env.ctx.clone(), "default", "tikv")).await };
@@ -154,5 +158,53 @@ mod tests {
         assert_eq!(env.write_log()[0], format!("patch core.tikv.org/tikvs/{chosen}"));
         assert_eq!(env.list::<TiKV>().await.iter().filter(|t| t.spec.offline).count(), 0);
         assert_eq!(env.list::<TiKV>().await.len(), 3, "the store stays; nothing new");
+    }
+}
+
+#[cfg(test)]
+mod scale_in_tests {
+    use super::*;
+    use crate::pd_registry::ClusterKey;
+    use crate::testing::{FakePd, TestEnv, sample_cluster, sample_tikv_group};
+    use kube::{Api, ResourceExt};
+    use tikv_operator_api::condition::find_condition;
+    use tikv_operator_api::{TiKV, TiKVGroup};
+    use tikv_operator_pd::NodeState;
+    use tikv_operator_task::Runner;
+
+    #[tokio::test]
+    async fn a_scale_in_pd_could_not_finish_is_refused_and_touches_nothing() {
+        let env = TestEnv::start().await;
+        env.create(sample_cluster("basic")).await;
+        env.create(sample_tikv_group("tikv", 3)).await;
+        let runner = Runner::new("tikvgroup", tasks());
+        let pass =
+            || async { env.run(&runner, "k", &mut TikvGroupState::new(env.ctx.clone(), "default", "tikv")).await };
+        let pd =
+            (1..=3).fold(FakePd::bootstrapped(), |pd, id| pd.store(id, &format!("s{id}:20160"), NodeState::Serving));
+        env.ctx.pd.insert(&ClusterKey::new("default", "basic"), "http://pd", pd.fresh_handle().await);
+        pass().await;
+        // Each instance's store is registered, as the instance controller records it.
+        let api: Api<TiKV> = Api::namespaced(env.client.clone(), "default");
+        for (i, mut tikv) in env.list::<TiKV>().await.into_iter().enumerate() {
+            tikv.status.get_or_insert_default().id = Some((i + 1).to_string());
+            api.replace_status(&tikv.name_any(), &Default::default(), &tikv).await.unwrap();
+        }
+        let groups: Api<TiKVGroup> = Api::namespaced(env.client.clone(), "default");
+        let patch = serde_json::json!({"spec": {"replicas": 2}});
+        groups.patch("tikv", &crate::apply::patch_params(), &kube::api::Patch::Merge(&patch)).await.unwrap();
+        env.synced().await;
+        env.sim.requests().reset();
+
+        let report = pass().await;
+        assert!(report.entry("scale_in_check").unwrap().retry_after().is_some(), "{report}");
+        assert_eq!(env.write_log(), ["update core.tikv.org/tikvgroups/status/tikv"], "no store touched");
+        assert_eq!(env.list::<TiKV>().await.iter().filter(|t| t.spec.offline).count(), 0);
+        let group: TiKVGroup = env.get("tikv").await;
+        let blocked = find_condition(&group.status.as_ref().unwrap().common.conditions, "ScaleInBlocked").unwrap();
+        assert_eq!((blocked.status.as_str(), blocked.reason.as_str()), ("True", "NotEnoughStores"));
+        assert!(blocked.message.contains("lower max-replicas"), "{}", blocked.message);
+        let events = env.events().await;
+        assert!(events.iter().any(|(t, _, m)| t == "Warning" && m.contains("max-replicas is 3")), "{events:?}");
     }
 }

@@ -18,16 +18,11 @@ use std::collections::BTreeSet;
 use tikv_operator_api::condition::reasons;
 use tikv_operator_pd::{PdView, Store};
 
+use crate::updater::Blocked;
+
 /// PD counts a store low on space above this share of its capacity used
 /// (`low-space-ratio`, default 0.8): regions are not moved onto it.
 pub const LOW_SPACE_RATIO: f64 = 0.8;
-
-/// Why a scale-in cannot finish, for the group's `ScaleInBlocked` condition.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Blocked {
-    pub reason: &'static str,
-    pub message: String,
-}
 
 /// Judges taking `leaving` more stores away: the stores of the group that would go,
 /// by ID, the worst case first (the updater picks among them). `Ok` when PD could
@@ -91,6 +86,36 @@ pub fn check(view: &PdView, leaving: &[u64]) -> Result<(), Blocked> {
         });
     }
     Ok(())
+}
+
+/// The `count` stores of `candidates` whose going leaves PD the best chance: from the
+/// isolation domain with the most serving stores first, then the least data. If even
+/// these could not go, no choice could.
+pub fn best_case(view: &PdView, candidates: &[u64], count: usize) -> Vec<u64> {
+    let level = view.replication.isolation_level.as_str();
+    let domain = |id: u64| view.store(id).and_then(|s| s.labels.get(level).cloned()).unwrap_or_default();
+    let mut per_domain: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for s in view.stores.values().filter(|s| !s.is_tiflash() && s.is_up_and_heartbeating() && !s.is_removing()) {
+        *per_domain.entry(s.labels.get(level).cloned().unwrap_or_default()).or_default() += 1;
+    }
+    let mut left: Vec<u64> = candidates.to_vec();
+    let mut chosen = Vec::new();
+    while chosen.len() < count && !left.is_empty() {
+        let used = |id: u64| view.store(id).and_then(|s| s.used_bytes).unwrap_or(0);
+        let Some((at, _)) = left
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, id)| (per_domain.get(&domain(**id)).copied().unwrap_or(0), std::cmp::Reverse(used(**id))))
+        else {
+            break;
+        };
+        let id = left.remove(at);
+        if let Some(n) = per_domain.get_mut(&domain(id)) {
+            *n = n.saturating_sub(1);
+        }
+        chosen.push(id);
+    }
+    chosen
 }
 
 fn gib(bytes: u64) -> String {
@@ -164,6 +189,17 @@ mod tests {
         let blocked = check(&v, &[3]).unwrap_err();
         assert_eq!(blocked.reason, reasons::ISOLATION_UNSATISFIABLE);
         assert!(blocked.message.contains("2 distinct zone values for 3 replicas"), "{}", blocked.message);
+    }
+
+    #[tokio::test]
+    async fn the_best_case_takes_from_the_most_crowded_domain_and_the_least_data() {
+        let zoned =
+            ReplicationConfig { max_replicas: 3, isolation_level: "zone".into(), ..ReplicationConfig::default() };
+        let stores = vec![up(1, "a", 100, 30), up(2, "b", 100, 10), up(3, "c", 100, 15), up(4, "a", 100, 20)];
+        let v = view(stores, zoned).await;
+        assert_eq!(best_case(&v, &[1, 2, 3, 4], 1), [4], "zone a has two; store 4 holds less");
+        assert_eq!(best_case(&v, &[1, 2, 3, 4], 2), [4, 2]);
+        assert_eq!(check(&v, &best_case(&v, &[1, 2, 3, 4], 1)), Ok(()));
     }
 
     #[tokio::test]
