@@ -41,9 +41,10 @@ pub fn check(view: &PdView, leaving: &[u64]) -> Result<(), Blocked> {
         return Err(Blocked {
             reason: reasons::NOT_ENOUGH_STORES,
             message: format!(
-                "removing {} stores would leave {n} Up stores and max-replicas is {max_replicas}: \
+                "removing {} would leave {} and max-replicas is {max_replicas}: \
                  raise replicas, add stores, or lower max-replicas",
-                going.len()
+                stores(going.len() as u64),
+                format!("{n} Up {}", if n == 1 { "store" } else { "stores" })
             ),
         });
     }
@@ -55,9 +56,9 @@ pub fn check(view: &PdView, leaving: &[u64]) -> Result<(), Blocked> {
             return Err(Blocked {
                 reason: reasons::ISOLATION_UNSATISFIABLE,
                 message: format!(
-                    "removing {} stores would leave {} distinct {level} values for {max_replicas} replicas \
+                    "removing {} would leave {} distinct {level} values for {max_replicas} replicas \
                      (isolation-level {level}): add stores in other {level}s or choose which go",
-                    going.len(),
+                    stores(going.len() as u64),
                     domains.len()
                 ),
             });
@@ -118,6 +119,11 @@ pub fn best_case(view: &PdView, candidates: &[u64], count: usize) -> Vec<u64> {
     chosen
 }
 
+/// `"1 store"`, `"2 stores"`.
+fn stores(n: u64) -> String {
+    if n == 1 { "1 store".into() } else { format!("{n} stores") }
+}
+
 fn gib(bytes: u64) -> String {
     format!("{:.1} GiB", bytes as f64 / f64::from(1u32 << 30))
 }
@@ -169,7 +175,7 @@ mod tests {
         let stores = vec![up(1, "a", 100, 10), up(2, "b", 100, 10), up(3, "c", 100, 10), down];
         let blocked = check(&view(stores, three()).await, &[3]).unwrap_err();
         assert_eq!(blocked.reason, reasons::NOT_ENOUGH_STORES);
-        assert!(blocked.message.starts_with("removing 1 stores would leave 2 Up stores and max-replicas is 3"));
+        assert!(blocked.message.starts_with("removing 1 store would leave 2 Up stores and max-replicas is 3"));
         let lowered = ReplicationConfig { max_replicas: 2, ..ReplicationConfig::default() };
         let stores = vec![up(1, "a", 100, 10), up(2, "b", 100, 10), up(3, "c", 100, 10)];
         assert_eq!(check(&view(stores, lowered).await, &[3]), Ok(()), "released by lowering max-replicas");
