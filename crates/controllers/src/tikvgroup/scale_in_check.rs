@@ -41,10 +41,10 @@ pub fn check(view: &PdView, leaving: &[u64]) -> Result<(), Blocked> {
         return Err(Blocked {
             reason: reasons::NOT_ENOUGH_STORES,
             message: format!(
-                "removing {} would leave {} and max-replicas is {max_replicas}: \
+                "removing {} would leave {n} Up {} and max-replicas is {max_replicas}: \
                  raise replicas, add stores, or lower max-replicas",
                 stores(going.len() as u64),
-                format!("{n} Up {}", if n == 1 { "store" } else { "stores" })
+                if n == 1 { "store" } else { "stores" }
             ),
         });
     }
