@@ -41,14 +41,22 @@ impl Replicas {
         replicas
     }
 
-    /// `(status, reason, message)` of the group's Ready condition: True only when as
-    /// many instances exist as are wanted and all of them are ready.
+    /// `(status, reason, message)` of the group's Ready condition: True when at least as
+    /// many instances exist as are wanted and all of them are ready (a surplus that has
+    /// not left yet — a scale-in under way or refused — serves too: Synced tells that).
     pub fn ready_condition(&self, min_replicas: i32, note: Option<String>) -> (bool, &'static str, String) {
         let Replicas { desired, existing, ready, unschedulable, .. } = *self;
         let (status, reason, mut message) = if desired < min_replicas {
             (false, reasons::INVALID_SPEC, format!("spec.replicas is {desired}; at least {min_replicas} is needed"))
         } else if ready == desired && existing == desired {
             (true, reasons::READY, format!("{ready} of {desired} instances ready"))
+        } else if ready == existing && existing > desired {
+            let extra = existing - desired;
+            (
+                true,
+                reasons::READY,
+                format!("{ready} instances ready, {desired} wanted: {extra} more until the scale-in ends"),
+            )
         } else {
             let mut details = Vec::new();
             if existing < desired {
@@ -115,6 +123,12 @@ mod tests {
         // More exist than wanted (a PD scale-in that is not carried out), one not ready.
         let r = Replicas::count(2, &[ready("a"), ready("b"), with_ready("c", "False", reasons::POD_NOT_READY, "")]);
         assert_eq!(r.ready_condition(1, None).2, "2 of 2 wanted instances ready; 1 more than wanted, 1 not ready");
+        // All ready, one more than wanted (a scale-in under way or refused): serving.
+        let r = Replicas::count(2, &[ready("a"), ready("b"), ready("c")]);
+        assert_eq!(
+            r.ready_condition(1, None),
+            (true, reasons::READY, "3 instances ready, 2 wanted: 1 more until the scale-in ends".into())
+        );
     }
 
     #[test]
