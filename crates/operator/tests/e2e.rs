@@ -10,10 +10,11 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use kube_sim::Verb;
-use serde_json::json;
+use serde_json::{Value, json};
 use tikv_operator_api::condition::{reasons, types};
+use tikv_operator_api::names::LABEL_STORE_ID;
 
-use env::{CLUSTER, Env, PD_GROUP, TIKV_GROUP, check_condition, condition, name};
+use env::{CLUSTER, Env, PD_GROUP, TIKV_GROUP, check_condition, condition, evict_annotation, expect_eq, name};
 
 /// create → Ready (every status and condition); idle for a simulated minute with zero
 /// API and PD writes; scale TiKV 3 → 5 and PD 3 → 5.
@@ -23,34 +24,7 @@ async fn create_ready_idle_then_scale_out() {
     env.wait_for("Ready with 3 PD members and 3 TiKV stores", |e| e.converged(3, 3)).await;
 
     // Idle: once Ready and settled, a minute of simulated time writes nothing.
-    env.settle(Duration::from_secs(2)).await;
-    let (api, pd) = (env.api_seq(), env.pd_seq());
-    env.let_time_pass(Duration::from_secs(60), Duration::from_secs(5)).await;
-    // Reads come from the watch caches: idle, the operator asks the API server nothing.
-    let (all, _) = env.h.kube_sim().requests().since(api);
-    let requests: Vec<String> = all
-        .iter()
-        .filter(|r| env::is_operator(r) && r.verb != Verb::Watch)
-        .map(|r| format!("{} {} {}", r.verb, r.resource_path(), r.name.as_deref().unwrap_or("-")))
-        .collect();
-    assert!(requests.is_empty(), "idle cluster: the operator made API requests: {requests:#?}");
-    let writes = env.operator_writes(api);
-    let described: Vec<String> = writes
-        .iter()
-        .map(|r| {
-            format!(
-                "{} {} {}/{}",
-                r.verb,
-                r.resource_path(),
-                r.namespace.as_deref().unwrap_or("-"),
-                r.name.as_deref().unwrap_or("-")
-            )
-        })
-        .collect();
-    assert!(described.is_empty(), "idle cluster: the operator wrote to the API: {described:#?}");
-    let pd_writes: Vec<String> =
-        env.operator_pd_writes(pd).iter().map(|w| format!("{} {}", w.method, w.path)).collect();
-    assert!(pd_writes.is_empty(), "idle cluster: the operator wrote to PD: {pd_writes:#?}");
+    env.assert_idle_for_a_minute().await;
     env.converged(3, 3).unwrap();
 
     // Scale out: exactly the missing instances, new members and stores register.
@@ -273,5 +247,296 @@ async fn instances_left_without_their_cluster_are_released_as_under_retain() {
         env::is_operator(r) && r.verb == Verb::Get && r.resource == "clusters" && r.name.as_deref() == Some(CLUSTER)
     });
     assert!(confirmed, "each release confirmed the Cluster gone with a fresh GET, not the cache");
+    env.finish().await;
+}
+
+/// Waits for `tikv`'s conditions and PD's ground truth to say the same thing. Each
+/// check is `(condition type, status, reason)`.
+fn tikv_says(env: &Env, tikv: &str, checks: &[(&str, &str, &str)]) -> Result<Value, String> {
+    let t = env.tikv(tikv)?;
+    for (type_, status, reason) in checks {
+        check_condition(&t, type_, status, reason)?;
+    }
+    Ok(t)
+}
+
+fn message<'v>(t: &'v Value, type_: &str) -> &'v str {
+    condition(t, type_).and_then(|c| c["message"].as_str()).unwrap_or_default()
+}
+
+/// Every region has max-replicas (3) voters, each on a store that is Up, none on `gone`.
+fn regions_replicated_without(env: &Env, gone: u64) -> Result<(), String> {
+    let snapshot = env.try_pd_snapshot()?;
+    let up: BTreeSet<u64> = snapshot.stores.iter().filter(|s| s.state_name == "Up").map(|s| s.id).collect();
+    for region in &snapshot.regions {
+        let voters: Vec<u64> = region.voters().map(|p| p.store_id).collect();
+        if voters.len() != snapshot.max_replicas || voters.iter().any(|s| *s == gone || !up.contains(s)) {
+            return Err(format!("region {} has voters on {voters:?} (Up: {up:?})", region.id));
+        }
+    }
+    Ok(())
+}
+
+/// Knobs that keep a store Removing for a while: one replica moved at a time, each
+/// taking 20 s (simulated).
+fn slow_region_moves(env: &Env) -> pd_sim::Knobs {
+    let control = env.pd().control();
+    let before = control.knobs();
+    control.update_knobs(&json!({"region-move-base": "20s", "replica-schedule-limit": 1})).unwrap();
+    before
+}
+
+/// `spec.offline` on one of four stores: cancelled mid-way (the store serves again, no
+/// evict-leader entry or annotation left), then carried out to Tombstone (regions
+/// re-replicated on the other three, pod and volumes kept); the TiKV then deleted —
+/// the group's replicas lowered first, or it would create a replacement — loses its pod,
+/// its PVCs and its finalizer; three stores serve and the idle cluster writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_cancelled_mid_way_then_carried_out_and_the_tikv_deleted() {
+    let env = Env::start().await;
+    env.wait_for("Ready", |e| e.converged(3, 3)).await;
+    // The group does not plan scale-in yet: the test sets `spec.offline` itself, on one
+    // of four stores, so that three remain for max-replicas 3.
+    env.patch("tikvgroups", TIKV_GROUP, json!({"spec": {"replicas": 4}}));
+    env.wait_for("Ready with 4 stores", |e| e.converged(3, 4)).await;
+    let victim = env.tikv_sharing_a_zone();
+    let id = env.store_id(&victim);
+
+    // Cancelled mid-way: regions move slowly, so the store stays Removing.
+    let knobs = slow_region_moves(&env);
+    let (api, pd) = (env.api_seq(), env.pd_seq());
+    env.patch("tikvs", &victim, json!({"spec": {"offline": true}}));
+    env.wait_for("the store Removing, with its leaders evicted", |e| {
+        let t = tikv_says(
+            e,
+            &victim,
+            &[
+                (types::LEADERS_EVICTED, "True", reasons::EVICTED),
+                (types::OFFLINED, "False", reasons::OFFLINE_PROCESSING),
+            ],
+        )?;
+        let store = e.store_of(&victim).ok_or("no store")?;
+        expect_eq("store state in PD", store.state_name.as_str(), "Offline")?;
+        expect_eq("status.state", t["status"]["state"].as_str(), Some("Removing"))?;
+        expect_eq("annotation", evict_annotation(&t), Some(id.to_string()))?;
+        if !message(&t, types::OFFLINED).contains("regions left") {
+            return Err(format!("Offlined gives no progress: {}", message(&t, types::OFFLINED)));
+        }
+        Ok(())
+    })
+    .await;
+    assert!(env.evict_leader_stores().contains(&id), "the store is under eviction while it leaves");
+    env.patch("tikvs", &victim, json!({"spec": {"offline": false}}));
+    env.wait_for("the offline cancelled: the store serves, no entry or annotation left", |e| {
+        let t = tikv_says(
+            e,
+            &victim,
+            &[
+                (types::OFFLINED, "False", reasons::OFFLINE_CANCELED),
+                (types::LEADERS_EVICTED, "False", reasons::NOT_EVICTED),
+                (types::READY, "True", reasons::READY),
+            ],
+        )?;
+        expect_eq("store state in PD", e.store_of(&victim).ok_or("no store")?.state_name.as_str(), "Up")?;
+        expect_eq("status.state", t["status"]["state"].as_str(), Some("Serving"))?;
+        expect_eq("annotation", evict_annotation(&t), None)?;
+        expect_eq("evict-leader entries", e.evict_leader_stores(), BTreeSet::new())
+    })
+    .await;
+    env.pd().control().set_knobs(knobs);
+    assert_eq!(
+        env.operator_pd_log(pd),
+        [
+            format!("POST /schedulers {{store {id}}} -> 200"),
+            format!("DELETE /store/{id} -> 200"),
+            format!("DELETE /schedulers/evict-leader-scheduler-{id} -> 200"),
+            format!("POST /store/{id}/state?state=Up -> 200"),
+        ],
+        "evict, offline; on the cancel: the entry removed, the store back Up"
+    );
+    for reason in ["EvictionStarted", "EvictionDone", "OfflineStarted", "EvictionEnded", "OfflineCanceled"] {
+        assert!(env.has_event(&victim, "Normal", reason), "{reason}: {:#?}", env.events_of(&victim));
+    }
+    let deletes: Vec<String> = env.operator_api_log(api).into_iter().filter(|w| w.starts_with("delete")).collect();
+    assert!(deletes.is_empty(), "an offline deletes nothing: {deletes:?}");
+    env.wait_for("Ready with 4 stores again", |e| e.converged(3, 4)).await;
+
+    // Carried out to Tombstone: regions re-replicated on the other stores; an offline
+    // instance keeps its pod and volumes until it is deleted.
+    let pvcs: BTreeSet<String> = env.pvcs_of(&victim).iter().map(name).collect();
+    assert!(!pvcs.is_empty());
+    for pvc in env.pvcs_of(&victim) {
+        assert_eq!(pvc["metadata"]["labels"][LABEL_STORE_ID], id.to_string(), "{} carries its store ID", name(&pvc));
+    }
+    let (api, pd) = (env.api_seq(), env.pd_seq());
+    env.patch("tikvs", &victim, json!({"spec": {"offline": true}}));
+    env.wait_for("the store Tombstone, Offlined True, no entry or annotation left", |e| {
+        let t = tikv_says(e, &victim, &[(types::OFFLINED, "True", reasons::OFFLINE_COMPLETED)])?;
+        expect_eq("store state in PD", e.store_of(&victim).ok_or("no store")?.state_name.as_str(), "Tombstone")?;
+        expect_eq("status.state", t["status"]["state"].as_str(), Some("Removed"))?;
+        expect_eq("annotation", evict_annotation(&t), None)?;
+        expect_eq("evict-leader entries", e.evict_leader_stores(), BTreeSet::new())?;
+        regions_replicated_without(e, id)
+    })
+    .await;
+    assert_eq!(
+        env.operator_pd_log(pd),
+        [
+            format!("POST /schedulers {{store {id}}} -> 200"),
+            format!("DELETE /store/{id} -> 200"),
+            format!("DELETE /schedulers/evict-leader-scheduler-{id} -> 200"),
+        ]
+    );
+    assert!(env.has_event(&victim, "Normal", "OfflineCompleted"), "{:#?}", env.events_of(&victim));
+    assert!(env.pod_of(&victim).is_some(), "the pod stays while the TiKV exists");
+    assert_eq!(env.pvcs_of(&victim).iter().map(name).collect::<BTreeSet<_>>(), pvcs, "the volumes stay");
+    let deletes: Vec<String> = env.operator_api_log(api).into_iter().filter(|w| w.starts_with("delete")).collect();
+    assert!(deletes.is_empty(), "an offline deletes nothing: {deletes:?}");
+
+    // The group first: with replicas still 4 it would replace the deleted TiKV at once
+    // (deleting instances do not count). Lowered to 3 while four exist, it reports the
+    // scale-in it does not carry out and removes nothing.
+    let tikvs = env.names("tikvs");
+    env.patch("tikvgroups", TIKV_GROUP, json!({"spec": {"replicas": 3}}));
+    env.wait_for("the group reports the scale-in as not supported", |e| {
+        let group = e.get("tikvgroups", TIKV_GROUP).ok_or("no group")?;
+        check_condition(&group, types::SYNCED, "False", reasons::SCALE_IN_NOT_SUPPORTED)
+    })
+    .await;
+    assert_eq!(env.names("tikvs"), tikvs, "the group removes nothing itself");
+
+    let pod_name = name(&env.pod_of(&victim).unwrap());
+    let (api, pd) = (env.api_seq(), env.pd_seq());
+    env.delete("tikvs", &victim);
+    env.wait_for("the TiKV, its pod and its PVCs gone", |e| {
+        if e.get("tikvs", &victim).is_some() {
+            return Err("the TiKV is still there".into());
+        }
+        if e.pod_of(&victim).is_some() {
+            return Err("the pod is still there".into());
+        }
+        let left = e.pvcs_of(&victim);
+        if !left.is_empty() {
+            return Err(format!("PVCs left: {:?}", left.iter().map(name).collect::<Vec<_>>()));
+        }
+        Ok(())
+    })
+    .await;
+    env.wait_for("Ready with the 3 other stores", |e| e.converged(3, 3)).await;
+    regions_replicated_without(&env, id).unwrap();
+    let writes = env.operator_api_log(api);
+    let pod = format!("delete pods {pod_name}");
+    assert!(writes.contains(&pod), "the operator deleted the pod: {writes:#?}");
+    for pvc in &pvcs {
+        assert!(writes.contains(&format!("delete persistentvolumeclaims {pvc}")), "{pvc} deleted: {writes:#?}");
+    }
+    let creates: Vec<&String> = writes.iter().filter(|w| w.starts_with("create core.tikv.org/tikvs")).collect();
+    assert!(creates.is_empty(), "no replacement: {creates:?}");
+    assert!(env.operator_pd_log(pd).is_empty(), "a removed store needs no PD write: {:?}", env.operator_pd_log(pd));
+
+    env.assert_idle_for_a_minute().await;
+    env.converged(3, 3).unwrap();
+    env.finish().await;
+}
+
+/// `kubectl delete tikv X` on a 3-store cluster with max-replicas 3: the group creates
+/// the replacement at once; PD refuses to take X offline until the replacement is Up
+/// (held Pending here by cordoned nodes), and the condition says so; then X's leaders
+/// move, X goes Tombstone, its pod and PVCs go, three stores serve. Then the Cluster is
+/// deleted under `deletionPolicy: Delete`: every PVC goes with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_tikv_is_replaced_first_then_removed_and_cluster_deletion_deletes_volumes() {
+    let env = Env::start().await;
+    env.wait_for("Ready", |e| e.converged(3, 3)).await;
+    let before = env.names("tikvs");
+    let victim = before.first().unwrap().clone();
+    let id = env.store_id(&victim);
+    let pod = name(&env.pod_of(&victim).unwrap());
+    let pvcs: BTreeSet<String> = env.pvcs_of(&victim).iter().map(name).collect();
+
+    // No node takes new pods for now: the replacement waits Pending.
+    env.cordon_all(true);
+    let (api, pd) = (env.api_seq(), env.pd_seq());
+    env.delete("tikvs", &victim);
+    let replacement = env
+        .wait_for("a replacement created at once", |e| {
+            let new: Vec<String> = e.names("tikvs").difference(&before).cloned().collect();
+            match new.as_slice() {
+                [one] => Ok(one.clone()),
+                _ => Err(format!("new TiKVs: {new:?}")),
+            }
+        })
+        .await;
+    env.wait_for("PD refuses the offline while only two other stores are Up", |e| {
+        let t = tikv_says(
+            e,
+            &victim,
+            &[(types::LEADERS_EVICTED, "True", reasons::EVICTED), (types::OFFLINED, "False", reasons::OFFLINE_REFUSED)],
+        )?;
+        if !message(&t, types::OFFLINED).contains("can not remove store") {
+            return Err(format!("Offlined does not give PD's reason: {}", message(&t, types::OFFLINED)));
+        }
+        Ok(())
+    })
+    .await;
+    assert!(env.has_event(&victim, "Warning", "OfflineRefused"), "{:#?}", env.events_of(&victim));
+    let refused = format!("DELETE /store/{id} -> 400");
+    let log = env.operator_pd_log(pd);
+    assert_eq!(log[..2], [format!("POST /schedulers {{store {id}}} -> 200"), refused.clone()], "{log:#?}");
+    assert!(log[2..].iter().all(|w| *w == refused), "only refused offlines while the replacement waits: {log:#?}");
+    assert_eq!(env.store_of(&victim).unwrap().state_name, "Up", "the store still serves");
+    assert_eq!(env.store_of(&victim).unwrap().leader_count, 0, "without leaders");
+    assert!(env.pod_of(&victim).is_some() && env.pvcs_of(&victim).len() == pvcs.len(), "pod and PVCs stay");
+    let deletes: Vec<String> = env.operator_api_log(api).into_iter().filter(|w| w.starts_with("delete")).collect();
+    assert!(deletes.is_empty(), "nothing is deleted while the store is in PD: {deletes:?}");
+
+    env.cordon_all(false);
+    env.wait_for("the replacement serves and X is gone with its pod and PVCs", |e| {
+        if e.get("tikvs", &victim).is_some() || e.pod_of(&victim).is_some() || !e.pvcs_of(&victim).is_empty() {
+            return Err("the TiKV, its pod or its PVCs are still there".into());
+        }
+        e.converged(3, 3)
+    })
+    .await;
+    assert!(env.names("tikvs").contains(&replacement));
+    assert_eq!(env.pd_snapshot().store(id).map(|s| s.state_name.clone()).as_deref(), Some("Tombstone"));
+    assert_eq!(env.evict_leader_stores(), BTreeSet::new(), "no evict-leader entry left");
+    regions_replicated_without(&env, id).unwrap();
+    let writes = env.operator_api_log(api);
+    assert!(writes.contains(&format!("delete pods {pod}")), "{writes:#?}");
+    for pvc in &pvcs {
+        assert!(writes.contains(&format!("delete persistentvolumeclaims {pvc}")), "{pvc} deleted: {writes:#?}");
+    }
+    let log = env.operator_pd_log(pd);
+    let accepted: Vec<&String> = log.iter().filter(|w| w.starts_with(&format!("DELETE /store/{id} -> 2"))).collect();
+    assert_eq!(accepted.len(), 1, "{log:#?}");
+    assert_eq!(
+        log.last(),
+        Some(&format!("DELETE /schedulers/evict-leader-scheduler-{id} -> 200")),
+        "the entry goes last: {log:#?}"
+    );
+    for reason in ["OfflineStarted", "OfflineCompleted"] {
+        assert!(env.has_event(&victim, "Normal", reason), "{reason}: {:#?}", env.events_of(&victim));
+    }
+
+    // The Cluster deleted under deletionPolicy: Delete — the data goes with it.
+    env.patch("clusters", CLUSTER, json!({"spec": {"deletionPolicy": "Delete"}}));
+    env.wait_for("the Cluster's spec seen", |e| {
+        let cluster = e.get("clusters", CLUSTER).ok_or("no Cluster")?;
+        expect_eq("observedGeneration", &cluster["status"]["observedGeneration"], &cluster["metadata"]["generation"])
+    })
+    .await;
+    assert_eq!(env.names("persistentvolumeclaims").len(), 6);
+    env.delete("clusters", CLUSTER);
+    env.wait_for("everything gone, PVCs included", |e| {
+        for plural in ["clusters", "pdgroups", "tikvgroups", "pds", "tikvs", "pods", "persistentvolumeclaims"] {
+            let left = e.names(plural);
+            if !left.is_empty() {
+                return Err(format!("{plural} left: {left:?}"));
+            }
+        }
+        Ok(())
+    })
+    .await;
     env.finish().await;
 }
