@@ -218,13 +218,24 @@ impl Env {
         self.store_ids()[tikv].parse().unwrap()
     }
 
-    /// A TiKV instance whose zone holds another one (lowest name first): without it
-    /// the others stay spread over every zone.
+    /// Of the TiKV instances whose zone holds another one (without it the others stay
+    /// spread over every zone), the one whose store holds the most leaders (then
+    /// regions): pd-sim may leave a new store in a shared zone empty for a while, and an
+    /// empty store leaves PD at once.
     pub fn tikv_sharing_a_zone(&self) -> String {
         let names = self.names("tikvs");
         let zones: BTreeMap<&String, Option<String>> = names.iter().map(|n| (n, self.zone_of(n))).collect();
-        let shared = names.iter().find(|n| zones.values().filter(|z| **z == zones[n]).count() > 1);
-        shared.unwrap_or_else(|| panic!("no two TiKVs share a zone: {zones:?}")).clone()
+        let shared = names.iter().filter(|n| zones.values().filter(|z| **z == zones[n]).count() > 1);
+        let busiest = shared.max_by_key(|n| self.store_of(n).map(|s| (s.leader_count, s.region_count)));
+        busiest.unwrap_or_else(|| panic!("no two TiKVs share a zone: {zones:?}")).clone()
+    }
+
+    /// The TiKV instance other than `except` whose store holds the most leaders (then
+    /// regions).
+    pub fn busiest_tikv_but(&self, except: &str) -> String {
+        let names = self.names("tikvs");
+        let others = names.iter().filter(|n| *n != except);
+        others.max_by_key(|n| self.store_of(n).map(|s| (s.leader_count, s.region_count))).unwrap().clone()
     }
 
     /// The one PD cluster the pods formed, for its control knobs (faults, stalls).
@@ -456,6 +467,13 @@ impl Env {
         let started = Instant::now();
         while clock.now().saturating_duration_since(from) < sim || started.elapsed() < real {
             self.h.watcher().assert_none();
+            assert!(
+                started.elapsed() < DEADLINE,
+                "{}s of simulated time did not pass within {}s (real time): only {:?}",
+                sim.as_secs(),
+                DEADLINE.as_secs(),
+                clock.now().saturating_duration_since(from)
+            );
             tokio::time::sleep(POLL).await;
         }
     }
