@@ -1,25 +1,28 @@
 //! One end-to-end environment: the harness (kube-sim + pd-sim + the safety watcher),
 //! `examples/basic` applied as a user would, and the operator running on its own task
 //! exactly as the playground wires it (kubeconfig, proxy into the pod network,
-//! shutdown signal).
+//! shutdown signal, the simulated clock).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use kube_sim::{DeleteOptions, ListOptions, PatchType, RequestRecord, ResourceRef, StoreClient, Verb};
 use serde_json::{Value, json};
-use sim_harness::{Harness, HarnessConfig, PdWrite};
+use sim_harness::{Harness, HarnessConfig, PdCluster, PdWrite};
 use tikv_operator::playground::{apply, progress};
 use tikv_operator_api::condition::{reasons, types};
-use tikv_operator_api::names::LABEL_INSTANCE;
+use tikv_operator_api::names::{ANNOTATION_EVICT_LEADER_STORE, LABEL_INSTANCE};
 use tikv_operator_controllers::OperatorConfig;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// Simulated-clock speed: PD and Kubernetes timings pass 20x faster than the
-/// operator's own (real-time) timers, as in the playground.
+/// Simulated-clock speed: PD and Kubernetes timings (and the operator's clock, which
+/// measures ages and stalls) pass 20x faster than the operator's own real-time timers
+/// (requeues, polls), as in the playground.
 pub const SPEED: f64 = 20.0;
 pub const NS: &str = "default";
 pub const CLUSTER: &str = "basic";
@@ -29,13 +32,15 @@ pub const TIKV_GROUP: &str = "tikv";
 pub const DEADLINE: Duration = Duration::from_secs(90);
 const POLL: Duration = Duration::from_millis(100);
 const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
+/// The User-Agent of an SRE's pd-ctl, for PD writes that are not the operator's.
+pub const PD_CTL: &str = "pd-ctl/v8.5.0";
 
 pub struct Env {
     pub h: Harness,
     /// The in-process client of a user (`kubectl`), for changes the tests make.
     pub user: StoreClient,
     stop: watch::Sender<bool>,
-    operator: Option<JoinHandle<Result<(), tikv_operator_controllers::Error>>>,
+    operator: Option<OperatorTask>,
 }
 
 pub fn r(plural: &str) -> ResourceRef {
@@ -49,6 +54,12 @@ impl Env {
     /// Harness up, CRDs installed, `examples/basic` applied (minReadySeconds 0), and
     /// the operator started.
     pub async fn start() -> Env {
+        Env::start_with(|_| {}).await
+    }
+
+    /// [`start`](Self::start), with `customize` changing the documents of
+    /// `examples/basic` before they are applied.
+    pub async fn start_with(customize: impl FnOnce(&mut [apply::Document])) -> Env {
         let config = HarnessConfig {
             nodes: 6,
             zones: 3,
@@ -63,6 +74,7 @@ impl Env {
                 doc.object["spec"]["minReadySeconds"] = json!(0);
             }
         }
+        customize(&mut docs);
         Env::launch(h, &docs)
     }
 
@@ -108,33 +120,33 @@ impl Env {
             apply::apply(&kubectl, doc).expect("apply");
         }
 
-        let (stop, stop_rx) = watch::channel(false);
-        let shutdown = async move {
-            let mut rx = stop_rx;
-            let _ = rx.wait_for(|s| *s).await;
-        }
-        .boxed()
-        .shared();
-        let operator = OperatorConfig {
-            pd_proxy: Some(h.proxy_url()),
-            pd_poll_fast: Duration::from_millis(200),
-            pd_poll_slow: Duration::from_secs(2),
-            ..OperatorConfig::default()
-        };
-        let kubeconfig = h.kubeconfig_path().to_owned();
-        let task = tokio::spawn(tikv_operator_controllers::run_until(kubeconfig, operator, shutdown));
-        Env { h, user, stop, operator: Some(task) }
+        let (stop, operator) = spawn_operator(&h);
+        Env { h, user, stop, operator: Some(operator) }
     }
 
-    /// Stops the operator (bounded), checks the watcher one last time and shuts the
-    /// harness down.
-    pub async fn finish(mut self) {
+    /// Stops the operator as its shutdown signal does (bounded), checking it ends well.
+    pub async fn stop_operator(&mut self) {
         let _ = self.stop.send(true);
         if let Some(task) = self.operator.take() {
             let result = tokio::time::timeout(Duration::from_secs(15), task).await;
             let result = result.expect("the operator stops within 15 s of the shutdown signal");
             result.expect("the operator task ends normally").expect("the operator returns Ok");
         }
+    }
+
+    /// A new operator process: nothing of the old one's memory (caches, waits, PD
+    /// views) carries over, only what it wrote to the API server.
+    pub async fn restart_operator(&mut self) {
+        self.stop_operator().await;
+        let (stop, operator) = spawn_operator(&self.h);
+        self.stop = stop;
+        self.operator = Some(operator);
+    }
+
+    /// Stops the operator (bounded), checks the watcher one last time and shuts the
+    /// harness down.
+    pub async fn finish(mut self) {
+        self.stop_operator().await;
         self.h.watcher().assert_none();
         self.h.shutdown().await;
     }
@@ -196,6 +208,98 @@ impl Env {
         self.try_pd_snapshot().unwrap()
     }
 
+    /// A TiKV instance, or why not.
+    pub fn tikv(&self, name: &str) -> Result<Value, String> {
+        self.get("tikvs", name).ok_or_else(|| format!("no TiKV {name}"))
+    }
+
+    /// The store ID recorded on a TiKV instance.
+    pub fn store_id(&self, tikv: &str) -> u64 {
+        self.store_ids()[tikv].parse().unwrap()
+    }
+
+    /// Of the TiKV instances whose zone holds another one (without it the others stay
+    /// spread over every zone), the one whose store holds the most leaders (then
+    /// regions): pd-sim may leave a new store in a shared zone empty for a while, and an
+    /// empty store leaves PD at once.
+    pub fn tikv_sharing_a_zone(&self) -> String {
+        let names = self.names("tikvs");
+        let zones: BTreeMap<&String, Option<String>> = names.iter().map(|n| (n, self.zone_of(n))).collect();
+        let shared = names.iter().filter(|n| zones.values().filter(|z| **z == zones[n]).count() > 1);
+        let busiest = shared.max_by_key(|n| self.store_of(n).map(|s| (s.leader_count, s.region_count)));
+        busiest.unwrap_or_else(|| panic!("no two TiKVs share a zone: {zones:?}")).clone()
+    }
+
+    /// The TiKV instance other than `except` whose store holds the most leaders (then
+    /// regions).
+    pub fn busiest_tikv_but(&self, except: &str) -> String {
+        let names = self.names("tikvs");
+        let others = names.iter().filter(|n| *n != except);
+        others.max_by_key(|n| self.store_of(n).map(|s| (s.leader_count, s.region_count))).unwrap().clone()
+    }
+
+    /// The one PD cluster the pods formed, for its control knobs (faults, stalls).
+    pub fn pd(&self) -> Arc<PdCluster> {
+        let clusters = self.h.pd_clusters();
+        assert_eq!(clusters.len(), 1, "exactly one PD cluster formed");
+        clusters[0].clone()
+    }
+
+    /// The store recorded on a TiKV instance, as PD's ground truth has it.
+    pub fn store_of(&self, tikv: &str) -> Option<pd_sim::StoreTruth> {
+        let id: u64 = self.get("tikvs", tikv)?["status"]["id"].as_str()?.parse().ok()?;
+        self.try_pd_snapshot().ok()?.store(id).cloned()
+    }
+
+    /// The stores PD's evict-leader scheduler holds (ground truth).
+    pub fn evict_leader_stores(&self) -> BTreeSet<u64> {
+        self.pd_snapshot().evict_leader_stores.unwrap_or_default().into_iter().collect()
+    }
+
+    /// The zone of the node an instance's pod runs on.
+    pub fn zone_of(&self, instance: &str) -> Option<String> {
+        let pod = self.pod_of(instance)?;
+        let node = pod["spec"]["nodeName"].as_str()?;
+        let node = self.nodes().into_iter().find(|n| n["metadata"]["name"] == node)?;
+        node["metadata"]["labels"][ZONE_LABEL].as_str().map(str::to_owned)
+    }
+
+    /// The PVCs of an instance (by its instance label).
+    pub fn pvcs_of(&self, instance: &str) -> Vec<Value> {
+        self.list("persistentvolumeclaims")
+            .into_iter()
+            .filter(|p| p["metadata"]["labels"][LABEL_INSTANCE] == instance)
+            .collect()
+    }
+
+    /// Events about `object` (any kind), as `type reason: note`, oldest first.
+    pub fn events_of(&self, object: &str) -> Vec<String> {
+        let store = self.h.store();
+        let mut events = Vec::new();
+        for (group, version) in [("events.k8s.io", "v1"), ("", "v1")] {
+            let Some(info) = store.resource(group, version, "events") else { continue };
+            let Ok(mut list) = store.list(&info, Some(NS), &ListOptions::default()) else { continue };
+            for e in list["items"].as_array_mut().map(std::mem::take).unwrap_or_default() {
+                let about = if e["regarding"].is_object() { &e["regarding"] } else { &e["involvedObject"] };
+                if about["name"] != object {
+                    continue;
+                }
+                let note = e["note"].as_str().or(e["message"].as_str()).unwrap_or_default();
+                events.push(format!(
+                    "{} {}: {note}",
+                    e["type"].as_str().unwrap_or("?"),
+                    e["reason"].as_str().unwrap_or("?")
+                ));
+            }
+        }
+        events
+    }
+
+    /// Whether an event of this reason was recorded about `object`.
+    pub fn has_event(&self, object: &str, kind: &str, reason: &str) -> bool {
+        self.events_of(object).iter().any(|e| e.starts_with(&format!("{kind} {reason}:")))
+    }
+
     pub fn pod_of(&self, instance: &str) -> Option<Value> {
         self.list("pods").into_iter().find(|p| p["metadata"]["labels"][LABEL_INSTANCE] == instance)
     }
@@ -204,6 +308,41 @@ impl Env {
 
     pub fn patch(&self, plural: &str, name: &str, patch: Value) {
         self.user.patch(&r(plural), Some(NS), name, None, PatchType::Merge, &patch).expect("user patch");
+    }
+
+    /// `kubectl cordon` (or `uncordon`) of every node: new pods cannot be scheduled.
+    pub fn cordon_all(&self, cordoned: bool) {
+        for node in self.nodes() {
+            self.h.cluster().nodes().cordon(&name(&node), cordoned).expect("cordon");
+        }
+    }
+
+    /// A PD write by an SRE's pd-ctl (not the operator): through the same proxy into
+    /// the pod network, to the Cluster's PD Service, with pd-ctl's User-Agent. Returns
+    /// the status and the body.
+    pub async fn sre_pd(&self, method: &str, path: &str, body: Option<Value>) -> (u16, String) {
+        let proxy = self.h.proxy_url();
+        let proxy = proxy.trim_start_matches("http://").to_owned();
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let request = format!(
+            "{method} http://pd-pd.{NS}.svc:2379{path} HTTP/1.1\r\nHost: pd-pd.{NS}.svc:2379\r\n\
+             User-Agent: {PD_CTL}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let answer = tokio::task::spawn_blocking(move || {
+            let mut stream = std::net::TcpStream::connect(proxy).expect("the proxy listens");
+            stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            stream.write_all(request.as_bytes()).unwrap();
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).unwrap();
+            answer
+        })
+        .await
+        .unwrap();
+        let status = answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let body = answer.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        (status, body)
     }
 
     pub fn delete_pod(&self, name: &str) {
@@ -238,6 +377,49 @@ impl Env {
 
     pub fn operator_pd_writes(&self, seq: u64) -> Vec<PdWrite> {
         self.h.pd_writes().since(seq).into_iter().filter(|w| w.client.starts_with("tikv-operator")).collect()
+    }
+
+    /// The operator's PD writes from `seq` on, as `METHOD /path -> status` (the path
+    /// without `/pd/api/v1`, the evict-leader body's store ID after the path).
+    pub fn operator_pd_log(&self, seq: u64) -> Vec<String> {
+        self.operator_pd_writes(seq).iter().map(describe_pd_write).collect()
+    }
+
+    /// The operator's API writes from `seq` on, as `verb resource[/subresource] name`.
+    pub fn operator_api_log(&self, seq: u64) -> Vec<String> {
+        self.operator_writes(seq)
+            .iter()
+            .map(|r| {
+                let sub = r.subresource.as_deref().map(|s| format!("/{s}")).unwrap_or_default();
+                format!("{} {}{sub} {}", r.verb, r.resource_path(), r.name.as_deref().unwrap_or("-"))
+            })
+            .collect()
+    }
+
+    /// Asserts that, Ready and settled, a simulated minute makes no operator API
+    /// request (but watches) and no PD write.
+    pub async fn assert_idle_for_a_minute(&self) {
+        self.settle(Duration::from_secs(2)).await;
+        let (api, pd) = (self.api_seq(), self.pd_seq());
+        self.let_time_pass(Duration::from_secs(60), Duration::from_secs(5)).await;
+        // Reads come from the watch caches: idle, the operator asks the API server nothing.
+        let (all, _) = self.h.kube_sim().requests().since(api);
+        let requests: Vec<String> = all
+            .iter()
+            .filter(|r| is_operator(r) && r.verb != Verb::Watch)
+            .map(|r| {
+                format!(
+                    "{} {} {}/{}",
+                    r.verb,
+                    r.resource_path(),
+                    r.namespace.as_deref().unwrap_or("-"),
+                    r.name.as_deref().unwrap_or("-")
+                )
+            })
+            .collect();
+        assert!(requests.is_empty(), "idle cluster: the operator made API requests: {requests:#?}");
+        let pd_writes = self.operator_pd_log(pd);
+        assert!(pd_writes.is_empty(), "idle cluster: the operator wrote to PD: {pd_writes:#?}");
     }
 
     // ---- waiting ----
@@ -285,6 +467,13 @@ impl Env {
         let started = Instant::now();
         while clock.now().saturating_duration_since(from) < sim || started.elapsed() < real {
             self.h.watcher().assert_none();
+            assert!(
+                started.elapsed() < DEADLINE,
+                "{}s of simulated time did not pass within {}s (real time): only {:?}",
+                sim.as_secs(),
+                DEADLINE.as_secs(),
+                clock.now().saturating_duration_since(from)
+            );
             tokio::time::sleep(POLL).await;
         }
     }
@@ -356,7 +545,9 @@ impl Env {
         let up: BTreeSet<String> =
             snapshot.stores.iter().filter(|s| s.state_name == "Up").map(|s| s.id.to_string()).collect();
         expect_eq("stores Up in PD vs recorded", &up, &ids)?;
-        expect_eq("stores in PD", snapshot.stores.len(), kv)?;
+        // Tombstone records of stores taken offline stay in PD (until remove-tombstone).
+        let live = snapshot.stores.iter().filter(|s| s.state_name != "Tombstone").count();
+        expect_eq("stores in PD (not Tombstone)", live, kv)?;
 
         // Pods: spread over the three zones of the EvenlySpread policy.
         self.spread("pd", &pds)?;
@@ -470,14 +661,61 @@ impl Env {
     }
 }
 
+type OperatorTask = JoinHandle<Result<(), tikv_operator_controllers::Error>>;
+
+/// The operator on its own task, as the playground runs it.
+fn spawn_operator(h: &Harness) -> (watch::Sender<bool>, OperatorTask) {
+    let (stop, stop_rx) = watch::channel(false);
+    let shutdown = async move {
+        let mut rx = stop_rx;
+        let _ = rx.wait_for(|s| *s).await;
+    }
+    .boxed()
+    .shared();
+    let operator = OperatorConfig {
+        pd_proxy: Some(h.proxy_url()),
+        pd_poll_fast: Duration::from_millis(200),
+        pd_poll_slow: Duration::from_secs(2),
+        ..OperatorConfig::default()
+    };
+    let kubeconfig = h.kubeconfig_path().to_owned();
+    let clock = Arc::new(SimulatedClock(h.clock().clone()));
+    let task = tokio::spawn(tikv_operator_controllers::run_until_with_clock(kubeconfig, operator, clock, shutdown));
+    (stop, task)
+}
+
+/// The simulated cluster's clock, as the playground gives it to the operator: the
+/// conditions it stamps and the ages and stalls it measures are on the clock the
+/// simulators run on.
+struct SimulatedClock(sim_clock::SimClock);
+
+impl tikv_operator_controllers::Clock for SimulatedClock {
+    fn now(&self) -> jiff::Timestamp {
+        jiff::Timestamp::try_from(self.0.wall()).unwrap()
+    }
+}
+
 /// The documents of `examples/basic`, as a user has them.
 fn basic() -> Vec<apply::Document> {
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/basic");
     apply::read_dir(&examples).expect("examples/basic reads")
 }
 
+/// `DELETE /store/4 -> 200`, `POST /schedulers {store 4} -> 200`.
+pub fn describe_pd_write(w: &PdWrite) -> String {
+    let path = w.path.strip_prefix("/pd/api/v1").unwrap_or(&w.path);
+    let body: Value = serde_json::from_slice(&w.body).unwrap_or(Value::Null);
+    let store = body["store_id"].as_u64().map(|id| format!(" {{store {id}}}")).unwrap_or_default();
+    format!("{} {path}{store} -> {}", w.method, w.status)
+}
+
 pub fn is_operator(r: &RequestRecord) -> bool {
     !r.in_process
+}
+
+/// The store ID an instance records its evict-leader entry for, if any.
+pub fn evict_annotation(o: &Value) -> Option<String> {
+    o["metadata"]["annotations"][ANNOTATION_EVICT_LEADER_STORE].as_str().map(str::to_owned)
 }
 
 pub fn name(o: &Value) -> String {
