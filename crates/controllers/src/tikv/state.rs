@@ -89,6 +89,26 @@ pub enum Leaders {
     NotYet,
 }
 
+/// Why the leaders of store `id` should not start moving now, if not: fewer than
+/// max-replicas other Up TiKV stores would stay — those neither leaving (Removing) nor
+/// under eviction themselves. Several stores leaving at once (a deleted group) then go
+/// one after the other instead of all evicting, with nowhere for their leaders to go.
+pub fn eviction_blocker(view: &PdView, id: u64) -> Option<String> {
+    let max_replicas = view.replication.max_replicas;
+    let staying = view
+        .stores
+        .values()
+        .filter(|s| s.id != id && !s.is_tiflash() && matches!(s.node_state, NodeState::Preparing | NodeState::Serving))
+        .filter(|s| !view.is_evicting_leaders(s.id))
+        .count() as u64;
+    (staying < max_replicas).then(|| {
+        format!(
+            "{staying} other Up stores would stay (not leaving or under eviction) and max-replicas is {max_replicas}: \
+             waiting for more stores"
+        )
+    })
+}
+
 /// Why PD would refuse to take store `id` offline now, if it would: the Up TiKV
 /// stores left (Preparing or Serving, as PD counts them, Disconnected and Down
 /// included) would be fewer than max-replicas.

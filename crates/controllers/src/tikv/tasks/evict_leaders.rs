@@ -40,7 +40,9 @@ use tikv_operator_task::{Node, Outcome, task};
 
 use crate::apply::patch_params;
 use crate::error::is_conflict;
-use crate::tikv::state::{FRESH_VIEW_RECHECK, Leaders, Refusal, StoreView, TikvState, offline_blocker};
+use crate::tikv::state::{
+    FRESH_VIEW_RECHECK, Leaders, Refusal, StoreView, TikvState, eviction_blocker, offline_blocker,
+};
 
 /// How often leader counts are looked at while they move.
 pub const EVICTION_RECHECK: Duration = Duration::from_secs(5);
@@ -94,7 +96,16 @@ async fn run(s: &mut TikvState) -> Outcome {
     }
     let present = observed.view.is_evicting_leaders(id);
     let ours = recorded == Some(id);
-    if !ours && let Some(why) = offline_blocker(&observed.view, id) {
+    let blocker = if ours { offline_blocker(&observed.view, id) } else { eviction_blocker(&observed.view, id) };
+    if let Some(why) = blocker {
+        // Not started, or (ours, PD could no longer take the store offline) given back:
+        // a store is not kept without leaders for an offline that cannot happen.
+        if ours && present {
+            let outcome = remove_ours(s, id).await;
+            if outcome.kind() != tikv_operator_task::OutcomeKind::Complete {
+                return outcome;
+            }
+        }
         s.leaders = Leaders::NotYet;
         let message = format!("leaders of store {id} stay until PD could take it offline: {why}");
         s.pass.set_condition(types::LEADERS_EVICTED, false, reasons::NOT_ENOUGH_STORES, message.clone());
@@ -475,13 +486,35 @@ mod tests {
         assert_eq!(s.leaders, Leaders::NotYet);
         let (_, reason, message) = condition(&s);
         assert_eq!(reason, reasons::NOT_ENOUGH_STORES);
-        assert!(message.ends_with("2 other Up stores would remain and max-replicas is 3: waiting for more stores"));
+        assert!(message.ends_with("2 other Up stores would stay (not leaving or under eviction) and max-replicas is 3: waiting for more stores"), "{message}");
 
         // With a fourth store, eviction starts.
         let kit2 = Kit::new(pd(), offline).await;
         let (s, _) = kit2.pass([evict_leaders()]).await;
         assert_eq!(kit2.pd.write_log(), ["add_evict_leader(5)"]);
         assert_eq!(s.leaders, Leaders::Moving(4));
+    }
+
+    #[tokio::test]
+    async fn stores_leaving_together_evict_one_after_the_other() {
+        // Store 6 is already under eviction (another instance leaving): 7 and 8 would
+        // be all that stays, fewer than max-replicas 3.
+        let kit = Kit::new(pd().evicting_leaders(6), offline).await;
+        let (s, report) = kit.pass([evict_leaders()]).await;
+        assert_eq!((kit.writes(), kit.pd.write_log()), (vec![], vec![]), "{report}");
+        assert_eq!(s.leaders, Leaders::NotYet);
+        assert!(condition(&s).2.contains("2 other Up stores would stay (not leaving or under eviction)"));
+    }
+
+    #[tokio::test]
+    async fn an_eviction_pd_could_no_longer_follow_with_an_offline_is_given_back() {
+        // Ours, but only two other stores remain Up: PD would refuse the offline.
+        let kit = Kit::new(pd().evicting_leaders(5).purge_store(8).to_owned(), annotated).await;
+        let (s, report) = kit.pass([evict_leaders()]).await;
+        assert_eq!(kit.pd.write_log(), ["remove_evict_leader(5)"], "{report}");
+        assert_eq!(kit.writes(), ["patch core.tikv.org/tikvs/tikv-abc123"], "the record goes too");
+        assert_eq!(s.leaders, Leaders::NotYet);
+        assert_eq!(condition(&s).1, reasons::NOT_ENOUGH_STORES);
     }
 
     #[tokio::test]
