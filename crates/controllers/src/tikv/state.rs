@@ -109,6 +109,29 @@ pub fn eviction_blocker(view: &PdView, id: u64) -> Option<String> {
     })
 }
 
+/// Why an eviction of ours on store `id` should be given back, if so: at most (Up TiKV
+/// stores − max-replicas) stores can be taken offline, so at most that many may hold an
+/// eviction for it. When more are under eviction (several leaving stores started at
+/// once from the same view), those with the lowest IDs keep theirs and the others give
+/// them back — a rule every instance applies alike, so they agree without talking.
+pub fn eviction_surplus(view: &PdView, id: u64) -> Option<String> {
+    let max_replicas = view.replication.max_replicas;
+    let up: Vec<u64> = view
+        .stores
+        .values()
+        .filter(|s| !s.is_tiflash() && matches!(s.node_state, NodeState::Preparing | NodeState::Serving))
+        .map(|s| s.id)
+        .collect();
+    let allowance = (up.len() as u64).saturating_sub(max_replicas);
+    let rank = up.iter().filter(|s| **s < id && view.is_evicting_leaders(**s)).count() as u64;
+    (rank >= allowance).then(|| {
+        format!(
+            "{} Up stores and max-replicas {max_replicas} let {allowance} leave at a time, and {rank} stores with lower IDs are under eviction",
+            up.len()
+        )
+    })
+}
+
 /// Why PD would refuse to take store `id` offline now, if it would: the Up TiKV
 /// stores left (Preparing or Serving, as PD counts them, Disconnected and Down
 /// included) would be fewer than max-replicas.

@@ -41,7 +41,7 @@ use tikv_operator_task::{Node, Outcome, task};
 use crate::apply::patch_params;
 use crate::error::is_conflict;
 use crate::tikv::state::{
-    FRESH_VIEW_RECHECK, Leaders, Refusal, StoreView, TikvState, eviction_blocker, offline_blocker,
+    FRESH_VIEW_RECHECK, Leaders, Refusal, StoreView, TikvState, eviction_blocker, eviction_surplus,
 };
 
 /// How often leader counts are looked at while they move.
@@ -96,7 +96,7 @@ async fn run(s: &mut TikvState) -> Outcome {
     }
     let present = observed.view.is_evicting_leaders(id);
     let ours = recorded == Some(id);
-    let blocker = if ours { offline_blocker(&observed.view, id) } else { eviction_blocker(&observed.view, id) };
+    let blocker = if ours { eviction_surplus(&observed.view, id) } else { eviction_blocker(&observed.view, id) };
     if let Some(why) = blocker {
         // Not started, or (ours, PD could no longer take the store offline) given back:
         // a store is not kept without leaders for an offline that cannot happen.
@@ -515,6 +515,24 @@ mod tests {
         assert_eq!(kit.writes(), ["patch core.tikv.org/tikvs/tikv-abc123"], "the record goes too");
         assert_eq!(s.leaders, Leaders::NotYet);
         assert_eq!(condition(&s).1, reasons::NOT_ENOUGH_STORES);
+    }
+
+    #[tokio::test]
+    async fn of_evictions_started_together_the_lowest_ids_keep_theirs() {
+        // Four stores, max-replicas 3: one may leave at a time. Stores 5 and 6 both
+        // started; 5 has the lower ID and keeps its eviction.
+        let kit = Kit::new(pd().evicting_leaders(5).evicting_leaders(6), annotated).await;
+        let (s, report) = kit.pass([evict_leaders()]).await;
+        assert_eq!((kit.writes(), kit.pd.write_log()), (vec![], vec![]), "{report}");
+        assert_eq!(s.leaders, Leaders::Moving(4));
+
+        // Store 4 (lower ID) instead of 8: 4 goes first, 5 gives its eviction back.
+        let pd = pd().store(4, "tikv-e:20160", NodeState::Serving).evicting_leaders(5).evicting_leaders(4);
+        let kit = Kit::new(pd.purge_store(8).to_owned(), annotated).await;
+        let (s, report) = kit.pass([evict_leaders()]).await;
+        assert_eq!(kit.pd.write_log(), ["remove_evict_leader(5)"], "store 4 goes first: {report}");
+        assert_eq!(s.leaders, Leaders::NotYet);
+        assert!(condition(&s).2.contains("1 stores with lower IDs are under eviction"), "{:?}", condition(&s));
     }
 
     #[tokio::test]
