@@ -573,7 +573,9 @@ async fn sre_entries_stalls_pd_outages_and_operator_restarts_around_offline() {
     // That store taken offline: the SRE's entry is used, and stays after the cancel.
     let knobs = slow_region_moves(&env);
     let pd = env.pd_seq();
-    env.patch("tikvs", &sre, json!({"spec": {"offline": true}}));
+    // The group scales in by one; the lowest priority goes first.
+    env.patch("tikvs", &sre, json!({"metadata": {"annotations": {"core.tikv.org/priority": "0"}}}));
+    env.patch("tikvgroups", TIKV_GROUP, json!({"spec": {"replicas": 3}}));
     env.wait_for("the store Removing under the SRE's entry", |e| {
         let t = tikv_says(
             e,
@@ -590,7 +592,7 @@ async fn sre_entries_stalls_pd_outages_and_operator_restarts_around_offline() {
         expect_eq("annotation", evict_annotation(&t), None)
     })
     .await;
-    env.patch("tikvs", &sre, json!({"spec": {"offline": false}}));
+    env.patch("tikvgroups", TIKV_GROUP, json!({"spec": {"replicas": 4}}));
     env.wait_for("the offline cancelled", |e| {
         tikv_says(e, &sre, &[(types::OFFLINED, "False", reasons::OFFLINE_CANCELED)])?;
         expect_eq("store state in PD", e.store_of(&sre).ok_or("no store")?.state_name.as_str(), "Up")
@@ -632,7 +634,9 @@ async fn sre_entries_stalls_pd_outages_and_operator_restarts_around_offline() {
     control.update_knobs(&json!({"leader-transfer-min": "1s", "leader-transfer-max": "1s"})).unwrap();
     control.set_leader_transfer_stalled(id, true).unwrap();
     let pd = env.pd_seq();
-    env.patch("tikvs", &victim, json!({"spec": {"offline": true}}));
+    env.patch("tikvs", &sre, json!({"metadata": {"annotations": {"core.tikv.org/priority": "10"}}}));
+    env.patch("tikvs", &victim, json!({"metadata": {"annotations": {"core.tikv.org/priority": "0"}}}));
+    env.patch("tikvgroups", TIKV_GROUP, json!({"spec": {"replicas": 3}}));
     env.wait_for("LeadersEvicted False EvictionStalled", |e| {
         let t = tikv_says(e, &victim, &[(types::LEADERS_EVICTED, "False", reasons::EVICTION_STALLED)])?;
         expect_eq("annotation", evict_annotation(&t), Some(id.to_string()))?;

@@ -89,32 +89,14 @@ pub enum Leaders {
     NotYet,
 }
 
-/// Why the leaders of store `id` should not start moving now, if not: fewer than
-/// max-replicas other Up TiKV stores would stay — those neither leaving (Removing) nor
-/// under eviction themselves. Several stores leaving at once (a deleted group) then go
-/// one after the other instead of all evicting, with nowhere for their leaders to go.
-pub fn eviction_blocker(view: &PdView, id: u64) -> Option<String> {
-    let max_replicas = view.replication.max_replicas;
-    let staying = view
-        .stores
-        .values()
-        .filter(|s| s.id != id && !s.is_tiflash() && matches!(s.node_state, NodeState::Preparing | NodeState::Serving))
-        .filter(|s| !view.is_evicting_leaders(s.id))
-        .count() as u64;
-    (staying < max_replicas).then(|| {
-        format!(
-            "{staying} other Up stores would stay (not leaving or under eviction) and max-replicas is {max_replicas}: \
-             waiting for more stores"
-        )
-    })
-}
-
-/// Why an eviction of ours on store `id` should be given back, if so: at most (Up TiKV
-/// stores − max-replicas) stores can be taken offline, so at most that many may hold an
-/// eviction for it. When more are under eviction (several leaving stores started at
-/// once from the same view), those with the lowest IDs keep theirs and the others give
-/// them back — a rule every instance applies alike, so they agree without talking.
-pub fn eviction_surplus(view: &PdView, id: u64) -> Option<String> {
+/// Why the leaders of store `id` should not be (or stay) under the operator's eviction
+/// for an offline now, if so. At most (Up TiKV stores − max-replicas) stores can be
+/// taken offline at a time, so at most that many may hold such an eviction; `others`
+/// are the stores the operator evicts for the cluster's other instances (their
+/// annotations). Starting, every such eviction counts; held (`ours`), only those of
+/// lower store IDs — so evictions started together from one view settle on the lowest
+/// IDs, every instance applying the same rule. Someone else's entries do not count.
+pub fn eviction_room(view: &PdView, id: u64, others: &[u64], ours: bool) -> Option<String> {
     let max_replicas = view.replication.max_replicas;
     let up: Vec<u64> = view
         .stores
@@ -123,10 +105,11 @@ pub fn eviction_surplus(view: &PdView, id: u64) -> Option<String> {
         .map(|s| s.id)
         .collect();
     let allowance = (up.len() as u64).saturating_sub(max_replicas);
-    let rank = up.iter().filter(|s| **s < id && view.is_evicting_leaders(**s)).count() as u64;
-    (rank >= allowance).then(|| {
+    let taken = others.iter().filter(|o| **o != id && up.contains(o) && (!ours || **o < id)).count() as u64;
+    (taken >= allowance).then(|| {
         format!(
-            "{} Up stores and max-replicas {max_replicas} let {allowance} leave at a time, and {rank} stores with lower IDs are under eviction",
+            "{} Up stores and max-replicas {max_replicas} let {allowance} leave at a time, and {taken} other leaving \
+             stores hold that place",
             up.len()
         )
     })

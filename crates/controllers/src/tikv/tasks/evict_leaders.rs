@@ -40,9 +40,7 @@ use tikv_operator_task::{Node, Outcome, task};
 
 use crate::apply::patch_params;
 use crate::error::is_conflict;
-use crate::tikv::state::{
-    FRESH_VIEW_RECHECK, Leaders, Refusal, StoreView, TikvState, eviction_blocker, eviction_surplus,
-};
+use crate::tikv::state::{FRESH_VIEW_RECHECK, Leaders, Refusal, StoreView, TikvState, eviction_room};
 
 /// How often leader counts are looked at while they move.
 pub const EVICTION_RECHECK: Duration = Duration::from_secs(5);
@@ -54,6 +52,22 @@ pub fn evict_leaders() -> Node<TikvState> {
 /// The store ID the instance records an entry of ours for.
 fn recorded(s: &TikvState) -> Option<u64> {
     s.pass.object.as_ref()?.annotations().get(ANNOTATION_EVICT_LEADER_STORE)?.parse().ok()
+}
+
+/// The stores the operator evicts for the cluster's other instances (their records).
+fn ours_elsewhere(s: &TikvState) -> Vec<u64> {
+    let Some(cluster) = s.pass.object.as_ref().map(|t| t.spec.cluster.name.clone()) else {
+        return Vec::new();
+    };
+    let selector = std::collections::BTreeMap::from([(tikv_operator_api::names::LABEL_CLUSTER.to_string(), cluster)]);
+    s.pass
+        .ctx
+        .caches
+        .list::<TiKV>(&s.pass.namespace, &selector)
+        .iter()
+        .filter(|t| t.metadata.name.as_deref() != Some(s.pass.name.as_str()))
+        .filter_map(|t| t.annotations().get(ANNOTATION_EVICT_LEADER_STORE)?.parse().ok())
+        .collect()
 }
 
 /// Why eviction cannot work for `id` in this view, if it cannot.
@@ -96,7 +110,7 @@ async fn run(s: &mut TikvState) -> Outcome {
     }
     let present = observed.view.is_evicting_leaders(id);
     let ours = recorded == Some(id);
-    let blocker = if ours { eviction_surplus(&observed.view, id) } else { eviction_blocker(&observed.view, id) };
+    let blocker = eviction_room(&observed.view, id, &ours_elsewhere(s), ours);
     if let Some(why) = blocker {
         // Not started, or (ours, PD could no longer take the store offline) given back:
         // a store is not kept without leaders for an offline that cannot happen.
@@ -486,7 +500,12 @@ mod tests {
         assert_eq!(s.leaders, Leaders::NotYet);
         let (_, reason, message) = condition(&s);
         assert_eq!(reason, reasons::NOT_ENOUGH_STORES);
-        assert!(message.ends_with("2 other Up stores would stay (not leaving or under eviction) and max-replicas is 3: waiting for more stores"), "{message}");
+        assert!(
+            message.ends_with(
+                "3 Up stores and max-replicas 3 let 0 leave at a time, and 0 other leaving stores hold that place"
+            ),
+            "{message}"
+        );
 
         // With a fourth store, eviction starts.
         let kit2 = Kit::new(pd(), offline).await;
@@ -495,15 +514,28 @@ mod tests {
         assert_eq!(s.leaders, Leaders::Moving(4));
     }
 
+    /// Another instance of the cluster whose store `id` the operator evicts.
+    async fn leaving_elsewhere(kit: &Kit, name: &str, id: u64) {
+        let mut other = crate::testing::sample_tikv(name, "tikv");
+        other.metadata.annotations = Some([(ANNOTATION_EVICT_LEADER_STORE.to_string(), id.to_string())].into());
+        kit.env.create(other).await;
+    }
+
     #[tokio::test]
-    async fn stores_leaving_together_evict_one_after_the_other() {
-        // Store 6 is already under eviction (another instance leaving): 7 and 8 would
-        // be all that stays, fewer than max-replicas 3.
+    async fn stores_leaving_together_evict_one_after_the_other_and_someone_elses_entry_does_not_count() {
+        // Four stores, max-replicas 3: one may leave at a time, and store 6 is leaving.
         let kit = Kit::new(pd().evicting_leaders(6), offline).await;
+        leaving_elsewhere(&kit, "tikv-other", 6).await;
         let (s, report) = kit.pass([evict_leaders()]).await;
         assert_eq!((kit.writes(), kit.pd.write_log()), (vec![], vec![]), "{report}");
         assert_eq!(s.leaders, Leaders::NotYet);
-        assert!(condition(&s).2.contains("2 other Up stores would stay (not leaving or under eviction)"));
+        assert!(condition(&s).2.contains("let 1 leave at a time, and 1 other leaving stores hold that place"));
+
+        // An SRE's entry on store 6 (no instance records it) takes no place.
+        let kit = Kit::new(pd().evicting_leaders(6), offline).await;
+        let (s, _) = kit.pass([evict_leaders()]).await;
+        assert_eq!(kit.pd.write_log(), ["add_evict_leader(5)"]);
+        assert_eq!(s.leaders, Leaders::Moving(4));
     }
 
     #[tokio::test]
@@ -522,17 +554,19 @@ mod tests {
         // Four stores, max-replicas 3: one may leave at a time. Stores 5 and 6 both
         // started; 5 has the lower ID and keeps its eviction.
         let kit = Kit::new(pd().evicting_leaders(5).evicting_leaders(6), annotated).await;
+        leaving_elsewhere(&kit, "tikv-other", 6).await;
         let (s, report) = kit.pass([evict_leaders()]).await;
         assert_eq!((kit.writes(), kit.pd.write_log()), (vec![], vec![]), "{report}");
         assert_eq!(s.leaders, Leaders::Moving(4));
 
-        // Store 4 (lower ID) instead of 8: 4 goes first, 5 gives its eviction back.
+        // Store 4 (lower ID) instead: 4 goes first, 5 gives its eviction back.
         let pd = pd().store(4, "tikv-e:20160", NodeState::Serving).evicting_leaders(5).evicting_leaders(4);
         let kit = Kit::new(pd.purge_store(8).to_owned(), annotated).await;
+        leaving_elsewhere(&kit, "tikv-other", 4).await;
         let (s, report) = kit.pass([evict_leaders()]).await;
         assert_eq!(kit.pd.write_log(), ["remove_evict_leader(5)"], "store 4 goes first: {report}");
         assert_eq!(s.leaders, Leaders::NotYet);
-        assert!(condition(&s).2.contains("1 stores with lower IDs are under eviction"), "{:?}", condition(&s));
+        assert!(condition(&s).2.contains("1 other leaving stores hold that place"), "{:?}", condition(&s));
     }
 
     #[tokio::test]
