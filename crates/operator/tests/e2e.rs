@@ -300,6 +300,8 @@ async fn offline_cancelled_mid_way_then_carried_out_and_the_tikv_deleted() {
     let id = env.store_id(&victim);
     // The lowest priority goes first when the group scales in.
     env.patch("tikvs", &victim, json!({"metadata": {"annotations": {"core.tikv.org/priority": "0"}}}));
+    // The operator's caches see the annotation before the group is scaled in.
+    env.let_time_pass(Duration::from_secs(2), Duration::from_millis(200)).await;
 
     // Cancelled mid-way: regions move slowly, so the store stays Removing.
     let knobs = slow_region_moves(&env);
@@ -575,6 +577,8 @@ async fn sre_entries_stalls_pd_outages_and_operator_restarts_around_offline() {
     let pd = env.pd_seq();
     // The group scales in by one; the lowest priority goes first.
     env.patch("tikvs", &sre, json!({"metadata": {"annotations": {"core.tikv.org/priority": "0"}}}));
+    // The operator's caches see the annotation before the group is scaled in.
+    env.let_time_pass(Duration::from_secs(2), Duration::from_millis(200)).await;
     env.patch("tikvgroups", TIKV_GROUP, json!({"spec": {"replicas": 3}}));
     env.wait_for("the store Removing under the SRE's entry", |e| {
         let t = tikv_says(
@@ -636,6 +640,8 @@ async fn sre_entries_stalls_pd_outages_and_operator_restarts_around_offline() {
     let pd = env.pd_seq();
     env.patch("tikvs", &sre, json!({"metadata": {"annotations": {"core.tikv.org/priority": "10"}}}));
     env.patch("tikvs", &victim, json!({"metadata": {"annotations": {"core.tikv.org/priority": "0"}}}));
+    // The operator's caches see the annotation before the group is scaled in.
+    env.let_time_pass(Duration::from_secs(2), Duration::from_millis(200)).await;
     env.patch("tikvgroups", TIKV_GROUP, json!({"spec": {"replicas": 3}}));
     env.wait_for("LeadersEvicted False EvictionStalled", |e| {
         let t = tikv_says(e, &victim, &[(types::LEADERS_EVICTED, "False", reasons::EVICTION_STALLED)])?;

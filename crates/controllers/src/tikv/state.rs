@@ -104,6 +104,10 @@ pub fn eviction_room(view: &PdView, id: u64, others: &[u64], ours: bool) -> Opti
         .filter(|s| !s.is_tiflash() && matches!(s.node_state, NodeState::Preparing | NodeState::Serving))
         .map(|s| s.id)
         .collect();
+    if !up.contains(&id) {
+        // Already leaving (Removing): it holds its place.
+        return None;
+    }
     let allowance = (up.len() as u64).saturating_sub(max_replicas);
     let taken = others.iter().filter(|o| **o != id && up.contains(o) && (!ours || **o < id)).count() as u64;
     (taken >= allowance).then(|| {

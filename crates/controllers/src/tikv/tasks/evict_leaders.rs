@@ -570,6 +570,16 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_store_already_removing_keeps_its_eviction() {
+        // Three others Up, store 5 Removing: it no longer counts as Up, and holds its place.
+        let kit = Kit::new(pd().evicting_leaders(5).counts(5, 0, 10), annotated).await;
+        kit.pd.set_node_state(5, NodeState::Removing);
+        let (s, report) = kit.pass([evict_leaders()]).await;
+        assert_eq!((kit.writes(), kit.pd.write_log()), (vec![], vec![]), "{report}");
+        assert_eq!(s.leaders, Leaders::Evicted);
+    }
+
+    #[tokio::test]
     async fn a_store_that_stays_has_nothing_done() {
         let kit = Kit::new(pd(), |_| {}).await;
         kit.pass([evict_leaders()]).await; // records the store ID and state
