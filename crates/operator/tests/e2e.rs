@@ -549,7 +549,9 @@ async fn sre_entries_stalls_pd_outages_and_operator_restarts_around_offline() {
     env.wait_for("Ready with 4 stores", |e| e.converged(3, 4)).await;
     let victim = env.tikv_sharing_a_zone();
     let id = env.store_id(&victim);
-    let sre = env.busiest_tikv_but(&victim);
+    // The SRE works on the same store: the group may take it out (its zone keeps
+    // another store), and it holds leaders and regions to move.
+    let sre = victim.clone();
     let sre_id = env.store_id(&sre);
     let control = env.pd().control();
 
@@ -635,6 +637,10 @@ async fn sre_entries_stalls_pd_outages_and_operator_restarts_around_offline() {
     // fast preset) and evict-leader issues the next at once: at 20x that busy-loops the
     // simulator. Transfers that take a second (PD waits far longer for one) keep it
     // responsive.
+    // The operator's PD view (polled every 2 s of real time here) catches up with the
+    // SRE's removal before the store is taken out: an entry someone else removes while
+    // the operator relies on it is a known gap (noted on #10).
+    env.let_time_pass(Duration::from_secs(60), Duration::from_secs(3)).await;
     control.update_knobs(&json!({"leader-transfer-min": "1s", "leader-transfer-max": "1s"})).unwrap();
     control.set_leader_transfer_stalled(id, true).unwrap();
     let pd = env.pd_seq();
@@ -737,7 +743,9 @@ async fn sre_entries_stalls_pd_outages_and_operator_restarts_around_offline() {
         expect_eq("store state", e.store_of(&victim).ok_or("no store")?.state_name.as_str(), "Tombstone")
     })
     .await;
-    env.let_time_pass(Duration::from_secs(60), Duration::from_secs(3)).await;
+    // Shorter than the watcher's grace for an entry left on a Tombstone store: the
+    // operator cannot remove it while PD does not answer.
+    env.let_time_pass(Duration::from_secs(30), Duration::from_secs(2)).await;
     let deletes: Vec<String> = env.operator_api_log(api).into_iter().filter(|w| w.starts_with("delete")).collect();
     assert!(deletes.is_empty(), "nothing deleted without a fresh view: {deletes:?}");
     assert!(env.get("tikvs", &victim).is_some(), "the finalizer holds");

@@ -230,14 +230,6 @@ impl Env {
         busiest.unwrap_or_else(|| panic!("no two TiKVs share a zone: {zones:?}")).clone()
     }
 
-    /// The TiKV instance other than `except` whose store holds the most leaders (then
-    /// regions).
-    pub fn busiest_tikv_but(&self, except: &str) -> String {
-        let names = self.names("tikvs");
-        let others = names.iter().filter(|n| *n != except);
-        others.max_by_key(|n| self.store_of(n).map(|s| (s.leader_count, s.region_count))).unwrap().clone()
-    }
-
     /// The one PD cluster the pods formed, for its control knobs (faults, stalls).
     pub fn pd(&self) -> Arc<PdCluster> {
         let clusters = self.h.pd_clusters();
