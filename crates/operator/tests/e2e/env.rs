@@ -151,35 +151,6 @@ impl Env {
         self.h.shutdown().await;
     }
 
-    /// A new operator process in place of the running one, which stops on its shutdown
-    /// signal first (bounded): nothing of the old one's memory (caches, expectations,
-    /// PD views, waits) carries over, only what it wrote to the API server and PD.
-    pub async fn restart_operator(&mut self) {
-        let _ = self.stop.send(true);
-        if let Some(task) = self.operator.take() {
-            let result = tokio::time::timeout(Duration::from_secs(15), task).await;
-            let result = result.expect("the operator stops within 15 s of the shutdown signal");
-            result.expect("the operator task ends normally").expect("the operator returns Ok");
-        }
-        let (stop, stop_rx) = watch::channel(false);
-        let shutdown = async move {
-            let mut rx = stop_rx;
-            let _ = rx.wait_for(|s| *s).await;
-        }
-        .boxed()
-        .shared();
-        // As `launch` configures it.
-        let operator = OperatorConfig {
-            pd_proxy: Some(self.h.proxy_url()),
-            pd_poll_fast: Duration::from_millis(200),
-            pd_poll_slow: Duration::from_secs(2),
-            ..OperatorConfig::default()
-        };
-        let kubeconfig = self.h.kubeconfig_path().to_owned();
-        self.operator = Some(tokio::spawn(tikv_operator_controllers::run_until(kubeconfig, operator, shutdown)));
-        self.stop = stop;
-    }
-
     // ---- reading (straight from the store: not in the request log) ----
 
     pub fn list(&self, plural: &str) -> Vec<Value> {
