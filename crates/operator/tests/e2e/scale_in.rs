@@ -59,13 +59,15 @@ async fn scale_in_5_to_3_then_a_scale_in_cancelled_mid_way() {
     eprintln!("5 -> 3: {gone:?} left; Synced on the way: {:?}", seen.scaling_in);
 
     // 3 → 4 → 3 → 4, the chosen store still Offline in PD when replicas goes back up.
+    // The stores holding data go first (a new store PD left empty would leave at once,
+    // with nothing to cancel): the user gives them the lowest priority before the new
+    // one exists, so the group has seen it by the time it sees the new one Ready.
+    let old = env.names("tikvs");
+    go_first(&env, &old);
     env.patch("tikvgroups", TIKV_GROUP, json!({"spec": {"replicas": 4}}));
     env.wait_for("Ready with 4 TiKV stores", |e| settled(e, 4)).await;
-    let chosen = busiest_sharing_a_zone(&env);
+    let chosen = sharing_a_zone_with_a_newcomer(&env, &old);
     let chosen_id = store_id(&env, &chosen);
-    // The user says which store goes (the lowest priority); a new store PD left empty
-    // would leave at once, with nothing to cancel.
-    env.patch("tikvs", &chosen, json!({"metadata": {"annotations": {ANNOTATION_PRIORITY: "0"}}}));
     // Its regions move off slowly (a big store): it stays Offline long enough.
     pd_control(&env).update_knobs(&json!({"region-move-base": SLOW_MOVES})).unwrap();
     let tikvs = env.names("tikvs");
@@ -178,15 +180,15 @@ async fn scale_in_below_max_replicas_is_refused_until_pd_allows_it() {
 async fn parallel_scale_in_then_one_finished_across_an_operator_restart() {
     let mut env = Env::start().await;
     env.wait_for("Ready with 3 TiKV stores", |e| e.converged(3, 3)).await;
+    // The stores holding data go first (pd-sim may leave a new store empty, and an
+    // empty store leaves PD at once): the lowest priority, given before the new ones
+    // exist; the old store alone in its zone stays.
+    go_first(&env, &env.names("tikvs"));
     env.patch("tikvgroups", TIKV_GROUP, json!({"spec": {"replicas": 5}}));
     env.wait_for("Ready with 5 TiKV stores", |e| settled(e, 5)).await;
 
-    // The user picks the two that go, each holding data (pd-sim may leave a new store
-    // empty, and an empty store leaves PD at once); their regions move off slowly, so
-    // both stay Offline in PD long enough to be seen together.
-    for tikv in busiest_per_shared_zone(&env) {
-        env.patch("tikvs", &tikv, json!({"metadata": {"annotations": {ANNOTATION_PRIORITY: "0"}}}));
-    }
+    // Their regions move off slowly, so both stay Offline in PD long enough to be seen
+    // together.
     pd_control(&env).update_knobs(&json!({"region-move-base": SLOW_MOVES})).unwrap();
     let before = env.store_ids();
     let (api, pd) = (env.api_seq(), env.pd_seq());
@@ -220,11 +222,12 @@ async fn parallel_scale_in_then_one_finished_across_an_operator_restart() {
     eprintln!("5 -> 3 in parallel: {gone:?}; at once: {seen:?}");
 
     // 3 → 4 → 3, the operator restarted while the chosen store is Offline in PD.
+    let old = env.names("tikvs");
+    go_first(&env, &old);
     env.patch("tikvgroups", TIKV_GROUP, json!({"spec": {"replicas": 4}}));
     env.wait_for("Ready with 4 TiKV stores", |e| settled(e, 4)).await;
-    let chosen = busiest_sharing_a_zone(&env);
+    let chosen = sharing_a_zone_with_a_newcomer(&env, &old);
     let chosen_id = store_id(&env, &chosen);
-    env.patch("tikvs", &chosen, json!({"metadata": {"annotations": {ANNOTATION_PRIORITY: "0"}}}));
     pd_control(&env).update_knobs(&json!({"region-move-base": SLOW_MOVES})).unwrap();
     let before = env.store_ids();
     let (api, pd) = (env.api_seq(), env.pd_seq());
@@ -369,23 +372,29 @@ fn assert_left(env: &Env, before: &BTreeMap<String, String>, n: usize, api: u64,
     gone
 }
 
-/// For each zone holding more than one TiKV, the one whose store holds the most regions
-/// (then leaders): taking it leaves every zone covered and moves data.
-fn busiest_per_shared_zone(env: &Env) -> Vec<String> {
-    let snapshot = env.pd_snapshot();
-    let mut per_zone: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for tikv in env.names("tikvs") {
-        per_zone.entry(zone_of(env, &tikv).unwrap()).or_default().push(tikv);
+/// `kubectl annotate tikv <each> core.tikv.org/priority=0`: these leave first in a
+/// scale-in (unannotated ones after every annotated one).
+fn go_first(env: &Env, tikvs: &BTreeSet<String>) {
+    for tikv in tikvs {
+        env.patch("tikvs", tikv, json!({"metadata": {"annotations": {ANNOTATION_PRIORITY: "0"}}}));
     }
-    let load = |t: &String| snapshot.store(store_id(env, t)).map(|s| (s.region_count, s.leader_count));
-    per_zone.values().filter(|ts| ts.len() > 1).filter_map(|ts| ts.iter().max_by_key(|t| load(t)).cloned()).collect()
 }
 
-/// The busiest TiKV of the one zone holding two (four TiKVs over three zones).
-fn busiest_sharing_a_zone(env: &Env) -> String {
-    let busiest = busiest_per_shared_zone(env);
-    assert_eq!(busiest.len(), 1, "one zone holds two TiKVs: {busiest:?}");
-    busiest[0].clone()
+/// Of the TiKVs in `old`, the one whose zone a newer TiKV shares (four TiKVs over
+/// three zones): the group's first choice when `old` go first.
+fn sharing_a_zone_with_a_newcomer(env: &Env, old: &BTreeSet<String>) -> String {
+    let zones: BTreeMap<String, String> = env
+        .names("tikvs")
+        .into_iter()
+        .map(|t| {
+            let zone = zone_of(env, &t).unwrap();
+            (t, zone)
+        })
+        .collect();
+    let shared: Vec<&String> =
+        old.iter().filter(|o| zones.iter().any(|(t, z)| !old.contains(t) && Some(z) == zones.get(*o))).collect();
+    assert_eq!(shared.len(), 1, "one old TiKV shares its zone with the new one: {zones:?}");
+    shared[0].clone()
 }
 
 /// The control knobs of the one PD cluster the pods formed.
