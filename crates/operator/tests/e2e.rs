@@ -639,10 +639,6 @@ async fn sre_entries_stalls_pd_outages_and_operator_restarts_around_offline() {
     // fast preset) and evict-leader issues the next at once: at 20x that busy-loops the
     // simulator. Transfers that take a second (PD waits far longer for one) keep it
     // responsive.
-    // The operator's PD view (polled every 2 s of real time here) catches up with the
-    // SRE's removal before the store is taken out: an entry someone else removes while
-    // the operator relies on it is a known gap (noted on #10).
-    env.let_time_pass(Duration::from_secs(60), Duration::from_secs(3)).await;
     control.update_knobs(&json!({"leader-transfer-min": "1s", "leader-transfer-max": "1s"})).unwrap();
     control.set_leader_transfer_stalled(id, true).unwrap();
     let pd = env.pd_seq();

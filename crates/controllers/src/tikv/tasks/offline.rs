@@ -103,6 +103,24 @@ async fn start(s: &mut TikvState, id: u64) -> Outcome {
     let Some(pd) = s.pass.pd() else {
         return Outcome::wait("the cluster's PD is not registered");
     };
+    if s.leaders == Leaders::Evicted {
+        // Right before the destructive write, PD read now: leaders judged gone from a
+        // view a few seconds old may be back (an entry someone else added, removed
+        // meanwhile). One read per offline started, not per pass.
+        match pd.cache.refresh().await {
+            Ok(view) if view.is_evicting_leaders(id) && view.store(id).is_some_and(|st| st.leader_count == 0) => {}
+            Ok(_) => {
+                let message =
+                    format!("store {id} holds leaders again or left the evict-leader scheduler; looking again");
+                return Outcome::retry(FRESH_VIEW_RECHECK, message);
+            }
+            Err(error) => {
+                let message = format!("PD could not be read right before the offline: {error}");
+                s.pass.set_condition(types::OFFLINED, false, reasons::PD_VIEW_NOT_FRESH, message.clone());
+                return Outcome::retry(FRESH_VIEW_RECHECK, message);
+            }
+        }
+    }
     match pd.delete_store(id).await {
         Ok(()) => {
             let regions = s.store.observed().and_then(|o| o.view.store(id)).map_or(0, |st| st.region_count);
@@ -238,6 +256,7 @@ mod tests {
             .store(7, "tikv-c:20160", NodeState::Serving)
             .store(8, "tikv-d:20160", NodeState::Serving)
             .counts(5, 0, 100)
+            .evicting_leaders(5)
     }
 
     fn offline_spec(tikv: &mut TiKV) {
@@ -280,6 +299,16 @@ mod tests {
         let kit = Kit::new(pd(), offline_spec).await;
         kit.pass([leaders(Leaders::CannotMove), offline()]).await;
         assert_eq!(kit.pd.write_log(), ["delete_store(5)"]);
+    }
+
+    #[tokio::test]
+    async fn leaders_back_since_the_view_was_read_stop_the_offline() {
+        // The pass judged the leaders gone; PD read right before the DELETE disagrees.
+        let kit = Kit::new(pd(), offline_spec).await;
+        kit.pd.set_store(5, |st| st.leader_count = 3);
+        let (_, report) = kit.pass_as_is([leaders(Leaders::Evicted), offline()]).await;
+        assert_eq!(kit.pd.write_log(), Vec::<String>::new(), "{report}");
+        assert_eq!(report.entry("offline").unwrap().kind(), Some(OutcomeKind::Retry));
     }
 
     #[tokio::test]
