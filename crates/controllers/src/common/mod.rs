@@ -138,6 +138,13 @@ impl<K: Object> Pass<K> {
         }
     }
 
+    /// The reason of a condition in the status as read (what was announced before),
+    /// whatever its status and message.
+    pub fn reason_as_read(&self, type_: &str) -> Option<&str> {
+        let read = self.object.as_ref().and_then(Object::status)?;
+        condition::find_condition(K::conditions(read), type_).map(|c| c.reason.as_str())
+    }
+
     /// Whether the status as read already shows this condition (same status, reason and
     /// message): what was reported before need not be announced again.
     pub fn reported(&self, type_: &str, status: bool, reason: &str, message: &str) -> bool {

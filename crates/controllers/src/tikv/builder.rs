@@ -85,16 +85,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_deleted_store_leaves_pd_before_its_pod_volumes_and_finalizer_go() {
-        use crate::tikv::tasks::testkit::{ADDR, Kit};
+        use crate::tikv::tasks::testkit::{Kit, four_stores};
         use tikv_operator_api::names::ANNOTATION_EVICT_LEADER_STORE;
         use tikv_operator_api::tikv::StoreState;
         use tikv_operator_pd::NodeState;
-        let pd = FakePd::bootstrapped()
-            .store(5, ADDR, NodeState::Serving)
-            .store(6, "tikv-b:20160", NodeState::Serving)
-            .store(7, "tikv-c:20160", NodeState::Serving)
-            .store(8, "tikv-d:20160", NodeState::Serving)
-            .counts(5, 2, 10);
+        let pd = four_stores().counts(5, 2, 10);
         let kit = Kit::new(pd, |_| {}).await;
         kit.status(|st| (st.id, st.state) = (Some("5".into()), Some(StoreState::Serving))).await;
         kit.pod_and_pvc(Some("5")).await;

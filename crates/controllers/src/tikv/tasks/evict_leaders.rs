@@ -169,7 +169,7 @@ async fn progress(s: &mut TikvState, id: u64, view: &PdView, whose: &str) -> Out
     if left == 0 {
         s.leaders = Leaders::Evicted;
         let message = format!("store {id} holds no leaders{whose}");
-        if shown_reason(s).as_deref() != Some(reasons::EVICTED) {
+        if s.pass.reason_as_read(types::LEADERS_EVICTED) != Some(reasons::EVICTED) {
             s.pass.event("EvictionDone", "EvictLeaders", message.clone()).await;
         }
         s.pass.set_condition(types::LEADERS_EVICTED, true, reasons::EVICTED, message.clone());
@@ -187,7 +187,7 @@ async fn progress(s: &mut TikvState, id: u64, view: &PdView, whose: &str) -> Out
             still_for.as_secs(),
             timeout.as_secs()
         );
-        if shown_reason(s).as_deref() != Some(reasons::EVICTION_STALLED) {
+        if s.pass.reason_as_read(types::LEADERS_EVICTED) != Some(reasons::EVICTION_STALLED) {
             s.pass.warning("EvictionStalled", "EvictLeaders", message.clone()).await;
         }
         s.pass.set_condition(types::LEADERS_EVICTED, false, reasons::EVICTION_STALLED, message.clone());
@@ -223,12 +223,6 @@ async fn remove_ours(s: &mut TikvState, id: u64) -> Outcome {
     }
     clear_progress(s);
     Outcome::complete(format!("removed the evict-leader entry of store {id}"))
-}
-
-/// The reason of `LeadersEvicted` in the status as read (what was announced before).
-fn shown_reason(s: &TikvState) -> Option<String> {
-    let status = s.pass.object.as_ref()?.status.as_ref()?;
-    find_condition(&status.common.conditions, types::LEADERS_EVICTED).map(|c| c.reason.clone())
 }
 
 /// No eviction asked for: forget its progress and say so where a condition was shown.
@@ -267,7 +261,7 @@ async fn annotate(s: &mut TikvState, id: Option<u64>) -> Result<(), Outcome> {
 mod tests {
     use super::*;
     use crate::testing::FakePd;
-    use crate::tikv::tasks::testkit::{ADDR, Kit};
+    use crate::tikv::tasks::testkit::{ADDR, Kit, four_stores};
     use serde_json::json;
     use tikv_operator_api::condition::find_condition;
     use tikv_operator_pd::{NodeState, PdError, Subject};
@@ -276,12 +270,7 @@ mod tests {
     /// Store 5 is this instance's, with 4 leaders; stores 6, 7 and 8 can take them and
     /// keep max-replicas 3 once it is gone.
     fn pd() -> FakePd {
-        FakePd::bootstrapped()
-            .store(5, ADDR, NodeState::Serving)
-            .store(6, "tikv-b:20160", NodeState::Serving)
-            .store(7, "tikv-c:20160", NodeState::Serving)
-            .store(8, "tikv-d:20160", NodeState::Serving)
-            .counts(5, 4, 10)
+        four_stores().counts(5, 4, 10)
     }
 
     fn offline(tikv: &mut TiKV) {

@@ -21,7 +21,7 @@
 
 use std::time::Duration;
 
-use tikv_operator_api::condition::{find_condition, reasons, types};
+use tikv_operator_api::condition::{reasons, types};
 use tikv_operator_api::tikv::DrainProgress;
 use tikv_operator_pd::{NodeState, PdError};
 use tikv_operator_task::{Node, Outcome, task};
@@ -69,7 +69,7 @@ async fn run(s: &mut TikvState) -> Outcome {
         (false, NodeState::Removing) => cancel(s, id).await,
         (false, _) => {
             s.pass.status.offline = None;
-            if shown_reason(s).is_some_and(|r| r != reasons::OFFLINE_CANCELED) {
+            if s.pass.reason_as_read(types::OFFLINED).is_some_and(|r| r != reasons::OFFLINE_CANCELED) {
                 let message = format!("store {id} serves; no offline is asked for");
                 s.pass.set_condition(types::OFFLINED, false, reasons::OFFLINE_CANCELED, message);
             }
@@ -133,7 +133,7 @@ async fn start(s: &mut TikvState, id: u64) -> Outcome {
         Err(error @ (PdError::NotEnoughStores { .. } | PdError::NotFound { .. })) => {
             let message =
                 format!("PD refuses to take store {id} offline: {error}; asking again in {}s", REFUSAL_RETRY.as_secs());
-            if shown_reason(s) != Some(reasons::OFFLINE_REFUSED) {
+            if s.pass.reason_as_read(types::OFFLINED) != Some(reasons::OFFLINE_REFUSED) {
                 s.pass.warning("OfflineRefused", "Offline", message.clone()).await;
             }
             s.pass.set_condition(types::OFFLINED, false, reasons::OFFLINE_REFUSED, message.clone());
@@ -195,7 +195,7 @@ async fn completed(s: &mut TikvState, id: u64, how: &str) -> Outcome {
         drain.left = 0;
     }
     let message = format!("store {id} is removed from PD{how}");
-    if shown_reason(s) != Some(reasons::OFFLINE_COMPLETED) {
+    if s.pass.reason_as_read(types::OFFLINED) != Some(reasons::OFFLINE_COMPLETED) {
         s.pass.event("OfflineCompleted", "Offline", message.clone()).await;
     }
     s.pass.set_condition(types::OFFLINED, true, reasons::OFFLINE_COMPLETED, message.clone());
@@ -231,32 +231,21 @@ fn human(seconds: u64) -> String {
     }
 }
 
-/// The reason of `Offlined` in the status as read (what was announced before).
-fn shown_reason(s: &TikvState) -> Option<&str> {
-    let status = s.pass.object.as_ref()?.status.as_ref()?;
-    find_condition(&status.common.conditions, types::OFFLINED).map(|c| c.reason.as_str())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testing::FakePd;
     use crate::tikv::state::Leaders;
-    use crate::tikv::tasks::testkit::{ADDR, Kit};
+    use crate::tikv::tasks::testkit::{Kit, four_stores};
     use tikv_operator_api::TiKV;
+    use tikv_operator_api::condition::find_condition;
     use tikv_operator_api::tikv::StoreState;
     use tikv_operator_pd::PdError;
     use tikv_operator_task::{OutcomeKind, sync_task};
 
     /// Store 5 is this instance's; three more keep max-replicas 3 satisfied.
     fn pd() -> FakePd {
-        FakePd::bootstrapped()
-            .store(5, ADDR, NodeState::Serving)
-            .store(6, "tikv-b:20160", NodeState::Serving)
-            .store(7, "tikv-c:20160", NodeState::Serving)
-            .store(8, "tikv-d:20160", NodeState::Serving)
-            .counts(5, 0, 100)
-            .evicting_leaders(5)
+        four_stores().counts(5, 0, 100).evicting_leaders(5)
     }
 
     fn offline_spec(tikv: &mut TiKV) {

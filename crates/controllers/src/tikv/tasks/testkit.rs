@@ -20,6 +20,17 @@ use crate::tikv::state::TikvState;
 pub const NAME: &str = "tikv-abc123";
 pub const ADDR: &str = "tikv-tikv-abc123.tikv-tikv-peer.default.svc:20160";
 
+/// Store 5 on this instance's address, and three more stores, so that max-replicas 3
+/// still holds once store 5 has left.
+pub fn four_stores() -> FakePd {
+    use tikv_operator_pd::NodeState::Serving;
+    FakePd::bootstrapped()
+        .store(5, ADDR, Serving)
+        .store(6, "tikv-b:20160", Serving)
+        .store(7, "tikv-c:20160", Serving)
+        .store(8, "tikv-d:20160", Serving)
+}
+
 pub struct Kit {
     pub env: TestEnv,
     pub pd: FakePd,
