@@ -5,10 +5,12 @@
 //! [`super::tasks`]; the PD and TiKV controllers add what only their component knows
 //! (PD member, TiKV store).
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod};
 use kube::ResourceExt;
 use tikv_operator_api::condition::{reasons, types};
 use tikv_operator_api::names;
@@ -119,4 +121,14 @@ pub fn set_revisions<S: InstanceState>(s: &mut S, ready: bool) {
     if ready && pod_revision.is_some() {
         common.current_revision = pod_revision;
     }
+}
+
+/// The instance's PVCs as the watch cache has them (by component and instance label).
+pub fn instance_pvcs<S: InstanceState>(s: &S) -> Vec<Arc<PersistentVolumeClaim>> {
+    let pass = s.pass();
+    let selector = BTreeMap::from([
+        (names::LABEL_COMPONENT.to_string(), S::I::COMPONENT.to_string()),
+        (names::LABEL_INSTANCE.to_string(), pass.name.clone()),
+    ]);
+    pass.ctx.caches.list(&pass.namespace, &selector)
 }

@@ -3,12 +3,9 @@
 //! spec is reported (Synced=False VolumeMismatch) and left as it is. Complete;
 //! InvalidSpec + Wait on a bad PVC overlay; Fail.
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::{Api, ResourceExt};
 use tikv_operator_api::condition::reasons;
-use tikv_operator_api::names;
 use tikv_operator_task::{Node, Outcome, task};
 
 use crate::apply::post_params;
@@ -32,11 +29,7 @@ pub fn pvcs<S: InstanceState>() -> Node<S> {
                 }
             };
             let api: Api<PersistentVolumeClaim> = Api::namespaced(pass.ctx.client.clone(), &pass.namespace);
-            let selector = BTreeMap::from([
-                (names::LABEL_COMPONENT.to_string(), S::I::COMPONENT.to_string()),
-                (names::LABEL_INSTANCE.to_string(), instance.name_any()),
-            ]);
-            let live = pass.ctx.caches.list::<PersistentVolumeClaim>(&pass.namespace, &selector);
+            let live = crate::common::instance::instance_pvcs(s);
             let mut created = Vec::new();
             for pvc in desired {
                 if let Some(existing) = live.iter().find(|l| l.name_any() == pvc.name_any()) {

@@ -10,8 +10,6 @@
 //! PVC. Outcomes: Complete once none is left; Wait while they go or the contract
 //! refuses (the condition says why); Fail.
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::api::{DeleteParams, Preconditions};
 use kube::{Api, ResourceExt};
@@ -19,20 +17,12 @@ use tikv_operator_api::names;
 use tikv_operator_task::{Node, Outcome, task};
 
 use super::delete_pod::data_may_go;
+use crate::common::instance::instance_pvcs;
 use crate::error::is_not_found;
 use crate::tikv::state::{Refusal, TikvState};
 
 pub fn delete_pvcs() -> Node<TikvState> {
     task("delete_pvcs", |s: &mut TikvState| Box::pin(run(s)))
-}
-
-/// The instance's PVCs as the cache has them.
-pub fn instance_pvcs(s: &TikvState) -> Vec<std::sync::Arc<PersistentVolumeClaim>> {
-    let selector = BTreeMap::from([
-        (names::LABEL_COMPONENT.to_string(), names::COMPONENT_TIKV.to_string()),
-        (names::LABEL_INSTANCE.to_string(), s.pass.name.clone()),
-    ]);
-    s.pass.ctx.caches.list::<PersistentVolumeClaim>(&s.pass.namespace, &selector)
 }
 
 async fn run(s: &mut TikvState) -> Outcome {

@@ -16,8 +16,8 @@ use tikv_operator_api::condition::reasons;
 use tikv_operator_api::names::LABEL_STORE_ID;
 use tikv_operator_task::{Node, Outcome, task};
 
-use super::delete_pvcs::instance_pvcs;
 use crate::apply::patch_params;
+use crate::common::instance::instance_pvcs;
 use crate::error::is_conflict;
 use crate::tikv::state::TikvState;
 
