@@ -98,12 +98,7 @@ pub enum Leaders {
 /// IDs, every instance applying the same rule. Someone else's entries do not count.
 pub fn eviction_room(view: &PdView, id: u64, others: &[u64], ours: bool) -> Option<String> {
     let max_replicas = view.replication.max_replicas;
-    let up: Vec<u64> = view
-        .stores
-        .values()
-        .filter(|s| !s.is_tiflash() && matches!(s.node_state, NodeState::Preparing | NodeState::Serving))
-        .map(|s| s.id)
-        .collect();
+    let up = up_stores(view);
     if !up.contains(&id) {
         // Already leaving (Removing): it holds its place.
         return None;
@@ -124,14 +119,17 @@ pub fn eviction_room(view: &PdView, id: u64, others: &[u64], ours: bool) -> Opti
 /// included) would be fewer than max-replicas.
 pub fn offline_blocker(view: &PdView, id: u64) -> Option<String> {
     let max_replicas = view.replication.max_replicas;
-    let up_after = view
-        .stores
-        .values()
-        .filter(|s| s.id != id && !s.is_tiflash() && matches!(s.node_state, NodeState::Preparing | NodeState::Serving))
-        .count() as u64;
+    let up_after = up_stores(view).iter().filter(|s| **s != id).count() as u64;
     (up_after < max_replicas).then(|| {
         format!("{up_after} other Up stores would remain and max-replicas is {max_replicas}: waiting for more stores")
     })
+}
+
+/// The TiKV stores PD counts as Up when it judges an offline (Preparing or Serving,
+/// Disconnected and Down included), by ID.
+fn up_stores(view: &PdView) -> Vec<u64> {
+    let up = |s: &&tikv_operator_pd::Store| matches!(s.node_state, NodeState::Preparing | NodeState::Serving);
+    view.stores.values().filter(|s| !s.is_tiflash()).filter(up).map(|s| s.id).collect()
 }
 
 /// What the deletion tasks found still in place this pass.
