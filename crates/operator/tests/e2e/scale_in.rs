@@ -6,11 +6,10 @@
 //! The invariant watcher is on throughout, as in every e2e scenario.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
 use std::time::Duration;
 
 use kube_sim::{ListOptions, RequestRecord, Verb};
-use serde_json::{Value, json};
+use serde_json::json;
 use tikv_operator_api::condition::{reasons, types};
 use tikv_operator_api::names::{ANNOTATION_EVICT_LEADER_STORE, ANNOTATION_PRIORITY, LABEL_INSTANCE, LABEL_STORE_ID};
 
@@ -21,8 +20,6 @@ use crate::env::{Env, NS, TIKV_GROUP, check_condition, condition, expect_eq, nam
 const SLOW_MOVES: &str = "2m";
 const FAST_MOVES: &str = "50ms";
 const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
-/// The Cluster's PD Service, as `status.pd` records it.
-const PD_URL: &str = "http://pd-pd.default.svc:2379";
 
 /// TiKV 3 → 5 → 3: two stores leave PD one at a time (Tombstone), their TiKVs, pods
 /// and PVCs go, every region is back to three replicas on live stores, one store per
@@ -102,7 +99,7 @@ async fn scale_in_5_to_3_then_a_scale_in_cancelled_mid_way() {
     assert_eq!(tikvs_written(&written, Verb::Delete), BTreeSet::new(), "no TiKV deleted");
     let events = events_of(&env, TIKV_GROUP);
     assert!(events.iter().any(|e| e.starts_with("Normal OfflineCanceled:") && e.contains(&chosen)), "{events:#?}");
-    let pd_log = describe_pd(&env, pd);
+    let pd_log = env.operator_pd_log(pd);
     let cancel = format!("POST /store/{chosen_id}/state?state=Up");
     assert!(pd_log.iter().any(|w| w.starts_with(&cancel)), "the offline was cancelled through PD: {pd_log:#?}");
     let tikv = env.get("tikvs", &chosen).unwrap();
@@ -144,13 +141,13 @@ async fn scale_in_below_max_replicas_is_refused_until_pd_allows_it() {
         .collect();
     let touched = describe_api(&touched);
     assert!(touched.is_empty(), "refused: only status and events are written, yet: {touched:#?}");
-    let pd_log = describe_pd(&env, pd);
+    let pd_log = env.operator_pd_log(pd);
     assert!(pd_log.is_empty(), "refused: no PD write, yet: {pd_log:#?}");
     assert_eq!(env.store_ids(), before, "every TiKV stays");
     assert!(env.list("tikvs").iter().all(|t| t["spec"]["offline"] == false), "no TiKV set offline");
 
     // An SRE lowers max-replicas: the cluster status shows it and the scale-in proceeds.
-    let (status, body) = sre_pd(&env, "POST", "/pd/api/v1/config/replicate", json!({"max-replicas": 2})).await;
+    let (status, body) = env.sre_pd("POST", "/pd/api/v1/config/replicate", Some(json!({"max-replicas": 2}))).await;
     assert_eq!(status, 200, "PD accepts max-replicas 2: {body}");
     let mut seen = Seen::default();
     env.wait_for("scaled in to 2 stores", |e| {
@@ -252,7 +249,7 @@ async fn parallel_scale_in_then_one_finished_across_an_operator_restart() {
     env.wait_for("scaled in to 3 stores after the restart", |e| settled(e, 3)).await;
     let gone = assert_left(&env, &before, 1, api, pd);
     assert_eq!(gone, [(chosen.clone(), chosen_id)], "the chosen store left");
-    let pd_log = describe_pd(&env, pd);
+    let pd_log = env.operator_pd_log(pd);
     let entries_removed = pd_log.iter().filter(|w| w.starts_with("DELETE /schedulers/evict-leader-scheduler")).count();
     assert_eq!(entries_removed, 1, "the entry added for the store was removed once: {pd_log:#?}");
     eprintln!("restarted while {chosen} (store {chosen_id}) was Offline; PD writes {pd_log:#?}");
@@ -368,7 +365,7 @@ fn assert_left(env: &Env, before: &BTreeMap<String, String>, n: usize, api: u64,
         .filter_map(|w| w.path.strip_prefix("/pd/api/v1/store/")?.split('?').next()?.parse().ok())
         .collect();
     let gone_ids: BTreeSet<u64> = gone.iter().map(|(_, id)| *id).collect();
-    assert_eq!(removed, gone_ids, "DELETE /store for exactly the stores that left: {:#?}", describe_pd(env, pd));
+    assert_eq!(removed, gone_ids, "DELETE /store for exactly the stores that left: {:#?}", env.operator_pd_log(pd));
     gone
 }
 
@@ -446,43 +443,4 @@ fn tikvs_written(writes: &[RequestRecord], verb: Verb) -> BTreeSet<String> {
 /// API writes, as `verb resource[/subresource] name`.
 fn describe_api(writes: &[RequestRecord]) -> Vec<String> {
     writes.iter().map(|r| format!("{} {} {}", r.verb, r.resource_path(), r.name.as_deref().unwrap_or("-"))).collect()
-}
-
-/// The operator's PD writes from `seq` on, as `METHOD /path -> status` (without
-/// `/pd/api/v1`).
-fn describe_pd(env: &Env, seq: u64) -> Vec<String> {
-    env.operator_pd_writes(seq)
-        .iter()
-        .map(|w| {
-            let body: Value = serde_json::from_slice(&w.body).unwrap_or(Value::Null);
-            let store = body["store_id"].as_u64().map(|id| format!(" {{store {id}}}")).unwrap_or_default();
-            format!("{} {}{store} -> {}", w.method, w.path.strip_prefix("/pd/api/v1").unwrap_or(&w.path), w.status)
-        })
-        .collect()
-}
-
-/// A PD request by an SRE's pd-ctl (not the operator), through the proxy into the pod
-/// network to the Cluster's PD Service. Returns the status and the body.
-async fn sre_pd(env: &Env, method: &str, path: &str, body: Value) -> (u16, String) {
-    let proxy = env.h.proxy_url().trim_start_matches("http://").to_owned();
-    let body = body.to_string();
-    let host = PD_URL.trim_start_matches("http://");
-    let request = format!(
-        "{method} {PD_URL}{path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: pd-ctl\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let answer = tokio::task::spawn_blocking(move || {
-        let mut stream = std::net::TcpStream::connect(proxy).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        stream.write_all(request.as_bytes()).unwrap();
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).unwrap();
-        answer
-    })
-    .await
-    .unwrap();
-    let status = answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = answer.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    (status, body)
 }
