@@ -56,6 +56,18 @@ pub const ANNOTATION_EVICT_LEADER_STORE: &str = "core.tikv.org/evict-leader-stor
 /// other value counts as absent. Versions are compared as semver, with or without `v`,
 /// against the group's `status.version` and the versions its instances run.
 pub const ANNOTATION_ALLOW_VERSION_CHANGE: &str = "core.tikv.org/allow-unsupported-version-change";
+/// On a Pod: the part of its instance's spec that only a restart applies (version,
+/// image, resources, volumes and mounts, ports, TLS, the pod overlay's spec) and the
+/// hash of the user's `config`, as compact JSON. A Pod whose recorded values differ from
+/// the instance's is recreated (a `config` difference only under `Restart`; under
+/// `HotReload` it is applied online); anything else (labels, annotations, server
+/// labels, volume sizes) is applied in place. Keys a newer operator adds are compared
+/// only once recorded, and a Pod without the annotation counts as up to date, so a new
+/// operator build restarts nothing by itself.
+pub const ANNOTATION_RESTART_INTENT: &str = "core.tikv.org/restart-intent";
+/// On an instance: the restart under way, `<old pod UID>` — recorded before the old
+/// Pod is deleted, removed once the new process serves again (TiKV: its leaders back).
+pub const ANNOTATION_RESTART: &str = "core.tikv.org/restart";
 /// Number of members in the initial PD cluster a PD instance was rendered with.
 pub const ANNOTATION_INITIAL_CLUSTER_NUM: &str = "core.tikv.org/initial-cluster-num";
 

@@ -25,9 +25,9 @@ pub struct InstanceParts {
     /// Hash of the ConfigMap content rendered this pass; `None` when it could not be rendered.
     pub config_hash: Option<String>,
     pub pvcs_ready: bool,
-    /// The live Pod differs from the desired one in a way only a restart can apply
-    /// (rolling restarts come with the updater's update actions).
-    pub pod_outdated: bool,
+    /// How the live Pod differs from the instance's intent (set by `pod`): what only a
+    /// restart applies, and a config change to apply online.
+    pub drift: super::restart::PodDrift,
 }
 
 /// An instance controller's state.

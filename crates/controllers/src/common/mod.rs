@@ -11,6 +11,7 @@ pub mod pd_view;
 pub mod pod_status;
 pub mod render;
 pub mod replicas;
+pub mod restart;
 pub mod tasks;
 pub mod traits;
 pub mod volume_check;

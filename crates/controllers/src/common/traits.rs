@@ -14,8 +14,8 @@ use tikv_operator_api::names::{self, LABEL_GROUP};
 use tikv_operator_api::pd::PDGroupStatus;
 use tikv_operator_api::tikv::TiKVGroupStatus;
 use tikv_operator_api::{
-    Cluster, ClusterStatus, CommonStatus, GroupStatus, ObjectMeta, Overlay, PD, PDGroup, PDStatus,
-    ResourceRequirements, TiKV, TiKVGroup, TiKVStatus, Topology, Volume, WeightedTopology,
+    Cluster, ClusterStatus, CommonStatus, ConfigUpdateStrategy, GroupStatus, ObjectMeta, Overlay, PD, PDGroup,
+    PDStatus, ResourceRequirements, TiKV, TiKVGroup, TiKVStatus, Topology, Volume, WeightedTopology,
 };
 
 use crate::updater::Removal;
@@ -57,6 +57,10 @@ pub trait Instance: Object {
     fn config(&self) -> &str;
     fn volumes(&self) -> &[Volume];
     fn overlay(&self) -> Option<&Overlay>;
+    /// What a change of `config` does to the running process.
+    fn config_strategy(&self) -> ConfigUpdateStrategy;
+    /// The server's two ports (TiKV: client and status; PD: client and peer).
+    fn ports(&self) -> [i32; 2];
     fn common_status(status: &Self::Status) -> &CommonStatus;
     fn common_status_mut(status: &mut Self::Status) -> &mut CommonStatus;
     /// TiKV: `spec.offline`, the store leaving PD. PD members never are.
@@ -173,7 +177,7 @@ object_impl!(TiKVGroup, TiKVGroupStatus, common.conditions);
 object_impl!(TiKV, TiKVStatus, common.conditions);
 
 macro_rules! instance_impl {
-    ($kind:ty, $status:ty, $component:expr, $data_dir:expr, $offline:expr, $leader:expr) => {
+    ($kind:ty, $status:ty, $component:expr, $data_dir:expr, $offline:expr, $leader:expr, $ports:expr) => {
         impl Instance for $kind {
             const COMPONENT: &'static str = $component;
             const DATA_DIR: &'static str = $data_dir;
@@ -205,6 +209,12 @@ macro_rules! instance_impl {
             fn overlay(&self) -> Option<&Overlay> {
                 self.spec.template.overlay.as_ref()
             }
+            fn config_strategy(&self) -> ConfigUpdateStrategy {
+                self.spec.template.update_strategy.config
+            }
+            fn ports(&self) -> [i32; 2] {
+                ($ports)(self)
+            }
             fn common_status(status: &$status) -> &CommonStatus {
                 &status.common
             }
@@ -221,17 +231,29 @@ macro_rules! instance_impl {
     };
 }
 
-instance_impl!(PD, PDStatus, names::COMPONENT_PD, "/var/lib/pd", |_: &PD| false, |pd: &PD| pd
-    .status
-    .as_ref()
-    .is_some_and(|s| s.is_leader));
+instance_impl!(
+    PD,
+    PDStatus,
+    names::COMPONENT_PD,
+    "/var/lib/pd",
+    |_: &PD| false,
+    |pd: &PD| pd.status.as_ref().is_some_and(|s| s.is_leader),
+    |pd: &PD| {
+        let ports = &pd.spec.template.server.ports;
+        [ports.client, ports.peer]
+    }
+);
 instance_impl!(
     TiKV,
     TiKVStatus,
     names::COMPONENT_TIKV,
     "/var/lib/tikv",
     |tikv: &TiKV| tikv.spec.offline,
-    |_: &TiKV| { false }
+    |_: &TiKV| { false },
+    |tikv: &TiKV| {
+        let ports = &tikv.spec.template.server.ports;
+        [ports.client, ports.status]
+    }
 );
 
 macro_rules! group_impl {

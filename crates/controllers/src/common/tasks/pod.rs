@@ -1,11 +1,15 @@
 //! `pod`: creates the instance's Pod from `render`, or keeps it in line.
 //!
-//! Reads the Pod loaded earlier. Writes: the Pod (create), or its labels (one merge
-//! patch carrying the resourceVersion, when the operator's labels are missing). A live
-//! Pod whose spec hash differs is reported (Synced=False PodNotUpToDate) and left
-//! running: restarting it is the rolling update's job. Outcomes: Complete; Wait while
-//! the ConfigMap or PVCs are not ready, the Pod terminates, or a created Pod is not yet
-//! visible; InvalidSpec + Wait on a bad overlay; Fail on unexpected API errors.
+//! Reads the Pod loaded earlier. The Pod records the instance's restart intent
+//! ([`crate::common::restart`]); a live Pod whose record differs where only a restart
+//! applies is left running and marked outdated (Synced=False PodNotUpToDate, naming
+//! what changed): restarting it safely is the component's `restart` task. Everything
+//! else is applied in place: one merge patch carrying the resourceVersion sets the
+//! labels and annotations that differ (the revision label only once nothing waits for
+//! a restart or an online config change, as it says what the process runs). Outcomes:
+//! Complete; Wait while the ConfigMap or PVCs are not ready, the Pod terminates, or a
+//! created Pod is not yet visible; InvalidSpec + Wait on a bad overlay; Fail on
+//! unexpected API errors.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -18,9 +22,11 @@ use tikv_operator_api::condition::reasons;
 use tikv_operator_api::names;
 use tikv_operator_task::{Node, Outcome, task};
 
-use crate::apply::{has_hash, hash_of, patch_params, post_params};
+use crate::apply::{patch_params, post_params};
+use crate::common::Instance;
 use crate::common::instance::{InstanceState, pod_terminating};
 use crate::common::render::RenderError;
+use crate::common::restart::{drift, restart_intent};
 use crate::error::{is_already_exists, is_conflict};
 
 pub fn pod<S: InstanceState>(render: fn(&S) -> Result<Pod, RenderError>) -> Node<S> {
@@ -41,8 +47,12 @@ pub async fn run_pod<S: InstanceState>(s: &mut S, render: fn(&S) -> Result<Pod, 
             return Outcome::wait(format!("{error}; waiting for the spec to be fixed"));
         }
     };
-    let spec_hash = hash_of(&(&desired.spec, desired.labels().get(names::LABEL_CONFIG_HASH)));
-    desired.annotations_mut().insert(names::ANNOTATION_SPEC_HASH.into(), spec_hash.clone());
+    let Some(instance) = s.pass().object.clone() else {
+        return Outcome::complete("no instance");
+    };
+    let intent = restart_intent(&instance, s.pass().tls_enabled());
+    let recorded = serde_json::to_string(&intent).unwrap_or_default();
+    desired.annotations_mut().insert(names::ANNOTATION_RESTART_INTENT.into(), recorded.clone());
     let name = desired.name_any();
     let api: Api<Pod> = Api::namespaced(s.pass().ctx.client.clone(), &s.pass().namespace);
     let Some(live) = s.parts().pod.clone() else {
@@ -62,30 +72,47 @@ pub async fn run_pod<S: InstanceState>(s: &mut S, render: fn(&S) -> Result<Pod, 
         s.pass_mut().not_synced(reasons::POD_TERMINATING, format!("pod {name} is terminating"));
         return Outcome::wait(format!("pod {name} is terminating; waiting for it to go"));
     }
+    let live_record = live.annotations().get(names::ANNOTATION_RESTART_INTENT).cloned();
+    let drift = drift(live_record.as_deref(), &intent, instance.config_strategy());
     let mut outcome = Outcome::complete("up to date");
-    if !has_hash(&live, &spec_hash) {
-        s.parts_mut().pod_outdated = true;
-        s.pass_mut().not_synced(
-            reasons::POD_NOT_UP_TO_DATE,
-            format!("pod {name} runs an older spec; it will be restarted by a rolling update"),
-        );
-        outcome = Outcome::complete("pod outdated; left running until rolling updates restart it");
+    if drift.needs_restart() {
+        let what = drift.restart.join(", ");
+        s.pass_mut().not_synced(reasons::POD_NOT_UP_TO_DATE, format!("pod {name} needs a restart for: {what}"));
+        outcome = Outcome::complete(format!("pod needs a restart for: {what}"));
     }
-    let missing: BTreeMap<&String, &String> = desired
+    let settled = !drift.needs_restart() && !drift.hot_reload;
+    let missing_labels: BTreeMap<&String, &String> = desired
         .labels()
         .iter()
         .filter(|(k, v)| {
-            k.starts_with(names::LABEL_PREFIX)
-                && k.as_str() != names::LABEL_CONFIG_HASH
+            k.as_str() != names::LABEL_CONFIG_HASH
+                && (settled || k.as_str() != names::LABEL_INSTANCE_REVISION_HASH)
                 && live.labels().get(*k) != Some(*v)
         })
         .collect();
-    if !missing.is_empty() {
-        let patch = json!({"metadata": {"labels": missing, "resourceVersion": live.resource_version()}});
+    let mut missing_annotations: BTreeMap<&String, &String> = desired
+        .annotations()
+        .iter()
+        .filter(|(k, v)| k.as_str() != names::ANNOTATION_RESTART_INTENT && live.annotations().get(*k) != Some(*v))
+        .collect();
+    // A Pod of an older build records nothing: it counts as up to date, now recorded.
+    let stamp = (names::ANNOTATION_RESTART_INTENT.to_string(), recorded);
+    if live_record.is_none() {
+        missing_annotations.insert(&stamp.0, &stamp.1);
+    }
+    s.parts_mut().drift = drift;
+    if !missing_labels.is_empty() || !missing_annotations.is_empty() {
+        let patch = json!({"metadata": {
+            "labels": missing_labels,
+            "annotations": missing_annotations,
+            "resourceVersion": live.resource_version(),
+        }});
         match api.patch(&name, &patch_params(), &Patch::Merge(&patch)).await {
             Ok(patched) => {
                 s.parts_mut().pod = Some(patched);
-                outcome = Outcome::complete("labels updated");
+                if outcome.message() == "up to date" {
+                    outcome = Outcome::complete("updated in place");
+                }
             }
             Err(error) if is_conflict(&error) => {
                 return Outcome::retry(Duration::from_secs(1), "pod changed meanwhile; retrying");
@@ -140,7 +167,7 @@ mod tests {
         let mut s = state(&env, tikv.clone(), Some(live));
         let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
-        assert_eq!(report.entry("pod").unwrap().message(), "labels updated");
+        assert_eq!(report.entry("pod").unwrap().message(), "updated in place");
         assert_eq!(env.write_log(), ["patch pods/tikv-tikv-a"]);
         let live: Pod = env.get("tikv-tikv-a").await;
         assert_eq!(live.labels().get(names::LABEL_INSTANCE).map(String::as_str), Some("tikv-a"));

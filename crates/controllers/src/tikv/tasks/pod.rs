@@ -109,19 +109,19 @@ mod tests {
         let owner = &live.owner_references()[0];
         assert_eq!((owner.kind.as_str(), owner.name.as_str(), owner.controller), ("TiKV", "tikv-a", Some(true)));
         assert_eq!(owner.uid, tikv.uid().unwrap());
-        assert!(live.annotations().contains_key(names::ANNOTATION_SPEC_HASH));
+        assert!(live.annotations().contains_key(names::ANNOTATION_RESTART_INTENT));
 
         // Next pass, nothing changed: no write.
         let mut s = state(&env, tikv, Some(PD_URL), Some(live));
         let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.entry("pod").unwrap().message(), "up to date");
-        assert!(!s.parts.pod_outdated);
+        assert!(!s.parts.drift.needs_restart());
         assert!(s.pass.unsynced.is_empty(), "{:?}", s.pass.unsynced);
         assert_eq!(env.write_log(), ["create pods/"], "no write when unchanged");
     }
 
     #[tokio::test]
-    async fn an_outdated_pod_is_reported_and_not_recreated() {
+    async fn an_outdated_pod_is_reported_and_left_to_the_restart_task() {
         let env = TestEnv::start().await;
         let tikv = env.create(sample_tikv("tikv-a", "tikv")).await;
         let runner = Runner::new("t", [pod()]);
@@ -133,11 +133,8 @@ mod tests {
         let mut s = state(&env, upgraded, Some(PD_URL), Some(live.clone()));
         let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
-        assert_eq!(
-            report.entry("pod").unwrap().message(),
-            "pod outdated; left running until rolling updates restart it"
-        );
-        assert!(s.parts.pod_outdated);
+        assert_eq!(report.entry("pod").unwrap().message(), "pod needs a restart for: version");
+        assert!(s.parts.drift.needs_restart());
         assert_eq!(s.pass.unsynced.len(), 1);
         assert_eq!(s.pass.unsynced[0].reason, reasons::POD_NOT_UP_TO_DATE);
         assert_eq!(env.write_log(), ["create pods/"], "the outdated Pod is neither deleted nor patched");
