@@ -139,6 +139,8 @@ mod tests {
         golden("tikv-pod.json", &format!("{}\n", serde_json::to_string_pretty(&rendered).unwrap()));
     }
 
+    type Change = Box<dyn Fn(&mut TiKV)>;
+
     fn drift_after(change: impl Fn(&mut TiKV)) -> PodDrift {
         let base = sample_tikv("tikv-abc123", "tikv");
         let mut changed = base.clone();
@@ -149,7 +151,7 @@ mod tests {
 
     #[test]
     fn what_needs_a_restart_is_named_and_nothing_else_restarts() {
-        let restarts: Vec<(&str, Box<dyn Fn(&mut TiKV)>)> = vec![
+        let restarts: Vec<(&str, Change)> = vec![
             ("version", Box::new(|t| t.spec.template.version = "v8.5.1".into())),
             ("image", Box::new(|t| t.spec.template.image = Some("mirror/tikv".into()))),
             ("resources", Box::new(|t| t.spec.template.resources.memory = Some("8Gi".into()))),
@@ -182,7 +184,7 @@ mod tests {
         let plain = recorded(&restart_intent(&tikv, false));
         assert_eq!(drift(Some(&plain), &restart_intent(&tikv, true), tikv.config_strategy()).restart, ["tls"]);
 
-        let in_place: Vec<(&str, Box<dyn Fn(&mut TiKV)>)> = vec![
+        let in_place: Vec<(&str, Change)> = vec![
             (
                 "a label",
                 Box::new(|t| drop(t.metadata.labels.get_or_insert_default().insert("team".into(), "a".into()))),
