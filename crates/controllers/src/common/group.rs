@@ -29,6 +29,9 @@ pub struct GroupParts<I> {
     pub created: Vec<String>,
     /// What `validate_template` found wrong with the template: it is not rolled out.
     pub template_findings: Vec<super::Finding>,
+    /// Why the group's revision may not reach instances yet (TiKV: PD is not on its new
+    /// version everywhere): no instance is updated or created at it.
+    pub rollout_held: Option<String>,
 }
 
 impl<I> Default for GroupParts<I> {
@@ -41,6 +44,7 @@ impl<I> Default for GroupParts<I> {
             planned: None,
             created: Vec::new(),
             template_findings: Vec::new(),
+            rollout_held: None,
         }
     }
 }

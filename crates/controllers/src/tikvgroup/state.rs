@@ -13,19 +13,11 @@ pub struct TikvGroupState {
     pub group: GroupParts<TiKV>,
     /// The PD groups of the cluster (upgrade ordering).
     pub pd_groups: Vec<PDGroup>,
-    /// Whether instances may move to a new version now (upgrade ordering: TiKV after
-    /// PD); read by the rolling update once it exists.
-    pub may_upgrade: bool,
 }
 
 impl TikvGroupState {
     pub fn new(ctx: Arc<Context>, namespace: &str, name: &str) -> Self {
-        Self {
-            pass: Pass::new(ctx, namespace, name),
-            group: GroupParts::default(),
-            pd_groups: Vec::new(),
-            may_upgrade: false,
-        }
+        Self { pass: Pass::new(ctx, namespace, name), group: GroupParts::default(), pd_groups: Vec::new() }
     }
 }
 

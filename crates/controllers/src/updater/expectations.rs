@@ -29,16 +29,23 @@ pub struct Change {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ChangeKind {
-    SetOffline { at: Timestamp },
+    SetOffline {
+        at: Timestamp,
+    },
     CancelOffline,
     Delete,
+    /// Brought to the revision: not Ready until its restart (if any) is done.
+    Update {
+        revision: String,
+    },
 }
 
 impl Change {
     /// The instance as it is after the write.
     pub fn apply(&self, view: &mut InstanceView) {
-        match self.kind {
+        match &self.kind {
             ChangeKind::SetOffline { at } => {
+                let at = *at;
                 view.offline = true;
                 view.offline_chosen_at = Some(at);
             }
@@ -47,6 +54,10 @@ impl Change {
                 view.offline_chosen_at = None;
             }
             ChangeKind::Delete => view.deleting = true,
+            ChangeKind::Update { revision } => {
+                view.revision = Some(revision.clone());
+                view.ready = false;
+            }
         }
     }
 }
@@ -156,6 +167,8 @@ mod tests {
         assert!(view.offline && view.offline_chosen_at == Some(at));
         change(ChangeKind::CancelOffline).apply(&mut view);
         assert!(!view.offline && view.offline_chosen_at.is_none());
+        change(ChangeKind::Update { revision: "r2".into() }).apply(&mut view);
+        assert!(view.revision.as_deref() == Some("r2") && !view.ready, "not available until restarted");
         change(ChangeKind::Delete).apply(&mut view);
         assert!(view.deleting);
     }

@@ -7,9 +7,13 @@
 //! - CancelOffline / SetOffline: a merge patch of `spec.offline` and the
 //!   `core.tikv.org/offline-chosen-at` annotation, guarded by the resourceVersion read;
 //! - Create: at most [`CREATES_PER_PASS`] a pass, none while an instance of the group
-//!   cannot be scheduled (so `replicas: 1000` by typo stops at what fits), and none
-//!   beyond `replicas` for an update while updates are not carried out (it would stay);
-//! - Update: reported, not carried out yet (rolling updates come next).
+//!   cannot be scheduled (so `replicas: 1000` by typo stops at what fits);
+//! - Update: the instance's spec is replaced by the template's (its name, topology and
+//!   offline kept) and it is labelled with the revision, guarded by the resourceVersion
+//!   read; its controller then applies it in place or restarts it safely.
+//!
+//! While the revision may not roll out yet (`rollout_held`: TiKV waits for PD), neither
+//! creates nor updates happen; scale-in goes on.
 //!
 //! Every write brings an Event; a blocked scale-in a Warning Event when first reported.
 //! The plan's scale-in and block are left for `group_status`.
@@ -30,7 +34,7 @@ use tikv_operator_task::{Node, Outcome, task};
 use crate::apply::{patch_params, post_params};
 use crate::common::group::{GroupState, Planned, instance_view, new_instance};
 use crate::common::replicas::Replicas;
-use crate::common::{Group, Object, Pass};
+use crate::common::{Group, Instance, Object, Pass};
 use crate::error::{is_already_exists, is_conflict, is_not_found};
 use crate::updater::{
     Action, Blocked, Change, ChangeKind, Expected, GroupView, InstanceView, Plan, plan, random_suffix,
@@ -40,11 +44,6 @@ use crate::updater::{
 /// `replicas: 1000`) is carried out over several passes, each of which writes the
 /// group's status, so progress and unschedulable pods show while it happens.
 const CREATES_PER_PASS: usize = 10;
-
-/// Whether planned updates are carried out. Until rolling updates are, instances beyond
-/// `replicas` for an update (`maxSurge`) are not created either: nothing would take an
-/// outdated one out in their place.
-const ROLLING_UPDATES: bool = false;
 
 pub fn updater<S: GroupState>() -> Node<S> {
     task("updater", |s: &mut S| Box::pin(run(s)))
@@ -130,8 +129,9 @@ impl Executor {
         let mut creates = 0;
         for action in &plan.actions {
             match action {
-                Action::Create { surge: true, .. } if !ROLLING_UPDATES => {
-                    self.hold("instances beyond replicas for an update wait for rolling updates".into());
+                Action::Create { .. } | Action::Update { .. } if s.group().rollout_held.is_some() => {
+                    let why = s.group().rollout_held.clone().unwrap_or_default();
+                    self.hold(why);
                 }
                 Action::Create { .. } if unschedulable > 0 => self.hold(format!(
                     "{unschedulable} instances cannot be scheduled: no more are created until they can (add \
@@ -160,13 +160,41 @@ impl Executor {
                         Err(error) => return Err(Outcome::fail(error)),
                     }
                 }
-                Action::Update { name, .. } => self.updates.push(name.clone()),
+                Action::Update { name, revision } => {
+                    let Some(instance) = s.group().instances.iter().find(|i| i.name_any() == *name).cloned() else {
+                        continue;
+                    };
+                    let from_version = instance.resource_version().unwrap_or_default();
+                    let updated = match updated_instance(group, &instance, revision) {
+                        Ok(updated) => updated,
+                        Err(error) => return Err(Outcome::fail(error)),
+                    };
+                    match api.replace(name, &post_params(), &updated).await {
+                        Ok(_) => {}
+                        Err(error) if is_not_found(&error) => continue,
+                        Err(error) if is_conflict(&error) => {
+                            return Err(Outcome::retry(
+                                Duration::from_secs(1),
+                                format!("{name} changed since it was read; planning again"),
+                            ));
+                        }
+                        Err(error) => return Err(Outcome::fail(error)),
+                    }
+                    let (from, to) = (instance.version().to_string(), updated.version().to_string());
+                    let versions = if from == to { String::new() } else { format!(" ({from} to {to})") };
+                    let note = format!("updated {component} instance {name} to revision {revision}{versions}");
+                    s.pass().event("UpdatedInstance", "Update", note).await;
+                    self.updates.push(name.clone());
+                    let kind = ChangeKind::Update { revision: revision.clone() };
+                    ctx.expectations.changed(&self.uid, Change { name: name.clone(), from_version, kind });
+                }
                 Action::SetOffline { name } | Action::CancelOffline { name } | Action::Delete { name } => {
                     let Some(instance) = s.group().instances.iter().find(|i| i.name_any() == *name).cloned() else {
                         continue;
                     };
                     let from_version = instance.resource_version().unwrap_or_default();
                     let (kind, written) = match action {
+                        Action::Update { .. } | Action::Create { .. } => continue,
                         Action::SetOffline { .. } => {
                             let at = ctx.now();
                             let patch = offline_patch(&from_version, true, Some(at.to_string()));
@@ -207,11 +235,13 @@ impl Executor {
                         ChangeKind::Delete => {
                             ("DeletedInstance", format!("deleted {component} instance {name}: it has left PD"))
                         }
+                        ChangeKind::Update { .. } => continue,
                     };
                     self.done.push(match kind {
                         ChangeKind::SetOffline { .. } => format!("set {name} offline"),
                         ChangeKind::CancelOffline => format!("cancelled the offline of {name}"),
                         ChangeKind::Delete => format!("deleted {name}"),
+                        ChangeKind::Update { .. } => continue,
                     });
                     ctx.expectations.changed(&self.uid, Change { name: name.clone(), from_version, kind });
                     s.pass().event(reason, "ScaleIn", note).await;
@@ -241,7 +271,7 @@ impl Executor {
         }
         parts.extend(self.done);
         if !self.updates.is_empty() {
-            parts.push(format!("{} to update, not carried out yet ({})", self.updates.len(), self.updates.join(", ")));
+            parts.push(format!("updated {}", self.updates.join(", ")));
         }
         if self.creates_left > 0 {
             return Outcome::retry(Duration::from_secs(1), parts.join("; "));
@@ -265,6 +295,26 @@ impl Executor {
             (false, false) => Outcome::complete(parts.join("; ")),
         }
     }
+}
+
+/// `instance` brought to the group's template at `revision`: the template's spec with
+/// the instance's own name, topology and offline; the template's labels and
+/// annotations added to its own, and the revision label.
+fn updated_instance<G: Group>(group: &G, instance: &G::Instance, revision: &str) -> serde_json::Result<G::Instance> {
+    let name = instance.name_any();
+    let fresh = new_instance(group, &name, instance.topology().cloned(), revision);
+    let mut spec = serde_json::to_value(&fresh)?.get("spec").cloned().unwrap_or_default();
+    if let Some(fields) = spec.as_object_mut() {
+        fields.insert("offline".into(), json!(instance.offline()));
+    }
+    let mut value = serde_json::to_value(instance)?;
+    value["spec"] = spec;
+    let mut updated: G::Instance = serde_json::from_value(value)?;
+    let labels = updated.labels_mut();
+    labels.extend(fresh.labels().iter().map(|(k, v)| (k.clone(), v.clone())));
+    let template_annotations = group.template_meta().map(|t| t.annotations.clone()).unwrap_or_default();
+    updated.annotations_mut().extend(template_annotations);
+    Ok(updated)
 }
 
 /// `spec.offline` and the time of the choice (removed with `None`), as of the
@@ -312,13 +362,16 @@ mod tests {
         let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
         assert_eq!(s.group.created.len(), 2, "{:?}", s.group.created);
-        // pd-a is at the old revision (and not Ready): its update is planned, not made.
+        // pd-a is at the old revision and not Ready: updating it takes nothing down.
         assert_eq!(
             report.entry("updater").unwrap().message(),
-            format!("created {}; 1 to update, not carried out yet (pd-a)", s.group.created.join(", "))
+            format!("created {}; updated pd-a", s.group.created.join(", "))
         );
         assert_eq!(s.group.planned, Some(Default::default()), "no scale-in, nothing blocked");
-        assert_eq!(env.write_log(), ["create core.tikv.org/pds/", "create core.tikv.org/pds/"]);
+        assert_eq!(
+            env.write_log(),
+            ["create core.tikv.org/pds/", "create core.tikv.org/pds/", "update core.tikv.org/pds/pd-a"]
+        );
         let mut created = s.group.created.clone();
         created.sort();
         let mut expected_names = vec!["pd-a".to_string()];
@@ -339,14 +392,14 @@ mod tests {
         zones.sort();
         assert_eq!(zones, ["zone-a", "zone-b", "zone-c"]);
 
-        // A second pass whose list still shows only pd-a: the expectations count the two
-        // created, so nothing is created again.
+        // A second pass whose list still shows only pd-a, unchanged: the expectations
+        // count the two created and pd-a's update, so nothing is written again.
         let mut s = stale(group.clone());
         let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
-        assert_eq!(report.entry("updater").unwrap().message(), "1 to update, not carried out yet (pd-a)");
+        assert_eq!(report.entry("updater").unwrap().message(), "nothing to do");
         assert!(s.group.created.is_empty());
-        assert_eq!(env.writes(), 2, "{:?}", env.write_log());
+        assert_eq!(env.writes(), 3, "{:?}", env.write_log());
         assert_eq!(env.list::<PD>().await.len(), 3);
     }
 
@@ -591,16 +644,57 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn updates_are_planned_and_reported_not_carried_out() {
+    async fn an_update_brings_one_instance_to_the_template_once_even_on_a_stale_list() {
         let env = TestEnv::start().await;
+        let runner = Runner::new("t", [updater()]);
         let mut s = tikv_pass(&env, 4, three_zones()).await;
+        let mut group = s.pass.object.clone().unwrap();
+        group.spec.template.spec.version = "v8.5.1".into();
+        group.spec.template.metadata =
+            Some(tikv_operator_api::ObjectMeta { labels: [("team".into(), "kv".into())].into(), ..Default::default() });
+        s.pass.object = Some(group.clone());
         s.group.update_revision = Some("rev-2".into());
-        let report = env.run(&Runner::new("t", [updater()]), "k", &mut s).await;
+        let stale = s.group.instances.clone();
+        let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
         assert_eq!(
             report.entry("updater").unwrap().message(),
-            "1 to update, not carried out yet (tikv-a); tikv-b would be updated, but 1 instances are unavailable \
-             and 1 may be at once (maxUnavailable)"
+            "updated tikv-a; tikv-b would be updated, but 1 instances are unavailable and 1 may be at once \
+             (maxUnavailable)"
+        );
+        assert_eq!(env.write_log(), ["update core.tikv.org/tikvs/tikv-a"]);
+        let updated: TiKV = env.get("tikv-a").await;
+        assert_eq!(updated.spec.template.version, "v8.5.1");
+        assert_eq!(updated.spec.topology, stale[0].spec.topology, "its place is kept");
+        assert_eq!(updated.labels().get(names::LABEL_INSTANCE_REVISION_HASH).map(String::as_str), Some("rev-2"));
+        assert_eq!(updated.labels().get("team").map(String::as_str), Some("kv"));
+        let events = env.events().await;
+        assert!(
+            events.iter().any(|(_, _, m)| m == "updated tikv instance tikv-a to revision rev-2 (v8.5.0 to v8.5.1)")
+        );
+
+        // The list has not caught up: tikv-a still looks old and Ready. Nothing more.
+        env.sim.requests().reset();
+        let mut again = TikvGroupState::new(env.ctx.clone(), "default", "tikv");
+        again.pass = again.pass.with_object(group);
+        again.group.instances = stale;
+        again.group.instances_loaded = true;
+        again.group.update_revision = Some("rev-2".into());
+        let report = env.run(&runner, "k", &mut again).await;
+        assert_eq!(env.writes(), 0, "{report}");
+    }
+
+    #[tokio::test]
+    async fn a_held_rollout_neither_updates_nor_creates() {
+        let env = TestEnv::start().await;
+        let mut s = tikv_pass(&env, 5, three_zones()).await;
+        s.group.update_revision = Some("rev-2".into());
+        s.group.rollout_held = Some("TiKV moves to v8.5.1 once every PD group runs its new version".into());
+        let report = env.run(&Runner::new("t", [updater()]), "k", &mut s).await;
+        assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
+        assert!(
+            report.entry("updater").unwrap().message().contains("TiKV moves to v8.5.1 once every PD group"),
+            "{report}"
         );
         assert_eq!(env.writes(), 0, "{:?}", env.write_log());
     }

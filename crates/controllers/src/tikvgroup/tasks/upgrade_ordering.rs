@@ -1,8 +1,9 @@
 //! `upgrade_ordering`: TiKV moves to a new version only after PD has (upgrade policy
-//! `Default`). This pass decides whether it may; the rolling update acts on it.
+//! `Default`). While PD has not, the updater neither updates nor creates instances at
+//! the new revision (`rollout_held`).
 //!
-//! Reads: the cluster's PD groups (watch cache). Writes nothing. Always Complete (the message says
-//! whether an upgrade would wait, and for what).
+//! Reads: the cluster's PD groups (watch cache). Writes nothing. Always Complete (the
+//! message says whether the rollout waits, and for what).
 
 use kube::Resource;
 use tikv_operator_api::cluster::UpgradePolicy;
@@ -40,7 +41,6 @@ pub fn upgrade_ordering() -> Node<TikvGroupState> {
                 return Outcome::complete("nothing loaded");
             };
             if !version_change(group) || cluster.spec.upgrade_policy == UpgradePolicy::NoConstraints {
-                s.may_upgrade = true;
                 return Outcome::complete("no ordering constraint");
             }
             let cluster_name = group.spec.cluster.name.clone();
@@ -54,12 +54,13 @@ pub fn upgrade_ordering() -> Node<TikvGroupState> {
                 .filter(|g| g.spec.cluster.name == cluster_name)
                 .map(|g| PDGroup::clone(g))
                 .collect();
-            s.may_upgrade = pd_upgraded(&s.pd_groups);
-            if s.may_upgrade {
-                Outcome::complete("PD is upgraded; TiKV may follow")
-            } else {
-                Outcome::complete("TiKV upgrade waits for PD")
+            if pd_upgraded(&s.pd_groups) {
+                return Outcome::complete("PD is upgraded; TiKV may follow");
             }
+            let version = &group.spec.template.spec.version;
+            let why = format!("TiKV moves to {version} once every PD group runs its new version");
+            s.group.rollout_held = Some(why.clone());
+            Outcome::complete(why)
         })
     })
 }
