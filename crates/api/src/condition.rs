@@ -68,6 +68,15 @@ pub mod reasons {
     /// Eviction cannot work here (a single store, or `max-replicas` 1): skipped.
     pub const EVICTION_NOT_POSSIBLE: &str = "EvictionNotPossible";
 
+    /// A restart is refused for now; the message says which gate (leaders, another
+    /// store, regions, the PD view) holds it.
+    pub const RESTART_BLOCKED: &str = "RestartBlocked";
+    /// The Pod was deleted for a restart; waiting for the new process.
+    pub const RESTARTING: &str = "Restarting";
+    /// The restarted store's leaders came back to under half their count and stopped
+    /// rising: reported, and the rollout goes on.
+    pub const LEADERS_NOT_BACK: &str = "LeadersNotBack";
+
     /// PD is moving the store's regions away (the message gives progress).
     pub const OFFLINE_PROCESSING: &str = "OfflineProcessing";
     pub const OFFLINE_CANCELING: &str = "OfflineCanceling";

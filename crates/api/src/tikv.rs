@@ -272,6 +272,20 @@ pub struct TiKVStatus {
     /// Regions left on the store while PD takes it offline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offline: Option<DrainProgress>,
+    /// After a restart, leaders coming back to the store's new process: the count
+    /// before the eviction, the count now, and when it last rose.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaders_return: Option<LeadersReturn>,
+}
+
+/// Leaders coming back to a restarted store; the restart is done at half the count
+/// before, or once it stops rising for a while.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LeadersReturn {
+    pub before: u64,
+    pub leaders: u64,
+    pub last_rise_at: Time,
 }
 
 /// How far a drain (leaders or regions moving off a store) got: the count it started

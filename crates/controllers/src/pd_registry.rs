@@ -96,6 +96,11 @@ impl PdHandle {
     pub async fn transfer_leader(&self, name: &str) -> Result<(), PdError> {
         self.wrote(self.writer.transfer_leader(name).await)
     }
+
+    /// PD's region checks, read now (a read: the views stay fresh).
+    pub async fn region_health(&self) -> Result<tikv_operator_pd::RegionHealth, PdError> {
+        self.writer.region_health().await
+    }
 }
 
 struct Entry {

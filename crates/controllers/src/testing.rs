@@ -381,6 +381,8 @@ struct FakeState {
     writes: Vec<String>,
     /// Errors to answer the next calls of a write method with, by method name.
     failures: HashMap<&'static str, VecDeque<PdError>>,
+    /// What the region checks answer.
+    region_health: tikv_operator_pd::RegionHealth,
 }
 
 /// An in-memory PD for the PD cache, and the recording PD writer: every write is logged
@@ -501,6 +503,12 @@ impl FakePd {
     }
 
     /// Forgets the writes logged so far.
+    /// What PD's region checks answer from now on.
+    pub fn set_region_health(&self, health: tikv_operator_pd::RegionHealth) -> &Self {
+        self.0.lock().unwrap().region_health = health;
+        self
+    }
+
     pub fn clear_write_log(&self) {
         self.0.lock().unwrap().writes.clear();
     }
@@ -733,6 +741,11 @@ impl PdWrite for FakePd {
             s.leader = Some(name.to_owned());
             Ok(())
         })
+    }
+
+    fn region_health(&self) -> BoxFuture<'_, Result<tikv_operator_pd::RegionHealth, PdError>> {
+        let health = self.read(|s| Ok(s.region_health.clone()));
+        Box::pin(async move { health })
     }
 }
 

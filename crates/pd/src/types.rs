@@ -609,6 +609,44 @@ impl PeerCheck {
     }
 }
 
+/// What PD's region checks say right now: regions with down, pending or missing peers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RegionHealth {
+    pub down: PeerCheck,
+    pub pending: PeerCheck,
+    /// Regions with fewer voters than wanted (their peers listed).
+    pub missing: PeerCheck,
+}
+
+impl RegionHealth {
+    /// Why restarting store `store_id` now could cost a region its majority, if so: a
+    /// down or pending peer on another store, or a region already missing a peer that
+    /// has one on this store.
+    pub fn restart_blocker(&self, store_id: u64) -> Option<String> {
+        let others = |check: &PeerCheck| {
+            check.store_ids().into_iter().filter(|id| *id != store_id).map(|id| id.to_string()).collect::<Vec<_>>()
+        };
+        let down = others(&self.down);
+        if !down.is_empty() {
+            return Some(format!("regions have down peers on stores {}", down.join(", ")));
+        }
+        let pending = others(&self.pending);
+        if !pending.is_empty() {
+            return Some(format!("regions have pending peers on stores {}", pending.join(", ")));
+        }
+        let short: Vec<u64> = self
+            .missing
+            .regions
+            .iter()
+            .filter(|r| r.peers.iter().any(|p| p.store_id == store_id))
+            .map(|r| r.region_id)
+            .collect();
+        (!short.is_empty()).then(|| {
+            format!("{} regions with a peer on this store already miss a peer (region {} first)", short.len(), short[0])
+        })
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct PeerWire {
     #[serde(default)]
@@ -634,6 +672,8 @@ pub(crate) struct RegionWire {
     pub down_peers: Option<Vec<DownPeerWire>>,
     #[serde(default)]
     pub pending_peers: Option<Vec<PeerWire>>,
+    #[serde(default)]
+    pub peers: Option<Vec<PeerWire>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -649,6 +689,8 @@ pub(crate) struct RegionsWire {
 pub(crate) enum PeerKind {
     Down,
     Pending,
+    /// `miss-peer`: regions with fewer voters than wanted; their peers are listed.
+    Missing,
 }
 
 impl RegionsWire {
@@ -671,6 +713,12 @@ impl RegionsWire {
                         .collect(),
                     PeerKind::Pending => region
                         .pending_peers
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|p| CheckedPeer { peer_id: p.id, store_id: p.store_id, down_seconds: None })
+                        .collect(),
+                    PeerKind::Missing => region
+                        .peers
                         .unwrap_or_default()
                         .into_iter()
                         .map(|p| CheckedPeer { peer_id: p.id, store_id: p.store_id, down_seconds: None })

@@ -11,6 +11,7 @@ use futures::future::BoxFuture;
 
 use crate::client::PdClient;
 use crate::error::Result;
+use crate::types::RegionHealth;
 
 /// The PD writes of the instance lifecycle, with the client's typed errors.
 pub trait PdWrite: Send + Sync + 'static {
@@ -37,6 +38,10 @@ pub trait PdWrite: Send + Sync + 'static {
 
     /// `POST /leader/transfer/{name}`: move the PD leader to that member.
     fn transfer_leader<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>>;
+
+    /// PD's region checks (down, pending, missing peers), read afresh right before a
+    /// restart: a read, but one no cache may answer.
+    fn region_health(&self) -> BoxFuture<'_, Result<RegionHealth>>;
 }
 
 impl PdWrite for PdClient {
@@ -66,5 +71,9 @@ impl PdWrite for PdClient {
 
     fn transfer_leader<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>> {
         Box::pin(PdClient::transfer_leader(self, name))
+    }
+
+    fn region_health(&self) -> BoxFuture<'_, Result<RegionHealth>> {
+        Box::pin(PdClient::region_health(self))
     }
 }

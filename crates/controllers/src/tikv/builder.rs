@@ -13,7 +13,10 @@ use crate::common::tasks as common;
 
 /// The life of one store, top to bottom. A deleted instance (or one with
 /// `spec.offline`) leaves PD first — leaders evicted, store taken offline, Tombstone —
-/// and only then loses its Pod, its volumes and its finalizer.
+/// and only then loses its Pod, its volumes and its finalizer. A Pod that only a
+/// restart brings in line (or that someone else deletes) has its leaders evicted
+/// first, is restarted only while the rest of the cluster is healthy, and counts as
+/// Ready again once its leaders are back.
 pub fn tasks() -> Vec<Node<TikvState>> {
     vec![
         common::load_object(),
@@ -38,6 +41,7 @@ pub fn tasks() -> Vec<Node<TikvState>> {
         common::pvcs(),
         label_pvcs(),
         pod(),
+        restart(),
         finally([if_(object_loaded(), [conditions(), common::write_status()])]),
     ]
 }

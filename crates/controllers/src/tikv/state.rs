@@ -7,9 +7,14 @@ use tikv_operator_api::condition::reasons;
 use tikv_operator_api::tikv::StoreState;
 use tikv_operator_pd::{NodeState, PdView};
 
+use kube::ResourceExt;
+use tikv_operator_api::names::{ANNOTATION_RESTART, ANNOTATION_RESTART_INTENT};
+
+use crate::common::Instance;
 use crate::common::guards::destructive_allowed;
-use crate::common::instance::{InstanceParts, InstanceState};
+use crate::common::instance::{InstanceParts, InstanceState, pod_running, pod_terminating};
 pub use crate::common::pd_view::{Observed, ViewFreshness};
+use crate::common::restart::{PodDrift, drift, restart_intent};
 use crate::common::{Pass, PassState};
 use crate::context::Context;
 
@@ -132,6 +137,28 @@ fn up_stores(view: &PdView) -> Vec<u64> {
     view.stores.values().filter(|s| !s.is_tiflash()).filter(up).map(|s| s.id).collect()
 }
 
+/// A restart under way, as recorded on the instance before its Pod was deleted (or when
+/// it was seen deleted by someone else): `<old pod UID>/<leaders before>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RestartRecord {
+    pub pod_uid: String,
+    /// The store's leaders before they were moved away: half of them back ends it.
+    pub leaders_before: u64,
+}
+
+impl RestartRecord {
+    pub fn parse(text: &str) -> Option<Self> {
+        let (uid, leaders) = text.split_once('/')?;
+        Some(RestartRecord { pod_uid: uid.to_string(), leaders_before: leaders.trim().parse().ok()? })
+    }
+}
+
+impl std::fmt::Display for RestartRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.pod_uid, self.leaders_before)
+    }
+}
+
 /// What the deletion tasks found still in place this pass.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Cleanup {
@@ -170,6 +197,9 @@ pub struct TikvState {
     pub store: StoreView,
     pub leaders: Leaders,
     pub cleanup: Cleanup,
+    /// Set by `restart` while a restart it follows is under way: why the store is not
+    /// Ready (overrides what the Pod says).
+    pub restarting: Option<String>,
 }
 
 impl TikvState {
@@ -180,6 +210,7 @@ impl TikvState {
             store: StoreView::NotRead,
             leaders: Leaders::Stay,
             cleanup: Cleanup::default(),
+            restarting: None,
         }
     }
 
@@ -187,6 +218,84 @@ impl TikvState {
     /// (a deletion is an offline that cannot be cancelled).
     pub fn leaving(&self) -> bool {
         self.pass.deleting() || self.pass.object.as_ref().is_some_and(|t| t.spec.offline)
+    }
+
+    /// Sets (or with `None` removes) an annotation of the instance: one merge patch
+    /// carrying the resourceVersion read, so a concurrent change fails it (Retry).
+    pub async fn annotate(&mut self, key: &str, value: Option<String>) -> Result<(), tikv_operator_task::Outcome> {
+        use tikv_operator_task::Outcome;
+        let Some(tikv) = &self.pass.object else {
+            return Err(Outcome::complete("no instance"));
+        };
+        let patch = serde_json::json!({"metadata": {
+            "annotations": {key: value},
+            "resourceVersion": tikv.resource_version(),
+        }});
+        let api: kube::Api<TiKV> = kube::Api::namespaced(self.pass.ctx.client.clone(), &self.pass.namespace);
+        let params = crate::apply::patch_params();
+        match api.patch(&self.pass.name, &params, &kube::api::Patch::Merge(&patch)).await {
+            Ok(patched) => {
+                self.pass.object = Some(patched);
+                Ok(())
+            }
+            Err(error) if crate::error::is_conflict(&error) => Err(Outcome::retry(
+                std::time::Duration::from_secs(1),
+                "the instance changed since it was read; retrying",
+            )),
+            Err(error) => Err(Outcome::fail(error)),
+        }
+    }
+
+    /// The restart recorded on the instance (`core.tikv.org/restart`), if one is under way.
+    pub fn restart_record(&self) -> Option<RestartRecord> {
+        let text = self.pass.object.as_ref()?.annotations().get(ANNOTATION_RESTART)?;
+        RestartRecord::parse(text)
+    }
+
+    /// How the live Pod differs from the instance's intent (pure: the `pod` task
+    /// computes the same and applies what is in place).
+    pub fn pod_drift(&self) -> PodDrift {
+        let (Some(pod), Some(tikv)) = (&self.parts.pod, &self.pass.object) else {
+            return PodDrift::default();
+        };
+        let recorded = pod.annotations().get(ANNOTATION_RESTART_INTENT);
+        drift(recorded.map(String::as_str), &restart_intent(tikv, self.pass.tls_enabled()), tikv.config_strategy())
+    }
+
+    /// The store's new process (after a recorded restart) runs in a new Pod and has
+    /// reported to PD since that Pod started: the old process looks Up for a while
+    /// after it died, so only a start time after the new Pod's counts.
+    pub fn new_process_serving(&self) -> bool {
+        let (Some(record), Some(pod)) = (self.restart_record(), &self.parts.pod) else {
+            return false;
+        };
+        if pod.metadata.uid.as_deref() == Some(record.pod_uid.as_str()) || !pod_running(pod) {
+            return false;
+        }
+        let started = pod.status.as_ref().and_then(|st| st.start_time.as_ref()).map(|t| t.0);
+        let store = self.store_id().and_then(|id| self.store.observed().and_then(|o| o.view.store(id).cloned()));
+        match (started, store.and_then(|st| st.start_time)) {
+            // PD reports whole seconds.
+            (Some(pod_start), Some(process_start)) => process_start.as_second() >= pod_start.as_second(),
+            _ => false,
+        }
+    }
+
+    /// A restart needs the store's leaders gone: its Pod must be recreated, is being
+    /// deleted (by the operator or anyone), or a recorded restart's new process does
+    /// not serve yet.
+    pub fn restart_needs_leaders_gone(&self) -> bool {
+        let Some(pod) = &self.parts.pod else {
+            return self.restart_record().is_some();
+        };
+        if pod_terminating(pod) {
+            return pod_running(pod);
+        }
+        match self.restart_record() {
+            Some(record) if pod.metadata.uid.as_deref() == Some(record.pod_uid.as_str()) => true,
+            Some(_) => !self.new_process_serving(),
+            None => self.pod_drift().needs_restart(),
+        }
     }
 
     /// The store ID recorded in the status: the store's identity.

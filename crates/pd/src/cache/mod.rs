@@ -403,7 +403,7 @@ async fn poll_once<A: PdApi>(api: &A, shared: &Shared) -> u64 {
         match result {
             Ok((cluster_id, stores, members, health, evict_leader_stores, replication)) => {
                 let read = view::Read { cluster_id, stores, members, health, evict_leader_stores, replication };
-                let view = PdView::build(read, started, write_epoch);
+                let view = PdView::build(read, started, write_epoch, state.view.as_deref());
                 let mut events = events::diff(state.view.as_deref(), &view);
                 if state.last_error.take().is_some() {
                     tracing::info!(cluster_id, "PD polling recovered");

@@ -30,6 +30,10 @@ pub struct PdView {
     pub members: BTreeMap<String, PdMember>,
     /// Name of the PD leader.
     pub leader: Option<String>,
+    /// Since when (the first poll that saw it) this leader leads, as far as the cache
+    /// has watched: a new PD leader rebuilds store and region statistics from
+    /// heartbeats, so counts read soon after a change may be old.
+    pub leader_since: Instant,
     /// Name of the etcd leader.
     pub etcd_leader: Option<String>,
     /// Stores in PD's evict-leader scheduler, whoever added them (possibly stores PD
@@ -56,11 +60,13 @@ pub(crate) struct Read {
 }
 
 impl PdView {
-    pub(crate) fn build(read: Read, observed_at: Instant, write_epoch: u64) -> Self {
+    pub(crate) fn build(read: Read, observed_at: Instant, write_epoch: u64, previous: Option<&PdView>) -> Self {
         let Read { cluster_id, stores, members, health, evict_leader_stores, replication } = read;
         let bootstrapped = stores.is_some();
         let stores = stores.unwrap_or_default().into_iter().map(|s| (s.id, s)).collect();
         let leader = members.leader_name().map(str::to_owned);
+        let leader_since =
+            previous.filter(|p| p.leader.is_some() && p.leader == leader).map_or(observed_at, |p| p.leader_since);
         let etcd_leader = members.etcd_leader.as_ref().map(|m| m.name.clone()).filter(|n| !n.is_empty());
         let members = members
             .members
@@ -76,12 +82,18 @@ impl PdView {
             stores,
             members,
             leader,
+            leader_since,
             etcd_leader,
             evict_leader_stores,
             replication,
             observed_at,
             write_epoch,
         }
+    }
+
+    /// How long the current PD leader has led, as of this view.
+    pub fn leader_for(&self) -> Duration {
+        self.observed_at.saturating_duration_since(self.leader_since)
     }
 
     /// Whether the store is in the evict-leader scheduler.

@@ -2,7 +2,7 @@
 
 use super::{Call, PdClient, decode};
 use crate::error::Result;
-use crate::types::{PeerCheck, PeerKind, RegionStats, RegionsWire};
+use crate::types::{PeerCheck, PeerKind, RegionHealth, RegionStats, RegionsWire};
 
 impl PdClient {
     /// `GET /regions/check/down-peer`: regions with a peer PD sees as down, with the
@@ -14,6 +14,20 @@ impl PdClient {
     /// `GET /regions/check/pending-peer`: regions with a peer still catching up.
     pub async fn pending_peer_regions(&self) -> Result<PeerCheck> {
         self.peer_check("/pd/api/v1/regions/check/pending-peer", PeerKind::Pending).await
+    }
+
+    /// `GET /regions/check/miss-peer`: regions with fewer voters than wanted.
+    pub async fn missing_peer_regions(&self) -> Result<PeerCheck> {
+        self.peer_check("/pd/api/v1/regions/check/miss-peer", PeerKind::Missing).await
+    }
+
+    /// The three checks a restart depends on, read one after the other.
+    pub async fn region_health(&self) -> Result<RegionHealth> {
+        Ok(RegionHealth {
+            down: self.down_peer_regions().await?,
+            pending: self.pending_peer_regions().await?,
+            missing: self.missing_peer_regions().await?,
+        })
     }
 
     async fn peer_check(&self, path: &str, kind: PeerKind) -> Result<PeerCheck> {

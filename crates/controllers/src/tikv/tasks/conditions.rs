@@ -14,8 +14,20 @@ use crate::common::instance::{Health, set_ready, set_revisions, set_running};
 use crate::common::pod_status::report_pod_problem;
 use crate::tikv::state::{StoreView, TikvState};
 
-/// From whatever view the pass read: reporting may use a stale one.
+/// From whatever view the pass read: reporting may use a stale one. A store whose Pod
+/// waits for a restart, or whose restart is under way, is not Ready: the group then
+/// restarts no other until it serves again.
 fn health(s: &TikvState) -> Health {
+    if let Some(why) = &s.restarting {
+        return Err((reasons::RESTARTING, why.clone()));
+    }
+    if s.restart_record().is_some() {
+        return Err((reasons::RESTARTING, "a restart is under way".into()));
+    }
+    let drift = &s.parts.drift;
+    if drift.needs_restart() {
+        return Err((reasons::POD_NOT_UP_TO_DATE, format!("the pod needs a restart for {}", drift.restart.join(", "))));
+    }
     match &s.store {
         StoreView::Found(store, _) if store.up => Ok(()),
         StoreView::Found(store, _) => {

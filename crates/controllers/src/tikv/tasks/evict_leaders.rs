@@ -1,6 +1,7 @@
 //! `evict_leaders`: a reconcile of "someone needs this store's leaders gone" (the
-//! instance is leaving PD: `spec.offline`, or deleted) against "PD has an evict-leader
-//! entry for this store".
+//! instance is leaving PD: `spec.offline`, or deleted; or its Pod is restarted: to be
+//! recreated, deleted by anyone, or restarted and its new process not serving yet)
+//! against "PD has an evict-leader entry for this store".
 //!
 //! The intent is recorded before PD is asked: the instance is annotated
 //! `core.tikv.org/evict-leader-store: <id>` and only then is the store added to PD's
@@ -28,9 +29,7 @@
 
 use std::time::Duration;
 
-use kube::api::Patch;
-use kube::{Api, ResourceExt};
-use serde_json::json;
+use kube::ResourceExt;
 use tikv_operator_api::TiKV;
 use tikv_operator_api::condition::{find_condition, reasons, types};
 use tikv_operator_api::names::ANNOTATION_EVICT_LEADER_STORE;
@@ -38,8 +37,6 @@ use tikv_operator_api::tikv::DrainProgress;
 use tikv_operator_pd::{NodeState, PdView};
 use tikv_operator_task::{Node, Outcome, task};
 
-use crate::apply::patch_params;
-use crate::error::is_conflict;
 use crate::tikv::state::{FRESH_VIEW_RECHECK, Leaders, Refusal, StoreView, TikvState, eviction_room};
 
 /// How often leader counts are looked at while they move.
@@ -83,8 +80,11 @@ fn impossible(view: &PdView, id: u64) -> Option<String> {
 async fn run(s: &mut TikvState) -> Outcome {
     let recorded = recorded(s);
     // The store whose leaders are wanted gone this pass, with its view.
+    let leaving = s.leaving();
     let wanted = match &s.store {
-        StoreView::Found(store, observed) if s.leaving() && store.node_state != NodeState::Removed => {
+        StoreView::Found(store, observed)
+            if (leaving || s.restart_needs_leaders_gone()) && store.node_state != NodeState::Removed =>
+        {
             Some((store.id, observed.clone()))
         }
         _ => None,
@@ -110,7 +110,8 @@ async fn run(s: &mut TikvState) -> Outcome {
     }
     let present = observed.view.is_evicting_leaders(id);
     let ours = recorded == Some(id);
-    let blocker = eviction_room(&observed.view, id, &ours_elsewhere(s), ours);
+    // The room rule is the offline's: a restart's eviction takes no store out of PD.
+    let blocker = if leaving { eviction_room(&observed.view, id, &ours_elsewhere(s), ours) } else { None };
     if let Some(why) = blocker {
         // Not started, or (ours, PD could no longer take the store offline) given back:
         // a store is not kept without leaders for an offline that cannot happen.
@@ -237,24 +238,7 @@ fn clear_progress(s: &mut TikvState) {
 
 /// Sets (or, with `None`, removes) the record of our entry on the instance.
 async fn annotate(s: &mut TikvState, id: Option<u64>) -> Result<(), Outcome> {
-    let Some(tikv) = &s.pass.object else {
-        return Err(Outcome::complete("no instance"));
-    };
-    let patch = json!({"metadata": {
-        "annotations": {ANNOTATION_EVICT_LEADER_STORE: id.map(|id| id.to_string())},
-        "resourceVersion": tikv.resource_version(),
-    }});
-    let api: Api<TiKV> = Api::namespaced(s.pass.ctx.client.clone(), &s.pass.namespace);
-    match api.patch(&s.pass.name, &patch_params(), &Patch::Merge(&patch)).await {
-        Ok(patched) => {
-            s.pass.object = Some(patched);
-            Ok(())
-        }
-        Err(error) if is_conflict(&error) => {
-            Err(Outcome::retry(Duration::from_secs(1), "the instance changed since it was read; retrying"))
-        }
-        Err(error) => Err(Outcome::fail(error)),
-    }
+    s.annotate(ANNOTATION_EVICT_LEADER_STORE, id.map(|id| id.to_string())).await
 }
 
 #[cfg(test)]
@@ -407,7 +391,7 @@ mod tests {
         assert_eq!((kit.writes(), kit.pd.write_log()), (vec![], vec![]), "{report}");
         assert_eq!(s.pass.unsynced[0].reason, reasons::PD_VIEW_NOT_FRESH, "{:?}", s.pass.unsynced);
 
-        let clusters: Api<tikv_operator_api::Cluster> = Api::namespaced(kit.env.client.clone(), "default");
+        let clusters: kube::Api<tikv_operator_api::Cluster> = kube::Api::namespaced(kit.env.client.clone(), "default");
         let mut cluster = clusters.get("basic").await.unwrap();
         cluster.status.get_or_insert_default().id = Some("1".into());
         clusters.replace_status("basic", &Default::default(), &cluster).await.unwrap();

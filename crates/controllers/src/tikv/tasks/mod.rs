@@ -8,6 +8,7 @@ mod evict_leaders;
 mod label_pvcs;
 mod offline;
 mod pod;
+mod restart;
 mod store;
 #[cfg(test)]
 pub(crate) mod testkit;
@@ -20,4 +21,5 @@ pub use evict_leaders::evict_leaders;
 pub use label_pvcs::label_pvcs;
 pub use offline::offline;
 pub use pod::pod;
+pub use restart::restart;
 pub use store::{forget_waits, store};
