@@ -16,6 +16,10 @@ use crate::common::pod_status::{PodProblem, report_pod_problem};
 use crate::pd::state::{MemberView, PdState};
 
 fn health(s: &PdState) -> Health {
+    let drift = &s.parts.drift;
+    if drift.needs_restart() {
+        return Err((reasons::POD_NOT_UP_TO_DATE, format!("the pod needs a restart for {}", drift.restart.join(", "))));
+    }
     match &s.member {
         MemberView::Found(member, _) if member.healthy == Some(false) => {
             Err((reasons::INSTANCE_NOT_HEALTHY, "PD reports the member unhealthy".into()))

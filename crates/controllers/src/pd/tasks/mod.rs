@@ -5,9 +5,11 @@ mod config_map;
 mod load_group;
 mod member;
 mod pod;
+mod restart;
 
 pub use conditions::conditions;
 pub use config_map::config_map;
 pub use load_group::load_group;
 pub use member::{forget_waits, member};
 pub use pod::pod;
+pub use restart::restart;
