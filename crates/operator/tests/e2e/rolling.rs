@@ -1,0 +1,138 @@
+//! End-to-end rolling updates (issue #12): a version change rolls PD first, one member
+//! at a time (the leader last, after handing leadership over), then TiKV one store at a
+//! time with its leaders evicted before its Pod goes and back before the next; a config
+//! change under `Restart` restarts the stores the same way. The invariant watcher is on
+//! throughout, as in every e2e scenario.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+
+use crate::env::{Env, PD_GROUP, TIKV_GROUP, name};
+
+/// The image tag of an instance's pod, and whether the pod is Ready and not terminating.
+fn pod_state(env: &Env, instance: &str) -> Option<(String, bool)> {
+    let pod = env.pod_of(instance)?;
+    let image = pod["spec"]["containers"][0]["image"].as_str().unwrap_or_default();
+    let tag = image.rsplit_once(':').map(|(_, t)| t.to_owned()).unwrap_or_default();
+    let ready = pod["metadata"]["deletionTimestamp"].is_null()
+        && pod["status"]["conditions"]
+            .as_array()
+            .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
+    Some((tag, ready))
+}
+
+/// What the rollout looked like, sampled at every poll.
+#[derive(Debug, Default)]
+struct Rollout {
+    /// Most TiKV (and PD) pods not Ready at one time.
+    tikv_down_at_once: usize,
+    pd_down_at_once: usize,
+    /// A TiKV pod ran the new version while a PD pod still ran the old one.
+    tikv_before_pd: bool,
+    /// TiKV instances whose pod changed, in order.
+    restarted: Vec<String>,
+    last_uid: std::collections::BTreeMap<String, String>,
+}
+
+impl Rollout {
+    fn sample(&mut self, env: &Env, version: &str) {
+        let count_down = |plural: &str| {
+            env.names(plural).iter().filter(|i| pod_state(env, i).is_none_or(|(_, ready)| !ready)).count()
+        };
+        self.tikv_down_at_once = self.tikv_down_at_once.max(count_down("tikvs"));
+        self.pd_down_at_once = self.pd_down_at_once.max(count_down("pds"));
+        let pd_old = env.names("pds").iter().any(|p| pod_state(env, p).is_some_and(|(tag, _)| tag != version));
+        let kv_new = env.names("tikvs").iter().any(|t| pod_state(env, t).is_some_and(|(tag, _)| tag == version));
+        self.tikv_before_pd |= pd_old && kv_new;
+        for t in env.names("tikvs") {
+            let Some(uid) = env.pod_of(&t).and_then(|p| p["metadata"]["uid"].as_str().map(str::to_owned)) else {
+                continue;
+            };
+            if let Some(before) = self.last_uid.insert(t.clone(), uid.clone())
+                && before != uid
+            {
+                self.restarted.push(t);
+            }
+        }
+    }
+}
+
+/// Every pod on `version`, and both groups say so (status.version, revisions, Synced).
+fn rolled_out(env: &Env, version: &str) -> Result<(), String> {
+    env.converged(3, 3)?;
+    for plural in ["pds", "tikvs"] {
+        for i in env.names(plural) {
+            let (tag, _) = pod_state(env, &i).ok_or(format!("{i} has no pod"))?;
+            if tag != version {
+                return Err(format!("{i} runs {tag}"));
+            }
+        }
+    }
+    for (plural, group) in [("pdgroups", PD_GROUP), ("tikvgroups", TIKV_GROUP)] {
+        let g = env.get(plural, group).ok_or("no group")?;
+        if g["status"]["version"] != version {
+            return Err(format!("{group} status.version is {}", g["status"]["version"]));
+        }
+    }
+    Ok(())
+}
+
+/// PD then TiKV from v8.5.0 to v8.5.1: PD members one at a time, TiKV stores one at a
+/// time and only once PD is done, leaders evicted before each TiKV pod goes (the watcher
+/// checks every deletion) and no evict-leader entry left; the stores report the new
+/// version to PD. Then a config change under `Restart` restarts every store once more,
+/// the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_upgrade_of_pd_then_tikv_and_a_config_change() {
+    let env = Env::start().await;
+    env.wait_for("Ready with 3 PD members and 3 TiKV stores", |e| e.converged(3, 3)).await;
+    let stores = env.store_ids();
+
+    let version = "v8.5.1";
+    let mut rollout = Rollout::default();
+    rollout.sample(&env, version);
+    env.patch("pdgroups", PD_GROUP, json!({"spec": {"template": {"spec": {"version": version}}}}));
+    env.patch("tikvgroups", TIKV_GROUP, json!({"spec": {"template": {"spec": {"version": version}}}}));
+    env.wait_for("every pod on v8.5.1 and the groups saying so", |e| {
+        rollout.sample(e, version);
+        rolled_out(e, version)
+    })
+    .await;
+    eprintln!("upgrade: {rollout:?}");
+    assert_eq!(rollout.tikv_down_at_once, 1, "one TiKV pod down at a time: {rollout:?}");
+    assert_eq!(rollout.pd_down_at_once, 1, "one PD pod down at a time: {rollout:?}");
+    assert!(!rollout.tikv_before_pd, "TiKV moves only once PD runs the new version everywhere");
+    let restarted: BTreeSet<&String> = rollout.restarted.iter().collect();
+    assert_eq!(restarted.len(), 3, "every store restarted: {:?}", rollout.restarted);
+    assert_eq!(rollout.restarted.len(), 3, "each once: {:?}", rollout.restarted);
+    assert_eq!(env.store_ids(), stores, "every TiKV keeps its store");
+    let snapshot = env.pd_snapshot();
+    for store in snapshot.stores.iter().filter(|s| s.state_name == "Up") {
+        assert_eq!(store.version, "8.5.1", "store {} reports the new version", store.id);
+    }
+    assert!(env.evict_leader_stores().is_empty(), "no evict-leader entry left: {:?}", env.evict_leader_stores());
+    for t in env.names("tikvs") {
+        let tikv: Value = env.get("tikvs", &t).unwrap();
+        assert!(env.has_event(&name(&tikv), "Normal", "RestartingPod"), "{t}: {:?}", env.events_of(&t));
+    }
+    env.h.watcher().assert_none();
+
+    // A config change under Restart: every store restarts once more, one at a time.
+    let mut config_rollout = Rollout::default();
+    config_rollout.sample(&env, version);
+    let config = "[raftstore]\nraft-log-gc-threshold = 100\n";
+    env.patch("tikvgroups", TIKV_GROUP, json!({"spec": {"template": {"spec": {"config": config}}}}));
+    env.wait_for("every store restarted with the new config", |e| {
+        config_rollout.sample(e, version);
+        e.converged(3, 3)?;
+        if config_rollout.restarted.len() < 3 {
+            return Err(format!("restarted so far: {:?}", config_rollout.restarted));
+        }
+        Ok(())
+    })
+    .await;
+    assert_eq!(config_rollout.tikv_down_at_once, 1, "{config_rollout:?}");
+    assert!(env.evict_leader_stores().is_empty());
+    env.finish().await;
+}
