@@ -18,6 +18,9 @@ pub mod types {
     pub const OFFLINED: &str = "Offlined";
     /// TiKV: leaders have been moved off the store.
     pub const LEADERS_EVICTED: &str = "LeadersEvicted";
+    /// Instance (under `HotReload`): keys of the config the running process could not
+    /// take online; they apply at its next restart, which the operator does not force.
+    pub const CONFIG_NEEDS_RESTART: &str = "ConfigNeedsRestart";
     /// PD: the member has joined the PD cluster.
     pub const INITIALIZED: &str = "Initialized";
     /// Group: a scale-in was refused because it could not finish safely.
@@ -68,6 +71,10 @@ pub mod reasons {
     /// Eviction cannot work here (a single store, or `max-replicas` 1): skipped.
     pub const EVICTION_NOT_POSSIBLE: &str = "EvictionNotPossible";
 
+    /// Keys of a `HotReload` config change could not change online (the message names them).
+    pub const CONFIG_NEEDS_RESTART: &str = "ConfigNeedsRestart";
+    /// Every key of the config runs in the process.
+    pub const CONFIG_APPLIED: &str = "ConfigApplied";
     /// A restart is refused for now; the message says which gate (leaders, another
     /// store, regions, the PD view) holds it.
     pub const RESTART_BLOCKED: &str = "RestartBlocked";

@@ -65,6 +65,9 @@ pub const ANNOTATION_ALLOW_VERSION_CHANGE: &str = "core.tikv.org/allow-unsupport
 /// only once recorded, and a Pod without the annotation counts as up to date, so a new
 /// operator build restarts nothing by itself.
 pub const ANNOTATION_RESTART_INTENT: &str = "core.tikv.org/restart-intent";
+/// On a Pod: the keys of its instance's `config` that its running process could not
+/// take online (under `HotReload`), comma-separated; they apply at its next restart.
+pub const ANNOTATION_CONFIG_NEEDS_RESTART: &str = "core.tikv.org/config-needs-restart";
 /// On an instance: the restart under way, `<old pod UID>` — recorded before the old
 /// Pod is deleted, removed once the new process serves again (TiKV: its leaders back).
 pub const ANNOTATION_RESTART: &str = "core.tikv.org/restart";

@@ -97,6 +97,31 @@ impl PdHandle {
         self.wrote(self.writer.transfer_leader(name).await)
     }
 
+    /// A store's running config, read from its status server.
+    pub async fn store_config(&self, status_url: &str) -> Result<serde_json::Value, PdError> {
+        self.writer.store_config(status_url).await
+    }
+
+    /// Changes a store's config online (a write to the store, not to PD: the views stay
+    /// fresh).
+    pub async fn update_store_config(
+        &self,
+        status_url: &str,
+        changes: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), PdError> {
+        self.writer.update_store_config(status_url, changes).await
+    }
+
+    /// PD's running config.
+    pub async fn pd_config(&self) -> Result<serde_json::Value, PdError> {
+        self.writer.pd_config().await
+    }
+
+    /// Changes one key of PD's config online.
+    pub async fn update_pd_config(&self, key: &str, value: &serde_json::Value) -> Result<(), PdError> {
+        self.wrote(self.writer.update_pd_config(key, value).await)
+    }
+
     /// PD's region checks, read now (a read: the views stay fresh).
     pub async fn region_health(&self) -> Result<tikv_operator_pd::RegionHealth, PdError> {
         self.writer.region_health().await

@@ -383,6 +383,11 @@ struct FakeState {
     failures: HashMap<&'static str, VecDeque<PdError>>,
     /// What the region checks answer.
     region_health: tikv_operator_pd::RegionHealth,
+    /// Running configs of stores by status URL, and PD's.
+    store_configs: HashMap<String, serde_json::Value>,
+    pd_config: serde_json::Value,
+    /// Dotted keys the online config APIs refuse.
+    refused_keys: BTreeSet<String>,
 }
 
 /// An in-memory PD for the PD cache, and the recording PD writer: every write is logged
@@ -509,6 +514,29 @@ impl FakePd {
         self
     }
 
+    /// The running config a store's status server shows.
+    pub fn store_config(self, status_url: &str, config: serde_json::Value) -> Self {
+        self.0.lock().unwrap().store_configs.insert(status_url.to_string(), config);
+        self
+    }
+
+    /// PD's running config.
+    pub fn pd_config(self, config: serde_json::Value) -> Self {
+        self.0.lock().unwrap().pd_config = config;
+        self
+    }
+
+    /// Keys TiKV's and PD's online config APIs refuse (they cannot change online).
+    pub fn refuse_online(self, key: &str) -> Self {
+        self.0.lock().unwrap().refused_keys.insert(key.to_string());
+        self
+    }
+
+    /// A store's running config now, by status URL.
+    pub fn running_store_config(&self, status_url: &str) -> Option<serde_json::Value> {
+        self.0.lock().unwrap().store_configs.get(status_url).cloned()
+    }
+
     pub fn clear_write_log(&self) {
         self.0.lock().unwrap().writes.clear();
     }
@@ -630,6 +658,22 @@ impl PdApi for FakePd {
     }
 }
 
+/// Sets `a.b.c` in a nested JSON object.
+fn set_dotted(config: &mut serde_json::Value, key: &str, value: serde_json::Value) {
+    let mut at = config;
+    let parts: Vec<&str> = key.split('.').collect();
+    for part in &parts[..parts.len() - 1] {
+        if !at.is_object() {
+            *at = serde_json::json!({});
+        }
+        at = at.as_object_mut().unwrap().entry(part.to_string()).or_insert_with(|| serde_json::json!({}));
+    }
+    if !at.is_object() {
+        *at = serde_json::json!({});
+    }
+    at.as_object_mut().unwrap().insert(parts[parts.len() - 1].to_string(), value);
+}
+
 fn store_not_found(id: u64) -> PdError {
     PdError::NotFound {
         subject: Subject::Store(id),
@@ -746,6 +790,62 @@ impl PdWrite for FakePd {
     fn region_health(&self) -> BoxFuture<'_, Result<tikv_operator_pd::RegionHealth, PdError>> {
         let health = self.read(|s| Ok(s.region_health.clone()));
         Box::pin(async move { health })
+    }
+
+    fn store_config<'a>(&'a self, status_url: &'a str) -> BoxFuture<'a, Result<serde_json::Value, PdError>> {
+        let config = self.read(|s| {
+            s.store_configs.get(status_url).cloned().ok_or_else(|| PdError::Http {
+                status: 404,
+                path: "/config".into(),
+                body: "path not found".into(),
+            })
+        });
+        Box::pin(async move { config })
+    }
+
+    fn update_store_config<'a>(
+        &'a self,
+        status_url: &'a str,
+        changes: &'a serde_json::Map<String, serde_json::Value>,
+    ) -> BoxFuture<'a, Result<(), PdError>> {
+        let arguments = format!("{status_url}, {}", serde_json::Value::Object(changes.clone()));
+        self.write("update_store_config", arguments, move |s| {
+            if let Some(key) = changes.keys().find(|k| s.refused_keys.contains(*k)) {
+                return Err(PdError::Http {
+                    status: 500,
+                    path: "/config".into(),
+                    body: format!("failed to update, error: \"config {key} can not be changed\""),
+                });
+            }
+            let config = s.store_configs.entry(status_url.to_string()).or_insert_with(|| serde_json::json!({}));
+            for (key, value) in changes {
+                set_dotted(config, key, value.clone());
+            }
+            Ok(())
+        })
+    }
+
+    fn pd_config(&self) -> BoxFuture<'_, Result<serde_json::Value, PdError>> {
+        let config = self.read(|s| Ok(s.pd_config.clone()));
+        Box::pin(async move { config })
+    }
+
+    fn update_pd_config<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a serde_json::Value,
+    ) -> BoxFuture<'a, Result<(), PdError>> {
+        self.write("update_pd_config", format!("{key}={value}"), move |s| {
+            if s.refused_keys.contains(key) {
+                return Err(PdError::Http {
+                    status: 400,
+                    path: "/pd/api/v1/config".into(),
+                    body: format!("\"config item {key} not found\""),
+                });
+            }
+            set_dotted(&mut s.pd_config, key, value.clone());
+            Ok(())
+        })
     }
 }
 

@@ -17,7 +17,9 @@ pub mod write;
 pub use cache::{
     CacheConfig, Freshness, NotFresh, PdApi, PdCache, PdEvent, PdSnapshot, PdView, StaleReason, WaitGuard,
 };
-pub use client::{DEFAULT_TIMEOUT, PdClient, PdClientBuilder, ProxySetting, RetryPolicy, USER_AGENT, WriteObserver};
+pub use client::{
+    DEFAULT_TIMEOUT, PdClient, PdClientBuilder, ProxySetting, RetryPolicy, USER_AGENT, WriteObserver, flatten,
+};
 pub use error::{NotEnoughStoresReason, PdError, Subject};
 pub use tls::{Fingerprint, TlsError, TlsMaterial};
 pub use types::*;

@@ -12,6 +12,7 @@ use futures::future::BoxFuture;
 use crate::client::PdClient;
 use crate::error::Result;
 use crate::types::RegionHealth;
+use serde_json::{Map, Value};
 
 /// The PD writes of the instance lifecycle, with the client's typed errors.
 pub trait PdWrite: Send + Sync + 'static {
@@ -42,6 +43,23 @@ pub trait PdWrite: Send + Sync + 'static {
     /// PD's region checks (down, pending, missing peers), read afresh right before a
     /// restart: a read, but one no cache may answer.
     fn region_health(&self) -> BoxFuture<'_, Result<RegionHealth>>;
+
+    /// A store's running config (`GET <status>/config`): a read of the store itself.
+    fn store_config<'a>(&'a self, status_url: &'a str) -> BoxFuture<'a, Result<Value>>;
+
+    /// `POST <status>/config?persist=false`: change a store's config online, all keys
+    /// or none.
+    fn update_store_config<'a>(
+        &'a self,
+        status_url: &'a str,
+        changes: &'a Map<String, Value>,
+    ) -> BoxFuture<'a, Result<()>>;
+
+    /// `GET /pd/api/v1/config`: PD's running config.
+    fn pd_config(&self) -> BoxFuture<'_, Result<Value>>;
+
+    /// `POST /pd/api/v1/config` with one key.
+    fn update_pd_config<'a>(&'a self, key: &'a str, value: &'a Value) -> BoxFuture<'a, Result<()>>;
 }
 
 impl PdWrite for PdClient {
@@ -75,5 +93,25 @@ impl PdWrite for PdClient {
 
     fn region_health(&self) -> BoxFuture<'_, Result<RegionHealth>> {
         Box::pin(PdClient::region_health(self))
+    }
+
+    fn store_config<'a>(&'a self, status_url: &'a str) -> BoxFuture<'a, Result<Value>> {
+        Box::pin(PdClient::store_config(self, status_url))
+    }
+
+    fn update_store_config<'a>(
+        &'a self,
+        status_url: &'a str,
+        changes: &'a Map<String, Value>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(PdClient::update_store_config(self, status_url, changes))
+    }
+
+    fn pd_config(&self) -> BoxFuture<'_, Result<Value>> {
+        Box::pin(PdClient::pd_config_json(self))
+    }
+
+    fn update_pd_config<'a>(&'a self, key: &'a str, value: &'a Value) -> BoxFuture<'a, Result<()>> {
+        Box::pin(PdClient::update_pd_config(self, key, value))
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod group;
 pub mod guards;
+pub mod hot_reload;
 pub mod instance;
 pub mod pd_view;
 pub mod pod_status;

@@ -27,6 +27,7 @@ pub fn tasks() -> Vec<Node<PdState>> {
         config_map(),
         common::pvcs(),
         pod(),
+        hot_reload(),
         restart(),
         finally([if_(object_loaded(), [conditions(), common::write_status()])]),
     ]

@@ -8,9 +8,12 @@
 
 mod config;
 mod members;
+mod online_config;
 mod regions;
 mod schedulers;
 mod stores;
+
+pub use online_config::flatten;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};

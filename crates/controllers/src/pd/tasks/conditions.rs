@@ -11,6 +11,7 @@
 use tikv_operator_api::condition::{reasons, types};
 use tikv_operator_task::{Node, Outcome, sync_task};
 
+use crate::common::hot_reload::set_config_condition;
 use crate::common::instance::{Health, set_ready, set_revisions, set_running};
 use crate::common::pod_status::{PodProblem, report_pod_problem};
 use crate::pd::state::{MemberView, PdState};
@@ -47,6 +48,7 @@ fn join_refused(problem: &PodProblem) -> Option<(&'static str, String)> {
 pub fn conditions() -> Node<PdState> {
     sync_task("conditions", |s: &mut PdState| {
         set_running(s);
+        set_config_condition(s);
         let retry = set_ready(s, health(s));
         report_pod_problem(s, join_refused);
         match &s.member {

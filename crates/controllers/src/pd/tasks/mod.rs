@@ -2,6 +2,7 @@
 
 mod conditions;
 mod config_map;
+mod hot_reload;
 mod load_group;
 mod member;
 mod pod;
@@ -9,6 +10,7 @@ mod restart;
 
 pub use conditions::conditions;
 pub use config_map::config_map;
+pub use hot_reload::hot_reload;
 pub use load_group::load_group;
 pub use member::{forget_waits, member};
 pub use pod::pod;

@@ -10,6 +10,7 @@
 use tikv_operator_api::condition::{is_true_at, reasons, types};
 use tikv_operator_task::{Node, Outcome, sync_task};
 
+use crate::common::hot_reload::set_config_condition;
 use crate::common::instance::{Health, set_ready, set_revisions, set_running};
 use crate::common::pod_status::report_pod_problem;
 use crate::tikv::state::{StoreView, TikvState};
@@ -45,6 +46,7 @@ fn health(s: &TikvState) -> Health {
 pub fn conditions() -> Node<TikvState> {
     sync_task("conditions", |s: &mut TikvState| {
         set_running(s);
+        set_config_condition(s);
         let retry = set_ready(s, health(s));
         report_pod_problem(s, |_| None);
         let ready = is_true_at(&s.pass.status.common.conditions, types::READY, s.pass.generation());
