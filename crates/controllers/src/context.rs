@@ -70,6 +70,10 @@ impl Default for Concurrency {
     }
 }
 
+/// The operator's own image, this build's: TiKV pods run its pod-side tools (their
+/// preStop hook) from it.
+pub const DEFAULT_TOOLS_IMAGE: &str = concat!("ghcr.io/tikv/tikv-operator:v", env!("CARGO_PKG_VERSION"));
+
 /// The operator's settings.
 #[derive(Clone, Debug)]
 pub struct OperatorConfig {
@@ -85,6 +89,9 @@ pub struct OperatorConfig {
     /// HTTP proxy for PD requests; `None` follows the environment (`HTTP_PROXY`), as
     /// any in-cluster HTTP client does.
     pub pd_proxy: Option<String>,
+    /// The image TiKV pods copy the operator binary from, for their preStop hook: the
+    /// operator's own (see [`DEFAULT_TOOLS_IMAGE`]).
+    pub tools_image: String,
 }
 
 impl Default for OperatorConfig {
@@ -96,6 +103,7 @@ impl Default for OperatorConfig {
             pd_poll_slow: Duration::from_secs(30),
             pd_fresh_for: Duration::from_secs(5),
             pd_proxy: None,
+            tools_image: DEFAULT_TOOLS_IMAGE.to_owned(),
         }
     }
 }

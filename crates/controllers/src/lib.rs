@@ -21,7 +21,7 @@ pub mod updater;
 #[cfg(test)]
 pub(crate) mod testing;
 
-pub use context::{Clock, Concurrency, Context, FixedClock, OperatorConfig, SystemClock};
+pub use context::{Clock, Concurrency, Context, DEFAULT_TOOLS_IMAGE, FixedClock, OperatorConfig, SystemClock};
 pub use error::Error;
 pub mod run;
 pub mod telemetry;

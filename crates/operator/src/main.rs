@@ -9,7 +9,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use futures::FutureExt;
+use tikv_operator::parse_duration;
 use tikv_operator::playground::{self, PlaygroundArgs};
+use tikv_operator::tools::{self, PodTool};
 use tikv_operator_api::crds;
 use tikv_operator_controllers::telemetry::LogFormat;
 use tikv_operator_controllers::{Concurrency, OperatorConfig, RunConfig};
@@ -34,6 +36,9 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         out_dir: Option<PathBuf>,
     },
+    /// Run inside TiKV pods.
+    #[command(flatten)]
+    Tool(PodTool),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -83,22 +88,10 @@ struct RunArgs {
     /// Address of `/metrics`, `/healthz` and `/readyz`.
     #[arg(long, default_value = "0.0.0.0:8080")]
     metrics_addr: SocketAddr,
-}
-
-/// `250ms`, `5s`, `2m`, `1h`, or a plain number of seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number.parse().map_err(|_| format!("{text:?} is not a duration such as 500ms, 5s or 2m"))?;
-    let seconds = match unit {
-        "" | "s" => value,
-        "ms" => value / 1000.0,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        other => return Err(format!("unknown unit {other:?} in {text:?} (use ms, s, m or h)")),
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
+    /// The operator's own image, from which TiKV pods copy its binary for their preStop
+    /// hook [default: this version's release image].
+    #[arg(long, value_name = "IMAGE")]
+    tools_image: Option<String>,
 }
 
 impl RunArgs {
@@ -119,6 +112,9 @@ impl RunArgs {
                 pd_poll_fast: self.pd_poll_fast,
                 pd_poll_slow: self.pd_poll_slow,
                 pd_proxy: self.pd_proxy,
+                tools_image: self
+                    .tools_image
+                    .unwrap_or_else(|| tikv_operator_controllers::DEFAULT_TOOLS_IMAGE.to_owned()),
                 ..OperatorConfig::default()
             },
             log_format: match self.log_format {
@@ -165,6 +161,7 @@ fn main() -> anyhow::Result<()> {
             let yaml = crds::all_to_yaml().context("rendering the CRDs as YAML")?;
             std::io::stdout().lock().write_all(yaml.as_bytes()).context("writing the CRDs")?;
         }
+        Command::Tool(tool) => std::process::exit(tools::run(tool)),
         Command::Crds { out_dir: Some(dir) } => {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             for crd in crds::all() {
@@ -180,15 +177,6 @@ fn main() -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse_with_units_or_as_seconds() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
-        assert!(parse_duration("5 parsecs").is_err());
-    }
 
     #[test]
     fn per_controller_concurrency_overrides_the_default() {
@@ -207,5 +195,18 @@ mod tests {
         assert_eq!(config.operator.concurrency.pd, 3);
         assert_eq!(config.operator.concurrency.tikv, 8);
         assert_eq!(config.operator.pd_poll_slow, Duration::from_secs(10));
+        assert_eq!(config.operator.tools_image, tikv_operator_controllers::DEFAULT_TOOLS_IMAGE);
+    }
+
+    #[test]
+    fn the_pod_side_tools_are_subcommands_of_the_binary() {
+        let cli = Cli::parse_from(["tikv-operator", "run", "--tools-image", "registry.local/op:dev"]);
+        let Command::Run(args) = cli.command else { panic!("expected run") };
+        assert_eq!(args.into_config().operator.tools_image, "registry.local/op:dev");
+        let cli = Cli::parse_from(["/var/lib/tikv-operator/tikv-operator", "install", "/var/lib/tikv-operator"]);
+        assert!(matches!(cli.command, Command::Tool(PodTool::Install { .. })));
+        let cli =
+            Cli::parse_from(["tikv-operator", "tikv-prestop", "--pd", "http://pd:2379", "--status-addr", "kv:20180"]);
+        assert!(matches!(cli.command, Command::Tool(PodTool::TikvPrestop(_))));
     }
 }

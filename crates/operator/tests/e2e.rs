@@ -136,6 +136,56 @@ async fn user_deleted_tikv_pod_comes_back_as_the_same_store() {
     env.finish().await;
 }
 
+/// A TiKV pod deleted by a user with kubectl's default grace (the pod's own) runs its
+/// preStop hook, the operator's binary its init container copied in: while an SRE's
+/// evict-leader entry moves the store's leaders (slowly here), tikv-server keeps
+/// serving; the hook watches the count fall to 0 on the store's own /metrics, and only
+/// then is the store stopped. The pod comes back as the same store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_deleted_tikv_pod_stops_only_once_its_leaders_moved() {
+    let env = Env::start().await;
+    env.wait_for("Ready", |e| e.converged(3, 3)).await;
+    let victim = env.names("tikvs").into_iter().max_by_key(|t| env.store_of(t).map(|s| s.leader_count)).unwrap();
+    let id = env.store_id(&victim);
+    let pod = name(&env.pod_of(&victim).unwrap());
+    let control = env.pd().control();
+    let knobs = control.knobs();
+    control
+        .update_knobs(&json!({"leader-transfer-min": "2s", "leader-transfer-max": "2s", "leader-schedule-limit": 1}))
+        .unwrap();
+    let pd_ctl = env.h.pd_ctl("http://pd-pd.default.svc:2379").user_agent(env::PD_CTL);
+    pd_ctl.evict_leader_add(id).await.unwrap();
+    env.delete_pod(&pod);
+
+    let hook = env
+        .wait_for("the deleted pod's preStop hook to end", |e| {
+            let runs = e.h.program_runs();
+            runs.into_iter().find(|r| r.pod == pod && r.hook && r.ended.is_some()).ok_or_else(|| "not yet".to_owned())
+        })
+        .await;
+    assert_eq!(hook.exit, Some(0), "{:#?}", hook.output);
+    assert_eq!(hook.argv[..2], ["/var/lib/tikv-operator/tikv-operator", "tikv-prestop"]);
+    let counts: Vec<u64> = hook
+        .output
+        .iter()
+        .filter_map(|l| l.strip_prefix(&format!("store {id} leads "))?.strip_suffix(" regions")?.parse().ok())
+        .collect();
+    assert!(counts.len() > 1 && counts[0] > 0, "the hook saw the leaders leave: {:#?}", hook.output);
+    assert!(counts.windows(2).all(|w| w[1] < w[0]), "{counts:?}");
+    assert_eq!(
+        hook.output.last().map(String::as_str),
+        Some(format!("store {id} leads no region: tikv-server may stop").as_str())
+    );
+    let install = env.h.program_runs().into_iter().find(|r| r.pod == pod && !r.hook).unwrap();
+    assert_eq!((install.container.as_str(), install.exit), ("install-prestop", Some(0)));
+
+    control.update_knobs(&serde_json::to_value(&knobs).unwrap()).unwrap();
+    pd_ctl.evict_leader_remove(id).await.unwrap();
+    env.wait_for("Ready again, the same stores", |e| e.converged(3, 3)).await;
+    assert_eq!(env.store_id(&victim), id);
+    env.finish().await;
+}
+
 /// A PD answering with another cluster ID than the one recorded blocks the operator.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_id_mismatch_blocks() {

@@ -15,6 +15,7 @@ use crate::invariants::{SafetyWatcher, WatcherConfig};
 use crate::network::Network;
 use crate::pd_ctl::PdCtl;
 use crate::processes::{ProcessSettings, Processes};
+use crate::programs::{Program, ProgramRun, Programs};
 use crate::proxy::{PdWriteLog, Proxy};
 
 #[derive(Clone, Debug)]
@@ -74,6 +75,7 @@ pub struct Harness {
     net: Network,
     proxy: Proxy,
     watcher: SafetyWatcher,
+    programs: Arc<Programs>,
 }
 
 impl Harness {
@@ -102,12 +104,19 @@ impl Harness {
             ..pd_sim::Config::default()
         };
         let clusters = Arc::new(PdClusters::new(template));
-        let processes = Processes::new(sim.store().clone(), net.clone(), clusters.clone(), config.processes.clone());
+        let proxy = Proxy::start(net.clone(), clusters.clone(), clock.clone(), config.proxy_port).await?;
+        let programs = Programs::new(proxy.pod_gateway(), clock);
+        let processes = Processes::new(
+            sim.store().clone(),
+            net.clone(),
+            clusters.clone(),
+            config.processes.clone(),
+            programs.clone(),
+        );
         processes.register(&cluster_config.runtimes);
         let cluster = SimulatedCluster::start(sim.store().clone(), cluster_config);
-        let proxy = Proxy::start(net.clone(), clusters.clone(), clock, config.proxy_port).await?;
         let watcher = SafetyWatcher::start(sim.store(), clusters.clone(), proxy.pd_writes(), config.watcher.clone());
-        Ok(Harness { sim, cluster, clusters, net, proxy, watcher })
+        Ok(Harness { sim, cluster, clusters, net, proxy, watcher, programs })
     }
 
     pub fn kubeconfig_path(&self) -> &std::path::Path {
@@ -160,6 +169,19 @@ impl Harness {
     /// User-Agent, which the watcher never takes for the operator's.
     pub fn pd_ctl(&self, pd_url: &str) -> PdCtl {
         self.proxy.pd_ctl(pd_url)
+    }
+
+    /// Puts `program` at `path` in the images whose repository starts with
+    /// `image_prefix` (`ghcr.io/tikv/tikv-operator`): containers of those images run it
+    /// by that path, and so do preStop hooks of containers it was copied to (see
+    /// [`crate::programs`]).
+    pub fn register_program(&self, image_prefix: &str, path: &str, program: Program) {
+        self.programs.register(self.cluster.runtimes(), image_prefix, path, program);
+    }
+
+    /// Every run of a registered program so far (containers and preStop hooks).
+    pub fn program_runs(&self) -> Vec<ProgramRun> {
+        self.programs.all_runs()
     }
 
     pub fn watcher(&self) -> &SafetyWatcher {

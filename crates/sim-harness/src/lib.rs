@@ -18,6 +18,7 @@
 //!   simulated processes' real listeners;
 //! - [`proxy`]: the HTTP forward proxy (absolute-form requests and `CONNECT`);
 //! - [`pd_ctl`]: another PD client than the operator (an SRE with pd-ctl);
+//! - [`programs`]: other executables the pods run (a preStop hook's tool), by path;
 //! - [`invariants`]: the [`SafetyWatcher`];
 //! - [`clusters`]: the PD clusters the pods formed and what each PVC holds;
 //! - [`harness`]: [`Harness::start`] wires it all.
@@ -30,6 +31,7 @@ pub mod invariants;
 pub mod network;
 pub mod pd_ctl;
 pub mod processes;
+pub mod programs;
 pub mod proxy;
 
 pub use clusters::{DataDir, Instance, PdCluster, PdClusters};
@@ -38,4 +40,5 @@ pub use invariants::{Breach, Invariant, SafetyWatcher, WatcherConfig};
 pub use network::{NetError, Network, Route, Target};
 pub use pd_ctl::{PdCtl, PdCtlError};
 pub use processes::{ProcessSettings, Processes};
+pub use programs::{Program, ProgramEnv, ProgramRun, Programs};
 pub use proxy::{PdWrite, PdWriteLog, Proxy};

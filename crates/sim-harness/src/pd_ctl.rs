@@ -83,7 +83,7 @@ impl PdCtl {
             }
             None => Bytes::new(),
         };
-        let response = exchange(&self.ctx, method.clone(), &uri, headers, bytes).await;
+        let response = exchange(&self.ctx, None, method.clone(), &uri, headers, bytes).await;
         let status = response.status().as_u16();
         let text = axum::body::to_bytes(response.into_body(), crate::http::BODY_LIMIT)
             .await

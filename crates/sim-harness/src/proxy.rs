@@ -12,9 +12,13 @@
 //! with its client (User-Agent), so tests and the safety watcher can attribute PD
 //! writes the way kube-sim's request log attributes Kubernetes writes. A test acts as
 //! another PD client (an SRE with pd-ctl) through [`Proxy::pd_ctl`].
+//!
+//! A process simulated inside a pod (a preStop hook) gets its own listener
+//! ([`Proxy::for_pod`]): there, names resolve through the pod's DNS search path and
+//! `localhost` is the pod itself, as for a process in the pod's network namespace.
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
@@ -30,7 +34,7 @@ use tokio::sync::watch;
 
 use crate::clusters::PdClusters;
 use crate::http::{BODY_LIMIT, HttpClient};
-use crate::network::{Network, Target};
+use crate::network::{NetError, Network, Route, Target};
 use crate::pd_ctl::PdCtl;
 
 /// A write to PD that went through the proxy.
@@ -94,11 +98,85 @@ pub(crate) struct Ctx {
     clusters: Arc<PdClusters>,
 }
 
+/// Where requests come from: outside the cluster (`None`), or a process in this pod.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PodOrigin {
+    pub namespace: String,
+    pub pod_ip: Ipv4Addr,
+}
+
 pub struct Proxy {
     addr: SocketAddr,
     ctx: Arc<Ctx>,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// Accepts connections until `rx` says stop, answering each request from `origin`.
+fn serve(
+    listener: TcpListener,
+    ctx: Arc<Ctx>,
+    origin: Option<Arc<PodOrigin>>,
+    mut rx: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let conn_rx = rx.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let Ok((stream, _)) = accepted else { continue };
+                    let (ctx, origin) = (ctx.clone(), origin.clone());
+                    let mut rx = conn_rx.clone();
+                    tokio::spawn(async move {
+                        let service = service_fn(move |req| handle(ctx.clone(), origin.clone(), req));
+                        let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service).with_upgrades();
+                        tokio::pin!(conn);
+                        tokio::select! {
+                            _ = conn.as_mut() => {}
+                            _ = rx.wait_for(|s| *s) => {}
+                        }
+                    });
+                }
+                _ = rx.wait_for(|s| *s) => break,
+            }
+        }
+    })
+}
+
+/// The proxy as a process in one pod uses it; closed when dropped.
+pub struct PodProxy {
+    addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+}
+
+impl PodProxy {
+    /// `http://127.0.0.1:PORT`, the pod process's `HTTP_PROXY`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for PodProxy {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+/// Opens [`PodProxy`]s; cheap to clone.
+#[derive(Clone)]
+pub struct PodGateway(Arc<Ctx>);
+
+impl PodGateway {
+    /// A listener on 127.0.0.1 (any port) for the processes of the pod at `pod_ip` in
+    /// `namespace`.
+    pub async fn open(&self, namespace: &str, pod_ip: Ipv4Addr) -> std::io::Result<PodProxy> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let (shutdown, rx) = watch::channel(false);
+        let origin = PodOrigin { namespace: namespace.to_owned(), pod_ip };
+        drop(serve(listener, self.0.clone(), Some(Arc::new(origin)), rx));
+        Ok(PodProxy { addr, shutdown })
+    }
 }
 
 impl Proxy {
@@ -108,32 +186,14 @@ impl Proxy {
         let addr = listener.local_addr()?;
         let writes = PdWriteLog::default();
         let ctx = Arc::new(Ctx { net, http: HttpClient::default(), clock, writes, clusters });
-        let (shutdown, mut rx) = watch::channel(false);
-        let conn_rx = rx.clone();
-        let serving = ctx.clone();
-        let task = tokio::spawn(async move {
-            let ctx = serving;
-            loop {
-                tokio::select! {
-                    accepted = listener.accept() => {
-                        let Ok((stream, _)) = accepted else { continue };
-                        let ctx = ctx.clone();
-                        let mut rx = conn_rx.clone();
-                        tokio::spawn(async move {
-                            let service = service_fn(move |req| handle(ctx.clone(), req));
-                            let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service).with_upgrades();
-                            tokio::pin!(conn);
-                            tokio::select! {
-                                _ = conn.as_mut() => {}
-                                _ = rx.wait_for(|s| *s) => {}
-                            }
-                        });
-                    }
-                    _ = rx.wait_for(|s| *s) => break,
-                }
-            }
-        });
+        let (shutdown, rx) = watch::channel(false);
+        let task = serve(listener, ctx.clone(), None, rx);
         Ok(Proxy { addr, ctx, shutdown, task })
+    }
+
+    /// What opens the listeners of processes in pods (their writes are recorded here too).
+    pub fn pod_gateway(&self) -> PodGateway {
+        PodGateway(self.ctx.clone())
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -169,20 +229,36 @@ fn bad_gateway(status: StatusCode, message: String) -> Response<Body> {
     resp
 }
 
-async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Response<Body>, std::convert::Infallible> {
+async fn handle(
+    ctx: Arc<Ctx>,
+    origin: Option<Arc<PodOrigin>>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, std::convert::Infallible> {
     if req.method() == Method::CONNECT {
-        return Ok(tunnel(ctx, req).await);
+        return Ok(tunnel(ctx, origin.as_deref(), req).await);
     }
-    Ok(forward(ctx, req).await)
+    Ok(forward(ctx, origin.as_deref(), req).await)
+}
+
+/// Finds the listener behind `host:port` as a client at `origin` would reach it.
+fn dial(ctx: &Ctx, origin: Option<&PodOrigin>, host: &str, port: u16) -> Result<(SocketAddr, Route), NetError> {
+    match origin {
+        None => ctx.net.dial(None, host, port),
+        Some(o) => {
+            let loopback = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+            let host = if loopback { o.pod_ip.to_string() } else { host.to_owned() };
+            ctx.net.dial(Some(&o.namespace), &host, port)
+        }
+    }
 }
 
 /// `CONNECT host:port`: a TCP tunnel to the process at that address.
-async fn tunnel(ctx: Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
+async fn tunnel(ctx: Arc<Ctx>, origin: Option<&PodOrigin>, req: Request<Incoming>) -> Response<Body> {
     let Some(authority) = req.uri().authority().cloned() else {
         return bad_gateway(StatusCode::BAD_REQUEST, "sim-harness proxy: CONNECT needs host:port".into());
     };
     let port = authority.port_u16().unwrap_or(443);
-    let real = match ctx.net.dial(None, authority.host(), port) {
+    let real = match dial(&ctx, origin, authority.host(), port) {
         Ok((real, _)) => real,
         Err(e) => return bad_gateway(StatusCode::BAD_GATEWAY, format!("sim-harness proxy: {authority}: {e}")),
     };
@@ -203,18 +279,19 @@ async fn tunnel(ctx: Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
     Response::new(Body::empty())
 }
 
-async fn forward(ctx: Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
+async fn forward(ctx: Arc<Ctx>, origin: Option<&PodOrigin>, req: Request<Incoming>) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let body = match axum::body::to_bytes(Body::new(body), BODY_LIMIT).await {
         Ok(b) => b,
         Err(e) => return bad_gateway(StatusCode::BAD_REQUEST, format!("sim-harness proxy: reading the body: {e}")),
     };
-    exchange(&ctx, parts.method, &parts.uri, parts.headers, body).await
+    exchange(&ctx, origin, parts.method, &parts.uri, parts.headers, body).await
 }
 
 /// One request in absolute form, forwarded and answered (and recorded if it writes to PD).
 pub(crate) async fn exchange(
     ctx: &Ctx,
+    origin: Option<&PodOrigin>,
     method: Method,
     uri: &http::Uri,
     mut headers: http::HeaderMap,
@@ -230,7 +307,7 @@ pub(crate) async fn exchange(
         return bad_gateway(StatusCode::BAD_REQUEST, format!("sim-harness proxy: scheme {scheme} needs CONNECT"));
     }
     let port = uri.port_u16().unwrap_or(80);
-    let (real, route) = match ctx.net.dial(None, host, port) {
+    let (real, route) = match dial(ctx, origin, host, port) {
         Ok(found) => found,
         Err(e) => return bad_gateway(StatusCode::BAD_GATEWAY, format!("sim-harness proxy: {host}:{port}: {e}")),
     };

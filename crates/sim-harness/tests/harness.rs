@@ -1071,3 +1071,119 @@ async fn the_watcher_catches_the_operator_removing_an_evict_leader_entry_it_did_
     );
     env.shutdown().await;
 }
+
+/// A tool image's one program: `install <path>` copies itself there; `wait-leaders`
+/// reaches PD by its short Service name and polls the store's own `/metrics` on
+/// `localhost` until it leads nothing, printing each count.
+fn tool() -> sim_harness::Program {
+    std::sync::Arc::new(|env: sim_harness::ProgramEnv| {
+        Box::pin(async move {
+            match env.argv.get(1).map(String::as_str) {
+                Some("install") => match env.copy_self_to(&env.argv[2]) {
+                    Ok(()) => 0,
+                    Err(e) => {
+                        env.print(e);
+                        1
+                    }
+                },
+                Some("wait-leaders") => {
+                    let proxy = reqwest::Proxy::all(&env.http_proxy).unwrap();
+                    let http = reqwest::Client::builder().proxy(proxy).build().unwrap();
+                    let pd = http.get("http://basic-pd:2379/pd/api/v1/stores").send().await.unwrap();
+                    env.print(format!("pd {}", pd.status().as_u16()));
+                    for _ in 0..120 {
+                        let text =
+                            http.get("http://localhost:20180/metrics").send().await.unwrap().text().await.unwrap();
+                        let line = text.lines().find(|l| l.starts_with("tikv_raftstore_region_count{type=\"leader\"}"));
+                        let leaders: u64 = line.and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap();
+                        env.print(format!("leaders {leaders}"));
+                        if leaders == 0 {
+                            return 0;
+                        }
+                        env.clock.sleep(Duration::from_secs(1)).await;
+                    }
+                    1
+                }
+                _ => 2,
+            }
+        })
+    })
+}
+
+/// The TiKV pod `basic-tikv-{i}` with a preStop hook running the tool from an
+/// `emptyDir`, where an init container of the tool image copied it (unless `install`
+/// is false: then nothing is there to run).
+fn tikv_pod_with_hook(i: usize, install: bool) -> Value {
+    let mut pod = tikv_pod(i, "pingcap/tikv:v8.5.0");
+    let spec = &mut pod["spec"];
+    spec["terminationGracePeriodSeconds"] = json!(600);
+    spec["volumes"].as_array_mut().unwrap().push(json!({"name": "hooks", "emptyDir": {}}));
+    let tikv = &mut spec["containers"][0];
+    tikv["volumeMounts"].as_array_mut().unwrap().push(json!({"name": "hooks", "mountPath": "/hooks"}));
+    tikv["lifecycle"] = json!({"preStop": {"exec": {"command": ["/hooks/tool", "wait-leaders"]}}});
+    if install {
+        spec["initContainers"] = json!([{"name": "install", "image": "example.com/tools/hook:v1",
+            "command": ["/bin/tool", "install", "/hooks/tool"],
+            "volumeMounts": [{"name": "hooks", "mountPath": "/hooks"}]}]);
+    }
+    pod
+}
+
+/// A preStop hook runs as the kubelet runs it: the program an init container copied
+/// into an emptyDir runs in the TiKV container, with the pod's network (PD by a short
+/// name, the store on localhost), and the store keeps serving until it returns: here
+/// until its leaders, evicted by an SRE, are gone. A hook whose program is not there
+/// fails as a missing binary does, and the pod stops all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pre_stop_hook_runs_the_copied_program_before_the_store_stops() {
+    let env = Env::start().await;
+    env.h.register_program("tools/hook", "/bin/tool", tool());
+    start_pd(&env).await;
+    env.create("services", headless("basic-tikv-peer", "basic", "tikv", &[("client", 20160), ("status", 20180)]));
+    for i in 0..3 {
+        env.create("configmaps", tikv_config(i, ""));
+        env.create("persistentvolumeclaims", pvc(&format!("tikv-basic-tikv-{i}"), "tikv"));
+        env.create("pods", if i == 2 { tikv_pod(i, "pingcap/tikv:v8.5.0") } else { tikv_pod_with_hook(i, i == 0) });
+    }
+    for i in 0..3 {
+        env.wait_ready(&format!("basic-tikv-{i}")).await;
+    }
+    let id = env.store_of("basic-tikv-0");
+    env.wait_leading(id).await;
+
+    // Leaders move one at a time, two seconds each: the hook sees them go.
+    let pd = env.h.pd_clusters()[0].clone();
+    pd.control()
+        .update_knobs(&json!({"leader-transfer-min": "2s", "leader-transfer-max": "2s", "leader-schedule-limit": 1}))
+        .unwrap();
+    env.evict_as("pd-ctl", id).await;
+    env.delete_as("kubectl", "pods", "basic-tikv-0");
+    env.wait_gone("basic-tikv-0").await;
+
+    let runs = env.h.program_runs();
+    let install = runs.iter().find(|r| r.pod == "basic-tikv-0" && !r.hook).unwrap();
+    assert_eq!((install.container.as_str(), install.exit), ("install", Some(0)));
+    let hook = runs.iter().find(|r| r.pod == "basic-tikv-0" && r.hook).unwrap();
+    assert_eq!((hook.container.as_str(), hook.exit), ("tikv", Some(0)), "{:?}", hook.output);
+    assert_eq!(hook.argv, ["/hooks/tool", "wait-leaders"]);
+    assert_eq!(hook.output[0], "pd 200", "PD by its short name, from the pod's namespace");
+    let counts: Vec<u64> =
+        hook.output[1..].iter().map(|l| l.strip_prefix("leaders ").unwrap().parse().unwrap()).collect();
+    assert!(counts[0] > 0 && counts.last() == Some(&0), "{counts:?}");
+    assert!(counts.windows(2).all(|w| w[1] <= w[0]), "{counts:?}");
+    assert!(!env.snapshot().store(id).unwrap().running, "the store stopped after the hook");
+
+    // No init container copied the tool into basic-tikv-1's emptyDir.
+    env.delete_as("kubectl", "pods", "basic-tikv-1");
+    env.wait_gone("basic-tikv-1").await;
+    let events = env.client.list(&r("events"), Some(NS), &Default::default()).unwrap();
+    let failed = events["items"].as_array().unwrap().iter().any(|e| {
+        e["involvedObject"]["name"] == "basic-tikv-1"
+            && e["reason"] == "FailedPreStopHook"
+            && e["message"] == "PreStopHook failed"
+    });
+    assert!(failed, "the failed hook is reported: {events}");
+    assert!(!env.h.program_runs().iter().any(|r| r.pod == "basic-tikv-1"), "nothing ran");
+    env.h.watcher().assert_none();
+    env.shutdown().await;
+}

@@ -12,9 +12,17 @@
 //! SIGKILL after it, a final status, and is deleted with grace 0. ConfigMap and Secret
 //! changes reach running processes after [`Timings::config_sync`].
 //!
-//! Simplified: init containers complete at once and are not given to runtimes;
+//! Init containers run first, one at a time, each to completion: through the runtime
+//! registered for its image (the next starts once it exits 0), or, unclaimed, as a
+//! command that succeeds at once. One that fails is restarted with the same back-off
+//! (the pod stays Pending, `Init:CrashLoopBackOff`), or, under `restartPolicy: Never`,
+//! fails the pod. A preStop `exec` or `httpGet` hook that fails is reported as a
+//! `FailedPreStopHook` Warning Event, as the kubelet does (without the hook's output).
+//!
+//! Simplified: restartable init containers (sidecars) are run like the others;
 //! liveness and startup probes are not run; a shortened grace period of a pod already
-//! terminating is not applied; no image pulls fail.
+//! terminating is not applied; no image pulls fail; init containers still running when
+//! the pod is deleted are killed at once.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::Ipv4Addr;
@@ -74,6 +82,8 @@ struct Container {
     next_probe: Option<SimInstant>,
     backoff: u32,
     ever_started: bool,
+    /// An exit reported before the start was (a process that ends at once).
+    early_exit: Option<ContainerExit>,
 }
 
 impl Container {
@@ -91,13 +101,68 @@ struct PodState {
     sandbox_at: Option<SimInstant>,
     start_time: Option<String>,
     containers: Vec<Container>,
-    init: Vec<String>,
+    inits: Vec<Container>,
     terminating: bool,
     exits: Option<Vec<(String, ContainerExit)>>,
     mount_warned: Option<(String, SimInstant)>,
     config_versions: BTreeMap<String, String>,
     reload_due: Option<SimInstant>,
     lost: bool,
+}
+
+/// Which container of a pod: an init container or an app container, by index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    Init(usize),
+    App(usize),
+}
+
+impl PodState {
+    fn c(&self, slot: Slot) -> &Container {
+        match slot {
+            Slot::Init(i) => &self.inits[i],
+            Slot::App(i) => &self.containers[i],
+        }
+    }
+
+    fn c_mut(&mut self, slot: Slot) -> &mut Container {
+        match slot {
+            Slot::Init(i) => &mut self.inits[i],
+            Slot::App(i) => &mut self.containers[i],
+        }
+    }
+
+    /// The container of this start (name and generation).
+    fn slot_of(&self, name: &str, generation: u64) -> Option<Slot> {
+        let at = |cs: &[Container]| cs.iter().position(|c| c.name == name && c.generation == generation);
+        at(&self.inits).map(Slot::Init).or_else(|| at(&self.containers).map(Slot::App))
+    }
+
+    /// Every init container exited 0.
+    fn initialized(&self) -> bool {
+        self.inits.iter().all(completed)
+    }
+
+    /// An init container failed under `restartPolicy: Never`: the pod failed.
+    fn init_failed(&self) -> bool {
+        self.inits.iter().any(|c| matches!(&c.phase, Phase::Terminated(t) if t["exitCode"] != 0))
+    }
+
+    fn processes(&mut self) -> impl Iterator<Item = Arc<dyn ContainerProcess>> + '_ {
+        self.inits.iter_mut().chain(self.containers.iter_mut()).filter_map(|c| c.process.take())
+    }
+}
+
+fn completed(c: &Container) -> bool {
+    matches!(&c.phase, Phase::Terminated(t) if t["exitCode"] == 0)
+}
+
+/// How far the init containers are.
+enum InitProgress {
+    Done,
+    /// One is starting or running, or waits until then.
+    Pending(Option<SimInstant>),
+    Failed,
 }
 
 /// A stable 64-hex-digit digest (FNV-1a, four lanes) for container and image ids.
@@ -206,10 +271,8 @@ impl Kubelet {
             let Some(node_obj) = nodes.get(node) else {
                 missing_nodes.insert(node.to_string());
                 if let Some(st) = self.pods.get_mut(&uid) {
-                    for c in &mut st.containers {
-                        if let Some(p) = c.process.take() {
-                            p.kill();
-                        }
+                    for p in st.processes() {
+                        p.kill();
                     }
                     st.lost = true;
                 }
@@ -232,11 +295,9 @@ impl Kubelet {
         }
         let gone: Vec<String> = self.pods.keys().filter(|u| !seen.contains(*u)).cloned().collect();
         for uid in gone {
-            if let Some(st) = self.pods.remove(&uid) {
-                for c in st.containers {
-                    if let Some(p) = c.process {
-                        p.kill();
-                    }
+            if let Some(mut st) = self.pods.remove(&uid) {
+                for p in st.processes() {
+                    p.kill();
                 }
                 if let Some(ip) = st.ip {
                     self.pool.release(ip);
@@ -287,6 +348,17 @@ impl Kubelet {
             st.config_versions = self.config_versions(pod);
         }
         let ready_at = st.sandbox_at.map(|t| t + self.timings.container_start);
+        match self.sync_inits(st, pod, node, &volumes, now, ready_at) {
+            InitProgress::Done => {}
+            InitProgress::Pending(due) => {
+                self.write_status(st, pod, node);
+                return due;
+            }
+            InitProgress::Failed => {
+                self.write_status(st, pod, node);
+                return None;
+            }
+        }
         for i in 0..st.containers.len() {
             let c = &st.containers[i];
             let start_now = match &c.phase {
@@ -295,7 +367,7 @@ impl Kubelet {
                 _ => false,
             };
             if start_now {
-                self.start_container(st, i, pod, node, &volumes);
+                self.start_container(st, Slot::App(i), pod, node, &volumes);
             } else if let Phase::Waiting { .. } = &st.containers[i].phase {
                 next =
                     earliest(next, if st.containers[i].ever_started { st.containers[i].next_start } else { ready_at });
@@ -323,6 +395,41 @@ impl Kubelet {
         next = earliest(next, self.config_reload(st, pod, &volumes, now));
         self.write_status(st, pod, node);
         next
+    }
+
+    /// Starts the first init container that has not completed, when due; the app
+    /// containers wait until every one exited 0.
+    fn sync_inits(
+        &mut self,
+        st: &mut PodState,
+        pod: &Value,
+        node: &Value,
+        volumes: &BTreeMap<String, MountSource>,
+        now: SimInstant,
+        ready_at: Option<SimInstant>,
+    ) -> InitProgress {
+        for i in 0..st.inits.len() {
+            if st.init_failed() {
+                return InitProgress::Failed;
+            }
+            let c = &st.inits[i];
+            if completed(c) {
+                continue;
+            }
+            let due = if c.ever_started { c.next_start } else { ready_at };
+            match c.phase {
+                Phase::Waiting { .. } if due.is_some_and(|t| now >= t) || (c.ever_started && due.is_none()) => {
+                    self.start_container(st, Slot::Init(i), pod, node, volumes);
+                    // An unclaimed init container completed at once: on to the next.
+                    if !completed(&st.inits[i]) {
+                        return InitProgress::Pending(None);
+                    }
+                }
+                Phase::Waiting { .. } => return InitProgress::Pending(due),
+                _ => return InitProgress::Pending(None),
+            }
+        }
+        if st.init_failed() { InitProgress::Failed } else { InitProgress::Done }
     }
 
     fn config_versions(&self, pod: &Value) -> BTreeMap<String, String> {
@@ -385,14 +492,14 @@ impl Kubelet {
     fn start_container(
         &mut self,
         st: &mut PodState,
-        i: usize,
+        slot: Slot,
         pod: &Value,
         node: &Value,
         volumes: &BTreeMap<String, MountSource>,
     ) {
-        let spec = st.containers[i].spec.clone();
-        let name = st.containers[i].name.clone();
-        let image = st.containers[i].image.clone();
+        let spec = st.c(slot).spec.clone();
+        let name = st.c(slot).name.clone();
+        let image = st.c(slot).image.clone();
         let mut pod_view = pod.clone();
         if let Some(ip) = st.ip {
             pod_view["status"]["podIP"] = json!(ip.to_string());
@@ -400,13 +507,13 @@ impl Kubelet {
         let env = match resolve_env(&self.store, &pod_view, &spec) {
             Ok(env) => env,
             Err(e) => {
-                let c = &mut st.containers[i];
+                let c = st.c(slot);
                 let message = e.0;
                 if !matches!(&c.phase, Phase::Waiting { reason, message: m } if reason == "CreateContainerConfigError" && *m == message)
                 {
                     self.event(st, pod, Some(&name), EventType::Warning, "Failed", &format!("Error: {message}"));
                 }
-                let c = &mut st.containers[i];
+                let c = st.c_mut(slot);
                 c.phase = Phase::Waiting { reason: "CreateContainerConfigError".into(), message };
                 c.next_start = Some(self.clock().now() + Duration::from_secs(10));
                 return;
@@ -436,18 +543,27 @@ impl Kubelet {
             );
         }
         self.event(st, pod, Some(&name), EventType::Normal, "Created", &format!("Created container: {name}"));
-        let c = &mut st.containers[i];
+        let uid = st.uid.clone();
+        let c = st.c_mut(slot);
         c.generation += 1;
         c.ever_started = true;
         c.next_start = None;
         c.next_probe = None;
         c.ready = false;
+        c.early_exit = None;
         let Some(runtime) = self.runtimes.for_image(&image) else {
-            c.phase = Phase::Running { started_at: now_time(&self.store), since: self.clock().now() };
+            let wall = now_time(&self.store);
+            c.phase = match slot {
+                // A command that succeeds at once.
+                Slot::Init(_) => Phase::Terminated(json!({"exitCode": 0, "reason": "Completed",
+                    "startedAt": wall, "finishedAt": wall, "containerID": c.id(&uid)})),
+                Slot::App(_) => Phase::Running { started_at: wall, since: self.clock().now() },
+            };
             self.event(st, pod, Some(&name), EventType::Normal, "Started", &format!("Started container {name}"));
             return;
         };
         c.phase = Phase::Starting;
+        let (restart_count, generation) = (c.restart_count, c.generation);
         let expand = |v: &Value| -> Vec<String> {
             v.as_array()
                 .into_iter()
@@ -472,18 +588,13 @@ impl Kubelet {
             pod_ip: st.ip.unwrap_or(Ipv4Addr::LOCALHOST),
             host_ip: host_ip(node),
             node: st.node.clone(),
-            restart_count: c.restart_count,
-            exit: ExitReporter {
-                tx: self.tx.clone(),
-                uid: st.uid.clone(),
-                container: name.clone(),
-                generation: c.generation,
-            },
+            restart_count,
+            exit: ExitReporter { tx: self.tx.clone(), uid: st.uid.clone(), container: name.clone(), generation },
             dns: self.dns.clone(),
             clock: self.clock().clone(),
         };
         let tx = self.tx.clone();
-        let (uid, generation) = (st.uid.clone(), c.generation);
+        let uid = st.uid.clone();
         tokio::spawn(async move {
             let result = runtime.start(ctx).await;
             let _ = tx.send(Msg::Started { uid, container: name, generation, result });
@@ -501,13 +612,14 @@ impl Kubelet {
                     return;
                 };
                 let pod = get(&self.store, PODS, Some(&st.ns), &st.name).unwrap_or_default();
-                if let Some(i) = st.containers.iter().position(|c| c.name == container && c.generation == generation) {
+                if let Some(slot) = st.slot_of(&container, generation) {
                     match result {
                         Ok(p) if st.terminating || st.lost => p.kill(),
                         Ok(p) => {
-                            let c = &mut st.containers[i];
+                            let c = st.c_mut(slot);
                             c.process = Some(p);
                             c.phase = Phase::Running { started_at: now_time(&self.store), since: now };
+                            let early = c.early_exit.take();
                             self.event(
                                 &st,
                                 &pod,
@@ -516,6 +628,10 @@ impl Kubelet {
                                 "Started",
                                 &format!("Started container {container}"),
                             );
+                            if let Some(exit) = early {
+                                let reason = if exit.code == 0 { "Completed" } else { "Error" };
+                                self.exited(&mut st, &pod, slot, exit, reason);
+                            }
                         }
                         Err(e) => {
                             self.event(
@@ -526,7 +642,7 @@ impl Kubelet {
                                 "Failed",
                                 &format!("Error: {e}"),
                             );
-                            self.exited(&mut st, &pod, i, ContainerExit::new(128, e), "StartError");
+                            self.exited(&mut st, &pod, slot, ContainerExit::new(128, e), "StartError");
                         }
                     }
                 }
@@ -535,12 +651,17 @@ impl Kubelet {
             Msg::Exited { uid, container, generation, exit } => {
                 let Some(mut st) = self.pods.remove(&uid) else { return };
                 let pod = get(&self.store, PODS, Some(&st.ns), &st.name).unwrap_or_default();
-                if let Some(i) = st.containers.iter().position(|c| c.name == container && c.generation == generation)
-                    && matches!(st.containers[i].phase, Phase::Running { .. })
+                if let Some(slot) = st.slot_of(&container, generation)
                     && !st.terminating
                 {
-                    let reason = if exit.code == 0 { "Completed" } else { "Error" };
-                    self.exited(&mut st, &pod, i, exit, reason);
+                    match st.c(slot).phase {
+                        Phase::Running { .. } => {
+                            let reason = if exit.code == 0 { "Completed" } else { "Error" };
+                            self.exited(&mut st, &pod, slot, exit, reason);
+                        }
+                        Phase::Starting => st.c_mut(slot).early_exit = Some(exit),
+                        _ => {}
+                    }
                 }
                 self.pods.insert(uid, st);
             }
@@ -552,13 +673,13 @@ impl Kubelet {
         }
     }
 
-    fn exited(&mut self, st: &mut PodState, pod: &Value, i: usize, exit: ContainerExit, reason: &str) {
+    fn exited(&mut self, st: &mut PodState, pod: &Value, slot: Slot, exit: ContainerExit, reason: &str) {
         let now = self.clock().now();
         let policy = restart_policy(pod).to_string();
         let wall = now_time(&self.store);
         let uid = st.uid.clone();
         let (pod_name, ns) = (st.name.clone(), st.ns.clone());
-        let c = &mut st.containers[i];
+        let c = st.c_mut(slot);
         let started_at = match &c.phase {
             Phase::Running { started_at, .. } => started_at.clone(),
             _ => wall.clone(),
@@ -569,7 +690,12 @@ impl Kubelet {
             p.kill();
         }
         c.ready = false;
-        let restart = policy == "Always" || (policy == "OnFailure" && exit.code != 0);
+        let restart = match slot {
+            // An init container that succeeded is done; one that failed runs again
+            // unless the pod may not restart anything.
+            Slot::Init(_) => exit.code != 0 && policy != "Never",
+            Slot::App(_) => policy == "Always" || (policy == "OnFailure" && exit.code != 0),
+        };
         if !restart {
             c.phase = Phase::Terminated(terminated);
             return;
@@ -602,6 +728,11 @@ impl Kubelet {
     }
 
     fn terminate(&mut self, st: &mut PodState, pod: &Value) {
+        for c in &mut st.inits {
+            if let Some(p) = c.process.take() {
+                p.kill();
+            }
+        }
         let started = st.containers.iter().any(|c| c.ever_started);
         if !st.terminating && started {
             st.terminating = true;
@@ -620,7 +751,14 @@ impl Kubelet {
                     work.push((c.name.clone(), c.process.clone(), c.spec["lifecycle"]["preStop"].clone()));
                 }
             }
-            tokio::spawn(stop_all(self.clock().clone(), work, grace, self.tx.clone(), st.uid.clone()));
+            let (recorder, pod_view, node) = (self.recorder.clone(), pod.clone(), st.node.clone());
+            let on_hook_failure = move |container: &str, error: &str| {
+                tracing::info!(pod = %str_of(&pod_view, &["metadata", "name"]), container, error, "PreStop hook failed");
+                // Without the hook's output, as the kubelet: it may hold secrets.
+                let source = Source::kubelet(&node);
+                recorder.record(&source, &pod_view, EventType::Warning, "FailedPreStopHook", "PreStopHook failed");
+            };
+            tokio::spawn(stop_all(self.clock().clone(), work, grace, self.tx.clone(), st.uid.clone(), on_hook_failure));
             return;
         }
         if started && st.exits.is_none() {
@@ -680,26 +818,33 @@ fn host_ip(node: &Value) -> Ipv4Addr {
 }
 
 fn new_state(pod: &Value) -> PodState {
-    let containers = pod["spec"]["containers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|c| Container {
-            name: str_of(c, &["name"]).into(),
-            image: str_of(c, &["image"]).into(),
-            spec: c.clone(),
-            phase: Phase::Waiting { reason: "ContainerCreating".into(), message: String::new() },
-            restart_count: 0,
-            last: None,
-            process: None,
-            generation: 0,
-            ready: false,
-            next_start: None,
-            next_probe: None,
-            backoff: 0,
-            ever_started: false,
-        })
-        .collect();
+    let containers_of = |key: &str, waiting: &str| -> Vec<Container> {
+        pod["spec"][key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| Container {
+                name: str_of(c, &["name"]).into(),
+                image: str_of(c, &["image"]).into(),
+                spec: c.clone(),
+                phase: Phase::Waiting { reason: waiting.into(), message: String::new() },
+                restart_count: 0,
+                last: None,
+                process: None,
+                generation: 0,
+                ready: false,
+                next_start: None,
+                next_probe: None,
+                backoff: 0,
+                ever_started: false,
+                early_exit: None,
+            })
+            .collect()
+    };
+    let inits = containers_of("initContainers", "PodInitializing");
+    // The kubelet's default waiting reason: PodInitializing in a pod with init containers.
+    let containers =
+        containers_of("containers", if inits.is_empty() { "ContainerCreating" } else { "PodInitializing" });
     PodState {
         ns: str_of(pod, &["metadata", "namespace"]).into(),
         name: str_of(pod, &["metadata", "name"]).into(),
@@ -709,12 +854,7 @@ fn new_state(pod: &Value) -> PodState {
         sandbox_at: None,
         start_time: None,
         containers,
-        init: pod["spec"]["initContainers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|c| str_of(c, &["name"]).to_string())
-            .collect(),
+        inits,
         terminating: false,
         exits: None,
         mount_warned: None,
@@ -725,37 +865,43 @@ fn new_state(pod: &Value) -> PodState {
 }
 
 /// The pod status the kubelet reports for `st`.
+/// One entry of `containerStatuses` or `initContainerStatuses`.
+fn container_status(c: &Container, uid: &str, ready: bool) -> Value {
+    let state = match &c.phase {
+        Phase::Waiting { reason, .. } if reason.is_empty() => json!({"waiting": {"reason": "ContainerCreating"}}),
+        Phase::Waiting { reason, message } if message.is_empty() => json!({"waiting": {"reason": reason}}),
+        Phase::Waiting { reason, message } => json!({"waiting": {"reason": reason, "message": message}}),
+        Phase::Starting => json!({"waiting": {"reason": "ContainerCreating"}}),
+        Phase::Running { started_at, .. } => json!({"running": {"startedAt": started_at}}),
+        Phase::Terminated(t) => json!({"terminated": t}),
+    };
+    let running = matches!(c.phase, Phase::Running { .. });
+    let mut s = json!({
+        "name": c.name, "image": c.image, "imageID": if c.ever_started { image_id(&c.image) } else { String::new() },
+        "ready": ready, "started": running, "restartCount": c.restart_count, "state": state,
+        "lastState": c.last.as_ref().map(|t| json!({"terminated": t})).unwrap_or(json!({})),
+    });
+    if c.ever_started {
+        s["containerID"] = json!(c.id(uid));
+    }
+    s
+}
+
 fn build_status(st: &PodState, pod: &Value, node: &Value, now: &str) -> Value {
     let mut statuses = Vec::new();
     let mut unready = Vec::new();
     for c in &st.containers {
-        let state = match &c.phase {
-            Phase::Waiting { reason, message } if reason.is_empty() => {
-                json!({"waiting": {"reason": "ContainerCreating"}})
-            }
-            Phase::Waiting { reason, message } if message.is_empty() => json!({"waiting": {"reason": reason}}),
-            Phase::Waiting { reason, message } => json!({"waiting": {"reason": reason, "message": message}}),
-            Phase::Starting => json!({"waiting": {"reason": "ContainerCreating"}}),
-            Phase::Running { started_at, .. } => json!({"running": {"startedAt": started_at}}),
-            Phase::Terminated(t) => json!({"terminated": t}),
-        };
-        let running = matches!(c.phase, Phase::Running { .. });
-        let ready = running && c.ready;
+        let ready = matches!(c.phase, Phase::Running { .. }) && c.ready;
         if !ready {
             unready.push(c.name.clone());
         }
-        let mut s = json!({
-            "name": c.name, "image": c.image, "imageID": if c.ever_started { image_id(&c.image) } else { String::new() },
-            "ready": ready, "started": running, "restartCount": c.restart_count, "state": state,
-            "lastState": c.last.as_ref().map(|t| json!({"terminated": t})).unwrap_or(json!({})),
-        });
-        if c.ever_started {
-            s["containerID"] = json!(c.id(&st.uid));
-        }
-        statuses.push(s);
+        statuses.push(container_status(c, &st.uid, ready));
     }
-    let done = !st.containers.is_empty() && st.containers.iter().all(|c| matches!(c.phase, Phase::Terminated(_)));
-    let phase = if done {
+    let done = (!st.containers.is_empty() && st.containers.iter().all(|c| matches!(c.phase, Phase::Terminated(_))))
+        || st.init_failed();
+    let phase = if st.init_failed() {
+        "Failed"
+    } else if done {
         let ok = st.containers.iter().all(|c| matches!(&c.phase, Phase::Terminated(t) if t["exitCode"] == 0));
         if ok { "Succeeded" } else { "Failed" }
     } else if st.containers.iter().any(|c| c.ever_started && !matches!(c.phase, Phase::Starting) || c.restart_count > 0)
@@ -782,7 +928,14 @@ fn build_status(st: &PodState, pod: &Value, node: &Value, now: &str) -> Value {
         json!({"type": "PodReadyToStartContainers", "status": if sandbox { "True" } else { "False" }}),
         now,
     ));
-    conds = Value::Array(set_condition(&conds, json!({"type": "Initialized", "status": "True"}), now));
+    let initialized = if st.initialized() {
+        json!({"type": "Initialized", "status": "True"})
+    } else {
+        let incomplete: Vec<&str> = st.inits.iter().filter(|c| !completed(c)).map(|c| c.name.as_str()).collect();
+        json!({"type": "Initialized", "status": "False", "reason": "ContainersNotInitialized",
+               "message": format!("containers with incomplete status: [{}]", incomplete.join(" "))})
+    };
+    conds = Value::Array(set_condition(&conds, initialized, now));
     conds = Value::Array(set_condition(&conds, not_ready("Ready"), now));
     conds = Value::Array(set_condition(&conds, not_ready("ContainersReady"), now));
     // A pod bound by a `nodeName` in its spec never saw the scheduler; the kubelet reports it scheduled.
@@ -805,15 +958,9 @@ fn build_status(st: &PodState, pod: &Value, node: &Value, now: &str) -> Value {
     if let Some(t) = &st.start_time {
         status["startTime"] = json!(t);
     }
-    if !st.init.is_empty() && st.ip.is_some() {
-        let init: Vec<Value> = st
-            .init
-            .iter()
-            .map(|n| {
-                json!({"name": n, "ready": true, "restartCount": 0, "started": false, "image": "", "imageID": "",
-                            "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}})
-            })
-            .collect();
+    if !st.inits.is_empty() {
+        // An init container is ready once it completed.
+        let init: Vec<Value> = st.inits.iter().map(|c| container_status(c, &st.uid, completed(c))).collect();
         status["initContainerStatuses"] = json!(init);
     }
     status
@@ -823,19 +970,30 @@ fn build_status(st: &PodState, pod: &Value, node: &Value, now: &str) -> Value {
 type StopWork = (String, Option<Arc<dyn ContainerProcess>>, Value);
 
 /// preStop hooks, then SIGTERM, within the grace period; SIGKILL (137) for the rest.
-async fn stop_all(clock: SimClock, work: Vec<StopWork>, grace: Duration, tx: mpsc::UnboundedSender<Msg>, uid: String) {
+/// A hook that fails is reported (`on_hook_failure`, with the container's name) and
+/// the container is stopped all the same.
+async fn stop_all(
+    clock: SimClock,
+    work: Vec<StopWork>,
+    grace: Duration,
+    tx: mpsc::UnboundedSender<Msg>,
+    uid: String,
+    on_hook_failure: impl Fn(&str, &str) + Send + Sync,
+) {
     let deadline = clock.now() + grace;
     let results: Arc<std::sync::Mutex<Vec<Option<ContainerExit>>>> =
         Arc::new(std::sync::Mutex::new(vec![None; work.len()]));
-    let tasks = work.iter().enumerate().map(|(i, (_, process, hook))| {
+    let on_hook_failure = &on_hook_failure;
+    let tasks = work.iter().enumerate().map(|(i, (name, process, hook))| {
         let (clock, process, hook, results) = (clock.clone(), process.clone(), hook.clone(), results.clone());
         async move {
             if let Some(d) = pre_stop_sleep(&hook) {
                 clock.sleep(d).await;
             } else if hook.is_object()
                 && let Some(p) = &process
+                && let Err(error) = p.pre_stop(&hook).await
             {
-                p.pre_stop(&hook).await;
+                on_hook_failure(name, &error);
             }
             let exit = match &process {
                 Some(p) => {

@@ -11,8 +11,10 @@
 //! has a readiness probe, at the probe's period), is stopped gracefully (after the
 //! preStop hook) when the pod is deleted, killed when the grace period runs out, and
 //! told about changed ConfigMaps of its mounts (not those mounted with `subPath`,
-//! which the real kubelet does not update either). Containers no runtime claims "run"
-//! until stopped.
+//! which the real kubelet does not update either). Init containers are given to the
+//! runtime of their image too, and must exit (0, for the pod to go on). Containers no
+//! runtime claims "run" until stopped; init containers no runtime claims succeed at
+//! once.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -49,10 +51,13 @@ pub trait ContainerProcess: Send + Sync {
     }
 
     /// Runs an `exec` or `httpGet` preStop handler (the `lifecycle.preStop` JSON); the
-    /// kubelet waits for it, within the grace period. `sleep` handlers and `exec` of
-    /// `sleep N` are timed by the kubelet itself and not passed here.
-    fn pre_stop(&self, _handler: &Value) -> BoxFuture<()> {
-        Box::pin(async {})
+    /// kubelet waits for it, within the grace period (dropping the future when that
+    /// runs out). `sleep` handlers and `exec` of `sleep N` are timed by the kubelet
+    /// itself and not passed here. An `Err` (the command is missing, or exited non-zero;
+    /// the request failed) is a failed hook: the kubelet records a `FailedPreStopHook`
+    /// Warning and stops the container all the same.
+    fn pre_stop(&self, _handler: &Value) -> BoxFuture<Result<(), String>> {
+        Box::pin(async { Ok(()) })
     }
 
     /// SIGTERM: resolves once the process exited. The kubelet calls [`kill`](Self::kill)

@@ -10,7 +10,7 @@ use kube_sim::cluster::{
 use kube_sim::patch::PatchType;
 use serde_json::json;
 
-use crate::common::{Env, is_ready, pod};
+use crate::common::{Env, condition, is_ready, pod};
 
 #[derive(Default)]
 struct Fake {
@@ -153,5 +153,154 @@ async fn the_runtime_hook_starts_probes_reloads_restarts_and_stops_processes() {
     env.client.delete(&ResourceRef::new("", "v1", "pods"), Some("default"), "pd-0", &Default::default()).unwrap();
     env.wait("the pod gone", |e| e.get("pods", Some("default"), "pd-0").is_none().then_some(())).await;
     assert!(fake.log().iter().any(|l| l.starts_with("stop grace=")), "{:?}", fake.log());
+    env.shutdown().await;
+}
+
+/// A runtime whose processes exit when the test says (by container name), or at once
+/// when started with `--exit-now`; its preStop hooks fail for `/missing`.
+#[derive(Default)]
+struct Scripted {
+    starts: Mutex<Vec<String>>,
+    exits: Mutex<Vec<(String, ExitReporter)>>,
+    stops: Mutex<Vec<String>>,
+}
+
+impl Scripted {
+    fn starts(&self) -> Vec<String> {
+        self.starts.lock().unwrap().clone()
+    }
+    /// The latest start of `container` exits with `code`.
+    fn exit(&self, container: &str, code: i32) {
+        let exits = self.exits.lock().unwrap();
+        let (_, reporter) = exits.iter().rev().find(|(name, _)| name == container).unwrap();
+        reporter.exited(code, if code == 0 { "" } else { "failed" });
+    }
+}
+
+struct ScriptedRuntime(Arc<Scripted>);
+struct ScriptedProcess(Arc<Scripted>, String);
+
+impl ContainerRuntime for ScriptedRuntime {
+    fn start(&self, ctx: ContainerContext) -> BoxFuture<Result<Arc<dyn ContainerProcess>, String>> {
+        let scripted = self.0.clone();
+        Box::pin(async move {
+            let name = ctx.container.name.clone();
+            scripted.starts.lock().unwrap().push(format!("{name} restart={}", ctx.restart_count));
+            if ctx.args.iter().any(|a| a == "--exit-now") {
+                ctx.exit.exited(0, "");
+            }
+            scripted.exits.lock().unwrap().push((name.clone(), ctx.exit.clone()));
+            Ok(Arc::new(ScriptedProcess(scripted, name)) as Arc<dyn ContainerProcess>)
+        })
+    }
+}
+
+impl ContainerProcess for ScriptedProcess {
+    fn pre_stop(&self, handler: &serde_json::Value) -> BoxFuture<Result<(), String>> {
+        let missing = handler["exec"]["command"][0] == "/missing";
+        Box::pin(async move {
+            if missing { Err("exec: \"/missing\": stat /missing: no such file or directory".into()) } else { Ok(()) }
+        })
+    }
+    fn stop(&self, _request: StopRequest) -> BoxFuture<ContainerExit> {
+        self.0.stops.lock().unwrap().push(self.1.clone());
+        Box::pin(async { ContainerExit::new(0, "") })
+    }
+}
+
+fn init_status(p: &serde_json::Value, i: usize) -> &serde_json::Value {
+    &p["status"]["initContainerStatuses"][i]
+}
+
+/// Init containers run one at a time, each to completion: a claimed one until its
+/// process exits (a failure restarts it), an unclaimed one at once; the app container
+/// starts only then, and the statuses say where the pod is.
+#[tokio::test]
+async fn init_containers_run_to_completion_before_the_app_containers() {
+    let env = Env::start(20.0).await;
+    let scripted = Arc::new(Scripted::default());
+    env.cluster.runtimes().register("tools/copy", Arc::new(ScriptedRuntime(scripted.clone())));
+    env.cluster.runtimes().register("pingcap/tikv", Arc::new(ScriptedRuntime(scripted.clone())));
+    let spec = json!({"nodeName": "node-1",
+        "initContainers": [
+            {"name": "copy", "image": "tools/copy:v1"},
+            {"name": "quick", "image": "tools/copy:v1", "args": ["--exit-now"]},
+            {"name": "plain", "image": "busybox"}],
+        "containers": [{"name": "tikv", "image": "pingcap/tikv:v8.5.0"}]});
+    env.create("pods", Some("default"), pod("kv", spec));
+
+    let p = env
+        .wait_pod("kv", "the first init container running", |p| init_status(p, 0)["state"]["running"].is_object())
+        .await;
+    assert_eq!(p["status"]["phase"], "Pending");
+    let initialized = condition(&p, "Initialized");
+    assert_eq!(
+        (initialized["status"].clone(), initialized["reason"].clone(), initialized["message"].clone()),
+        (
+            json!("False"),
+            json!("ContainersNotInitialized"),
+            json!("containers with incomplete status: [copy quick plain]")
+        )
+    );
+    assert_eq!(init_status(&p, 1)["state"]["waiting"]["reason"], "PodInitializing");
+    assert_eq!(p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"], "PodInitializing");
+    assert_eq!(scripted.starts(), ["copy restart=0"]);
+
+    scripted.exit("copy", 1);
+    env.wait("the failed init container started again", |_| (scripted.starts().len() == 2).then_some(())).await;
+    assert_eq!(scripted.starts(), ["copy restart=0", "copy restart=1"], "nothing after it started");
+    let p = env.get("pods", Some("default"), "kv").unwrap();
+    assert_eq!(init_status(&p, 0)["lastState"]["terminated"]["exitCode"], 1);
+    assert_eq!(p["status"]["phase"], "Pending");
+
+    scripted.exit("copy", 0);
+    let p = env.wait_pod("kv", "Running", |p| p["status"]["phase"] == "Running").await;
+    assert_eq!(scripted.starts(), ["copy restart=0", "copy restart=1", "quick restart=0", "tikv restart=0"]);
+    assert_eq!(condition(&p, "Initialized")["status"], "True");
+    for i in 0..3 {
+        let s = init_status(&p, i);
+        assert_eq!((s["state"]["terminated"]["reason"].clone(), s["ready"].clone()), (json!("Completed"), json!(true)));
+    }
+    assert_eq!(init_status(&p, 0)["restartCount"], 1);
+    assert!(env.events_of("kv").contains(&"Started: Started container plain".to_string()));
+    env.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_init_container_failing_under_restart_policy_never_fails_the_pod() {
+    let env = Env::start(20.0).await;
+    let scripted = Arc::new(Scripted::default());
+    env.cluster.runtimes().register("tools/copy", Arc::new(ScriptedRuntime(scripted.clone())));
+    let spec = json!({"nodeName": "node-1", "restartPolicy": "Never",
+        "initContainers": [{"name": "copy", "image": "tools/copy:v1"}]});
+    env.create("pods", Some("default"), pod("once", spec));
+    env.wait("the init container started", |_| (!scripted.starts().is_empty()).then_some(())).await;
+    scripted.exit("copy", 2);
+    let p = env.wait_pod("once", "Failed", |p| p["status"]["phase"] == "Failed").await;
+    assert_eq!(init_status(&p, 0)["state"]["terminated"]["exitCode"], 2);
+    assert_eq!(p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"], "PodInitializing");
+    assert_eq!(scripted.starts(), ["copy restart=0"], "the app container never starts");
+    env.shutdown().await;
+}
+
+/// A preStop hook that fails is a Warning Event without its output; the container is
+/// stopped all the same.
+#[tokio::test]
+async fn a_failed_pre_stop_hook_is_reported_and_the_container_stopped() {
+    let env = Env::start(20.0).await;
+    let scripted = Arc::new(Scripted::default());
+    env.cluster.runtimes().register("pingcap/tikv", Arc::new(ScriptedRuntime(scripted.clone())));
+    let containers = json!([{"name": "tikv", "image": "pingcap/tikv:v8.5.0",
+        "lifecycle": {"preStop": {"exec": {"command": ["/missing", "--flag"]}}}}]);
+    env.create("pods", Some("default"), pod("kv", json!({"nodeName": "node-1", "containers": containers})));
+    env.wait_pod("kv", "Ready", is_ready).await;
+    env.client.delete(&ResourceRef::new("", "v1", "pods"), Some("default"), "kv", &Default::default()).unwrap();
+    env.wait("the pod gone", |e| e.get("pods", Some("default"), "kv").is_none().then_some(())).await;
+    assert!(
+        env.events_of("kv").contains(&"FailedPreStopHook: PreStopHook failed".to_string()),
+        "{:?}",
+        env.events_of("kv")
+    );
+    assert_eq!(*scripted.stops.lock().unwrap(), ["tikv"]);
     env.shutdown().await;
 }

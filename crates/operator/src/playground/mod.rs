@@ -150,6 +150,8 @@ async fn run_with<W: Write>(
 
     let started = Instant::now();
     let harness = Harness::start(args.timing.harness_config(args.nodes, args.zones)).await?;
+    // The operator's image holds its binary, which TiKV pods copy for their preStop hook.
+    crate::tools::register_simulated(&harness, tikv_operator_controllers::DEFAULT_TOOLS_IMAGE);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut session = Session { harness: &harness, out, operator: None, started };
     let result = session.run(&args, &plan, start_operator, stop_rx, interrupt).await;

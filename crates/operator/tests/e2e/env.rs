@@ -110,8 +110,10 @@ impl Env {
         (Env::launch(h, &docs), namespaces)
     }
 
-    /// Applies `docs` and starts the operator, as the playground does.
+    /// Applies `docs` and starts the operator, as the playground does (with the
+    /// operator's binary in its image, for the TiKV pods' preStop hook).
     fn launch(h: Harness, docs: &[apply::Document]) -> Env {
+        tikv_operator::tools::register_simulated(&h, tikv_operator_controllers::DEFAULT_TOOLS_IMAGE);
         let user = h.store().client("user");
         let kubectl = h.store().client("kubectl");
         apply::install_crds(&kubectl).expect("CRDs install");

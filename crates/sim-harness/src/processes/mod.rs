@@ -20,6 +20,7 @@ use sim_clock::SimClock;
 
 use crate::clusters::PdClusters;
 use crate::network::{Network, get};
+use crate::programs::Programs;
 
 pub use pd::PD_FLAGS;
 pub use tikv::TIKV_FLAGS;
@@ -57,11 +58,19 @@ pub struct Processes {
     pub(crate) net: Network,
     pub(crate) clusters: Arc<PdClusters>,
     pub(crate) settings: ProcessSettings,
+    /// What the containers' preStop hooks run.
+    pub(crate) programs: Arc<Programs>,
 }
 
 impl Processes {
-    pub fn new(store: Store, net: Network, clusters: Arc<PdClusters>, settings: ProcessSettings) -> Arc<Self> {
-        Arc::new(Processes { store, net, clusters, settings })
+    pub fn new(
+        store: Store,
+        net: Network,
+        clusters: Arc<PdClusters>,
+        settings: ProcessSettings,
+        programs: Arc<Programs>,
+    ) -> Arc<Self> {
+        Arc::new(Processes { store, net, clusters, settings, programs })
     }
 
     /// Registers the PD and TiKV runtimes on the kubelets' registry.

@@ -15,6 +15,11 @@
 //! older version than the cluster version, a tombstoned store, a duplicate address) is
 //! fatal with PD's text, as TiKV's PutStore error is. HotReload: a changed ConfigMap is read again and becomes the
 //! status server's `/config`.
+//!
+//! A preStop `exec` hook runs as the kubelet would run it in the container: the
+//! program at the command's path (see [`crate::programs`]), with the pod's network, on
+//! the simulated clock, while the store still serves; the kubelet bounds it by the
+//! grace period. A command found nowhere fails the hook, as a missing binary does.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -336,6 +341,27 @@ impl TikvProcess {
 }
 
 impl ContainerProcess for TikvProcess {
+    fn pre_stop(&self, handler: &Value) -> BoxFuture<Result<(), String>> {
+        let command: Vec<String> = handler["exec"]["command"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect();
+        let (programs, ctx) = (self.procs.programs.clone(), self.ctx.clone());
+        Box::pin(async move {
+            if command.is_empty() {
+                // An httpGet hook: nothing in tikv-server answers one specially.
+                return Ok(());
+            }
+            match programs.exec(&ctx, &command, true).await? {
+                0 => Ok(()),
+                code => Err(format!("command '{}' exited with {code}", command.join(" "))),
+            }
+        })
+    }
+
     fn ready(&self) -> bool {
         let st = self.state();
         let Some((cluster, id)) = &st.store else { return false };

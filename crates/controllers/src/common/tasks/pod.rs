@@ -137,6 +137,7 @@ mod tests {
             tls: false,
             pd_url: "http://pd",
             config_hash: "cfg-1",
+            tools_image: crate::DEFAULT_TOOLS_IMAGE,
         })
     }
 

@@ -6,7 +6,10 @@ mod pod;
 mod service;
 
 pub use config::{CONFIG_DIR, CONFIG_FILE, RESERVED_KEYS, config_map};
-pub use pod::{PodInputs, pod, store_labels};
+pub use pod::{
+    PRESTOP_DIR, PRESTOP_INIT_CONTAINER, PRESTOP_VOLUME, PodInputs, TERMINATION_GRACE_SECONDS, TOOLS_BINARY, pod,
+    store_labels,
+};
 pub use service::peer_service;
 
 use kube::ResourceExt;

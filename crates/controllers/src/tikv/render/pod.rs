@@ -2,11 +2,19 @@
 //! data directory, config file and store labels (zone etc. from the instance's
 //! topology, `host` from the node it runs on); stable DNS through hostname/subdomain; a
 //! TCP readiness probe on the status port; TLS Secret mounted when on; overlay last.
+//!
+//! Its preStop hook keeps `tikv-server` running, bounded, until the store leads no
+//! region (`tikv-operator tikv-prestop`, see the operator binary): an init container
+//! of the operator's own image copies the binary into an `emptyDir` the TiKV container
+//! mounts, since the TiKV image has no such tool. The grace period is long
+//! ([`TERMINATION_GRACE_SECONDS`]): the hook bounds itself, and the operator deletes
+//! TiKV pods with an explicit, shorter grace period.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, EnvVarSource, ObjectFieldSelector, Pod, PodSpec, Probe, TCPSocketAction,
+    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction, Lifecycle, LifecycleHandler,
+    ObjectFieldSelector, Pod, PodSpec, Probe, TCPSocketAction, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use tikv_operator_api::TiKV;
@@ -24,6 +32,40 @@ pub struct PodInputs<'a> {
     /// The PD client Service URL recorded on the Cluster.
     pub pd_url: &'a str,
     pub config_hash: &'a str,
+    /// The operator's own image, which the preStop hook's binary is copied from.
+    pub tools_image: &'a str,
+}
+
+/// Where the operator binary is in its image.
+pub const TOOLS_BINARY: &str = "/tikv-operator";
+/// Where the init container puts the binary, in both containers.
+pub const PRESTOP_DIR: &str = "/var/lib/tikv-operator";
+/// The init container that copies it.
+pub const PRESTOP_INIT_CONTAINER: &str = "install-prestop";
+/// The `emptyDir` holding it.
+pub const PRESTOP_VOLUME: &str = "tikv-vol-prestop";
+/// As tidb-operator v2: the hook bounds itself and the operator deletes TiKV pods with
+/// an explicit grace period, so this only holds for deletions by someone else.
+pub const TERMINATION_GRACE_SECONDS: i64 = 65535;
+
+/// The hook: the copied binary waits until the store at its advertised status address
+/// leads no region.
+fn pre_stop(tikv: &TiKV, pd_url: &str) -> Lifecycle {
+    let binary = TOOLS_BINARY.rsplit('/').next().unwrap_or(TOOLS_BINARY);
+    Lifecycle {
+        pre_stop: Some(LifecycleHandler {
+            exec: Some(ExecAction {
+                command: Some(vec![
+                    format!("{PRESTOP_DIR}/{binary}"),
+                    "tikv-prestop".into(),
+                    format!("--pd={pd_url}"),
+                    format!("--status-addr={}", advertise_status_addr(tikv)),
+                ]),
+            }),
+            ..LifecycleHandler::default()
+        }),
+        ..Lifecycle::default()
+    }
 }
 
 /// Store labels from the topology's well-known node labels, plus `spec.server.labels`;
@@ -64,7 +106,26 @@ pub fn pod(inputs: &PodInputs<'_>) -> Result<Pod, RenderError> {
         format!("--labels={labels}"),
     ];
     let tls_secret = inputs.tls.then(|| names::cluster_tls_secret_name(&group, COMPONENT_TIKV));
-    let (volumes, mounts) = pod_volumes(tikv, &name, CONFIG_DIR, tls_secret);
+    let (mut volumes, mut mounts) = pod_volumes(tikv, &name, CONFIG_DIR, tls_secret);
+    volumes.push(Volume {
+        name: PRESTOP_VOLUME.into(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Volume::default()
+    });
+    let prestop_mount =
+        VolumeMount { name: PRESTOP_VOLUME.into(), mount_path: PRESTOP_DIR.into(), ..VolumeMount::default() };
+    mounts.push(prestop_mount.clone());
+    let install = Container {
+        name: PRESTOP_INIT_CONTAINER.into(),
+        image: Some(inputs.tools_image.to_owned()),
+        command: Some(vec![TOOLS_BINARY.into(), "install".into(), PRESTOP_DIR.into()]),
+        // The TiKV container's resources: an init container without them would make the
+        // pod Burstable, and as much as TiKV's asks no more of the node.
+        resources: resources(tikv.resources()),
+        volume_mounts: Some(vec![prestop_mount]),
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
+        ..Container::default()
+    };
     let container = Container {
         name: COMPONENT_TIKV.into(),
         image: Some(image(tikv.image(), "pingcap/tikv", tikv.version())),
@@ -91,6 +152,7 @@ pub fn pod(inputs: &PodInputs<'_>) -> Result<Pod, RenderError> {
         }),
         resources: resources(tikv.resources()),
         volume_mounts: Some(mounts),
+        lifecycle: Some(pre_stop(tikv, inputs.pd_url)),
         ..Container::default()
     };
     let mut meta = child_meta(tikv, name.clone());
@@ -101,6 +163,8 @@ pub fn pod(inputs: &PodInputs<'_>) -> Result<Pod, RenderError> {
             hostname: Some(name),
             subdomain: Some(tikv.spec.subdomain.clone()),
             node_selector: tikv.topology().cloned(),
+            termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
+            init_containers: Some(vec![install]),
             containers: vec![container],
             volumes: Some(volumes),
             ..PodSpec::default()
@@ -117,7 +181,14 @@ mod tests {
     use crate::testing::sample_tikv;
 
     fn render(tikv: &TiKV, tls: bool) -> Pod {
-        pod(&PodInputs { tikv, tls, pd_url: "http://pd-pd.default.svc:2379", config_hash: "h" }).unwrap()
+        let inputs = PodInputs {
+            tikv,
+            tls,
+            pd_url: "http://pd-pd.default.svc:2379",
+            config_hash: "h",
+            tools_image: "ghcr.io/tikv/tikv-operator:v9.9.9",
+        };
+        pod(&inputs).unwrap()
     }
 
     #[test]
@@ -148,6 +219,43 @@ mod tests {
         );
         assert_eq!(container.image.as_deref(), Some("pingcap/tikv:v8.5.0"));
         assert_eq!(pod.metadata.labels.as_ref().unwrap()[names::LABEL_CONFIG_HASH], "h");
+    }
+
+    /// The init container copies the operator binary into the emptyDir the TiKV
+    /// container runs its preStop hook from, against PD and the store's advertised
+    /// status address; the grace period leaves the hook room.
+    #[test]
+    fn the_pre_stop_hook_runs_the_copied_operator_binary() {
+        let pod = render(&sample_tikv("tikv-abc123", "tikv"), false);
+        let spec = pod.spec.as_ref().unwrap();
+        assert_eq!(spec.termination_grace_period_seconds, Some(65535));
+        let volume = spec.volumes.as_ref().unwrap().iter().find(|v| v.name == PRESTOP_VOLUME).unwrap();
+        assert!(volume.empty_dir.is_some());
+
+        let [install] = spec.init_containers.as_deref().unwrap() else { panic!("one init container") };
+        assert_eq!(install.name, PRESTOP_INIT_CONTAINER);
+        assert_eq!(install.image.as_deref(), Some("ghcr.io/tikv/tikv-operator:v9.9.9"));
+        assert_eq!(install.command.as_ref().unwrap(), &["/tikv-operator", "install", "/var/lib/tikv-operator"]);
+        let mounts = |c: &Container| -> Vec<(String, String)> {
+            c.volume_mounts.iter().flatten().map(|m| (m.name.clone(), m.mount_path.clone())).collect()
+        };
+        let prestop = (PRESTOP_VOLUME.to_string(), PRESTOP_DIR.to_string());
+        assert_eq!(mounts(install), std::slice::from_ref(&prestop));
+        let container = &spec.containers[0];
+        assert!(mounts(container).contains(&prestop));
+        assert!(container.resources.is_some());
+        assert_eq!(install.resources, container.resources, "the pod stays Guaranteed");
+
+        let hook = container.lifecycle.as_ref().unwrap().pre_stop.as_ref().unwrap();
+        assert_eq!(
+            hook.exec.as_ref().unwrap().command.as_ref().unwrap(),
+            &[
+                "/var/lib/tikv-operator/tikv-operator",
+                "tikv-prestop",
+                "--pd=http://pd-pd.default.svc:2379",
+                "--status-addr=tikv-tikv-abc123.tikv-tikv-peer.default.svc:20180",
+            ]
+        );
     }
 
     #[test]

@@ -82,6 +82,7 @@ impl Kit {
             tls: false,
             pd_url: "http://pd",
             config_hash: "cfg-1",
+            tools_image: crate::DEFAULT_TOOLS_IMAGE,
         })
         .unwrap();
         self.env.create::<Pod>(pod).await;
