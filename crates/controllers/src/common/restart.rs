@@ -134,6 +134,7 @@ mod tests {
             tls: false,
             pd_url: "http://basic-pd.default.svc:2379",
             config_hash: "cfg",
+            tools_image: crate::context::DEFAULT_TOOLS_IMAGE,
         })
         .unwrap();
         golden("tikv-pod.json", &format!("{}\n", serde_json::to_string_pretty(&rendered).unwrap()));
