@@ -810,6 +810,88 @@ async fn status_server_serves_config_and_readiness() {
     assert!(matches!(dup, Err(pd_sim::ControlError::StoreStart(_))));
 }
 
+/// TiKV's `POST /config` (tikv/tikv:src/server/status_server/mod.rs): changes apply
+/// atomically and show on `GET /config`; `persist` decides what a restart keeps.
+#[tokio::test]
+async fn tikv_online_config_change_applies_refuses_and_persists_as_tikv_does() {
+    let env = fast(3, 1).await;
+    let start = |address: &str, file: pd_sim::ConfigFile| StoreSpec {
+        address: address.into(),
+        config: Some(serde_json::json!({"raftstore": {"capacity": "10GiB"}})),
+        config_file: Some(file),
+        ..Default::default()
+    };
+    let on_configmap = pd_sim::ConfigFile::ReadOnly { path: "/etc/tikv/config.toml".into() };
+    let started = env.ctl().start_store(start("tikv-7:20160", on_configmap)).await.unwrap();
+    let url = format!("{}/config", started.status_url);
+    let post =
+        async |query: &str, body: &str| env.send(reqwest::Method::POST, format!("{url}{query}"), Some(body)).await;
+    let get = async || env.send(reqwest::Method::GET, url.clone(), None).await.json();
+
+    // Applied in memory, shown as TiKV prints it.
+    let r =
+        post("?persist=false", r#"{"raftstore.raft-log-gc-threshold": 100, "storage.block-cache.capacity": "2GB"}"#)
+            .await;
+    assert_eq!((r.status, r.text.as_str()), (200, ""));
+    let config = get().await;
+    assert_eq!(config["raftstore"]["raft-log-gc-threshold"], 100);
+    assert_eq!(config["storage"]["block-cache"]["capacity"], "2GiB");
+    assert_eq!(config["raftstore"]["capacity"], "10GiB", "the rest of the started config stays");
+
+    // Refused keys and values: 500, TiKV's text, nothing applied.
+    let refused = [
+        (
+            r#"{"server.addr": "0.0.0.0:1", "raftstore.raft-log-gc-threshold": 5}"#,
+            r#"failed to update, error: "config addr can not be changed""#,
+        ),
+        (r#"{"storage.data-dir": "/x"}"#, r#"failed to update, error: "config data_dir can not be changed""#),
+        (r#"{"raftstore.no-such-thing": 1}"#, r#"failed to update, error: "unexpect fields: no_such_thing""#),
+        (r#"{"raftstore.raft-log-gc-threshold": "many"}"#, r#"failed to update, error: "failed to parse: many""#),
+        (r#"{"raftstore.raft-log-gc-threshold": [1]}"#, r#"failed to decode, error: "array type are not supported""#),
+        ("not json", r#"failed to decode, error: Error("expected ident", line: 1, column: 2)"#),
+    ];
+    for (body, text) in refused {
+        let r = post("?persist=false", body).await;
+        assert_eq!((r.status, r.text.as_str()), (500, text), "{body}");
+    }
+    assert_eq!(get().await["raftstore"]["raft-log-gc-threshold"], 100, "nothing of a refused change applied");
+    let r = post("?persist=maybe", "{}").await;
+    assert_eq!((r.status, r.text.as_str()), (400, "provided string was not `true` or `false`"));
+
+    // persist (the default) on a read-only config file: applied, but 500.
+    let r = post("", r#"{"raftstore.raft-log-gc-threshold": 200}"#).await;
+    assert_eq!(r.status, 500);
+    assert_eq!(
+        r.text,
+        r#"config changed, but failed to persist change due to err: Os { code: 30, kind: ReadOnlyFilesystem, message: "Read-only file system" }"#
+    );
+    assert_eq!(get().await["raftstore"]["raft-log-gc-threshold"], 200);
+
+    // A restart reads the file again: none of the online changes survive it.
+    env.ctl().stop_store(started.id).await.unwrap();
+    let again = env.ctl().restart_store(started.id, None).await.unwrap();
+    let config: Value =
+        env.http.get(format!("{}/config", again.status_url)).send().await.unwrap().json().await.unwrap();
+    assert!(config["raftstore"].get("raft-log-gc-threshold").is_none(), "{config}");
+
+    // A writable config file keeps what was persisted, and only that.
+    let writable = pd_sim::ConfigFile::Writable { path: "/tmp/tikv.toml".into() };
+    let other = env.ctl().start_store(start("tikv-8:20160", writable)).await.unwrap();
+    let url = format!("{}/config", other.status_url);
+    let r = env.send(reqwest::Method::POST, url.clone(), Some(r#"{"gc.batch-keys": 256}"#)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = env.send(reqwest::Method::POST, format!("{url}?persist=false"), Some(r#"{"gc.num-threads": 3}"#)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    env.ctl().stop_store(other.id).await.unwrap();
+    let again = env.ctl().restart_store(other.id, None).await.unwrap();
+    let config: Value =
+        env.http.get(format!("{}/config", again.status_url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(config["gc"]["batch-keys"], 256);
+    assert!(config["gc"].get("num-threads").is_none(), "{config}");
+    let r = env.send(reqwest::Method::GET, format!("{}/nope", again.status_url), None).await;
+    assert_eq!((r.status, r.text.as_str()), (404, "path not found"));
+}
+
 #[tokio::test]
 async fn control_api_over_http() {
     let env = start(Config::fast()).await;
