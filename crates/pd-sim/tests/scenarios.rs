@@ -214,6 +214,122 @@ async fn config_uses_strings_where_pd_does() {
     assert_eq!(rules[0]["rules"][0]["location_labels"], serde_json::json!(["zone"]));
 }
 
+/// PD's `POST /pd/api/v1/config` (tikv/pd:server/api/config.go): which items it takes,
+/// with or without their section, PD's texts for everything it refuses, and what a
+/// change does to the simulation and to `GET /config`.
+#[tokio::test]
+async fn pd_config_update_takes_and_refuses_items_as_pd_does() {
+    let env = fast(3, 3).await;
+    let post = async |body: &str| env.post("/pd/api/v1/config", body).await;
+    let updated = pd_string("The config is updated.");
+    for body in [
+        r#"{"schedule.leader-schedule-limit": 8}"#,
+        r#"{"region-schedule-limit": 1024}"#,
+        r#"{"schedule.max-store-down-time": "1m"}"#,
+        r#"{"schedule.max-merge-region-size": 20, "schedule.enable-cross-table-merge": "false"}"#,
+        r#"{"schedule.default-store-limit": {"add-peer": 30}}"#,
+        r#"{"max-replicas": 3, "replication.location-labels": "zone,host"}"#,
+        r#"{"isolation-level": "zone"}"#,
+        r#"{"log.level": "debug"}"#,
+        r#"{"pd-server.flow-round-by-digit": 4}"#,
+        r#"{"replication-mode.dr-auto-sync.primary-replicas": 2}"#,
+        r#"{"micro-service.enable-scheduling-fallback": "false"}"#,
+        r#"{"controller.ltb-max-wait-duration": "1m"}"#,
+        "null",
+    ] {
+        let r = post(body).await;
+        assert_eq!((r.status, &r.text), (200, &updated), "{body}");
+    }
+    let full = env.get("/pd/api/v1/config").await.json();
+    let schedule = &full["schedule"];
+    assert_eq!(schedule["leader-schedule-limit"], 8);
+    assert_eq!(schedule["region-schedule-limit"], 1024);
+    assert_eq!(schedule["max-store-down-time"], "1m0s");
+    assert_eq!(schedule["max-merge-region-size"], 20);
+    assert_eq!(schedule["enable-cross-table-merge"], "false");
+    assert_eq!(schedule["default-store-limit"]["add-peer"], 30.0);
+    assert_eq!(full["replication"]["location-labels"], "zone,host");
+    assert_eq!(full["replication"]["isolation-level"], "zone");
+    assert_eq!(full["log"]["level"], "debug");
+    assert_eq!(full["pd-server"]["flow-round-by-digit"], 4);
+    assert_eq!(full["replication-mode"]["dr-auto-sync"]["primary-replicas"], 2);
+    assert_eq!(full["micro-service"]["enable-scheduling-fallback"], "false");
+    assert_eq!(full["controller"]["ltb-max-wait-duration"], "1m0s");
+    let knobs = env.ctl().knobs();
+    assert_eq!((knobs.leader_schedule_limit, knobs.max_store_down_time), (8, Duration::from_secs(60)));
+    assert_eq!(knobs.store_limit_add_peer, 30.0);
+
+    let refused = [
+        (
+            r#"{"schedule.leader-schedule-limit": "8"}"#,
+            "json: cannot unmarshal string into Go struct field ScheduleConfig.leader-schedule-limit of type uint64",
+        ),
+        (
+            r#"{"schedule.leader-schedule-limit": -1}"#,
+            "json: cannot unmarshal number -1 into Go struct field ScheduleConfig.leader-schedule-limit of type uint64",
+        ),
+        (
+            r#"{"schedule.enable-cross-table-merge": false}"#,
+            "json: invalid use of ,string struct tag, trying to unmarshal unquoted value into bool",
+        ),
+        (r#"{"schedule.max-store-down-time": 60}"#, "invalid syntax"),
+        (
+            r#"{"schedule.default-store-limit": 5}"#,
+            "json: cannot unmarshal number into Go struct field ScheduleConfig.default-store-limit of type config.StoreLimitConfig",
+        ),
+        (
+            r#"{"replication-mode.dr-auto-sync.dr-replicas": "2"}"#,
+            "json: cannot unmarshal string into Go struct field DRAutoSyncReplicationConfig.dr-auto-sync.dr-replicas of type int",
+        ),
+        (r#"{"replication.location-labels": ["zone"]}"#, "invalid syntax"),
+        (r#"{"replication.isolation-level": "rack"}"#, "isolation-level must be one of location-labels or empty"),
+        (r#"{"schedule.low-space-ratio": 0.5}"#, "low-space-ratio should be larger than high-space-ratio"),
+        (r#"{"schedule.no-such-item": 1}"#, "config item no-such-item not found"),
+        (r#"{"no-such-item": 1}"#, "config item no-such-item not found"),
+        (r#"{"name": "pd-9"}"#, "config prefix name not found"),
+        (r#"{"security.cert-path": "/x"}"#, "config prefix security not found"),
+        (r#"{"label-property.reject-leader": 1}"#, "config prefix label-property not found"),
+        (r#"{"log.file.max-size": 10}"#, "only support changing log level"),
+        (r#"{"log.level": "loud"}"#, "log level loud is illegal"),
+        (r#"{"log.level": 3}"#, "input value 3 is illegal"),
+        (r#"{"pd-server.key-type": "blob"}"#, "key-type blob is invalid"),
+        (r#"{"replication-mode.replication-mode": "sync"}"#, "invalid replication mode: sync"),
+        (r#"{"replication-mode.foo.bar": 1}"#, "config item [foo bar] not found"),
+        (r#"{"replication-mode": "majority"}"#, "cannot update config prefix replication-mode"),
+        (
+            r#"{"micro-service.enable-resource-manager-fallback": "false"}"#,
+            "cannot update config item enable-resource-manager-fallback dynamically",
+        ),
+        (
+            r#"{"controller.request-unit.read-base-cost": 1}"#,
+            "can't update controller child item read-base-cost, only top-level items are allowed",
+        ),
+        ("[1]", "json: cannot unmarshal array into Go value of type map[string]interface {}"),
+        ("", "unexpected end of JSON input"),
+    ];
+    for (body, text) in refused {
+        let r = post(body).await;
+        assert_eq!((r.status, r.text.as_str()), (400, pd_string(text).as_str()), "{body}");
+    }
+
+    // Not atomic: the items before the refused one (in PD's map order; key order here)
+    // stay applied.
+    let r = post(r#"{"schedule.leader-schedule-limit": 2, "schedule.zzz": 1}"#).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(env.get("/pd/api/v1/config/schedule").await.json()["leader-schedule-limit"], 2);
+
+    // With placement rules on, replication changes need a bootstrapped cluster.
+    let fresh = start(Config::fast()).await;
+    let r = fresh.post("/pd/api/v1/config", r#"{"max-replicas": 5}"#).await;
+    assert_eq!(
+        (r.status, r.text.as_str()),
+        (
+            400,
+            pd_string("[PD:cluster:ErrNotBootstrapped]TiKV cluster not bootstrapped, please start TiKV first").as_str()
+        )
+    );
+}
+
 #[tokio::test]
 async fn errors_have_pd_statuses_and_texts() {
     let env = fast(3, 3).await;

@@ -199,6 +199,10 @@ pub struct Cluster {
     pub cluster_version: Version,
     /// Events processed so far: what advancing the model costs.
     pub events_run: u64,
+    /// PD config items set through `POST /config` that the simulation does not act on,
+    /// by their full JSON path (`schedule.max-merge-region-size`, `log.level`): shown by
+    /// `GET /config`, nothing more.
+    pub pd_config: BTreeMap<String, serde_json::Value>,
 }
 
 impl Cluster {
@@ -237,6 +241,7 @@ impl Cluster {
             pd_version: "8.5.0".to_owned(),
             cluster_version: Version::ZERO,
             events_run: 0,
+            pd_config: BTreeMap::new(),
         }
     }
 
