@@ -650,17 +650,22 @@ async fn the_watcher_is_silent_for_a_safe_restart_and_catches_unsafe_deletes() {
     env.delete_as("tikv-operator", "pods", "basic-tikv-0");
     watcher.check_now();
     let kinds: Vec<Invariant> = watcher.breaches().iter().map(|b| b.invariant).collect();
-    assert_eq!(kinds[2..], [Invariant::MaxUnavailable], "{:#?}", watcher.breaches());
+    assert_eq!(kinds[2], Invariant::MaxUnavailable, "{:#?}", watcher.breaches());
+    // Once basic-tikv-0's process stops too, two of every region's three voters are on
+    // stores the operator stopped: (f), reported once.
     env.wait_gone("basic-tikv-0").await;
+    watcher.check_now();
+    let kinds: Vec<Invariant> = watcher.breaches().iter().map(|b| b.invariant).collect();
+    assert_eq!(kinds[2..], [Invariant::MaxUnavailable, Invariant::RegionMajorityStopped], "{:#?}", watcher.breaches());
     env.create("pods", tikv_pod(0, "pingcap/tikv:v8.5.0"));
     env.wait_ready("basic-tikv-0").await;
     watcher.check_now();
     env.h.clock().advance(Duration::from_secs(61));
     watcher.check_now();
     env.h.clock().advance(Duration::from_secs(1));
-    let breaches = env.wait("breach (e)", |_| Some(watcher.breaches()).filter(|b| b.len() == 4)).await;
-    assert_eq!(breaches[3].invariant, Invariant::LingeringEvictLeader, "{breaches:#?}");
-    assert!(breaches[3].to_string().contains(&format!("store {id}")), "{}", breaches[3]);
+    let breaches = env.wait("breach (e)", |_| Some(watcher.breaches()).filter(|b| b.len() == 5)).await;
+    assert_eq!(breaches[4].invariant, Invariant::LingeringEvictLeader, "{breaches:#?}");
+    assert!(breaches[4].to_string().contains(&format!("store {id}")), "{}", breaches[4]);
     env.shutdown().await;
 }
 
@@ -957,7 +962,11 @@ async fn the_watcher_attributes_a_garbage_collected_pod_to_whoever_removed_its_i
     env.delete_tikv_as("kubectl", 0);
     env.release_tikv_as("tikv-operator", 0);
     collected(&env, 0).await;
-    assert_eq!(invariants(&env), [Invariant::PodWithLeaders, Invariant::PodWithLeaders]);
+    // (f) may also hold here (stores 1 and 2, both stopped by the operator, may be two
+    // of a region's three voters); it is tested on its own.
+    let kinds: Vec<Invariant> =
+        invariants(&env).into_iter().filter(|i| *i != Invariant::RegionMajorityStopped).collect();
+    assert_eq!(kinds, [Invariant::PodWithLeaders, Invariant::PodWithLeaders]);
     env.shutdown().await;
 }
 
