@@ -151,11 +151,14 @@ impl Control {
         Ok(())
     }
 
-    /// Replaces the applied config shown on the store's status `/config` (hot reload).
+    /// Replaces the store's config, both the running one shown on its status `/config`
+    /// and the one its next start reads, as if its config file had said so when the
+    /// process started (a test's shortcut; real TiKV never re-reads its file).
     pub fn set_store_config(&self, id: u64, config: serde_json::Value) -> Result<(), ControlError> {
         self.shared.mutate(|c| {
             let store = c.stores.get_mut(&id).ok_or(StoreError::NotFound(id))?;
-            store.config = config;
+            store.config = config.clone();
+            store.file_config = config;
             Ok(())
         })
     }

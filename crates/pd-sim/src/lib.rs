@@ -18,6 +18,7 @@ pub mod preset;
 mod server;
 mod shared;
 pub mod status_server;
+pub mod tikv_config;
 pub mod tls;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -30,7 +31,7 @@ use tokio::task::JoinHandle;
 
 pub use crate::control::{Control, ControlError, MemberSpec, StartedMember, StartedStore};
 pub use crate::faults::Fault;
-pub use crate::model::store::Label;
+pub use crate::model::store::{ConfigFile, Label};
 use crate::model::{Cluster, Replication, SeedSpec};
 pub use crate::model::{Snapshot, StoreSpec, StoreTruth};
 pub use crate::preset::{Knobs, Preset};

@@ -1,11 +1,24 @@
 //! A TiKV store's status server (port 20180 in real life): `/status`, `/ready`,
-//! `/metrics` and `/config`. Each store gets its own listener (port 0 at its first
+//! `/metrics`, `GET /config` and the online config change `POST /config`
+//! ([`crate::tikv_config`]). Each store gets its own listener (port 0 at its first
 //! start, the same port again after a restart); it closes while the store is killed.
+//! Unknown paths answer 404 `path not found`, as TiKV's do.
+//!
+//! `POST /config[?persist=true|false]` (tikv/tikv:src/server/status_server/mod.rs):
+//! 200 with an empty body once the change is applied; every error is 500 with a plain
+//! text body: `failed to decode, error: <why>` for a body that is no flat JSON object,
+//! `failed to update, error: "<why>"` for a refused key or value (nothing applied). With
+//! `persist` (the default) TiKV then writes the changed keys into its config file; if
+//! that fails — always, when the file is on a ConfigMap volume, which Kubernetes mounts
+//! read-only — the answer is 500 `config changed, but failed to persist change due to
+//! err: ...` although the change *is* applied. A `persist` that is not `true`/`false`
+//! is 400. See [`ConfigFile`] for what a persisted change means after a restart.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -14,8 +27,9 @@ use serde_json::json;
 
 use crate::format::{go_duration, go_json};
 use crate::model::Cluster;
-use crate::model::store::Store;
+use crate::model::store::{ConfigFile, Store};
 use crate::shared::Shared;
+use crate::tikv_config;
 
 #[derive(Clone)]
 struct StatusCtx {
@@ -33,8 +47,8 @@ pub(crate) fn router_for(shared: Arc<Shared>, store: Arc<AtomicU64>) -> Router {
         .route("/status", get(|| async { StatusCode::OK }))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
-        .route("/config", get(config))
-        .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found") })
+        .route("/config", get(config).post(update_config))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "path not found") })
         .with_state(StatusCtx { shared, store })
 }
 
@@ -79,12 +93,84 @@ async fn metrics(State(ctx): State<StatusCtx>) -> Response {
     (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }
 
-/// The applied config: what the process was started with, or a default rendering.
-async fn config(State(ctx): State<StatusCtx>) -> Response {
+/// A boolean query parameter as TiKV reads it (Rust's `bool::from_str`); `Err` is
+/// the text of the 400 answer.
+fn bool_param(query: Option<&str>, name: &str, default: bool) -> Result<bool, String> {
+    let Some(value) = query.into_iter().flat_map(|q| q.split('&')).find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (key == name).then_some(value)
+    }) else {
+        return Ok(default);
+    };
+    value.parse::<bool>().map_err(|e| e.to_string())
+}
+
+/// The applied config: what the process was started with plus its online changes, or a
+/// default rendering. (`?full=true` shows the same: the simulator has no hidden keys.)
+async fn config(State(ctx): State<StatusCtx>, RawQuery(query): RawQuery) -> Response {
+    if let Err(refused) = bool_param(query.as_deref(), "full", false) {
+        return text(StatusCode::BAD_REQUEST, refused);
+    }
     let Some(config) = with_store(&ctx, default_config) else {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     };
     (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], go_json(&config)).into_response()
+}
+
+/// What the status server says, as text.
+fn text(status: StatusCode, body: String) -> Response {
+    (status, body).into_response()
+}
+
+/// TiKV's `std::io::Error` for a write into a read-only filesystem, as `{:?}` prints it.
+const READ_ONLY_FS: &str = r#"Os { code: 30, kind: ReadOnlyFilesystem, message: "Read-only file system" }"#;
+
+/// `POST /config`: see the module docs.
+async fn update_config(State(ctx): State<StatusCtx>, RawQuery(query): RawQuery, body: Bytes) -> Response {
+    let persist = match bool_param(query.as_deref(), "persist", true) {
+        Ok(persist) => persist,
+        Err(refused) => return text(StatusCode::BAD_REQUEST, refused),
+    };
+    let input = match tikv_config::decode_body(&body) {
+        Ok(input) => input,
+        Err(why) => return text(StatusCode::INTERNAL_SERVER_ERROR, format!("failed to decode, error: {why}")),
+    };
+    let changes = match tikv_config::to_changes(&input) {
+        Ok(changes) => changes,
+        Err(why) => {
+            return text(StatusCode::INTERNAL_SERVER_ERROR, format!("failed to update, error: {:?}", why.to_string()));
+        }
+    };
+    let id = ctx.store.load(Ordering::Acquire);
+    let applied = ctx.shared.mutate(|c| {
+        let rendered = c.stores.get(&id).map(|s| default_config(c, s))?;
+        let store = c.stores.get_mut(&id)?;
+        store.config = rendered;
+        tikv_config::apply(&mut store.config, &changes);
+        if !persist {
+            return Some(Ok(()));
+        }
+        Some(match &store.config_file {
+            ConfigFile::ReadOnly { .. } => Err(READ_ONLY_FS),
+            ConfigFile::Writable { .. } => {
+                if store.file_config.is_null() {
+                    store.file_config = store.config.clone();
+                } else {
+                    tikv_config::apply(&mut store.file_config, &changes);
+                }
+                Ok(())
+            }
+            ConfigFile::LastConfig { .. } => Ok(()),
+        })
+    });
+    match applied {
+        None => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+        Some(Ok(())) => StatusCode::OK.into_response(),
+        Some(Err(io)) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("config changed, but failed to persist change due to err: {io}"),
+        ),
+    }
 }
 
 fn default_config(c: &Cluster, s: &Store) -> serde_json::Value {

@@ -214,6 +214,122 @@ async fn config_uses_strings_where_pd_does() {
     assert_eq!(rules[0]["rules"][0]["location_labels"], serde_json::json!(["zone"]));
 }
 
+/// PD's `POST /pd/api/v1/config` (tikv/pd:server/api/config.go): which items it takes,
+/// with or without their section, PD's texts for everything it refuses, and what a
+/// change does to the simulation and to `GET /config`.
+#[tokio::test]
+async fn pd_config_update_takes_and_refuses_items_as_pd_does() {
+    let env = fast(3, 3).await;
+    let post = async |body: &str| env.post("/pd/api/v1/config", body).await;
+    let updated = pd_string("The config is updated.");
+    for body in [
+        r#"{"schedule.leader-schedule-limit": 8}"#,
+        r#"{"region-schedule-limit": 1024}"#,
+        r#"{"schedule.max-store-down-time": "1m"}"#,
+        r#"{"schedule.max-merge-region-size": 20, "schedule.enable-cross-table-merge": "false"}"#,
+        r#"{"schedule.default-store-limit": {"add-peer": 30}}"#,
+        r#"{"max-replicas": 3, "replication.location-labels": "zone,host"}"#,
+        r#"{"isolation-level": "zone"}"#,
+        r#"{"log.level": "debug"}"#,
+        r#"{"pd-server.flow-round-by-digit": 4}"#,
+        r#"{"replication-mode.dr-auto-sync.primary-replicas": 2}"#,
+        r#"{"micro-service.enable-scheduling-fallback": "false"}"#,
+        r#"{"controller.ltb-max-wait-duration": "1m"}"#,
+        "null",
+    ] {
+        let r = post(body).await;
+        assert_eq!((r.status, &r.text), (200, &updated), "{body}");
+    }
+    let full = env.get("/pd/api/v1/config").await.json();
+    let schedule = &full["schedule"];
+    assert_eq!(schedule["leader-schedule-limit"], 8);
+    assert_eq!(schedule["region-schedule-limit"], 1024);
+    assert_eq!(schedule["max-store-down-time"], "1m0s");
+    assert_eq!(schedule["max-merge-region-size"], 20);
+    assert_eq!(schedule["enable-cross-table-merge"], "false");
+    assert_eq!(schedule["default-store-limit"]["add-peer"], 30.0);
+    assert_eq!(full["replication"]["location-labels"], "zone,host");
+    assert_eq!(full["replication"]["isolation-level"], "zone");
+    assert_eq!(full["log"]["level"], "debug");
+    assert_eq!(full["pd-server"]["flow-round-by-digit"], 4);
+    assert_eq!(full["replication-mode"]["dr-auto-sync"]["primary-replicas"], 2);
+    assert_eq!(full["micro-service"]["enable-scheduling-fallback"], "false");
+    assert_eq!(full["controller"]["ltb-max-wait-duration"], "1m0s");
+    let knobs = env.ctl().knobs();
+    assert_eq!((knobs.leader_schedule_limit, knobs.max_store_down_time), (8, Duration::from_secs(60)));
+    assert_eq!(knobs.store_limit_add_peer, 30.0);
+
+    let refused = [
+        (
+            r#"{"schedule.leader-schedule-limit": "8"}"#,
+            "json: cannot unmarshal string into Go struct field ScheduleConfig.leader-schedule-limit of type uint64",
+        ),
+        (
+            r#"{"schedule.leader-schedule-limit": -1}"#,
+            "json: cannot unmarshal number -1 into Go struct field ScheduleConfig.leader-schedule-limit of type uint64",
+        ),
+        (
+            r#"{"schedule.enable-cross-table-merge": false}"#,
+            "json: invalid use of ,string struct tag, trying to unmarshal unquoted value into bool",
+        ),
+        (r#"{"schedule.max-store-down-time": 60}"#, "invalid syntax"),
+        (
+            r#"{"schedule.default-store-limit": 5}"#,
+            "json: cannot unmarshal number into Go struct field ScheduleConfig.default-store-limit of type config.StoreLimitConfig",
+        ),
+        (
+            r#"{"replication-mode.dr-auto-sync.dr-replicas": "2"}"#,
+            "json: cannot unmarshal string into Go struct field DRAutoSyncReplicationConfig.dr-auto-sync.dr-replicas of type int",
+        ),
+        (r#"{"replication.location-labels": ["zone"]}"#, "invalid syntax"),
+        (r#"{"replication.isolation-level": "rack"}"#, "isolation-level must be one of location-labels or empty"),
+        (r#"{"schedule.low-space-ratio": 0.5}"#, "low-space-ratio should be larger than high-space-ratio"),
+        (r#"{"schedule.no-such-item": 1}"#, "config item no-such-item not found"),
+        (r#"{"no-such-item": 1}"#, "config item no-such-item not found"),
+        (r#"{"name": "pd-9"}"#, "config prefix name not found"),
+        (r#"{"security.cert-path": "/x"}"#, "config prefix security not found"),
+        (r#"{"label-property.reject-leader": 1}"#, "config prefix label-property not found"),
+        (r#"{"log.file.max-size": 10}"#, "only support changing log level"),
+        (r#"{"log.level": "loud"}"#, "log level loud is illegal"),
+        (r#"{"log.level": 3}"#, "input value 3 is illegal"),
+        (r#"{"pd-server.key-type": "blob"}"#, "key-type blob is invalid"),
+        (r#"{"replication-mode.replication-mode": "sync"}"#, "invalid replication mode: sync"),
+        (r#"{"replication-mode.foo.bar": 1}"#, "config item [foo bar] not found"),
+        (r#"{"replication-mode": "majority"}"#, "cannot update config prefix replication-mode"),
+        (
+            r#"{"micro-service.enable-resource-manager-fallback": "false"}"#,
+            "cannot update config item enable-resource-manager-fallback dynamically",
+        ),
+        (
+            r#"{"controller.request-unit.read-base-cost": 1}"#,
+            "can't update controller child item read-base-cost, only top-level items are allowed",
+        ),
+        ("[1]", "json: cannot unmarshal array into Go value of type map[string]interface {}"),
+        ("", "unexpected end of JSON input"),
+    ];
+    for (body, text) in refused {
+        let r = post(body).await;
+        assert_eq!((r.status, r.text.as_str()), (400, pd_string(text).as_str()), "{body}");
+    }
+
+    // Not atomic: the items before the refused one (in PD's map order; key order here)
+    // stay applied.
+    let r = post(r#"{"schedule.leader-schedule-limit": 2, "schedule.zzz": 1}"#).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(env.get("/pd/api/v1/config/schedule").await.json()["leader-schedule-limit"], 2);
+
+    // With placement rules on, replication changes need a bootstrapped cluster.
+    let fresh = start(Config::fast()).await;
+    let r = fresh.post("/pd/api/v1/config", r#"{"max-replicas": 5}"#).await;
+    assert_eq!(
+        (r.status, r.text.as_str()),
+        (
+            400,
+            pd_string("[PD:cluster:ErrNotBootstrapped]TiKV cluster not bootstrapped, please start TiKV first").as_str()
+        )
+    );
+}
+
 #[tokio::test]
 async fn errors_have_pd_statuses_and_texts() {
     let env = fast(3, 3).await;
@@ -808,6 +924,88 @@ async fn status_server_serves_config_and_readiness() {
     assert_eq!(env.http.get(format!("{}/ready", started.status_url)).send().await.unwrap().status(), 200);
     let dup = env.ctl().register_store("tikv-9:20160").await;
     assert!(matches!(dup, Err(pd_sim::ControlError::StoreStart(_))));
+}
+
+/// TiKV's `POST /config` (tikv/tikv:src/server/status_server/mod.rs): changes apply
+/// atomically and show on `GET /config`; `persist` decides what a restart keeps.
+#[tokio::test]
+async fn tikv_online_config_change_applies_refuses_and_persists_as_tikv_does() {
+    let env = fast(3, 1).await;
+    let start = |address: &str, file: pd_sim::ConfigFile| StoreSpec {
+        address: address.into(),
+        config: Some(serde_json::json!({"raftstore": {"capacity": "10GiB"}})),
+        config_file: Some(file),
+        ..Default::default()
+    };
+    let on_configmap = pd_sim::ConfigFile::ReadOnly { path: "/etc/tikv/config.toml".into() };
+    let started = env.ctl().start_store(start("tikv-7:20160", on_configmap)).await.unwrap();
+    let url = format!("{}/config", started.status_url);
+    let post =
+        async |query: &str, body: &str| env.send(reqwest::Method::POST, format!("{url}{query}"), Some(body)).await;
+    let get = async || env.send(reqwest::Method::GET, url.clone(), None).await.json();
+
+    // Applied in memory, shown as TiKV prints it.
+    let r =
+        post("?persist=false", r#"{"raftstore.raft-log-gc-threshold": 100, "storage.block-cache.capacity": "2GB"}"#)
+            .await;
+    assert_eq!((r.status, r.text.as_str()), (200, ""));
+    let config = get().await;
+    assert_eq!(config["raftstore"]["raft-log-gc-threshold"], 100);
+    assert_eq!(config["storage"]["block-cache"]["capacity"], "2GiB");
+    assert_eq!(config["raftstore"]["capacity"], "10GiB", "the rest of the started config stays");
+
+    // Refused keys and values: 500, TiKV's text, nothing applied.
+    let refused = [
+        (
+            r#"{"server.addr": "0.0.0.0:1", "raftstore.raft-log-gc-threshold": 5}"#,
+            r#"failed to update, error: "config addr can not be changed""#,
+        ),
+        (r#"{"storage.data-dir": "/x"}"#, r#"failed to update, error: "config data_dir can not be changed""#),
+        (r#"{"raftstore.no-such-thing": 1}"#, r#"failed to update, error: "unexpect fields: no_such_thing""#),
+        (r#"{"raftstore.raft-log-gc-threshold": "many"}"#, r#"failed to update, error: "failed to parse: many""#),
+        (r#"{"raftstore.raft-log-gc-threshold": [1]}"#, r#"failed to decode, error: "array type are not supported""#),
+        ("not json", r#"failed to decode, error: Error("expected ident", line: 1, column: 2)"#),
+    ];
+    for (body, text) in refused {
+        let r = post("?persist=false", body).await;
+        assert_eq!((r.status, r.text.as_str()), (500, text), "{body}");
+    }
+    assert_eq!(get().await["raftstore"]["raft-log-gc-threshold"], 100, "nothing of a refused change applied");
+    let r = post("?persist=maybe", "{}").await;
+    assert_eq!((r.status, r.text.as_str()), (400, "provided string was not `true` or `false`"));
+
+    // persist (the default) on a read-only config file: applied, but 500.
+    let r = post("", r#"{"raftstore.raft-log-gc-threshold": 200}"#).await;
+    assert_eq!(r.status, 500);
+    assert_eq!(
+        r.text,
+        r#"config changed, but failed to persist change due to err: Os { code: 30, kind: ReadOnlyFilesystem, message: "Read-only file system" }"#
+    );
+    assert_eq!(get().await["raftstore"]["raft-log-gc-threshold"], 200);
+
+    // A restart reads the file again: none of the online changes survive it.
+    env.ctl().stop_store(started.id).await.unwrap();
+    let again = env.ctl().restart_store(started.id, None).await.unwrap();
+    let config: Value =
+        env.http.get(format!("{}/config", again.status_url)).send().await.unwrap().json().await.unwrap();
+    assert!(config["raftstore"].get("raft-log-gc-threshold").is_none(), "{config}");
+
+    // A writable config file keeps what was persisted, and only that.
+    let writable = pd_sim::ConfigFile::Writable { path: "/tmp/tikv.toml".into() };
+    let other = env.ctl().start_store(start("tikv-8:20160", writable)).await.unwrap();
+    let url = format!("{}/config", other.status_url);
+    let r = env.send(reqwest::Method::POST, url.clone(), Some(r#"{"gc.batch-keys": 256}"#)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = env.send(reqwest::Method::POST, format!("{url}?persist=false"), Some(r#"{"gc.num-threads": 3}"#)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    env.ctl().stop_store(other.id).await.unwrap();
+    let again = env.ctl().restart_store(other.id, None).await.unwrap();
+    let config: Value =
+        env.http.get(format!("{}/config", again.status_url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(config["gc"]["batch-keys"], 256);
+    assert!(config["gc"].get("num-threads").is_none(), "{config}");
+    let r = env.send(reqwest::Method::GET, format!("{}/nope", again.status_url), None).await;
+    assert_eq!((r.status, r.text.as_str()), (404, "path not found"));
 }
 
 #[tokio::test]

@@ -27,6 +27,13 @@
 //!   came back (or a long timeout if it was never restarted); or still present for
 //!   longer than the grace period on a store that is Tombstone or absent from PD, or
 //!   after its instance was deleted and is gone;
+//! - (f) a region has a majority of its voters on stores the operator stopped, judged
+//!   from pd-sim's regions (ground truth) at every pass. A store is stopped by the
+//!   operator from the moment the operator deletes (or evicts, through the pod's
+//!   `eviction` subresource) the pod running it, while its TiKV process is not running,
+//!   until a new process of that store runs; a store whose pod someone else deleted, or
+//!   whose process died, does not count. Reported once per region until the majority
+//!   is back;
 //! - (g) the operator removes an evict-leader scheduler entry it did not add: one
 //!   another PD client added (an SRE with pd-ctl: another User-Agent), or one that was
 //!   already there when the operator asked to add it (the proxy records what each
@@ -41,7 +48,7 @@
 //! of the deleted object: it deleted the owner, or released the finalizer that kept it
 //! (the write after which the owner was gone). What the user asked for is not a
 //! breach: pods whose Cluster is being deleted (or was deleted) are exempt from (a),
-//! (c) and (d), and (b) has the deletion-policy exemption above.
+//! (c), (d) and (f), and (b) has the deletion-policy exemption above.
 //!
 //! (a), (b) and (d) are judged on the state at the moment of the deletion: a hook on
 //! kube-sim's request log ([`kube_sim::RequestLog::on_record`]) runs synchronously when
@@ -124,6 +131,8 @@ pub enum Invariant {
     PdQuorum,
     /// (e) evict-leader scheduler outlived its operation.
     LingeringEvictLeader,
+    /// (f) a region's voters are in majority on stores the operator stopped.
+    RegionMajorityStopped,
     /// (g) evict-leader scheduler entry the operator did not add removed by it.
     ForeignEvictLeaderRemoved,
 }
@@ -136,6 +145,9 @@ impl fmt::Display for Invariant {
             Invariant::MaxUnavailable => "(c) more than maxUnavailable instances unavailable",
             Invariant::PdQuorum => "(d) PD quorum lost",
             Invariant::LingeringEvictLeader => "(e) evict-leader scheduler outlived its operation",
+            Invariant::RegionMajorityStopped => {
+                "(f) a region has a majority of its voters on stores the operator stopped"
+            }
             Invariant::ForeignEvictLeaderRemoved => "(g) evict-leader scheduler the operator did not add removed",
         })
     }
@@ -184,6 +196,15 @@ impl Eviction {
     fn new(added: SimInstant) -> Eviction {
         Eviction { added, disrupted: false, settled_since: None, orphaned_since: None }
     }
+}
+
+/// A store whose pod the operator deleted or evicted, for (f).
+#[derive(Clone, Debug)]
+struct Stop {
+    /// The start of its process that was running then (a larger one is a new process).
+    starts: u64,
+    pod: String,
+    request: String,
 }
 
 /// An owner named in an object's `ownerReferences`.
@@ -273,8 +294,8 @@ impl Standing {
 /// What the deletion of a pod or PVC met, recorded when it was answered.
 #[derive(Clone, Debug)]
 enum Verdict {
-    /// A TiKV pod: its store's state and leaders.
-    Tikv { cluster: usize, store: u64, state: Option<(String, u64)> },
+    /// A TiKV pod: its store's state and leaders, and which start of its process ran.
+    Tikv { cluster: usize, store: u64, state: Option<(String, u64)>, starts: Option<u64> },
     /// A PD pod: its member, how many members are in etcd and how many others are healthy
     /// (running, and their pods present and not being deleted).
     Pd { cluster: usize, member: String, total: usize, healthy_others: usize },
@@ -335,6 +356,10 @@ struct CheckState {
     /// (cluster, store) → who added an evict-leader entry that is not the operator's.
     foreign_evictions: BTreeMap<(usize, u64), String>,
     reported_evictions: BTreeSet<(usize, u64)>,
+    /// (cluster, store) → the operator's deletion of the pod running it ((f)).
+    stopped: BTreeMap<(usize, u64), Stop>,
+    /// PD clusters with a region (f) reported, not yet all back to a majority.
+    regions_reported: BTreeSet<usize>,
     breaches: Vec<Breach>,
 }
 
@@ -544,8 +569,25 @@ impl Checker {
             Verb::Update | Verb::Patch if r.subresource.is_none() && self.is_operator(&r.client) => {
                 self.note_release(r);
             }
+            Verb::Create if Self::is_eviction(r) && self.is_operator(&r.client) => {
+                let (Some(ns), Some(name)) = (r.namespace.as_deref(), r.name.as_deref()) else { return };
+                if let Verdict::Tikv { cluster, store, starts: Some(starts), .. } = self.judge_pod(ns, name) {
+                    let key = format!("{ns}/{name}");
+                    let labels = self.lock().pods.get(&key).map(|p| p.labels.clone()).unwrap_or(Value::Null);
+                    let clusters_deleted = self.lock().clusters_deleted.clone();
+                    if self.cluster_deletion(ns, &labels, &clusters_deleted).is_none() {
+                        let stop = Stop { starts, pod: key, request: describe(r) };
+                        self.lock().stopped.insert((cluster, store), stop);
+                    }
+                }
+            }
             _ => {}
         }
+    }
+
+    /// `POST .../pods/{name}/eviction`.
+    fn is_eviction(r: &RequestRecord) -> bool {
+        r.group.is_empty() && r.resource == "pods" && r.subresource.as_deref() == Some("eviction")
     }
 
     /// Records who deleted each object a DELETE or deletecollection took.
@@ -714,7 +756,8 @@ impl Checker {
                 let Some(c) = self.clusters.get(cluster) else { return Verdict::None };
                 let snap = c.snapshot();
                 let state = snap.store(store).map(|s| (s.state_name.clone(), s.leader_count));
-                Verdict::Tikv { cluster, store, state }
+                let starts = snap.store(store).map(|s| s.starts);
+                Verdict::Tikv { cluster, store, state, starts }
             }
             Some(Instance::Pd { cluster, member }) => {
                 let Some(c) = self.clusters.get(cluster) else { return Verdict::None };
@@ -827,6 +870,64 @@ impl Checker {
         }
         self.check_budgets(&mut st, &current, now);
         self.check_evictions(&mut st, &current, &snapshots, now);
+        Self::check_majorities(&mut st, &snapshots, now);
+    }
+
+    /// (f): no region with a majority of its voters on stores the operator stopped.
+    /// Reported once per PD cluster and episode (until no region of it is in that state
+    /// any more), naming the regions and the stops.
+    fn check_majorities(st: &mut CheckState, snapshots: &BTreeMap<usize, Snapshot>, now: SimInstant) {
+        // A new process of the store (or the store gone from PD) ends the operator's stop.
+        st.stopped.retain(|(cluster, id), stop| {
+            snapshots.get(cluster).and_then(|s| s.store(*id)).is_some_and(|s| !(s.running && s.starts != stop.starts))
+        });
+        for (cluster, snap) in snapshots {
+            let down: BTreeMap<u64, &Stop> = st
+                .stopped
+                .iter()
+                .filter(|((c, id), _)| c == cluster && snap.store(*id).is_some_and(|s| !s.running))
+                .map(|((_, id), stop)| (*id, stop))
+                .collect();
+            let lost: Vec<(u64, usize, Vec<u64>)> = snap
+                .regions
+                .iter()
+                .filter_map(|region| {
+                    let voters: Vec<u64> = region.voters().map(|p| p.store_id).collect();
+                    let stopped: Vec<u64> = voters.iter().copied().filter(|id| down.contains_key(id)).collect();
+                    (stopped.len() * 2 > voters.len()).then_some((region.id, voters.len(), stopped))
+                })
+                .collect();
+            if lost.is_empty() {
+                st.regions_reported.remove(cluster);
+                continue;
+            }
+            if !st.regions_reported.insert(*cluster) {
+                continue;
+            }
+            let stores: BTreeSet<u64> = lost.iter().flat_map(|(_, _, s)| s.iter().copied()).collect();
+            let objects = stores
+                .iter()
+                .filter_map(|id| {
+                    down.get(id).map(|stop| format!("store {id} (PD cluster {cluster}, pod {})", stop.pod))
+                })
+                .chain(lost.iter().take(5).map(|(region, _, _)| format!("region {region}")))
+                .collect();
+            let (region, voters, stopped) = &lost[0];
+            let more = if lost.len() > 1 { format!(" and {} more region(s)", lost.len() - 1) } else { String::new() };
+            let stops: Vec<String> =
+                stores.iter().filter_map(|id| down.get(id).map(|s| format!("store {id} by {}", s.request))).collect();
+            st.breaches.push(Breach {
+                invariant: Invariant::RegionMajorityStopped,
+                at: now,
+                objects,
+                request: stores.iter().rev().find_map(|id| down.get(id)).map(|s| s.request.clone()),
+                detail: format!(
+                    "region {region} has {} of its {voters} voters on stores the operator stopped{more} ({})",
+                    stopped.len(),
+                    stops.join("; ")
+                ),
+            });
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -860,10 +961,13 @@ impl Checker {
         {
             st.disrupted.entry(group).or_default().insert(key.clone(), seen);
         }
+        if let Verdict::Tikv { cluster, store, starts: Some(starts), .. } = &c.verdict {
+            st.stopped.insert((*cluster, *store), Stop { starts: *starts, pod: key.clone(), request: request.clone() });
+        }
         match c.verdict {
             // Not `running`: the kubelet may already have stopped the process this
             // deletion is about; leaders stay until the raft election timeout.
-            Verdict::Tikv { cluster, store, state: Some((state, leaders)) } if state == "Up" && leaders > 0 => {
+            Verdict::Tikv { cluster, store, state: Some((state, leaders)), .. } if state == "Up" && leaders > 0 => {
                 st.breaches.push(Breach {
                     invariant: Invariant::PodWithLeaders,
                     at,
@@ -1160,6 +1264,139 @@ mod tests {
         let breaches = checker.lock().breaches.clone();
         sim.shutdown().await;
         breaches
+    }
+
+    /// kube-sim with three TiKV pods (`tikv-0..2`, no nodes: deleting one takes it at
+    /// once) running the three stores of a PD cluster whose regions all have three
+    /// voters, and a manual watcher; returns the store of each pod.
+    async fn three_stores() -> (KubeSim, Arc<PdClusters>, SafetyWatcher, Vec<u64>) {
+        let sim = KubeSim::start(kube_sim::Config::default()).await.unwrap();
+        let clusters = Arc::new(PdClusters::new(pd_sim::Config { regions: 6, ..pd_sim::Config::fast() }));
+        let member = ("pd-0".to_owned(), vec!["http://pd-0:2380".to_owned()], vec!["http://pd-0:2379".to_owned()]);
+        let pd = clusters.form("default", "pd-0", &[member], "pd-0", &Default::default()).await.unwrap();
+        let mut stores = Vec::new();
+        for i in 0..3 {
+            let id = pd.control().register_store(&format!("tikv-{i}:20160")).await.unwrap().id;
+            clusters.set_pod(&format!("default/tikv-{i}"), Instance::Tikv { cluster: pd.index, store: id });
+            let pod = json!({
+                "metadata": {"name": format!("tikv-{i}")},
+                "spec": {"containers": [{"name": "tikv", "image": "pingcap/tikv"}]}
+            });
+            sim.store().client("kubectl").create(&ResourceRef::new("", "v1", "pods"), Some("default"), pod).unwrap();
+            stores.push(id);
+        }
+        for _ in 0..600 {
+            let snap = pd.snapshot();
+            if !snap.regions.is_empty() && snap.regions.iter().all(|r| r.voters().count() == 3) {
+                break;
+            }
+            pd.control().advance(Duration::from_millis(100));
+        }
+        assert!(pd.snapshot().regions.iter().all(|r| r.voters().count() == 3), "replicas never reached 3");
+        let watcher =
+            SafetyWatcher::manual(sim.store(), clusters.clone(), PdWriteLog::default(), WatcherConfig::default());
+        (sim, clusters, watcher, stores)
+    }
+
+    fn delete_pod(sim: &KubeSim, who: &str, pod: &str) {
+        let pods = ResourceRef::new("", "v1", "pods");
+        sim.store().client(who).delete(&pods, Some("default"), pod, &DeleteOptions::default()).unwrap();
+    }
+
+    /// A new pod `name` (the old one was deleted).
+    fn recreate_pod(sim: &KubeSim, name: &str) {
+        let pod =
+            json!({"metadata": {"name": name}, "spec": {"containers": [{"name": "tikv", "image": "pingcap/tikv"}]}});
+        sim.store().client("kubectl").create(&ResourceRef::new("", "v1", "pods"), Some("default"), pod).unwrap();
+    }
+
+    fn majority_breaches(watcher: &SafetyWatcher) -> Vec<Breach> {
+        watcher.breaches().into_iter().filter(|b| b.invariant == Invariant::RegionMajorityStopped).collect()
+    }
+
+    #[tokio::test]
+    async fn two_of_three_voters_on_stores_the_operator_stopped_is_a_breach() {
+        let (sim, clusters, watcher, stores) = three_stores().await;
+        let pd = clusters.get(0).unwrap();
+        delete_pod(&sim, "tikv-operator", "tikv-0");
+        pd.control().stop_store(stores[0]).await.unwrap();
+        assert!(majority_breaches(&watcher).is_empty(), "one of three stopped");
+
+        delete_pod(&sim, "tikv-operator", "tikv-1");
+        assert!(majority_breaches(&watcher).is_empty(), "the second process still runs");
+        pd.control().stop_store(stores[1]).await.unwrap();
+        let breaches = majority_breaches(&watcher);
+        assert_eq!(breaches.len(), 1, "once for the cluster: {breaches:#?}");
+        let b = &breaches[0];
+        assert!(b.objects.contains(&format!("store {} (PD cluster 0, pod default/tikv-1)", stores[1])), "{b}");
+        assert!(b.detail.contains("has 2 of its 3 voters on stores the operator stopped and 5 more region(s)"), "{b}");
+        assert!(b.detail.contains(&format!("store {} by DELETE pods default/tikv-0", stores[0])), "{b}");
+        assert!(b.request.as_deref().is_some_and(|r| r.contains("DELETE") && r.contains("tikv-1")), "{b}");
+        assert_eq!(majority_breaches(&watcher).len(), 1, "not reported again while it lasts");
+
+        // A new process of one of them ends it; its crash later is not the operator's.
+        pd.control().restart_store(stores[0], None).await.unwrap();
+        watcher.check_now();
+        pd.control().stop_store(stores[0]).await.unwrap();
+        assert_eq!(majority_breaches(&watcher).len(), 1, "a store that crashed by itself is not the operator's");
+
+        // Stopped again by the operator: a new episode.
+        pd.control().restart_store(stores[0], None).await.unwrap();
+        recreate_pod(&sim, "tikv-0");
+        delete_pod(&sim, "tikv-operator", "tikv-0");
+        pd.control().stop_store(stores[0]).await.unwrap();
+        assert_eq!(majority_breaches(&watcher).len(), 2);
+        sim.shutdown().await;
+        clusters.shutdown().await;
+    }
+
+    /// An eviction the operator asked for (`POST pods/{name}/eviction`, answered 201) stops
+    /// the store as a deletion does.
+    #[tokio::test]
+    async fn evictions_by_the_operator_count_as_stops() {
+        let (sim, clusters, watcher, stores) = three_stores().await;
+        let pd = clusters.get(0).unwrap();
+        watcher.check_now();
+        for (seq, pod) in [(1_000_000, "tikv-0"), (1_000_001, "tikv-1")] {
+            let eviction = RequestRecord {
+                seq,
+                verb: Verb::Create,
+                group: String::new(),
+                version: "v1".into(),
+                resource: "pods".into(),
+                subresource: Some("eviction".into()),
+                namespace: Some("default".into()),
+                name: Some(pod.into()),
+                client: "tikv-operator".into(),
+                user_agent: "tikv-operator".into(),
+                field_manager: None,
+                code: 201,
+                at: sim.store().clock().now(),
+                in_process: false,
+                deleted: Vec::new(),
+            };
+            watcher.checker.on_record(&eviction);
+        }
+        pd.control().stop_store(stores[0]).await.unwrap();
+        pd.control().stop_store(stores[1]).await.unwrap();
+        let breaches = majority_breaches(&watcher);
+        assert!(!breaches.is_empty());
+        assert!(breaches[0].request.as_deref().is_some_and(|r| r.contains("eviction")), "{}", breaches[0]);
+        sim.shutdown().await;
+        clusters.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn stores_stopped_by_someone_else_do_not_count() {
+        let (sim, clusters, watcher, stores) = three_stores().await;
+        let pd = clusters.get(0).unwrap();
+        delete_pod(&sim, "kubectl", "tikv-0");
+        pd.control().stop_store(stores[0]).await.unwrap();
+        delete_pod(&sim, "tikv-operator", "tikv-1");
+        pd.control().stop_store(stores[1]).await.unwrap();
+        assert!(majority_breaches(&watcher).is_empty(), "only one of three is the operator's");
+        sim.shutdown().await;
+        clusters.shutdown().await;
     }
 
     #[tokio::test]

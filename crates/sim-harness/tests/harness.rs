@@ -431,14 +431,30 @@ async fn pd_and_tikv_pods_form_a_cluster_reached_through_dns_and_the_proxy() {
     assert_eq!(config["server"]["labels"]["host"], "basic-tikv-1");
     assert_eq!(config["server"]["advertise-addr"], "basic-tikv-1.basic-tikv-peer.db.svc:20160");
 
-    // HotReload: the ConfigMap changes, the kubelet re-delivers it, /config shows it.
+    // TiKV never re-reads its config file: a changed ConfigMap, delivered by the kubelet,
+    // changes nothing in the running process.
     let mut cm = env.client.get(&r("configmaps"), Some(NS), "basic-tikv-1").unwrap();
-    cm["data"]["config.toml"] = json!(tikv_config(1, "[storage]\nreserve-space = \"1GB\"\n")["data"]["config.toml"]);
+    cm["data"]["config.toml"] = json!(tikv_config(1, "[gc]\nbatch-keys = 256\n")["data"]["config.toml"]);
     env.client.update(&r("configmaps"), Some(NS), cm).unwrap();
-    env.get_until(status_url, |s, b| {
-        s == 200 && serde_json::from_str::<Value>(b).is_ok_and(|v| v["storage"]["reserve-space"] == "1GB")
-    })
-    .await;
+    env.h.store().clock().sleep(Duration::from_secs(120)).await;
+    let (_, body) = env.get(status_url).await;
+    assert!(serde_json::from_str::<Value>(&body).unwrap()["gc"].get("batch-keys").is_none(), "{body}");
+
+    // Online changes go through the status server, as TiKV's do; with `persist` (the
+    // default) the write into the read-only ConfigMap volume fails after the change.
+    let post = async |query: &str, body: &str| {
+        let resp = env.http.post(format!("{status_url}{query}")).body(body.to_owned()).send().await.unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    };
+    let (status, text) = post("?persist=false", r#"{"storage.reserve-space": "1GB"}"#).await;
+    assert_eq!((status, text.as_str()), (500, r#"failed to update, error: "config reserve_space can not be changed""#));
+    assert_eq!(post("?persist=false", r#"{"gc.batch-keys": 256}"#).await, (200, String::new()));
+    let (status, text) = post("", r#"{"gc.num-threads": 2}"#).await;
+    assert_eq!(status, 500);
+    assert!(text.starts_with("config changed, but failed to persist change due to err: Os { code: 30"), "{text}");
+    let (_, body) = env.get(status_url).await;
+    let config: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((config["gc"]["batch-keys"].as_u64(), config["gc"]["num-threads"].as_u64()), (Some(256), Some(2)));
 
     // A deleted pod's store stops heartbeating; a new pod on the same PVC is the same
     // store, at the new image's version.
@@ -634,17 +650,22 @@ async fn the_watcher_is_silent_for_a_safe_restart_and_catches_unsafe_deletes() {
     env.delete_as("tikv-operator", "pods", "basic-tikv-0");
     watcher.check_now();
     let kinds: Vec<Invariant> = watcher.breaches().iter().map(|b| b.invariant).collect();
-    assert_eq!(kinds[2..], [Invariant::MaxUnavailable], "{:#?}", watcher.breaches());
+    assert_eq!(kinds[2], Invariant::MaxUnavailable, "{:#?}", watcher.breaches());
+    // Once basic-tikv-0's process stops too, two of every region's three voters are on
+    // stores the operator stopped: (f), reported once.
     env.wait_gone("basic-tikv-0").await;
+    watcher.check_now();
+    let kinds: Vec<Invariant> = watcher.breaches().iter().map(|b| b.invariant).collect();
+    assert_eq!(kinds[2..], [Invariant::MaxUnavailable, Invariant::RegionMajorityStopped], "{:#?}", watcher.breaches());
     env.create("pods", tikv_pod(0, "pingcap/tikv:v8.5.0"));
     env.wait_ready("basic-tikv-0").await;
     watcher.check_now();
     env.h.clock().advance(Duration::from_secs(61));
     watcher.check_now();
     env.h.clock().advance(Duration::from_secs(1));
-    let breaches = env.wait("breach (e)", |_| Some(watcher.breaches()).filter(|b| b.len() == 4)).await;
-    assert_eq!(breaches[3].invariant, Invariant::LingeringEvictLeader, "{breaches:#?}");
-    assert!(breaches[3].to_string().contains(&format!("store {id}")), "{}", breaches[3]);
+    let breaches = env.wait("breach (e)", |_| Some(watcher.breaches()).filter(|b| b.len() == 5)).await;
+    assert_eq!(breaches[4].invariant, Invariant::LingeringEvictLeader, "{breaches:#?}");
+    assert!(breaches[4].to_string().contains(&format!("store {id}")), "{}", breaches[4]);
     env.shutdown().await;
 }
 
@@ -941,7 +962,11 @@ async fn the_watcher_attributes_a_garbage_collected_pod_to_whoever_removed_its_i
     env.delete_tikv_as("kubectl", 0);
     env.release_tikv_as("tikv-operator", 0);
     collected(&env, 0).await;
-    assert_eq!(invariants(&env), [Invariant::PodWithLeaders, Invariant::PodWithLeaders]);
+    // (f) may also hold here (stores 1 and 2, both stopped by the operator, may be two
+    // of a region's three voters); it is tested on its own.
+    let kinds: Vec<Invariant> =
+        invariants(&env).into_iter().filter(|i| *i != Invariant::RegionMajorityStopped).collect();
+    assert_eq!(kinds, [Invariant::PodWithLeaders, Invariant::PodWithLeaders]);
     env.shutdown().await;
 }
 

@@ -5,6 +5,7 @@
 mod config;
 pub mod error;
 mod members;
+pub mod pd_config;
 mod regions;
 mod schedulers;
 mod stores;

@@ -24,7 +24,7 @@ use sim_clock::SimInstant;
 use self::limit::TokenBucket;
 use self::member::{Member, Members};
 use self::region::{Peer, Region, seed_key};
-use self::store::{Label, NodeState, Store};
+use self::store::{ConfigFile, Label, NodeState, Store};
 use self::version::{Version, is_compatible};
 use crate::preset::Knobs;
 
@@ -110,8 +110,12 @@ pub struct StoreSpec {
     pub capacity: u64,
     /// The store ID kept in the data directory (a reused PVC), if any.
     pub store_id: Option<u64>,
-    /// The applied TiKV config shown on the status server's `/config`.
+    /// The config the process read at start (shown on the status server's `/config`);
+    /// none: a restart reads what its config file holds (see [`Store::file_config`]).
     pub config: Option<serde_json::Value>,
+    /// Where its config file is (none: a default `last_tikv.toml`, or the last start's
+    /// file for a restart).
+    pub config_file: Option<ConfigFile>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -195,6 +199,10 @@ pub struct Cluster {
     pub cluster_version: Version,
     /// Events processed so far: what advancing the model costs.
     pub events_run: u64,
+    /// PD config items set through `POST /config` that the simulation does not act on,
+    /// by their full JSON path (`schedule.max-merge-region-size`, `log.level`): shown by
+    /// `GET /config`, nothing more.
+    pub pd_config: BTreeMap<String, serde_json::Value>,
 }
 
 impl Cluster {
@@ -233,6 +241,7 @@ impl Cluster {
             pd_version: "8.5.0".to_owned(),
             cluster_version: Version::ZERO,
             events_run: 0,
+            pd_config: BTreeMap::new(),
         }
     }
 
@@ -475,8 +484,13 @@ impl Cluster {
                     store.labels = spec.labels;
                 }
                 if let Some(config) = spec.config {
-                    store.config = config;
+                    store.file_config = config;
                 }
+                store.config = store.file_config.clone();
+                if let Some(file) = spec.config_file {
+                    store.config_file = file;
+                }
+                store.starts += 1;
                 if spec.capacity > 0 {
                     store.capacity = spec.capacity;
                 }
@@ -517,7 +531,10 @@ impl Cluster {
                     saved_limits: None,
                     leader_weight: 1.0,
                     region_weight: 1.0,
-                    config: spec.config.unwrap_or(serde_json::Value::Null),
+                    config: spec.config.clone().unwrap_or(serde_json::Value::Null),
+                    config_file: spec.config_file.unwrap_or_default(),
+                    file_config: spec.config.unwrap_or(serde_json::Value::Null),
+                    starts: 1,
                     removing_from: None,
                     preparing_from: now,
                 };
@@ -876,6 +893,7 @@ impl Cluster {
                         region_count: st.region_count,
                         evicted: self.is_evicted(s.id),
                         leader_transfer_stalled: self.stalled_leader_transfers.contains(&s.id),
+                        starts: s.starts,
                     }
                 })
                 .collect(),
@@ -947,6 +965,9 @@ pub struct StoreTruth {
     pub evicted: bool,
     /// Transfers of this store's leaders fail (see `Cluster::stalled_leader_transfers`).
     pub leader_transfer_stalled: bool,
+    /// How many times a TiKV process started for this store: a new number is a new
+    /// process.
+    pub starts: u64,
 }
 
 #[cfg(test)]

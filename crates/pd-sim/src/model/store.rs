@@ -41,6 +41,31 @@ pub struct Label {
     pub value: String,
 }
 
+/// Where a TiKV process's config file (its `cfg_path`) is, which decides what
+/// `POST /config` with `persist=true` (the default) does (tikv/tikv:src/config/mod.rs
+/// `ConfigController::update_impl` writes the changed keys into that file).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum ConfigFile {
+    /// `--config` on a read-only filesystem, as every ConfigMap or Secret volume is in
+    /// Kubernetes: the write fails (EROFS) after the change was applied in memory, and
+    /// the status server answers 500.
+    ReadOnly { path: String },
+    /// `--config` on a writable filesystem: the change is written into the file and the
+    /// next start of the process reads it back.
+    Writable { path: String },
+    /// No `--config`: TiKV points `cfg_path` at `<data-dir>/last_tikv.toml`. The write
+    /// succeeds, but every start overwrites that file with the config it started with
+    /// (`validate_and_persist_config`), so the change does not outlive the process.
+    LastConfig { path: String },
+}
+
+impl Default for ConfigFile {
+    fn default() -> Self {
+        ConfigFile::LastConfig { path: "/var/lib/tikv/last_tikv.toml".to_owned() }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Store {
     pub id: u64,
@@ -67,8 +92,17 @@ pub struct Store {
     pub saved_limits: Option<(f64, f64)>,
     pub leader_weight: f64,
     pub region_weight: f64,
-    /// The TiKV process's applied config, served on its status `/config`.
+    /// The TiKV process's applied config, served on its status `/config`: what it
+    /// started with, plus the online changes since (Null: a default rendering).
     pub config: serde_json::Value,
+    /// The config file of the current (or last) process.
+    pub config_file: ConfigFile,
+    /// The config the next start reads when nobody hands it a new one (a restart
+    /// through the control API): the last start's, plus changes persisted into a
+    /// writable config file.
+    pub file_config: serde_json::Value,
+    /// How many times a TiKV process started for this store.
+    pub starts: u64,
     /// Region size when removal started, for `/stores/progress`.
     pub removing_from: Option<(SimInstant, u64)>,
     pub preparing_from: SimInstant,
@@ -172,6 +206,9 @@ mod tests {
             leader_weight: 1.0,
             region_weight: 1.0,
             config: serde_json::Value::Null,
+            config_file: ConfigFile::default(),
+            file_config: serde_json::Value::Null,
+            starts: 1,
             removing_from: None,
             preparing_from: t0,
         }

@@ -14,6 +14,12 @@
 //! peer URL to resolve (etcd retries for 30 s, then exits). A member then waits for
 //! etcd to have a quorum (5 min, then exits), and exits if it is removed from the
 //! cluster.
+//!
+//! Config: like the real binary, the process reads its config file once, at start, and
+//! never again; a changed ConfigMap reaches it only through a restart (and even then
+//! `[replication]` counts only when the member forms a new cluster: PD keeps its
+//! cluster-wide settings in etcd). Online changes go through PD's `POST
+//! /pd/api/v1/config`.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -13,8 +13,13 @@
 //! rpc client`), then register the store (`start_store`) with the store ID kept in the
 //! data directory's PVC and the image tag's version. PD refusing the registration (an
 //! older version than the cluster version, a tombstoned store, a duplicate address) is
-//! fatal with PD's text, as TiKV's PutStore error is. HotReload: a changed ConfigMap is read again and becomes the
-//! status server's `/config`.
+//! fatal with PD's text, as TiKV's PutStore error is.
+//!
+//! Config: like the real binary, the process reads its config file once, at start; a
+//! changed ConfigMap reaches it only through a restart. Online changes go through the
+//! status server's `POST /config` (pd-sim's [`pd_sim::tikv_config`]), whose `persist`
+//! write fails on the read-only ConfigMap volume the `--config` file is on; without
+//! `--config`, TiKV writes to `<data-dir>/last_tikv.toml`, which every start overwrites.
 //!
 //! A preStop `exec` hook runs as the kubelet would run it in the container: the
 //! program at the command's path (see [`crate::programs`]), with the pod's network, on
@@ -26,8 +31,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use kube_sim::cluster::runtime::BoxFuture;
-use kube_sim::cluster::{ContainerContext, ContainerExit, ContainerProcess, Mount, StopRequest};
-use pd_sim::{Label, StoreSpec};
+use kube_sim::cluster::{ContainerContext, ContainerExit, ContainerProcess, StopRequest};
+use pd_sim::{ConfigFile, Label, StoreSpec};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
@@ -78,6 +83,18 @@ pub(crate) struct TikvConfig {
     pub config_path: Option<String>,
     /// The whole applied config as the status server shows it.
     pub applied: Value,
+}
+
+impl TikvConfig {
+    /// Where TiKV's `cfg_path` points: the `--config` file, which the process could read
+    /// only from a ConfigMap, Secret or projected volume, all read-only in Kubernetes;
+    /// else `<data-dir>/last_tikv.toml`.
+    pub fn config_file(&self) -> ConfigFile {
+        match &self.config_path {
+            Some(path) => ConfigFile::ReadOnly { path: path.clone() },
+            None => ConfigFile::LastConfig { path: format!("{}/last_tikv.toml", self.data_dir.trim_end_matches('/')) },
+        }
+    }
 }
 
 fn fatal(message: &str) -> String {
@@ -310,6 +327,7 @@ impl TikvProcess {
             capacity: cfg.capacity,
             store_id,
             config: Some(cfg.applied.clone()),
+            config_file: Some(cfg.config_file()),
             ..StoreSpec::default()
         };
         let started = cluster
@@ -392,24 +410,6 @@ impl ContainerProcess for TikvProcess {
             });
         }
     }
-
-    /// HotReload: TiKV re-reads its config file and applies the online-changeable part.
-    fn config_changed(&self, mounts: Vec<Mount>) -> BoxFuture<()> {
-        let mut ctx = self.ctx.clone();
-        ctx.mounts = mounts;
-        let store = self.state().store.clone();
-        Box::pin(async move {
-            let Some((cluster, id)) = store else { return };
-            match parse(&ctx) {
-                Ok(cfg) => {
-                    if let Err(e) = cluster.control().set_store_config(id, cfg.applied) {
-                        tracing::warn!(store = id, error = %e, "config reload not applied");
-                    }
-                }
-                Err(e) => tracing::warn!(store = id, error = %e, "config reload failed; keeping the running config"),
-            }
-        })
-    }
 }
 
 #[cfg(test)]
@@ -422,6 +422,14 @@ mod tests {
         assert_eq!(store_version("pingcap/tikv:v9.0.0-beta.1"), "9.0.0-beta.1");
         assert_eq!(store_version("pingcap/tikv:my-build"), "");
         assert_eq!(store_version("pingcap/tikv"), "");
+    }
+
+    #[test]
+    fn the_config_file_is_read_only_when_given_and_last_tikv_toml_otherwise() {
+        let cfg = TikvConfig { config_path: Some("/etc/tikv/config.toml".into()), ..TikvConfig::default() };
+        assert_eq!(cfg.config_file(), ConfigFile::ReadOnly { path: "/etc/tikv/config.toml".into() });
+        let cfg = TikvConfig { data_dir: "/var/lib/tikv/".into(), ..TikvConfig::default() };
+        assert_eq!(cfg.config_file(), ConfigFile::LastConfig { path: "/var/lib/tikv/last_tikv.toml".into() });
     }
 
     #[test]
