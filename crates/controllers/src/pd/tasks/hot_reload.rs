@@ -16,6 +16,7 @@
 
 use std::time::Duration;
 
+use serde_json::Value;
 use tikv_operator_pd::PdError;
 use tikv_operator_task::{Node, Outcome, task};
 
@@ -49,7 +50,8 @@ async fn run(s: &mut PdState) -> Outcome {
         Ok(running) => running,
         Err(error) => return Outcome::retry(PD_RECHECK, format!("PD did not answer: {error}")),
     };
-    let changes = changed_keys(&desired_keys(pd_object.config()), &running);
+    let desired = desired_keys(pd_object.config()).into_iter().map(|(k, v)| (k, as_pd_spells_it(v))).collect();
+    let changes = changed_keys(&desired, &running);
     let mut refused = Vec::new();
     for (key, value) in &changes {
         match pd.update_pd_config(key, value).await {
@@ -65,6 +67,21 @@ async fn run(s: &mut PdState) -> Outcome {
     let message = describe(&applied, &refused);
     s.pass.event("ConfigApplied", "HotReload", message.clone()).await;
     Outcome::complete(message)
+}
+
+/// A TOML value as PD's config API takes and shows it: booleans as the strings
+/// `"true"`/`"false"` (PD declares them `,string`), lists (`location-labels`) as one
+/// comma-joined string; numbers and strings (durations, sizes) as they are.
+fn as_pd_spells_it(value: Value) -> Value {
+    match value {
+        Value::Bool(b) => Value::String(b.to_string()),
+        Value::Array(items) => {
+            let text: Vec<String> =
+                items.iter().map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string)).collect();
+            Value::String(text.join(","))
+        }
+        other => other,
+    }
 }
 
 #[cfg(test)]
@@ -115,5 +132,13 @@ mod tests {
         assert_eq!(env.write_log(), ["patch pods/pd-pd-abc123"]);
         let live: Pod = env.get("pd-pd-abc123").await;
         assert_eq!(live.annotations()[ANNOTATION_CONFIG_NEEDS_RESTART], "lease");
+    }
+
+    #[test]
+    fn values_are_spelled_as_pd_takes_them() {
+        assert_eq!(as_pd_spells_it(json!(true)), json!("true"));
+        assert_eq!(as_pd_spells_it(json!(["zone", "host"])), json!("zone,host"));
+        assert_eq!(as_pd_spells_it(json!(8)), json!(8));
+        assert_eq!(as_pd_spells_it(json!("30m")), json!("30m"));
     }
 }
