@@ -657,6 +657,40 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_pod_stopping_for_a_recorded_restart_keeps_the_leaders_away() {
+        let kit = Kit::new(pd().evicting_leaders(5).counts(5, 0, 10), |t| {
+            annotated(t);
+            t.spec.offline = false;
+        })
+        .await;
+        let pod = kit.running_pod().await;
+        let record = format!("{}/4", pod.uid().unwrap());
+        kit.patch(json!({"metadata": {"annotations": {ANNOTATION_RESTART: record}}})).await;
+        delete_pod(&kit).await;
+        let (s, report) = kit.pass([evict_leaders()]).await;
+        assert_eq!((kit.writes(), kit.pd.write_log()), (vec![], vec![]), "{report}");
+        assert_eq!(s.leaders, Leaders::Evicted);
+
+        // Its process has stopped, the Pod not yet gone (kube-sim removes a terminating
+        // Pod on any update, so this Pod stops before it is deleted): the new process
+        // has yet to serve.
+        let kit = Kit::new(pd().evicting_leaders(5).counts(5, 0, 10), |t| {
+            annotated(t);
+            t.spec.offline = false;
+        })
+        .await;
+        let pod = kit.running_pod().await;
+        let record = format!("{}/4", pod.uid().unwrap());
+        kit.patch(json!({"metadata": {"annotations": {ANNOTATION_RESTART: record}}})).await;
+        kit.pod_status(POD, not_running(t0())).await;
+        delete_pod(&kit).await;
+        let (s, report) = kit.pass([evict_leaders()]).await;
+        assert!(s.parts.pod.as_ref().is_some_and(crate::common::instance::pod_terminating), "{report}");
+        assert_eq!((kit.writes(), kit.pd.write_log()), (vec![], vec![]), "{report}");
+        assert_eq!(s.leaders, Leaders::Evicted);
+    }
+
+    #[tokio::test]
     async fn a_store_that_stays_has_nothing_done() {
         let kit = Kit::new(pd(), |_| {}).await;
         kit.pass([evict_leaders()]).await; // records the store ID and state
