@@ -500,15 +500,15 @@ impl FakePd {
         self.0.lock().unwrap().writes.clone()
     }
 
-    /// The next call of write `method` (its [`PdWrite`] name) answers `error` and changes
+    /// The next call of `method` (its [`PdWrite`] name) answers `error` and changes
     /// nothing; queued errors answer successive calls in order.
     pub fn fail_next(&self, method: &'static str, error: PdError) -> &Self {
         self.0.lock().unwrap().failures.entry(method).or_default().push_back(error);
         self
     }
 
-    /// Forgets the writes logged so far.
-    /// What PD's region checks answer from now on.
+    /// What PD's region checks answer from now on (a failure is scripted with
+    /// [`FakePd::fail_next`]`("region_health", ..)`).
     pub fn set_region_health(&self, health: tikv_operator_pd::RegionHealth) -> &Self {
         self.0.lock().unwrap().region_health = health;
         self
@@ -537,6 +537,19 @@ impl FakePd {
         self.0.lock().unwrap().store_configs.get(status_url).cloned()
     }
 
+    /// Every store's last heartbeat at `at`.
+    pub fn heartbeats(self, at: Timestamp) -> Self {
+        self.0.lock().unwrap().stores.values_mut().for_each(|st| st.last_heartbeat = Some(at));
+        self
+    }
+
+    /// PD elects another leader (not a transfer the operator asked for: nothing logged).
+    pub fn set_leader(&self, name: &str) -> &Self {
+        self.0.lock().unwrap().leader = Some(name.into());
+        self
+    }
+
+    /// Forgets the writes logged so far.
     pub fn clear_write_log(&self) {
         self.0.lock().unwrap().writes.clear();
     }
@@ -788,7 +801,12 @@ impl PdWrite for FakePd {
     }
 
     fn region_health(&self) -> BoxFuture<'_, Result<tikv_operator_pd::RegionHealth, PdError>> {
-        let health = self.read(|s| Ok(s.region_health.clone()));
+        // A read: answered, or failed as scripted, but not logged.
+        let scripted = self.0.lock().unwrap().failures.get_mut("region_health").and_then(VecDeque::pop_front);
+        let health = match scripted {
+            Some(error) => Err(error),
+            None => self.read(|s| Ok(s.region_health.clone())),
+        };
         Box::pin(async move { health })
     }
 

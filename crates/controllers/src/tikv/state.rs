@@ -289,7 +289,8 @@ impl TikvState {
             return self.restart_record().is_some();
         };
         if pod_terminating(pod) {
-            return pod_running(pod);
+            // Once its process has stopped, a recorded restart still waits for the new one.
+            return pod_running(pod) || self.restart_record().is_some();
         }
         match self.restart_record() {
             Some(record) if pod.metadata.uid.as_deref() == Some(record.pod_uid.as_str()) => true,

@@ -178,6 +178,150 @@ mod tests {
         assert_eq!(env.write_log(), ["patch pods/tikv-tikv-a"]);
     }
 
+    /// `tikv` with pod labels and annotations from its overlay (applied in place).
+    fn overlaid(mut tikv: tikv_operator_api::TiKV, label: &str, annotation: &str) -> tikv_operator_api::TiKV {
+        let metadata = tikv_operator_api::ObjectMeta {
+            labels: [("team".to_string(), label.to_string())].into(),
+            annotations: [("note".to_string(), annotation.to_string())].into(),
+        };
+        let pod = tikv_operator_api::PodOverlay { metadata: Some(metadata), spec: None };
+        tikv.spec.template.overlay = Some(tikv_operator_api::Overlay { pod: Some(pod), volume_claims: Vec::new() });
+        tikv
+    }
+
+    fn revision(tikv: &mut tikv_operator_api::TiKV, revision: &str) {
+        tikv.labels_mut().insert(names::LABEL_INSTANCE_REVISION_HASH.into(), revision.into());
+    }
+
+    /// Creates `tikv`'s Pod with the task; the live Pod.
+    async fn created(env: &TestEnv, tikv: &tikv_operator_api::TiKV) -> Pod {
+        env.run(&Runner::new("t", [pod::<TikvState>(render)]), "k", &mut state(env, tikv.clone(), None)).await;
+        env.synced().await;
+        env.sim.requests().reset();
+        env.get("tikv-tikv-a").await
+    }
+
+    #[tokio::test]
+    async fn labels_and_annotations_that_differ_are_one_patch_guarded_by_the_resource_version() {
+        let env = TestEnv::start().await;
+        let tikv = env.create(sample_tikv("tikv-a", "tikv")).await;
+        let live = created(&env, &tikv).await;
+        let runner = Runner::new("t", [pod::<TikvState>(render)]);
+
+        let mut s = state(&env, overlaid(tikv.clone(), "a", "x"), Some(live.clone()));
+        let report = env.run(&runner, "k", &mut s).await;
+        assert_eq!(report.entry("pod").unwrap().message(), "updated in place", "{report}");
+        assert_eq!(env.write_log(), ["patch pods/tikv-tikv-a"], "labels and annotations in one patch");
+        let patched: Pod = env.get("tikv-tikv-a").await;
+        assert_eq!(patched.labels().get("team").map(String::as_str), Some("a"));
+        assert_eq!(patched.annotations().get("note").map(String::as_str), Some("x"));
+        assert_eq!(
+            patched.annotations().get(names::ANNOTATION_RESTART_INTENT),
+            live.annotations().get(names::ANNOTATION_RESTART_INTENT),
+            "nothing that needs a restart changed"
+        );
+        assert_eq!(s.parts.pod.as_ref().and_then(|p| p.resource_version()), patched.resource_version());
+
+        // Patching from the Pod as read before: its resourceVersion is old, so the
+        // patch fails and the pass looks again.
+        env.sim.requests().reset();
+        let mut s = state(&env, overlaid(tikv, "b", "y"), Some(live));
+        let report = env.run(&runner, "k", &mut s).await;
+        let entry = report.entry("pod").unwrap();
+        assert_eq!((entry.kind(), entry.message()), (Some(OutcomeKind::Retry), "pod changed meanwhile; retrying"));
+        let unchanged: Pod = env.get("tikv-tikv-a").await;
+        assert_eq!(unchanged.labels().get("team").map(String::as_str), Some("a"));
+        assert_eq!(unchanged.resource_version(), patched.resource_version());
+    }
+
+    #[tokio::test]
+    async fn the_revision_label_waits_while_a_restart_is_pending() {
+        let env = TestEnv::start().await;
+        let tikv = env.create(sample_tikv("tikv-a", "tikv")).await;
+        let live = created(&env, &tikv).await;
+        let runner = Runner::new("t", [pod::<TikvState>(render)]);
+
+        // Revision rev-2 changes the version (a restart) and a label (in place).
+        let mut next = overlaid(tikv.clone(), "a", "x");
+        next.spec.template.version = "v8.5.1".into();
+        revision(&mut next, "rev-2");
+        let mut s = state(&env, next.clone(), Some(live));
+        let report = env.run(&runner, "k", &mut s).await;
+        assert_eq!(report.entry("pod").unwrap().message(), "pod needs a restart for: version", "{report}");
+        assert_eq!(env.write_log(), ["patch pods/tikv-tikv-a"]);
+        let live: Pod = env.get("tikv-tikv-a").await;
+        assert_eq!(live.labels().get("team").map(String::as_str), Some("a"), "in place now");
+        assert_eq!(live.labels()[names::LABEL_INSTANCE_REVISION_HASH], "rev-1", "it still runs rev-1");
+        assert_eq!(s.parts.drift.restart, ["version"]);
+        assert_eq!(s.pass.unsynced.len(), 1);
+        assert_eq!(s.pass.unsynced[0].reason, reasons::POD_NOT_UP_TO_DATE);
+        assert_eq!(s.pass.unsynced[0].message, "pod tikv-tikv-a needs a restart for: version");
+
+        // Nothing more to patch while it waits.
+        env.sim.requests().reset();
+        env.run(&runner, "k", &mut state(&env, next, Some(live))).await;
+        assert_eq!(env.write_log(), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn the_revision_label_waits_while_a_config_change_is_applied_online() {
+        use tikv_operator_api::ConfigUpdateStrategy;
+        let env = TestEnv::start().await;
+        let mut tikv = sample_tikv("tikv-a", "tikv");
+        tikv.spec.template.update_strategy.config = ConfigUpdateStrategy::HotReload;
+        let tikv = env.create(tikv).await;
+        let live = created(&env, &tikv).await;
+        let runner = Runner::new("t", [pod::<TikvState>(render)]);
+
+        let mut next = tikv.clone();
+        next.spec.template.config = "[raftstore]\nraft-log-gc-threshold = 100\n".into();
+        revision(&mut next, "rev-2");
+        let mut s = state(&env, next, Some(live.clone()));
+        let report = env.run(&runner, "k", &mut s).await;
+        assert_eq!(report.entry("pod").unwrap().message(), "up to date", "{report}");
+        assert_eq!(env.write_log(), Vec::<String>::new(), "the revision label waits");
+        assert!(s.parts.drift.hot_reload && !s.parts.drift.needs_restart(), "{:?}", s.parts.drift);
+        assert!(s.pass.unsynced.is_empty(), "no restart: {:?}", s.pass.unsynced);
+
+        // Once the Pod records what the instance wants, it runs rev-2.
+        let mut settled = tikv;
+        revision(&mut settled, "rev-2");
+        let report = env.run(&runner, "k", &mut state(&env, settled, Some(live))).await;
+        assert_eq!(report.entry("pod").unwrap().message(), "updated in place", "{report}");
+        assert_eq!(env.write_log(), ["patch pods/tikv-tikv-a"]);
+        let live: Pod = env.get("tikv-tikv-a").await;
+        assert_eq!(live.labels()[names::LABEL_INSTANCE_REVISION_HASH], "rev-2");
+    }
+
+    #[tokio::test]
+    async fn a_pod_of_an_older_build_is_stamped_with_the_intent_and_counts_as_up_to_date() {
+        let env = TestEnv::start().await;
+        let tikv = env.create(sample_tikv("tikv-a", "tikv")).await;
+        // As an operator build that recorded no intent made it.
+        let old = env.create(render(&state(&env, tikv.clone(), None)).unwrap()).await;
+        assert!(!old.annotations().contains_key(names::ANNOTATION_RESTART_INTENT));
+        let runner = Runner::new("t", [pod::<TikvState>(render)]);
+
+        let mut s = state(&env, tikv.clone(), Some(old));
+        let report = env.run(&runner, "k", &mut s).await;
+        assert_eq!(report.entry("pod").unwrap().message(), "updated in place", "{report}");
+        assert_eq!(env.write_log(), ["patch pods/tikv-tikv-a"]);
+        assert_eq!(s.parts.drift, Default::default());
+        assert!(s.pass.unsynced.is_empty(), "{:?}", s.pass.unsynced);
+        let live: Pod = env.get("tikv-tikv-a").await;
+        let stamped = serde_json::to_string(&restart_intent(&tikv, false)).unwrap();
+        assert_eq!(live.annotations().get(names::ANNOTATION_RESTART_INTENT), Some(&stamped));
+
+        // From now on a change that needs a restart is seen.
+        let mut next = tikv;
+        next.spec.template.version = "v8.5.1".into();
+        env.sim.requests().reset();
+        let mut s = state(&env, next, Some(live));
+        env.run(&runner, "k", &mut s).await;
+        assert_eq!(s.parts.drift.restart, ["version"]);
+        assert_eq!(env.write_log(), Vec::<String>::new());
+    }
+
     #[tokio::test]
     async fn no_pod_before_the_config_map_and_pvcs() {
         let env = TestEnv::start().await;

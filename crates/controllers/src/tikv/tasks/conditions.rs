@@ -132,6 +132,61 @@ mod tests {
         assert_eq!(reason(&s, types::READY), reasons::POD_NOT_CREATED);
     }
 
+    fn ready(s: &TikvState) -> (String, String, String) {
+        let c = find_condition(&s.pass.status.common.conditions, types::READY).unwrap();
+        (c.status.clone(), c.reason.clone(), c.message.clone())
+    }
+
+    /// Store 5 Up, its Pod Ready for an hour: Ready but for what a restart says.
+    async fn serving(change: impl FnOnce(&mut TikvState)) -> (String, String, String) {
+        let mut s = state(found(StoreInfo { id: 5, node_state: NodeState::Serving, up: true }).await, false);
+        let an_hour_ago = crate::testing::t0() - jiff::SignedDuration::from_hours(1);
+        s.parts.pod = Some(k8s_openapi::api::core::v1::Pod {
+            status: Some(crate::tikv::tasks::testkit::running(an_hour_ago, true)),
+            ..Default::default()
+        });
+        change(&mut s);
+        Runner::new("t", [conditions()]).run("k", &mut s).await;
+        ready(&s)
+    }
+
+    #[tokio::test]
+    async fn a_pod_that_needs_a_restart_or_restarts_is_not_ready() {
+        use crate::common::restart::PodDrift;
+        use tikv_operator_api::names::ANNOTATION_RESTART;
+        assert_eq!(serving(|_| {}).await, ("True".into(), reasons::READY.into(), "ready".into()));
+
+        let outdated = |s: &mut TikvState| {
+            s.parts.drift = PodDrift { restart: vec!["version".into(), "config".into()], hot_reload: false };
+        };
+        assert_eq!(
+            serving(outdated).await,
+            ("False".into(), reasons::POD_NOT_UP_TO_DATE.into(), "the pod needs a restart for version, config".into())
+        );
+        let hot = |s: &mut TikvState| s.parts.drift = PodDrift { restart: Vec::new(), hot_reload: true };
+        assert_eq!(serving(hot).await.1, reasons::READY, "a config applied online restarts nothing");
+
+        let recorded = |s: &mut TikvState| {
+            outdated(s);
+            let tikv = s.pass.object.as_mut().unwrap();
+            tikv.metadata.annotations = Some([(ANNOTATION_RESTART.to_string(), "3f1c/4".to_string())].into());
+        };
+        assert_eq!(
+            serving(recorded).await,
+            ("False".into(), reasons::RESTARTING.into(), "a restart is under way".into()),
+            "the record comes first"
+        );
+        let followed = |s: &mut TikvState| {
+            recorded(s);
+            s.restarting = Some("store 5 restarted: 1 of 4 leaders back (done at 2)".into());
+        };
+        assert_eq!(
+            serving(followed).await,
+            ("False".into(), reasons::RESTARTING.into(), "store 5 restarted: 1 of 4 leaders back (done at 2)".into()),
+            "what the restart task says"
+        );
+    }
+
     #[tokio::test]
     async fn health_follows_the_store() {
         let s = state(found(StoreInfo { id: 1, node_state: NodeState::Serving, up: true }).await, false);

@@ -244,10 +244,11 @@ async fn annotate(s: &mut TikvState, id: Option<u64>) -> Result<(), Outcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::FakePd;
-    use crate::tikv::tasks::testkit::{ADDR, Kit, four_stores};
+    use crate::testing::{FakePd, t0};
+    use crate::tikv::tasks::testkit::{ADDR, Kit, four_stores, not_running, running};
     use serde_json::json;
     use tikv_operator_api::condition::find_condition;
+    use tikv_operator_api::names::ANNOTATION_RESTART;
     use tikv_operator_pd::{NodeState, PdError, Subject};
     use tikv_operator_task::OutcomeKind;
 
@@ -548,6 +549,143 @@ mod tests {
         let kit = Kit::new(pd().evicting_leaders(5).counts(5, 0, 10), annotated).await;
         kit.pd.set_node_state(5, NodeState::Removing);
         let (s, report) = kit.pass([evict_leaders()]).await;
+        assert_eq!((kit.writes(), kit.pd.write_log()), (vec![], vec![]), "{report}");
+        assert_eq!(s.leaders, Leaders::Evicted);
+    }
+
+    /// This instance with its Pod running, and its version changed since: only a
+    /// restart applies it.
+    async fn outdated(pd: FakePd) -> Kit {
+        let kit = Kit::new(pd, |_| {}).await;
+        kit.running_pod().await;
+        kit.patch(json!({"spec": {"version": "v8.5.1"}})).await;
+        kit
+    }
+
+    #[tokio::test]
+    async fn a_pod_that_needs_a_restart_has_its_leaders_evicted_whatever_room_an_offline_would_have() {
+        // Three stores and max-replicas 3: no store could go offline, but a restart
+        // takes none out of PD.
+        let kit = outdated(pd().purge_store(8).to_owned()).await;
+        let (s, report) = kit.pass([evict_leaders()]).await;
+        assert_eq!(kit.writes(), ["patch core.tikv.org/tikvs/tikv-abc123"], "{report}");
+        assert_eq!(kit.pd.write_log(), ["add_evict_leader(5)"]);
+        assert_eq!(s.leaders, Leaders::Moving(4));
+        assert_eq!(condition(&s), ("False".into(), reasons::EVICTING.into(), "4 of 4 leaders left on store 5".into()));
+
+        // The spec goes back before the restart: the leaders are given back.
+        kit.patch(json!({"spec": {"version": "v8.5.0"}})).await;
+        let (s, report) = kit.pass([evict_leaders()]).await;
+        assert_eq!(kit.pd.write_log(), ["remove_evict_leader(5)"], "{report}");
+        assert_eq!(kit.writes(), ["patch core.tikv.org/tikvs/tikv-abc123"]);
+        assert_eq!(s.leaders, Leaders::Stay);
+    }
+
+    const POD: &str = "tikv-tikv-abc123";
+
+    /// Someone deletes the instance's Pod; it terminates (its kubelet has yet to stop it).
+    async fn delete_pod(kit: &Kit) {
+        let api: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(kit.env.client.clone(), "default");
+        api.delete(POD, &Default::default()).await.unwrap();
+        kit.env.synced().await;
+    }
+
+    #[tokio::test]
+    async fn a_terminating_pod_has_its_leaders_evicted_while_its_process_runs() {
+        let kit = Kit::new(pd(), |_| {}).await;
+        kit.running_pod().await;
+        delete_pod(&kit).await;
+        let (s, report) = kit.pass([evict_leaders()]).await;
+        assert_eq!(kit.writes(), ["patch core.tikv.org/tikvs/tikv-abc123"], "{report}");
+        assert_eq!(kit.pd.write_log(), ["add_evict_leader(5)"]);
+        assert_eq!(s.leaders, Leaders::Moving(4));
+
+        // One whose process had stopped, nothing recording a restart: nobody needs the
+        // leaders gone.
+        let kit = Kit::new(pd(), |_| {}).await;
+        kit.running_pod().await;
+        kit.pod_status(POD, not_running(t0())).await;
+        delete_pod(&kit).await;
+        let (s, report) = kit.pass([evict_leaders()]).await;
+        assert!(s.parts.pod.as_ref().is_some_and(crate::common::instance::pod_terminating), "{report}");
+        assert_eq!((kit.writes(), kit.pd.write_log()), (vec![], vec![]), "{report}");
+        assert_eq!(s.leaders, Leaders::Stay);
+    }
+
+    #[tokio::test]
+    async fn a_recorded_restart_keeps_the_leaders_away_until_its_new_process_serves() {
+        let annotations = |t: &mut TiKV| {
+            annotated(t);
+            t.spec.offline = false;
+            let restart = (ANNOTATION_RESTART.to_string(), "old-uid/4".to_string());
+            t.metadata.annotations.get_or_insert_default().extend([restart]);
+        };
+        let kit = Kit::new(pd().evicting_leaders(5).counts(5, 0, 10), annotations).await;
+        let quiet = |kit: &Kit, s: &TikvState, report: &tikv_operator_task::Report| {
+            assert_eq!((kit.writes(), kit.pd.write_log()), (vec![], vec![]), "{report}");
+            assert_eq!(s.leaders, Leaders::Evicted);
+        };
+
+        // The old Pod gone, no new one yet.
+        let (s, report) = kit.pass([evict_leaders()]).await;
+        quiet(&kit, &s, &report);
+
+        // The new Pod, its process not running yet.
+        kit.running_pod().await;
+        kit.pod_status(POD, not_running(t0())).await;
+        let (s, report) = kit.pass([evict_leaders()]).await;
+        quiet(&kit, &s, &report);
+
+        // Running; PD shows no start, then the old process's (the dead one looks Up).
+        kit.pod_status(POD, running(t0(), true)).await;
+        let (s, report) = kit.pass([evict_leaders()]).await;
+        quiet(&kit, &s, &report);
+        kit.pd.set_store(5, |st| st.start_time = Some(t0() - jiff::SignedDuration::from_secs(1)));
+        let (s, report) = kit.pass([evict_leaders()]).await;
+        quiet(&kit, &s, &report);
+
+        // The new process reports: the leaders are given back, and the record goes.
+        kit.pd.set_store(5, |st| st.start_time = Some(t0()));
+        let (s, report) = kit.pass([evict_leaders()]).await;
+        assert_eq!(kit.pd.write_log(), ["remove_evict_leader(5)"], "{report}");
+        assert_eq!(kit.writes(), ["patch core.tikv.org/tikvs/tikv-abc123"]);
+        assert!(kit.pd.evicting().is_empty());
+        let live = kit.live().await;
+        assert!(!live.annotations().contains_key(ANNOTATION_EVICT_LEADER_STORE));
+        assert!(live.annotations().contains_key(ANNOTATION_RESTART), "the restart task ends the restart");
+        assert_eq!(s.leaders, Leaders::Stay);
+    }
+
+    #[tokio::test]
+    async fn a_pod_stopping_for_a_recorded_restart_keeps_the_leaders_away() {
+        let kit = Kit::new(pd().evicting_leaders(5).counts(5, 0, 10), |t| {
+            annotated(t);
+            t.spec.offline = false;
+        })
+        .await;
+        let pod = kit.running_pod().await;
+        let record = format!("{}/4", pod.uid().unwrap());
+        kit.patch(json!({"metadata": {"annotations": {ANNOTATION_RESTART: record}}})).await;
+        delete_pod(&kit).await;
+        let (s, report) = kit.pass([evict_leaders()]).await;
+        assert_eq!((kit.writes(), kit.pd.write_log()), (vec![], vec![]), "{report}");
+        assert_eq!(s.leaders, Leaders::Evicted);
+
+        // Its process has stopped, the Pod not yet gone (kube-sim removes a terminating
+        // Pod on any update, so this Pod stops before it is deleted): the new process
+        // has yet to serve.
+        let kit = Kit::new(pd().evicting_leaders(5).counts(5, 0, 10), |t| {
+            annotated(t);
+            t.spec.offline = false;
+        })
+        .await;
+        let pod = kit.running_pod().await;
+        let record = format!("{}/4", pod.uid().unwrap());
+        kit.patch(json!({"metadata": {"annotations": {ANNOTATION_RESTART: record}}})).await;
+        kit.pod_status(POD, not_running(t0())).await;
+        delete_pod(&kit).await;
+        let (s, report) = kit.pass([evict_leaders()]).await;
+        assert!(s.parts.pod.as_ref().is_some_and(crate::common::instance::pod_terminating), "{report}");
         assert_eq!((kit.writes(), kit.pd.write_log()), (vec![], vec![]), "{report}");
         assert_eq!(s.leaders, Leaders::Evicted);
     }

@@ -277,3 +277,498 @@ async fn leaders_back(s: &mut TikvState, record: &RestartRecord) -> Outcome {
     }
     Outcome::complete(message)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{FakePd, t0};
+    use crate::tikv::tasks::evict_leaders;
+    use crate::tikv::tasks::testkit::{Kit, drift, four_stores, not_running, running};
+    use serde_json::json;
+    use tikv_operator_api::names::ANNOTATION_EVICT_LEADER_STORE;
+    use tikv_operator_pd::{CheckedPeer, PdError, PeerCheck, RegionHealth, RegionPeers};
+    use tikv_operator_task::{OutcomeKind, Report};
+
+    const POD: &str = "tikv-tikv-abc123";
+    const TIKV: &str = "patch core.tikv.org/tikvs/tikv-abc123";
+    const DELETE: &str = "delete pods/tikv-tikv-abc123";
+    /// How a refusal's message starts.
+    const HELD: &str = "pod tikv-tikv-abc123 needs a restart for version, held: ";
+
+    /// Four stores heartbeating now under a PD leader that has led for a poll; store 5
+    /// (this instance's) holds `leaders` leaders of 10,000 regions and is in PD's
+    /// evict-leader scheduler.
+    fn pd(leaders: u64) -> FakePd {
+        four_stores().member("pd-0", 1).leader("pd-0").counts(5, leaders, 10_000).evicting_leaders(5).heartbeats(t0())
+    }
+
+    /// This instance, the eviction of its leaders recorded as the operator's, its Pod
+    /// running, and its version changed since: only a restart applies it.
+    async fn outdated(pd: FakePd) -> (Kit, Pod) {
+        let kit = Kit::new(pd, |t| {
+            t.metadata.annotations = Some([(ANNOTATION_EVICT_LEADER_STORE.to_string(), "5".to_string())].into());
+        })
+        .await;
+        let pod = kit.running_pod().await;
+        kit.patch(json!({"spec": {"version": "v8.5.1"}})).await;
+        (kit, pod)
+    }
+
+    async fn pass(kit: &Kit) -> (TikvState, Report) {
+        kit.pass([evict_leaders(), drift(), restart()]).await
+    }
+
+    /// One pass whose restart is held: nothing is written to Kubernetes or to PD. The
+    /// finding in Synced and the outcome.
+    async fn held(kit: &Kit) -> (String, String, OutcomeKind) {
+        let (s, report) = pass(kit).await;
+        held_after(kit, &s, &report)
+    }
+
+    fn held_after(kit: &Kit, s: &TikvState, report: &Report) -> (String, String, OutcomeKind) {
+        assert_eq!((kit.writes(), kit.pd.write_log()), (vec![], vec![]), "{report}");
+        assert_eq!(s.pass.unsynced.len(), 1, "{:?}", s.pass.unsynced);
+        let finding = &s.pass.unsynced[0];
+        let outcome = report.entry("restart").unwrap();
+        assert_eq!(outcome.message(), finding.message);
+        (finding.reason.to_string(), finding.message.clone(), outcome.kind().unwrap())
+    }
+
+    fn blocked(why: &str) -> (String, String, OutcomeKind) {
+        (reasons::RESTART_BLOCKED.into(), format!("{HELD}{why}"), OutcomeKind::Retry)
+    }
+
+    fn annotation(tikv: &TiKV, key: &str) -> Option<String> {
+        tikv.annotations().get(key).cloned()
+    }
+
+    async fn pod(kit: &Kit) -> Option<Pod> {
+        let api: Api<Pod> = Api::namespaced(kit.env.client.clone(), "default");
+        api.get_opt(POD).await.unwrap()
+    }
+
+    /// The Pod as its kubelet finishes a deletion: gone.
+    async fn pod_gone(kit: &Kit) {
+        let api: Api<Pod> = Api::namespaced(kit.env.client.clone(), "default");
+        api.delete(POD, &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await.unwrap();
+        kit.env.synced().await;
+    }
+
+    #[tokio::test]
+    async fn a_restart_waits_for_the_leaders_to_be_evicted() {
+        let (kit, _) = outdated(pd(3)).await;
+        assert_eq!(held(&kit).await, blocked("3 leaders still on store 5"));
+
+        // Without an eviction under way (Stay, or NotYet) nothing is restarted either.
+        let (s, report) = kit.pass([drift(), restart()]).await;
+        assert_eq!(held_after(&kit, &s, &report), blocked("store 5's leaders are not evicted yet"));
+    }
+
+    #[tokio::test]
+    async fn a_view_that_is_not_fresh_or_from_another_pd_holds_the_restart() {
+        let (kit, _) = outdated(pd(0)).await;
+        kit.handle.cache.note_write();
+        let (s, report) = kit.pass_as_is([evict_leaders(), drift(), restart()]).await;
+        let (reason, message, kind) = held_after(&kit, &s, &report);
+        assert_eq!((reason.as_str(), kind), (reasons::PD_VIEW_NOT_FRESH, OutcomeKind::Retry));
+        assert!(message.starts_with(&format!("{HELD}the PD view is not fresh")), "{message}");
+
+        let clusters: Api<tikv_operator_api::Cluster> = Api::namespaced(kit.env.client.clone(), "default");
+        let mut cluster = clusters.get("basic").await.unwrap();
+        cluster.status.get_or_insert_default().id = Some("1".into());
+        clusters.replace_status("basic", &Default::default(), &cluster).await.unwrap();
+        let (reason, message, kind) = held(&kit).await;
+        assert_eq!((reason.as_str(), kind), (reasons::CLUSTER_ID_MISMATCH, OutcomeKind::Wait), "{message}");
+        assert!(message.starts_with(HELD), "{message}");
+    }
+
+    #[tokio::test]
+    async fn a_restart_waits_for_a_pd_leader_seen_by_an_earlier_poll() {
+        let (kit, _) = outdated(pd(0).member("pd-1", 2)).await;
+        kit.pd.set_leader("pd-1");
+        assert_eq!(
+            held(&kit).await,
+            blocked("PD's leader just changed: waiting for a view read under a settled leader")
+        );
+        // The next poll sees the same leader: it has led for a poll.
+        let (_, report) = pass(&kit).await;
+        assert_eq!(kit.writes(), [TIKV, DELETE], "{report}");
+    }
+
+    #[tokio::test]
+    async fn every_other_store_must_be_up_with_a_heartbeat_at_most_20_s_old() {
+        let (kit, _) = outdated(pd(0)).await;
+        let ago = |secs: i64| t0() - jiff::SignedDuration::from_secs(secs);
+        kit.pd.set_store(6, |st| st.last_heartbeat = Some(ago(21)));
+        assert_eq!(held(&kit).await, blocked("store 6's last heartbeat is 21s old (more than 20s)"));
+
+        // Two heartbeat intervals are enough: store 7 is the one that holds it now.
+        kit.pd.set_store(6, |st| st.last_heartbeat = Some(ago(20)));
+        kit.pd.set_store(7, |st| st.last_heartbeat = None);
+        assert_eq!(held(&kit).await, blocked("store 7 has not sent a heartbeat"));
+
+        kit.pd.set_store(7, |st| st.last_heartbeat = Some(t0()));
+        kit.pd.set_node_state(8, tikv_operator_pd::NodeState::Unknown(9));
+        assert_eq!(held(&kit).await, blocked("store 8 is Unknown"));
+
+        // A Tombstone counts no more, whatever its heartbeat.
+        kit.pd.set_node_state(8, tikv_operator_pd::NodeState::Removed);
+        kit.pd.set_store(8, |st| st.last_heartbeat = None);
+        let (_, report) = pass(&kit).await;
+        assert_eq!(kit.writes(), [TIKV, DELETE], "{report}");
+    }
+
+    #[tokio::test]
+    async fn every_other_stores_pod_must_be_ready_and_not_terminating() {
+        let (kit, _) = outdated(pd(0)).await;
+        kit.other_store("tikv-b", 6).await;
+        let api: Api<Pod> = Api::namespaced(kit.env.client.clone(), "default");
+
+        kit.pod_status("tikv-tikv-b", running(t0(), false)).await;
+        assert_eq!(held(&kit).await, blocked("store 6's pod tikv-tikv-b is not Ready"));
+
+        kit.pod_status("tikv-tikv-b", running(t0(), true)).await;
+        api.delete("tikv-tikv-b", &Default::default()).await.unwrap();
+        kit.env.synced().await;
+        assert_eq!(held(&kit).await, blocked("store 6's pod tikv-tikv-b is terminating"));
+
+        api.delete("tikv-tikv-b", &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await.unwrap();
+        kit.env.synced().await;
+        assert_eq!(held(&kit).await, blocked("store 6's pod tikv-tikv-b does not exist"));
+
+        // An instance whose store is a Tombstone is not looked at.
+        kit.pd.set_node_state(6, tikv_operator_pd::NodeState::Removed);
+        let (_, report) = pass(&kit).await;
+        assert_eq!(kit.writes(), [TIKV, DELETE], "{report}");
+    }
+
+    fn peers(region_id: u64, stores: &[u64]) -> PeerCheck {
+        let peers = stores
+            .iter()
+            .map(|store_id| CheckedPeer { peer_id: region_id * 10 + store_id, store_id: *store_id, down_seconds: None })
+            .collect();
+        PeerCheck {
+            count: 1,
+            regions: vec![RegionPeers { region_id, leader_store_id: stores.first().copied(), peers }],
+        }
+    }
+
+    #[tokio::test]
+    async fn down_pending_or_missing_peers_hold_the_restart() {
+        let (kit, _) = outdated(pd(0)).await;
+        kit.pd.set_region_health(RegionHealth { down: peers(9, &[7]), ..Default::default() });
+        assert_eq!(held(&kit).await, blocked("regions have down peers on stores 7"));
+
+        kit.pd.set_region_health(RegionHealth { pending: peers(9, &[6]), ..Default::default() });
+        assert_eq!(held(&kit).await, blocked("regions have pending peers on stores 6"));
+
+        kit.pd.set_region_health(RegionHealth { missing: peers(11, &[6, 5]), ..Default::default() });
+        assert_eq!(
+            held(&kit).await,
+            blocked("1 regions with a peer on this store already miss a peer (region 11 first)")
+        );
+
+        kit.pd.set_region_health(RegionHealth::default());
+        kit.pd.fail_next("region_health", PdError::NoLeader { status: 503, message: "no leader".into() });
+        let (reason, message, kind) = held(&kit).await;
+        assert_eq!((reason.as_str(), kind), (reasons::RESTART_BLOCKED, OutcomeKind::Retry));
+        assert!(message.starts_with(&format!("{HELD}PD's region checks failed: ")), "{message}");
+
+        // A down or pending peer on this store, a region short of a peer elsewhere: no
+        // other region loses its majority by this restart.
+        kit.pd.set_region_health(RegionHealth {
+            down: peers(9, &[5]),
+            pending: peers(10, &[5]),
+            missing: peers(11, &[6, 7]),
+        });
+        let (_, report) = pass(&kit).await;
+        assert_eq!(kit.writes(), [TIKV, DELETE], "{report}");
+    }
+
+    /// The whole restart: leaders evicted, the restart recorded, the Pod deleted with its
+    /// UID and grace, the new Pod's process reporting, the leaders given back and half of
+    /// them back.
+    #[tokio::test]
+    async fn a_restart_is_recorded_before_the_pod_goes_and_followed_until_the_leaders_are_back() {
+        let (kit, old) = outdated(pd(4)).await;
+        assert_eq!(held(&kit).await, blocked("4 leaders still on store 5"));
+
+        kit.pd.set_store(5, |st| st.leader_count = 0);
+        let (s, report) = pass(&kit).await;
+        assert_eq!(kit.writes(), [TIKV, DELETE], "the record first, then the Pod: {report}");
+        assert_eq!(kit.pd.write_log(), Vec::<String>::new());
+        let uid = old.uid().unwrap();
+        assert_eq!(annotation(&kit.live().await, ANNOTATION_RESTART), Some(format!("{uid}/4")), "4 leaders before");
+        let deleting = pod(&kit).await.unwrap();
+        assert!(deleting.metadata.deletion_timestamp.is_some());
+        assert_eq!(deleting.metadata.deletion_grace_period_seconds, Some(51), "10,000 regions / 200 + 1");
+        let message = "restarting pod tikv-tikv-abc123 for version (leaders moved away first; grace 51s)";
+        assert_eq!(report.entry("restart").unwrap().kind(), Some(OutcomeKind::Wait));
+        assert_eq!(s.restarting.as_deref(), Some(message));
+        assert!(kit.env.events().await.contains(&("Normal".into(), "RestartingPod".into(), message.into())));
+
+        // Terminating: nothing to do but wait; the leaders stay away.
+        let (s, report) = pass(&kit).await;
+        assert_eq!((kit.writes(), kit.pd.write_log()), (vec![], vec![]), "{report}");
+        assert_eq!(report.entry("restart").unwrap().kind(), Some(OutcomeKind::Wait));
+        assert_eq!(s.leaders, Leaders::Evicted);
+
+        pod_gone(&kit).await;
+        let (_, report) = pass(&kit).await;
+        assert_eq!(report.entry("restart").unwrap().message(), "restart under way: waiting for the new pod");
+        assert_eq!((kit.writes(), kit.pd.write_log()), (vec![], vec![]));
+
+        // The new Pod runs; PD still shows the old process (it looks Up for a while).
+        kit.env.clock.advance(Duration::from_secs(60));
+        let new = kit.running_pod().await;
+        assert_ne!(new.uid(), old.uid());
+        kit.pd.set_store(5, |st| st.start_time = Some(t0()));
+        let (s, report) = pass(&kit).await;
+        assert_eq!((kit.writes(), kit.pd.write_log()), (vec![], vec![]), "{report}");
+        let waiting = "restarted; waiting for the new process to report to PD";
+        assert_eq!(report.entry("restart").unwrap().message(), waiting);
+        assert_eq!(report.entry("restart").unwrap().kind(), Some(OutcomeKind::Retry));
+        assert_eq!(s.restarting.as_deref(), Some(waiting));
+
+        // The new process reports: its leaders are given back and counted.
+        let started = t0() + jiff::SignedDuration::from_secs(60);
+        kit.pd.set_store(5, |st| st.start_time = Some(started));
+        let (s, report) = pass(&kit).await;
+        assert_eq!(kit.pd.write_log(), ["remove_evict_leader(5)"], "{report}");
+        assert_eq!(kit.writes(), [TIKV], "the eviction's record goes");
+        let coming = "store 5 restarted: 0 of 4 leaders back (done at 2)";
+        assert_eq!(report.entry("restart").unwrap().message(), coming);
+        assert_eq!(s.restarting.as_deref(), Some(coming));
+        let back = kit.live().await.status.unwrap().leaders_return.unwrap();
+        assert_eq!(back, LeadersReturn { before: 4, leaders: 0, last_rise_at: Time(started) });
+
+        kit.pd.set_store(5, |st| st.leader_count = 2);
+        let (s, report) = pass(&kit).await;
+        assert_eq!((kit.writes(), kit.pd.write_log()), (vec![TIKV.to_string()], vec![]), "{report}");
+        let live = kit.live().await;
+        assert_eq!(annotation(&live, ANNOTATION_RESTART), None);
+        assert_eq!(live.status.unwrap().leaders_return, None);
+        assert_eq!(s.restarting, None);
+        let done = "store 5 serves again with 2 leaders (4 before the restart)";
+        assert_eq!(report.entry("restart").unwrap().message(), done);
+        assert!(kit.env.events().await.contains(&("Normal".into(), "Restarted".into(), done.into())));
+
+        let (_, report) = pass(&kit).await;
+        assert_eq!(report.entry("restart").unwrap().message(), "not needed");
+        assert_eq!(kit.env.write_log(), Vec::<String>::new(), "nothing more to write");
+    }
+
+    #[tokio::test]
+    async fn the_grace_period_is_at_least_30_s() {
+        let (kit, _) = outdated(pd(0).counts(5, 0, 5_999)).await;
+        let (_, report) = pass(&kit).await;
+        assert_eq!(kit.writes(), [TIKV, DELETE], "{report}");
+        assert_eq!(pod(&kit).await.unwrap().metadata.deletion_grace_period_seconds, Some(30));
+    }
+
+    #[tokio::test]
+    async fn a_pod_replaced_since_it_was_read_is_not_deleted() {
+        let (kit, old) = outdated(pd(0)).await;
+        // The caches will not see the new pod for a (simulated) hour.
+        kit.env.sim.faults().set_watch_delay(Duration::from_secs(3600));
+        let api: Api<Pod> = Api::namespaced(kit.env.client.clone(), "default");
+        api.delete(POD, &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await.unwrap();
+        let mut new = old.clone();
+        new.metadata = kube::api::ObjectMeta {
+            name: old.metadata.name.clone(),
+            labels: old.metadata.labels,
+            ..Default::default()
+        };
+        let new = api.create(&Default::default(), &new).await.unwrap();
+        kit.handle.cache.refresh().await.unwrap();
+
+        let (_, report) = kit.pass_from_caches([evict_leaders(), drift(), restart()]).await;
+        let entry = report.entry("restart").unwrap();
+        assert_eq!(entry.message(), "pod tikv-tikv-abc123 was replaced meanwhile; waiting for the cache", "{report}");
+        assert_eq!(kit.writes(), [TIKV, DELETE], "the DELETE named the old UID");
+        let live = api.get(POD).await.unwrap();
+        assert_eq!((live.uid(), live.metadata.deletion_timestamp), (new.uid(), None), "the new pod is untouched");
+    }
+
+    #[tokio::test]
+    async fn a_pod_whose_process_is_not_running_is_restarted_without_the_gates() {
+        // Its leaders not evicted, another store silent: no gate would let it through.
+        let (kit, old) = outdated(pd(4)).await;
+        kit.pd.set_store(6, |st| st.last_heartbeat = None);
+        kit.pod_status(POD, not_running(t0())).await;
+        let (s, report) = pass(&kit).await;
+        assert_eq!(kit.writes(), [TIKV, DELETE], "{report}");
+        assert_eq!(kit.pd.write_log(), Vec::<String>::new());
+        assert!(s.pass.unsynced.is_empty(), "{:?}", s.pass.unsynced);
+        let record = format!("{}/4", old.uid().unwrap());
+        assert_eq!(annotation(&kit.live().await, ANNOTATION_RESTART), Some(record));
+        let message = "restarting pod tikv-tikv-abc123 for version (its process was not running; grace 51s)";
+        assert_eq!(report.entry("restart").unwrap().message(), message);
+    }
+
+    #[tokio::test]
+    async fn a_pod_deleted_by_someone_else_is_recorded_and_its_leaders_moved() {
+        // Nothing needed a restart, nor the leaders gone.
+        let pd = four_stores().member("pd-0", 1).leader("pd-0").counts(5, 4, 10_000).heartbeats(t0());
+        let kit = Kit::new(pd, |_| {}).await;
+        let old = kit.running_pod().await;
+        let api: Api<Pod> = Api::namespaced(kit.env.client.clone(), "default");
+        api.delete(POD, &Default::default()).await.unwrap();
+        kit.env.synced().await;
+
+        let (_, report) = pass(&kit).await;
+        assert_eq!(kit.pd.write_log(), ["add_evict_leader(5)"], "{report}");
+        assert_eq!(kit.writes(), [TIKV, TIKV], "the eviction's record, then the restart's");
+        let live = kit.live().await;
+        assert_eq!(annotation(&live, ANNOTATION_RESTART), Some(format!("{}/4", old.uid().unwrap())));
+        assert_eq!(annotation(&live, ANNOTATION_EVICT_LEADER_STORE).as_deref(), Some("5"));
+        assert_eq!(report.entry("restart").unwrap().kind(), Some(OutcomeKind::Wait));
+        let warning = (
+            "Warning".to_string(),
+            "PodDeletedElsewhere".to_string(),
+            "pod tikv-tikv-abc123 is being deleted by someone else: its leaders are moved away while it stops, \
+             and its return followed"
+                .to_string(),
+        );
+        assert!(kit.env.events().await.contains(&warning));
+
+        let (_, report) = pass(&kit).await;
+        assert_eq!((kit.writes(), kit.pd.write_log()), (vec![], vec![]), "recorded once: {report}");
+        let warnings = kit.env.events().await.into_iter().filter(|(t, _, _)| t == "Warning").count();
+        assert_eq!(warnings, 1);
+    }
+
+    #[tokio::test]
+    async fn a_terminating_pod_whose_process_stopped_is_let_go() {
+        let pd = four_stores().member("pd-0", 1).leader("pd-0").counts(5, 4, 10_000).heartbeats(t0());
+        let kit = Kit::new(pd, |_| {}).await;
+        kit.running_pod().await;
+        kit.pod_status(POD, not_running(t0())).await;
+        let api: Api<Pod> = Api::namespaced(kit.env.client.clone(), "default");
+        api.delete(POD, &Default::default()).await.unwrap();
+        kit.env.synced().await;
+        let (_, report) = pass(&kit).await;
+        assert_eq!((kit.writes(), kit.pd.write_log()), (vec![], vec![]), "{report}");
+        assert_eq!(report.entry("restart").unwrap().kind(), Some(OutcomeKind::Wait));
+    }
+
+    /// A restart recorded for a Pod (UID `old-uid`, 10 leaders before) that has been
+    /// replaced by one running since now; store 5's new process started at `process`.
+    async fn restarted(process: Option<Timestamp>, leaders: u64) -> Kit {
+        let pd = four_stores().member("pd-0", 1).leader("pd-0").counts(5, leaders, 10_000).heartbeats(t0());
+        pd.set_store(5, |st| st.start_time = process);
+        let kit = Kit::new(pd, |t| {
+            t.metadata.annotations = Some([(ANNOTATION_RESTART.to_string(), "old-uid/10".to_string())].into());
+        })
+        .await;
+        kit.running_pod().await;
+        kit
+    }
+
+    #[tokio::test]
+    async fn the_new_process_must_report_after_the_new_pod_started() {
+        let waiting = "restarted; waiting for the new process to report to PD";
+        for process in [None, Some(t0() - jiff::SignedDuration::from_secs(1))] {
+            let kit = restarted(process, 5).await;
+            let (s, report) = kit.pass([restart()]).await;
+            assert_eq!((kit.writes(), kit.pd.write_log()), (vec![], vec![]), "{report}");
+            let entry = report.entry("restart").unwrap();
+            assert_eq!((entry.kind(), entry.message()), (Some(OutcomeKind::Retry), waiting), "{process:?}");
+            assert_eq!(s.restarting.as_deref(), Some(waiting));
+        }
+
+        // Reported since, but the new Pod's process is not running (yet).
+        let kit = restarted(Some(t0()), 5).await;
+        kit.pod_status(POD, not_running(t0())).await;
+        let (_, report) = kit.pass([restart()]).await;
+        assert_eq!(report.entry("restart").unwrap().message(), waiting);
+        assert_eq!(kit.writes(), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn half_the_leaders_back_ends_the_restart() {
+        let kit = restarted(Some(t0()), 5).await;
+        let (s, report) = kit.pass([restart()]).await;
+        assert_eq!((kit.writes(), kit.pd.write_log()), (vec![TIKV.to_string()], vec![]), "{report}");
+        let done = "store 5 serves again with 5 leaders (10 before the restart)";
+        let entry = report.entry("restart").unwrap();
+        assert_eq!((entry.kind(), entry.message()), (Some(OutcomeKind::Complete), done));
+        assert_eq!((s.restarting, s.pass.status.leaders_return), (None, None));
+        let live = kit.live().await;
+        assert_eq!(annotation(&live, ANNOTATION_RESTART), None);
+        assert_eq!(live.status.unwrap().leaders_return, None);
+        assert_eq!(kit.env.events().await, [("Normal".to_string(), "Restarted".to_string(), done.to_string())]);
+    }
+
+    #[tokio::test]
+    async fn leaders_that_stop_coming_back_for_two_minutes_end_the_restart_with_a_warning() {
+        let kit = restarted(Some(t0()), 2).await;
+        let (s, report) = kit.pass([restart()]).await;
+        assert_eq!(report.entry("restart").unwrap().message(), "store 5 restarted: 2 of 10 leaders back (done at 5)");
+        let rose = |at: Timestamp, leaders: u64| Some(LeadersReturn { before: 10, leaders, last_rise_at: Time(at) });
+        assert_eq!(s.pass.status.leaders_return, rose(t0(), 2));
+
+        kit.env.clock.advance(Duration::from_secs(60));
+        kit.pd.set_store(5, |st| st.leader_count = 3);
+        let (s, _) = kit.pass([restart()]).await;
+        let risen = t0() + jiff::SignedDuration::from_secs(60);
+        assert_eq!(s.pass.status.leaders_return, rose(risen, 3), "a rise restarts the wait");
+
+        kit.env.clock.advance(Duration::from_secs(119));
+        let (s, report) = kit.pass([restart()]).await;
+        assert_eq!(report.entry("restart").unwrap().kind(), Some(OutcomeKind::Retry), "119 s is not yet two minutes");
+        assert_eq!(s.pass.status.leaders_return, rose(risen, 3));
+        assert_eq!((kit.writes(), kit.pd.write_log()), (vec![], vec![]));
+
+        kit.env.clock.advance(Duration::from_secs(1));
+        let (s, report) = kit.pass([restart()]).await;
+        let message =
+            "store 5 serves again, but its leaders stopped coming back at 3 of 10 for 120s; the rollout goes on";
+        let entry = report.entry("restart").unwrap();
+        assert_eq!((entry.kind(), entry.message()), (Some(OutcomeKind::Complete), message));
+        assert_eq!(kit.writes(), [TIKV], "the record goes");
+        assert_eq!(annotation(&kit.live().await, ANNOTATION_RESTART), None);
+        assert_eq!((s.restarting, s.pass.status.leaders_return), (None, None));
+        let warning = ("Warning".to_string(), reasons::LEADERS_NOT_BACK.to_string(), message.to_string());
+        assert_eq!(kit.env.events().await, [warning]);
+    }
+
+    #[tokio::test]
+    async fn a_record_whose_spec_went_back_before_the_pod_was_deleted_is_removed() {
+        let kit = Kit::new(pd(0), |_| {}).await;
+        let pod = kit.running_pod().await;
+        kit.patch(json!({"metadata": {"annotations": {ANNOTATION_RESTART: format!("{}/4", pod.uid().unwrap())}}}))
+            .await;
+        let (_, report) = kit.pass([drift(), restart()]).await;
+        assert_eq!(report.entry("restart").unwrap().message(), "not needed", "{report}");
+        assert_eq!((kit.writes(), kit.pd.write_log()), (vec![TIKV.to_string()], vec![]));
+        assert_eq!(annotation(&kit.live().await, ANNOTATION_RESTART), None);
+    }
+
+    #[tokio::test]
+    async fn without_a_pod_a_recorded_restart_waits_for_the_new_one() {
+        let kit = Kit::new(pd(0), |t| {
+            t.metadata.annotations = Some([(ANNOTATION_RESTART.to_string(), "old-uid/10".to_string())].into());
+        })
+        .await;
+        let (_, report) = kit.pass([restart()]).await;
+        let entry = report.entry("restart").unwrap();
+        assert_eq!(
+            (entry.kind(), entry.message()),
+            (Some(OutcomeKind::Wait), "restart under way: waiting for the new pod")
+        );
+
+        let kit = Kit::new(pd(0), |_| {}).await;
+        let (_, report) = kit.pass([restart()]).await;
+        assert_eq!(report.entry("restart").unwrap().message(), "no pod");
+        assert_eq!((kit.writes(), kit.pd.write_log()), (vec![], vec![]));
+    }
+
+    #[test]
+    fn a_record_reads_back_as_written() {
+        let record = RestartRecord { pod_uid: "3f1c".into(), leaders_before: 12 };
+        assert_eq!(RestartRecord::parse(&record.to_string()), Some(record));
+        assert_eq!(RestartRecord::parse("3f1c"), None);
+        assert_eq!(RestartRecord::parse("3f1c/many"), None);
+    }
+}

@@ -3,13 +3,18 @@
 //! the cluster, and the real loading tasks in front of the tasks under test, so each
 //! test reads its state as a pass of the operator would.
 
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
-use kube::Api;
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{
+    ContainerState, ContainerStateRunning, ContainerStateWaiting, ContainerStatus, PersistentVolumeClaim, Pod,
+    PodCondition, PodStatus,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::PostParams;
+use kube::{Api, ResourceExt};
 use tikv_operator_api::names::{self, FINALIZER};
 use tikv_operator_api::tikv::TiKVStatus;
 use tikv_operator_api::{Cluster, TiKV};
-use tikv_operator_task::{Node, Report, Runner};
+use tikv_operator_task::{Node, Outcome, Report, Runner, sync_task};
 
 use crate::common::tasks::load_pod;
 use crate::common::tasks::{load_cluster, load_object, write_status};
@@ -139,5 +144,110 @@ impl Kit {
 
     pub async fn live(&self) -> TiKV {
         self.env.get(NAME).await
+    }
+
+    /// The instance's Pod as the `pod` task makes it for the instance as it is now (its
+    /// restart intent recorded), on a node, its process running and Ready since now.
+    pub async fn running_pod(&self) -> Pod {
+        let tikv = self.live().await;
+        running_pod(&self.env, &tikv).await
+    }
+
+    /// Another instance of the cluster, `name`, with store `id` recorded and its Pod
+    /// running and Ready.
+    pub async fn other_store(&self, name: &str, id: u64) -> Pod {
+        let tikv = self.env.create(sample_tikv(name, "tikv")).await;
+        let api: Api<TiKV> = Api::namespaced(self.env.client.clone(), "default");
+        let mut tikv = tikv;
+        tikv.status.get_or_insert_default().id = Some(id.to_string());
+        let tikv = api.replace_status(name, &PostParams::default(), &tikv).await.unwrap();
+        running_pod(&self.env, &tikv).await
+    }
+
+    /// Replaces a Pod's status, as its kubelet reports it.
+    pub async fn pod_status(&self, pod: &str, status: PodStatus) -> Pod {
+        pod_status(&self.env, pod, status).await
+    }
+}
+
+/// A test-only task: the Pod's drift as the `pod` task finds it, without `pod`'s writes,
+/// for the tasks after it (`restart`, `conditions`).
+pub fn drift() -> Node<TikvState> {
+    sync_task("drift", |s: &mut TikvState| {
+        s.parts.drift = s.pod_drift();
+        Outcome::complete(format!("{:?}", s.parts.drift))
+    })
+}
+
+/// `tikv`'s Pod as the `pod` task makes it (its restart intent recorded), bound to a
+/// node (so a deletion is graceful, as for a Pod a kubelet runs), its process running
+/// and Ready since the operator's now.
+pub async fn running_pod(env: &TestEnv, tikv: &TiKV) -> Pod {
+    let mut pod = crate::tikv::render::pod(&crate::tikv::render::PodInputs {
+        tikv,
+        tls: false,
+        pd_url: "http://pd",
+        config_hash: "cfg-1",
+        tools_image: crate::DEFAULT_TOOLS_IMAGE,
+    })
+    .unwrap();
+    let intent = crate::common::restart::restart_intent(tikv, false);
+    pod.annotations_mut().insert(names::ANNOTATION_RESTART_INTENT.into(), serde_json::to_string(&intent).unwrap());
+    pod.spec.get_or_insert_default().node_name = Some("node-1".into());
+    let pod = env.create::<Pod>(pod).await;
+    let now = crate::context::Clock::now(env.clock.as_ref());
+    pod_status(env, &pod.name_any(), running(now, true)).await
+}
+
+/// Replaces a Pod's status, as its kubelet reports it; the caches then have it.
+pub async fn pod_status(env: &TestEnv, pod: &str, status: PodStatus) -> Pod {
+    let api: Api<Pod> = Api::namespaced(env.client.clone(), "default");
+    let mut live = api.get(pod).await.unwrap();
+    live.status = Some(status);
+    let live = api.replace_status(pod, &PostParams::default(), &live).await.unwrap();
+    env.synced().await;
+    env.sim.requests().reset();
+    live
+}
+
+/// A Pod status as the kubelet reports it: started at `started`, its `tikv` container
+/// running, Ready (since `started`) or not.
+pub fn running(started: Timestamp, ready: bool) -> PodStatus {
+    PodStatus {
+        phase: Some("Running".into()),
+        start_time: Some(Time(started)),
+        conditions: Some(vec![PodCondition {
+            type_: "Ready".into(),
+            status: if ready { "True" } else { "False" }.into(),
+            last_transition_time: Some(Time(started)),
+            ..Default::default()
+        }]),
+        container_statuses: Some(vec![ContainerStatus {
+            name: names::COMPONENT_TIKV.into(),
+            ready,
+            state: Some(ContainerState {
+                running: Some(ContainerStateRunning { started_at: Some(Time(started)) }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    }
+}
+
+/// A Pod status whose `tikv` container has not started (pulling its image).
+pub fn not_running(started: Timestamp) -> PodStatus {
+    PodStatus {
+        phase: Some("Pending".into()),
+        start_time: Some(Time(started)),
+        container_statuses: Some(vec![ContainerStatus {
+            name: names::COMPONENT_TIKV.into(),
+            state: Some(ContainerState {
+                waiting: Some(ContainerStateWaiting { reason: Some("ContainerCreating".into()), message: None }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }]),
+        ..Default::default()
     }
 }
