@@ -3,7 +3,7 @@
 //!
 //! Each [`Cache`] keeps a reflector store of one kind, with `managedFields` dropped
 //! before anything is stored, and fans its changes out to subscribers. Owned kinds
-//! (Pods, ConfigMaps, PVCs, Services, ControllerRevisions) are watched only with the
+//! (Pods, ConfigMaps, PVCs, Services, ControllerRevisions, PodDisruptionBudgets) are watched only with the
 //! operator's managed-by label. Secrets are never cached.
 //!
 //! A subscriber first gets every object in the store, then each object as it changes
@@ -23,6 +23,7 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, Stream, StreamExt};
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
@@ -171,6 +172,7 @@ pub struct Caches {
     pub pvcs: Cache<PersistentVolumeClaim>,
     pub services: Cache<Service>,
     pub revisions: Cache<ControllerRevision>,
+    pub pdbs: Cache<PodDisruptionBudget>,
     drivers: Mutex<Vec<Driver>>,
 }
 
@@ -213,6 +215,7 @@ impl Caches {
             pvcs: cache(&mut drivers, client, namespace, owned()),
             services: cache(&mut drivers, client, namespace, owned()),
             revisions: cache(&mut drivers, client, namespace, owned()),
+            pdbs: cache(&mut drivers, client, namespace, owned()),
             drivers: Mutex::new(drivers),
         }
     }
@@ -236,6 +239,7 @@ impl Caches {
             self.pvcs.store.wait_until_ready(),
             self.services.store.wait_until_ready(),
             self.revisions.store.wait_until_ready(),
+            self.pdbs.store.wait_until_ready(),
         )?;
         Ok(())
     }
@@ -272,6 +276,7 @@ cached! {
     PersistentVolumeClaim => pvcs,
     Service => services,
     ControllerRevision => revisions,
+    PodDisruptionBudget => pdbs,
 }
 
 #[cfg(test)]

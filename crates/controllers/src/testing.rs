@@ -127,6 +127,7 @@ impl TestEnv {
         self.compare::<PersistentVolumeClaim>(true, &mut stale);
         self.compare::<Service>(true, &mut stale);
         self.compare::<ControllerRevision>(true, &mut stale);
+        self.compare::<k8s_openapi::api::policy::v1::PodDisruptionBudget>(true, &mut stale);
         stale
     }
 

@@ -145,6 +145,13 @@ impl ApiError {
         self
     }
 
+    /// Adds `details.causes` (each `{"reason", "message"[, "field"]}`).
+    pub fn with_causes(mut self, causes: Vec<Value>) -> Self {
+        let d = self.details.get_or_insert_with(|| json!({}));
+        d["causes"] = Value::Array(causes);
+        self
+    }
+
     /// The JSON `Status` body.
     pub fn status(&self) -> Value {
         let mut status = json!({

@@ -16,7 +16,7 @@
 //!
 //! # What it serves
 //!
-//! core/v1 Namespace, Pod (with `binding`), Service, ConfigMap, Secret,
+//! core/v1 Namespace, Pod (with `binding` and `eviction`), Service, ConfigMap, Secret,
 //! PersistentVolumeClaim, PersistentVolume, Node, Event; apps/v1 ControllerRevision;
 //! policy/v1 PodDisruptionBudget; coordination.k8s.io/v1 Lease; events.k8s.io/v1 Event
 //! (one store with core Events); storage.k8s.io/v1 StorageClass; apiextensions.k8s.io/v1
@@ -64,6 +64,7 @@ pub mod jsonpath;
 pub mod kubeconfig;
 pub mod meta;
 pub mod patch;
+mod pdb;
 pub mod registry;
 pub mod request_log;
 pub mod selectors;
@@ -85,8 +86,8 @@ pub use patch::PatchType;
 pub use registry::ResourceInfo;
 pub use request_log::{DeletedObject, HookId, RecordHook, RequestLog, RequestRecord, Verb};
 pub use store::{
-    DeleteOptions, Deleted, ListOptions, Propagation, ResourceRef, Store, StoreClient, Subresource, WatchEvent,
-    WatchOptions, Watcher, WriteOptions, Written,
+    DeleteOptions, Deleted, Evicted, ListOptions, Propagation, ResourceRef, Store, StoreClient, Subresource,
+    WatchEvent, WatchOptions, Watcher, WriteOptions, Written,
 };
 pub use validation::custom::FieldValidation;
 

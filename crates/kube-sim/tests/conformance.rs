@@ -9,6 +9,8 @@ mod common;
 mod crud;
 #[path = "conformance/custom.rs"]
 mod custom;
+#[path = "conformance/eviction.rs"]
+mod eviction;
 #[path = "conformance/faults.rs"]
 mod faults;
 #[path = "conformance/kubectl.rs"]

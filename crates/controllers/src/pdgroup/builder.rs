@@ -26,6 +26,7 @@ pub fn tasks() -> Vec<Node<PdGroupState>> {
         common::validate_template(),
         if_break(common::template_invalid(), []),
         common::revision(),
+        common::pdb(),
         common::updater(),
         finally([if_(object_loaded(), [common::group_status(), common::write_status()])]),
     ]

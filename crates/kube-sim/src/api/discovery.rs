@@ -55,6 +55,10 @@ fn resource_entry(r: &ResourceInfo) -> Vec<Value> {
     }
     if !r.custom && r.storage.group.is_empty() && r.plural == "pods" {
         out.push(json!({"name": "pods/binding", "singularName": "", "namespaced": true, "kind": "Binding", "verbs": ["create"]}));
+        // kubectl drain looks for this entry (group and version included) to evict
+        // rather than delete.
+        out.push(json!({"name": "pods/eviction", "singularName": "", "namespaced": true, "group": "policy",
+            "version": "v1", "kind": "Eviction", "verbs": ["create"]}));
     }
     if !r.custom && r.storage.group.is_empty() && r.plural == "namespaces" {
         out.push(json!({"name": "namespaces/finalize", "singularName": "", "namespaced": false, "kind": "Namespace", "verbs": ["update"]}));

@@ -23,7 +23,7 @@ use crate::faults::{FaultAction, FaultTarget};
 use crate::patch::PatchType;
 use crate::registry::ResourceInfo;
 use crate::request_log::{DeletedObject, RequestRecord, Verb, client_name};
-use crate::store::{DeleteOptions, ListOptions, Propagation, Store, Subresource, WatchOptions, WriteOptions};
+use crate::store::{DeleteOptions, ListOptions, Store, Subresource, WatchOptions, WriteOptions};
 use crate::validation::custom::FieldValidation;
 
 /// What the HTTP handlers share.
@@ -344,41 +344,9 @@ impl Req<'_> {
 
     fn delete_options(&self) -> ApiResult<DeleteOptions> {
         let body: Value = if self.body.is_empty() { json!({}) } else { self.body_json()? };
-        let policy =
-            body["propagationPolicy"].as_str().map(str::to_string).or(self.q("propagationPolicy").map(str::to_string));
-        let mut propagation = match policy.as_deref() {
-            None => None,
-            Some("Background") => Some(Propagation::Background),
-            Some("Foreground") => Some(Propagation::Foreground),
-            Some("Orphan") => Some(Propagation::Orphan),
-            Some(other) => {
-                return Err(ApiError::invalid(
-                    "meta.k8s.io",
-                    "DeleteOptions",
-                    "",
-                    &[crate::error::FieldErr::new(
-                        "propagationPolicy",
-                        crate::error::FieldErrKind::NotSupported,
-                        Some(json!(other)),
-                        "supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\"",
-                    )],
-                ));
-            }
-        };
-        let orphan = body["orphanDependents"].as_bool().or(self.q("orphanDependents").map(|v| v == "true"));
-        if propagation.is_none() {
-            propagation = orphan.map(|o| if o { Propagation::Orphan } else { Propagation::Background });
-        }
-        let grace = body["gracePeriodSeconds"].as_i64().or(self.q("gracePeriodSeconds").and_then(|g| g.parse().ok()));
-        let dry_run = body["dryRun"].as_array().is_some_and(|d| d.iter().any(|x| x == "All"))
-            || self.query.get("dryRun").is_some_and(|v| v == "All");
-        Ok(DeleteOptions {
-            propagation,
-            grace_period_seconds: grace,
-            precondition_uid: body["preconditions"]["uid"].as_str().map(str::to_string),
-            precondition_resource_version: body["preconditions"]["resourceVersion"].as_str().map(str::to_string),
-            dry_run,
-        })
+        let mut opts = crate::store::parse_delete_options(&body, |k| self.q(k))?;
+        opts.dry_run |= self.query.get("dryRun").is_some_and(|v| v == "All");
+        Ok(opts)
     }
 
     fn one_table(&self, obj: &Value) -> Value {
@@ -421,6 +389,10 @@ fn dispatch(req: &Req<'_>, verb: Verb) -> ApiResult<Response> {
                 &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
                 &[],
             ));
+        }
+        Some("eviction") if verb == Verb::Create && !info.custom && info.plural == "pods" => {
+            let evicted = store.evict(ns.unwrap_or_default(), name, &req.body_json()?, &req.write_options()?)?;
+            return Ok(json_response(201, &evicted.status, &evicted.warnings));
         }
         Some(s) => {
             let parsed = Subresource::parse(s).ok_or_else(ApiError::no_route)?;

@@ -20,6 +20,8 @@
 //!   graceful termination, ConfigMap re-delivery, through the [`runtime`] hook;
 //! - [`volumes`] (`persistentvolume-controller`, `external-provisioner`,
 //!   `external-resizer`): StorageClasses, provisioning, binding, expansion, protection;
+//! - [`disruption`] (`kube-controller-manager/disruption-controller`): the status of
+//!   PodDisruptionBudgets, which the pod `eviction` subresource reads and spends;
 //! - [`dns`]: kube-dns answers for Services and pod hostnames;
 //! - [`endpoints`]: a Service's endpoints (pod IPs and target ports), as kube-proxy
 //!   routes to them;
@@ -28,6 +30,7 @@
 //!
 //! All delays are read from the store's one [`SimClock`](sim_clock::SimClock).
 
+pub mod disruption;
 pub mod dns;
 pub mod endpoints;
 pub mod events;
@@ -67,6 +70,8 @@ pub struct ClusterConfig {
     pub scheduler: bool,
     pub kubelet: bool,
     pub volumes: bool,
+    /// The disruption controller (PodDisruptionBudget status).
+    pub disruption: bool,
     /// Create the `standard` (default, WaitForFirstConsumer) and `standard-immediate`
     /// StorageClasses if missing.
     pub storage_classes: bool,
@@ -86,6 +91,7 @@ impl Default for ClusterConfig {
             scheduler: true,
             kubelet: true,
             volumes: true,
+            disruption: true,
             storage_classes: true,
             runtimes: RuntimeRegistry::default(),
             timings: Timings::default(),
@@ -102,6 +108,7 @@ impl std::fmt::Debug for ClusterConfig {
             .field("scheduler", &self.scheduler)
             .field("kubelet", &self.kubelet)
             .field("volumes", &self.volumes)
+            .field("disruption", &self.disruption)
             .field("timings", &self.timings)
             .finish_non_exhaustive()
     }
@@ -171,6 +178,9 @@ impl SimulatedCluster {
         }
         if config.volumes {
             tasks.push(tokio::spawn(volumes::run(store.clone(), config.timings.clone(), shutdown_rx.clone())));
+        }
+        if config.disruption {
+            tasks.push(tokio::spawn(disruption::run(store.clone(), shutdown_rx.clone())));
         }
         if config.kubelet {
             tasks.push(tokio::spawn(kubelet::run(

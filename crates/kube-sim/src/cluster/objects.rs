@@ -28,6 +28,7 @@ pub(crate) const SERVICES: Res = Res { group: "", version: "v1", plural: "servic
 pub(crate) const CONFIGMAPS: Res = Res { group: "", version: "v1", plural: "configmaps" };
 pub(crate) const SECRETS: Res = Res { group: "", version: "v1", plural: "secrets" };
 pub(crate) const EVENTS: Res = Res { group: "", version: "v1", plural: "events" };
+pub(crate) const PDBS: Res = Res { group: "policy", version: "v1", plural: "poddisruptionbudgets" };
 pub(crate) const STORAGE_CLASSES: Res = Res { group: "storage.k8s.io", version: "v1", plural: "storageclasses" };
 
 pub(crate) const ZONE: &str = "topology.kubernetes.io/zone";

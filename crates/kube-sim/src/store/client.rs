@@ -218,6 +218,22 @@ impl StoreClient {
         self.call(Verb::Create, &r, Some(ns), Some(pod), Some("binding"), None, |_| self.store.bind(ns, pod, &binding))
     }
 
+    /// `pods/eviction` with a policy/v1 Eviction carrying `delete_options` (a
+    /// `DeleteOptions` object, or null).
+    pub fn evict(&self, ns: &str, pod: &str, delete_options: Value) -> ApiResult<Value> {
+        let mut eviction = serde_json::json!({
+            "apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": pod, "namespace": ns},
+        });
+        if !delete_options.is_null() {
+            eviction["deleteOptions"] = delete_options;
+        }
+        let r = ResourceRef::new("", "v1", "pods");
+        let opts = self.write_options();
+        self.call(Verb::Create, &r, Some(ns), Some(pod), Some("eviction"), None, |_| {
+            self.store.evict(ns, pod, &eviction, &opts).map(|e| e.status)
+        })
+    }
+
     pub fn watch(&self, r: &ResourceRef, ns: Option<&str>, opts: &WatchOptions) -> ApiResult<Watcher> {
         let info = self.info(r)?;
         self.call(Verb::Watch, r, ns, None, None, None, |_| self.store.watch(info.clone(), ns, opts))

@@ -4,6 +4,7 @@
 
 mod admission;
 mod client;
+mod eviction;
 mod list;
 mod ops;
 mod scale;
@@ -17,8 +18,9 @@ use serde_json::Value;
 use sim_clock::{SimClock, SimInstant};
 
 pub use client::{ResourceRef, StoreClient};
+pub use eviction::Evicted;
 pub use list::ListOptions;
-pub(crate) use ops::{CRD_CLEANUP, FOREGROUND, ORPHAN};
+pub(crate) use ops::{CRD_CLEANUP, FOREGROUND, ORPHAN, parse_delete_options};
 pub use ops::{DeleteOptions, Deleted, Propagation, Subresource, WriteOptions, Written};
 pub use watch::{WatchEvent, WatchOptions, Watcher};
 

@@ -67,6 +67,47 @@ pub struct DeleteOptions {
     pub dry_run: bool,
 }
 
+/// `DeleteOptions` from a JSON body (also an eviction's `deleteOptions`), each field
+/// falling back to the query parameter of the same name.
+pub(crate) fn parse_delete_options<'a>(
+    body: &Value,
+    query: impl Fn(&str) -> Option<&'a str>,
+) -> ApiResult<DeleteOptions> {
+    let policy = body["propagationPolicy"].as_str().or_else(|| query("propagationPolicy"));
+    let mut propagation = match policy {
+        None => None,
+        Some("Background") => Some(Propagation::Background),
+        Some("Foreground") => Some(Propagation::Foreground),
+        Some("Orphan") => Some(Propagation::Orphan),
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "meta.k8s.io",
+                "DeleteOptions",
+                "",
+                &[FieldErr::new(
+                    "propagationPolicy",
+                    crate::error::FieldErrKind::NotSupported,
+                    Some(json!(other)),
+                    "supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\"",
+                )],
+            ));
+        }
+    };
+    let orphan = body["orphanDependents"].as_bool().or_else(|| query("orphanDependents").map(|v| v == "true"));
+    if propagation.is_none() {
+        propagation = orphan.map(|o| if o { Propagation::Orphan } else { Propagation::Background });
+    }
+    let grace =
+        body["gracePeriodSeconds"].as_i64().or_else(|| query("gracePeriodSeconds").and_then(|g| g.parse().ok()));
+    Ok(DeleteOptions {
+        propagation,
+        grace_period_seconds: grace,
+        precondition_uid: body["preconditions"]["uid"].as_str().map(str::to_string),
+        precondition_resource_version: body["preconditions"]["resourceVersion"].as_str().map(str::to_string),
+        dry_run: body["dryRun"].as_array().is_some_and(|d| d.iter().any(|x| x == "All")),
+    })
+}
+
 /// The result of a delete: the object as served, and whether it is gone (or only
 /// marked for deletion, waiting on finalizers or a grace period).
 #[derive(Clone, Debug)]
@@ -767,9 +808,18 @@ pub(crate) fn update_locked(
     if opts.dry_run {
         return Ok(Written { object: served(&new)?, warnings, created: false });
     }
+    // An update removing the last finalizer of an object due for deletion deletes it;
+    // one that leaves a pod in graceful termination (no finalizers, or a grace period
+    // still running) keeps it for the kubelet's final delete.
+    let is_ns = is_gr(info, "", "namespaces");
     let released = meta::is_deleting(&new)
         && meta::finalizers(&new).is_empty()
-        && !(is_gr(info, "", "namespaces") && namespace_pending(&new));
+        && if is_ns {
+            !namespace_pending(&new)
+        } else {
+            !meta::finalizers(&old).is_empty()
+                && new["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(0) == 0
+        };
     if released {
         let last = st.commit_delete(&gr, &key, new, at);
         after_delete(st, info, &last);

@@ -396,6 +396,11 @@ fn kubectl_commands(docs: &[Document]) -> Vec<String> {
     commands.push(format!("kubectl scale kvg {group} --replicas {}{ns}", replicas + 2));
     // One store replaced: it leaves PD (leaders, then regions) before its pod and data go.
     commands.push(format!("kubectl delete --wait=false $(kubectl get tikv{ns} -o name | head -n 1){ns}"));
+    // A node drain: evictions within the group's PodDisruptionBudget, one store at a time.
+    use tikv_operator_api::names::{COMPONENT_TIKV, LABEL_COMPONENT, LABEL_GROUP};
+    commands.push(format!(
+        "kubectl drain $(kubectl get pods{ns} -l {LABEL_COMPONENT}={COMPONENT_TIKV},{LABEL_GROUP}={group} -o jsonpath='{{.items[0].spec.nodeName}}') --ignore-daemonsets --delete-emptydir-data"
+    ));
     commands
 }
 

@@ -91,7 +91,8 @@ fn the_commands_to_try_name_the_examples_objects() {
             "kubectl get pods -o wide",
             "kubectl describe tikvgroup tikv",
             "kubectl scale kvg tikv --replicas 5",
-            "kubectl delete --wait=false $(kubectl get tikv -o name | head -n 1)"
+            "kubectl delete --wait=false $(kubectl get tikv -o name | head -n 1)",
+            "kubectl drain $(kubectl get pods -l tikv.org/component=tikv,tikv.org/group=tikv -o jsonpath='{.items[0].spec.nodeName}') --ignore-daemonsets --delete-emptydir-data"
         ]
     );
     assert_eq!(clusters_of(&docs), [("default".to_owned(), "basic".to_owned())]);

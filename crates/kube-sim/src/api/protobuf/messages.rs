@@ -13,6 +13,7 @@ use k8s_pb::api::coordination::v1 as coordinationv1;
 use k8s_pb::api::core::v1 as corev1;
 use k8s_pb::api::events::v1 as eventsv1;
 use k8s_pb::api::policy::v1 as policyv1;
+use k8s_pb::api::policy::v1beta1 as policyv1beta1;
 use k8s_pb::api::storage::v1 as storagev1;
 use k8s_pb::apimachinery::pkg::apis::meta::v1 as metav1;
 use serde_json::{Map, Value};
@@ -35,6 +36,8 @@ pub(super) fn decode_kind(api_version: &str, kind: &str, raw: &[u8]) -> ApiResul
         ("v1", "Binding") => convert::<corev1::Binding>(raw)?,
         ("apps/v1", "ControllerRevision") => convert::<appsv1::ControllerRevision>(raw)?,
         ("policy/v1", "PodDisruptionBudget") => convert::<policyv1::PodDisruptionBudget>(raw)?,
+        ("policy/v1", "Eviction") => convert::<policyv1::Eviction>(raw)?,
+        ("policy/v1beta1", "Eviction") => convert::<policyv1beta1::Eviction>(raw)?,
         ("coordination.k8s.io/v1", "Lease") => convert::<coordinationv1::Lease>(raw)?,
         ("events.k8s.io/v1", "Event") => convert::<eventsv1::Event>(raw)?,
         ("storage.k8s.io/v1", "StorageClass") => convert::<storagev1::StorageClass>(raw)?,
@@ -64,6 +67,8 @@ to_json_impls! {
     corev1::Binding { metadata: ["metadata", k], target: ["target", k] }
     appsv1::ControllerRevision { metadata: ["metadata", k], data: ["data", k], revision: ["revision", k] }
     policyv1::PodDisruptionBudget { metadata: ["metadata", k], spec: ["spec", k], status: ["status", k] }
+    policyv1::Eviction { metadata: ["metadata", k], delete_options: ["deleteOptions", k] }
+    policyv1beta1::Eviction { metadata: ["metadata", k], delete_options: ["deleteOptions", k] }
     coordinationv1::Lease { metadata: ["metadata", k], spec: ["spec", k] }
     eventsv1::Event { metadata: ["metadata", k], event_time: ["eventTime", k], series: ["series", k],
         reporting_controller: ["reportingController", o], reporting_instance: ["reportingInstance", o],

@@ -330,6 +330,30 @@ fn delete_options() {
     );
 }
 
+/// The body `kubectl drain` posts to `pods/{name}/eviction` (policy/v1, or v1beta1 from
+/// older clients).
+#[test]
+fn evictions() {
+    let mut m = meta("web-0");
+    m.namespace = s("default");
+    let v1 = k8s_pb::api::policy::v1::Eviction {
+        metadata: Some(m.clone()),
+        delete_options: Some(metav1::DeleteOptions { grace_period_seconds: Some(5), ..Default::default() }),
+    };
+    let got = decode(&body("policy/v1", "Eviction", &v1)).unwrap();
+    assert_eq!(
+        got,
+        json!({
+            "apiVersion": "policy/v1", "kind": "Eviction",
+            "metadata": {"name": "web-0", "namespace": "default"}, "deleteOptions": {"gracePeriodSeconds": 5}
+        })
+    );
+    let v1beta1 = k8s_pb::api::policy::v1beta1::Eviction { metadata: Some(m), delete_options: None };
+    let got = decode(&body("policy/v1beta1", "Eviction", &v1beta1)).unwrap();
+    assert_eq!(got["kind"], "Eviction");
+    assert!(got.get("deleteOptions").is_none());
+}
+
 #[test]
 fn unmapped_field_fails_naming_it() {
     let pod = corev1::Pod {
