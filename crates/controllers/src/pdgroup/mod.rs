@@ -59,6 +59,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: Shutdown) {
     let controller = Controller::for_shared_stream(caches.pd_groups.subscribe(), store)
         .owns_shared_stream(caches.pds.subscribe())
         .owns_shared_stream(caches.services.subscribe())
+        .owns_shared_stream(caches.pdbs.subscribe())
         .watches_shared_stream(caches.clusters.subscribe(), move |c: Arc<Cluster>| {
             of_cluster(&cluster_store, &c.namespace().unwrap_or_default(), &c.name_any())
         })

@@ -51,6 +51,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: Shutdown) {
     let controller = Controller::for_shared_stream(caches.tikv_groups.subscribe(), store)
         .owns_shared_stream(caches.tikvs.subscribe())
         .owns_shared_stream(caches.services.subscribe())
+        .owns_shared_stream(caches.pdbs.subscribe())
         .watches_shared_stream(caches.clusters.subscribe(), move |c: Arc<Cluster>| {
             of_cluster(&by_cluster, c.namespace(), &c.name_any())
         })
