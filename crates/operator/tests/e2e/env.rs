@@ -315,11 +315,17 @@ impl Env {
     /// the pod network, to the Cluster's PD Service, with pd-ctl's User-Agent. Returns
     /// the status and the body.
     pub async fn sre_pd(&self, method: &str, path: &str, body: Option<Value>) -> (u16, String) {
+        self.proxied(method, &format!("pd-pd.{NS}.svc:2379"), path, body).await
+    }
+
+    /// One HTTP request into the pod network through the harness' proxy, to
+    /// `host:port` (a pod or Service name), with pd-ctl's User-Agent.
+    pub async fn proxied(&self, method: &str, host: &str, path: &str, body: Option<Value>) -> (u16, String) {
         let proxy = self.h.proxy_url();
         let proxy = proxy.trim_start_matches("http://").to_owned();
         let body = body.map(|b| b.to_string()).unwrap_or_default();
         let request = format!(
-            "{method} http://pd-pd.{NS}.svc:2379{path} HTTP/1.1\r\nHost: pd-pd.{NS}.svc:2379\r\n\
+            "{method} http://{host}{path} HTTP/1.1\r\nHost: {host}\r\n\
              User-Agent: {PD_CTL}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
              Connection: close\r\n\r\n{body}",
             body.len()

@@ -136,3 +136,72 @@ async fn rolling_upgrade_of_pd_then_tikv_and_a_config_change() {
     assert!(env.evict_leader_stores().is_empty());
     env.finish().await;
 }
+
+/// The running config of every store, from its status server (`GET /config`).
+async fn running_configs(env: &Env) -> Vec<Value> {
+    let mut configs = Vec::new();
+    for store in env.pd_snapshot().stores.iter().filter(|s| s.state_name == "Up") {
+        let (status, body) = env.proxied("GET", &store.status_address, "/config", None).await;
+        assert_eq!(status, 200, "GET {}/config: {body}", store.status_address);
+        configs.push(serde_json::from_str(&body).unwrap());
+    }
+    configs
+}
+
+/// Under `HotReload` a config change reaches every running store and PD through their
+/// online config APIs and restarts no pod; a key that cannot change online is reported
+/// on each instance (`ConfigNeedsRestart`) and still restarts nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hot_reload_config_change_restarts_nothing() {
+    let env = Env::start().await;
+    env.wait_for("Ready with 3 PD members and 3 TiKV stores", |e| e.converged(3, 3)).await;
+    let pods = |e: &Env| -> Vec<String> {
+        let mut uids: Vec<String> =
+            e.list("pods").iter().map(|p| p["metadata"]["uid"].as_str().unwrap_or_default().to_owned()).collect();
+        uids.sort();
+        uids
+    };
+    let before = pods(&env);
+    let starts: Vec<u64> = env.pd_snapshot().stores.iter().map(|s| s.starts).collect();
+
+    let strategy = json!({"config": "HotReload"});
+    let tikv_config = "[raftstore]\nraft-log-gc-threshold = 100\n";
+    let spec = json!({"updateStrategy": strategy, "config": tikv_config});
+    env.patch("tikvgroups", TIKV_GROUP, json!({"spec": {"template": {"spec": spec}}}));
+    let pd_config = "[schedule]\nleader-schedule-limit = 8\n";
+    env.patch(
+        "pdgroups",
+        PD_GROUP,
+        json!({"spec": {"template": {"spec": {"updateStrategy": strategy, "config": pd_config}}}}),
+    );
+    env.wait_for("the groups on their new revision", |e| e.converged(3, 3)).await;
+    for config in running_configs(&env).await {
+        assert_eq!(config["raftstore"]["raft-log-gc-threshold"], 100, "the running store took it");
+    }
+    let (_, body) = env.sre_pd("GET", "/pd/api/v1/config", None).await;
+    let pd: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(pd["schedule"]["leader-schedule-limit"], 8, "PD took it: {body}");
+    assert_eq!(pods(&env), before, "no pod was restarted");
+    let after: Vec<u64> = env.pd_snapshot().stores.iter().map(|s| s.starts).collect();
+    assert_eq!(after, starts, "no store process started again");
+    for t in env.names("tikvs") {
+        assert!(env.has_event(&t, "Normal", "ConfigApplied"), "{t}: {:?}", env.events_of(&t));
+    }
+
+    // A key TiKV cannot change while it runs: reported, nothing restarted.
+    let fixed = "[raftstore]\nraft-log-gc-threshold = 100\ncapacity = \"100GiB\"\n";
+    env.patch("tikvgroups", TIKV_GROUP, json!({"spec": {"template": {"spec": {"config": fixed}}}}));
+    env.wait_for("ConfigNeedsRestart on every store", |e| {
+        for t in e.list("tikvs") {
+            crate::env::check_condition(&t, "ConfigNeedsRestart", "True", "ConfigNeedsRestart")?;
+        }
+        Ok(())
+    })
+    .await;
+    let t = env.list("tikvs").remove(0);
+    let message = crate::env::condition(&t, "ConfigNeedsRestart").unwrap()["message"].as_str().unwrap().to_owned();
+    assert!(message.starts_with("raftstore.capacity cannot change"), "{message}");
+    assert_eq!(pods(&env), before, "still no pod restarted");
+    env.h.watcher().assert_none();
+    env.finish().await;
+}
