@@ -205,3 +205,75 @@ async fn a_hot_reload_config_change_restarts_nothing() {
     env.h.watcher().assert_none();
     env.finish().await;
 }
+
+/// A store of the cluster on another node, not the operator's (registered straight
+/// with PD), stops: a TiKV upgrade started then restarts no TiKV pod and says why on the
+/// instance it would restart (`RestartBlocked`, naming the store); the operator
+/// restarted meanwhile keeps holding; once the store serves again the upgrade resumes
+/// and completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_down_elsewhere_holds_the_upgrade_until_it_returns() {
+    let mut env = Env::start().await;
+    env.wait_for("Ready with 3 PD members and 3 TiKV stores", |e| e.converged(3, 3)).await;
+    let control = env.pd().control();
+    let foreign = control.register_store("tikv-elsewhere.example:20160").await.unwrap().id;
+    env.wait_for("the foreign store Up", |e| {
+        let up = e.pd_snapshot().stores.iter().any(|s| s.id == foreign && s.state_name == "Up");
+        if up { Ok(()) } else { Err("not yet".to_string()) }
+    })
+    .await;
+    control.stop_store(foreign).await.unwrap();
+    // Two missed heartbeats: within them a store that just died looks alive.
+    env.let_time_pass(std::time::Duration::from_secs(25), std::time::Duration::ZERO).await;
+    let uids = |e: &Env| -> Vec<String> {
+        e.names("tikvs")
+            .iter()
+            .map(|t| e.pod_of(t).and_then(|p| p["metadata"]["uid"].as_str().map(str::to_owned)).unwrap_or_default())
+            .collect()
+    };
+    let before = uids(&env);
+    let seq = env.api_seq();
+    env.patch("tikvgroups", TIKV_GROUP, json!({"spec": {"template": {"spec": {"version": "v8.5.1"}}}}));
+    let blocked = env
+        .wait_for("an instance saying its restart is held by the stopped store", |e| {
+            for t in e.list("tikvs") {
+                let Some(synced) = crate::env::condition(&t, "Synced") else { continue };
+                let message = synced["message"].as_str().unwrap_or_default();
+                if synced["reason"] == "RestartBlocked" && message.contains(&format!("store {foreign}")) {
+                    return Ok(message.to_owned());
+                }
+            }
+            Err("no RestartBlocked yet".to_string())
+        })
+        .await;
+    eprintln!("held: {blocked}");
+    env.restart_operator().await;
+    env.let_time_pass(std::time::Duration::from_secs(60), std::time::Duration::from_millis(500)).await;
+    let pod_deletes: Vec<String> = env
+        .operator_writes(seq)
+        .iter()
+        .filter(|r| r.verb == kube_sim::Verb::Delete && r.resource_path() == "pods")
+        .map(|r| format!("{:?}", r.name))
+        .collect();
+    assert!(pod_deletes.is_empty(), "no TiKV pod restarted while a store is down: {pod_deletes:?}");
+    assert_eq!(uids(&env), before);
+
+    control.restart_store(foreign, None).await.unwrap();
+    env.wait_for("every TiKV pod restarted on v8.5.1 and the group Synced", |e| {
+        let now = uids(e);
+        if now.iter().zip(&before).any(|(a, b)| a == b) {
+            return Err(format!("not every pod restarted: {now:?}"));
+        }
+        let g = e.get("tikvgroups", TIKV_GROUP).ok_or("no group")?;
+        crate::env::check_condition(&g, "Synced", "True", "Synced")?;
+        crate::env::check_condition(&g, "Ready", "True", "Ready")?;
+        if g["status"]["version"] != "v8.5.1" {
+            return Err(format!("version {}", g["status"]["version"]));
+        }
+        Ok(())
+    })
+    .await;
+    assert!(env.evict_leader_stores().is_empty(), "no entry left: {:?}", env.evict_leader_stores());
+    env.h.watcher().assert_none();
+    env.finish().await;
+}
