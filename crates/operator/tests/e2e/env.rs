@@ -46,6 +46,7 @@ pub struct Env {
 pub fn r(plural: &str) -> ResourceRef {
     match plural {
         "pods" | "nodes" | "persistentvolumeclaims" => ResourceRef::new("", "v1", plural),
+        "poddisruptionbudgets" => ResourceRef::new("policy", "v1", plural),
         _ => ResourceRef::new(tikv_operator_api::GROUP, tikv_operator_api::VERSION, plural),
     }
 }

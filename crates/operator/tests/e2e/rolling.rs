@@ -277,3 +277,76 @@ async fn a_store_down_elsewhere_holds_the_upgrade_until_it_returns() {
     env.h.watcher().assert_none();
     env.finish().await;
 }
+
+/// `kubectl drain` of a node holding a TiKV pod: the group's PodDisruptionBudget lets
+/// one TiKV pod go at a time, the evicted pod's preStop hook keeps it up until its
+/// leaders moved (the operator evicts them as soon as it sees the pod terminating), the
+/// pod comes back on another node of its zone as the same store, and no evict-leader
+/// entry is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_drain_respects_the_budget_and_moves_leaders_first() {
+    let env = Env::start().await;
+    env.wait_for("Ready with 3 PD members and 3 TiKV stores", |e| e.converged(3, 3)).await;
+    let pdb = env.get("poddisruptionbudgets", "tikv-tikv").expect("the TiKV group's budget");
+    assert_eq!(pdb["spec"]["minAvailable"], 2, "{pdb}");
+    let victim = env.names("tikvs").into_iter().max_by_key(|t| env.store_of(t).map(|s| s.leader_count)).unwrap();
+    let id = env.store_id(&victim);
+    let pod = env.pod_of(&victim).unwrap();
+    let (pod_name, node) = (name(&pod), pod["spec"]["nodeName"].as_str().unwrap().to_owned());
+
+    let cache = tempfile_dir();
+    let mut drain = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(env.h.kubeconfig_path())
+        .arg("--cache-dir")
+        .arg(&cache)
+        .args(["drain", &node, "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=120s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubectl runs");
+    let mut down_at_once = 0;
+    let status = env
+        .wait_for_within("kubectl drain to finish", std::time::Duration::from_secs(150), |e| {
+            let down = e.names("tikvs").iter().filter(|t| pod_state(e, t).is_none_or(|(_, ready)| !ready)).count();
+            down_at_once = down_at_once.max(down);
+            drain.try_wait().unwrap().ok_or_else(|| "still draining".to_string())
+        })
+        .await;
+    let out = drain.wait_with_output().unwrap();
+    assert!(
+        status.success(),
+        "kubectl drain: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(down_at_once, 1, "the budget lets one TiKV pod go at a time");
+
+    let hook = env.h.program_runs().into_iter().find(|r| r.pod == pod_name && r.hook && r.ended.is_some());
+    let hook = hook.expect("the evicted pod's preStop hook ran");
+    assert_eq!(
+        hook.output.last().map(String::as_str),
+        Some(format!("store {id} leads no region: tikv-server may stop").as_str()),
+        "{:#?}",
+        hook.output
+    );
+    env.wait_for("Ready again with the same stores", |e| e.converged(3, 3)).await;
+    assert_eq!(env.store_id(&victim), id, "the same store came back");
+    let moved = env.pod_of(&victim).unwrap();
+    assert_ne!(moved["spec"]["nodeName"].as_str(), Some(node.as_str()), "rescheduled off the drained node");
+    assert!(env.evict_leader_stores().is_empty(), "no entry left: {:?}", env.evict_leader_stores());
+    env.h.watcher().assert_none();
+    env.finish().await;
+}
+
+/// A private directory for kubectl's discovery cache.
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("kubectl-cache-{}-{}", std::process::id(), rand_suffix()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn rand_suffix() -> u64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+}
