@@ -232,6 +232,12 @@ fn other_pod_not_ready(s: &TikvState, view: &PdView, id: u64) -> Option<String> 
 
 /// Follows a restarted store back: the new process reporting to PD, then its leaders.
 async fn leaders_back(s: &mut TikvState, record: &RestartRecord) -> Outcome {
+    // Nothing but PD's view tells when the new process reports and its leaders come
+    // back: the cache polls fast meanwhile.
+    if let Some(pd) = s.pass.pd() {
+        let key = s.pass.key();
+        s.pass.ctx.pd_waits.waiting(&key, &pd.cache, "a restarted store to serve again");
+    }
     if !s.new_process_serving() {
         s.restarting = Some("restarted; waiting for the new process to report to PD".into());
         return Outcome::retry(RESTART_RECHECK, "restarted; waiting for the new process to report to PD");
@@ -270,6 +276,8 @@ async fn leaders_back(s: &mut TikvState, record: &RestartRecord) -> Outcome {
     }
     s.pass.status.leaders_return = None;
     s.restarting = None;
+    let key = s.pass.key();
+    s.pass.ctx.pd_waits.done(&key);
     if short {
         s.pass.warning(reasons::LEADERS_NOT_BACK, "Restart", message.clone()).await;
     } else {
