@@ -140,8 +140,14 @@ impl Env {
     /// A new operator process: nothing of the old one's memory (caches, waits, PD
     /// views) carries over, only what it wrote to the API server.
     pub async fn restart_operator(&mut self) {
+        self.restart_operator_with(|_| {}).await;
+    }
+
+    /// [`restart_operator`](Self::restart_operator) with its settings changed (another
+    /// build: another tools image, ...).
+    pub async fn restart_operator_with(&mut self, change: impl FnOnce(&mut OperatorConfig)) {
         self.stop_operator().await;
-        let (stop, operator) = spawn_operator(&self.h);
+        let (stop, operator) = spawn_operator_with(&self.h, change);
         self.stop = stop;
         self.operator = Some(operator);
     }
@@ -666,6 +672,10 @@ type OperatorTask = JoinHandle<Result<(), tikv_operator_controllers::Error>>;
 
 /// The operator on its own task, as the playground runs it.
 fn spawn_operator(h: &Harness) -> (watch::Sender<bool>, OperatorTask) {
+    spawn_operator_with(h, |_| {})
+}
+
+fn spawn_operator_with(h: &Harness, change: impl FnOnce(&mut OperatorConfig)) -> (watch::Sender<bool>, OperatorTask) {
     let (stop, stop_rx) = watch::channel(false);
     let shutdown = async move {
         let mut rx = stop_rx;
@@ -673,12 +683,13 @@ fn spawn_operator(h: &Harness) -> (watch::Sender<bool>, OperatorTask) {
     }
     .boxed()
     .shared();
-    let operator = OperatorConfig {
+    let mut operator = OperatorConfig {
         pd_proxy: Some(h.proxy_url()),
         pd_poll_fast: Duration::from_millis(200),
         pd_poll_slow: Duration::from_secs(2),
         ..OperatorConfig::default()
     };
+    change(&mut operator);
     let kubeconfig = h.kubeconfig_path().to_owned();
     let clock = Arc::new(SimulatedClock(h.clock().clone()));
     let task = tokio::spawn(tikv_operator_controllers::run_until_with_clock(kubeconfig, operator, clock, shutdown));

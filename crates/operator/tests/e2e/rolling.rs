@@ -350,3 +350,59 @@ fn rand_suffix() -> u64 {
     use std::time::{SystemTime, UNIX_EPOCH};
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
 }
+
+/// Six stores upgraded one at a time, the operator restarted mid-way (nothing of its
+/// memory carries over): it resumes where the instances' records say, restarts every
+/// store exactly once and leaves no entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn six_stores_upgrade_one_at_a_time_across_an_operator_restart() {
+    let mut env = Env::start().await;
+    env.wait_for("Ready with 3 TiKV stores", |e| e.converged(3, 3)).await;
+    env.patch("tikvgroups", TIKV_GROUP, json!({"spec": {"replicas": 6}}));
+    env.wait_for("Ready with 6 TiKV stores", |e| e.converged(3, 6)).await;
+    let stores = env.store_ids();
+    let version = "v8.5.1";
+    let mut rollout = Rollout::default();
+    rollout.sample(&env, version);
+    env.patch("tikvgroups", TIKV_GROUP, json!({"spec": {"template": {"spec": {"version": version}}}}));
+    env.wait_for("two stores restarted", |e| {
+        rollout.sample(e, version);
+        if rollout.restarted.len() >= 2 { Ok(()) } else { Err(format!("{:?}", rollout.restarted)) }
+    })
+    .await;
+    env.restart_operator().await;
+    env.wait_for("every TiKV pod on v8.5.1", |e| {
+        rollout.sample(e, version);
+        e.converged(3, 6)?;
+        let old: Vec<String> =
+            e.names("tikvs").into_iter().filter(|t| pod_state(e, t).is_none_or(|(tag, _)| tag != version)).collect();
+        if old.is_empty() { Ok(()) } else { Err(format!("still old: {old:?}")) }
+    })
+    .await;
+    eprintln!("six stores: {rollout:?}");
+    assert_eq!(rollout.tikv_down_at_once, 1, "{rollout:?}");
+    assert_eq!(rollout.restarted.len(), 6, "each store restarted once: {:?}", rollout.restarted);
+    assert_eq!(rollout.restarted.iter().collect::<BTreeSet<_>>().len(), 6);
+    assert_eq!(env.store_ids(), stores);
+    assert!(env.evict_leader_stores().is_empty(), "{:?}", env.evict_leader_stores());
+    env.finish().await;
+}
+
+/// The same intent under a newer operator build that renders Pods differently (here:
+/// another tools image for the preStop hook's init container) restarts nothing, and
+/// writes nothing once settled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_operator_build_restarts_nothing() {
+    let mut env = Env::start().await;
+    env.wait_for("Ready", |e| e.converged(3, 3)).await;
+    let uids = |e: &Env| -> BTreeSet<String> {
+        e.list("pods").iter().map(|p| p["metadata"]["uid"].as_str().unwrap_or_default().to_owned()).collect()
+    };
+    let before = uids(&env);
+    env.restart_operator_with(|config| config.tools_image = "registry.example/tikv-operator:v9.9.9".into()).await;
+    env.let_time_pass(std::time::Duration::from_secs(120), std::time::Duration::from_secs(2)).await;
+    env.converged(3, 3).unwrap();
+    assert_eq!(uids(&env), before, "no pod was recreated");
+    env.assert_idle_for_a_minute().await;
+    env.finish().await;
+}
