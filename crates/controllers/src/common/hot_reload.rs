@@ -18,6 +18,25 @@ use super::{Instance, Object};
 use crate::apply::patch_params;
 use crate::error::is_conflict;
 
+/// What an online config change needs, or the outcome that ends the task: a config
+/// change under `HotReload` no restart applies anyway, the Pod running, and PD.
+pub fn target<S: InstanceState>(s: &S, what: &str) -> Result<(Pod, S::I, crate::pd_registry::PdHandle), Outcome> {
+    let drift = &s.parts().drift;
+    if !drift.hot_reload || drift.needs_restart() {
+        return Err(Outcome::complete("not needed"));
+    }
+    let (Some(pod), Some(instance)) = (s.parts().pod.clone(), s.pass().object.clone()) else {
+        return Err(Outcome::complete("no pod"));
+    };
+    if super::instance::pod_terminating(&pod) || !super::instance::pod_running(&pod) {
+        return Err(Outcome::wait(format!("the config is applied online once the {what} runs")));
+    }
+    let Some(pd) = s.pass().pd() else {
+        return Err(Outcome::wait("the cluster's PD is not registered"));
+    };
+    Ok((pod, instance, pd))
+}
+
 /// The instance's config as dotted keys; empty when it is not TOML (the group refuses
 /// such a template before it reaches an instance).
 pub fn desired_keys(config: &str) -> Map<String, Value> {

@@ -132,3 +132,32 @@ pub fn instance_pvcs<S: InstanceState>(s: &S) -> Vec<Arc<PersistentVolumeClaim>>
     ]);
     pass.ctx.caches.list(&pass.namespace, &selector)
 }
+
+/// Deletes the instance's Pod `pod` — the one read, by its UID (not one re-created under
+/// its name since) — with `grace` seconds if given. `Err` with the outcome that ends the
+/// task: Wait when it is already gone or was replaced, Fail on other errors.
+pub async fn delete_pod_by_uid<S: InstanceState>(
+    s: &S,
+    pod: &Pod,
+    grace: Option<u32>,
+) -> Result<(), tikv_operator_task::Outcome> {
+    use kube::api::{DeleteParams, Preconditions};
+    use tikv_operator_task::Outcome;
+    let name = pod.name_any();
+    let api: kube::Api<Pod> = kube::Api::namespaced(s.pass().ctx.client.clone(), &s.pass().namespace);
+    let params = DeleteParams {
+        grace_period_seconds: grace,
+        preconditions: Some(Preconditions { uid: pod.uid(), resource_version: None }),
+        ..Default::default()
+    };
+    match api.delete(&name, &params).await {
+        Ok(_) => Ok(()),
+        Err(error) if crate::error::is_not_found(&error) => {
+            Err(Outcome::wait(format!("pod {name} already gone; waiting for the cache")))
+        }
+        Err(error) if crate::error::is_conflict(&error) => {
+            Err(Outcome::wait(format!("pod {name} was replaced meanwhile; waiting for the cache")))
+        }
+        Err(error) => Err(Outcome::fail(error)),
+    }
+}

@@ -21,8 +21,7 @@ use tikv_operator_pd::PdError;
 use tikv_operator_task::{Node, Outcome, task};
 
 use crate::common::Instance;
-use crate::common::hot_reload::{changed_keys, describe, desired_keys, record_applied};
-use crate::common::instance::{pod_running, pod_terminating};
+use crate::common::hot_reload::{changed_keys, describe, desired_keys, record_applied, target};
 use crate::pd::state::PdState;
 
 /// How soon an unanswering PD is asked again.
@@ -33,18 +32,9 @@ pub fn hot_reload() -> Node<PdState> {
 }
 
 async fn run(s: &mut PdState) -> Outcome {
-    let drift = &s.parts.drift;
-    if !drift.hot_reload || drift.needs_restart() {
-        return Outcome::complete("not needed");
-    }
-    let (Some(pod), Some(pd_object)) = (s.parts.pod.clone(), s.pass.object.clone()) else {
-        return Outcome::complete("no pod");
-    };
-    if pod_terminating(&pod) || !pod_running(&pod) {
-        return Outcome::wait("the config is applied online once the member runs");
-    }
-    let Some(pd) = s.pass.pd() else {
-        return Outcome::wait("the cluster's PD is not registered");
+    let (_, pd_object, pd) = match target(s, "member") {
+        Ok(target) => target,
+        Err(outcome) => return outcome,
     };
     let running = match pd.pd_config().await {
         Ok(running) => running,

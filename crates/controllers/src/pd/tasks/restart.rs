@@ -17,15 +17,13 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{DeleteParams, Preconditions};
-use kube::{Api, ResourceExt};
+use kube::ResourceExt;
 use tikv_operator_api::condition::reasons;
 use tikv_operator_pd::PdView;
 use tikv_operator_task::{Node, Outcome, task};
 
 use crate::common::guards::destructive_allowed;
-use crate::common::instance::{pod_ready_since, pod_running, pod_terminating};
-use crate::error::is_not_found;
+use crate::common::instance::{delete_pod_by_uid, pod_ready_since, pod_running, pod_terminating};
 use crate::pd::state::{MemberView, PdState};
 
 /// How often a blocked restart, or a leadership transfer, is looked at again.
@@ -61,18 +59,8 @@ async fn run(s: &mut PdState) -> Outcome {
             }
         }
     }
-    let api: Api<Pod> = Api::namespaced(s.pass.ctx.client.clone(), &s.pass.namespace);
-    let params = DeleteParams {
-        preconditions: Some(Preconditions { uid: pod.uid(), resource_version: None }),
-        ..Default::default()
-    };
-    match api.delete(&name, &params).await {
-        Ok(_) => {}
-        Err(error) if is_not_found(&error) => return Outcome::wait(format!("pod {name} already gone")),
-        Err(error) if crate::error::is_conflict(&error) => {
-            return Outcome::wait(format!("pod {name} was replaced meanwhile; waiting for the cache"));
-        }
-        Err(error) => return Outcome::fail(error),
+    if let Err(outcome) = delete_pod_by_uid(s, &pod, None).await {
+        return outcome;
     }
     let how = if running { "every other member healthy" } else { "its process was not running" };
     let message = format!("restarting pod {name} for {what} ({how})");

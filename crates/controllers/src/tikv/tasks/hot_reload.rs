@@ -20,8 +20,7 @@ use tikv_operator_pd::PdError;
 use tikv_operator_task::{Node, Outcome, task};
 
 use crate::common::Instance;
-use crate::common::hot_reload::{changed_keys, describe, desired_keys, record_applied};
-use crate::common::instance::{pod_running, pod_terminating};
+use crate::common::hot_reload::{changed_keys, describe, desired_keys, record_applied, target};
 use crate::tikv::render::advertise_status_addr;
 use crate::tikv::state::TikvState;
 
@@ -33,18 +32,9 @@ pub fn hot_reload() -> Node<TikvState> {
 }
 
 async fn run(s: &mut TikvState) -> Outcome {
-    let drift = &s.parts.drift;
-    if !drift.hot_reload || drift.needs_restart() {
-        return Outcome::complete("not needed");
-    }
-    let (Some(pod), Some(tikv)) = (s.parts.pod.clone(), s.pass.object.clone()) else {
-        return Outcome::complete("no pod");
-    };
-    if pod_terminating(&pod) || !pod_running(&pod) {
-        return Outcome::wait("the config is applied online once the store runs");
-    }
-    let Some(pd) = s.pass.pd() else {
-        return Outcome::wait("the cluster's PD is not registered");
+    let (_, tikv, pd) = match target(s, "store") {
+        Ok(target) => target,
+        Err(outcome) => return outcome,
     };
     let url = format!("http://{}", advertise_status_addr(&tikv));
     let running = match pd.store_config(&url).await {

@@ -32,8 +32,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{DeleteParams, Preconditions};
-use kube::{Api, ResourceExt};
+use kube::ResourceExt;
 use tikv_operator_api::TiKV;
 use tikv_operator_api::condition::reasons;
 use tikv_operator_api::names::{ANNOTATION_RESTART, LABEL_CLUSTER};
@@ -42,8 +41,7 @@ use tikv_operator_pd::{NodeState, PdView};
 use tikv_operator_task::{Node, Outcome, task};
 
 use crate::common::Instance;
-use crate::common::instance::{pod_ready_since, pod_running, pod_terminating};
-use crate::error::is_not_found;
+use crate::common::instance::{delete_pod_by_uid, pod_ready_since, pod_running, pod_terminating};
 use crate::tikv::state::{Leaders, Refusal, RestartRecord, TikvState};
 
 /// How often a blocked restart, or a restarted store coming back, is looked at again.
@@ -114,19 +112,8 @@ async fn run(s: &mut TikvState) -> Outcome {
         }
     }
     let grace = grace_seconds(s);
-    let api: Api<Pod> = Api::namespaced(s.pass.ctx.client.clone(), &s.pass.namespace);
-    let params = DeleteParams {
-        grace_period_seconds: Some(grace),
-        preconditions: Some(Preconditions { uid: Some(uid), resource_version: None }),
-        ..Default::default()
-    };
-    match api.delete(&name, &params).await {
-        Ok(_) => {}
-        Err(error) if is_not_found(&error) => return Outcome::wait(format!("pod {name} already gone")),
-        Err(error) if crate::error::is_conflict(&error) => {
-            return Outcome::wait(format!("pod {name} was replaced meanwhile; waiting for the cache"));
-        }
-        Err(error) => return Outcome::fail(error),
+    if let Err(outcome) = delete_pod_by_uid(s, &pod, Some(grace)).await {
+        return outcome;
     }
     let how = if running { "leaders moved away first" } else { "its process was not running" };
     let message = format!("restarting pod {name} for {what} ({how}; grace {grace}s)");
@@ -292,6 +279,8 @@ mod tests {
     use crate::testing::{FakePd, t0};
     use crate::tikv::tasks::evict_leaders;
     use crate::tikv::tasks::testkit::{Kit, drift, four_stores, not_running, running};
+    use kube::Api;
+    use kube::api::DeleteParams;
     use serde_json::json;
     use tikv_operator_api::names::ANNOTATION_EVICT_LEADER_STORE;
     use tikv_operator_pd::{CheckedPeer, PdError, PeerCheck, RegionHealth, RegionPeers};
