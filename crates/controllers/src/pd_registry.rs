@@ -112,6 +112,11 @@ impl PdHandle {
         self.writer.update_store_config(status_url, changes).await
     }
 
+    /// The leaders a store counts itself (its `/metrics`).
+    pub async fn store_leader_count(&self, status_url: &str) -> Result<u64, PdError> {
+        self.writer.store_leader_count(status_url).await
+    }
+
     /// PD's running config.
     pub async fn pd_config(&self) -> Result<serde_json::Value, PdError> {
         self.writer.pd_config().await

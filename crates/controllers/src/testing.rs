@@ -389,6 +389,8 @@ struct FakeState {
     pd_config: serde_json::Value,
     /// Dotted keys the online config APIs refuse.
     refused_keys: BTreeSet<String>,
+    /// Leaders stores count on their own metrics, by status URL (0 when not set).
+    metrics_leaders: HashMap<String, u64>,
 }
 
 /// An in-memory PD for the PD cache, and the recording PD writer: every write is logged
@@ -530,6 +532,12 @@ impl FakePd {
     /// Keys TiKV's and PD's online config APIs refuse (they cannot change online).
     pub fn refuse_online(self, key: &str) -> Self {
         self.0.lock().unwrap().refused_keys.insert(key.to_string());
+        self
+    }
+
+    /// The leader count a store's own `/metrics` shows.
+    pub fn metrics_leaders(&self, status_url: &str, leaders: u64) -> &Self {
+        self.0.lock().unwrap().metrics_leaders.insert(status_url.to_string(), leaders);
         self
     }
 
@@ -842,6 +850,11 @@ impl PdWrite for FakePd {
             }
             Ok(())
         })
+    }
+
+    fn store_leader_count<'a>(&'a self, status_url: &'a str) -> BoxFuture<'a, Result<u64, PdError>> {
+        let count = self.read(|s| Ok(s.metrics_leaders.get(status_url).copied().unwrap_or(0)));
+        Box::pin(async move { count })
     }
 
     fn pd_config(&self) -> BoxFuture<'_, Result<serde_json::Value, PdError>> {

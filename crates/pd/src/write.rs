@@ -55,6 +55,9 @@ pub trait PdWrite: Send + Sync + 'static {
         changes: &'a Map<String, Value>,
     ) -> BoxFuture<'a, Result<()>>;
 
+    /// The leaders a store counts itself, from its `/metrics` (a read of the store).
+    fn store_leader_count<'a>(&'a self, status_url: &'a str) -> BoxFuture<'a, Result<u64>>;
+
     /// `GET /pd/api/v1/config`: PD's running config.
     fn pd_config(&self) -> BoxFuture<'_, Result<Value>>;
 
@@ -105,6 +108,10 @@ impl PdWrite for PdClient {
         changes: &'a Map<String, Value>,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(PdClient::update_store_config(self, status_url, changes))
+    }
+
+    fn store_leader_count<'a>(&'a self, status_url: &'a str) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(PdClient::store_leader_count(self, status_url))
     }
 
     fn pd_config(&self) -> BoxFuture<'_, Result<Value>> {

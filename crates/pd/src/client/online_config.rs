@@ -28,6 +28,20 @@ impl PdClient {
         self.execute_on(&call, Some(&base)).await.map(drop)
     }
 
+    /// The leaders a store counts itself (`GET <status>/metrics`,
+    /// `tikv_raftstore_region_count{type="leader"}`): fresher than PD's view, which a
+    /// heartbeat brings.
+    pub async fn store_leader_count(&self, status_url: &str) -> Result<u64> {
+        let base = parse(status_url)?;
+        let answer = self.execute_on(&Call::get("/metrics"), Some(&base)).await?;
+        let text = String::from_utf8_lossy(&answer.body);
+        leader_count(&text).ok_or_else(|| PdError::Http {
+            status: answer.status,
+            path: "/metrics".into(),
+            body: "no tikv_raftstore_region_count{type=\"leader\"} sample".into(),
+        })
+    }
+
     /// `GET /pd/api/v1/config` as JSON, every section.
     pub async fn pd_config_json(&self) -> Result<Value> {
         const PATH: &str = "/pd/api/v1/config";
@@ -46,6 +60,16 @@ impl PdClient {
 
 fn parse(status_url: &str) -> Result<Url> {
     Url::parse(status_url).map_err(|e| PdError::Config(format!("invalid status URL {status_url:?}: {e}")))
+}
+
+/// The value of `tikv_raftstore_region_count{type="leader"}` in a Prometheus text page.
+pub fn leader_count(page: &str) -> Option<u64> {
+    page.lines().filter(|l| l.starts_with("tikv_raftstore_region_count{") && l.contains("type=\"leader\"")).find_map(
+        |l| {
+            let value: f64 = l.rsplit_once(' ')?.1.trim().parse().ok()?;
+            (value >= 0.0).then_some(value as u64)
+        },
+    )
 }
 
 /// A TOML or JSON config as dotted keys to values (`raftstore.raft-log-gc-threshold`);
@@ -74,6 +98,14 @@ pub fn flatten(value: &Value) -> Map<String, Value> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_leader_count_is_read_from_the_metrics_page() {
+        let page = "# HELP x\ntikv_raftstore_region_count{type=\"region\"} 30\ntikv_raftstore_region_count{type=\"leader\"} 12\n";
+        assert_eq!(leader_count(page), Some(12));
+        assert_eq!(leader_count("tikv_raftstore_region_count{type=\"leader\"} 0"), Some(0));
+        assert_eq!(leader_count("nothing here"), None);
+    }
 
     #[test]
     fn a_config_flattens_to_dotted_keys() {

@@ -5,7 +5,7 @@
 //! (DESIGN.md section 5 items 1, 2 and 4): the right PD and a fresh view, read under a
 //! PD leader that an earlier poll saw too; the store's leaders evicted (`evict_leaders`
 //! moves them away while a restart is wanted; a stalled eviction never lets a restart
-//! through); every other store that is not Tombstone Up with a heartbeat at most two
+//! through), at 0 in PD's view and on the store's own metrics (read right then); every other store that is not Tombstone Up with a heartbeat at most two
 //! heartbeat intervals old, and its Pod Ready and not terminating; and PD's region
 //! checks, read right before, showing no down or pending peer on another store and no
 //! region already missing a peer that has one here. A Pod whose process does not run
@@ -146,6 +146,20 @@ async fn gates(s: &TikvState) -> Result<(), Refusal> {
         Leaders::Moving(left) => return Err(blocked(format!("{left} leaders still on store {id}"))),
         Leaders::Stay | Leaders::NotYet => return Err(blocked(format!("store {id}'s leaders are not evicted yet"))),
     }
+    let Some(pd) = s.pass.pd() else {
+        return Err(Refusal { reason: reasons::PD_UNAVAILABLE, message: "the cluster's PD is not registered".into() });
+    };
+    if s.leaders == Leaders::Evicted
+        && let Some(tikv) = &s.pass.object
+    {
+        // PD's count comes with the store's heartbeat; the store's own is current.
+        let url = format!("http://{}", crate::tikv::render::advertise_status_addr(tikv));
+        match pd.store_leader_count(&url).await {
+            Ok(0) => {}
+            Ok(left) => return Err(blocked(format!("store {id} still counts {left} leaders on its own metrics"))),
+            Err(error) => return Err(blocked(format!("store {id}'s own metrics did not answer: {error}"))),
+        }
+    }
     let view = &observed.view;
     if view.leader_for().is_zero() {
         return Err(blocked("PD's leader just changed: waiting for a view read under a settled leader".into()));
@@ -157,9 +171,6 @@ async fn gates(s: &TikvState) -> Result<(), Refusal> {
     if let Some(why) = other_pod_not_ready(s, view, id) {
         return Err(blocked(why));
     }
-    let Some(pd) = s.pass.pd() else {
-        return Err(Refusal { reason: reasons::PD_UNAVAILABLE, message: "the cluster's PD is not registered".into() });
-    };
     match pd.region_health().await {
         Ok(health) => match health.restart_blocker(id) {
             Some(why) => Err(blocked(why)),
@@ -359,6 +370,17 @@ mod tests {
         // Without an eviction under way (Stay, or NotYet) nothing is restarted either.
         let (s, report) = kit.pass([drift(), restart()]).await;
         assert_eq!(held_after(&kit, &s, &report), blocked("store 5's leaders are not evicted yet"));
+    }
+
+    #[tokio::test]
+    async fn leaders_the_store_still_counts_on_its_own_metrics_hold_the_restart() {
+        let (kit, _) = outdated(pd(0)).await;
+        let url = "http://tikv-tikv-abc123.tikv-tikv-peer.default.svc:20180";
+        kit.pd.metrics_leaders(url, 2);
+        assert_eq!(held(&kit).await, blocked("store 5 still counts 2 leaders on its own metrics"));
+        kit.pd.metrics_leaders(url, 0);
+        let (_, report) = pass(&kit).await;
+        assert_eq!(kit.writes(), [TIKV, DELETE], "{report}");
     }
 
     #[tokio::test]
