@@ -66,6 +66,11 @@ pub struct Knobs {
     pub pd_leader_change_min: Duration,
     #[serde(with = "go_duration_serde")]
     pub pd_leader_change_max: Duration,
+    /// Every PD member checks this often whether its leader priority is higher than the
+    /// etcd leader's, and if so takes leadership (PD's `LeaderPriorityCheckInterval`:
+    /// one minute, not settable in PD's config file).
+    #[serde(with = "go_duration_serde")]
+    pub leader_priority_check: Duration,
     /// A follower waits this long for a leader before answering 503 (PD: about 3 s).
     #[serde(with = "go_duration_serde")]
     pub no_leader_wait: Duration,
@@ -111,6 +116,7 @@ impl Knobs {
                 raft_election_timeout: secs(10),
                 pd_leader_change_min: secs(1),
                 pd_leader_change_max: secs(5),
+                leader_priority_check: secs(60),
                 no_leader_wait: secs(3),
                 pd_region_load: secs(1),
                 tikv_catch_up: secs(5),
@@ -139,6 +145,7 @@ impl Knobs {
                 raft_election_timeout: ms(500),
                 pd_leader_change_min: ms(100),
                 pd_leader_change_max: ms(100),
+                leader_priority_check: secs(3),
                 no_leader_wait: ms(300),
                 pd_region_load: ms(50),
                 tikv_catch_up: ms(200),
@@ -177,6 +184,7 @@ impl Knobs {
             &mut self.node_state_check,
             &mut self.schedule_min_interval,
             &mut self.schedule_max_interval,
+            &mut self.leader_priority_check,
         ] {
             *d = (*d).max(floor);
         }
@@ -206,6 +214,10 @@ mod tests {
             assert!(k.max_store_down_time > k.max_peer_down_duration * 2);
             assert!(k.disconnected_after >= k.store_heartbeat * 2);
             assert!(k.leader_transfer_max < k.region_move_base + k.leader_transfer_max);
+            assert!(
+                k.leader_priority_check > k.pd_leader_change_max * 10,
+                "a moved leader is seen before PD moves it back"
+            );
         }
     }
 

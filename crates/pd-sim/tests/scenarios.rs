@@ -848,6 +848,34 @@ async fn scenario_6_pd_members_transfer_delete_add_quorum() {
 }
 
 #[tokio::test]
+async fn pd_leader_priority_moves_leadership_and_undoes_a_transfer_away() {
+    // PD's real one-minute interval: a transfer shows long before PD undoes it.
+    let knobs = pd_sim::Knobs {
+        leader_priority_check: Duration::from_secs(60),
+        ..pd_sim::Knobs::for_preset(pd_sim::Preset::Fast)
+    };
+    let env = start(Config { members: 3, knobs: Some(knobs), ..Config::fast() }).await;
+    env.eventually("a leader", Duration::from_secs(1), async |e| e.get("/pd/api/v1/leader").await.status == 200).await;
+    let leader = env.get("/pd/api/v1/leader").await.json()["name"].as_str().unwrap().to_owned();
+    let others: Vec<&str> = ["pd-0", "pd-1", "pd-2"].into_iter().filter(|n| *n != leader).collect();
+    let (preferred, other) = (others[0], others[1]);
+
+    let r = env.post(&format!("/pd/api/v1/members/name/{preferred}"), r#"{"leader-priority": 10}"#).await;
+    assert_eq!((r.status, r.text.as_str()), (200, pd_string("success").as_str()));
+    let members = env.get("/pd/api/v1/members").await.json();
+    let shown = members["members"].as_array().unwrap().iter().find(|m| m["name"] == preferred).unwrap().clone();
+    assert_eq!(shown["leader_priority"], 10);
+    assert_eq!(members["leader"]["name"], leader.as_str(), "nothing moves before the next check");
+    let leads = async |e: &Env, name: &str| e.get("/pd/api/v1/leader").await.json()["name"] == name;
+    env.eventually("the higher priority leads", Duration::from_secs(62), async |e| leads(e, preferred).await).await;
+
+    let r = env.post(&format!("/pd/api/v1/leader/transfer/{other}"), "").await;
+    assert_eq!(r.status, 200);
+    env.eventually("transferred away", Duration::from_secs(1), async |e| leads(e, other).await).await;
+    env.eventually("moved back by PD", Duration::from_secs(62), async |e| leads(e, preferred).await).await;
+}
+
+#[tokio::test]
 async fn a_wiped_pd_member_rejoins_with_a_new_id() {
     let env = start(Config { members: 3, ..Config::fast() }).await;
     let ctl = env.ctl();

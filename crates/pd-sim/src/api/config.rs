@@ -213,7 +213,7 @@ pub async fn full(State(ctx): State<Ctx>) -> ApiResult {
         "WarningMsgs": null,
         "DisableStrictReconfigCheck": false,
         "HeartbeatStreamBindInterval": "1m0s",
-        "LeaderPriorityCheckInterval": "1m0s",
+        "LeaderPriorityCheckInterval": go_duration(c.knobs.leader_priority_check),
         "dashboard": {"tidb-cacert-path": "", "tidb-cert-path": "", "tidb-key-path": "", "public-path-prefix": "", "internal-proxy": false, "enable-telemetry": false, "enable-experimental": false},
         "replication-mode": replication_mode_json(&c),
         "keyspace": keyspace_json(&c),

@@ -1,5 +1,19 @@
 //! PD members and the PD leader. A leader exists only while a majority of the members
 //! in etcd run; a change of leader leaves a gap of `pd-leader-change-*`.
+//!
+//! As in PD, the PD leader follows the etcd leader: only the etcd leader campaigns, and
+//! a PD leader that sees etcd leadership move away resigns. An election after a lost
+//! leader picks any running member (etcd's raft knows nothing of leader priorities).
+//! Priorities act through PD's leader-priority loop (`etcdLeaderLoop` calling
+//! `CheckPriority`): every running member, on a ticker started with its process and
+//! firing every `LeaderPriorityCheckInterval` (one minute, not settable in PD's config;
+//! the `leader-priority-check` knob here), compares its own priority with the etcd
+//! leader's and, when its own is strictly higher, moves etcd leadership to itself; the
+//! PD leadership follows after the usual gap. So a higher-priority member that runs takes
+//! leadership at its next tick, a stopped one never does, equal priorities move nothing,
+//! and a transfer to a lower-priority member is undone within a minute.
+
+use std::time::Duration;
 
 use rand::Rng;
 use rand::rngs::StdRng;
@@ -84,7 +98,7 @@ impl Members {
 
     /// Re-evaluates leadership after any change: drops a leader that lost its process,
     /// its membership or the quorum, and schedules a campaign when one can succeed.
-    pub fn reconcile(&mut self, now: SimInstant, delay: std::time::Duration) {
+    pub fn reconcile(&mut self, now: SimInstant, delay: Duration) {
         let leader_ok = self.leader.and_then(|id| self.by_id(id)).is_some_and(|m| m.running && m.in_etcd);
         if !self.has_quorum() {
             self.leader = None;
@@ -103,8 +117,9 @@ impl Members {
         }
     }
 
-    /// Runs a due campaign: the preferred member if it can lead, else the running member
-    /// with the highest leader priority (ties broken at random).
+    /// Runs a due campaign: the preferred member (the etcd leader) if it can lead, else
+    /// any running member, as etcd's election would pick; leader priorities play no part
+    /// here (the leader-priority loop applies them afterwards).
     pub fn campaign(&mut self, rng: &mut StdRng) {
         let Some((_, preferred)) = self.election.take() else { return };
         if !self.has_quorum() {
@@ -114,13 +129,7 @@ impl Members {
         let chosen = match preferred.and_then(|id| self.by_id(id)).filter(|m| eligible(m)) {
             Some(m) => m.member_id,
             None => {
-                let best = self.list.iter().filter(|m| eligible(m)).map(|m| m.leader_priority).max();
-                let candidates: Vec<u64> = self
-                    .list
-                    .iter()
-                    .filter(|m| eligible(m) && Some(m.leader_priority) == best)
-                    .map(|m| m.member_id)
-                    .collect();
+                let candidates: Vec<u64> = self.list.iter().filter(|m| eligible(m)).map(|m| m.member_id).collect();
                 if candidates.is_empty() {
                     return;
                 }
@@ -133,7 +142,7 @@ impl Members {
 
     /// `POST /leader/transfer/{name}`: etcd leadership moves at once, PD leadership after
     /// a campaign.
-    pub fn transfer(&mut self, name: &str, now: SimInstant, delay: std::time::Duration) -> Result<(), MemberError> {
+    pub fn transfer(&mut self, name: &str, now: SimInstant, delay: Duration) -> Result<(), MemberError> {
         let target = self
             .by_name(name)
             .filter(|m| m.running && m.in_etcd)
@@ -149,7 +158,7 @@ impl Members {
     }
 
     /// `POST /leader/resign`: leadership moves to a random other member, if any.
-    pub fn resign(&mut self, now: SimInstant, delay: std::time::Duration, rng: &mut StdRng) {
+    pub fn resign(&mut self, now: SimInstant, delay: Duration, rng: &mut StdRng) {
         let others: Vec<String> = self
             .list
             .iter()
@@ -161,6 +170,43 @@ impl Members {
         }
         let target = others[rng.random_range(0..others.len())].clone();
         let _ = self.transfer(&target, now, delay);
+    }
+
+    /// Whether member `id`'s leader-priority check would move leadership now (PD's
+    /// `CheckPriority`): it runs, a quorum answers its reads, an etcd leader exists and
+    /// is another member, and its own priority is strictly higher than that leader's.
+    pub fn priority_check_moves(&self, id: u64) -> bool {
+        let Some(me) = self.by_id(id).filter(|m| m.running && m.in_etcd) else { return false };
+        if !self.has_quorum() {
+            return false;
+        }
+        let Some(leader) = self.etcd_leader.filter(|l| *l != id).and_then(|l| self.by_id(l)) else { return false };
+        me.leader_priority > leader.leader_priority
+    }
+
+    /// The next leader-priority check that would move leadership: the earliest tick,
+    /// strictly after `now`, of a member for which [`priority_check_moves`] holds. Each
+    /// member's ticks fall every `interval` from its process start. The ticks of the
+    /// other members would find nothing, and are skipped.
+    ///
+    /// [`priority_check_moves`]: Self::priority_check_moves
+    pub fn next_priority_check(&self, now: SimInstant, interval: Duration) -> Option<(SimInstant, u64)> {
+        self.list
+            .iter()
+            .filter(|m| self.priority_check_moves(m.member_id))
+            .map(|m| (super::next_on_grid(m.started_at, interval, now), m.member_id))
+            .min()
+    }
+
+    /// Member `id`'s leader-priority check at one of its ticks: when it has the higher
+    /// priority, etcd leadership moves to it at once and PD leadership after a campaign,
+    /// as for [`transfer`](Self::transfer). Returns whether leadership moved.
+    pub fn check_priority(&mut self, id: u64, now: SimInstant, delay: Duration) -> bool {
+        if !self.priority_check_moves(id) {
+            return false;
+        }
+        let Some(name) = self.by_id(id).map(|m| m.name.clone()) else { return false };
+        self.transfer(&name, now, delay).is_ok()
     }
 
     /// Removes a member from etcd. Its process exits (etcd stops a removed member).
@@ -209,6 +255,8 @@ impl Members {
                     return Err(MemberError::NoQuorum);
                 }
                 member.member_id = new_id;
+                // PD keeps a priority under the member ID; a new ID has none.
+                member.leader_priority = 0;
                 member.in_etcd = true;
                 member.has_data = true;
             }
@@ -304,6 +352,42 @@ mod tests {
         m.campaign(&mut rng);
         assert_eq!(m.leader_member().unwrap().name, target);
         assert_eq!(m.transfer("nope", SimInstant::default(), Duration::ZERO), Err(MemberError::NoValidTarget));
+    }
+
+    #[test]
+    fn only_a_running_member_with_a_higher_priority_than_the_etcd_leader_moves_it() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let mut m = members(3);
+        settle(&mut m, &mut rng);
+        let leader = m.leader.unwrap();
+        let ids: Vec<u64> = m.list.iter().map(|x| x.member_id).filter(|id| *id != leader).collect();
+        let name = |m: &Members, id: u64| m.by_id(id).unwrap().name.clone();
+        assert!(!m.priority_check_moves(ids[0]), "equal priorities");
+        m.set_priority(&name(&m, ids[0]), 3).unwrap();
+        assert!(m.priority_check_moves(ids[0]));
+        assert!(!m.priority_check_moves(leader), "the etcd leader checks nothing");
+        m.set_priority(&name(&m, leader), 3).unwrap();
+        assert!(!m.priority_check_moves(ids[0]), "not strictly higher");
+        m.set_priority(&name(&m, ids[1]), 9).unwrap();
+        m.stop(&name(&m, ids[1])).unwrap();
+        assert!(!m.priority_check_moves(ids[1]), "a stopped member runs no check");
+        m.stop(&name(&m, leader)).unwrap();
+        m.start(&name(&m, ids[1]), SimInstant::default(), 0).unwrap();
+        m.stop(&name(&m, ids[0])).unwrap();
+        m.reconcile(SimInstant::default(), Duration::ZERO);
+        assert!(!m.priority_check_moves(ids[1]), "no quorum, no etcd leader");
+        assert!(!m.check_priority(ids[1], SimInstant::default(), Duration::ZERO));
+    }
+
+    #[test]
+    fn a_member_joining_anew_has_no_leader_priority() {
+        let mut m = members(3);
+        m.set_priority("pd-1", 7).unwrap();
+        m.stop("pd-1").unwrap();
+        m.remove("pd-1").unwrap();
+        m.wipe("pd-1").unwrap();
+        m.start("pd-1", SimInstant::default(), 7).unwrap();
+        assert_eq!(m.by_name("pd-1").unwrap().leader_priority, 0);
     }
 
     #[test]

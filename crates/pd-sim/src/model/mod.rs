@@ -1,10 +1,11 @@
 //! The simulated cluster as PD sees it, advanced as a discrete-event simulation on the
 //! shared clock: every API call first catches the model up to "now", processing each
-//! due event (node-state check, scheduling round, operator completion, PD campaign) at
-//! its own simulated instant, so results do not depend on when the background driver
-//! happened to wake. Store heartbeats are caught up in one step before anything reads
-//! them, and checks and rounds that could find nothing to do are skipped, so a jump of
-//! the clock costs the changes it brings, not the time it spans.
+//! due event (node-state check, scheduling round, operator completion, PD campaign, a
+//! PD member's leader-priority check) at its own simulated instant, so results do not
+//! depend on when the background driver happened to wake. Store heartbeats are caught
+//! up in one step before anything reads them, and checks and rounds that could find
+//! nothing to do are skipped, so a jump of the clock costs the changes it brings, not
+//! the time it spans.
 
 pub mod limit;
 pub mod member;
@@ -275,10 +276,7 @@ impl Cluster {
 
     /// The first node-state check strictly after `t` on the checks' grid.
     fn node_check_after(&self, t: SimInstant) -> SimInstant {
-        let period = self.knobs.node_state_check.as_nanos().max(1);
-        let elapsed = t.saturating_duration_since(self.node_check_anchor).as_nanos();
-        let periods = u64::try_from(elapsed / period + 1).unwrap_or(u64::MAX);
-        self.node_check_anchor + Duration::from_nanos(periods.saturating_mul(period.try_into().unwrap_or(u64::MAX)))
+        next_on_grid(self.node_check_anchor, self.knobs.node_state_check, t)
     }
 
     /// After a check at `now`: the next one that could change something, so that idle
@@ -368,6 +366,9 @@ impl Cluster {
         if let Some((at, _)) = self.members.election {
             consider(at, Event::Campaign);
         }
+        if let Some((at, member)) = self.members.next_priority_check(self.now, self.knobs.leader_priority_check) {
+            consider(at, Event::PriorityCheck(member));
+        }
         best
     }
 
@@ -401,6 +402,12 @@ impl Cluster {
             Event::Campaign => {
                 self.members.campaign(&mut self.rng);
                 self.reconcile_members();
+            }
+            Event::PriorityCheck(member) => {
+                if self.members.priority_check_moves(member) {
+                    let delay = self.pd_leader_change_delay();
+                    self.members.check_priority(member, now, delay);
+                }
             }
         }
     }
@@ -915,6 +922,17 @@ enum Event {
     Schedule,
     OpDone(u64),
     Campaign,
+    /// A member's leader-priority tick, by member ID.
+    PriorityCheck(u64),
+}
+
+/// The first instant strictly after `t` among `anchor + k × period` (k ≥ 1): when a
+/// timer started at `anchor` fires next.
+pub(crate) fn next_on_grid(anchor: SimInstant, period: Duration, t: SimInstant) -> SimInstant {
+    let period = period.as_nanos().max(1);
+    let elapsed = t.saturating_duration_since(anchor).as_nanos();
+    let periods = u64::try_from(elapsed / period + 1).unwrap_or(u64::MAX);
+    anchor + Duration::from_nanos(periods.saturating_mul(period.try_into().unwrap_or(u64::MAX)))
 }
 
 pub(crate) fn random_between(rng: &mut StdRng, min: Duration, max: Duration) -> Duration {

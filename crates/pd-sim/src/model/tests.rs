@@ -284,3 +284,124 @@ fn advancing_days_costs_events_for_changes_not_for_time() {
         assert_eq!(c.stores[id].state_name(c.now, &c.knobs), "Up");
     }
 }
+
+/// A cluster of `n` PD members, all started at the epoch, with a leader elected.
+fn pd_members(n: usize) -> Cluster {
+    let mut c = cluster(3, 1);
+    for i in 0..n {
+        c.add_member(format!("pd-{i}"), vec![], vec![]).unwrap();
+    }
+    run(&mut c, Duration::from_secs(1));
+    assert!(c.members.leader.is_some());
+    c
+}
+
+fn pd_leader(c: &Cluster) -> Option<String> {
+    c.members.leader_member().map(|m| m.name.clone())
+}
+
+fn pd_followers(c: &Cluster) -> Vec<String> {
+    c.members.list.iter().filter(|m| Some(m.member_id) != c.members.leader).map(|m| m.name.clone()).collect()
+}
+
+const JUST: Duration = Duration::from_millis(1);
+
+#[test]
+fn a_higher_priority_member_takes_pd_leadership_at_its_next_priority_check() {
+    let mut c = pd_members(3);
+    let (interval, gap) = (c.knobs.leader_priority_check, c.knobs.pd_leader_change_max);
+    let first_tick = SimInstant::default() + interval;
+    let old = pd_leader(&c);
+    let target = pd_followers(&c)[0].clone();
+    c.members.set_priority(&target, 10).unwrap();
+
+    c.advance_to(SimInstant::default() + (interval - JUST));
+    assert_eq!(pd_leader(&c), old, "setting a priority moves nothing by itself");
+    c.advance_to(first_tick);
+    assert_eq!(c.members.leader, None, "the old leader resigned");
+    assert_eq!(c.members.etcd_leader, c.members.by_name(&target).map(|m| m.member_id), "etcd leadership moved");
+    c.advance_to(first_tick + gap);
+    assert_eq!(pd_leader(&c).as_deref(), Some(target.as_str()));
+
+    run(&mut c, interval * 5);
+    assert_eq!(pd_leader(&c).as_deref(), Some(target.as_str()), "and keeps it");
+}
+
+#[test]
+fn a_stopped_higher_priority_member_does_not_take_leadership_until_it_runs_again() {
+    let mut c = pd_members(3);
+    let (interval, gap) = (c.knobs.leader_priority_check, c.knobs.pd_leader_change_max);
+    let old = pd_leader(&c);
+    let target = pd_followers(&c)[0].clone();
+    c.members.set_priority(&target, 10).unwrap();
+    c.members.stop(&target).unwrap();
+    c.reconcile_members();
+
+    run(&mut c, interval * 5);
+    assert_eq!(pd_leader(&c), old);
+    assert_eq!(c.members.election, None);
+
+    // Its ticker starts with its process: the first check is one interval after the start.
+    let started = c.now;
+    let new_id = c.alloc_member_id();
+    c.members.start(&target, started, new_id).unwrap();
+    c.reconcile_members();
+    c.advance_to(started + (interval - JUST));
+    assert_eq!(pd_leader(&c), old);
+    c.advance_to(started + interval + gap);
+    assert_eq!(pd_leader(&c).as_deref(), Some(target.as_str()));
+}
+
+#[test]
+fn equal_or_lower_priorities_never_move_leadership() {
+    let mut c = pd_members(3);
+    let interval = c.knobs.leader_priority_check;
+    let old = pd_leader(&c);
+    for name in ["pd-0", "pd-1", "pd-2"] {
+        c.members.set_priority(name, 5).unwrap();
+    }
+    run(&mut c, interval * 5);
+    assert_eq!(pd_leader(&c), old);
+
+    c.members.set_priority(&pd_followers(&c)[0], 1).unwrap();
+    let before = c.events_run;
+    run(&mut c, Duration::from_secs(3600));
+    assert_eq!(pd_leader(&c), old);
+    assert_eq!(c.members.next_priority_check(c.now, interval), None);
+    assert!(c.events_run - before < 200, "ticks that cannot move leadership cost no events");
+}
+
+#[test]
+fn a_transfer_to_a_lower_priority_member_is_undone_at_the_next_priority_check() {
+    let mut c = pd_members(3);
+    let (interval, gap) = (c.knobs.leader_priority_check, c.knobs.pd_leader_change_max);
+    let preferred = pd_leader(&c).unwrap();
+    c.members.set_priority(&preferred, 10).unwrap();
+    let target = pd_followers(&c)[0].clone();
+
+    let delay = c.pd_leader_change_delay();
+    let now = c.now;
+    c.members.transfer(&target, now, delay).unwrap();
+    run(&mut c, gap);
+    assert_eq!(pd_leader(&c).as_deref(), Some(target.as_str()), "the transfer happened");
+
+    c.advance_to(SimInstant::default() + interval + gap);
+    assert_eq!(pd_leader(&c).as_deref(), Some(preferred.as_str()), "PD moved it back");
+}
+
+#[test]
+fn the_highest_priority_wins_in_the_end_even_after_an_election_picked_another() {
+    let mut c = pd_members(5);
+    let interval = c.knobs.leader_priority_check;
+    let old = pd_leader(&c).unwrap();
+    let followers = pd_followers(&c);
+    c.members.set_priority(&followers[0], 5).unwrap();
+    c.members.set_priority(&followers[1], 10).unwrap();
+    c.members.set_priority(&followers[2], 7).unwrap();
+    c.members.stop(&old).unwrap();
+    c.reconcile_members();
+
+    run(&mut c, interval * 4);
+    assert_eq!(pd_leader(&c).as_deref(), Some(followers[1].as_str()));
+    assert_eq!(c.members.next_priority_check(c.now, interval), None, "settled");
+}
