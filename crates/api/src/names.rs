@@ -20,8 +20,6 @@ pub const LABEL_INSTANCE: &str = "tikv.org/instance";
 pub const LABEL_INSTANCE_REVISION_HASH: &str = "tikv.org/instance-revision-hash";
 /// Name of the template volume a PVC was made for.
 pub const LABEL_VOLUME_NAME: &str = "tikv.org/volume-name";
-/// Hash of the configuration a ConfigMap or Pod was rendered with.
-pub const LABEL_CONFIG_HASH: &str = "tikv.org/config-hash";
 /// PD store ID of the TiKV store whose data a PVC holds, set once the store is known.
 /// A PVC is deleted only when the store with this ID is removed in PD.
 pub const LABEL_STORE_ID: &str = "tikv.org/store-id";

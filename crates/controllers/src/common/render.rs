@@ -98,14 +98,6 @@ pub fn resources(requirements: &ResourceRequirements) -> Option<K8sResources> {
     })
 }
 
-/// Labels a Pod with the hash of its config when a config change means a restart
-/// (the pod task's spec hash covers this label; hot-reloaded config is left out).
-pub fn set_config_hash(meta: &mut ObjectMeta, strategy: tikv_operator_api::ConfigUpdateStrategy, hash: &str) {
-    if strategy == tikv_operator_api::ConfigUpdateStrategy::Restart {
-        meta.labels.get_or_insert_default().insert(names::LABEL_CONFIG_HASH.into(), hash.into());
-    }
-}
-
 /// `<image or default>:<version>`.
 pub fn image(image: Option<&str>, default: &str, version: &str) -> String {
     format!("{}:{version}", image.unwrap_or(default))

@@ -133,7 +133,6 @@ mod tests {
             tikv: &tikv,
             tls: false,
             pd_url: "http://basic-pd.default.svc:2379",
-            config_hash: "cfg",
             tools_image: crate::context::DEFAULT_TOOLS_IMAGE,
         })
         .unwrap();

@@ -85,9 +85,7 @@ pub async fn run_pod<S: InstanceState>(s: &mut S, render: fn(&S) -> Result<Pod, 
         .labels()
         .iter()
         .filter(|(k, v)| {
-            k.as_str() != names::LABEL_CONFIG_HASH
-                && (settled || k.as_str() != names::LABEL_INSTANCE_REVISION_HASH)
-                && live.labels().get(*k) != Some(*v)
+            (settled || k.as_str() != names::LABEL_INSTANCE_REVISION_HASH) && live.labels().get(*k) != Some(*v)
         })
         .collect();
     let mut missing_annotations: BTreeMap<&String, &String> = desired
@@ -136,7 +134,6 @@ mod tests {
             tikv,
             tls: false,
             pd_url: "http://pd",
-            config_hash: "cfg-1",
             tools_image: crate::DEFAULT_TOOLS_IMAGE,
         })
     }

@@ -10,17 +10,12 @@ use tikv_operator_api::names::{self, COMPONENT_PD};
 
 use super::{CONFIG_DIR, CONFIG_FILE, Membership, advertise_client_url, advertise_peer_url, scheme};
 use crate::common::Instance;
-use crate::common::render::{
-    RenderError, apply_pod_overlay, child_meta, data_dir, image, pod_volumes, resources, set_config_hash,
-};
+use crate::common::render::{RenderError, apply_pod_overlay, child_meta, data_dir, image, pod_volumes, resources};
 
 pub struct PodInputs<'a> {
     pub pd: &'a PD,
     pub tls: bool,
     pub membership: &'a Membership,
-    /// Hash of the ConfigMap content; part of the spec (a Restart-strategy config change
-    /// is a restart) unless the config is hot-reloaded.
-    pub config_hash: &'a str,
 }
 
 pub fn pod(inputs: &PodInputs<'_>) -> Result<Pod, RenderError> {
@@ -65,8 +60,7 @@ pub fn pod(inputs: &PodInputs<'_>) -> Result<Pod, RenderError> {
         volume_mounts: Some(mounts),
         ..Container::default()
     };
-    let mut meta = child_meta(pd, name.clone());
-    set_config_hash(&mut meta, pd.spec.template.update_strategy.config, inputs.config_hash);
+    let meta = child_meta(pd, name.clone());
     let mut pod = Pod {
         metadata: meta,
         spec: Some(PodSpec {
@@ -91,7 +85,7 @@ mod tests {
 
     fn render(pd: &PD, tls: bool) -> Pod {
         let membership = Membership::Join("http://pd-pd-x.pd-pd-peer.default.svc:2379".into());
-        pod(&PodInputs { pd, tls, membership: &membership, config_hash: "h1" }).unwrap()
+        pod(&PodInputs { pd, tls, membership: &membership }).unwrap()
     }
 
     fn command(pod: &Pod) -> Vec<String> {

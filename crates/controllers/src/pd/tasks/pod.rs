@@ -55,8 +55,7 @@ fn membership(s: &PdState) -> Result<render::Membership, String> {
 fn render_pod(s: &PdState) -> Result<k8s_openapi::api::core::v1::Pod, RenderError> {
     let pd = s.pass.object.as_ref().ok_or(RenderError::NoGroup)?;
     let membership = membership(s).map_err(RenderError::InvalidConfig)?;
-    let config_hash = s.parts.config_hash.clone().unwrap_or_default();
-    render::pod(&PodInputs { pd, tls: s.pass.tls_enabled(), membership: &membership, config_hash: &config_hash })
+    render::pod(&PodInputs { pd, tls: s.pass.tls_enabled(), membership: &membership })
 }
 
 #[cfg(test)]

@@ -22,16 +22,13 @@ use tikv_operator_api::names::{self, COMPONENT_TIKV};
 
 use super::{CONFIG_DIR, CONFIG_FILE, advertise_addr, advertise_status_addr};
 use crate::common::Instance;
-use crate::common::render::{
-    RenderError, apply_pod_overlay, child_meta, data_dir, image, pod_volumes, resources, set_config_hash,
-};
+use crate::common::render::{RenderError, apply_pod_overlay, child_meta, data_dir, image, pod_volumes, resources};
 
 pub struct PodInputs<'a> {
     pub tikv: &'a TiKV,
     pub tls: bool,
     /// The PD client Service URL recorded on the Cluster.
     pub pd_url: &'a str,
-    pub config_hash: &'a str,
     /// The operator's own image, which the preStop hook's binary is copied from.
     pub tools_image: &'a str,
 }
@@ -155,8 +152,7 @@ pub fn pod(inputs: &PodInputs<'_>) -> Result<Pod, RenderError> {
         lifecycle: Some(pre_stop(tikv, inputs.pd_url)),
         ..Container::default()
     };
-    let mut meta = child_meta(tikv, name.clone());
-    set_config_hash(&mut meta, tikv.spec.template.update_strategy.config, inputs.config_hash);
+    let meta = child_meta(tikv, name.clone());
     let mut pod = Pod {
         metadata: meta,
         spec: Some(PodSpec {
@@ -185,7 +181,6 @@ mod tests {
             tikv,
             tls,
             pd_url: "http://pd-pd.default.svc:2379",
-            config_hash: "h",
             tools_image: "ghcr.io/tikv/tikv-operator:v9.9.9",
         };
         pod(&inputs).unwrap()
@@ -218,7 +213,6 @@ mod tests {
             IntOrString::Int(20180)
         );
         assert_eq!(container.image.as_deref(), Some("pingcap/tikv:v8.5.0"));
-        assert_eq!(pod.metadata.labels.as_ref().unwrap()[names::LABEL_CONFIG_HASH], "h");
     }
 
     /// The init container copies the operator binary into the emptyDir the TiKV

@@ -30,12 +30,10 @@ pub fn pod() -> Node<TikvState> {
 fn render_pod(s: &TikvState) -> Result<Pod, RenderError> {
     let tikv = s.pass.object.as_ref().ok_or(RenderError::NoGroup)?;
     let pd_url = pd_url(s).unwrap_or_default();
-    let config_hash = s.parts.config_hash.clone().unwrap_or_default();
     render::pod(&PodInputs {
         tikv,
         tls: s.pass.tls_enabled(),
         pd_url: &pd_url,
-        config_hash: &config_hash,
         tools_image: &s.pass.ctx.config.tools_image,
     })
 }

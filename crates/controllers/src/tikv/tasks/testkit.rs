@@ -86,7 +86,6 @@ impl Kit {
             tikv: &tikv,
             tls: false,
             pd_url: "http://pd",
-            config_hash: "cfg-1",
             tools_image: crate::DEFAULT_TOOLS_IMAGE,
         })
         .unwrap();
@@ -187,7 +186,6 @@ pub async fn running_pod(env: &TestEnv, tikv: &TiKV) -> Pod {
         tikv,
         tls: false,
         pd_url: "http://pd",
-        config_hash: "cfg-1",
         tools_image: crate::DEFAULT_TOOLS_IMAGE,
     })
     .unwrap();
