@@ -406,3 +406,39 @@ async fn a_newer_operator_build_restarts_nothing() {
     env.assert_idle_for_a_minute().await;
     env.finish().await;
 }
+
+/// The PD leader with the highest leader priority: PD's priority loop moves leadership
+/// back to it after the operator hands it over for its restart, so the operator reads
+/// `/members` again right before deleting its pod and transfers again if needed; every
+/// member still ends on the new version, one at a time, with quorum kept throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pd_upgrade_with_a_preferred_leader_restarts_every_member_once() {
+    let env = Env::start().await;
+    env.wait_for("Ready", |e| e.converged(3, 3)).await;
+    let leader = env.pd_snapshot().leader.clone().expect("a PD leader");
+    let (status, body) =
+        env.sre_pd("POST", &format!("/pd/api/v1/members/name/{leader}"), Some(json!({"leader-priority": 10}))).await;
+    assert_eq!(status, 200, "{body}");
+    let version = "v8.5.1";
+    let mut rollout = Rollout::default();
+    env.patch("pdgroups", PD_GROUP, json!({"spec": {"template": {"spec": {"version": version}}}}));
+    env.wait_for("every PD pod on v8.5.1", |e| {
+        rollout.sample(e, version);
+        e.converged(3, 3)?;
+        let old: Vec<String> =
+            e.names("pds").into_iter().filter(|p| pod_state(e, p).is_none_or(|(tag, _)| tag != version)).collect();
+        if old.is_empty() { Ok(()) } else { Err(format!("still old: {old:?}")) }
+    })
+    .await;
+    assert_eq!(rollout.pd_down_at_once, 1, "{rollout:?}");
+    let leader_instance = env
+        .names("pds")
+        .into_iter()
+        .find(|p| env.pod_of(p).is_some_and(|pod| name(&pod) == leader))
+        .expect("the preferred leader's instance");
+    assert!(env.has_event(&leader_instance, "Normal", "TransferredPDLeader"), "{:?}", env.events_of(&leader_instance));
+    env.let_time_pass(std::time::Duration::from_secs(10), std::time::Duration::ZERO).await;
+    assert_eq!(env.pd_snapshot().leader.as_deref(), Some(leader.as_str()), "PD's loop gives it back its leadership");
+    env.h.watcher().assert_none();
+    env.finish().await;
+}
