@@ -159,6 +159,61 @@ impl std::fmt::Display for RestartRecord {
     }
 }
 
+/// TiKV's store heartbeat interval (`pd-store-heartbeat-tick-interval`).
+pub const STORE_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Another store that is not Tombstone and not Up with a heartbeat at most two
+/// intervals old, if any.
+pub fn unhealthy_other_store(view: &PdView, id: u64, now: jiff::Timestamp) -> Option<String> {
+    let limit = 2 * STORE_HEARTBEAT.as_secs();
+    view.stores.values().filter(|st| st.id != id && !st.is_tiflash() && st.node_state != NodeState::Removed).find_map(
+        |st| {
+            if !matches!(st.node_state, NodeState::Preparing | NodeState::Serving | NodeState::Removing) {
+                return Some(format!("store {} is {}", st.id, st.node_state.name()));
+            }
+            let age = st.last_heartbeat.map(|at| now.duration_since(at).as_secs().max(0).unsigned_abs());
+            match age {
+                Some(age) if age <= limit => None,
+                Some(age) => Some(format!("store {}'s last heartbeat is {age}s old (more than {limit}s)", st.id)),
+                None => Some(format!("store {} has not sent a heartbeat", st.id)),
+            }
+        },
+    )
+}
+
+/// The Pod of another store of the cluster (found through its instance) that is not
+/// Ready or is terminating, if any.
+fn other_pod_not_ready(s: &TikvState, view: &PdView, id: u64) -> Option<String> {
+    use crate::common::Instance;
+    use crate::common::instance::pod_ready_since;
+    use k8s_openapi::api::core::v1::Pod;
+    let cluster = s.pass.object.as_ref()?.spec.cluster.name.clone();
+    let selector = std::collections::BTreeMap::from([(tikv_operator_api::names::LABEL_CLUSTER.to_string(), cluster)]);
+    let tikvs = s.pass.ctx.caches.list::<TiKV>(&s.pass.namespace, &selector);
+    for tikv in tikvs.iter().filter(|t| t.metadata.name.as_deref() != Some(s.pass.name.as_str())) {
+        let Some(other) = tikv.status.as_ref().and_then(|st| st.id.as_deref()).and_then(|i| i.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        if other == id || view.store(other).is_none_or(|st| st.node_state == NodeState::Removed) {
+            continue;
+        }
+        let pod_name = tikv.pod_name();
+        let pod = s.pass.ctx.caches.get::<Pod>(&s.pass.namespace, &pod_name);
+        match pod {
+            None => return Some(format!("store {other}'s pod {pod_name} does not exist")),
+            Some(pod) if pod_terminating(&pod) => {
+                return Some(format!("store {other}'s pod {pod_name} is terminating"));
+            }
+            Some(pod) if pod_ready_since(&pod).is_none() => {
+                return Some(format!("store {other}'s pod {pod_name} is not Ready"));
+            }
+            Some(_) => {}
+        }
+    }
+    None
+}
+
 /// What the deletion tasks found still in place this pass.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Cleanup {
@@ -297,6 +352,14 @@ impl TikvState {
             Some(_) => !self.new_process_serving(),
             None => self.pod_drift().needs_restart(),
         }
+    }
+
+    /// Why the rest of the cluster could not spare store `id` now, if so (DESIGN.md
+    /// section 5 item 4, the part this view and the caches tell): another store not Up
+    /// with a recent heartbeat, or another store's Pod not Ready or terminating. Checked
+    /// before a restart's eviction starts and again before the Pod goes.
+    pub fn others_unhealthy(&self, view: &PdView, id: u64) -> Option<String> {
+        unhealthy_other_store(view, id, self.pass.ctx.now()).or_else(|| other_pod_not_ready(self, view, id))
     }
 
     /// The store ID recorded in the status: the store's identity.

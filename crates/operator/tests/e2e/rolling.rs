@@ -207,8 +207,9 @@ async fn a_hot_reload_config_change_restarts_nothing() {
 }
 
 /// A store of the cluster on another node, not the operator's (registered straight
-/// with PD), stops: a TiKV upgrade started then restarts no TiKV pod and says why on the
-/// instance it would restart (`RestartBlocked`, naming the store); the operator
+/// with PD), stops: a TiKV upgrade started then restarts no TiKV pod, evicts no store's
+/// leaders, and says why on the instance it would restart (`RestartBlocked`, naming the
+/// store); the operator
 /// restarted meanwhile keeps holding; once the store serves again the upgrade resumes
 /// and completes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -257,6 +258,8 @@ async fn a_store_down_elsewhere_holds_the_upgrade_until_it_returns() {
         .collect();
     assert!(pod_deletes.is_empty(), "no TiKV pod restarted while a store is down: {pod_deletes:?}");
     assert_eq!(uids(&env), before);
+    let evicting = env.evict_leader_stores();
+    assert!(evicting.is_empty(), "no store is kept without leaders while the upgrade is held: {evicting:?}");
 
     control.restart_store(foreign, None).await.unwrap();
     env.wait_for("every TiKV pod restarted on v8.5.1 and the group Synced", |e| {

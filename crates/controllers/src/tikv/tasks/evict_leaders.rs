@@ -111,6 +111,21 @@ async fn run(s: &mut TikvState) -> Outcome {
     let present = observed.view.is_evicting_leaders(id);
     let ours = recorded == Some(id);
     // The room rule is the offline's: a restart's eviction takes no store out of PD.
+    // A restart the operator chooses does not start its eviction while the rest of the
+    // cluster could not spare the store (the restart would be held anyway, the store
+    // left without leaders). A Pod already going (deleted by anyone) has them moved now.
+    let chosen = !s.parts.pod.as_ref().is_some_and(crate::common::instance::pod_terminating);
+    if !leaving
+        && chosen
+        && !ours
+        && !present
+        && let Some(why) = s.others_unhealthy(&observed.view, id)
+    {
+        s.leaders = Leaders::NotYet;
+        let message = format!("leaders of store {id} stay until the rest of the cluster can spare it: {why}");
+        s.pass.set_condition(types::LEADERS_EVICTED, false, reasons::NOT_EVICTED, message.clone());
+        return Outcome::retry(EVICTION_RECHECK, message);
+    }
     let blocker = if leaving { eviction_room(&observed.view, id, &ours_elsewhere(s), ours) } else { None };
     if let Some(why) = blocker {
         // Not started, or (ours, PD could no longer take the store offline) given back:
@@ -567,6 +582,17 @@ mod tests {
         // Three stores and max-replicas 3: no store could go offline, but a restart
         // takes none out of PD.
         let kit = outdated(pd().purge_store(8).to_owned()).await;
+        // ... and not while another store has not been heard of for two heartbeats.
+        let (s, report) = kit.pass([evict_leaders()]).await;
+        assert_eq!((kit.writes(), kit.pd.write_log()), (vec![], vec![]), "{report}");
+        assert_eq!(s.leaders, Leaders::NotYet);
+        let why =
+            "leaders of store 5 stay until the rest of the cluster can spare it: store 6 has not sent a heartbeat";
+        assert_eq!(condition(&s), ("False".into(), reasons::NOT_EVICTED.into(), why.into()));
+        assert_eq!(report.entry("evict_leaders").unwrap().retry_after(), Some(EVICTION_RECHECK));
+
+        kit.pd.set_store(6, |st| st.last_heartbeat = Some(crate::testing::t0()));
+        kit.pd.set_store(7, |st| st.last_heartbeat = Some(crate::testing::t0()));
         let (s, report) = kit.pass([evict_leaders()]).await;
         assert_eq!(kit.writes(), ["patch core.tikv.org/tikvs/tikv-abc123"], "{report}");
         assert_eq!(kit.pd.write_log(), ["add_evict_leader(5)"]);

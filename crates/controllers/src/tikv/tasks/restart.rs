@@ -29,25 +29,18 @@
 
 use std::time::Duration;
 
-use jiff::Timestamp;
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
-use tikv_operator_api::TiKV;
 use tikv_operator_api::condition::reasons;
-use tikv_operator_api::names::{ANNOTATION_RESTART, LABEL_CLUSTER};
+use tikv_operator_api::names::ANNOTATION_RESTART;
 use tikv_operator_api::tikv::LeadersReturn;
-use tikv_operator_pd::{NodeState, PdView};
 use tikv_operator_task::{Node, Outcome, task};
 
-use crate::common::Instance;
-use crate::common::instance::{delete_pod_by_uid, pod_ready_since, pod_running, pod_terminating};
+use crate::common::instance::{delete_pod_by_uid, pod_running, pod_terminating};
 use crate::tikv::state::{Leaders, Refusal, RestartRecord, TikvState};
 
 /// How often a blocked restart, or a restarted store coming back, is looked at again.
 pub const RESTART_RECHECK: Duration = Duration::from_secs(5);
-/// TiKV's store heartbeat interval (`pd-store-heartbeat-tick-interval`).
-pub const STORE_HEARTBEAT: Duration = Duration::from_secs(10);
 /// How long leaders may stop coming back before the restart is called done anyway.
 pub const LEADERS_BACK_PATIENCE: Duration = Duration::from_secs(120);
 
@@ -141,6 +134,13 @@ async fn gates(s: &TikvState) -> Result<(), Refusal> {
     let observed = s.destructive_allowed()?;
     let blocked = |message: String| Refusal { reason: reasons::RESTART_BLOCKED, message };
     let id = s.store_id().ok_or_else(|| blocked("the store ID is not recorded yet".into()))?;
+    let view = &observed.view;
+    if view.leader_for().is_zero() {
+        return Err(blocked("PD's leader just changed: waiting for a view read under a settled leader".into()));
+    }
+    if let Some(why) = s.others_unhealthy(view, id) {
+        return Err(blocked(why));
+    }
     match s.leaders {
         Leaders::Evicted | Leaders::CannotMove => {}
         Leaders::Moving(left) => return Err(blocked(format!("{left} leaders still on store {id}"))),
@@ -160,17 +160,6 @@ async fn gates(s: &TikvState) -> Result<(), Refusal> {
             Err(error) => return Err(blocked(format!("store {id}'s own metrics did not answer: {error}"))),
         }
     }
-    let view = &observed.view;
-    if view.leader_for().is_zero() {
-        return Err(blocked("PD's leader just changed: waiting for a view read under a settled leader".into()));
-    }
-    let now = s.pass.ctx.now();
-    if let Some(why) = unhealthy_other_store(view, id, now) {
-        return Err(blocked(why));
-    }
-    if let Some(why) = other_pod_not_ready(s, view, id) {
-        return Err(blocked(why));
-    }
     match pd.region_health().await {
         Ok(health) => match health.restart_blocker(id) {
             Some(why) => Err(blocked(why)),
@@ -178,54 +167,6 @@ async fn gates(s: &TikvState) -> Result<(), Refusal> {
         },
         Err(error) => Err(blocked(format!("PD's region checks failed: {error}"))),
     }
-}
-
-/// Another store that is not Tombstone and not Up with a recent heartbeat, if any.
-pub fn unhealthy_other_store(view: &PdView, id: u64, now: Timestamp) -> Option<String> {
-    let limit = 2 * STORE_HEARTBEAT.as_secs();
-    view.stores.values().filter(|st| st.id != id && !st.is_tiflash() && st.node_state != NodeState::Removed).find_map(
-        |st| {
-            if !matches!(st.node_state, NodeState::Preparing | NodeState::Serving | NodeState::Removing) {
-                return Some(format!("store {} is {}", st.id, st.node_state.name()));
-            }
-            let age = st.last_heartbeat.map(|at| now.duration_since(at).as_secs().max(0).unsigned_abs());
-            match age {
-                Some(age) if age <= limit => None,
-                Some(age) => Some(format!("store {}'s last heartbeat is {age}s old (more than {limit}s)", st.id)),
-                None => Some(format!("store {} has not sent a heartbeat", st.id)),
-            }
-        },
-    )
-}
-
-/// The Pod of another store of the cluster (found through its instance) that is not
-/// Ready or is terminating, if any.
-fn other_pod_not_ready(s: &TikvState, view: &PdView, id: u64) -> Option<String> {
-    let cluster = s.pass.object.as_ref()?.spec.cluster.name.clone();
-    let selector = std::collections::BTreeMap::from([(LABEL_CLUSTER.to_string(), cluster)]);
-    let tikvs = s.pass.ctx.caches.list::<TiKV>(&s.pass.namespace, &selector);
-    for tikv in tikvs.iter().filter(|t| t.metadata.name.as_deref() != Some(s.pass.name.as_str())) {
-        let Some(other) = tikv.status.as_ref().and_then(|st| st.id.as_deref()).and_then(|i| i.parse::<u64>().ok())
-        else {
-            continue;
-        };
-        if other == id || view.store(other).is_none_or(|st| st.node_state == NodeState::Removed) {
-            continue;
-        }
-        let pod_name = tikv.pod_name();
-        let pod = s.pass.ctx.caches.get::<Pod>(&s.pass.namespace, &pod_name);
-        match pod {
-            None => return Some(format!("store {other}'s pod {pod_name} does not exist")),
-            Some(pod) if pod_terminating(&pod) => {
-                return Some(format!("store {other}'s pod {pod_name} is terminating"));
-            }
-            Some(pod) if pod_ready_since(&pod).is_none() => {
-                return Some(format!("store {other}'s pod {pod_name} is not Ready"));
-            }
-            Some(_) => {}
-        }
-    }
-    None
 }
 
 /// Follows a restarted store back: the new process reporting to PD, then its leaders.
@@ -290,9 +231,12 @@ mod tests {
     use crate::testing::{FakePd, t0};
     use crate::tikv::tasks::evict_leaders;
     use crate::tikv::tasks::testkit::{Kit, drift, four_stores, not_running, running};
+    use jiff::Timestamp;
+    use k8s_openapi::api::core::v1::Pod;
     use kube::Api;
     use kube::api::DeleteParams;
     use serde_json::json;
+    use tikv_operator_api::TiKV;
     use tikv_operator_api::names::ANNOTATION_EVICT_LEADER_STORE;
     use tikv_operator_pd::{CheckedPeer, PdError, PeerCheck, RegionHealth, RegionPeers};
     use tikv_operator_task::{OutcomeKind, Report};
