@@ -391,6 +391,8 @@ struct FakeState {
     refused_keys: BTreeSet<String>,
     /// Leaders stores count on their own metrics, by status URL (0 when not set).
     metrics_leaders: HashMap<String, u64>,
+    /// Members PD's `/health` reports unhealthy.
+    unhealthy: BTreeSet<String>,
 }
 
 /// An in-memory PD for the PD cache, and the recording PD writer: every write is logged
@@ -455,6 +457,18 @@ impl FakePd {
             client_urls: vec![format!("http://{name}:2379")],
             ..Member::default()
         });
+        self
+    }
+
+    /// PD's `/health` reports the member unhealthy (`true`) or healthy again.
+    pub fn member_unhealthy(&self, name: &str, unhealthy: bool) -> &Self {
+        let mut s = self.0.lock().unwrap();
+        if unhealthy {
+            s.unhealthy.insert(name.to_string());
+        } else {
+            s.unhealthy.remove(name);
+        }
+        drop(s);
         self
     }
 
@@ -665,7 +679,7 @@ impl PdApi for FakePd {
                     name: m.name.clone(),
                     member_id: m.member_id,
                     client_urls: m.client_urls.clone(),
-                    health: true,
+                    health: !s.unhealthy.contains(&m.name),
                 })
                 .collect())
         })

@@ -2,7 +2,7 @@
 //!
 //! Reads: the cache's last good view, the member named like the instance's Pod, and
 //! records what it found as the pass's [`MemberView`] with the view's freshness (any
-//! view will do for reporting; nothing destructive is decided on members today).
+//! view will do for reporting; `restart` checks the view's freshness itself).
 //! Writes nothing; while the member has not joined, holds a PD wait so the cache polls
 //! fast. Outcomes: Complete; Wait while PD is not registered or never answered (the
 //! Cluster controller and the cache's events re-trigger us), or the member is absent

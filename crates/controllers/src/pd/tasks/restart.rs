@@ -147,14 +147,173 @@ pub fn quorum_blocker(view: &PdView, member: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::FakePd;
+    use crate::common::Instance;
+    use crate::common::tasks::{load_cluster, load_object, load_pod};
+    use crate::pd::tasks::member;
+    use crate::pd_registry::{ClusterKey, PdHandle};
+    use crate::testing::{FakePd, TestEnv, sample_cluster, sample_pd};
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::Api;
+    use kube::api::PostParams;
+    use serde_json::json;
+    use tikv_operator_api::names::ANNOTATION_RESTART_INTENT;
+    use tikv_operator_api::{Cluster, PD};
+    use tikv_operator_task::{OutcomeKind, Report, Runner, sync_task};
 
-    async fn view(pd: FakePd) -> std::sync::Arc<PdView> {
-        pd.fresh_handle().await.cache.snapshot().view.unwrap()
+    const MEMBERS: [&str; 3] = ["pd-pd-a", "pd-pd-b", "pd-pd-c"];
+
+    struct Kit {
+        env: TestEnv,
+        pd: FakePd,
+        handle: PdHandle,
+    }
+
+    /// Three members, `leader` leading; PD instance `pd-a` whose version changed since
+    /// its Pod started; every member's Pod running and Ready.
+    async fn kit(leader: &str) -> Kit {
+        let env = TestEnv::start().await;
+        let mut cluster = env.create(sample_cluster("basic")).await;
+        cluster.status.get_or_insert_default().id = Some(FakePd::CLUSTER_ID.to_string());
+        let clusters: Api<Cluster> = Api::namespaced(env.client.clone(), "default");
+        clusters.replace_status("basic", &PostParams::default(), &cluster).await.unwrap();
+        let old = sample_pd("pd-a", "pd");
+        let mut new = old.clone();
+        new.spec.template.version = "v8.5.1".into();
+        env.create(new).await;
+        let intent = crate::common::restart::restart_intent(&old, false);
+        for (i, member) in MEMBERS.iter().enumerate() {
+            let pod: Pod = serde_json::from_value(json!({
+                "metadata": {"name": member, "namespace": "default",
+                    "labels": {"tikv.org/managed-by": "tikv-operator", "tikv.org/cluster": "basic",
+                        "tikv.org/component": "pd", "tikv.org/group": "pd",
+                        "tikv.org/instance": member.trim_start_matches("pd-")},
+                    "annotations": {ANNOTATION_RESTART_INTENT: serde_json::Value::Object(intent.clone()).to_string()}},
+                "spec": {"nodeName": "node-1", "containers": [{"name": "pd", "image": "pingcap/pd:v8.5.0"}]},
+            }))
+            .unwrap();
+            let mut pod = env.create(pod).await;
+            let since = format!("2026-01-0{}T00:00:00Z", i + 1);
+            pod.status = Some(
+                serde_json::from_value(json!({"phase": "Running",
+                    "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": since}],
+                    "containerStatuses": [{"name": "pd", "image": "x", "imageID": "", "ready": true,
+                        "restartCount": 0, "state": {"running": {}}}]}))
+                .unwrap(),
+            );
+            let pods: Api<Pod> = Api::namespaced(env.client.clone(), "default");
+            pods.replace_status(member, &PostParams::default(), &pod).await.unwrap();
+        }
+        let pd = MEMBERS
+            .iter()
+            .enumerate()
+            .fold(FakePd::bootstrapped(), |pd, (i, m)| pd.member(m, i as u64 + 1))
+            .leader(leader);
+        let handle = pd.fresh_handle().await;
+        env.ctx.pd.insert(&ClusterKey::new("default", "basic"), "http://pd", handle.clone());
+        Kit { env, pd, handle }
+    }
+
+    fn drift() -> Node<PdState> {
+        sync_task("drift", |s: &mut PdState| {
+            let (Some(pod), Some(pd)) = (&s.parts.pod, &s.pass.object) else { return Outcome::complete("") };
+            let recorded = pod.annotations().get(ANNOTATION_RESTART_INTENT).cloned();
+            let intent = crate::common::restart::restart_intent(pd, false);
+            s.parts.drift = crate::common::restart::drift(recorded.as_deref(), &intent, pd.config_strategy());
+            Outcome::complete("")
+        })
+    }
+
+    async fn pass(kit: &Kit) -> (PdState, Report) {
+        kit.handle.cache.refresh().await.unwrap();
+        kit.env.synced().await;
+        kit.env.sim.requests().reset();
+        kit.pd.clear_write_log();
+        let runner = Runner::new("pd", [load_object(), load_cluster(), load_pod(), member(), drift(), restart()]);
+        let mut s = PdState::new(kit.env.ctx.clone(), "default", "pd-a");
+        let report = runner.run("default/pd-a", &mut s).await;
+        (s, report)
+    }
+
+    #[tokio::test]
+    async fn a_follower_is_restarted_while_every_other_member_is_healthy() {
+        let kit = kit("pd-pd-b").await;
+        let (_, report) = pass(&kit).await;
+        let entry = report.entry("restart").unwrap();
+        assert_eq!(entry.kind(), Some(OutcomeKind::Wait), "{report}");
+        assert_eq!(entry.message(), "restarting pod pd-pd-a for version (every other member healthy)");
+        assert_eq!(kit.env.write_log(), ["delete pods/pd-pd-a"]);
+        assert_eq!(kit.pd.write_log(), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn an_unhealthy_other_member_or_its_pod_holds_the_restart() {
+        let kit = kit("pd-pd-b").await;
+        kit.pd.member_unhealthy("pd-pd-c", true);
+        let (s, report) = pass(&kit).await;
+        assert_eq!(report.entry("restart").unwrap().kind(), Some(OutcomeKind::Retry), "{report}");
+        assert_eq!(s.pass.unsynced[0].reason, reasons::RESTART_BLOCKED);
+        assert_eq!(
+            s.pass.unsynced[0].message,
+            "pod pd-pd-a needs a restart for version, held: members pd-pd-c are not healthy"
+        );
+        assert_eq!((kit.env.writes(), kit.pd.write_log()), (0, Vec::<String>::new()));
+
+        kit.pd.member_unhealthy("pd-pd-c", false);
+        let pods: Api<Pod> = Api::namespaced(kit.env.client.clone(), "default");
+        let mut c = pods.get("pd-pd-c").await.unwrap();
+        c.status.as_mut().unwrap().conditions = None;
+        pods.replace_status("pd-pd-c", &PostParams::default(), &c).await.unwrap();
+        let (s, _) = pass(&kit).await;
+        assert_eq!(
+            s.pass.unsynced[0].message,
+            "pod pd-pd-a needs a restart for version, held: the pod of member pd-pd-c is not Ready"
+        );
+        assert_eq!(kit.env.writes(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_leader_hands_leadership_to_the_member_ready_longest_before_its_restart() {
+        let kit = kit("pd-pd-a").await;
+        let (_, report) = pass(&kit).await;
+        let entry = report.entry("restart").unwrap();
+        assert_eq!(entry.kind(), Some(OutcomeKind::Retry), "{report}");
+        assert_eq!(entry.message(), "member pd-pd-a leads PD: leadership moves to pd-pd-b before its restart");
+        assert_eq!(kit.pd.write_log(), ["transfer_leader(pd-pd-b)"]);
+        assert_eq!(kit.env.write_log().iter().filter(|w| w.starts_with("delete")).count(), 0, "not deleted yet");
+
+        // PD's priority loop gives leadership back before the next pass: read right
+        // before the deletion, it is seen, and handed over again.
+        kit.pd.set_leader("pd-pd-a");
+        let (_, report) = pass(&kit).await;
+        assert_eq!(kit.pd.write_log(), ["transfer_leader(pd-pd-b)"], "{report}");
+
+        let (_, report) = pass(&kit).await;
+        assert_eq!(kit.env.write_log(), ["delete pods/pd-pd-a"], "{report}");
+        let _: PD = kit.env.get("pd-a").await;
+    }
+
+    #[tokio::test]
+    async fn a_member_whose_process_does_not_run_is_restarted_without_the_gates() {
+        let kit = kit("pd-pd-a").await;
+        kit.pd.member_unhealthy("pd-pd-b", true);
+        let pods: Api<Pod> = Api::namespaced(kit.env.client.clone(), "default");
+        let mut a = pods.get("pd-pd-a").await.unwrap();
+        a.status = Some(serde_json::from_value(json!({"phase": "Pending"})).unwrap());
+        pods.replace_status("pd-pd-a", &PostParams::default(), &a).await.unwrap();
+        let (_, report) = pass(&kit).await;
+        assert_eq!(
+            report.entry("restart").unwrap().message(),
+            "restarting pod pd-pd-a for version (its process was not running)"
+        );
+        assert_eq!(kit.env.write_log(), ["delete pods/pd-pd-a"]);
+        assert_eq!(kit.pd.write_log(), Vec::<String>::new());
     }
 
     #[tokio::test]
     async fn quorum_needs_every_other_member_healthy_and_a_majority_left() {
+        async fn view(pd: FakePd) -> std::sync::Arc<PdView> {
+            pd.fresh_handle().await.cache.snapshot().view.unwrap()
+        }
         let three = FakePd::bootstrapped().member("pd-a", 1).member("pd-b", 2).member("pd-c", 3);
         assert_eq!(quorum_blocker(&*view(three).await, "pd-a"), None);
         let one = FakePd::bootstrapped().member("pd-a", 1);
