@@ -2,15 +2,17 @@
 //! and follows the restart until the store serves again.
 //!
 //! Destructive (the Pod's deletion), so checked here against the safety contract
-//! (DESIGN.md section 5 items 1, 2 and 4): the right PD and a fresh view, read under a
-//! PD leader that an earlier poll saw too; the store's leaders evicted (`evict_leaders`
-//! moves them away while a restart is wanted; a stalled eviction never lets a restart
-//! through), at 0 in PD's view and on the store's own metrics (read right then); every other store that is not Tombstone Up with a heartbeat at most two
-//! heartbeat intervals old, and its Pod Ready and not terminating; and PD's region
-//! checks, read right before, showing no down or pending peer on another store and no
-//! region already missing a peer that has one here. A Pod whose process does not run
-//! holds nothing and is deleted without these. Refusals are in Synced
-//! (`RestartBlocked`, naming the gate) and retried.
+//! (DESIGN.md section 5 items 1, 2 and 4), in this order: the right PD and a fresh
+//! view, read under a PD leader that an earlier poll saw too; every other store that is
+//! not Tombstone Up with a heartbeat at most two heartbeat intervals old, and its Pod
+//! Ready and not terminating (`TikvState::others_unhealthy`, which `evict_leaders` also
+//! checks before it starts a restart's eviction); the store's leaders evicted (a
+//! stalled eviction never lets a restart through), at 0 in PD's view and on the
+//! store's own metrics (read right then); and PD's region checks, read right before,
+//! showing no down or pending peer on another store and no region already missing a
+//! peer that has one here. A Pod whose process does not run holds nothing and is
+//! deleted without these. Refusals are in Synced (`RestartBlocked`, naming the gate)
+//! and retried.
 //!
 //! The restart is recorded on the instance (`core.tikv.org/restart: <pod UID>/<leaders
 //! before>`) before the Pod is deleted, with a grace period of one second per 200
