@@ -85,7 +85,7 @@ fn rolled_out(env: &Env, version: &str) -> Result<(), String> {
 /// the same way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_upgrade_of_pd_then_tikv_and_a_config_change() {
-    let env = Env::start().await;
+    let mut env = Env::start().await;
     env.wait_for("Ready with 3 PD members and 3 TiKV stores", |e| e.converged(3, 3)).await;
     let stores = env.store_ids();
 
@@ -118,7 +118,14 @@ async fn rolling_upgrade_of_pd_then_tikv_and_a_config_change() {
     }
     env.h.watcher().assert_none();
 
-    // A config change under Restart: every store restarts once more, one at a time.
+    // A config change under Restart: every store restarts once more, one at a time —
+    // this time by an operator polling PD at its default intervals (the e2e default
+    // polls faster, which hid a restart waiting for the slow poll).
+    env.restart_operator_with(|config| {
+        let defaults = tikv_operator_controllers::OperatorConfig::default();
+        (config.pd_poll_fast, config.pd_poll_slow) = (defaults.pd_poll_fast, defaults.pd_poll_slow);
+    })
+    .await;
     let mut config_rollout = Rollout::default();
     config_rollout.sample(&env, version);
     let config = "[raftstore]\nraft-log-gc-threshold = 100\n";
