@@ -125,9 +125,15 @@ pub mod reasons {
     pub const UNSCHEDULABLE: &str = "Unschedulable";
     /// A PD member crash-loops refusing to join ("join a duplicated pd").
     pub const MEMBER_JOIN_REFUSED: &str = "MemberJoinRefused";
-    /// A volume's live PVC differs from the spec in a way the operator cannot change in
-    /// place (for example its storage class).
+    /// A volume's live PVC is larger than the spec asks: volumes never shrink.
     pub const VOLUME_MISMATCH: &str = "VolumeMismatch";
+    /// A volume's storage class differs from the spec: never changed in place.
+    pub const STORAGE_CLASS_CHANGE_NOT_SUPPORTED: &str = "StorageClassChangeNotSupported";
+    /// The API server refused to grow a volume (its storage class does not allow
+    /// expansion, or it was not dynamically provisioned); the message has its words.
+    pub const VOLUME_RESIZE_REFUSED: &str = "VolumeResizeRefused";
+    /// A volume grows online (the message says how far it got).
+    pub const VOLUME_RESIZING: &str = "VolumeResizing";
 }
 
 /// Status of a condition, as Kubernetes spells it.

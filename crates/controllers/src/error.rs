@@ -42,6 +42,11 @@ pub fn is_conflict(error: &kube::Error) -> bool {
     api_code(error) == Some(409)
 }
 
+/// 403: refused by admission (or RBAC).
+pub fn is_forbidden(error: &kube::Error) -> bool {
+    api_code(error) == Some(403)
+}
+
 pub fn is_already_exists(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Api(status) if status.is_already_exists())
 }

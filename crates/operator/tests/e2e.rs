@@ -9,6 +9,8 @@ mod env;
 mod rolling;
 #[path = "e2e/scale_in.rs"]
 mod scale_in;
+#[path = "e2e/volumes.rs"]
+mod volumes;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -1,13 +1,31 @@
-//! How a live PVC differs from the one an instance's spec asks for, in a way the
-//! operator does not change in place: its storage class (immutable in Kubernetes) and
-//! its requested size (volumes never shrink; growing them is not carried out yet).
-//! Pure; the `pvcs` task turns a difference into Synced=False `VolumeMismatch`.
+//! How a live PVC differs from the one an instance's spec asks for: a larger size is
+//! applied online (the PVC's request raised; the volume and then its file system
+//! grow while the Pod runs); a smaller one never (volumes do not shrink), and a storage
+//! class never in place (immutable in Kubernetes; moving the data means a new
+//! instance). Pure; the `pvcs` task acts on it and reports the rest in Synced.
 
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::ResourceExt;
+use tikv_operator_api::condition::reasons;
 
-/// Why `live` does not match `desired`, or `None` when it does.
-pub fn pvc_mismatch(desired: &PersistentVolumeClaim, live: &PersistentVolumeClaim) -> Option<String> {
+/// What the `pvcs` task does about one live PVC.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VolumeChange {
+    None,
+    /// Raise the request to `to` (from `from`).
+    Grow {
+        from: String,
+        to: String,
+    },
+    /// Not done; the reason and the message for Synced.
+    Refused {
+        reason: &'static str,
+        message: String,
+    },
+}
+
+/// What `live` needs to match `desired`.
+pub fn volume_change(desired: &PersistentVolumeClaim, live: &PersistentVolumeClaim) -> VolumeChange {
     let name = live.name_any();
     let wanted_class = desired.spec.as_ref().and_then(|s| s.storage_class_name.as_deref());
     let live_class = live.spec.as_ref().and_then(|s| s.storage_class_name.as_deref());
@@ -16,25 +34,53 @@ pub fn pvc_mismatch(desired: &PersistentVolumeClaim, live: &PersistentVolumeClai
         && live_class != Some(wanted)
     {
         let live_class = live_class.unwrap_or("(none)");
-        return Some(format!(
-            "PVC {name} has storage class {live_class}, the spec asks for {wanted}: a PVC's storage class cannot \
-             change; set storageClassName back to {live_class} (moving the data to another class needs a new instance)"
-        ));
+        return VolumeChange::Refused {
+            reason: reasons::STORAGE_CLASS_CHANGE_NOT_SUPPORTED,
+            message: format!(
+                "PVC {name} has storage class {live_class}, the spec asks for {wanted}: a PVC's storage class \
+                 cannot change; set storageClassName back to {live_class}, or replace the instance (delete it: a \
+                 new one is made with the new class and the data moves to it)"
+            ),
+        };
     }
-    let (wanted_size, live_size) = (storage_request(desired)?, storage_request(live)?);
-    let (wanted_bytes, live_bytes) = (quantity_value(&wanted_size)?, quantity_value(&live_size)?);
+    let (Some(wanted_size), Some(live_size)) = (storage_request(desired), storage_request(live)) else {
+        return VolumeChange::None;
+    };
+    let (Some(wanted_bytes), Some(live_bytes)) = (quantity_value(&wanted_size), quantity_value(&live_size)) else {
+        return VolumeChange::None;
+    };
     if live_bytes > wanted_bytes {
-        Some(format!(
-            "PVC {name} requests {live_size}, the spec asks for {wanted_size}: volumes never shrink; set the storage \
-             back to {live_size}"
-        ))
+        VolumeChange::Refused {
+            reason: reasons::VOLUME_MISMATCH,
+            message: format!(
+                "PVC {name} requests {live_size}, the spec asks for {wanted_size}: volumes never shrink; set the \
+                 storage back to {live_size}"
+            ),
+        }
     } else if live_bytes < wanted_bytes {
-        Some(format!(
-            "PVC {name} requests {live_size}, the spec asks for {wanted_size}: resizing volumes is not supported yet"
-        ))
+        VolumeChange::Grow { from: live_size, to: wanted_size }
     } else {
-        None
+        VolumeChange::None
     }
+}
+
+/// How far a PVC's growth got, while it is not done: its request is above its
+/// capacity (the volume, then the file system, grow).
+pub fn resize_progress(pvc: &PersistentVolumeClaim) -> Option<String> {
+    let requested = storage_request(pvc)?;
+    let status = pvc.status.as_ref()?;
+    let capacity = status.capacity.as_ref()?.get("storage")?.0.clone();
+    if quantity_value(&capacity)? >= quantity_value(&requested)? {
+        return None;
+    }
+    let stage = status.conditions.iter().flatten().find(|c| c.status == "True").map(|c| c.type_.as_str());
+    let stage = match stage {
+        Some("Resizing") => "the volume is being resized",
+        Some("FileSystemResizePending") => "the volume grew; the file system grows online next",
+        Some("ControllerResizeError") | Some("NodeResizeError") => "the resize failed; the storage driver retries",
+        _ => "waiting for the storage driver",
+    };
+    Some(format!("PVC {} grows from {capacity} to {requested}: {stage}", pvc.name_any()))
 }
 
 fn storage_request(pvc: &PersistentVolumeClaim) -> Option<String> {
@@ -108,33 +154,61 @@ mod tests {
         assert_eq!(quantity_value("1Gi"), quantity_value("1073741824"), "the same size written two ways");
     }
 
-    #[test]
-    fn a_changed_storage_class_is_a_mismatch_naming_both_classes() {
-        assert_eq!(
-            pvc_mismatch(&pvc(Some("fast"), "10Gi"), &pvc(Some("standard"), "10Gi")).as_deref(),
-            Some(
-                "PVC data-tikv-a has storage class standard, the spec asks for fast: a PVC's storage class cannot \
-                 change; set storageClassName back to standard (moving the data to another class needs a new instance)"
-            )
-        );
-        assert!(pvc_mismatch(&pvc(Some("fast"), "10Gi"), &pvc(None, "10Gi")).unwrap().contains("class (none)"));
-        assert_eq!(pvc_mismatch(&pvc(Some("fast"), "10Gi"), &pvc(Some("fast"), "10Gi")), None);
-        assert_eq!(pvc_mismatch(&pvc(None, "10Gi"), &pvc(Some("standard"), "10Gi")), None, "the default applied");
+    fn refused(change: VolumeChange) -> (String, String) {
+        match change {
+            VolumeChange::Refused { reason, message } => (reason.to_string(), message),
+            other => panic!("not refused: {other:?}"),
+        }
     }
 
     #[test]
-    fn sizes_are_compared_by_value_in_both_directions() {
-        assert_eq!(pvc_mismatch(&pvc(None, "10Gi"), &pvc(None, "10737418240")), None);
+    fn a_changed_storage_class_is_refused_naming_both_classes_and_the_way_out() {
+        let (reason, message) = refused(volume_change(&pvc(Some("fast"), "10Gi"), &pvc(Some("standard"), "10Gi")));
+        assert_eq!(reason, reasons::STORAGE_CLASS_CHANGE_NOT_SUPPORTED);
+        assert!(message.starts_with("PVC data-tikv-a has storage class standard, the spec asks for fast"), "{message}");
+        assert!(message.contains("or replace the instance"), "{message}");
+        assert!(refused(volume_change(&pvc(Some("fast"), "10Gi"), &pvc(None, "10Gi"))).1.contains("class (none)"));
+        assert_eq!(volume_change(&pvc(Some("fast"), "10Gi"), &pvc(Some("fast"), "10Gi")), VolumeChange::None);
+        assert_eq!(volume_change(&pvc(None, "10Gi"), &pvc(Some("standard"), "10Gi")), VolumeChange::None);
+    }
+
+    #[test]
+    fn sizes_are_compared_by_value_growing_online_and_never_shrinking() {
+        assert_eq!(volume_change(&pvc(None, "10Gi"), &pvc(None, "10737418240")), VolumeChange::None);
         assert_eq!(
-            pvc_mismatch(&pvc(None, "5Gi"), &pvc(None, "10Gi")).as_deref(),
-            Some(
-                "PVC data-tikv-a requests 10Gi, the spec asks for 5Gi: volumes never shrink; set the storage back to 10Gi"
+            refused(volume_change(&pvc(None, "5Gi"), &pvc(None, "10Gi"))),
+            (
+                reasons::VOLUME_MISMATCH.to_string(),
+                "PVC data-tikv-a requests 10Gi, the spec asks for 5Gi: volumes never shrink; set the storage back \
+                 to 10Gi"
+                    .to_string()
             )
         );
         assert_eq!(
-            pvc_mismatch(&pvc(None, "20Gi"), &pvc(None, "10Gi")).as_deref(),
-            Some("PVC data-tikv-a requests 10Gi, the spec asks for 20Gi: resizing volumes is not supported yet")
+            volume_change(&pvc(None, "20Gi"), &pvc(None, "10Gi")),
+            VolumeChange::Grow { from: "10Gi".into(), to: "20Gi".into() }
         );
-        assert_eq!(pvc_mismatch(&pvc(None, "20Gi"), &pvc(None, "lots")), None, "not comparable: not reported");
+        assert_eq!(volume_change(&pvc(None, "20Gi"), &pvc(None, "lots")), VolumeChange::None, "not comparable");
+    }
+
+    #[test]
+    fn a_growing_volume_says_how_far_it_got() {
+        let mut growing = pvc(None, "20Gi");
+        let status = |capacity: &str, condition: Option<&str>| {
+            serde_json::from_value(serde_json::json!({
+                "capacity": {"storage": capacity},
+                "conditions": condition.map(|c| vec![serde_json::json!({"type": c, "status": "True"})]).unwrap_or_default(),
+            }))
+            .unwrap()
+        };
+        growing.status = Some(status("10Gi", Some("Resizing")));
+        assert_eq!(
+            resize_progress(&growing).as_deref(),
+            Some("PVC data-tikv-a grows from 10Gi to 20Gi: the volume is being resized")
+        );
+        growing.status = Some(status("10Gi", Some("FileSystemResizePending")));
+        assert!(resize_progress(&growing).unwrap().ends_with("the file system grows online next"));
+        growing.status = Some(status("20Gi", None));
+        assert_eq!(resize_progress(&growing), None, "done");
     }
 }

@@ -311,6 +311,11 @@ impl Env {
         self.user.patch(&r(plural), Some(NS), name, None, PatchType::Merge, &patch).expect("user patch");
     }
 
+    /// A user's merge patch that may be refused: the API server's message if it is.
+    pub fn try_patch(&self, plural: &str, name: &str, patch: Value) -> Result<(), String> {
+        self.user.patch(&r(plural), Some(NS), name, None, PatchType::Merge, &patch).map(drop).map_err(|e| e.message)
+    }
+
     /// `kubectl cordon` (or `uncordon`) of every node: new pods cannot be scheduled.
     pub fn cordon_all(&self, cordoned: bool) {
         for node in self.nodes() {

@@ -1,58 +1,110 @@
-//! `pvcs`: creates the instance's missing PVCs. Writes: PVCs (create only; resizing
-//! comes with volume resize). A live PVC whose storage class or size differs from the
-//! spec is reported (Synced=False VolumeMismatch) and left as it is. Complete;
-//! InvalidSpec + Wait on a bad PVC overlay; Fail.
+//! `pvcs`: creates the instance's missing PVCs and grows the ones the spec now asks to
+//! be larger, online: the PVC's request is raised (one merge patch carrying its
+//! resourceVersion) and the storage driver grows the volume, then the kubelet its file
+//! system, while the Pod runs — no restart. While a PVC grows, Synced is False
+//! (`VolumeResizing`, with the stage it reached). A smaller size (`VolumeMismatch`) or
+//! another storage class (`StorageClassChangeNotSupported`) is reported and not done
+//! (see [`crate::common::volume_check`]), as is the API server's refusal to grow one
+//! (`VolumeResizeRefused`: a class without `allowVolumeExpansion`, with its words).
+//! Outcomes: Complete; Retry after a write met a newer PVC (409); InvalidSpec + Wait on
+//! a bad PVC overlay; Fail.
+
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use kube::api::Patch;
 use kube::{Api, ResourceExt};
+use serde_json::json;
 use tikv_operator_api::condition::reasons;
 use tikv_operator_task::{Node, Outcome, task};
 
-use crate::apply::post_params;
+use crate::apply::{patch_params, post_params};
 use crate::common::instance::InstanceState;
-use crate::common::volume_check::pvc_mismatch;
+use crate::common::volume_check::{VolumeChange, resize_progress, volume_change};
 use crate::common::{Instance, render};
-use crate::error::is_already_exists;
+use crate::error::{is_already_exists, is_conflict, is_forbidden};
 
 pub fn pvcs<S: InstanceState>() -> Node<S> {
-    task("pvcs", |s: &mut S| {
-        Box::pin(async move {
-            let pass = s.pass();
-            let Some(instance) = &pass.object else {
-                return Outcome::complete("no instance");
-            };
-            let desired = match render::pvcs(instance, &instance.pod_name()) {
-                Ok(desired) => desired,
-                Err(error) => {
-                    s.pass_mut().not_synced(reasons::INVALID_SPEC, error.to_string());
-                    return Outcome::wait(format!("{error}; waiting for the spec to be fixed"));
-                }
-            };
-            let api: Api<PersistentVolumeClaim> = Api::namespaced(pass.ctx.client.clone(), &pass.namespace);
-            let live = crate::common::instance::instance_pvcs(s);
-            let mut created = Vec::new();
-            for pvc in desired {
-                if let Some(existing) = live.iter().find(|l| l.name_any() == pvc.name_any()) {
-                    if let Some(mismatch) = pvc_mismatch(&pvc, existing) {
-                        s.pass_mut().not_synced(reasons::VOLUME_MISMATCH, mismatch);
+    task("pvcs", |s: &mut S| Box::pin(run(s)))
+}
+
+async fn run<S: InstanceState>(s: &mut S) -> Outcome {
+    let pass = s.pass();
+    let Some(instance) = &pass.object else {
+        return Outcome::complete("no instance");
+    };
+    let desired = match render::pvcs(instance, &instance.pod_name()) {
+        Ok(desired) => desired,
+        Err(error) => {
+            s.pass_mut().not_synced(reasons::INVALID_SPEC, error.to_string());
+            return Outcome::wait(format!("{error}; waiting for the spec to be fixed"));
+        }
+    };
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(pass.ctx.client.clone(), &pass.namespace);
+    let live = crate::common::instance::instance_pvcs(s);
+    let (mut created, mut grown) = (Vec::new(), Vec::new());
+    for pvc in desired {
+        let name = pvc.name_any();
+        let Some(existing) = live.iter().find(|l| l.name_any() == name) else {
+            match api.create(&post_params(), &pvc).await {
+                Ok(_) => created.push(name),
+                Err(error) if is_already_exists(&error) => {}
+                Err(error) => return Outcome::fail(error),
+            }
+            continue;
+        };
+        match volume_change(&pvc, existing) {
+            VolumeChange::None => {}
+            VolumeChange::Refused { reason, message } => s.pass_mut().not_synced(reason, message),
+            VolumeChange::Grow { from, to } => {
+                let patch = json!({
+                    "metadata": {"resourceVersion": existing.resource_version()},
+                    "spec": {"resources": {"requests": {"storage": to}}},
+                });
+                match api.patch(&name, &patch_params(), &Patch::Merge(&patch)).await {
+                    Ok(_) => {}
+                    Err(error) if is_conflict(&error) => {
+                        return Outcome::retry(
+                            Duration::from_secs(1),
+                            format!("PVC {name} changed meanwhile; retrying"),
+                        );
                     }
-                    continue;
-                }
-                match api.create(&post_params(), &pvc).await {
-                    Ok(_) => created.push(pvc.name_any()),
-                    Err(error) if is_already_exists(&error) => {}
+                    Err(error) if is_forbidden(&error) => {
+                        let why = match &error {
+                            kube::Error::Api(status) => status.message.clone(),
+                            other => other.to_string(),
+                        };
+                        let message = format!(
+                            "PVC {name} cannot grow from {from} to {to}: {why}; set the storage back to {from}, or use \
+                             a storage class that allows expansion for new instances"
+                        );
+                        s.pass_mut().not_synced(reasons::VOLUME_RESIZE_REFUSED, message);
+                        continue;
+                    }
                     Err(error) => return Outcome::fail(error),
                 }
+                s.pass_mut().not_synced(reasons::VOLUME_RESIZING, format!("PVC {name} grows from {from} to {to}"));
+                grown.push(format!("{name} from {from} to {to}"));
+                continue;
             }
-            s.parts_mut().pvcs_ready = true;
-            if created.is_empty() {
-                Outcome::complete("all present")
-            } else {
-                s.pass().event("CreatedPVC", "Create", format!("created {}", created.join(", "))).await;
-                Outcome::complete(format!("created {}", created.join(", ")))
-            }
-        })
-    })
+        }
+        if let Some(progress) = resize_progress(existing) {
+            s.pass_mut().not_synced(reasons::VOLUME_RESIZING, progress);
+        }
+    }
+    s.parts_mut().pvcs_ready = true;
+    let mut done = Vec::new();
+    if !created.is_empty() {
+        let message = format!("created {}", created.join(", "));
+        s.pass().event("CreatedPVC", "Create", message.clone()).await;
+        done.push(message);
+    }
+    if !grown.is_empty() {
+        let message = format!("growing {} online", grown.join(", "));
+        s.pass().event("ResizingVolume", "Resize", message.clone()).await;
+        done.push(message);
+    }
+    Outcome::complete(if done.is_empty() { "all present".to_string() } else { done.join("; ") })
 }
 
 #[cfg(test)]
@@ -86,12 +138,99 @@ mod tests {
         assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
         assert_eq!(env.write_log(), Vec::<String>::new(), "the PVC is left as it is");
         let synced = find_condition(&s.pass.status.common.conditions, types::SYNCED).unwrap();
-        assert_eq!((synced.status.as_str(), synced.reason.as_str()), ("False", reasons::VOLUME_MISMATCH));
+        assert_eq!(
+            (synced.status.as_str(), synced.reason.as_str()),
+            ("False", reasons::STORAGE_CLASS_CHANGE_NOT_SUPPORTED)
+        );
         assert!(synced.message.contains("storage class standard, the spec asks for fast"), "{}", synced.message);
 
         let mut s = state(before);
         env.run(&runner, "k", &mut s).await;
         let synced = find_condition(&s.pass.status.common.conditions, types::SYNCED).unwrap();
         assert_eq!(synced.status, "True", "{synced:?}");
+    }
+
+    #[tokio::test]
+    async fn a_larger_volume_is_one_patch_of_the_request_then_its_growth_is_reported() {
+        let env = TestEnv::start().await;
+        let class: k8s_openapi::api::storage::v1::StorageClass = serde_json::from_value(json!({
+            "metadata": {"name": "expandable"}, "provisioner": "example.com/csi", "allowVolumeExpansion": true,
+        }))
+        .unwrap();
+        let classes: Api<k8s_openapi::api::storage::v1::StorageClass> = Api::all(env.client.clone());
+        classes.create(&Default::default(), &class).await.unwrap();
+        let mut before = sample_tikv("tikv-a", "tikv");
+        before.spec.template.volumes[0].storage_class_name = Some("expandable".into());
+        let pvcs_api: Api<PersistentVolumeClaim> = Api::namespaced(env.client.clone(), "default");
+        for mut pvc in render::pvcs(&before, "tikv-tikv-a").unwrap() {
+            // Bound, as the PV controller leaves it.
+            pvc.spec.as_mut().unwrap().volume_name = Some("pv-1".into());
+            let mut pvc = env.create(pvc).await;
+            pvc.status = Some(serde_json::from_value(json!({"phase": "Bound"})).unwrap());
+            pvcs_api.replace_status(&pvc.name_any(), &Default::default(), &pvc).await.unwrap();
+        }
+        env.synced().await;
+        env.sim.requests().reset();
+        let mut tikv = before.clone();
+        tikv.spec.template.volumes[0].storage = "200Gi".into();
+        let runner = Runner::new("t", [pvcs::<TikvState>()]);
+        let mut s = TikvState::new(env.ctx.clone(), "default", "tikv-a");
+        s.pass = s.pass.with_object(tikv.clone()).with_cluster(sample_cluster("basic"));
+        let report = env.run(&runner, "k", &mut s).await;
+        let entry = report.entry("pvcs").unwrap();
+        assert_eq!(entry.kind(), Some(OutcomeKind::Complete), "{report}");
+        let old = &before.spec.template.volumes[0].storage;
+        assert_eq!(entry.message(), format!("growing data-tikv-tikv-a from {old} to 200Gi online"));
+        assert_eq!(env.write_log(), ["patch persistentvolumeclaims/data-tikv-tikv-a"]);
+        assert_eq!(s.pass.unsynced[0].reason, reasons::VOLUME_RESIZING);
+        let live: PersistentVolumeClaim = env.get("data-tikv-tikv-a").await;
+        let request = &live.spec.unwrap().resources.unwrap().requests.unwrap()["storage"];
+        assert_eq!(request.0, "200Gi");
+
+        // The next pass: the request is there; while the capacity lags, it says so and
+        // writes nothing.
+        let api: Api<PersistentVolumeClaim> = Api::namespaced(env.client.clone(), "default");
+        let mut live: PersistentVolumeClaim = env.get("data-tikv-tikv-a").await;
+        live.status = Some(
+            serde_json::from_value(json!({"phase": "Bound", "capacity": {"storage": old},
+                "conditions": [{"type": "FileSystemResizePending", "status": "True"}]}))
+            .unwrap(),
+        );
+        api.replace_status("data-tikv-tikv-a", &Default::default(), &live).await.unwrap();
+        env.synced().await;
+        env.sim.requests().reset();
+        let mut s = TikvState::new(env.ctx.clone(), "default", "tikv-a");
+        s.pass = s.pass.with_object(tikv).with_cluster(sample_cluster("basic"));
+        let report = env.run(&runner, "k", &mut s).await;
+        assert_eq!(env.writes(), 0, "{report}");
+        assert_eq!(s.pass.unsynced[0].reason, reasons::VOLUME_RESIZING);
+        assert_eq!(
+            s.pass.unsynced[0].message,
+            format!(
+                "PVC data-tikv-tikv-a grows from {old} to 200Gi: the volume grew; the file system grows online next"
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn a_volume_its_class_cannot_grow_is_reported_in_the_api_servers_words() {
+        let env = TestEnv::start().await;
+        let before = sample_tikv("tikv-a", "tikv");
+        for pvc in render::pvcs(&before, "tikv-tikv-a").unwrap() {
+            env.create(pvc).await;
+        }
+        env.synced().await;
+        let mut tikv = before.clone();
+        tikv.spec.template.volumes[0].storage = "200Gi".into();
+        let mut s = TikvState::new(env.ctx.clone(), "default", "tikv-a");
+        s.pass = s.pass.with_object(tikv).with_cluster(sample_cluster("basic"));
+        let report = env.run(&Runner::new("t", [pvcs::<TikvState>()]), "k", &mut s).await;
+        assert_eq!(report.entry("pvcs").unwrap().kind(), Some(OutcomeKind::Complete), "{report}");
+        assert_eq!(s.pass.unsynced[0].reason, reasons::VOLUME_RESIZE_REFUSED);
+        assert!(
+            s.pass.unsynced[0].message.contains("only dynamically provisioned pvc can be resized"),
+            "{}",
+            s.pass.unsynced[0].message
+        );
     }
 }
