@@ -169,16 +169,8 @@ impl Executor {
                         Ok(updated) => updated,
                         Err(error) => return Err(Outcome::fail(error)),
                     };
-                    match api.replace(name, &post_params(), &updated).await {
-                        Ok(_) => {}
-                        Err(error) if is_not_found(&error) => continue,
-                        Err(error) if is_conflict(&error) => {
-                            return Err(Outcome::retry(
-                                Duration::from_secs(1),
-                                format!("{name} changed since it was read; planning again"),
-                            ));
-                        }
-                        Err(error) => return Err(Outcome::fail(error)),
+                    if !settled(name, api.replace(name, &post_params(), &updated).await.map(drop))? {
+                        continue;
                     }
                     let (from, to) = (instance.version().to_string(), updated.version().to_string());
                     let versions = if from == to { String::new() } else { format!(" ({from} to {to})") };
@@ -193,56 +185,47 @@ impl Executor {
                         continue;
                     };
                     let from_version = instance.resource_version().unwrap_or_default();
-                    let (kind, written) = match action {
-                        Action::Update { .. } | Action::Create { .. } => continue,
+                    let (kind, written, reason, note, done) = match action {
                         Action::SetOffline { .. } => {
                             let at = ctx.now();
                             let patch = offline_patch(&from_version, true, Some(at.to_string()));
-                            (ChangeKind::SetOffline { at }, api.patch(name, &patch_params(), &patch).await.map(drop))
+                            (
+                                ChangeKind::SetOffline { at },
+                                api.patch(name, &patch_params(), &patch).await.map(drop),
+                                "ScalingIn",
+                                format!("{component} instance {name} chosen to leave: spec.offline set"),
+                                format!("set {name} offline"),
+                            )
                         }
                         Action::CancelOffline { .. } => {
                             let patch = offline_patch(&from_version, false, None);
-                            (ChangeKind::CancelOffline, api.patch(name, &patch_params(), &patch).await.map(drop))
+                            (
+                                ChangeKind::CancelOffline,
+                                api.patch(name, &patch_params(), &patch).await.map(drop),
+                                "OfflineCanceled",
+                                format!(
+                                    "{component} instance {name} stays: its offline is cancelled (more replicas wanted)"
+                                ),
+                                format!("cancelled the offline of {name}"),
+                            )
                         }
                         _ => {
                             let preconditions =
                                 Preconditions { uid: instance.uid(), resource_version: Some(from_version.clone()) };
                             let params = DeleteParams { preconditions: Some(preconditions), ..DeleteParams::default() };
-                            (ChangeKind::Delete, api.delete(name, &params).await.map(drop))
+                            (
+                                ChangeKind::Delete,
+                                api.delete(name, &params).await.map(drop),
+                                "DeletedInstance",
+                                format!("deleted {component} instance {name}: it has left PD"),
+                                format!("deleted {name}"),
+                            )
                         }
                     };
-                    match written {
-                        Ok(()) => {}
-                        Err(error) if is_not_found(&error) => continue,
-                        Err(error) if is_conflict(&error) => {
-                            return Err(Outcome::retry(
-                                Duration::from_secs(1),
-                                format!("{name} changed since it was read; planning again"),
-                            ));
-                        }
-                        Err(error) => return Err(Outcome::fail(error)),
+                    if !settled(name, written)? {
+                        continue;
                     }
-                    let (reason, note) = match kind {
-                        ChangeKind::SetOffline { .. } => {
-                            ("ScalingIn", format!("{component} instance {name} chosen to leave: spec.offline set"))
-                        }
-                        ChangeKind::CancelOffline => (
-                            "OfflineCanceled",
-                            format!(
-                                "{component} instance {name} stays: its offline is cancelled (more replicas wanted)"
-                            ),
-                        ),
-                        ChangeKind::Delete => {
-                            ("DeletedInstance", format!("deleted {component} instance {name}: it has left PD"))
-                        }
-                        ChangeKind::Update { .. } => continue,
-                    };
-                    self.done.push(match kind {
-                        ChangeKind::SetOffline { .. } => format!("set {name} offline"),
-                        ChangeKind::CancelOffline => format!("cancelled the offline of {name}"),
-                        ChangeKind::Delete => format!("deleted {name}"),
-                        ChangeKind::Update { .. } => continue,
-                    });
+                    self.done.push(done);
                     ctx.expectations.changed(&self.uid, Change { name: name.clone(), from_version, kind });
                     s.pass().event(reason, "ScaleIn", note).await;
                 }
@@ -294,6 +277,20 @@ impl Executor {
             (false, true) => Outcome::wait(parts.join("; ")),
             (false, false) => Outcome::complete(parts.join("; ")),
         }
+    }
+}
+
+/// How a write to instance `name` ended: `Ok(true)` written, `Ok(false)` the instance
+/// is gone (nothing to do), `Err` with the outcome ending the pass: Retry when it
+/// changed since it was read (409), Fail otherwise.
+fn settled(name: &str, written: Result<(), kube::Error>) -> Result<bool, Outcome> {
+    match written {
+        Ok(()) => Ok(true),
+        Err(error) if is_not_found(&error) => Ok(false),
+        Err(error) if is_conflict(&error) => {
+            Err(Outcome::retry(Duration::from_secs(1), format!("{name} changed since it was read; planning again")))
+        }
+        Err(error) => Err(Outcome::fail(error)),
     }
 }
 
