@@ -697,9 +697,8 @@ mod tests {
         assert_eq!((kit.writes(), kit.pd.write_log()), (vec![], vec![]), "{report}");
         assert_eq!(s.leaders, Leaders::Evicted);
 
-        // Its process has stopped, the Pod not yet gone (kube-sim removes a terminating
-        // Pod on any update, so this Pod stops before it is deleted): the new process
-        // has yet to serve.
+        // Its process has stopped, the Pod not yet gone: the new process has yet to
+        // serve.
         let kit = Kit::new(pd().evicting_leaders(5).counts(5, 0, 10), |t| {
             annotated(t);
             t.spec.offline = false;
