@@ -104,6 +104,16 @@ mod tests {
         pass(&env).await;
         let revisions = env.list::<ControllerRevision>().await.len();
         assert_eq!(env.list::<PD>().await.len(), 3);
+        // Their Pods run the revision, as the PD controller records it: the group says
+        // which version it runs.
+        let pds: kube::Api<PD> = kube::Api::namespaced(env.client.clone(), "default");
+        for mut pd in env.list::<PD>().await {
+            let revision = pd.labels().get(tikv_operator_api::names::LABEL_INSTANCE_REVISION_HASH).cloned();
+            pd.status.get_or_insert_default().common.current_revision = revision;
+            pds.replace_status(&pd.name_any(), &Default::default(), &pd).await.unwrap();
+        }
+        env.synced().await;
+        pass(&env).await;
 
         // The user scales out and, in the same edit, sets a key the operator owns.
         patch_group(

@@ -14,7 +14,7 @@ use super::cluster_not_found_message;
 use crate::common::group::{GroupState, instance_ready};
 use crate::common::render::{group_selector, selector_string};
 use crate::common::replicas::Replicas;
-use crate::common::{Group, Object};
+use crate::common::{Group, Instance, Object};
 
 pub fn group_status<S: GroupState>() -> Node<S> {
     sync_task("group_status", |s: &mut S| {
@@ -27,12 +27,21 @@ pub fn group_status<S: GroupState>() -> Node<S> {
         let Some(group) = s.pass().object.clone() else {
             return Outcome::complete("no group");
         };
-        // (ready, revision) of every instance not being deleted.
-        let live: Vec<(bool, Option<String>)> = parts
+        // (ready, revision it is brought to, revision its Pod runs) of every instance not
+        // being deleted. The group labels an instance with the update revision before
+        // the instance restarts; its Pod runs it once the instance's status says so
+        // (currentRevision, recorded from the Pod when Ready). updatedReplicas counts the
+        // first; the group's currentRevision, version and Synced wait for the second, so
+        // that "PD runs its new version" (TiKV's upgrade ordering) means the Pods do.
+        let live: Vec<(bool, Option<String>, Option<String>)> = parts
             .instances
             .iter()
             .filter(|i| i.meta().deletion_timestamp.is_none())
-            .map(|i| (instance_ready(i), i.labels().get(names::LABEL_INSTANCE_REVISION_HASH).cloned()))
+            .map(|i| {
+                let running =
+                    i.status().and_then(|st| <S::G as Group>::Instance::common_status(st).current_revision.clone());
+                (instance_ready(i), i.labels().get(names::LABEL_INSTANCE_REVISION_HASH).cloned(), running)
+            })
             .collect();
         // A pass that stopped before the revision (a template not rolled out) counts
         // against the revision last rolled out.
@@ -43,9 +52,11 @@ pub fn group_status<S: GroupState>() -> Node<S> {
         let template_rolled_out = parts.update_revision.is_some();
         let counts = Replicas::count(group.replicas(), &parts.instances);
         let replicas = live.len() as i32;
-        let ready = live.iter().filter(|(r, _)| *r).count() as i32;
-        let updated =
-            live.iter().filter(|(_, rev)| update_revision.is_some() && *rev == update_revision).count() as i32;
+        let ready = live.iter().filter(|(r, _, _)| *r).count() as i32;
+        let at_update = |rev: &Option<String>| update_revision.is_some() && *rev == update_revision;
+        let updated = live.iter().filter(|(_, rev, _)| at_update(rev)).count() as i32;
+        let running_update =
+            live.iter().filter(|(_, rev, running)| at_update(rev) && at_update(running)).count() as i32;
         let planned = parts.planned.clone();
         let creating = parts.created.len();
         let desired = group.replicas();
@@ -54,13 +65,14 @@ pub fn group_status<S: GroupState>() -> Node<S> {
         let generation = pass.generation();
         let common = <S::G as Group>::common_status_mut(&mut pass.status);
         common.observed_generation = generation;
-        let all_updated = updated == replicas && replicas == desired;
+        let all_updated = running_update == replicas && replicas == desired;
         if all_updated && let Some(update) = &update_revision {
             common.current_revision = Some(update.clone());
         }
         let current_revision = common.current_revision.clone();
         let current =
-            live.iter().filter(|(_, rev)| current_revision.is_some() && *rev == current_revision).count() as i32;
+            live.iter().filter(|(_, _, running)| current_revision.is_some() && *running == current_revision).count()
+                as i32;
         let selector = selector_string(&group_selector(&group.cluster_name(), S::G::COMPONENT, &pass.name));
         let status = <S::G as Group>::group_status_mut(&mut pass.status);
         status.replicas = replicas;
@@ -119,10 +131,13 @@ mod tests {
         let mut pd = sample_pd(name, "pd");
         pd.labels_mut().insert(names::LABEL_INSTANCE_REVISION_HASH.into(), revision.into());
         let status = if ready { "True" } else { "False" };
+        // As the instance controller records it: the Pod's revision once Ready.
+        let running = ready.then_some(revision);
         pd.status = Some(
             serde_json::from_value(serde_json::json!({"conditions": [{
                 "type": "Ready", "status": status, "reason": "Test", "message": "",
-                "observedGeneration": 1, "lastTransitionTime": "2027-01-15T08:00:00Z"}]}))
+                "observedGeneration": 1, "lastTransitionTime": "2027-01-15T08:00:00Z"}],
+                "currentRevision": running}))
             .unwrap(),
         );
         pd
@@ -139,6 +154,26 @@ mod tests {
         s.group.instances_loaded = true;
         s.group.update_revision = Some("rev-2".into());
         s
+    }
+
+    #[tokio::test]
+    async fn instances_brought_to_the_revision_count_as_current_only_once_their_pods_run_it() {
+        let env = TestEnv::start().await;
+        let mut group = sample_pd_group("pd", 3);
+        group.status = Some(Default::default());
+        group.status.as_mut().unwrap().common.current_revision = Some("rev-1".into());
+        // All labelled rev-2 by the updater; one Pod restarted and runs it.
+        let mut restarting = vec![instance("pd-a", "rev-2", true), instance("pd-b", "rev-2", false)];
+        let mut c = instance("pd-c", "rev-2", true);
+        c.status.as_mut().unwrap().common.current_revision = Some("rev-1".into());
+        restarting.push(c);
+        let mut s = status_state(&env, group, restarting);
+        env.run(&Runner::new("t", [group_status()]), "k", &mut s).await;
+        let status = &s.pass.status;
+        assert_eq!(status.group.updated_replicas, 3, "brought to rev-2");
+        assert_eq!(status.common.current_revision.as_deref(), Some("rev-1"), "not every Pod runs rev-2");
+        assert_eq!(status.group.version, None, "no version reported before the Pods run it");
+        assert_eq!(condition(&s, "Synced").1, reasons::NOT_ALL_INSTANCES_UP_TO_DATE);
     }
 
     #[tokio::test]
