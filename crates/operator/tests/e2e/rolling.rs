@@ -33,6 +33,13 @@ struct Rollout {
     /// TiKV instances whose pod changed, in order.
     restarted: Vec<String>,
     last_uid: std::collections::BTreeMap<String, String>,
+    /// The Cluster said Progressing=True at some sample.
+    progressing_seen: bool,
+    /// A group said its current revision was its (new) update revision while one of its
+    /// pods still ran another version.
+    current_flipped_early: Vec<String>,
+    /// Each group's update revision at the first sample (before the change).
+    first_update: std::collections::BTreeMap<String, String>,
 }
 
 impl Rollout {
@@ -45,6 +52,21 @@ impl Rollout {
         let pd_old = env.names("pds").iter().any(|p| pod_state(env, p).is_some_and(|(tag, _)| tag != version));
         let kv_new = env.names("tikvs").iter().any(|t| pod_state(env, t).is_some_and(|(tag, _)| tag == version));
         self.tikv_before_pd |= pd_old && kv_new;
+        let cluster = env.get("clusters", crate::env::CLUSTER);
+        self.progressing_seen |= cluster
+            .as_ref()
+            .and_then(|c| crate::env::condition(c, "Progressing"))
+            .is_some_and(|c| c["status"] == "True");
+        for (plural, group, instances) in [("pdgroups", PD_GROUP, "pds"), ("tikvgroups", TIKV_GROUP, "tikvs")] {
+            let Some(g) = env.get(plural, group) else { continue };
+            let (current, update) = (&g["status"]["currentRevision"], &g["status"]["updateRevision"]);
+            let update = update.as_str().unwrap_or_default().to_owned();
+            let first = self.first_update.entry(group.to_owned()).or_insert_with(|| update.clone());
+            let old = env.names(instances).iter().any(|i| pod_state(env, i).is_some_and(|(tag, _)| tag != version));
+            if *first != update && old && current == update.as_str() {
+                self.current_flipped_early.push(format!("{group}: {current}"));
+            }
+        }
         for t in env.names("tikvs") {
             let Some(uid) = env.pod_of(&t).and_then(|p| p["metadata"]["uid"].as_str().map(str::to_owned)) else {
                 continue;
@@ -103,6 +125,11 @@ async fn rolling_upgrade_of_pd_then_tikv_and_a_config_change() {
     assert_eq!(rollout.tikv_down_at_once, 1, "one TiKV pod down at a time: {rollout:?}");
     assert_eq!(rollout.pd_down_at_once, 1, "one PD pod down at a time: {rollout:?}");
     assert!(!rollout.tikv_before_pd, "TiKV moves only once PD runs the new version everywhere");
+    assert!(rollout.progressing_seen, "the Cluster says Progressing while a group rolls");
+    assert!(
+        rollout.current_flipped_early.is_empty(),
+        "currentRevision flips only once every pod is on it: {rollout:?}"
+    );
     let restarted: BTreeSet<&String> = rollout.restarted.iter().collect();
     assert_eq!(restarted.len(), 3, "every store restarted: {:?}", rollout.restarted);
     assert_eq!(rollout.restarted.len(), 3, "each once: {:?}", rollout.restarted);
