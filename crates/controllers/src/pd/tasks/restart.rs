@@ -55,6 +55,12 @@ async fn run(s: &mut PdState) -> Outcome {
                 let message = format!("pod {name} needs a restart for {what}, held: {message}");
                 s.pass.unsynced.retain(|f| f.reason != reasons::POD_NOT_UP_TO_DATE);
                 s.pass.not_synced(reason, message.clone());
+                // What holds it (member health) is read from PD's view: the cache polls
+                // fast meanwhile.
+                if let Some(pd) = s.pass.pd() {
+                    let key = s.pass.key();
+                    s.pass.ctx.pd_waits.waiting(&key, &pd.cache, "a held restart");
+                }
                 return Outcome::retry(RESTART_RECHECK, message);
             }
         }

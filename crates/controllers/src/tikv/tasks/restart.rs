@@ -94,6 +94,11 @@ async fn run(s: &mut TikvState) -> Outcome {
         let message = format!("pod {name} needs a restart for {what}, held: {message}");
         s.pass.unsynced.retain(|f| f.reason != reasons::POD_NOT_UP_TO_DATE);
         s.pass.not_synced(reason, message.clone());
+        // What holds it is read from PD's view: the cache polls fast meanwhile.
+        if let Some(pd) = s.pass.pd() {
+            let key = s.pass.key();
+            s.pass.ctx.pd_waits.waiting(&key, &pd.cache, "a held restart");
+        }
         return match reason {
             reasons::RESTART_BLOCKED | reasons::PD_VIEW_NOT_FRESH => Outcome::retry(RESTART_RECHECK, message),
             _ => Refusal::outcome(reason, message),
