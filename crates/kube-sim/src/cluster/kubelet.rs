@@ -278,6 +278,16 @@ impl Kubelet {
                 }
                 continue;
             };
+            if super::nodes::powered_off(node_obj) {
+                // The machine is off: its processes are gone; powered on, the kubelet
+                // starts the pod's containers afresh.
+                if let Some(mut st) = self.pods.remove(&uid) {
+                    for p in st.processes() {
+                        p.kill();
+                    }
+                }
+                continue;
+            }
             if !super::nodes::node_ready(node_obj) {
                 continue;
             }

@@ -4,7 +4,10 @@
 //! A failing node is modelled as kube-controller-manager sees a kubelet that stopped
 //! posting status: `Ready=Unknown` (`NodeStatusUnknown`), the `unreachable` NoSchedule
 //! and NoExecute taints, and the node's pods marked `Ready=False`. Its kubelet stops
-//! acting until the node is Ready again (its processes keep running).
+//! acting until the node is Ready again (its processes keep running: a network
+//! partition). A node powered off looks the same to the API, but its pods' processes
+//! stop too; powered on again, its kubelet starts their containers anew, as after a
+//! reboot (pods deleted meanwhile stay terminating until then, as on a real cluster).
 
 use std::net::Ipv4Addr;
 
@@ -16,6 +19,9 @@ use crate::patch::PatchType;
 use crate::store::{DeleteOptions, Store};
 
 pub const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
+/// Marks a node whose machine is powered off (kube-sim's own annotation: the hardware
+/// state no Kubernetes API has).
+pub const POWERED_OFF: &str = "kube-sim.tikv.org/powered-off";
 const NODE_CONTROLLER: &str = "kube-controller-manager/node-lifecycle-controller";
 
 /// A node to add.
@@ -179,6 +185,16 @@ impl NodeControl {
         Ok(())
     }
 
+    /// Powers the node's machine off (its pods' processes stop, the node goes NotReady)
+    /// or on again (the node is Ready and its kubelet starts the pods' containers).
+    pub fn set_powered(&self, name: &str, on: bool) -> ApiResult<()> {
+        self.get(name)?;
+        let value = if on { Value::Null } else { json!("true") };
+        let patch = json!({"metadata": {"annotations": {POWERED_OFF: value}}});
+        self.store.client("kube-sim/power").patch(&NODES.r(), None, name, None, PatchType::Merge, &patch)?;
+        self.set_ready(name, on)
+    }
+
     fn get(&self, name: &str) -> ApiResult<Value> {
         super::objects::get(&self.store, NODES, None, name)
             .ok_or_else(|| crate::error::ApiError::not_found("", "nodes", name))
@@ -202,6 +218,11 @@ fn ready_condition(ready: bool, now: &str) -> Value {
 /// Whether a node object says its kubelet is working.
 pub fn node_ready(node: &Value) -> bool {
     super::objects::condition(node, "Ready").is_some_and(|c| c["status"] == "True")
+}
+
+/// Whether the node's machine is powered off ([`NodeControl::set_powered`]).
+pub fn powered_off(node: &Value) -> bool {
+    node["metadata"]["annotations"][POWERED_OFF] == "true"
 }
 
 /// What the node lifecycle controller does to the pods of a node that stopped reporting

@@ -63,6 +63,9 @@ impl ContainerProcess for FakeProcess {
         self.fake.push(format!("stop grace={}", request.grace.as_secs()));
         Box::pin(async { ContainerExit::new(0, "") })
     }
+    fn kill(&self) {
+        self.fake.push("kill".into());
+    }
     fn config_changed(&self, mounts: Vec<Mount>) -> BoxFuture<()> {
         let content =
             kube_sim::cluster::runtime::MountSource::files(&mounts[0].source).and_then(|f| f.get("pd.toml").cloned());
@@ -302,5 +305,45 @@ async fn a_failed_pre_stop_hook_is_reported_and_the_container_stopped() {
         env.events_of("kv")
     );
     assert_eq!(*scripted.stops.lock().unwrap(), ["tikv"]);
+    env.shutdown().await;
+}
+
+/// A node powered off stops its pods' processes and goes NotReady; a pod deleted
+/// meanwhile stays terminating; powered on, the kubelet starts the containers again and
+/// only then finishes the deletion it was asked for.
+#[tokio::test]
+async fn a_powered_off_node_stops_its_processes_until_it_is_powered_on() {
+    let env = Env::start(20.0).await;
+    let fake = Arc::new(Fake::default());
+    fake.ready.store(true, Ordering::SeqCst);
+    env.cluster.runtimes().register("pingcap/pd", Arc::new(FakeRuntime(fake.clone())));
+    let containers = json!([{"name": "pd", "image": "pingcap/pd:v8.5.0"}]);
+    for name in ["on-1", "also-1"] {
+        env.create("pods", Some("default"), pod(name, json!({"nodeName": "node-1", "containers": containers})));
+        env.wait_pod(name, "Ready", is_ready).await;
+    }
+    let starts = |f: &Fake| f.log().iter().filter(|l| l.starts_with("start ")).count();
+    assert_eq!(starts(&fake), 2);
+
+    env.cluster.nodes().set_powered("node-1", false).unwrap();
+    env.wait("both processes killed", |_| (fake.log().iter().filter(|l| *l == "kill").count() == 2).then_some(()))
+        .await;
+    let p = env.wait_pod("on-1", "not Ready", |p| condition(p, "Ready")["status"] == "False").await;
+    assert_eq!(p["status"]["phase"], "Running", "the API still shows it running, as a real cluster would");
+    let node = env.get("nodes", None, "node-1").unwrap();
+    assert_eq!(condition(&node, "Ready")["status"], "Unknown");
+
+    env.client.delete(&ResourceRef::new("", "v1", "pods"), Some("default"), "also-1", &Default::default()).unwrap();
+    env.sim.clock().advance(Duration::from_secs(600));
+    let p = env.get("pods", Some("default"), "also-1").expect("no kubelet confirms the deletion");
+    assert!(p["metadata"]["deletionTimestamp"].is_string());
+    assert_eq!(starts(&fake), 2, "nothing starts on a machine that is off");
+
+    env.cluster.nodes().set_powered("node-1", true).unwrap();
+    env.wait_pod("on-1", "Ready again", is_ready).await;
+    env.wait("the deleted pod gone", |e| e.get("pods", Some("default"), "also-1").is_none().then_some(())).await;
+    assert!(starts(&fake) >= 3, "the pod's container started again: {:?}", fake.log());
+    let node = env.get("nodes", None, "node-1").unwrap();
+    assert_eq!(condition(&node, "Ready")["status"], "True");
     env.shutdown().await;
 }
