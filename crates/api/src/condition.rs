@@ -29,6 +29,9 @@ pub mod types {
     pub const PROGRESSING: &str = "Progressing";
     /// Cluster: `spec.paused` stops every controller of the cluster except status.
     pub const PAUSED: &str = "Paused";
+    /// TiKV group with failover enabled: whether a Down store is being replaced (True),
+    /// or why not (False: none is Down, it has not been Down long enough, or refused).
+    pub const FAILOVER: &str = "Failover";
 }
 
 /// Condition reasons (CamelCase, as Kubernetes requires).
@@ -134,6 +137,17 @@ pub mod reasons {
     pub const VOLUME_RESIZE_REFUSED: &str = "VolumeResizeRefused";
     /// A volume grows online (the message says how far it got).
     pub const VOLUME_RESIZING: &str = "VolumeResizing";
+
+    // Failover (TiKV groups).
+    /// No store is Down.
+    pub const NO_STORE_DOWN: &str = "NoStoreDown";
+    /// A store is Down, not yet for `afterDown` (the message says how long is left).
+    pub const STORE_DOWN: &str = "StoreDown";
+    /// A Down store is being replaced (the message says which step).
+    pub const FAILING_OVER: &str = "FailingOver";
+    /// A Down store is not replaced: another store is not Up, or regions would lose
+    /// their majority (the message says which).
+    pub const FAILOVER_REFUSED: &str = "FailoverRefused";
 }
 
 /// Status of a condition, as Kubernetes spells it.

@@ -29,6 +29,10 @@ pub const COMPONENT_PD: &str = "pd";
 /// Value of [`LABEL_COMPONENT`] for TiKV.
 pub const COMPONENT_TIKV: &str = "tikv";
 
+/// Set by a TiKV group on the instance whose Down store it replaces (failover): the
+/// time it was chosen. The group creates a replacement, then takes the instance offline.
+pub const ANNOTATION_FAILOVER: &str = "core.tikv.org/failover";
+
 /// Prefix of every annotation the operator sets.
 pub const ANNOTATION_PREFIX: &str = "core.tikv.org/";
 /// Hash of the desired state of a child object; an unchanged hash means no write.

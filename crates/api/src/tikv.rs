@@ -69,7 +69,41 @@ pub struct TiKVGroupSpec {
     #[serde(default = "crate::common::default_scale_in_parallelism")]
     #[schemars(range(min = 1))]
     pub scale_in_parallelism: i32,
+    /// Replacing a store whose TiKV stays Down (off unless enabled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover: Option<Failover>,
     pub template: TiKVTemplate,
+}
+
+/// Failover: a store whose heartbeat stays missing longer than `afterDown` is replaced.
+/// The operator creates a new store in the same topology, takes the dead one offline in
+/// PD once the new one serves (PD rebuilds its replicas from the others; never a forced
+/// removal), and deletes its volumes only after PD reports it Tombstone. One store at a
+/// time, and only while it is the only store that is not Up and no region has a
+/// majority of its voters on stores that are not Up.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Failover {
+    #[serde(default)]
+    pub enabled: bool,
+    /// How long a store's heartbeat must stay missing (counted while the cluster is
+    /// neither paused nor suspended and the operator is not restarting the store)
+    /// before it is replaced. Hours, minutes and seconds, e.g. `10m`, `1h`, `90s`;
+    /// default `10m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 16), regex(pattern = r"^([0-9]{1,4}h)?([0-9]{1,4}m)?([0-9]{1,6}s)?$"))]
+    pub after_down: Option<String>,
+}
+
+/// Default of [`Failover::after_down`].
+pub const DEFAULT_FAILOVER_AFTER_DOWN: std::time::Duration = std::time::Duration::from_secs(600);
+
+impl Failover {
+    /// How long a store stays Down before it is replaced; the default when unset or
+    /// unreadable (the schema admits only readable values).
+    pub fn after_down(&self) -> std::time::Duration {
+        self.after_down.as_deref().and_then(parse_hms).unwrap_or(DEFAULT_FAILOVER_AFTER_DOWN)
+    }
 }
 
 /// The instance template of a TiKV group.
@@ -276,6 +310,11 @@ pub struct TiKVStatus {
     /// before the eviction, the count now, and when it last rose.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leaders_return: Option<LeadersReturn>,
+    /// When a fresh PD view first showed the store's heartbeat missing (older than two
+    /// heartbeat intervals): the failover clock. Cleared when the store heartbeats again,
+    /// and while the cluster is paused or suspended or the operator restarts the store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub down_since: Option<Time>,
 }
 
 /// Leaders coming back to a restarted store; the restart is done at half the count

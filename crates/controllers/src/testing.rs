@@ -393,6 +393,8 @@ struct FakeState {
     metrics_leaders: HashMap<String, u64>,
     /// Members PD's `/health` reports unhealthy.
     unhealthy: BTreeSet<String>,
+    /// What `GET /regions/store/{id}` answers, by store.
+    store_regions: HashMap<u64, Vec<tikv_operator_pd::RegionVoters>>,
 }
 
 /// An in-memory PD for the PD cache, and the recording PD writer: every write is logged
@@ -528,6 +530,13 @@ impl FakePd {
     /// [`FakePd::fail_next`]`("region_health", ..)`).
     pub fn set_region_health(&self, health: tikv_operator_pd::RegionHealth) -> &Self {
         self.0.lock().unwrap().region_health = health;
+        self
+    }
+
+    /// The regions `GET /regions/store/{id}` lists for `store` (a failure is scripted
+    /// with [`FakePd::fail_next`]`("store_regions", ..)`).
+    pub fn set_store_regions(&self, store: u64, regions: Vec<tikv_operator_pd::RegionVoters>) -> &Self {
+        self.0.lock().unwrap().store_regions.insert(store, regions);
         self
     }
 
@@ -831,6 +840,16 @@ impl PdWrite for FakePd {
             None => self.read(|s| Ok(s.region_health.clone())),
         };
         Box::pin(async move { health })
+    }
+
+    fn store_regions(&self, store_id: u64) -> BoxFuture<'_, Result<Vec<tikv_operator_pd::RegionVoters>, PdError>> {
+        // A read: answered, or failed as scripted, but not logged.
+        let scripted = self.0.lock().unwrap().failures.get_mut("store_regions").and_then(VecDeque::pop_front);
+        let regions = match scripted {
+            Some(error) => Err(error),
+            None => self.read(|s| Ok(s.store_regions.get(&store_id).cloned().unwrap_or_default())),
+        };
+        Box::pin(async move { regions })
     }
 
     fn store_config<'a>(&'a self, status_url: &'a str) -> BoxFuture<'a, Result<serde_json::Value, PdError>> {

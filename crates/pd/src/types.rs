@@ -653,6 +653,55 @@ pub(crate) struct PeerWire {
     pub id: u64,
     #[serde(default)]
     pub store_id: u64,
+    /// `Voter`, `Learner`, `IncomingVoter`, `DemotingVoter` (absent on old PDs).
+    #[serde(default)]
+    pub role_name: String,
+    #[serde(default)]
+    pub is_learner: bool,
+}
+
+impl PeerWire {
+    fn is_voter(&self) -> bool {
+        !self.is_learner && self.role_name != "Learner"
+    }
+}
+
+/// A region with a peer on some store, as `GET /regions/store/{id}` lists it: the
+/// stores holding its voters (learners left out: they count for no majority).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegionVoters {
+    pub region_id: u64,
+    pub voter_stores: Vec<u64>,
+}
+
+impl RegionVoters {
+    /// Whether the voters on `down` stores leave the others short of a quorum (a
+    /// majority of all voters; half of an even count is not enough): the region cannot
+    /// elect a leader or change its peers until they come back.
+    pub fn quorum_lost_with(&self, down: &BTreeSet<u64>) -> bool {
+        let voters = self.voter_stores.len();
+        let up = self.voter_stores.iter().filter(|s| !down.contains(s)).count();
+        voters > 0 && up < voters / 2 + 1
+    }
+}
+
+impl RegionsWire {
+    pub(crate) fn into_voters(self) -> Vec<RegionVoters> {
+        self.regions
+            .unwrap_or_default()
+            .into_iter()
+            .map(|region| RegionVoters {
+                region_id: region.id,
+                voter_stores: region
+                    .peers
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|p| p.is_voter())
+                    .map(|p| p.store_id)
+                    .collect(),
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Deserialize)]

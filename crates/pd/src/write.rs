@@ -11,7 +11,7 @@ use futures::future::BoxFuture;
 
 use crate::client::PdClient;
 use crate::error::Result;
-use crate::types::RegionHealth;
+use crate::types::{RegionHealth, RegionVoters};
 use serde_json::{Map, Value};
 
 /// The PD writes of the instance lifecycle, with the client's typed errors.
@@ -43,6 +43,10 @@ pub trait PdWrite: Send + Sync + 'static {
     /// PD's region checks (down, pending, missing peers), read afresh right before a
     /// restart: a read, but one no cache may answer.
     fn region_health(&self) -> BoxFuture<'_, Result<RegionHealth>>;
+
+    /// `GET /regions/store/{id}`: the regions with a peer on the store and their
+    /// voters, read afresh before a failover judges them: a read no cache may answer.
+    fn store_regions(&self, store_id: u64) -> BoxFuture<'_, Result<Vec<RegionVoters>>>;
 
     /// A store's running config (`GET <status>/config`): a read of the store itself.
     fn store_config<'a>(&'a self, status_url: &'a str) -> BoxFuture<'a, Result<Value>>;
@@ -96,6 +100,10 @@ impl PdWrite for PdClient {
 
     fn region_health(&self) -> BoxFuture<'_, Result<RegionHealth>> {
         Box::pin(PdClient::region_health(self))
+    }
+
+    fn store_regions(&self, store_id: u64) -> BoxFuture<'_, Result<Vec<RegionVoters>>> {
+        Box::pin(PdClient::store_regions(self, store_id))
     }
 
     fn store_config<'a>(&'a self, status_url: &'a str) -> BoxFuture<'a, Result<Value>> {

@@ -27,6 +27,7 @@ pub fn tasks() -> Vec<Node<TikvState>> {
         if_break(deleting_with_cluster(), [common::instance_deletion()]),
         common::load_pod(),
         store(),
+        down_clock(),
         if_break(cluster_paused(), []),
         if_break(cluster_id_mismatch(), []),
         evict_leaders(),

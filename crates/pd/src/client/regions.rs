@@ -2,7 +2,7 @@
 
 use super::{Call, PdClient, decode};
 use crate::error::Result;
-use crate::types::{PeerCheck, PeerKind, RegionHealth, RegionStats, RegionsWire};
+use crate::types::{PeerCheck, PeerKind, RegionHealth, RegionStats, RegionVoters, RegionsWire};
 
 impl PdClient {
     /// `GET /regions/check/down-peer`: regions with a peer PD sees as down, with the
@@ -35,6 +35,15 @@ impl PdClient {
         let answer = self.execute(&Call::get(path)).await?;
         let wire: RegionsWire = decode(path, &answer)?;
         Ok(wire.into_check(kind))
+    }
+
+    /// `GET /regions/store/{id}`: every region with a peer on the store, with the
+    /// stores of its voters.
+    pub async fn store_regions(&self, store_id: u64) -> Result<Vec<RegionVoters>> {
+        let path = format!("/pd/api/v1/regions/store/{store_id}");
+        let answer = self.execute(&Call::get(path.clone())).await?;
+        let wire: RegionsWire = decode(&path, &answer)?;
+        Ok(wire.into_voters())
     }
 
     /// `GET /stats/region` over the whole key space.

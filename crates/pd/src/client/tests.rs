@@ -1,7 +1,7 @@
 //! Client calls against a scripted fake that answers with PD's exact bodies: request
 //! method/path/query/body, decoding, typed errors, retries, timeout, failover, TLS.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -728,6 +728,32 @@ async fn down_and_pending_peer_checks() {
         Reply::raw(200, "application/octet-stream", r#"{"count":0,"regions":[]}"#),
     );
     assert!(client(&empty).down_peer_regions().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn store_regions_list_each_region_s_voters_without_learners() {
+    let pd = FakePd::start().await;
+    pd.on(
+        "GET",
+        "/pd/api/v1/regions/store/4",
+        Reply::json(
+            200,
+            r#"{"count": 2, "regions": [
+  {"id": 10, "peers": [{"id": 11, "store_id": 1, "role_name": "Voter"}, {"id": 12, "store_id": 4, "role_name": "Voter"},
+                       {"id": 13, "store_id": 5, "role_name": "Voter"}, {"id": 14, "store_id": 6, "role": 1, "role_name": "Learner", "is_learner": true}],
+   "leader": {"id": 11, "store_id": 1, "role_name": "Voter"}},
+  {"id": 20, "peers": [{"id": 21, "store_id": 4}, {"id": 22, "store_id": 5}]}
+]}"#,
+        ),
+    );
+    let regions = client(&pd).store_regions(4).await.unwrap();
+    assert_eq!(regions[0], RegionVoters { region_id: 10, voter_stores: vec![1, 4, 5] });
+    assert_eq!(regions[1].voter_stores, [4, 5], "peers without a role are voters (older PDs)");
+    let down = BTreeSet::from([4]);
+    assert!(!regions[0].quorum_lost_with(&down), "one of three");
+    assert!(regions[1].quorum_lost_with(&down), "one of two: no quorum left");
+    assert!(regions[0].quorum_lost_with(&BTreeSet::from([4, 5])));
+    assert!(!regions[0].quorum_lost_with(&BTreeSet::new()));
 }
 
 #[tokio::test]

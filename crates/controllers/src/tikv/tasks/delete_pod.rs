@@ -6,7 +6,16 @@
 //! `load_pod` read. Writes: DELETE of the Pod with a UID precondition (the Pod read,
 //! not one re-created under its name since). Outcomes: Complete once gone; Wait while
 //! it terminates or the contract refuses (the condition says why); Fail.
+//!
+//! A Pod whose kubelet is gone (its node powered off or unreachable) never finishes
+//! terminating. Once it is [`STUCK_AFTER`] past its deletion deadline and the store is
+//! removed in PD — its data can never serve again, and PD refuses a Tombstone store
+//! that comes back — it is deleted without grace, so the volumes and the instance can
+//! go (a failed-over store). Retry until then.
 
+use std::time::Duration;
+
+use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, Preconditions};
 use kube::{Api, ResourceExt};
@@ -41,7 +50,14 @@ async fn run(s: &mut TikvState) -> Outcome {
     };
     let name = pod.name_any();
     if pod_terminating(&pod) {
-        return Outcome::wait(format!("pod {name} is terminating; waiting for it to go"));
+        let deadline = pod.metadata.deletion_timestamp.as_ref().map(|t| t.0);
+        match deadline.map(|at| overdue(at, s.pass.ctx.now())) {
+            Some(Ok(())) if data_may_go(s).is_ok() => return force_delete(s, &pod).await,
+            Some(Err(left)) => {
+                return Outcome::retry(left, format!("pod {name} is terminating; waiting for it to go"));
+            }
+            _ => return Outcome::wait(format!("pod {name} is terminating; waiting for it to go")),
+        }
     }
     if let Err(Refusal { reason, message }) = data_may_go(s) {
         s.pass.not_synced(reason, format!("pod {name} is kept: {message}"));
@@ -56,6 +72,47 @@ async fn run(s: &mut TikvState) -> Outcome {
         Ok(_) => {
             s.pass.event("DeletedPod", "Delete", format!("deleted pod {name}: the store holds no data any more")).await;
             Outcome::wait(format!("deleted pod {name}; waiting for it to go"))
+        }
+        Err(error) if is_not_found(&error) => Outcome::wait(format!("pod {name} already gone; waiting for the cache")),
+        Err(error) if crate::error::is_conflict(&error) => {
+            Outcome::wait(format!("pod {name} was replaced meanwhile; waiting for the cache"))
+        }
+        Err(error) => Outcome::fail(error),
+    }
+}
+
+/// How long past its deletion deadline a terminating Pod counts as stuck (its kubelet
+/// gone).
+pub const STUCK_AFTER: Duration = Duration::from_secs(60);
+
+/// Whether a Pod deleted with deadline `deadline` is stuck at `now`, or how long until
+/// it would be.
+pub fn overdue(deadline: Timestamp, now: Timestamp) -> Result<(), Duration> {
+    let stuck_at = deadline + STUCK_AFTER;
+    match stuck_at.duration_since(now).as_secs() {
+        secs if secs <= 0 => Ok(()),
+        secs => Err(Duration::from_secs(secs.unsigned_abs())),
+    }
+}
+
+async fn force_delete(s: &mut TikvState, pod: &Pod) -> Outcome {
+    let name = pod.name_any();
+    let api: Api<Pod> = Api::namespaced(s.pass.ctx.client.clone(), &s.pass.namespace);
+    let params = DeleteParams {
+        grace_period_seconds: Some(0),
+        preconditions: Some(Preconditions { uid: pod.uid(), resource_version: None }),
+        ..Default::default()
+    };
+    let node = pod.spec.as_ref().and_then(|spec| spec.node_name.clone()).unwrap_or_default();
+    match api.delete(&name, &params).await {
+        Ok(_) => {
+            let note = format!(
+                "deleted pod {name} without grace: it has not finished terminating on node {node} for more than {}s \
+                 past its deadline (the node is likely down), and its store is removed in PD",
+                STUCK_AFTER.as_secs()
+            );
+            s.pass.event("ForceDeletedPod", "Delete", note).await;
+            Outcome::wait(format!("deleted pod {name} without grace; waiting for it to go"))
         }
         Err(error) if is_not_found(&error) => Outcome::wait(format!("pod {name} already gone; waiting for the cache")),
         Err(error) if crate::error::is_conflict(&error) => {
@@ -149,6 +206,55 @@ mod tests {
         let (s, _) = kit.pass_as_is([delete_pod()]).await;
         assert_eq!(kit.writes(), Vec::<String>::new());
         assert_eq!(s.pass.unsynced[0].reason, reasons::PD_VIEW_NOT_FRESH);
+    }
+
+    #[test]
+    fn a_terminating_pod_is_stuck_a_minute_past_its_deadline() {
+        let deadline = crate::testing::t0();
+        assert_eq!(overdue(deadline, deadline), Err(STUCK_AFTER));
+        assert_eq!(overdue(deadline, deadline + jiff::SignedDuration::from_secs(59)), Err(Duration::from_secs(1)));
+        assert_eq!(overdue(deadline, deadline + jiff::SignedDuration::from_secs(60)), Ok(()));
+    }
+
+    /// The Pod of a removed store on a node whose kubelet is gone: deleted, it stays
+    /// terminating; past its deadline it is deleted without grace.
+    async fn stuck_pod(kit: &Kit) {
+        let api: Api<Pod> = Api::namespaced(kit.env.client.clone(), "default");
+        let old = api.get("tikv-tikv-abc123").await.unwrap();
+        api.delete("tikv-tikv-abc123", &DeleteParams::default()).await.unwrap();
+        let mut pod = old.clone();
+        pod.metadata = kube::api::ObjectMeta {
+            name: old.metadata.name.clone(),
+            labels: old.metadata.labels.clone(),
+            ..Default::default()
+        };
+        pod.spec.get_or_insert_default().node_name = Some("node-1".into());
+        pod.status = None;
+        api.create(&Default::default(), &pod).await.unwrap();
+        api.delete("tikv-tikv-abc123", &DeleteParams::default()).await.unwrap();
+        assert!(api.get("tikv-tikv-abc123").await.unwrap().metadata.deletion_timestamp.is_some());
+    }
+
+    #[tokio::test]
+    async fn the_stuck_pod_of_a_removed_store_is_deleted_without_grace() {
+        let kit = kit(pd(NodeState::Removed), Some(StoreState::Removed)).await;
+        stuck_pod(&kit).await;
+        let (s, report) = kit.pass([delete_pod()]).await;
+        assert_eq!(kit.writes(), ["delete pods/tikv-tikv-abc123"], "{report}");
+        assert!(report.entry("delete_pod").unwrap().message().contains("without grace"), "{report}");
+        let (s2, _) = kit.pass([delete_pod()]).await;
+        assert!(s2.cleanup.pod_gone && !s.cleanup.pod_gone);
+        let events = kit.env.events().await;
+        assert!(events.iter().any(|e| e.1 == "ForceDeletedPod" && e.2.contains("node node-1")), "{events:?}");
+    }
+
+    #[tokio::test]
+    async fn the_stuck_pod_of_a_live_store_is_left_terminating() {
+        let kit = kit(pd(NodeState::Serving), Some(StoreState::Serving)).await;
+        stuck_pod(&kit).await;
+        let (_, report) = kit.pass([delete_pod()]).await;
+        assert_eq!(kit.writes(), Vec::<String>::new(), "{report}");
+        assert!(report.entry("delete_pod").unwrap().message().contains("is terminating"), "{report}");
     }
 
     #[tokio::test]
