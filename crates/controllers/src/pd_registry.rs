@@ -97,6 +97,11 @@ impl PdHandle {
         self.wrote(self.writer.transfer_leader(name).await)
     }
 
+    /// The regions with a peer on the store and their voters, read from PD now.
+    pub async fn store_regions(&self, store_id: u64) -> Result<Vec<tikv_operator_pd::RegionVoters>, PdError> {
+        self.writer.store_regions(store_id).await
+    }
+
     /// A store's running config, read from its status server.
     pub async fn store_config(&self, status_url: &str) -> Result<serde_json::Value, PdError> {
         self.writer.store_config(status_url).await

@@ -109,6 +109,7 @@ pub fn instance_view<I: Instance>(instance: &I) -> InstanceView {
         priority: annotation(names::ANNOTATION_PRIORITY).and_then(|v| v.parse().ok()),
         offline_chosen_at: annotation(names::ANNOTATION_OFFLINE_CHOSEN_AT).and_then(|v| v.parse().ok()),
         leader: instance.is_leader(),
+        failover: instance.annotations().contains_key(names::ANNOTATION_FAILOVER),
     }
 }
 

@@ -107,6 +107,11 @@ impl<K: Object> Pass<K> {
         condition::set_condition(K::conditions_mut(&mut self.status), desired, now);
     }
 
+    /// Removes a condition from the status being built.
+    pub fn remove_condition(&mut self, type_: &str) {
+        condition::remove_condition(K::conditions_mut(&mut self.status), type_);
+    }
+
     pub fn not_synced(&mut self, reason: &'static str, message: impl Into<String>) {
         self.unsynced.push(Finding { reason, message: message.into() });
     }

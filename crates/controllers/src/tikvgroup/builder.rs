@@ -26,6 +26,7 @@ pub fn tasks() -> Vec<Node<TikvGroupState>> {
         common::revision(),
         upgrade_ordering(),
         scale_in_check(),
+        failover(),
         common::pdb(),
         common::updater(),
         finally([if_(object_loaded(), [common::group_status(), common::write_status()])]),

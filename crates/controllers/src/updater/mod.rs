@@ -11,6 +11,9 @@
 //!   `scaleInParallelism` leaving at once) and deleted once `Offlined`; a PD member's
 //!   removal is planned but reported blocked (`MemberRemovalNotSupported`) until PD
 //!   membership changes exist;
+//! - a TiKV instance chosen by failover (its store Down) leaves: a replacement is
+//!   created in its place, and once every wanted instance besides it is available it
+//!   is set offline (it is never the offline cancelled to make up the count);
 //! - outdated instances (another revision than the group's) are updated, the
 //!   unavailable ones first, with up to `maxSurge` extra instances created at the new
 //!   revision and outdated ones taken out once they are surplus (v2's rules).
@@ -58,6 +61,10 @@ pub struct InstanceView {
     pub offline_chosen_at: Option<Timestamp>,
     /// PD: the member is the leader.
     pub leader: bool,
+    /// TiKV: chosen by the group's failover to be replaced (its store is Down). It
+    /// leaves — never cancelled to make up the count — and is set offline once the
+    /// group has every wanted instance besides it available.
+    pub failover: bool,
 }
 
 impl InstanceView {
@@ -250,7 +257,7 @@ impl<'a, 'v> Planner<'a, 'v> {
                 topology: instance.topology.clone(),
                 updated: instance.revision.as_deref() == Some(view.revision),
                 available: instance.available(),
-                fate: if instance.offline { Fate::Leaving } else { Fate::Staying },
+                fate: if instance.offline || instance.failover { Fate::Leaving } else { Fate::Staying },
                 touched: false,
             });
         }
@@ -294,6 +301,7 @@ impl<'a, 'v> Planner<'a, 'v> {
     }
 
     fn run(&mut self, suffixes: &mut dyn FnMut() -> String) {
+        self.failover_offline();
         let desired = self.desired();
         let surge_allowed = matches!(self.view.removal, Removal::Offline { .. });
         // Each step acts on an instance no earlier step took, or creates one; this only
@@ -321,8 +329,21 @@ impl<'a, 'v> Planner<'a, 'v> {
         }
     }
 
+    /// A Down store being replaced goes offline once every wanted instance besides it
+    /// is available: PD then rebuilds its replicas on them.
+    fn failover_offline(&mut self) {
+        let desired = self.desired();
+        if self.count(|s| s.fate == Fate::Staying && s.available) < desired {
+            return;
+        }
+        for slot in self.slots.iter_mut().filter(|s| s.view.is_some_and(|v| v.failover && !v.offline)) {
+            slot.touched = true;
+            self.plan.actions.push(Action::SetOffline { name: slot.name.clone() });
+        }
+    }
+
     fn scale_out(&mut self, surge: bool, suffixes: &mut dyn FnMut() -> String) -> Step {
-        let leaving = self.candidates(|s| s.fate == Fate::Leaving);
+        let leaving = self.candidates(|s| s.fate == Fate::Leaving && !s.view.is_some_and(|v| v.failover));
         if let Some(index) = choice::to_cancel(&leaving) {
             let slot = &mut self.slots[index];
             slot.fate = Fate::Staying;

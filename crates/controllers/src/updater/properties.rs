@@ -83,6 +83,7 @@ fn instance(pd: bool) -> impl Strategy<Value = InstanceView> {
                     .filter(|_| offline)
                     .map(|s| Timestamp::from_second(1_800_000_000 + s).unwrap()),
                 leader: false,
+                failover: false,
             }
         })
 }

@@ -372,3 +372,50 @@ fn random_suffixes_are_valid() {
     assert_eq!(suffix.len(), 6);
     assert!(suffix.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
 }
+
+// ---- failover
+
+fn failing_over(name: &str, z: &str) -> InstanceView {
+    let mut view = instance(name, z);
+    (view.ready, view.running, view.failover) = (false, false, true);
+    view
+}
+
+#[test]
+fn a_failed_over_store_gets_a_replacement_in_its_topology_and_is_not_cancelled() {
+    let topologies = abc();
+    let instances = [instance("kv-a", "a"), instance("kv-b", "b"), failing_over("kv-c", "c")];
+    let plan = plan(&tikv(3, &instances, &topologies), &mut counter());
+    assert_eq!(plan.actions.len(), 1, "{plan:?}");
+    assert!(matches!(&plan.actions[0], Action::Create { name, surge: false, .. } if name == "kv-000001"));
+    assert_eq!(zones_of(&plan), ["c"], "the replacement takes the dead store's place");
+    assert_eq!(plan.scale_in, Some(ScaleIn { from: 4, to: 3, leaving: vec!["kv-c".into()] }));
+}
+
+#[test]
+fn a_failed_over_store_goes_offline_only_once_its_replacement_is_available() {
+    let topologies = abc();
+    let mut replacement = instance("kv-d", "c");
+    replacement.ready = false;
+    let instances = [instance("kv-a", "a"), instance("kv-b", "b"), failing_over("kv-c", "c"), replacement.clone()];
+    let first = plan(&tikv(3, &instances, &topologies), &mut counter());
+    assert!(first.actions.is_empty(), "the replacement does not serve yet: {first:?}");
+
+    replacement.ready = true;
+    let instances = [instance("kv-a", "a"), instance("kv-b", "b"), failing_over("kv-c", "c"), replacement];
+    let plan = plan(&tikv(3, &instances, &topologies), &mut counter());
+    assert_eq!(plan.actions, [set_offline("kv-c")]);
+}
+
+#[test]
+fn a_failed_over_store_already_offline_is_deleted_once_it_left() {
+    let topologies = abc();
+    let mut gone = failing_over("kv-c", "c");
+    gone.offline = true;
+    let instances = [instance("kv-a", "a"), instance("kv-b", "b"), gone.clone(), instance("kv-d", "c")];
+    assert!(plan(&tikv(3, &instances, &topologies), &mut counter()).actions.is_empty(), "offline already");
+    gone.offlined = true;
+    let instances = [instance("kv-a", "a"), instance("kv-b", "b"), gone, instance("kv-d", "c")];
+    let plan = plan(&tikv(3, &instances, &topologies), &mut counter());
+    assert_eq!(plan.actions, [Action::Delete { name: "kv-c".into() }]);
+}

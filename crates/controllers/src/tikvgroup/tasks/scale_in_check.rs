@@ -13,6 +13,7 @@
 use std::time::Duration;
 
 use tikv_operator_api::condition::reasons;
+use tikv_operator_api::names::ANNOTATION_FAILOVER;
 use tikv_operator_task::{Node, Outcome, sync_task};
 
 use crate::tikvgroup::scale_in_check::{best_case, check};
@@ -30,6 +31,11 @@ pub fn scale_in_check() -> Node<TikvGroupState> {
         let store_id = |t: &tikv_operator_api::TiKV| t.status.as_ref()?.id.as_deref()?.parse::<u64>().ok();
         let staying: Vec<&tikv_operator_api::TiKV> =
             s.group.instances.iter().filter(|t| t.metadata.deletion_timestamp.is_none() && !t.spec.offline).collect();
+        // A store being failed over leaves in its own way: its replacement is no surplus.
+        let staying: Vec<&tikv_operator_api::TiKV> = staying
+            .into_iter()
+            .filter(|t| !t.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(ANNOTATION_FAILOVER)))
+            .collect();
         let surplus = staying.len().saturating_sub(usize::try_from(group.spec.replicas).unwrap_or(0));
         if surplus == 0 {
             return Outcome::complete("no scale-in");
