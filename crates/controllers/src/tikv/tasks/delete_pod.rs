@@ -7,16 +7,17 @@
 //! not one re-created under its name since). Outcomes: Complete once gone; Wait while
 //! it terminates or the contract refuses (the condition says why); Fail.
 //!
-//! A Pod whose kubelet is gone (its node powered off or unreachable) never finishes
-//! terminating. Once it is [`STUCK_AFTER`] past its deletion deadline and the store is
-//! removed in PD — its data can never serve again, and PD refuses a Tombstone store
-//! that comes back — it is deleted without grace, so the volumes and the instance can
-//! go (a failed-over store). Retry until then.
+//! A Pod whose kubelet is gone (its node powered off, unreachable, or deleted) never
+//! finishes terminating. When the store is removed in PD — its data can never serve
+//! again, and PD refuses a Tombstone store that comes back — such a Pod is deleted
+//! without grace, so its volumes and the instance can go (a failed-over store): at once
+//! when its Node is gone or not Ready (one read of that Node, only on this path), else
+//! once it is [`STUCK_AFTER`] past its deletion deadline (Retry until then).
 
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Node as K8sNode, Pod};
 use kube::api::{DeleteParams, Preconditions};
 use kube::{Api, ResourceExt};
 use tikv_operator_api::condition::reasons;
@@ -50,14 +51,24 @@ async fn run(s: &mut TikvState) -> Outcome {
     };
     let name = pod.name_any();
     if pod_terminating(&pod) {
-        let deadline = pod.metadata.deletion_timestamp.as_ref().map(|t| t.0);
-        match deadline.map(|at| overdue(at, s.pass.ctx.now())) {
-            Some(Ok(())) if data_may_go(s).is_ok() => return force_delete(s, &pod).await,
-            Some(Err(left)) => {
-                return Outcome::retry(left, format!("pod {name} is terminating; waiting for it to go"));
-            }
-            _ => return Outcome::wait(format!("pod {name} is terminating; waiting for it to go")),
+        let waiting = format!("pod {name} is terminating; waiting for it to go");
+        if data_may_go(s).is_err() {
+            return Outcome::wait(waiting);
         }
+        match node_down(s, &pod).await {
+            Ok(Some(why)) => return force_delete(s, &pod, &why).await,
+            Ok(None) => {}
+            Err(error) => return Outcome::fail(error),
+        }
+        let deadline = pod.metadata.deletion_timestamp.as_ref().map(|t| t.0);
+        return match deadline.map(|at| overdue(at, s.pass.ctx.now())) {
+            Some(Ok(())) => {
+                let why = format!("it is more than {}s past its deletion deadline", STUCK_AFTER.as_secs());
+                force_delete(s, &pod, &why).await
+            }
+            Some(Err(left)) => Outcome::retry(left, waiting),
+            None => Outcome::wait(waiting),
+        };
     }
     if let Err(Refusal { reason, message }) = data_may_go(s) {
         s.pass.not_synced(reason, format!("pod {name} is kept: {message}"));
@@ -95,7 +106,27 @@ pub fn overdue(deadline: Timestamp, now: Timestamp) -> Result<(), Duration> {
     }
 }
 
-async fn force_delete(s: &mut TikvState, pod: &Pod) -> Outcome {
+/// Why the Pod's kubelet cannot finish its deletion, if it cannot: its Node is gone or
+/// not Ready.
+async fn node_down(s: &TikvState, pod: &Pod) -> Result<Option<String>, kube::Error> {
+    let Some(node) = pod.spec.as_ref().and_then(|spec| spec.node_name.clone()) else {
+        return Ok(None);
+    };
+    let api: Api<K8sNode> = Api::all(s.pass.ctx.client.clone());
+    let Some(live) = api.get_opt(&node).await? else {
+        return Ok(Some(format!("its node {node} is gone")));
+    };
+    let ready = live
+        .status
+        .and_then(|st| st.conditions)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .is_some_and(|c| c.status == "True");
+    Ok((!ready).then(|| format!("its node {node} is not Ready")))
+}
+
+async fn force_delete(s: &mut TikvState, pod: &Pod, why: &str) -> Outcome {
     let name = pod.name_any();
     let api: Api<Pod> = Api::namespaced(s.pass.ctx.client.clone(), &s.pass.namespace);
     let params = DeleteParams {
@@ -103,13 +134,10 @@ async fn force_delete(s: &mut TikvState, pod: &Pod) -> Outcome {
         preconditions: Some(Preconditions { uid: pod.uid(), resource_version: None }),
         ..Default::default()
     };
-    let node = pod.spec.as_ref().and_then(|spec| spec.node_name.clone()).unwrap_or_default();
     match api.delete(&name, &params).await {
         Ok(_) => {
             let note = format!(
-                "deleted pod {name} without grace: it has not finished terminating on node {node} for more than {}s \
-                 past its deadline (the node is likely down), and its store is removed in PD",
-                STUCK_AFTER.as_secs()
+                "deleted pod {name} without grace: it cannot finish terminating ({why}), and its store is removed in PD"
             );
             s.pass.event("ForceDeletedPod", "Delete", note).await;
             Outcome::wait(format!("deleted pod {name} without grace; waiting for it to go"))
@@ -245,7 +273,30 @@ mod tests {
         let (s2, _) = kit.pass([delete_pod()]).await;
         assert!(s2.cleanup.pod_gone && !s.cleanup.pod_gone);
         let events = kit.env.events().await;
-        assert!(events.iter().any(|e| e.1 == "ForceDeletedPod" && e.2.contains("node node-1")), "{events:?}");
+        assert!(
+            events.iter().any(|e| e.1 == "ForceDeletedPod" && e.2.contains("its node node-1 is gone")),
+            "{events:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_removed_store_s_pod_stuck_on_a_ready_node_goes_once_past_its_deadline() {
+        let kit = kit(pd(NodeState::Removed), Some(StoreState::Removed)).await;
+        let node: K8sNode = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "node-1"},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]}
+        }))
+        .unwrap();
+        let nodes: Api<K8sNode> = Api::all(kit.env.client.clone());
+        let mut live = nodes.create(&Default::default(), &node).await.unwrap();
+        live.status = node.status.clone();
+        nodes.replace_status("node-1", &Default::default(), &live).await.unwrap();
+        stuck_pod(&kit).await;
+        let (_, report) = kit.pass([delete_pod()]).await;
+        // The test's operator clock is far past kube-sim's deadline: the fallback acts.
+        assert!(report.entry("delete_pod").unwrap().message().contains("without grace"), "{report}");
+        let events = kit.env.events().await;
+        assert!(events.iter().any(|e| e.2.contains("past its deletion deadline")), "{events:?}");
     }
 
     #[tokio::test]
