@@ -28,7 +28,7 @@ use kube::api::{DeleteParams, Patch, Preconditions};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 use tikv_operator_api::condition::{find_condition, types};
-use tikv_operator_api::names::ANNOTATION_OFFLINE_CHOSEN_AT;
+use tikv_operator_api::names::{self, ANNOTATION_OFFLINE_CHOSEN_AT};
 use tikv_operator_task::{Node, Outcome, task};
 
 use crate::apply::{patch_params, post_params};
@@ -189,11 +189,22 @@ impl Executor {
                         Action::SetOffline { .. } => {
                             let at = ctx.now();
                             let patch = offline_patch(&from_version, true, Some(at.to_string()));
+                            let (reason, note) = if instance.annotations().contains_key(names::ANNOTATION_FAILOVER) {
+                                (
+                                    "FailoverOffline",
+                                    format!(
+                                        "{component} instance {name} is Down and replaced: spec.offline set, PD \
+                                         rebuilds its replicas on the stores that serve"
+                                    ),
+                                )
+                            } else {
+                                ("ScalingIn", format!("{component} instance {name} chosen to leave: spec.offline set"))
+                            };
                             (
                                 ChangeKind::SetOffline { at },
                                 api.patch(name, &patch_params(), &patch).await.map(drop),
-                                "ScalingIn",
-                                format!("{component} instance {name} chosen to leave: spec.offline set"),
+                                reason,
+                                note,
                                 format!("set {name} offline"),
                             )
                         }
@@ -548,6 +559,27 @@ mod tests {
             ready(in_zone("tikv-c", "zone-c")),
             ready(in_zone("tikv-d", "zone-a")),
         ]
+    }
+
+    #[tokio::test]
+    async fn a_failed_over_store_is_set_offline_once_its_replacement_serves_and_the_event_says_why() {
+        let env = TestEnv::start().await;
+        let mut down = in_zone("tikv-d", "zone-a");
+        down.annotations_mut().insert(names::ANNOTATION_FAILOVER.into(), "2027-01-15T07:00:00Z".into());
+        let instances = vec![
+            ready(in_zone("tikv-a", "zone-a")),
+            ready(in_zone("tikv-b", "zone-b")),
+            ready(in_zone("tikv-c", "zone-c")),
+            down,
+        ];
+        let mut s = tikv_pass(&env, 3, instances).await;
+        let report = env.run(&Runner::new("t", [updater()]), "k", &mut s).await;
+        assert_eq!(env.write_log(), ["patch core.tikv.org/tikvs/tikv-d"], "{report}");
+        assert!(env.get::<TiKV>("tikv-d").await.spec.offline);
+        let events = env.events().await;
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].1, "FailoverOffline");
+        assert!(events[0].2.starts_with("tikv instance tikv-d is Down and replaced: spec.offline set"), "{events:?}");
     }
 
     #[tokio::test]
