@@ -39,6 +39,8 @@ use crate::tikvgroup::state::TikvGroupState;
 
 /// How often a refused failover is judged again.
 pub const REFUSED_RECHECK: Duration = Duration::from_secs(30);
+/// How often a Down store's time is looked at again while it runs.
+pub const DOWN_RECHECK: Duration = Duration::from_secs(10);
 
 pub fn failover() -> Node<TikvGroupState> {
     task("failover", |s: &mut TikvGroupState| Box::pin(run(s)))
@@ -93,12 +95,14 @@ async fn run(s: &mut TikvGroupState) -> Outcome {
     let elapsed = s.pass.ctx.now().duration_since(since).as_secs().max(0).unsigned_abs();
     if elapsed < after.as_secs() {
         let left = after.as_secs() - elapsed;
-        let message = format!(
-            "store {id} ({name}) has been Down since {since} ({elapsed}s); it is replaced after {}s more",
-            left
-        );
+        let due = since.checked_add(after).unwrap_or(since);
+        // A stable message (no write per pass while the time runs), and a bounded wait,
+        // so a clock that runs faster than the operator's timers (the playground) is
+        // followed within a few seconds.
+        let message =
+            format!("store {id} ({name}) has been Down since {since}; it is replaced at {due} unless it comes back");
         s.pass.set_condition(types::FAILOVER, false, reasons::STORE_DOWN, message.clone());
-        return Outcome::retry(Duration::from_secs(left), message);
+        return Outcome::retry(Duration::from_secs(left).min(DOWN_RECHECK), format!("{message} ({left}s left)"));
     }
     if down.len() > 1 {
         let names: Vec<String> = down.iter().map(|(t, _)| t.name_any()).collect();
@@ -359,7 +363,12 @@ mod tests {
         assert_eq!(kit.env.writes(), 0);
         let (status, reason, message) = condition(&s).unwrap();
         assert_eq!((status.as_str(), reason.as_str()), ("False", reasons::STORE_DOWN));
-        assert!(message.ends_with("(120s); it is replaced after 480s more"), "{message}");
+        assert!(message.ends_with("; it is replaced at 2027-01-15T08:08:00Z unless it comes back"), "{message}");
+        assert!(report.entry("failover").unwrap().message().ends_with("(480s left)"), "{report}");
+        assert!(matches!(report.action(), tikv_operator_task::PassResult::RequeueAfter(d) if d == DOWN_RECHECK));
+        kit.env.clock.advance(Duration::from_secs(10));
+        let (_, report) = kit.pass(true).await;
+        assert_eq!(kit.env.writes(), 0, "the same message: no write while the time runs: {report}");
     }
 
     #[tokio::test]
