@@ -5,7 +5,8 @@
 //! Watches: TiKVs; the Pods and ConfigMaps it owns; its PVCs (by instance label); its
 //! Cluster (fanned out through the reflector store); PD store events, mapped by the
 //! recorded store ID or, before it is recorded, by advertise address; cluster-wide PD
-//! events of its cluster.
+//! events of its cluster; the nodes its Pods run on, when their labels change (store
+//! labels follow them).
 
 pub mod builder;
 pub mod guards;
@@ -13,10 +14,11 @@ pub mod render;
 pub mod state;
 pub mod tasks;
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use futures::StreamExt;
-use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::ResourceExt;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -25,6 +27,7 @@ use tikv_operator_api::{Cluster, TiKV};
 use tikv_operator_pd::PdEvent;
 use tikv_operator_task::Runner;
 
+use crate::cache::NodeMeta;
 use crate::common::Object;
 use crate::context::Context;
 use crate::controller::{ControllerData, Shutdown, drain, error_policy, key_of, pd_events};
@@ -57,6 +60,30 @@ pub fn event_matches(tikv: &TiKV, event: &PdEvent) -> bool {
     }
 }
 
+/// The nodes whose labels changed since last seen (a node's status changes often, its
+/// labels seldom): each node the first time, then only when its labels differ.
+fn label_changes(
+    nodes: impl Stream<Item = Arc<NodeMeta>> + Send + 'static,
+) -> impl Stream<Item = Arc<NodeMeta>> + Send {
+    let mut seen: HashMap<String, Option<BTreeMap<String, String>>> = HashMap::new();
+    nodes.filter(move |node| {
+        let labels = node.metadata.labels.clone();
+        let changed = seen.insert(node.name_any(), labels.clone()) != Some(labels);
+        futures::future::ready(changed)
+    })
+}
+
+/// The TiKV instances whose Pods run on `node`.
+fn instances_on(pods: &Store<Pod>, node: &str) -> Vec<ObjectRef<TiKV>> {
+    let on_node = |p: &Pod| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node);
+    let tikv = |p: &Pod| p.labels().get(LABEL_COMPONENT).map(String::as_str) == Some(COMPONENT_TIKV);
+    pods.state()
+        .iter()
+        .filter(|p| on_node(p) && tikv(p))
+        .filter_map(|p| Some(ObjectRef::new(p.labels().get(LABEL_INSTANCE)?).within(&p.namespace()?)))
+        .collect()
+}
+
 pub async fn run(ctx: Arc<Context>, shutdown: Shutdown) {
     let caches = &ctx.caches;
     let store = caches.tikvs.store().clone();
@@ -75,6 +102,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: Shutdown) {
         futures::stream::iter(targets)
     });
     let cluster_store = store.clone();
+    let pod_store = caches.pods.store().clone();
     let data = ControllerData::new(ctx.clone(), runner());
     let controller = Controller::for_shared_stream(caches.tikvs.subscribe(), store)
         .owns_shared_stream(caches.pods.subscribe())
@@ -88,6 +116,9 @@ pub async fn run(ctx: Arc<Context>, shutdown: Shutdown) {
         })
         .watches_shared_stream(caches.clusters.subscribe(), move |cluster: Arc<Cluster>| {
             refs(&cluster_store, |t| t.namespace() == cluster.namespace() && t.cluster_name() == cluster.name_any())
+        })
+        .watches_shared_stream(label_changes(caches.nodes.subscribe()), move |node: Arc<NodeMeta>| {
+            instances_on(&pod_store, &node.name_any())
         })
         .reconcile_on(pd)
         .with_config(controller::Config::default().concurrency(ctx.config.concurrency.tikv))
