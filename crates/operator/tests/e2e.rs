@@ -5,6 +5,8 @@
 
 #[path = "e2e/env.rs"]
 mod env;
+#[path = "e2e/labels.rs"]
+mod labels;
 #[path = "e2e/rolling.rs"]
 mod rolling;
 #[path = "e2e/scale_in.rs"]
