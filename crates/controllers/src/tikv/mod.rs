@@ -14,7 +14,8 @@ pub mod render;
 pub mod state;
 pub mod tasks;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
@@ -65,10 +66,12 @@ pub fn event_matches(tikv: &TiKV, event: &PdEvent) -> bool {
 fn label_changes(
     nodes: impl Stream<Item = Arc<NodeMeta>> + Send + 'static,
 ) -> impl Stream<Item = Arc<NodeMeta>> + Send {
-    let mut seen: HashMap<String, Option<BTreeMap<String, String>>> = HashMap::new();
+    // A hash of each node's labels, not a copy: memory stays with the node cache.
+    let mut seen: HashMap<String, u64> = HashMap::new();
     nodes.filter(move |node| {
-        let labels = node.metadata.labels.clone();
-        let changed = seen.insert(node.name_any(), labels.clone()) != Some(labels);
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        node.metadata.labels.hash(&mut hasher);
+        let changed = seen.insert(node.name_any(), hasher.finish()) != Some(hasher.finish());
         futures::future::ready(changed)
     })
 }
@@ -145,5 +148,39 @@ mod tests {
         // An evict-leader entry added or removed reaches the instance of that store ID.
         assert!(event_matches(&tikv, &PdEvent::EvictLeaderChanged { store_id: 5, evicting: true }));
         assert!(!event_matches(&tikv, &PdEvent::EvictLeaderChanged { store_id: 4, evicting: false }));
+    }
+
+    fn node(name: &str, zone: &str) -> Arc<NodeMeta> {
+        let mut meta = NodeMeta { types: None, metadata: Default::default(), _phantom: Default::default() };
+        meta.metadata.name = Some(name.into());
+        meta.metadata.labels = Some([("topology.kubernetes.io/zone".to_string(), zone.to_string())].into());
+        Arc::new(meta)
+    }
+
+    #[tokio::test]
+    async fn a_node_triggers_its_tikvs_when_first_seen_and_when_its_labels_change() {
+        let nodes = futures::stream::iter([node("a", "z1"), node("a", "z1"), node("b", "z1"), node("a", "z2")]);
+        let passed: Vec<String> = label_changes(nodes)
+            .map(|n| format!("{}/{}", n.name_any(), n.labels()["topology.kubernetes.io/zone"]))
+            .collect()
+            .await;
+        assert_eq!(passed, ["a/z1", "b/z1", "a/z2"], "a status-only change of a passes nothing");
+
+        let (store, mut writer) = kube::runtime::reflector::store::<Pod>();
+        let pod = |name: &str, node: &str, component: &str| {
+            let mut pod = Pod::default();
+            pod.metadata.name = Some(name.into());
+            pod.metadata.namespace = Some("default".into());
+            pod.metadata.labels = Some(
+                [(LABEL_COMPONENT.to_string(), component.to_string()), (LABEL_INSTANCE.to_string(), name.to_string())]
+                    .into(),
+            );
+            pod.spec = Some(k8s_openapi::api::core::v1::PodSpec { node_name: Some(node.into()), ..Default::default() });
+            pod
+        };
+        for p in [pod("tikv-a", "a", COMPONENT_TIKV), pod("tikv-b", "b", COMPONENT_TIKV), pod("pd-a", "a", "pd")] {
+            writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(p));
+        }
+        assert_eq!(instances_on(&store, "a"), [ObjectRef::<TiKV>::new("tikv-a").within("default")]);
     }
 }
