@@ -1,5 +1,6 @@
 //! End-to-end store labels and volume labels (issue #13, item 4) and VolumeAttributesClass
-//! changes (item 3): the stores' labels in PD follow their nodes' zones and hosts, a
+//! changes (item 3): the stores' labels in PD follow their nodes' zones and hosts and the
+//! template's server labels (changed at run time, nothing restarted), a
 //! node that loses its zone is reported and PD keeps the label, every PVC and PV carries
 //! its instance's labels, and a VolumeAttributesClass change reaches every PVC with no
 //! pod restarted (a class the driver refuses is reported). The operator is restarted in
@@ -82,6 +83,26 @@ async fn store_labels_follow_the_nodes_and_a_lost_zone_is_kept_in_pd() {
     env.wait_for("Ready", |e| e.converged(3, 3)).await;
     env.wait_for("every store labelled with its node's zone and host", store_labels_match_nodes).await;
     env.wait_for("every TiKV PVC and PV labelled", volumes_labelled).await;
+
+    // A server label added to the template reaches PD at run time, nothing restarted.
+    let before = pod_uids(&env);
+    let pd_seq = env.pd_seq();
+    let labels = json!({"spec": {"template": {"spec": {"server": {"labels": {"disk": "ssd"}}}}}});
+    env.patch("tikvgroups", TIKV_GROUP, labels);
+    env.wait_for("every store labelled disk=ssd, the cluster Ready", |e| {
+        for tikv in e.names("tikvs") {
+            let store = e.store_of(&tikv).ok_or_else(|| format!("{tikv} has no store"))?;
+            if store.labels.get("disk").map(String::as_str) != Some("ssd") {
+                return Err(format!("store of {tikv} has {:?}", store.labels));
+            }
+        }
+        e.converged(3, 3)
+    })
+    .await;
+    assert_eq!(pod_uids(&env), before, "no pod was recreated");
+    let label_writes = env.operator_pd_log(pd_seq).into_iter().filter(|w| w.contains("/label")).count();
+    assert_eq!(label_writes, 3, "one label write per store: {:?}", env.operator_pd_log(pd_seq));
+    store_labels_match_nodes(&env).unwrap();
 
     let tikv = env.names("tikvs").into_iter().next().unwrap();
     let node = node_of(&env, &tikv).unwrap();
