@@ -186,6 +186,7 @@ async fn an_attributes_class_change_reaches_every_volume_online_and_a_refused_on
     })
     .await;
     for tikv in env.names("tikvs") {
+        assert!(env.has_event(&tikv, "Warning", "VolumeModifyInfeasible"), "{tikv}: {:?}", env.events_of(&tikv));
         for pvc in env.pvcs_of(&tikv) {
             assert_eq!(pvc["status"]["currentVolumeAttributesClassName"], "gold", "{}", name(&pvc));
         }

@@ -9,7 +9,8 @@
 //! A VolumeAttributesClass the spec names is set on the PVC (in the same patch), and
 //! the storage driver modifies the volume online; until the PVC reports it applied,
 //! Synced is False (`VolumeModifying`: the class is missing, or the driver works), or
-//! `VolumeModifyInfeasible` with the driver's words when it refused the class.
+//! `VolumeModifyInfeasible` with the driver's words (and a Warning Event when that is
+//! new) when it refused the class.
 //! Outcomes: Complete; Retry after a write met a newer PVC (409); InvalidSpec + Wait on
 //! a bad PVC overlay; Fail.
 
@@ -19,7 +20,7 @@ use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::api::Patch;
 use kube::{Api, ResourceExt};
 use serde_json::json;
-use tikv_operator_api::condition::reasons;
+use tikv_operator_api::condition::{reasons, types};
 use tikv_operator_task::{Node, Outcome, task};
 
 use crate::apply::{patch_params, post_params};
@@ -114,6 +115,11 @@ async fn run<S: InstanceState>(s: &mut S) -> Outcome {
             s.pass_mut().not_synced(reasons::VOLUME_RESIZING, progress);
         }
         if let Some((reason, message)) = modify_progress(existing) {
+            if reason == reasons::VOLUME_MODIFY_INFEASIBLE
+                && s.pass().reason_as_read(types::SYNCED) != Some(reasons::VOLUME_MODIFY_INFEASIBLE)
+            {
+                s.pass().warning("VolumeModifyInfeasible", "Modify", message.clone()).await;
+            }
             s.pass_mut().not_synced(reason, message);
         }
     }
@@ -359,6 +365,9 @@ mod tests {
         let synced = find_condition(&s.pass.status.common.conditions, types::SYNCED).unwrap();
         assert_eq!(synced.reason, reasons::VOLUME_MODIFY_INFEASIBLE);
         assert!(synced.message.contains("desc = bad iops"), "{}", synced.message);
+        let warnings =
+            env.events().await.into_iter().filter(|(t, r, _)| t == "Warning" && r == "VolumeModifyInfeasible");
+        assert_eq!(warnings.count(), 1);
 
         // Applied: in sync.
         set_status(json!({"currentVolumeAttributesClassName": "gold"})).await;
