@@ -148,6 +148,19 @@ pub mod reasons {
     /// A Down store is not replaced: another store is not Up, or regions would lose
     /// their majority (the message says which).
     pub const FAILOVER_REFUSED: &str = "FailoverRefused";
+
+    // #13 item 3 (VolumeAttributesClass) and item 4 (store labels).
+    /// A volume moves to the VolumeAttributesClass the spec names (online, no restart):
+    /// waiting for the class to exist, or for the storage driver to apply it.
+    pub const VOLUME_MODIFYING: &str = "VolumeModifying";
+    /// The storage driver refused the VolumeAttributesClass the spec names (its words in
+    /// the message); the volume keeps its class until the spec names one it accepts.
+    pub const VOLUME_MODIFY_INFEASIBLE: &str = "VolumeModifyInfeasible";
+    /// A location label PD has for the store is missing from its node (or the node is
+    /// unknown): the label is kept in PD, since blanking it would move data.
+    pub const LOCATION_LABEL_MISSING: &str = "LocationLabelMissing";
+    /// PD refused the store's labels (its words in the message).
+    pub const STORE_LABELS_REFUSED: &str = "StoreLabelsRefused";
 }
 
 /// Status of a condition, as Kubernetes spells it.

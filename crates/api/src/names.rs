@@ -73,6 +73,10 @@ pub const ANNOTATION_CONFIG_NEEDS_RESTART: &str = "core.tikv.org/config-needs-re
 /// On an instance: the restart under way, `<old pod UID>` — recorded before the old
 /// Pod is deleted, removed once the new process serves again (TiKV: its leaders back).
 pub const ANNOTATION_RESTART: &str = "core.tikv.org/restart";
+/// On a TiKV instance's PVC: the PersistentVolume bound to it that carries the
+/// instance's cluster, group, instance and store-ID labels (set once it does), so a
+/// pass reads the PV only when it is new to it.
+pub const ANNOTATION_PV_LABELLED: &str = "core.tikv.org/pv-labelled";
 /// Number of members in the initial PD cluster a PD instance was rendered with.
 pub const ANNOTATION_INITIAL_CLUSTER_NUM: &str = "core.tikv.org/initial-cluster-num";
 

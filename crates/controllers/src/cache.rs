@@ -4,7 +4,8 @@
 //! Each [`Cache`] keeps a reflector store of one kind, with `managedFields` dropped
 //! before anything is stored, and fans its changes out to subscribers. Owned kinds
 //! (Pods, ConfigMaps, PVCs, Services, ControllerRevisions, PodDisruptionBudgets) are watched only with the
-//! operator's managed-by label. Secrets are never cached.
+//! operator's managed-by label. Secrets are never cached. Nodes are cached by their
+//! metadata alone (names and labels), for the store labels of the TiKVs on them.
 //!
 //! A subscriber first gets every object in the store, then each object as it changes
 //! or is deleted. One that falls behind the buffer gets every object in the store again
@@ -22,11 +23,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use futures::future::BoxFuture;
 use futures::{FutureExt, Stream, StreamExt};
 use k8s_openapi::api::apps::v1::ControllerRevision;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, PersistentVolumeClaim, Pod, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Client, Resource, ResourceExt};
+use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tikv_operator_api::{Cluster, PD, PDGroup, TiKV, TiKVGroup};
 use tokio::sync::broadcast;
@@ -36,21 +38,22 @@ use crate::controller::{api, managed_config};
 /// Changes a cache holds for its subscribers before the slowest one is told it lagged.
 const BUFFER: usize = 1024;
 
-/// A kind the operator caches.
-pub trait Cached:
-    Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-    + Clone
-    + Debug
-    + DeserializeOwned
-    + Send
-    + Sync
-    + 'static
-{
+/// What a cache can hold.
+pub trait Watched: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static {}
+
+impl<K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static> Watched for K {}
+
+/// A namespaced kind the operator caches.
+pub trait Cached: Watched + Resource<Scope = k8s_openapi::NamespaceResourceScope> {
     fn cache(caches: &Caches) -> &Cache<Self>;
 }
 
+/// The nodes as the node cache holds them: names and labels only (the store labels of
+/// the TiKV on a node come from them).
+pub type NodeMeta = PartialObjectMeta<Node>;
+
 /// The store of one kind and the fan-out of its changes.
-pub struct Cache<K: Cached> {
+pub struct Cache<K: Watched> {
     store: Store<K>,
     changes: broadcast::Sender<Arc<K>>,
 }
@@ -63,7 +66,25 @@ impl<K: Cached> Cache<K> {
     fn new(client: &Client, namespace: Option<&str>, config: watcher::Config) -> (Self, Driver) {
         Self::from_events(watcher(api::<K>(client, namespace), config).default_backoff())
     }
+}
 
+impl Cache<NodeMeta> {
+    /// Every node's metadata, annotations dropped: memory grows with the nodes' names
+    /// and labels only (nodes carry large annotations the operator never reads).
+    fn nodes(client: &Client) -> (Self, Driver) {
+        let events = watcher(Api::<NodeMeta>::all(client.clone()), watcher::Config::default())
+            .default_backoff()
+            .modify(|node| node.metadata.annotations = None);
+        Self::from_events(events)
+    }
+
+    /// The node's metadata, if the cache holds it.
+    pub fn node(&self, name: &str) -> Option<Arc<NodeMeta>> {
+        self.store.get(&ObjectRef::new(name))
+    }
+}
+
+impl<K: Watched> Cache<K> {
     /// The cache fed by a stream of watch events.
     fn from_events(
         events: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
@@ -173,6 +194,8 @@ pub struct Caches {
     pub services: Cache<Service>,
     pub revisions: Cache<ControllerRevision>,
     pub pdbs: Cache<PodDisruptionBudget>,
+    /// Every node (cluster-scoped, metadata only), whatever the watched namespace.
+    pub nodes: Cache<NodeMeta>,
     drivers: Mutex<Vec<Driver>>,
 }
 
@@ -204,6 +227,8 @@ impl Caches {
         }
         let all = watcher::Config::default;
         let owned = || managed_config("");
+        let (nodes, nodes_driver) = Cache::nodes(client);
+        drivers.push(nodes_driver);
         Self {
             clusters: cache(&mut drivers, client, namespace, all()),
             pd_groups: cache(&mut drivers, client, namespace, all()),
@@ -216,6 +241,7 @@ impl Caches {
             services: cache(&mut drivers, client, namespace, owned()),
             revisions: cache(&mut drivers, client, namespace, owned()),
             pdbs: cache(&mut drivers, client, namespace, owned()),
+            nodes,
             drivers: Mutex::new(drivers),
         }
     }
@@ -240,6 +266,7 @@ impl Caches {
             self.services.store.wait_until_ready(),
             self.revisions.store.wait_until_ready(),
             self.pdbs.store.wait_until_ready(),
+            self.nodes.store.wait_until_ready(),
         )?;
         Ok(())
     }

@@ -136,6 +136,15 @@ impl PdHandle {
     pub async fn region_health(&self) -> Result<tikv_operator_pd::RegionHealth, PdError> {
         self.writer.region_health().await
     }
+
+    /// Merges labels into a store's (never removing one); see [`PdWrite::set_store_labels`].
+    pub async fn set_store_labels(
+        &self,
+        id: u64,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), PdError> {
+        self.wrote(self.writer.set_store_labels(id, labels).await)
+    }
 }
 
 struct Entry {

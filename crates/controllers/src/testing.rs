@@ -912,6 +912,26 @@ impl PdWrite for FakePd {
             Ok(())
         })
     }
+
+    fn set_store_labels<'a>(
+        &'a self,
+        id: u64,
+        labels: &'a BTreeMap<String, String>,
+    ) -> BoxFuture<'a, Result<(), PdError>> {
+        let arguments = labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+        self.write("set_store_labels", format!("{id}, {arguments}"), move |s| {
+            if labels.contains_key("engine") {
+                return Err(PdError::Http {
+                    status: 400,
+                    path: format!("/pd/api/v1/store/{id}/label"),
+                    body: "\"label key engine is reserved by PD\"".into(),
+                });
+            }
+            let store = s.stores.get_mut(&id).ok_or_else(|| store_not_found(id))?;
+            store.labels.extend(labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+            Ok(())
+        })
+    }
 }
 
 #[cfg(test)]

@@ -19,7 +19,8 @@
 //! core/v1 Namespace, Pod (with `binding` and `eviction`), Service, ConfigMap, Secret,
 //! PersistentVolumeClaim, PersistentVolume, Node, Event; apps/v1 ControllerRevision;
 //! policy/v1 PodDisruptionBudget; coordination.k8s.io/v1 Lease; events.k8s.io/v1 Event
-//! (one store with core Events); storage.k8s.io/v1 StorageClass; apiextensions.k8s.io/v1
+//! (one store with core Events); storage.k8s.io/v1 StorageClass and v1beta1
+//! VolumeAttributesClass (as Kubernetes 1.33 with its feature gate on); apiextensions.k8s.io/v1
 //! CustomResourceDefinition, and the custom resources CRDs define. Semantics follow
 //! kube-apiserver: see [`store`] for writes, lists and watches, [`controllers`] for
 //! garbage collection and namespace/CRD termination, [`api`] for discovery, OpenAPI and

@@ -152,6 +152,9 @@ pub fn builtins() -> Vec<ResourceInfo> {
         ResourceInfo::builtin("coordination.k8s.io", "v1", "leases", "Lease", true),
         events_v1,
         ResourceInfo::builtin("storage.k8s.io", "v1", "storageclasses", "StorageClass", false).short(&["sc"]),
+        // Kubernetes 1.33 serves it at v1beta1 (with the VolumeAttributesClass feature on).
+        ResourceInfo::builtin("storage.k8s.io", "v1beta1", "volumeattributesclasses", "VolumeAttributesClass", false)
+            .short(&["vac"]),
         ResourceInfo::builtin(
             "apiextensions.k8s.io",
             "v1",

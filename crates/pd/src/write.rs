@@ -7,6 +7,8 @@
 //! a type parameter would spread through every state and the registry. One allocation
 //! per PD write is nothing beside the HTTP call it makes.
 
+use std::collections::BTreeMap;
+
 use futures::future::BoxFuture;
 
 use crate::client::PdClient;
@@ -67,6 +69,10 @@ pub trait PdWrite: Send + Sync + 'static {
 
     /// `POST /pd/api/v1/config` with one key.
     fn update_pd_config<'a>(&'a self, key: &'a str, value: &'a Value) -> BoxFuture<'a, Result<()>>;
+
+    /// `POST /store/{id}/label` (never `force`): merge these labels into the store's;
+    /// labels not named stay as they are.
+    fn set_store_labels<'a>(&'a self, id: u64, labels: &'a BTreeMap<String, String>) -> BoxFuture<'a, Result<()>>;
 }
 
 impl PdWrite for PdClient {
@@ -128,5 +134,9 @@ impl PdWrite for PdClient {
 
     fn update_pd_config<'a>(&'a self, key: &'a str, value: &'a Value) -> BoxFuture<'a, Result<()>> {
         Box::pin(PdClient::update_pd_config(self, key, value))
+    }
+
+    fn set_store_labels<'a>(&'a self, id: u64, labels: &'a BTreeMap<String, String>) -> BoxFuture<'a, Result<()>> {
+        Box::pin(PdClient::set_store_labels(self, id, labels))
     }
 }

@@ -191,6 +191,10 @@ mod tests {
             ),
             ("server labels", Box::new(|t| drop(t.spec.template.server.labels.insert("rack".into(), "r1".into())))),
             ("volume size", Box::new(|t| t.spec.template.volumes[0].storage = "200Gi".into())),
+            (
+                "volume attributes class",
+                Box::new(|t| t.spec.template.volumes[0].volume_attributes_class_name = Some("gold".into())),
+            ),
             ("min ready seconds", Box::new(|t| t.spec.min_ready_seconds = 30)),
             ("offline", Box::new(|t| t.spec.offline = true)),
             (

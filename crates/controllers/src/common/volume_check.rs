@@ -2,7 +2,9 @@
 //! applied online (the PVC's request raised; the volume and then its file system
 //! grow while the Pod runs); a smaller one never (volumes do not shrink), and a storage
 //! class never in place (immutable in Kubernetes; moving the data means a new
-//! instance). Pure; the `pvcs` task acts on it and reports the rest in Synced.
+//! instance). A VolumeAttributesClass change is passed to the PVC (the storage driver
+//! modifies the volume online) and followed until the PVC reports it applied, or
+//! refused. Pure; the `pvcs` task acts on it and reports the rest in Synced.
 
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::ResourceExt;
@@ -81,6 +83,62 @@ pub fn resize_progress(pvc: &PersistentVolumeClaim) -> Option<String> {
         _ => "waiting for the storage driver",
     };
     Some(format!("PVC {} grows from {capacity} to {requested}: {stage}", pvc.name_any()))
+}
+
+/// The VolumeAttributesClass `desired` names when `live` names another (or none):
+/// `(live's class, desired's class)`. A spec without one leaves the PVC's as it is (a
+/// PVC cannot drop its class).
+pub fn attributes_class_change(
+    desired: &PersistentVolumeClaim,
+    live: &PersistentVolumeClaim,
+) -> Option<(Option<String>, String)> {
+    let class = |p: &PersistentVolumeClaim| p.spec.as_ref()?.volume_attributes_class_name.clone();
+    let wanted = class(desired).filter(|c| !c.is_empty())?;
+    let have = class(live).filter(|c| !c.is_empty());
+    (have.as_deref() != Some(wanted.as_str())).then_some((have, wanted))
+}
+
+/// How a bound PVC's move to the VolumeAttributesClass it names stands, while the
+/// volume does not have it yet: the reason and message for Synced.
+pub fn modify_progress(pvc: &PersistentVolumeClaim) -> Option<(&'static str, String)> {
+    let wanted = pvc.spec.as_ref()?.volume_attributes_class_name.as_deref().filter(|c| !c.is_empty())?;
+    let status = pvc.status.as_ref()?;
+    if status.phase.as_deref() != Some("Bound") {
+        return None;
+    }
+    let current = status.current_volume_attributes_class_name.as_deref();
+    if current == Some(wanted) {
+        return None;
+    }
+    let name = pvc.name_any();
+    let from = current.unwrap_or("(none)");
+    let modify = status.modify_volume_status.as_ref();
+    let target = modify.and_then(|m| m.target_volume_attributes_class_name.as_deref());
+    let progress = match modify.map(|m| m.status.as_str()) {
+        Some("Infeasible") if target == Some(wanted) => {
+            let conditions = status.conditions.iter().flatten();
+            let why = conditions
+                .clone()
+                .find(|c| c.type_ == "ModifyVolumeError")
+                .or_else(|| conditions.clone().find(|c| c.type_ == "ModifyingVolume"))
+                .and_then(|c| c.message.clone())
+                .unwrap_or_else(|| "no reason given".into());
+            return Some((
+                reasons::VOLUME_MODIFY_INFEASIBLE,
+                format!(
+                    "the storage driver refused VolumeAttributesClass {wanted} for PVC {name}: {why}; the volume keeps \
+                     {from}: set volumeAttributesClassName back to {from}, or to a class the driver accepts"
+                ),
+            ));
+        }
+        Some("Pending") => format!("VolumeAttributesClass {wanted} does not exist; waiting for it to be created"),
+        Some("InProgress") if target == Some(wanted) => "the storage driver is modifying the volume".to_string(),
+        _ => "waiting for the storage driver".to_string(),
+    };
+    Some((
+        reasons::VOLUME_MODIFYING,
+        format!("PVC {name} moves from VolumeAttributesClass {from} to {wanted}: {progress}"),
+    ))
 }
 
 fn storage_request(pvc: &PersistentVolumeClaim) -> Option<String> {
@@ -189,6 +247,68 @@ mod tests {
             VolumeChange::Grow { from: "10Gi".into(), to: "20Gi".into() }
         );
         assert_eq!(volume_change(&pvc(None, "20Gi"), &pvc(None, "lots")), VolumeChange::None, "not comparable");
+    }
+
+    fn bound(class: Option<&str>, status: serde_json::Value) -> PersistentVolumeClaim {
+        let mut live = pvc(None, "10Gi");
+        live.spec.as_mut().unwrap().volume_attributes_class_name = class.map(str::to_string);
+        let mut status = status;
+        status["phase"] = "Bound".into();
+        live.status = Some(serde_json::from_value(status).unwrap());
+        live
+    }
+
+    #[test]
+    fn an_attributes_class_is_passed_to_the_pvc_and_never_dropped() {
+        let with = |class: Option<&str>| bound(class, serde_json::json!({}));
+        assert_eq!(attributes_class_change(&with(Some("gold")), &with(None)), Some((None, "gold".into())));
+        assert_eq!(
+            attributes_class_change(&with(Some("gold")), &with(Some("silver"))),
+            Some((Some("silver".into()), "gold".into()))
+        );
+        assert_eq!(attributes_class_change(&with(Some("gold")), &with(Some("gold"))), None);
+        assert_eq!(attributes_class_change(&with(None), &with(Some("gold"))), None, "a PVC keeps its class");
+    }
+
+    #[test]
+    fn a_modification_says_where_it_stands_and_a_refusal_gives_the_drivers_words() {
+        use serde_json::json;
+        let done = bound(Some("gold"), json!({"currentVolumeAttributesClassName": "gold"}));
+        assert_eq!(modify_progress(&done), None);
+        let pending = bound(
+            Some("gold"),
+            json!({"currentVolumeAttributesClassName": "silver", "modifyVolumeStatus": {"status": "Pending"}}),
+        );
+        assert_eq!(
+            modify_progress(&pending),
+            Some((
+                reasons::VOLUME_MODIFYING,
+                "PVC data-tikv-a moves from VolumeAttributesClass silver to gold: VolumeAttributesClass gold does not \
+                 exist; waiting for it to be created"
+                    .into()
+            ))
+        );
+        let in_progress = bound(
+            Some("gold"),
+            json!({"currentVolumeAttributesClassName": "silver",
+                   "modifyVolumeStatus": {"status": "InProgress", "targetVolumeAttributesClassName": "gold"}}),
+        );
+        assert!(modify_progress(&in_progress).unwrap().1.ends_with("the storage driver is modifying the volume"));
+        let infeasible = bound(
+            Some("gold"),
+            json!({"currentVolumeAttributesClassName": "silver",
+                   "modifyVolumeStatus": {"status": "Infeasible", "targetVolumeAttributesClassName": "gold"},
+                   "conditions": [{"type": "ModifyVolumeError", "status": "True",
+                                   "message": "ModifyVolume failed with error: rpc error: code = InvalidArgument desc = no"}]}),
+        );
+        let (reason, message) = modify_progress(&infeasible).unwrap();
+        assert_eq!(reason, reasons::VOLUME_MODIFY_INFEASIBLE);
+        assert!(message.contains("refused VolumeAttributesClass gold for PVC data-tikv-a: ModifyVolume failed with error: rpc error: code = InvalidArgument desc = no"), "{message}");
+        assert!(message.ends_with("set volumeAttributesClassName back to silver, or to a class the driver accepts"));
+        let mut unbound = done.clone();
+        unbound.status.as_mut().unwrap().phase = Some("Pending".into());
+        unbound.status.as_mut().unwrap().current_volume_attributes_class_name = None;
+        assert_eq!(modify_progress(&unbound), None, "an unbound PVC gets its class when provisioned");
     }
 
     #[test]

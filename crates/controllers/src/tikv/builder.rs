@@ -42,6 +42,7 @@ pub fn tasks() -> Vec<Node<TikvState>> {
         common::pvcs(),
         label_pvcs(),
         pod(),
+        store_labels(),
         hot_reload(),
         restart(),
         finally([if_(object_loaded(), [conditions(), common::write_status()])]),

@@ -19,7 +19,8 @@
 //! - [`kubelet`] (`kubelet/<node>`): pod IPs, container lifecycle, probes, restarts,
 //!   graceful termination, ConfigMap re-delivery, through the [`runtime`] hook;
 //! - [`volumes`] (`persistentvolume-controller`, `external-provisioner`,
-//!   `external-resizer`): StorageClasses, provisioning, binding, expansion, protection;
+//!   `external-resizer`): StorageClasses, provisioning, binding, expansion, volume
+//!   modification by VolumeAttributesClass, protection;
 //! - [`disruption`] (`kube-controller-manager/disruption-controller`): the status of
 //!   PodDisruptionBudgets, which the pod `eviction` subresource reads and spends;
 //! - [`dns`]: kube-dns answers for Services and pod hostnames;
@@ -127,6 +128,8 @@ pub struct Timings {
     pub controller_resize: Duration,
     /// The node side of a volume expansion, once a running pod uses the volume.
     pub node_resize: Duration,
+    /// A CSI `ControllerModifyVolume` (a VolumeAttributesClass change), once started.
+    pub volume_modify: Duration,
     /// Longest wait between retries of an unschedulable pod (kube-scheduler's
     /// podMaxInUnschedulablePodsDuration).
     pub unschedulable_retry: Duration,
@@ -142,6 +145,7 @@ impl Default for Timings {
             provision: Duration::from_secs(1),
             controller_resize: Duration::from_secs(1),
             node_resize: Duration::from_secs(1),
+            volume_modify: Duration::from_secs(1),
             unschedulable_retry: Duration::from_secs(300),
             mount_retry: Duration::from_secs(120),
         }

@@ -30,6 +30,8 @@ pub(crate) const SECRETS: Res = Res { group: "", version: "v1", plural: "secrets
 pub(crate) const EVENTS: Res = Res { group: "", version: "v1", plural: "events" };
 pub(crate) const PDBS: Res = Res { group: "policy", version: "v1", plural: "poddisruptionbudgets" };
 pub(crate) const STORAGE_CLASSES: Res = Res { group: "storage.k8s.io", version: "v1", plural: "storageclasses" };
+pub(crate) const VOLUME_ATTRIBUTES_CLASSES: Res =
+    Res { group: "storage.k8s.io", version: "v1beta1", plural: "volumeattributesclasses" };
 
 pub(crate) const ZONE: &str = "topology.kubernetes.io/zone";
 pub(crate) const REGION: &str = "topology.kubernetes.io/region";

@@ -8,6 +8,18 @@
 //! `Resizing` with `allocatedResourceStatuses: ControllerResizeInProgress`, then
 //! `FileSystemResizePending` with `NodeResizePending` (PV capacity grown), then
 //! `status.capacity` once a running pod uses the claim.
+//!
+//! VolumeAttributesClasses (the external-resizer's modify controller): a volume is
+//! provisioned with the class its claim names (`ProvisioningFailed` while the class is
+//! missing or the driver refuses it) and its claim reports it in
+//! `status.currentVolumeAttributesClassName` once bound. A bound claim that names
+//! another class is `modifyVolumeStatus: Pending` while that class does not exist, then
+//! `InProgress` (condition `ModifyingVolume`) until the driver's `ControllerModifyVolume`
+//! answers: the PV and `currentVolumeAttributesClassName` take the class, or the
+//! driver's refusal makes it `Infeasible` (conditions `ModifyingVolume` and
+//! `ModifyVolumeError` with its words), not retried until the claim names another
+//! class; naming the current class again ends it. The simulated driver accepts the
+//! parameters [`VAC_PARAMETERS`], positive integers.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -17,7 +29,8 @@ use tokio::sync::watch;
 
 use super::events::{EventType, Recorder, Source};
 use super::objects::{
-    NODES, PODS, PVCS, PVS, STORAGE_CLASSES, ZONE, is_terminal, list, now_time, pod_claims, quantity, str_of,
+    NODES, PODS, PVCS, PVS, STORAGE_CLASSES, VOLUME_ATTRIBUTES_CLASSES, ZONE, is_terminal, list, now_time, pod_claims,
+    quantity, str_of,
 };
 use super::{Timings, Wake, earliest};
 use crate::error::ApiResult;
@@ -31,6 +44,8 @@ pub const PV_PROTECTION: &str = "kubernetes.io/pv-protection";
 pub const DEFAULT_CLASS_ANNOTATION: &str = "storageclass.kubernetes.io/is-default-class";
 pub const RESIZE_REFUSED: &str =
     "only dynamically provisioned pvc can be resized and the storageclass that provisions the pvc must support resize";
+/// The VolumeAttributesClass parameters the simulated driver can set on a volume.
+pub const VAC_PARAMETERS: &[&str] = &["iops", "throughput"];
 const FS_RESIZE_PENDING: &str = "Waiting for user to (re-)start a pod to finish file system resize of volume on node.";
 
 const PV_CONTROLLER: &str = "persistentvolume-controller";
@@ -81,6 +96,8 @@ struct Volumes {
     resizing: HashMap<String, SimInstant>,
     /// Claim uid to when the node side of its expansion completes.
     node_resizing: HashMap<String, SimInstant>,
+    /// Claim uid to the class its volume is being modified to, and when the driver answers.
+    modifying: HashMap<String, (String, SimInstant)>,
     /// Events recorded once per claim uid, reason and detail.
     said: HashSet<(String, String, String)>,
 }
@@ -89,6 +106,7 @@ struct World {
     pvcs: Vec<Value>,
     pvs: BTreeMap<String, Value>,
     classes: BTreeMap<String, Value>,
+    attribute_classes: BTreeMap<String, Value>,
     nodes: Vec<Value>,
     pods: Vec<Value>,
 }
@@ -130,6 +148,7 @@ impl Volumes {
             pvcs: list(&self.store, PVCS, None),
             pvs: by_name(list(&self.store, PVS, None)),
             classes: by_name(list(&self.store, STORAGE_CLASSES, None)),
+            attribute_classes: by_name(list(&self.store, VOLUME_ATTRIBUTES_CLASSES, None)),
             nodes: list(&self.store, NODES, None),
             pods: list(&self.store, PODS, None),
         }
@@ -149,6 +168,7 @@ impl Volumes {
         self.provisioning.retain(|u, _| live.contains(u));
         self.resizing.retain(|u, _| live.contains(u));
         self.node_resizing.retain(|u, _| live.contains(u));
+        self.modifying.retain(|u, _| live.contains(u));
         self.said
             .retain(|(u, _, _)| live.contains(u) || world.pvs.values().any(|pv| str_of(pv, &["metadata", "uid"]) == u));
         let mut next = None;
@@ -192,7 +212,8 @@ impl Volumes {
                     self.mark_bound(pvc, pv);
                     return None;
                 }
-                self.expansion(world, pvc, pv, now)
+                let expansion = self.expansion(world, pvc, pv, now);
+                earliest(expansion, self.modification(world, pvc, pv, now))
             }
             _ => {
                 if pvc["status"]["phase"] == "Bound" {
@@ -309,6 +330,27 @@ impl Volumes {
         if now < due {
             return Some(due);
         }
+        let attributes = str_of(pvc, &["spec", "volumeAttributesClassName"]);
+        if !attributes.is_empty() {
+            let refusal = match world.attribute_classes.get(attributes) {
+                None => Some(format!("volumeattributesclass.storage.k8s.io \"{attributes}\" not found")),
+                Some(vac) if str_of(vac, &["driverName"]) != provisioner => Some(format!(
+                    "VAC {attributes} referenced in PVC is for driver {} which does not match driver name {provisioner}",
+                    str_of(vac, &["driverName"])
+                )),
+                Some(vac) => driver_accepts(vac).err(),
+            };
+            if let Some(refusal) = refusal {
+                // Retried when the class appears (it never changes once made).
+                let message = format!(
+                    "failed to provision volume with StorageClass \"{}\": {refusal}",
+                    str_of(class, &["metadata", "name"])
+                );
+                let source = Source::new(EXTERNAL_PROVISIONER, &provisioner);
+                self.once(&source, pvc, EventType::Warning, "ProvisioningFailed", &message);
+                return None;
+            }
+        }
         let zone = match selected {
             Some(node) => world
                 .nodes
@@ -348,6 +390,9 @@ impl Volumes {
                          "uid": uid, "resourceVersion": pvc["metadata"]["resourceVersion"]},
             "csi": {"driver": PROVISIONER, "volumeHandle": format!("vol-{uid}"), "fsType": "ext4"},
         });
+        if let Some(attributes) = pvc["spec"]["volumeAttributesClassName"].as_str().filter(|a| !a.is_empty()) {
+            spec["volumeAttributesClassName"] = json!(attributes);
+        }
         if let Some(z) = &zone {
             spec["nodeAffinity"] = json!({"required": {"nodeSelectorTerms": [{"matchExpressions": [{"key": ZONE, "operator": "In", "values": [z]}]}]}});
         }
@@ -406,7 +451,10 @@ impl Volumes {
 
     fn mark_bound(&self, pvc: &Value, pv: &Value) {
         let (ns, name) = key(pvc);
-        let status = json!({"status": {"phase": "Bound", "accessModes": pv["spec"]["accessModes"], "capacity": pv["spec"]["capacity"]}});
+        let mut status = json!({"status": {"phase": "Bound", "accessModes": pv["spec"]["accessModes"], "capacity": pv["spec"]["capacity"]}});
+        if let Some(attributes) = pv["spec"]["volumeAttributesClassName"].as_str() {
+            status["status"]["currentVolumeAttributesClassName"] = json!(attributes);
+        }
         let _ = self.store.client(PV_CONTROLLER).patch_status(&PVCS.r(), Some(&ns), &name, &status);
         let _ = self.store.client(PV_CONTROLLER).patch_status(
             &PVS.r(),
@@ -521,6 +569,102 @@ impl Volumes {
         }
     }
 
+    /// The external-resizer's modify controller and the driver's `ControllerModifyVolume`
+    /// for one bound claim.
+    fn modification(&mut self, world: &World, pvc: &Value, pv: &Value, now: SimInstant) -> Option<SimInstant> {
+        let (ns, name) = key(pvc);
+        let uid = str_of(pvc, &["metadata", "uid"]).to_string();
+        let wanted = str_of(pvc, &["spec", "volumeAttributesClassName"]);
+        if wanted.is_empty() || pv["spec"]["csi"]["driver"] != PROVISIONER {
+            return None;
+        }
+        let status = &pvc["status"]["modifyVolumeStatus"];
+        let client = self.store.client(EXTERNAL_RESIZER);
+        let source = Source::new(EXTERNAL_RESIZER, &format!("external-resizer {PROVISIONER}"));
+        if pvc["status"]["currentVolumeAttributesClassName"].as_str() == Some(wanted) {
+            self.modifying.remove(&uid);
+            if !status.is_null() {
+                // Back to the class the volume has (after an Infeasible one): nothing to do.
+                let conditions = modify_conditions(pvc, vec![]);
+                let patch = json!({"status": {"modifyVolumeStatus": null, "conditions": conditions}});
+                let _ = client.patch_status(&PVCS.r(), Some(&ns), &name, &patch);
+            }
+            return None;
+        }
+        let Some(vac) = world.attribute_classes.get(wanted) else {
+            self.modifying.remove(&uid);
+            if status["status"] != "Pending" {
+                let patch = json!({"status": {"modifyVolumeStatus": {"status": "Pending"}}});
+                let _ = client.patch_status(&PVCS.r(), Some(&ns), &name, &patch);
+            }
+            return None;
+        };
+        if status["status"] == "Infeasible" && status["targetVolumeAttributesClassName"] == wanted {
+            return None;
+        }
+        match self.modifying.get(&uid).cloned() {
+            Some((target, due)) if target == wanted => {
+                if now < due {
+                    return Some(due);
+                }
+                self.modifying.remove(&uid);
+                let pv_name = str_of(pv, &["metadata", "name"]);
+                match driver_accepts(vac) {
+                    Ok(()) => {
+                        let patch = json!({"spec": {"volumeAttributesClassName": wanted}});
+                        if client.patch(&PVS.r(), None, pv_name, None, PatchType::Merge, &patch).is_err() {
+                            return None;
+                        }
+                        let conditions = modify_conditions(pvc, vec![]);
+                        let patch = json!({"status": {"currentVolumeAttributesClassName": wanted,
+                            "modifyVolumeStatus": null, "conditions": conditions}});
+                        let _ = client.patch_status(&PVCS.r(), Some(&ns), &name, &patch);
+                        let message =
+                            format!("external resizer modified volume {name} with vac {wanted} successfully ");
+                        self.recorder.record(&source, pvc, EventType::Normal, "VolumeModifySuccessful", &message);
+                    }
+                    Err(error) => {
+                        let t = now_time(&self.store);
+                        let conditions = modify_conditions(
+                            pvc,
+                            vec![
+                                json!({"type": "ModifyingVolume", "status": "True", "lastProbeTime": null,
+                                       "lastTransitionTime": t,
+                                       "message": format!("ModifyVolume failed with error{error}. Waiting for retry.")}),
+                                json!({"type": "ModifyVolumeError", "status": "True", "lastProbeTime": null,
+                                       "lastTransitionTime": t,
+                                       "message": format!("ModifyVolume failed with error: {error}. Waiting for retry.")}),
+                            ],
+                        );
+                        let patch = json!({"status": {"modifyVolumeStatus": {"status": "Infeasible",
+                            "targetVolumeAttributesClassName": wanted}, "conditions": conditions}});
+                        let _ = client.patch_status(&PVCS.r(), Some(&ns), &name, &patch);
+                        self.recorder.record(&source, pvc, EventType::Warning, "VolumeModifyFailed", &error);
+                    }
+                }
+                None
+            }
+            _ => {
+                let conditions = modify_conditions(
+                    pvc,
+                    vec![json!({"type": "ModifyingVolume", "status": "True", "lastProbeTime": null,
+                                "lastTransitionTime": now_time(&self.store),
+                                "message": "ModifyVolume operation in progress."})],
+                );
+                let patch = json!({"status": {"modifyVolumeStatus": {"status": "InProgress",
+                    "targetVolumeAttributesClassName": wanted}, "conditions": conditions}});
+                if client.patch_status(&PVCS.r(), Some(&ns), &name, &patch).is_err() {
+                    return None;
+                }
+                let message = format!("external resizer is modifying volume {name} with vac {wanted}");
+                self.recorder.record(&source, pvc, EventType::Normal, "VolumeModify", &message);
+                let due = now + self.timings.volume_modify;
+                self.modifying.insert(uid, (wanted.to_string(), due));
+                Some(due)
+            }
+        }
+    }
+
     fn volume(&mut self, world: &World, pv: &Value) {
         let name = str_of(pv, &["metadata", "name"]);
         let client = self.store.client(PV_CONTROLLER);
@@ -562,11 +706,39 @@ impl Volumes {
     }
 }
 
+/// The claim's conditions other than the modify controller's, then `added`.
+fn modify_conditions(pvc: &Value, added: Vec<Value>) -> Vec<Value> {
+    let kept = pvc["status"]["conditions"].as_array().into_iter().flatten();
+    let kept = kept.filter(|c| c["type"] != "ModifyingVolume" && c["type"] != "ModifyVolumeError").cloned();
+    kept.chain(added).collect()
+}
+
+/// The simulated driver's check of a class's parameters (`CreateVolume` and
+/// `ControllerModifyVolume` refuse others with InvalidArgument).
+fn driver_accepts(vac: &Value) -> Result<(), String> {
+    let Some(parameters) = vac["parameters"].as_object() else { return Ok(()) };
+    for (key, value) in parameters {
+        if !VAC_PARAMETERS.contains(&key.as_str()) {
+            return Err(format!(
+                "rpc error: code = InvalidArgument desc = parameter {key:?} is not supported by {PROVISIONER} \
+                 (supported: {})",
+                VAC_PARAMETERS.join(", ")
+            ));
+        }
+        if value.as_str().and_then(|v| v.parse::<u64>().ok()).is_none_or(|v| v == 0) {
+            return Err(format!(
+                "rpc error: code = InvalidArgument desc = parameter {key} must be a positive integer, not {value}"
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub(crate) async fn run(store: Store, timings: Timings, shutdown: watch::Receiver<bool>) {
     let mut wake = Wake::new(
         &store,
         shutdown,
-        &["persistentvolumeclaims", "persistentvolumes", "pods", "storageclasses", "nodes"],
+        &["persistentvolumeclaims", "persistentvolumes", "pods", "storageclasses", "volumeattributesclasses", "nodes"],
     );
     let mut volumes = Volumes {
         recorder: Recorder::new(&store),
@@ -575,6 +747,7 @@ pub(crate) async fn run(store: Store, timings: Timings, shutdown: watch::Receive
         provisioning: HashMap::new(),
         resizing: HashMap::new(),
         node_resizing: HashMap::new(),
+        modifying: HashMap::new(),
         said: HashSet::new(),
     };
     let mut next = None;

@@ -6,6 +6,7 @@ pub mod names;
 pub mod pods;
 pub mod pvcs;
 pub mod quantity;
+pub mod vacs;
 
 use serde_json::Value;
 
@@ -19,6 +20,7 @@ pub fn validate_create(info: &ResourceInfo, obj: &Value) -> Vec<FieldErr> {
         match (info.storage.group.as_str(), info.storage.resource.as_str()) {
             ("", "pods") => errs.extend(pods::validate_pod(obj)),
             ("", "persistentvolumeclaims") => errs.extend(pvcs::validate_pvc(obj)),
+            ("storage.k8s.io", "volumeattributesclasses") => errs.extend(vacs::validate_vac(obj)),
             _ => {}
         }
     }
@@ -34,6 +36,7 @@ pub fn validate_update(info: &ResourceInfo, old: &Value, new: &Value) -> Vec<Fie
     match (info.storage.group.as_str(), info.storage.resource.as_str()) {
         ("", "pods") => errs.extend(pods::validate_pod_update(old, new)),
         ("", "persistentvolumeclaims") => errs.extend(pvcs::validate_pvc_update(old, new)),
+        ("storage.k8s.io", "volumeattributesclasses") => errs.extend(vacs::validate_vac_update(old, new)),
         _ => {}
     }
     errs

@@ -1,5 +1,6 @@
 //! PersistentVolumeClaim validation: the spec is immutable except growing the storage
-//! request (bound claims), `volumeAttributesClassName`, and a first `volumeName`.
+//! request (bound claims), `volumeAttributesClassName` (never back to none once set),
+//! and a first `volumeName`.
 
 use serde_json::Value;
 #[cfg(test)]
@@ -47,6 +48,16 @@ pub fn validate_pvc_update(old: &Value, new: &Value) -> Vec<FieldErr> {
             "spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims",
         ));
     }
+    if old["spec"]["volumeAttributesClassName"].is_string() {
+        let field = "spec.volumeAttributesClassName";
+        match new["spec"]["volumeAttributesClassName"].as_str() {
+            None => errs.push(FieldErr::forbidden(field, "update from non-nil value to nil is forbidden")),
+            Some("") => {
+                errs.push(FieldErr::forbidden(field, "update from non-nil value to an empty string is forbidden"))
+            }
+            Some(_) => {}
+        }
+    }
     if let (Some(o), Some(n)) = (storage(old), storage(new))
         && n < o
     {
@@ -76,6 +87,24 @@ mod tests {
             errs[0].to_string(),
             "spec.resources.requests.storage: Forbidden: field can not be less than previous value"
         );
+    }
+
+    #[test]
+    fn the_attributes_class_changes_in_any_phase_but_never_back_to_none() {
+        let with = |phase: &str, class: Value| {
+            let mut p = pvc("1Gi", phase);
+            p["spec"]["volumeAttributesClassName"] = class;
+            p
+        };
+        assert!(validate_pvc_update(&pvc("1Gi", "Pending"), &with("Pending", json!("gold"))).is_empty());
+        assert!(validate_pvc_update(&with("Bound", json!("gold")), &with("Bound", json!("silver"))).is_empty());
+        let errs = validate_pvc_update(&with("Bound", json!("gold")), &pvc("1Gi", "Bound"));
+        assert_eq!(
+            errs[0].to_string(),
+            "spec.volumeAttributesClassName: Forbidden: update from non-nil value to nil is forbidden"
+        );
+        let errs = validate_pvc_update(&with("Bound", json!("gold")), &with("Bound", json!("")));
+        assert!(errs[0].to_string().ends_with("update from non-nil value to an empty string is forbidden"));
     }
 
     #[test]

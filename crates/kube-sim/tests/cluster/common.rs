@@ -89,6 +89,7 @@ fn rand_suffix() -> u64 {
 fn group_of(plural: &str) -> (&'static str, &'static str) {
     match plural {
         "storageclasses" => ("storage.k8s.io", "v1"),
+        "volumeattributesclasses" => ("storage.k8s.io", "v1beta1"),
         _ => ("", "v1"),
     }
 }

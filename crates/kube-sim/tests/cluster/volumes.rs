@@ -199,3 +199,121 @@ async fn expansion_is_refused_for_a_class_that_does_not_allow_it() {
     assert!(c["status"]["conditions"].is_null());
     env.shutdown().await;
 }
+
+fn attributes_class(name: &str, parameters: serde_json::Value) -> serde_json::Value {
+    json!({"metadata": {"name": name}, "driverName": "csi.kube-sim.io", "parameters": parameters})
+}
+
+fn set_attributes_class(
+    env: &Env,
+    claim: &str,
+    class: serde_json::Value,
+) -> Result<serde_json::Value, kube_sim::ApiError> {
+    let pvcs = ResourceRef::new("", "v1", "persistentvolumeclaims");
+    let patch = json!({"spec": {"volumeAttributesClassName": class}});
+    env.client.patch(&pvcs, Some("default"), claim, None, PatchType::Merge, &patch)
+}
+
+#[tokio::test]
+async fn a_volume_is_made_with_its_attributes_class_once_the_class_exists() {
+    let env = Env::start(1.0).await;
+    let mut claim = pvc("tuned", Some("standard-immediate"), "1Gi");
+    claim["spec"]["volumeAttributesClassName"] = json!("gold");
+    env.create("persistentvolumeclaims", Some("default"), claim);
+    env.sim.clock().advance(Duration::from_secs(2));
+    env.wait("ProvisioningFailed", |e| e.events_of("tuned").into_iter().find(|m| m.starts_with("ProvisioningFailed")))
+        .await;
+    let events = env.events_of("tuned");
+    assert!(
+        events.iter().any(|m| m
+            == "ProvisioningFailed: failed to provision volume with StorageClass \"standard-immediate\": \
+                volumeattributesclass.storage.k8s.io \"gold\" not found"),
+        "{events:?}"
+    );
+    assert_eq!(env.get("persistentvolumeclaims", Some("default"), "tuned").unwrap()["status"]["phase"], "Pending");
+    env.create("volumeattributesclasses", None, attributes_class("gold", json!({"iops": "3000"})));
+    let c = env
+        .wait("Bound", |e| {
+            e.get("persistentvolumeclaims", Some("default"), "tuned").filter(|c| c["status"]["phase"] == "Bound")
+        })
+        .await;
+    assert_eq!(c["status"]["currentVolumeAttributesClassName"], "gold");
+    assert!(c["status"]["modifyVolumeStatus"].is_null());
+    let pv = env.get("persistentvolumes", None, c["spec"]["volumeName"].as_str().unwrap()).unwrap();
+    assert_eq!(pv["spec"]["volumeAttributesClassName"], "gold");
+    env.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_bound_claim_moves_to_another_attributes_class_as_the_external_resizer_does() {
+    let env = Env::start(1.0).await;
+    env.create("volumeattributesclasses", None, attributes_class("gold", json!({"iops": "3000"})));
+    let mut claim = pvc("tuned", Some("standard-immediate"), "1Gi");
+    claim["spec"]["volumeAttributesClassName"] = json!("gold");
+    env.create("persistentvolumeclaims", Some("default"), claim);
+    env.sim.clock().advance(Duration::from_secs(2));
+    let get = |e: &Env| e.get("persistentvolumeclaims", Some("default"), "tuned").unwrap();
+    env.wait("Bound", |e| (get(e)["status"]["currentVolumeAttributesClassName"] == "gold").then_some(())).await;
+
+    // A class that does not exist yet: Pending, the volume keeps its class.
+    set_attributes_class(&env, "tuned", json!("platinum")).unwrap();
+    let c = env
+        .wait("Pending", |e| Some(get(e)).filter(|c| c["status"]["modifyVolumeStatus"]["status"] == "Pending"))
+        .await;
+    assert_eq!(c["status"]["currentVolumeAttributesClassName"], "gold");
+    assert!(condition(&c, "ModifyingVolume").is_null(), "no condition while Pending");
+
+    // Once it exists: InProgress, then applied to the PV and the claim's status.
+    env.create("volumeattributesclasses", None, attributes_class("platinum", json!({"iops": "6000"})));
+    let c = env
+        .wait("InProgress", |e| Some(get(e)).filter(|c| c["status"]["modifyVolumeStatus"]["status"] == "InProgress"))
+        .await;
+    assert_eq!(c["status"]["modifyVolumeStatus"]["targetVolumeAttributesClassName"], "platinum");
+    assert_eq!(condition(&c, "ModifyingVolume")["message"], "ModifyVolume operation in progress.");
+    env.sim.clock().advance(Duration::from_secs(1));
+    let c = env
+        .wait("applied", |e| Some(get(e)).filter(|c| c["status"]["currentVolumeAttributesClassName"] == "platinum"))
+        .await;
+    assert!(c["status"]["modifyVolumeStatus"].is_null());
+    assert!(condition(&c, "ModifyingVolume").is_null());
+    let pv = env.get("persistentvolumes", None, c["spec"]["volumeName"].as_str().unwrap()).unwrap();
+    assert_eq!(pv["spec"]["volumeAttributesClassName"], "platinum");
+    let events = env.events_of("tuned");
+    assert!(events.contains(&"VolumeModify: external resizer is modifying volume tuned with vac platinum".to_string()));
+    assert!(
+        events.contains(
+            &"VolumeModifySuccessful: external resizer modified volume tuned with vac platinum successfully "
+                .to_string()
+        ),
+        "{events:?}"
+    );
+
+    // A class the driver refuses: Infeasible with the driver's words, not retried.
+    env.create("volumeattributesclasses", None, attributes_class("odd", json!({"latency": "1"})));
+    set_attributes_class(&env, "tuned", json!("odd")).unwrap();
+    env.sim.clock().advance(Duration::from_secs(1));
+    let c = env
+        .wait("Infeasible", |e| Some(get(e)).filter(|c| c["status"]["modifyVolumeStatus"]["status"] == "Infeasible"))
+        .await;
+    assert_eq!(c["status"]["modifyVolumeStatus"]["targetVolumeAttributesClassName"], "odd");
+    assert_eq!(c["status"]["currentVolumeAttributesClassName"], "platinum");
+    let error = condition(&c, "ModifyVolumeError")["message"].as_str().unwrap().to_string();
+    assert!(
+        error.starts_with(
+            "ModifyVolume failed with error: rpc error: code = InvalidArgument desc = parameter \"latency\" is not supported"
+        ),
+        "{error}"
+    );
+    assert!(
+        env.events_of("tuned").iter().any(|m| m.starts_with("VolumeModifyFailed: rpc error: code = InvalidArgument"))
+    );
+
+    // Naming the volume's class again ends it; a class is never removed from a claim.
+    set_attributes_class(&env, "tuned", json!("platinum")).unwrap();
+    env.wait("cleared", |e| Some(get(e)).filter(|c| c["status"]["modifyVolumeStatus"].is_null())).await;
+    let c = get(&env);
+    assert!(condition(&c, "ModifyVolumeError").is_null());
+    let refused = set_attributes_class(&env, "tuned", serde_json::Value::Null).unwrap_err();
+    assert_eq!(refused.code, 422);
+    env.shutdown().await;
+}

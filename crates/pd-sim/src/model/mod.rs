@@ -901,6 +901,7 @@ impl Cluster {
                         evicted: self.is_evicted(s.id),
                         leader_transfer_stalled: self.stalled_leader_transfers.contains(&s.id),
                         starts: s.starts,
+                        labels: s.labels.iter().map(|l| (l.key.clone(), l.value.clone())).collect(),
                     }
                 })
                 .collect(),
@@ -986,6 +987,8 @@ pub struct StoreTruth {
     /// How many times a TiKV process started for this store: a new number is a new
     /// process.
     pub starts: u64,
+    /// The store's labels, as `GET /store/{id}` lists them.
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 #[cfg(test)]

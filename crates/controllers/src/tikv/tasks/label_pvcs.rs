@@ -1,58 +1,111 @@
-//! `label_pvcs`: once the store ID is known, the instance's PVCs carry it
-//! (`tikv.org/store-id`), so the data on a volume is tied to its store: deletion removes
-//! only the volumes of the store PD removed.
+//! `label_pvcs`: once the store ID is known, the instance's PVCs and the
+//! PersistentVolumes bound to them carry the cluster, group, instance and store-ID
+//! (`tikv.org/store-id`) labels, so the data on a volume is tied to its store (deletion
+//! removes only the volumes of the store PD removed) and an administrator finds a
+//! store's disks by label, on PVs too (which outlive their claims under `Retain`).
 //!
-//! Reads the PVCs from the watch cache. Writes: one merge patch per PVC missing the
-//! label (with its resourceVersion), none when all carry it. A PVC labelled with another
-//! store is reported, not relabelled. Outcomes: Complete; Retry on a conflict; Fail.
+//! Reads the PVCs from the watch cache; a PV is read only when its PVC does not record
+//! it as labelled ([`ANNOTATION_PV_LABELLED`]), so a pass with nothing to do makes no
+//! request. Writes: one merge patch per PV missing labels, then one per PVC missing
+//! labels or the record (each with its resourceVersion); none when all carry them. A
+//! PVC labelled with another store is reported, not relabelled, nor is its PV touched.
+//! Outcomes: Complete; Retry on a conflict; Fail.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use kube::api::Patch;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 use tikv_operator_api::condition::reasons;
-use tikv_operator_api::names::LABEL_STORE_ID;
+use tikv_operator_api::names::{ANNOTATION_PV_LABELLED, LABEL_CLUSTER, LABEL_GROUP, LABEL_INSTANCE, LABEL_STORE_ID};
 use tikv_operator_task::{Node, Outcome, task};
 
 use crate::apply::patch_params;
 use crate::common::instance::instance_pvcs;
-use crate::error::is_conflict;
+use crate::common::{Instance, Object};
+use crate::error::{is_conflict, is_not_found};
 use crate::tikv::state::TikvState;
 
 pub fn label_pvcs() -> Node<TikvState> {
     task("label_pvcs", |s: &mut TikvState| Box::pin(run(s)))
 }
 
+/// The labels every volume of the instance carries.
+fn volume_labels(s: &TikvState, id: &str) -> BTreeMap<String, String> {
+    let Some(tikv) = &s.pass.object else {
+        return BTreeMap::new();
+    };
+    BTreeMap::from([
+        (LABEL_CLUSTER.to_string(), tikv.cluster_name()),
+        (LABEL_GROUP.to_string(), tikv.group()),
+        (LABEL_INSTANCE.to_string(), s.pass.name.clone()),
+        (LABEL_STORE_ID.to_string(), id.to_string()),
+    ])
+}
+
+/// The labels of `wanted` that `have` lacks or holds with another value.
+fn missing(have: &BTreeMap<String, String>, wanted: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    wanted.iter().filter(|(k, v)| have.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+fn conflict(kind: &str, name: &str) -> Outcome {
+    Outcome::retry(Duration::from_secs(1), format!("{kind} {name} changed meanwhile; retrying"))
+}
+
 async fn run(s: &mut TikvState) -> Outcome {
     let Some(id) = s.store_id().map(|id| id.to_string()) else {
         return Outcome::complete("no store ID yet");
     };
-    let api: Api<PersistentVolumeClaim> = Api::namespaced(s.pass.ctx.client.clone(), &s.pass.namespace);
+    let wanted = volume_labels(s, &id);
+    let client = s.pass.ctx.client.clone();
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &s.pass.namespace);
+    let pvs: Api<PersistentVolume> = Api::all(client);
     let mut labelled = Vec::new();
     for pvc in instance_pvcs(s) {
         let name = pvc.name_any();
-        match pvc.labels().get(LABEL_STORE_ID) {
-            Some(label) if *label == id => {}
-            Some(other) => {
-                let message = format!("PVC {name} holds the data of store {other}, not of this instance's store {id}");
-                s.pass.not_synced(reasons::VOLUME_MISMATCH, message);
-            }
-            None => {
-                let patch =
-                    json!({"metadata": {"labels": {LABEL_STORE_ID: id}, "resourceVersion": pvc.resource_version()}});
-                match api.patch(&name, &patch_params(), &Patch::Merge(&patch)).await {
-                    Ok(_) => labelled.push(name),
-                    Err(error) if is_conflict(&error) => {
-                        return Outcome::retry(
-                            Duration::from_secs(1),
-                            format!("PVC {name} changed meanwhile; retrying"),
-                        );
+        if let Some(other) = pvc.labels().get(LABEL_STORE_ID).filter(|other| **other != id) {
+            let message = format!("PVC {name} holds the data of store {other}, not of this instance's store {id}");
+            s.pass.not_synced(reasons::VOLUME_MISMATCH, message);
+            continue;
+        }
+        let mut annotations = BTreeMap::new();
+        let volume = pvc.spec.as_ref().and_then(|spec| spec.volume_name.clone()).filter(|v| !v.is_empty());
+        if let Some(volume) = volume
+            && pvc.annotations().get(ANNOTATION_PV_LABELLED) != Some(&volume)
+        {
+            match pvs.get_opt(&volume).await {
+                Ok(Some(pv)) => {
+                    let add = missing(pv.labels(), &wanted);
+                    if !add.is_empty() {
+                        let patch = json!({"metadata": {"labels": add, "resourceVersion": pv.resource_version()}});
+                        match pvs.patch(&volume, &patch_params(), &Patch::Merge(&patch)).await {
+                            Ok(_) => labelled.push(format!("PV {volume}")),
+                            Err(error) if is_conflict(&error) => return conflict("PV", &volume),
+                            Err(error) if is_not_found(&error) => continue,
+                            Err(error) => return Outcome::fail(error),
+                        }
                     }
-                    Err(error) => return Outcome::fail(error),
+                    annotations.insert(ANNOTATION_PV_LABELLED.to_string(), volume);
                 }
+                // Bound to a volume not made yet (or gone): looked at again next pass.
+                Ok(None) => {}
+                Err(error) => return Outcome::fail(error),
             }
+        }
+        let add = missing(pvc.labels(), &wanted);
+        if add.is_empty() && annotations.is_empty() {
+            continue;
+        }
+        let patch = json!({"metadata": {
+            "labels": add, "annotations": annotations, "resourceVersion": pvc.resource_version(),
+        }});
+        match pvcs.patch(&name, &patch_params(), &Patch::Merge(&patch)).await {
+            Ok(_) if !add.is_empty() => labelled.push(format!("PVC {name}")),
+            Ok(_) => {}
+            Err(error) if is_conflict(&error) => return conflict("PVC", &name),
+            Err(error) => return Outcome::fail(error),
         }
     }
     if labelled.is_empty() {
@@ -66,7 +119,7 @@ async fn run(s: &mut TikvState) -> Outcome {
 mod tests {
     use super::*;
     use crate::testing::FakePd;
-    use crate::tikv::tasks::testkit::{ADDR, Kit};
+    use crate::tikv::tasks::testkit::{ADDR, Kit, NAME};
     use tikv_operator_pd::NodeState;
 
     #[tokio::test]
@@ -93,5 +146,71 @@ mod tests {
         let (s, _) = kit.pass([label_pvcs()]).await;
         assert_eq!(kit.writes(), Vec::<String>::new());
         assert_eq!(s.pass.unsynced[0].reason, reasons::VOLUME_MISMATCH);
+    }
+
+    /// The instance's data PVC bound to PV `pv-1` (with `pv_labels`), as the PV
+    /// controller leaves them.
+    async fn bound(kit: &Kit, pv_labels: &[(&str, &str)]) {
+        let tikv: tikv_operator_api::TiKV = kit.env.get(NAME).await;
+        for mut pvc in crate::common::render::pvcs(&tikv, &format!("tikv-{NAME}")).unwrap() {
+            pvc.spec.as_mut().unwrap().volume_name = Some("pv-1".into());
+            kit.env.create::<PersistentVolumeClaim>(pvc).await;
+        }
+        let labels = pv_labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let pv = PersistentVolume {
+            metadata: kube::api::ObjectMeta { name: Some("pv-1".into()), labels: Some(labels), ..Default::default() },
+            ..Default::default()
+        };
+        let pvs: Api<PersistentVolume> = Api::all(kit.env.client.clone());
+        pvs.create(&Default::default(), &pv).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_bound_volume_gets_the_same_labels_and_is_then_left_alone() {
+        let kit = Kit::new(FakePd::bootstrapped().store(5, ADDR, NodeState::Serving), |_| {}).await;
+        bound(&kit, &[("topology.kubernetes.io/zone", "z1")]).await;
+        let (_, report) = kit.pass([label_pvcs()]).await;
+        assert_eq!(
+            kit.writes(),
+            ["patch persistentvolumes/pv-1", "patch persistentvolumeclaims/data-tikv-tikv-abc123"],
+            "{report}"
+        );
+        let pv: PersistentVolume = Api::all(kit.env.client.clone()).get("pv-1").await.unwrap();
+        let expected: BTreeMap<String, String> = [
+            ("topology.kubernetes.io/zone", "z1"),
+            (LABEL_CLUSTER, "basic"),
+            (LABEL_GROUP, "tikv"),
+            (LABEL_INSTANCE, NAME),
+            (LABEL_STORE_ID, "5"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .into();
+        assert_eq!(pv.labels(), &expected, "added to what the PV had");
+        let pvc: PersistentVolumeClaim = kit.env.get("data-tikv-tikv-abc123").await;
+        assert_eq!(pvc.labels().get(LABEL_STORE_ID).map(String::as_str), Some("5"));
+        assert_eq!(pvc.annotations().get(ANNOTATION_PV_LABELLED).map(String::as_str), Some("pv-1"));
+        assert_eq!(report.entry("label_pvcs").unwrap().message(), "labelled PV pv-1, PVC data-tikv-tikv-abc123");
+
+        let (_, report) = kit.pass([label_pvcs()]).await;
+        assert_eq!(
+            kit.env.requests(),
+            Vec::<String>::new(),
+            "nothing to do, no request (the PV is not read): {report}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_volume_that_has_the_labels_is_only_recorded() {
+        let kit = Kit::new(FakePd::bootstrapped().store(5, ADDR, NodeState::Serving), |_| {}).await;
+        let labels = [(LABEL_CLUSTER, "basic"), (LABEL_GROUP, "tikv"), (LABEL_INSTANCE, NAME), (LABEL_STORE_ID, "5")];
+        bound(&kit, &labels).await;
+        let (_, report) = kit.pass([label_pvcs()]).await;
+        assert_eq!(kit.writes(), ["patch persistentvolumeclaims/data-tikv-tikv-abc123"], "{report}");
+        let requests: Vec<String> = kit.env.requests().into_iter().filter(|r| !r.contains("/status/")).collect();
+        assert_eq!(
+            requests,
+            ["get persistentvolumes/pv-1", "patch persistentvolumeclaims/data-tikv-tikv-abc123"],
+            "the PV read once, not written: {report}"
+        );
     }
 }
