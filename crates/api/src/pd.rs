@@ -201,4 +201,8 @@ pub struct PDStatus {
     /// Whether this member is the PD leader.
     #[serde(default)]
     pub is_leader: bool,
+    /// The UID of the data PVC the member `id` keeps its data on, recorded while the
+    /// member is healthy. A data PVC with another UID means that member's data is lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_volume_uid: Option<String>,
 }
