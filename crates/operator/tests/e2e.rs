@@ -5,6 +5,8 @@
 
 #[path = "e2e/env.rs"]
 mod env;
+#[path = "e2e/pd_membership.rs"]
+mod pd_membership;
 #[path = "e2e/rolling.rs"]
 mod rolling;
 #[path = "e2e/scale_in.rs"]

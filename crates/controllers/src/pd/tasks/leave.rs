@@ -5,8 +5,10 @@
 //! fresh view (read after the operator's last PD write, recent, the latest poll good);
 //! the member present under the ID recorded in status; healthy peers and a quorum that
 //! survives ([`removal_blocker`]); one member removal at a time per cluster (another
-//! instance's removal whose member PD still lists holds this one). The leader first
-//! hands its leadership to the other member whose Pod has been Ready longest. The ID is
+//! instance's removal whose member PD still lists holds this one). Right before the
+//! removal of a running member PD's `/members` is read afresh: if it leads (whatever
+//! the cache said), it first hands leadership to the other member whose Pod has been
+//! Ready longest. The ID is
 //! written in the instance's `member-removal` annotation before `DELETE
 //! /members/id/{id}`, and the member counts as gone only once a fresh view (so one read
 //! after that write) no longer lists the ID; absence without our removal is never
@@ -156,7 +158,10 @@ pub async fn remove(s: &mut PdState, id: u64, observed: &Observed, because: &str
         if let Some(why) = held {
             return refuse(s, format!("member {id} ({member}) may not leave PD now: {why}")).await;
         }
-        if view.leader.as_deref() == Some(member.as_str()) {
+        // A running member may lead: PD's members are read afresh right before the
+        // removal (leadership may have moved since the cache's poll), and if it leads,
+        // leadership goes to the other member Ready longest first.
+        if view.member(member).is_some_and(|m| m.healthy == Some(true)) {
             let others: Vec<&str> = view
                 .members
                 .iter()
@@ -165,7 +170,7 @@ pub async fn remove(s: &mut PdState, id: u64, observed: &Observed, because: &str
                 .filter(|n| member_ready_since(s, n).is_some())
                 .collect();
             if others.is_empty() {
-                return refuse(s, format!("member {id} ({member}) leads PD and no other member's Pod is Ready")).await;
+                return refuse(s, format!("member {id} ({member}): no other member's Pod is Ready to lead")).await;
             }
             match hand_over_leadership(s, &pd, member, &others, "it leaves PD").await {
                 Ok(Some(message)) => return moving(s, message),

@@ -69,6 +69,9 @@ async fn run(s: &mut PdState) -> Outcome {
         return Outcome::complete("the member runs on the volume it joined with");
     }
     let why = format!("member {id}'s data was on PVC UID {recorded}; PVC {data} is now UID {volume}");
+    if s.pass.reason_as_read(tikv_operator_api::condition::types::SYNCED) != Some(reasons::MEMBER_DATA_LOST) {
+        s.pass.warning(reasons::MEMBER_DATA_LOST, "Replace", format!("{why}: replacing the member")).await;
+    }
     if let MemberView::Found(member, _) = &s.member
         && member.id == id
         && member.healthy == Some(true)
@@ -82,9 +85,6 @@ async fn run(s: &mut PdState) -> Outcome {
         Err(outcome) => return outcome,
     };
     s.pass.not_synced(reasons::MEMBER_DATA_LOST, format!("{why}: it leaves PD and joins again as a new member"));
-    if s.pass.reason_as_read(tikv_operator_api::condition::types::SYNCED) != Some(reasons::MEMBER_DATA_LOST) {
-        s.pass.warning(reasons::MEMBER_DATA_LOST, "Replace", format!("{why}: replacing the member")).await;
-    }
     leave::remove(s, id, &observed, "its data is lost").await
 }
 
@@ -179,7 +179,7 @@ mod tests {
         assert_eq!(kit.writes(), ["patch core.tikv.org/pds/pd-a"], "the removal is recorded first");
         assert_eq!(s.pass.unsynced[0].reason, reasons::MEMBER_DATA_LOST);
         let events: Vec<String> = kit.env.events().await.into_iter().map(|e| e.1).collect();
-        assert_eq!(events, ["MemberDataLost", "RemovedMember"]);
+        assert_eq!(events, ["MemberDataLost", "RemovedMember"], "the loss is announced once");
 
         // Gone: its Pod (started with the initial list) goes; the next one joins.
         let (_, report) = kit.pass([lost_data()]).await;
