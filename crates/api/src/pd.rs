@@ -60,8 +60,8 @@ pub struct PDGroupSpec {
     #[serde(default = "crate::common::default_max_unavailable")]
     #[schemars(range(min = 1))]
     pub max_unavailable: i32,
-    /// How many members may be created beyond `replicas` during an update. Not used
-    /// while PD members cannot be removed: a surplus member could never go.
+    /// How many members may be created beyond `replicas` during an update. Not used:
+    /// PD members are updated in place, one at a time, within `maxUnavailable`.
     #[serde(default)]
     #[schemars(range(min = 0))]
     pub max_surge: i32,

@@ -385,4 +385,45 @@ mod tests {
             Some("1 of the 2 other members are healthy; the membership left needs 2")
         );
     }
+
+    #[tokio::test]
+    async fn a_member_whose_id_is_not_recorded_waits_and_one_rejoined_under_its_name_leaves_too() {
+        let kit = Kit::new("pd-pd-b", JOIN).await;
+        kit.status(|st| st.id = None).await;
+        kit.delete().await;
+        let (_, report) = kit.pass(tasks()).await;
+        let entry = report.entry("leave").unwrap();
+        assert_eq!(entry.kind(), Some(OutcomeKind::Wait), "{report}");
+        assert_eq!(entry.message(), "the member ID is not recorded yet; this pass records it");
+        assert_eq!((kit.pd.write_log(), kit.writes()), (Vec::<String>::new(), Vec::<String>::new()));
+
+        // Recorded 1, removal asked, but the instance joined again as 9 meanwhile.
+        kit.status(|st| st.id = Some("1".into())).await;
+        let api: kube::Api<PD> = kube::Api::namespaced(kit.env.client.clone(), "default");
+        let patch = serde_json::json!({"metadata": {"annotations": {ANNOTATION_MEMBER_REMOVAL: "1"}}});
+        api.patch(NAME, &Default::default(), &kube::api::Patch::Merge(&patch)).await.unwrap();
+        kit.pd.rejoin_member("pd-pd-a", 9);
+        let (_, report) = kit.pass(tasks()).await;
+        assert_eq!(kit.pd.write_log(), ["delete_member_by_id(9)"], "{report}");
+        assert_eq!(kit.live().await.annotations().get(ANNOTATION_MEMBER_REMOVAL).map(String::as_str), Some("9"));
+        let (_, report) = kit.pass(tasks()).await;
+        assert_eq!(report.entry("leave").unwrap().message(), "member 1 left PD");
+        assert_eq!(kit.writes(), ["delete pods/pd-pd-a"]);
+    }
+
+    #[tokio::test]
+    async fn a_leader_with_no_other_ready_pod_to_take_over_stays() {
+        let kit = Kit::new("pd-pd-a", JOIN).await;
+        kit.delete().await;
+        let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(kit.env.client.clone(), "default");
+        for other in ["pd-pd-b", "pd-pd-c"] {
+            let mut pod = pods.get(other).await.unwrap();
+            pod.status.as_mut().unwrap().conditions = None;
+            pods.replace_status(other, &Default::default(), &pod).await.unwrap();
+        }
+        let (s, _) = kit.pass(tasks()).await;
+        assert_eq!(s.pass.unsynced[0].reason, reasons::MEMBER_REMOVAL_BLOCKED);
+        assert_eq!(s.pass.unsynced[0].message, "member 1 (pd-pd-a): no other member's Pod is Ready to lead");
+        assert_eq!((kit.pd.write_log(), kit.writes()), (Vec::<String>::new(), Vec::<String>::new()));
+    }
 }

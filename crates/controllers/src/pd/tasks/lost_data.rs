@@ -223,4 +223,28 @@ mod tests {
             "member 1 (pd-pd-a) may not leave PD now: 1 of the 2 other members are healthy; the membership left needs 2"
         );
     }
+
+    #[tokio::test]
+    async fn a_pod_started_with_join_is_kept_to_join_at_its_next_start() {
+        let kit = Kit::new("pd-pd-b", "--join=http://pd-pd-b:2379").await;
+        kit.status(|st| st.data_volume_uid = Some("uid-of-the-lost-pvc".into())).await;
+        kit.pd.member_unhealthy("pd-pd-a", true);
+        kit.pass([lost_data()]).await;
+        assert_eq!(kit.pd.write_log(), ["delete_member_by_id(1)"]);
+        let (_, report) = kit.pass([lost_data()]).await;
+        assert_eq!(report.entry("lost_data").unwrap().kind(), Some(OutcomeKind::Retry), "{report}");
+        assert_eq!((kit.pd.write_log(), kit.writes()), (Vec::<String>::new(), Vec::<String>::new()));
+    }
+
+    #[tokio::test]
+    async fn a_lost_member_someone_else_removed_is_asked_once_then_rejoins() {
+        let kit = Kit::new("pd-pd-b", INITIAL).await;
+        kit.status(|st| st.data_volume_uid = Some("uid-of-the-lost-pvc".into())).await;
+        kit.pd.remove_member(1);
+        let (_, report) = kit.pass([lost_data()]).await;
+        assert_eq!(kit.pd.write_log(), ["delete_member_by_id(1)"], "{report}");
+        assert_eq!(kit.writes(), ["patch core.tikv.org/pds/pd-a"]);
+        let (_, report) = kit.pass([lost_data()]).await;
+        assert_eq!(kit.writes(), ["delete pods/pd-pd-a"], "{report}");
+    }
 }
