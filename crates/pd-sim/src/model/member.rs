@@ -289,6 +289,14 @@ impl Members {
         Ok(())
     }
 
+    /// A member of the initial cluster whose process has not run yet: in the
+    /// membership, neither running nor started (etcd: it has not published its name).
+    pub fn unstart(&mut self, name: &str) -> Result<(), MemberError> {
+        let member = self.by_name_mut(name).ok_or_else(|| MemberError::NotFound(name.to_owned()))?;
+        (member.running, member.started) = (false, false);
+        Ok(())
+    }
+
     /// The process stops (pod deleted, crash); data stays.
     pub fn stop(&mut self, name: &str) -> Result<(), MemberError> {
         let member = self.by_name_mut(name).ok_or_else(|| MemberError::NotFound(name.to_owned()))?;
@@ -542,5 +550,18 @@ mod tests {
         // A second member may join a single one.
         let mut m = members(1);
         assert_eq!(m.join(new_member("pd-9"), false), Ok(()));
+    }
+
+    #[test]
+    fn initial_members_that_never_ran_do_not_count_as_started() {
+        let mut m = members(3);
+        m.unstart("pd-1").unwrap();
+        m.unstart("pd-2").unwrap();
+        assert_eq!(m.join(new_member("pd-9"), false), Err(MemberError::NoQuorum));
+        m.start("pd-1", SimInstant::default(), 0).unwrap();
+        assert!(m.by_name("pd-1").unwrap().started);
+        // Two of the three started: removing one leaves one started of two.
+        assert_eq!(m.remove("pd-0"), Err(MemberError::NotEnoughStarted));
+        assert_eq!(m.join(new_member("pd-9"), false), Err(MemberError::NotEnoughStarted));
     }
 }
