@@ -172,7 +172,7 @@ pub async fn remove(s: &mut PdState, id: u64, observed: &Observed, because: &str
             if others.is_empty() {
                 return refuse(s, format!("member {id} ({member}): no other member's Pod is Ready to lead")).await;
             }
-            match hand_over_leadership(s, &pd, member, &others, "it leaves PD").await {
+            match hand_over_leadership(s, &pd, member, &others, ("Delete", "it leaves PD")).await {
                 Ok(Some(message)) => return moving(s, message),
                 Ok(None) => {}
                 Err((_, message)) => return refuse(s, message).await,

@@ -106,7 +106,7 @@ async fn gates(s: &PdState, member: &str) -> Result<Gate, Refused> {
     if let Some(other) = others.iter().find(|n| member_ready_since(s, n).is_none()) {
         return Err(blocked(format!("the pod of member {other} is not Ready")));
     }
-    match hand_over_leadership(s, &pd, member, &others, "its restart").await? {
+    match hand_over_leadership(s, &pd, member, &others, ("Restart", "its restart")).await? {
         Some(message) => Ok(Gate::Moved(message)),
         None => Ok(Gate::Go),
     }
@@ -122,7 +122,8 @@ pub fn member_ready_since(s: &PdState, name: &str) -> Option<jiff::Timestamp> {
 /// Moves PD leadership away from `member` before it stops, when it leads: PD's
 /// `/members` is read afresh (PD's leader-priority loop may have moved leadership back
 /// since the cache's poll) and leadership goes to the member of `others` whose Pod has
-/// been Ready longest. `Ok(Some(message))` once asked (look again shortly), `Ok(None)`
+/// been Ready longest; `action` and `before` name what it makes way for in the Event.
+/// `Ok(Some(message))` once asked (look again shortly), `Ok(None)`
 /// when `member` does not lead or has nobody to hand over to. Writes: PD's leader
 /// transfer and an Event.
 pub async fn hand_over_leadership(
@@ -130,7 +131,7 @@ pub async fn hand_over_leadership(
     pd: &PdHandle,
     member: &str,
     others: &[&str],
-    before: &str,
+    (action, before): (&str, &str),
 ) -> Result<Option<String>, Refused> {
     let blocked = |message: String| (reasons::RESTART_BLOCKED, message);
     if others.is_empty() {
@@ -147,7 +148,7 @@ pub async fn hand_over_leadership(
         return Err(blocked(format!("PD refused to move its leadership to {target}: {error}")));
     }
     let message = format!("member {member} leads PD: leadership moves to {target} before {before}");
-    s.pass.event("TransferredPDLeader", "Restart", message.clone()).await;
+    s.pass.event("TransferredPDLeader", action, message.clone()).await;
     Ok(Some(message))
 }
 
