@@ -108,8 +108,6 @@ pub mod reasons {
     pub const SCALE_IN_NOT_SUPPORTED: &str = "ScaleInNotSupported";
     /// Group: instances are leaving because fewer are wanted (the message counts them).
     pub const SCALING_IN: &str = "ScalingIn";
-    /// PD group: a scale-in would remove a member, which the operator cannot do yet.
-    pub const MEMBER_REMOVAL_NOT_SUPPORTED: &str = "MemberRemovalNotSupported";
     pub const PD_UNAVAILABLE: &str = "PDUnavailable";
     pub const CLUSTER_ID_MISMATCH: &str = "ClusterIDMismatch";
     pub const RESERVED_CONFIG_KEY: &str = "ReservedConfigKey";
@@ -149,7 +147,7 @@ pub mod reasons {
     /// their majority (the message says which).
     pub const FAILOVER_REFUSED: &str = "FailoverRefused";
 
-    // #13 item 3 (VolumeAttributesClass) and item 4 (store labels).
+    // Volume attributes classes and store labels.
     /// A volume moves to the VolumeAttributesClass the spec names (online, no restart):
     /// waiting for the class to exist, or for the storage driver to apply it.
     pub const VOLUME_MODIFYING: &str = "VolumeModifying";
@@ -161,6 +159,19 @@ pub mod reasons {
     pub const LOCATION_LABEL_MISSING: &str = "LocationLabelMissing";
     /// PD refused the store's labels (its words in the message).
     pub const STORE_LABELS_REFUSED: &str = "StoreLabelsRefused";
+
+    // PD membership.
+    /// A PD member may not leave now: another member is unhealthy, the quorum would not
+    /// survive, or another member is leaving (the message says which).
+    pub const MEMBER_REMOVAL_BLOCKED: &str = "MemberRemovalBlocked";
+    /// The member is leaving PD (leadership handed over, removal asked, waiting for PD).
+    pub const MEMBER_REMOVING: &str = "MemberRemoving";
+    /// A new member's Pod is not created while another member is unhealthy (PD's etcd
+    /// refuses a join then).
+    pub const MEMBER_JOIN_HELD: &str = "MemberJoinHeld";
+    /// The member's data volume is not the one it joined with: its old member leaves PD
+    /// and the instance joins again as a new member.
+    pub const MEMBER_DATA_LOST: &str = "MemberDataLost";
 }
 
 /// Status of a condition, as Kubernetes spells it.

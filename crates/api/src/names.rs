@@ -79,6 +79,11 @@ pub const ANNOTATION_RESTART: &str = "core.tikv.org/restart";
 pub const ANNOTATION_PV_LABELLED: &str = "core.tikv.org/pv-labelled";
 /// Number of members in the initial PD cluster a PD instance was rendered with.
 pub const ANNOTATION_INITIAL_CLUSTER_NUM: &str = "core.tikv.org/initial-cluster-num";
+/// On a PD instance: the member ID whose removal from PD the operator asked for,
+/// written before the request. The member counts as gone once a fresh view no longer
+/// lists that ID; while it is set on an instance that is not being deleted (its data
+/// was lost), the instance's next Pod joins the cluster as a new member.
+pub const ANNOTATION_MEMBER_REMOVAL: &str = "core.tikv.org/member-removal";
 
 /// Finalizer on Clusters, groups and instances: the operator releases it only when it
 /// has finished cleaning up (for TiKV, once PD reports the store removed).

@@ -60,8 +60,8 @@ pub struct PDGroupSpec {
     #[serde(default = "crate::common::default_max_unavailable")]
     #[schemars(range(min = 1))]
     pub max_unavailable: i32,
-    /// How many members may be created beyond `replicas` during an update. Not used
-    /// while PD members cannot be removed: a surplus member could never go.
+    /// How many members may be created beyond `replicas` during an update. Not used:
+    /// PD members are updated in place, one at a time, within `maxUnavailable`.
     #[serde(default)]
     #[schemars(range(min = 0))]
     pub max_surge: i32,
@@ -201,4 +201,8 @@ pub struct PDStatus {
     /// Whether this member is the PD leader.
     #[serde(default)]
     pub is_leader: bool,
+    /// The UID of the data PVC the member `id` keeps its data on, recorded while the
+    /// member is healthy. A data PVC with another UID means that member's data is lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_volume_uid: Option<String>,
 }

@@ -619,6 +619,27 @@ impl FakePd {
         handle.cache.refresh().await.unwrap();
         handle
     }
+
+    /// Member `id` leaves PD's membership by someone else's hand (not logged as a write).
+    pub fn remove_member(&self, id: u64) -> &Self {
+        self.0.lock().unwrap().members.retain(|m| m.member_id != id);
+        self
+    }
+
+    /// Member `name` joins again under a new ID (its data was lost), healthy.
+    pub fn rejoin_member(&self, name: &str, id: u64) -> &Self {
+        let mut s = self.0.lock().unwrap();
+        s.members.retain(|m| m.name != name);
+        s.members.push(Member {
+            name: name.into(),
+            member_id: id,
+            client_urls: vec![format!("http://{name}:2379")],
+            ..Member::default()
+        });
+        s.unhealthy.remove(name);
+        drop(s);
+        self
+    }
 }
 
 pub fn store(id: u64, address: &str, node_state: NodeState) -> Store {

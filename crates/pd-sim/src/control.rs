@@ -218,6 +218,19 @@ impl Control {
         Ok(())
     }
 
+    /// A member of the initial cluster that has not started yet (its process never
+    /// ran): it counts in the membership but not as started for etcd's reconfiguration
+    /// checks until [`start_member`](Self::start_member).
+    pub async fn unstart_member(&self, name: &str) -> Result<(), ControlError> {
+        self.shared.mutate(|c| {
+            c.members.unstart(name)?;
+            c.reconcile_members();
+            Ok::<_, MemberError>(())
+        })?;
+        self.shared.sync_servers().await;
+        Ok(())
+    }
+
     /// The PD process starts again with whatever data it has (see `Members::start`).
     pub async fn start_member(&self, name: &str) -> Result<(), ControlError> {
         self.shared.mutate(|c| {

@@ -1403,3 +1403,31 @@ async fn cluster_version_endpoints_follow_pd() {
     env.ctl().restart_store(env.id(1), None).await.unwrap();
     assert_eq!(env.get("/pd/api/v1/config/cluster-version").await.text, pd_string("8.5.0"));
 }
+
+#[tokio::test]
+async fn member_changes_pass_etcds_strict_reconfiguration_check_with_pds_status_codes() {
+    let env = start(Config { members: 3, ..Config::fast() }).await;
+    let ctl = env.ctl();
+    env.eventually("a leader", Duration::from_secs(5), async |e| e.get("/pd/api/v1/leader").await.status == 200).await;
+    let leader = ctl.snapshot().leader.unwrap();
+    let followers: Vec<String> =
+        ctl.snapshot().members.iter().map(|m| m.name.clone()).filter(|n| *n != leader).collect();
+    ctl.stop_member(&followers[0]).await.unwrap();
+
+    // Removing a running member while another is down would leave one of three active.
+    let r = env.delete(&format!("/pd/api/v1/members/name/{}", followers[1])).await;
+    assert_eq!((r.status, r.text.as_str()), (500, pd_string("etcdserver: unhealthy cluster").as_str()));
+    // A member cannot join while one is down.
+    assert!(matches!(
+        ctl.add_member(MemberSpec { name: Some("pd-9".into()), ..Default::default() }).await,
+        Err(pd_sim::ControlError::Member(_))
+    ));
+    // The member that is down may go, by ID: the other two keep the quorum.
+    let down = ctl.snapshot().members.iter().find(|m| m.name == followers[0]).unwrap().member_id;
+    let r = env.delete(&format!("/pd/api/v1/members/id/{down}")).await;
+    assert_eq!((r.status, r.text.as_str()), (200, pd_string(&format!("removed, pd: {down}")).as_str()));
+    assert_eq!(env.get("/pd/api/v1/members").await.json()["members"].as_array().unwrap().len(), 2);
+    // Every member runs again: a new one joins.
+    ctl.add_member(MemberSpec { name: Some("pd-9".into()), ..Default::default() }).await.unwrap();
+    assert_eq!(env.get("/pd/api/v1/health").await.json().as_array().unwrap().len(), 3);
+}

@@ -189,7 +189,7 @@ impl PdClusters {
         let mut pending = Vec::new();
         for (name, _, _) in members {
             if name != running {
-                cluster.stop_member(name).await.map_err(|e| e.to_string())?;
+                cluster.control().unstart_member(name).await.map_err(|e| e.to_string())?;
                 pending.push((index, name.clone()));
             }
         }

@@ -20,7 +20,10 @@
 //!   once its instance is gone is therefore out at once; one taken by a foreground
 //!   deletion of its instance counts while the instance waits for it.)
 //! - (d) the operator deletes a PD member's pod while the other healthy members are not
-//!   a majority of the membership;
+//!   a majority of the membership; or, judged at the pass after it, a member removal
+//!   the operator asked PD for (`DELETE /members/...`, seen in the proxy's PD write
+//!   log) or a member joining (a new member ID in etcd: the operator created the pod
+//!   that joined) leaves fewer running members than a majority of the membership;
 //! - (e) an evict-leader scheduler entry the operator added (seen in the proxy's PD
 //!   write log) outlives the operation: still present while its instance is Ready, not
 //!   being deleted and its store Up, for longer than a grace period after the instance
@@ -360,6 +363,10 @@ struct CheckState {
     stopped: BTreeMap<(usize, u64), Stop>,
     /// PD clusters with a region (f) reported, not yet all back to a majority.
     regions_reported: BTreeSet<usize>,
+    /// (d): PD cluster → the member IDs in etcd at the last pass.
+    members_seen: BTreeMap<usize, BTreeSet<u64>>,
+    /// (d): the operator's member removals read this pass, judged on the snapshot.
+    member_removals: Vec<(usize, SimInstant, String)>,
     breaches: Vec<Breach>,
 }
 
@@ -871,6 +878,49 @@ impl Checker {
         self.check_budgets(&mut st, &current, now);
         self.check_evictions(&mut st, &current, &snapshots, now);
         Self::check_majorities(&mut st, &snapshots, now);
+        Self::check_membership(&mut st, &snapshots, now);
+    }
+
+    /// (d) for membership changes: after the operator's member removal, and after a
+    /// member joins, the running members must be a majority of the members in etcd.
+    fn check_membership(st: &mut CheckState, snapshots: &BTreeMap<usize, Snapshot>, now: SimInstant) {
+        let quorum = |snap: &Snapshot| {
+            let total = snap.members.iter().filter(|m| m.in_etcd).count();
+            let running = snap.members.iter().filter(|m| m.in_etcd && m.running).count();
+            (running, total, running * 2 > total)
+        };
+        for (cluster, at, request) in std::mem::take(&mut st.member_removals) {
+            let Some(snap) = snapshots.get(&cluster) else { continue };
+            let (running, total, ok) = quorum(snap);
+            if !ok {
+                st.breaches.push(Breach {
+                    invariant: Invariant::PdQuorum,
+                    at,
+                    objects: vec![format!("PD cluster {cluster}")],
+                    request: Some(request),
+                    detail: format!("after the member removal {running} of {total} members run, not a majority"),
+                });
+            }
+        }
+        for (cluster, snap) in snapshots {
+            let ids: BTreeSet<u64> = snap.members.iter().filter(|m| m.in_etcd).map(|m| m.member_id).collect();
+            let Some(before) = st.members_seen.insert(*cluster, ids.clone()) else { continue };
+            let joined: Vec<&pd_sim::model::member::Member> =
+                snap.members.iter().filter(|m| m.in_etcd && !before.contains(&m.member_id)).collect();
+            if joined.is_empty() {
+                continue;
+            }
+            let (running, total, ok) = quorum(snap);
+            if !ok {
+                st.breaches.push(Breach {
+                    invariant: Invariant::PdQuorum,
+                    at: now,
+                    objects: joined.iter().map(|m| format!("PD member {} (PD cluster {cluster})", m.name)).collect(),
+                    request: None,
+                    detail: format!("after a member joined {running} of {total} members run, not a majority"),
+                });
+            }
+        }
     }
 
     /// (f): no region with a majority of its voters on stores the operator stopped.
@@ -1012,6 +1062,11 @@ impl Checker {
     /// Follows the evict-leader entries through every PD write: which are the
     /// operator's ((e)), and whether the operator removes one that is not ((g)).
     fn pd_write(&self, st: &mut CheckState, w: &PdWrite) {
+        let path = w.path.split('?').next().unwrap_or_default();
+        if w.method == "DELETE" && path.contains("/pd/api/v1/members/") && self.is_operator(&w.client) {
+            st.member_removals.push((w.cluster, w.at, describe_pd(w)));
+            return;
+        }
         let Some(write) = evict_write(w) else { return };
         let operator = self.is_operator(&w.client);
         let before = w.evict_leader_before.as_ref();
@@ -1408,5 +1463,38 @@ mod tests {
 
         let breaches = collected_after("kubectl").await;
         assert!(breaches.is_empty(), "the user's removal of the owner: {breaches:#?}");
+    }
+
+    #[tokio::test]
+    async fn d_judges_the_operators_member_removals_and_joins() {
+        use crate::clusters::PdCluster;
+        let clusters = Arc::new(PdClusters::new(pd_sim::Config::fast()));
+        let spec = |n: &str| (n.to_owned(), vec![format!("http://{n}:2380")], vec![format!("http://{n}:2379")]);
+        let members = [spec("pd-0"), spec("pd-1"), spec("pd-2")];
+        let pd = clusters.form("default", "k", &members, "pd-0", &Default::default()).await.unwrap();
+        for name in ["pd-1", "pd-2"] {
+            pd.control().start_member(name).await.unwrap();
+        }
+        let snaps = |pd: &PdCluster| BTreeMap::from([(pd.index, pd.snapshot())]);
+        let mut st = CheckState::default();
+        let now = SimInstant::default();
+        Checker::check_membership(&mut st, &snaps(&pd), now);
+        assert!(st.breaches.is_empty(), "the first pass only learns the membership");
+
+        // A join while every member runs keeps the quorum.
+        pd.control().add_member(pd_sim::MemberSpec { name: Some("pd-3".into()), ..Default::default() }).await.unwrap();
+        Checker::check_membership(&mut st, &snaps(&pd), now);
+        assert!(st.breaches.is_empty(), "{:?}", st.breaches);
+
+        // Two of four stopped: a removal by the operator now leaves two of three running.
+        pd.control().stop_member("pd-2").await.unwrap();
+        pd.control().stop_member("pd-3").await.unwrap();
+        st.member_removals.push((pd.index, now, "DELETE /pd/api/v1/members/id/1".into()));
+        let mut snap = pd.snapshot();
+        snap.members.retain(|m| m.name != "pd-1");
+        Checker::check_membership(&mut st, &BTreeMap::from([(pd.index, snap)]), now);
+        assert_eq!(st.breaches.len(), 1, "{:?}", st.breaches);
+        assert_eq!(st.breaches[0].invariant, Invariant::PdQuorum);
+        assert_eq!(st.breaches[0].detail, "after the member removal 1 of 3 members run, not a majority");
     }
 }

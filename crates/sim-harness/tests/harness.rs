@@ -1212,3 +1212,26 @@ async fn a_pre_stop_hook_runs_the_copied_program_before_the_store_stops() {
     env.h.watcher().assert_none();
     env.shutdown().await;
 }
+
+/// etcd's strict reconfiguration check as PD's embedded etcd runs it: a member joining
+/// while another member is down is refused ("unhealthy cluster") and its pd-server
+/// exits; once every member runs again, the next start joins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pd_joining_while_a_member_is_down_exits_with_etcds_refusal() {
+    let env = Env::start_with(without_budgets()).await;
+    start_pd(&env).await;
+    env.delete_as("kubectl", "pods", "basic-pd-2");
+    env.wait_gone("basic-pd-2").await;
+    env.create("configmaps", pd_config("basic", 3));
+    env.create("persistentvolumeclaims", pvc("pd-basic-pd-3", "pd"));
+    env.create("pods", pd_pod("basic", 3, "--join=http://basic-pd.db.svc:2379", "pingcap/pd:v8.5.0"));
+    let message = env.wait("the joiner exits", |e| e.pod("basic-pd-3").and_then(|p| last_exit(&p))).await;
+    assert!(message.contains("join meet error") && message.contains("etcdserver: unhealthy cluster"), "{message}");
+    assert_eq!(env.snapshot().members.iter().filter(|m| m.in_etcd).count(), 3, "nothing added");
+
+    env.create("pods", pd_pod("basic", 2, &initial_cluster("basic", 3), "pingcap/pd:v8.5.0"));
+    env.wait_ready("basic-pd-2").await;
+    env.wait_ready("basic-pd-3").await;
+    assert_eq!(env.snapshot().members.iter().filter(|m| m.in_etcd).count(), 4);
+    env.shutdown().await;
+}

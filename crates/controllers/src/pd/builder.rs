@@ -5,11 +5,15 @@ use tikv_operator_task::{Node, finally, if_, if_break};
 use super::state::PdState;
 use super::tasks::*;
 use crate::common::guards::{
-    cluster_id_mismatch, cluster_missing, cluster_paused, deleting_and_cluster_gone, object_deleting, object_gone,
-    object_loaded,
+    cluster_id_mismatch, cluster_missing, cluster_paused, deleting_and_cluster_gone, deleting_with_cluster,
+    object_deleting, object_gone, object_loaded,
 };
 use crate::common::tasks as common;
 
+/// The life of one PD member. A deleted instance (scale-in, or `kubectl delete pd`)
+/// leaves PD's membership first — leadership handed over, removed by its recorded ID,
+/// gone from a fresh view — and only then loses its Pod, its volumes and its finalizer.
+/// A member whose data is lost is replaced in place: removed from PD, joined anew.
 pub fn tasks() -> Vec<Node<PdState>> {
     vec![
         common::load_object(),
@@ -17,13 +21,18 @@ pub fn tasks() -> Vec<Node<PdState>> {
         common::load_cluster(),
         if_break(deleting_and_cluster_gone(), [common::release_without_cluster()]),
         if_break(cluster_missing(), [common::cluster_not_found()]),
-        if_break(object_deleting(), [common::instance_deletion()]),
+        if_break(deleting_with_cluster(), [common::instance_deletion()]),
         common::load_pod(),
         member(),
         if_break(cluster_paused(), []),
         if_break(cluster_id_mismatch(), []),
+        if_break(
+            object_deleting(),
+            [leave(), if_(member_left(), [remove_data(), if_(data_removed(), [common::release_finalizer()])])],
+        ),
         common::ensure_finalizer(),
         load_group(),
+        lost_data(),
         config_map(),
         common::pvcs(),
         pod(),
@@ -141,5 +150,29 @@ mod tests {
         assert!(report.ran("release_without_cluster") && !report.ran("member"), "{report}");
         assert_eq!(env.requests(), ["get core.tikv.org/clusters/basic", "patch core.tikv.org/pds/pd-abc123"]);
         assert!(env.list::<PD>().await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_deleted_member_leaves_pd_before_its_pod_volumes_and_finalizer_go() {
+        use crate::pd::tasks::testkit::Kit;
+        let kit = Kit::new("pd-pd-a", "--join=http://pd-pd-b:2379").await;
+        kit.delete().await;
+        let (_, report) = kit.runbook().await;
+        assert_eq!(kit.pd.write_log(), ["transfer_leader(pd-pd-b)"], "{report}");
+        assert_eq!(kit.writes(), Vec::<String>::new());
+        assert!(!report.ran("ensure_finalizer") && !report.ran("pod"), "nothing is re-created: {report}");
+
+        let (_, report) = kit.runbook().await;
+        assert_eq!(kit.pd.write_log(), ["delete_member_by_id(1)"], "{report}");
+        assert_eq!(kit.writes(), ["patch core.tikv.org/pds/pd-a"], "the removal recorded, nothing deleted");
+
+        let (_, report) = kit.runbook().await;
+        assert_eq!(kit.writes(), ["delete pods/pd-pd-a"], "{report}");
+        let (_, report) = kit.runbook().await;
+        assert_eq!(kit.writes(), ["delete persistentvolumeclaims/data-pd-pd-a"], "{report}");
+        let (_, report) = kit.runbook().await;
+        assert_eq!(kit.writes(), ["patch core.tikv.org/pds/pd-a"], "the finalizer, last: {report}");
+        assert!(kit.env.list::<PD>().await.is_empty());
+        assert_eq!(kit.pd.write_log(), Vec::<String>::new());
     }
 }

@@ -3,6 +3,8 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use tikv_operator_api::names::ANNOTATION_MEMBER_REMOVAL;
 
 use tikv_operator_api::{PD, PDGroup};
 
@@ -45,6 +47,15 @@ impl MemberView {
             _ => None,
         }
     }
+
+    /// The view, only if it may back a destructive step: read after the operator's
+    /// last write to PD, recent, and the latest poll good.
+    pub fn fresh(&self) -> Option<&Observed> {
+        match self {
+            MemberView::Found(_, observed) | MemberView::Absent(observed) if observed.is_fresh() => Some(observed),
+            _ => None,
+        }
+    }
 }
 
 pub struct PdState {
@@ -57,6 +68,11 @@ pub struct PdState {
     /// carry the `--initial-cluster` list the cluster formed with).
     pub peer_pods: Vec<Pod>,
     pub member: MemberView,
+    /// Set by `leave`: PD no longer lists this instance's member (removed by its
+    /// recorded ID as a fresh view shows, or it never joined).
+    pub left: bool,
+    /// Set by `remove_data`: neither the Pod nor a PVC of the instance is left.
+    pub data_removed: bool,
 }
 
 impl PdState {
@@ -68,6 +84,45 @@ impl PdState {
             peers: Vec::new(),
             peer_pods: Vec::new(),
             member: MemberView::NotRead,
+            left: false,
+            data_removed: false,
+        }
+    }
+
+    /// The member ID recorded in status (the instance's identity in PD).
+    pub fn recorded_id(&self) -> Option<u64> {
+        let status = self.pass.object.as_ref()?.status.as_ref()?;
+        status.id.as_deref()?.parse().ok()
+    }
+
+    /// The member ID whose removal the operator asked PD for (its annotation).
+    pub fn removal_asked(&self) -> Option<u64> {
+        self.pass.object.as_ref()?.annotations().get(ANNOTATION_MEMBER_REMOVAL)?.parse().ok()
+    }
+
+    /// Sets (or with `None` removes) an annotation of the instance: one merge patch
+    /// carrying the resourceVersion read, so a concurrent change fails it (Retry).
+    pub async fn annotate(&mut self, key: &str, value: Option<String>) -> Result<(), tikv_operator_task::Outcome> {
+        use tikv_operator_task::Outcome;
+        let Some(pd) = &self.pass.object else {
+            return Err(Outcome::complete("no instance"));
+        };
+        let patch = serde_json::json!({"metadata": {
+            "annotations": {key: value},
+            "resourceVersion": pd.resource_version(),
+        }});
+        let api: kube::Api<PD> = kube::Api::namespaced(self.pass.ctx.client.clone(), &self.pass.namespace);
+        let params = crate::apply::patch_params();
+        match api.patch(&self.pass.name, &params, &kube::api::Patch::Merge(&patch)).await {
+            Ok(patched) => {
+                self.pass.object = Some(patched);
+                Ok(())
+            }
+            Err(error) if crate::error::is_conflict(&error) => Err(Outcome::retry(
+                std::time::Duration::from_secs(1),
+                "the instance changed since it was read; retrying",
+            )),
+            Err(error) => Err(Outcome::fail(error)),
         }
     }
 

@@ -183,7 +183,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_scale_in_is_planned_reported_blocked_once_and_not_acted_on() {
+    async fn a_scale_in_waits_for_healthy_members_reported_blocked_once() {
         let env = TestEnv::start().await;
         env.create(sample_cluster("basic")).await;
         env.create(sample_pd_group("pd", 2)).await;
@@ -196,14 +196,12 @@ mod tests {
         assert_eq!(env.names::<PD>().await, members);
         let group: PDGroup = env.get("pd").await;
         // Neither member is Ready (no PD runs here): the choice waits for them.
-        let message = "removing PD members is not supported yet: 2 members stay while 1 are wanted (every other \
-                       member must be healthy first: ";
         let (status, reason, text) = condition(&group, "ScaleInBlocked");
-        assert_eq!((status.as_str(), reason.as_str()), ("True", "MemberRemovalNotSupported"));
-        assert!(text.starts_with(message), "{text}");
-        assert_eq!(condition(&group, "Synced").1, "MemberRemovalNotSupported");
+        assert_eq!((status.as_str(), reason.as_str()), ("True", "MemberRemovalBlocked"));
+        assert!(text.contains("would leave PD next, but every other member must be healthy first: "), "{text}");
+        assert_eq!(condition(&group, "Synced").1, "MemberRemovalBlocked");
         let events = env.events().await;
-        assert_eq!(events.last().map(|e| (e.0.as_str(), e.1.as_str())), Some(("Warning", "MemberRemovalNotSupported")));
+        assert_eq!(events.last().map(|e| (e.0.as_str(), e.1.as_str())), Some(("Warning", "MemberRemovalBlocked")));
 
         // Nothing new: no write, no Event.
         env.sim.requests().reset();

@@ -8,9 +8,10 @@
 //! - with fewer instances staying (not offline, not deleting) than wanted, offlines are
 //!   cancelled, newest choice first, before anything is created;
 //! - with more, the surplus leaves ([`choice`]): a TiKV store is set offline (at most
-//!   `scaleInParallelism` leaving at once) and deleted once `Offlined`; a PD member's
-//!   removal is planned but reported blocked (`MemberRemovalNotSupported`) until PD
-//!   membership changes exist;
+//!   `scaleInParallelism` leaving at once) and deleted once `Offlined`; a PD instance
+//!   is deleted (its controller takes its member out of PD before its Pod and volumes
+//!   go), one at a time, never the leader while another can go, and only while every
+//!   other member is healthy (else `MemberRemovalBlocked`);
 //! - a TiKV instance chosen by failover (its store Down) leaves: a replacement is
 //!   created in its place, and once every wanted instance besides it is available it
 //!   is set offline (it is never the offline cancelled to make up the count);
@@ -100,8 +101,9 @@ pub enum Removal {
     /// TiKV: `spec.offline` (the store leaves PD), then the instance is deleted once
     /// `Offlined`; at most `parallelism` leaving at once.
     Offline { parallelism: usize },
-    /// PD: one member at a time, never the leader while another can go, and only while
-    /// every other member is healthy. Not carried out yet: reported as blocked.
+    /// PD: the instance is deleted and leaves PD's membership on its own; one member at
+    /// a time, never the leader while another can go, and only while every other member
+    /// is healthy.
     Member,
 }
 
@@ -140,6 +142,8 @@ pub enum Action {
     SetOffline { name: String },
     /// The instance already left (`Offlined`): its object goes.
     Delete { name: String },
+    /// PD: the instance is deleted; its controller removes its member from PD first.
+    RemoveMember { name: String },
     /// Bring the instance to the revision (planned only; carried out by rolling updates).
     Update { name: String, revision: String },
 }
@@ -151,6 +155,7 @@ impl Action {
             | Action::CancelOffline { name }
             | Action::SetOffline { name }
             | Action::Delete { name }
+            | Action::RemoveMember { name }
             | Action::Update { name, .. } => name,
         }
     }
@@ -456,42 +461,45 @@ impl<'a, 'v> Planner<'a, 'v> {
                 Step::Continue
             }
             Removal::Member => {
-                let next = self.next_member(&candidates, &spread);
-                let members = self.slots.len();
-                self.plan.blocked = Some(Blocked {
-                    reason: tikv_operator_api::condition::reasons::MEMBER_REMOVAL_NOT_SUPPORTED,
-                    message: format!(
-                        "removing PD members is not supported yet: {members} members stay while {} are wanted ({next})",
-                        self.view.desired
-                    ),
-                });
+                if let Some(gone) = self.view.instances.iter().find(|i| i.deleting) {
+                    self.plan.waiting = Some(format!("{} is still leaving PD; one member leaves at a time", gone.name));
+                    return Step::Stop;
+                }
+                let Some(index) = choice::to_remove(&candidates, &spread, true) else {
+                    self.plan.waiting = Some(if candidates.is_empty() {
+                        "the members to choose from are not listed yet".into()
+                    } else {
+                        "no member can go now without emptying a topology".into()
+                    });
+                    return Step::Stop;
+                };
+                let name = self.slots[index].name.clone();
+                let unhealthy: Vec<&str> = self
+                    .slots
+                    .iter()
+                    .filter(|s| s.fate == Fate::Staying && s.name != name && !s.available)
+                    .map(|s| s.name.as_str())
+                    .collect();
+                if !unhealthy.is_empty() {
+                    self.plan.blocked = Some(Blocked {
+                        reason: tikv_operator_api::condition::reasons::MEMBER_REMOVAL_BLOCKED,
+                        message: format!(
+                            "{name} would leave PD next, but every other member must be healthy first: {} not ready",
+                            unhealthy.join(", ")
+                        ),
+                    });
+                    return Step::Stop;
+                }
+                if self.slots[index].available && !self.may_take_down() {
+                    return self.over_budget(&name, "leave PD");
+                }
+                self.take_down(index);
+                self.slots[index].fate = Fate::Leaving;
+                self.plan.actions.push(Action::RemoveMember { name });
+                // One member leaves at a time.
                 Step::Stop
             }
         }
-    }
-
-    /// Which PD member would go next, or what it waits for.
-    fn next_member(&self, candidates: &[choice::Candidate<'_>], spread: &choice::Spread<'_>) -> String {
-        if let Some(gone) = self.view.instances.iter().find(|i| i.deleting) {
-            return format!("{} is still being removed; one member goes at a time", gone.name);
-        }
-        let Some(index) = choice::to_remove(candidates, spread, true) else {
-            return "no member can go now without emptying a topology".into();
-        };
-        let name = &self.slots[index].name;
-        let unhealthy: Vec<&str> = self
-            .slots
-            .iter()
-            .filter(|s| s.fate == Fate::Staying && s.name != *name && !s.available)
-            .map(|s| s.name.as_str())
-            .collect();
-        if !unhealthy.is_empty() {
-            return format!("every other member must be healthy first: {} not ready", unhealthy.join(", "));
-        }
-        if self.slots[index].available && !self.may_take_down() {
-            return format!("{name} would go once fewer members are unavailable");
-        }
-        format!("{name} would go first")
     }
 
     fn finish(mut self) -> Plan {

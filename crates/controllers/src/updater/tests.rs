@@ -314,28 +314,33 @@ fn pd_budgets_follow_the_quorum() {
 }
 
 #[test]
-fn a_pd_scale_in_is_planned_and_reported_blocked_never_the_leader() {
+fn a_pd_scale_in_removes_one_member_at_a_time_never_the_leader() {
     let topologies = spread(&[("a", 1)]);
     let mut leader = instance("pd-1", "a");
     leader.leader = true;
     let mut instances = vec![leader, instance("pd-2", "a"), instance("pd-3", "a"), instance("pd-4", "a")];
     let plan_of = |instances: &[InstanceView]| plan(&pd(3, instances, &topologies), &mut counter());
-    let plan = plan_of(&instances);
-    assert_eq!(plan.actions, []);
-    let blocked = plan.blocked.unwrap();
-    assert_eq!(blocked.reason, reasons::MEMBER_REMOVAL_NOT_SUPPORTED);
-    assert_eq!(
-        blocked.message,
-        "removing PD members is not supported yet: 4 members stay while 3 are wanted (pd-2 would go first)"
-    );
-    assert_eq!(plan.scale_in, Some(ScaleIn { from: 4, to: 3, leaving: vec![] }));
+    let first = plan_of(&instances);
+    assert_eq!(first.actions, [Action::RemoveMember { name: "pd-2".into() }]);
+    assert_eq!(first.blocked, None);
+    assert_eq!(first.scale_in, Some(ScaleIn { from: 4, to: 3, leaving: vec!["pd-2".into()] }));
 
     instances[0].priority = Some(0);
-    let message = plan_of(&instances).blocked.unwrap().message;
-    assert!(message.ends_with("(pd-2 would go first)"), "the leader stays whatever its priority: {message}");
-    instances[2].ready = false;
-    let message = plan_of(&instances).blocked.unwrap().message;
-    assert!(message.ends_with("(pd-3 would go first)"), "the broken one: {message}");
+    assert_eq!(plan_of(&instances).actions, [Action::RemoveMember { name: "pd-2".into() }], "the leader stays");
+    // Only the leader is left to choose from: it goes (its controller hands leadership over).
+    let alone = [instances[0].clone(), instance("pd-9", "a")];
+    assert_eq!(
+        plan(&pd(1, &alone, &topologies), &mut counter()).actions,
+        [Action::RemoveMember { name: "pd-9".into() }]
+    );
+    let mut lead_only = instances[0].clone();
+    lead_only.name = "pd-0".into();
+    let pair = [lead_only, instances[0].clone()];
+    assert_eq!(
+        plan(&pd(1, &pair, &topologies), &mut counter()).actions,
+        [Action::RemoveMember { name: "pd-0".into() }],
+        "both lead (a stale view): the smallest name"
+    );
 }
 
 #[test]
@@ -345,15 +350,23 @@ fn a_pd_member_goes_only_while_every_other_one_is_healthy_and_one_at_a_time() {
     leader.leader = true;
     leader.ready = false;
     let instances = [leader, instance("pd-2", "a"), instance("pd-3", "a"), instance("pd-4", "a")];
-    let message = plan(&pd(3, &instances, &topologies), &mut counter()).blocked.unwrap().message;
-    assert!(message.ends_with("(every other member must be healthy first: pd-1 not ready)"), "{message}");
+    let plan1 = plan(&pd(3, &instances, &topologies), &mut counter());
+    // The unready member goes first: it is the one to choose when it is not the leader.
+    let blocked = plan1.blocked.unwrap();
+    assert_eq!(blocked.reason, reasons::MEMBER_REMOVAL_BLOCKED);
+    assert_eq!(
+        blocked.message,
+        "pd-2 would leave PD next, but every other member must be healthy first: pd-1 not ready"
+    );
+    assert_eq!(plan1.actions, []);
 
     let mut instances = instances.to_vec();
     instances[0].ready = true;
     instances[3].deleting = true;
     instances.push(instance("pd-5", "a"));
-    let message = plan(&pd(3, &instances, &topologies), &mut counter()).blocked.unwrap().message;
-    assert!(message.ends_with("(pd-4 is still being removed; one member goes at a time)"), "{message}");
+    let plan2 = plan(&pd(3, &instances, &topologies), &mut counter());
+    assert_eq!(plan2.actions, []);
+    assert_eq!(plan2.waiting.as_deref(), Some("pd-4 is still leaving PD; one member leaves at a time"));
 }
 
 #[test]

@@ -12,6 +12,16 @@
 //! PD leadership follows after the usual gap. So a higher-priority member that runs takes
 //! leadership at its next tick, a stopped one never does, equal priorities move nothing,
 //! and a transfer to a lower-priority member is undone within a minute.
+//!
+//! Membership changes pass etcd's strict reconfiguration check (PD's embedded etcd
+//! runs with `StrictReconfigCheck` on; etcd `server.go` `mayAddMember` /
+//! `mayRemoveMember`). A member counts as *started* once it has run (etcd: published
+//! its name) and as *connected* while it runs. Removing a voting member needs the
+//! started members left to be a quorum of the members left ("not enough started
+//! members"); removing one that runs also needs the running members without it to be
+//! at least `1 + (n - 1) / 2` of the `n` current members ("unhealthy cluster"), while
+//! one that is down may go. Adding a member needs the started members to be a quorum
+//! of the grown membership and every member connected ("unhealthy cluster").
 
 use std::time::Duration;
 
@@ -36,6 +46,8 @@ pub struct Member {
     pub has_data: bool,
     /// The member is part of etcd's membership (not removed).
     pub in_etcd: bool,
+    /// The member has run since it was added (etcd: it published its name).
+    pub started: bool,
     #[serde(skip)]
     pub started_at: SimInstant,
 }
@@ -67,6 +79,12 @@ pub enum MemberError {
     Exists(String),
     #[error("member {0} is running; stop it first")]
     Running(String),
+    /// etcd's `ErrNotEnoughStartedMembers`.
+    #[error("etcdserver: re-configuration failed due to not enough started members")]
+    NotEnoughStarted,
+    /// etcd's `ErrUnhealthy`.
+    #[error("etcdserver: unhealthy cluster")]
+    Unhealthy,
 }
 
 impl Members {
@@ -209,13 +227,53 @@ impl Members {
         self.transfer(&name, now, delay).is_ok()
     }
 
-    /// Removes a member from etcd. Its process exits (etcd stops a removed member).
+    /// Removes a member from etcd, if etcd's strict reconfiguration check allows it.
+    /// Its process exits (etcd stops a removed member).
     pub fn remove(&mut self, name: &str) -> Result<u64, MemberError> {
-        let member =
-            self.by_name_mut(name).filter(|m| m.in_etcd).ok_or_else(|| MemberError::NotFound(name.to_owned()))?;
+        let id = self.by_name(name).filter(|m| m.in_etcd).map(|m| m.member_id);
+        let id = id.ok_or_else(|| MemberError::NotFound(name.to_owned()))?;
+        if !self.has_quorum() {
+            return Err(MemberError::NoQuorum);
+        }
+        self.may_remove(id)?;
+        let member = self.by_name_mut(name).ok_or_else(|| MemberError::NotFound(name.to_owned()))?;
         member.in_etcd = false;
         member.running = false;
         Ok(member.member_id)
+    }
+
+    /// etcd's `mayRemoveMember` for voting member `id` (in etcd).
+    fn may_remove(&self, id: u64) -> Result<(), MemberError> {
+        let others: Vec<&Member> = self.in_etcd().filter(|m| m.member_id != id).collect();
+        let started = others.iter().filter(|m| m.started).count();
+        if started < others.len() / 2 + 1 {
+            return Err(MemberError::NotEnoughStarted);
+        }
+        // A member that is down is not part of the active quorum: it may go.
+        if self.by_id(id).is_none_or(|m| !m.running) {
+            return Ok(());
+        }
+        let total = self.in_etcd().count();
+        let active = self.in_etcd().filter(|m| m.running).count();
+        if active.saturating_sub(1) < 1 + total.saturating_sub(1) / 2 {
+            return Err(MemberError::Unhealthy);
+        }
+        Ok(())
+    }
+
+    /// etcd's `mayAddMember` for a new voting member.
+    fn may_add(&self) -> Result<(), MemberError> {
+        let members = self.in_etcd().count() + 1;
+        let started = self.in_etcd().filter(|m| m.started).count();
+        // etcd lets a second member join a single one (restoring a cluster).
+        let restoring = started == 1 && members == 2;
+        if !restoring && started < members / 2 + 1 {
+            return Err(MemberError::NotEnoughStarted);
+        }
+        if self.in_etcd().any(|m| !m.running) {
+            return Err(MemberError::Unhealthy);
+        }
+        Ok(())
     }
 
     pub fn remove_by_id(&mut self, id: u64) -> Result<String, MemberError> {
@@ -231,6 +289,14 @@ impl Members {
         Ok(())
     }
 
+    /// A member of the initial cluster whose process has not run yet: in the
+    /// membership, neither running nor started (etcd: it has not published its name).
+    pub fn unstart(&mut self, name: &str) -> Result<(), MemberError> {
+        let member = self.by_name_mut(name).ok_or_else(|| MemberError::NotFound(name.to_owned()))?;
+        (member.running, member.started) = (false, false);
+        Ok(())
+    }
+
     /// The process stops (pod deleted, crash); data stays.
     pub fn stop(&mut self, name: &str) -> Result<(), MemberError> {
         let member = self.by_name_mut(name).ok_or_else(|| MemberError::NotFound(name.to_owned()))?;
@@ -242,6 +308,7 @@ impl Members {
     /// etcd rejoins; a removed one cannot. Without data it joins as a new member (new ID).
     pub fn start(&mut self, name: &str, now: SimInstant, new_id: u64) -> Result<(), MemberError> {
         let quorum = self.has_quorum();
+        let may_add = self.may_add();
         let member = self.by_name_mut(name).ok_or_else(|| MemberError::NotFound(name.to_owned()))?;
         if member.running {
             return Ok(());
@@ -254,6 +321,7 @@ impl Members {
                 if !quorum {
                     return Err(MemberError::NoQuorum);
                 }
+                may_add?;
                 member.member_id = new_id;
                 // PD keeps a priority under the member ID; a new ID has none.
                 member.leader_priority = 0;
@@ -262,6 +330,7 @@ impl Members {
             }
         }
         member.running = true;
+        member.started = true;
         member.started_at = now;
         Ok(())
     }
@@ -275,13 +344,17 @@ impl Members {
         Ok(())
     }
 
-    /// A brand-new member joining (`--join`): needs a quorum, like etcd's MemberAdd.
+    /// A brand-new member joining (`--join`): etcd's MemberAdd, with its quorum and
+    /// strict reconfiguration checks (none for the first member).
     pub fn join(&mut self, member: Member, bootstrap: bool) -> Result<(), MemberError> {
         if self.list.iter().any(|m| m.name == member.name) {
             return Err(MemberError::Exists(member.name));
         }
-        if !bootstrap && !self.has_quorum() {
-            return Err(MemberError::NoQuorum);
+        if !bootstrap {
+            if !self.has_quorum() {
+                return Err(MemberError::NoQuorum);
+            }
+            self.may_add()?;
         }
         self.list.push(member);
         Ok(())
@@ -312,6 +385,7 @@ mod tests {
                     running: true,
                     has_data: true,
                     in_etcd: true,
+                    started: true,
                     started_at: SimInstant::default(),
                 },
                 true,
@@ -399,5 +473,95 @@ mod tests {
         m.start("pd-1", SimInstant::default(), 7).unwrap();
         assert_ne!(m.by_name("pd-1").unwrap().member_id, old);
         assert_eq!(m.remove("nope"), Err(MemberError::NotFound("nope".into())));
+    }
+
+    fn new_member(name: &str) -> Member {
+        let mut m = members(1).list.remove(0);
+        m.name = name.into();
+        m.member_id = 1 << 61;
+        m
+    }
+
+    #[test]
+    fn removing_a_running_member_needs_the_other_running_members_to_keep_quorum() {
+        let mut m = members(3);
+        m.stop("pd-0").unwrap();
+        // Two of three run: removing a running one would leave one active of three.
+        assert_eq!(m.remove("pd-1"), Err(MemberError::Unhealthy));
+        assert!(m.by_name("pd-1").unwrap().in_etcd, "refused: nothing changed");
+        // The member that is down may go: the other two keep the quorum of two.
+        let id = m.by_name("pd-0").unwrap().member_id;
+        assert_eq!(m.remove_by_id(id), Ok("pd-0".into()));
+        // Two running of two: one may go (etcd's `1 + (n - 1) / 2` is 1 for n = 2).
+        assert!(m.remove("pd-1").is_ok());
+        // The last member never goes.
+        assert_eq!(m.remove("pd-2"), Err(MemberError::NotEnoughStarted));
+        assert_eq!(MemberError::Unhealthy.to_string(), "etcdserver: unhealthy cluster");
+    }
+
+    #[test]
+    fn removing_needs_a_quorum_of_started_members_left() {
+        let mut m = members(5);
+        for name in ["pd-3", "pd-4"] {
+            let member = m.list.iter_mut().find(|x| x.name == name).unwrap();
+            (member.started, member.running) = (false, false);
+        }
+        // Four left, two of them never started: fewer than three.
+        assert_eq!(m.remove("pd-0"), Err(MemberError::NotEnoughStarted));
+        assert_eq!(
+            MemberError::NotEnoughStarted.to_string(),
+            "etcdserver: re-configuration failed due to not enough started members"
+        );
+        // Removing one that never started leaves three started of four.
+        assert!(m.remove("pd-4").is_ok());
+    }
+
+    #[test]
+    fn a_member_joins_only_while_every_member_runs_and_enough_have_started() {
+        let mut m = members(3);
+        m.stop("pd-2").unwrap();
+        assert_eq!(m.join(new_member("pd-9"), false), Err(MemberError::Unhealthy));
+        assert!(m.by_name("pd-9").is_none());
+        m.start("pd-2", SimInstant::default(), 0).unwrap();
+        assert_eq!(m.join(new_member("pd-9"), false), Ok(()));
+
+        // A wiped member re-joining anew is an add, with the same checks.
+        let mut m = members(3);
+        m.stop("pd-1").unwrap();
+        m.remove("pd-1").unwrap();
+        m.wipe("pd-1").unwrap();
+        m.stop("pd-2").unwrap();
+        assert_eq!(m.start("pd-1", SimInstant::default(), 7), Err(MemberError::NoQuorum));
+        let mut m = members(4);
+        m.stop("pd-1").unwrap();
+        m.remove("pd-1").unwrap();
+        m.wipe("pd-1").unwrap();
+        m.stop("pd-3").unwrap();
+        assert_eq!(m.start("pd-1", SimInstant::default(), 7), Err(MemberError::Unhealthy));
+        m.start("pd-3", SimInstant::default(), 0).unwrap();
+        assert_eq!(m.start("pd-1", SimInstant::default(), 7), Ok(()));
+
+        // Too few started: two of three never ran, a fourth would need three.
+        let mut m = members(3);
+        for member in m.list.iter_mut().skip(1) {
+            member.started = false;
+        }
+        assert_eq!(m.join(new_member("pd-9"), false), Err(MemberError::NotEnoughStarted));
+        // A second member may join a single one.
+        let mut m = members(1);
+        assert_eq!(m.join(new_member("pd-9"), false), Ok(()));
+    }
+
+    #[test]
+    fn initial_members_that_never_ran_do_not_count_as_started() {
+        let mut m = members(3);
+        m.unstart("pd-1").unwrap();
+        m.unstart("pd-2").unwrap();
+        assert_eq!(m.join(new_member("pd-9"), false), Err(MemberError::NoQuorum));
+        m.start("pd-1", SimInstant::default(), 0).unwrap();
+        assert!(m.by_name("pd-1").unwrap().started);
+        // Two of the three started: removing one leaves one started of two.
+        assert_eq!(m.remove("pd-0"), Err(MemberError::NotEnoughStarted));
+        assert_eq!(m.join(new_member("pd-9"), false), Err(MemberError::NotEnoughStarted));
     }
 }

@@ -855,6 +855,7 @@ impl Cluster {
             running: true,
             has_data: true,
             in_etcd: true,
+            started: true,
             started_at: self.now,
         };
         self.members.join(member, bootstrap)?;

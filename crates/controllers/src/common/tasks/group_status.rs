@@ -290,12 +290,12 @@ mod tests {
             ("False".into(), reasons::SCALING_IN.into(), "scaling in from 2 to 1: 1 of 1 leaving (pd-b)".into())
         );
 
-        let blocked = Blocked { reason: reasons::MEMBER_REMOVAL_NOT_SUPPORTED, message: "not yet".into() };
+        let blocked = Blocked { reason: reasons::MEMBER_REMOVAL_BLOCKED, message: "not yet".into() };
         let planned = Planned { scale_in: Some(ScaleIn { leaving: vec![], ..scale_in }), blocked: Some(blocked) };
         let mut s = status_state(&env, sample_pd_group("pd", 1), instances.clone());
         s.group.planned = Some(planned);
         env.run(&runner, "k", &mut s).await;
-        let expected = ("True".to_string(), reasons::MEMBER_REMOVAL_NOT_SUPPORTED.to_string(), "not yet".to_string());
+        let expected = ("True".to_string(), reasons::MEMBER_REMOVAL_BLOCKED.to_string(), "not yet".to_string());
         assert_eq!(condition(&s, types::SCALE_IN_BLOCKED), expected);
         assert_eq!(condition(&s, types::SYNCED), ("False".into(), expected.1.clone(), expected.2.clone()));
 

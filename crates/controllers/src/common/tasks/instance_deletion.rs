@@ -1,8 +1,9 @@
 //! `instance_deletion`: a deleted instance whose Cluster is being deleted releases its
 //! finalizer (its Pod and ConfigMap go with it by owner reference; its PVCs are deleted
 //! only under `deletionPolicy: Delete`). An instance deleted while its Cluster lives
-//! keeps its finalizer: leaving PD safely is scale-in's job, not supported yet. One
-//! whose Cluster is gone never gets here (`release_without_cluster` confirms that first).
+//! leaves PD through its own runbook and is not run here (were it, it keeps its
+//! finalizer). One whose Cluster is gone never gets here (`release_without_cluster`
+//! confirms that first).
 //! Writes: DELETE of PVCs (policy Delete), the finalizer. Wait while kept; Complete; Fail.
 
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;

@@ -4,6 +4,8 @@
 //!
 //! - Delete: an instance whose store left PD, with UID and resourceVersion
 //!   preconditions (the instance controller then cleans up its Pod and volumes);
+//! - RemoveMember: a PD instance chosen to leave is deleted the same way (its controller
+//!   takes its member out of PD before its Pod and volumes go);
 //! - CancelOffline / SetOffline: a merge patch of `spec.offline` and the
 //!   `core.tikv.org/offline-chosen-at` annotation, guarded by the resourceVersion read;
 //! - Create: at most [`CREATES_PER_PASS`] a pass, none while an instance of the group
@@ -180,7 +182,10 @@ impl Executor {
                     let kind = ChangeKind::Update { revision: revision.clone() };
                     ctx.expectations.changed(&self.uid, Change { name: name.clone(), from_version, kind });
                 }
-                Action::SetOffline { name } | Action::CancelOffline { name } | Action::Delete { name } => {
+                Action::SetOffline { name }
+                | Action::CancelOffline { name }
+                | Action::Delete { name }
+                | Action::RemoveMember { name } => {
                     let Some(instance) = s.group().instances.iter().find(|i| i.name_any() == *name).cloned() else {
                         continue;
                     };
@@ -224,13 +229,23 @@ impl Executor {
                             let preconditions =
                                 Preconditions { uid: instance.uid(), resource_version: Some(from_version.clone()) };
                             let params = DeleteParams { preconditions: Some(preconditions), ..DeleteParams::default() };
-                            (
-                                ChangeKind::Delete,
-                                api.delete(name, &params).await.map(drop),
-                                "DeletedInstance",
-                                format!("deleted {component} instance {name}: it has left PD"),
-                                format!("deleted {name}"),
-                            )
+                            let deleted = api.delete(name, &params).await.map(drop);
+                            let (reason, note, done) = match action {
+                                Action::RemoveMember { .. } => (
+                                    "RemovingMember",
+                                    format!(
+                                        "{component} instance {name} chosen to leave: its member leaves PD before its \
+                                         Pod and volumes go"
+                                    ),
+                                    format!("removing member {name}"),
+                                ),
+                                _ => (
+                                    "DeletedInstance",
+                                    format!("deleted {component} instance {name}: it has left PD"),
+                                    format!("deleted {name}"),
+                                ),
+                            };
+                            (ChangeKind::Delete, deleted, reason, note, done)
                         }
                     };
                     if !settled(name, written)? {
@@ -469,7 +484,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_updater_waits_without_a_revision_and_reports_a_blocked_pd_scale_in_once() {
+    async fn the_updater_waits_without_a_revision_then_deletes_one_pd_member_or_reports_the_block_once() {
         let env = TestEnv::start().await;
         let group = env.create(sample_pd_group("pd", 1)).await;
         let runner = Runner::new("t", [updater()]);
@@ -479,22 +494,38 @@ mod tests {
         assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
         assert_eq!(report.entry("updater").unwrap().message(), "no revision yet");
 
-        let mut s = pd_group_pass(&env, group, None);
-        s.group.instances = vec![ready(sample_pd("pd-a", "pd")), ready(sample_pd("pd-b", "pd"))];
+        // The leader not Ready: the other may not leave (and the leader is not chosen).
+        let (a, b) = (env.create(sample_pd("pd-a", "pd")).await, env.create(sample_pd("pd-b", "pd")).await);
+        let mut s = pd_group_pass(&env, group.clone(), None);
+        let mut leading = b.clone();
+        leading.status.get_or_insert_default().is_leader = true;
+        s.group.instances = vec![ready(a.clone()), leading];
         s.group.instances_loaded = true;
         s.group.update_revision = Some("rev-1".into());
         let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
-        let message =
-            "removing PD members is not supported yet: 2 members stay while 1 are wanted (pd-a would go first)";
-        assert_eq!(report.entry("updater").unwrap().message(), format!("scale-in blocked: {message}"));
+        let message = "pd-a would leave PD next, but every other member must be healthy first: pd-b not ready";
+        let said = report.entry("updater").unwrap().message();
+        assert!(said.starts_with(&format!("scale-in blocked: {message}")), "{said}");
         let blocked = s.group.planned.as_ref().unwrap().blocked.clone().unwrap();
-        assert_eq!((blocked.reason, blocked.message.as_str()), (reasons::MEMBER_REMOVAL_NOT_SUPPORTED, message));
+        assert_eq!((blocked.reason, blocked.message.as_str()), (reasons::MEMBER_REMOVAL_BLOCKED, message));
         assert_eq!(env.write_log(), Vec::<String>::new());
+        assert_eq!(env.events().await, [("Warning".into(), reasons::MEMBER_REMOVAL_BLOCKED.into(), message.into())]);
+
+        // Both Ready: one member is deleted; its controller takes it out of PD.
+        let mut s = pd_group_pass(&env, group, None);
+        s.group.instances = vec![ready(a), ready(b)];
+        s.group.instances_loaded = true;
+        s.group.update_revision = Some("rev-1".into());
+        env.sim.requests().reset();
+        let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(
-            env.events().await,
-            [("Warning".into(), reasons::MEMBER_REMOVAL_NOT_SUPPORTED.into(), message.into())]
+            report.entry("updater").unwrap().message(),
+            "removing member pd-a; scaling in from 2 to 1: 1 of 1 leaving (pd-a)"
         );
+        assert_eq!(env.write_log(), ["delete core.tikv.org/pds/pd-a"]);
+        let events = env.events().await;
+        assert_eq!(events.last().map(|e| e.1.as_str()), Some("RemovingMember"));
     }
 
     // ---- TiKV: scale-in, cancellation, deletion

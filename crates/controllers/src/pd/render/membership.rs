@@ -18,6 +18,8 @@
 //! 4. Members that are not initial join, and only once the group is bootstrapped
 //!    (joining a cluster that has not formed would change its quorum).
 //!
+//! 5. A member removed from PD because its data was lost joins again (a new member).
+//!
 //! Where the list cannot be known for sure (an initial instance is missing and no Pod
 //! carries the list, or Pods disagree), the member waits with a message saying why.
 //! The one exception is a member that has been Ready before: its data directory holds
@@ -75,12 +77,18 @@ pub struct MembershipInputs<'a> {
     /// The Pods of the group's other members (read only while this one has none).
     pub peer_pods: &'a [Pod],
     pub tls: bool,
+    /// The instance's member was removed from PD because its data was lost: it joins
+    /// again as a new member, whatever list it started with before.
+    pub rejoin: bool,
 }
 
 /// Decides the membership flag of `pd`; `Err` says what to wait for, and why.
 pub fn membership(i: &MembershipInputs) -> Result<Membership, String> {
     if let Some(existing) = i.live_pod.and_then(Membership::from_pod) {
         return Ok(existing);
+    }
+    if i.rejoin {
+        return join(i);
     }
     let me = i.pd.pod_name();
     if let Some(list) = started_initial_list(i.peer_pods, &me)? {
@@ -209,7 +217,7 @@ mod tests {
     /// The decision for the instance named `name` among `peers`.
     fn decide(name: &str, bootstrapped: bool, peers: &[PD], peer_pods: &[Pod]) -> Result<Membership, String> {
         let pd = peers.iter().find(|p| p.name_any() == name).unwrap();
-        membership(&MembershipInputs { pd, bootstrapped, peers, live_pod: None, peer_pods, tls: false })
+        membership(&MembershipInputs { pd, bootstrapped, peers, live_pod: None, peer_pods, tls: false, rejoin: false })
     }
 
     #[test]
@@ -326,8 +334,15 @@ mod tests {
     #[test]
     fn tls_lists_https_urls() {
         let peers = [initial("pd-a", "1"), sample_pd("pd-b", "pd")];
-        let i =
-            |pd| MembershipInputs { pd, bootstrapped: true, peers: &peers, live_pod: None, peer_pods: &[], tls: true };
+        let i = |pd| MembershipInputs {
+            pd,
+            bootstrapped: true,
+            peers: &peers,
+            live_pod: None,
+            peer_pods: &[],
+            tls: true,
+            rejoin: false,
+        };
         assert_eq!(membership(&i(&peers[1])).unwrap().flag(), "--join=https://pd-pd-a.pd-pd-peer.default.svc:2379");
         assert_eq!(
             membership(&i(&peers[0])).unwrap().flag(),
@@ -346,8 +361,32 @@ mod tests {
             live_pod: Some(&live),
             peer_pods: &[],
             tls: false,
+            rejoin: false,
         };
         assert_eq!(membership(&inputs), Ok(Membership::Initial("a=b".into())));
+    }
+
+    #[test]
+    fn a_member_whose_data_was_lost_joins_again_even_from_the_initial_list() {
+        let started =
+            [pod("pd-pd-a", &format!("--initial-cluster={ABC}")), pod("pd-pd-b", &format!("--initial-cluster={ABC}"))];
+        let peers = abc();
+        let inputs = MembershipInputs {
+            pd: &peers[2],
+            bootstrapped: true,
+            peers: &peers,
+            live_pod: None,
+            peer_pods: &started,
+            tls: false,
+            rejoin: true,
+        };
+        assert_eq!(
+            membership(&inputs),
+            Ok(Membership::Join(
+                "http://pd-pd-a.pd-pd-peer.default.svc:2379,http://pd-pd-b.pd-pd-peer.default.svc:2379".into()
+            ))
+        );
+        assert_eq!(decide("pd-c", true, &peers, &started), Ok(Membership::Initial(ABC.into())), "without it");
     }
 
     #[test]

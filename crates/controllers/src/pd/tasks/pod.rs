@@ -4,7 +4,9 @@
 //! reads the group's Pods from the cache (the `--initial-cluster` list they started with is the one a
 //! late initial member must use). While the membership cannot
 //! be decided yet (initial members missing, nobody to join, the list unknown), the Pod
-//! is not created and the pass waits for the instances' and Pods' events.
+//! is not created and the pass waits for the instances' and Pods' events. A member that
+//! joins (`--join`, not yet listed by PD) waits while PD reports any member unhealthy,
+//! on a fresh view (`MemberJoinHeld`), as PD's etcd would refuse it then.
 
 use k8s_openapi::api::core::v1::Pod;
 use tikv_operator_api::names::COMPONENT_PD;
@@ -14,7 +16,11 @@ use crate::common::render::{RenderError, group_selector};
 use crate::common::tasks as common;
 use crate::common::{Instance, Object};
 use crate::pd::render::{self, PodInputs};
-use crate::pd::state::PdState;
+use crate::pd::state::{MemberView, PdState};
+use tikv_operator_api::condition::reasons;
+
+/// How often a held join looks at PD's members again.
+const JOIN_RECHECK: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub fn pod() -> Node<PdState> {
     task("pod", |s: &mut PdState| {
@@ -22,11 +28,21 @@ pub fn pod() -> Node<PdState> {
             if s.parts.pod.is_none() {
                 s.peer_pods = peer_pods(s);
             }
-            if s.parts.pod.is_none()
-                && let Err(reason) = membership(s)
-            {
-                s.pass.not_synced(tikv_operator_api::condition::reasons::POD_NOT_CREATED, reason.clone());
-                return Outcome::wait(reason);
+            if s.parts.pod.is_none() {
+                let decided = match membership(s) {
+                    Ok(decided) => decided,
+                    Err(reason) => {
+                        s.pass.not_synced(reasons::POD_NOT_CREATED, reason.clone());
+                        return Outcome::wait(reason);
+                    }
+                };
+                if let Some(why) = join_held(s, &decided) {
+                    s.pass.not_synced(reasons::MEMBER_JOIN_HELD, why.clone());
+                    if let Some(pd) = s.pass.pd() {
+                        s.pass.ctx.pd_waits.waiting(&s.pass.key(), &pd.cache, "the members to be healthy");
+                    }
+                    return Outcome::retry(JOIN_RECHECK, why);
+                }
             }
             common::run_pod(s, render_pod).await
         })
@@ -49,7 +65,27 @@ fn membership(s: &PdState) -> Result<render::Membership, String> {
         live_pod: s.parts.pod.as_ref(),
         peer_pods: &s.peer_pods,
         tls: s.pass.tls_enabled(),
+        rejoin: !s.pass.deleting() && s.removal_asked().is_some(),
     })
+}
+
+/// Why a member that is to join PD must not start now, if so: PD's etcd adds a member
+/// only while every member runs, and a join that changed the membership while one is
+/// down would shrink the failures the cluster tolerates. Read from a fresh view.
+fn join_held(s: &PdState, membership: &render::Membership) -> Option<String> {
+    if !matches!(membership, render::Membership::Join(_)) {
+        return None;
+    }
+    let observed = match &s.member {
+        // Already a member (its Pod was deleted, say): it restarts, it does not join.
+        MemberView::Found(..) => return None,
+        MemberView::Absent(observed) if observed.is_fresh() => observed,
+        _ => return Some("waiting for a fresh view of PD's members before joining".into()),
+    };
+    let unhealthy: Vec<&str> =
+        observed.view.members.iter().filter(|(_, m)| m.healthy != Some(true)).map(|(name, _)| name.as_str()).collect();
+    (!unhealthy.is_empty())
+        .then(|| format!("a new member joins only while every member is healthy: {} not healthy", unhealthy.join(", ")))
 }
 
 fn render_pod(s: &PdState) -> Result<k8s_openapi::api::core::v1::Pod, RenderError> {
@@ -163,12 +199,43 @@ mod tests {
         assert!(membership_flags(&late)[0].starts_with("--initial-cluster="));
     }
 
+    /// PD's members as the `member` task read them: fresh, without `pd-pd-c`.
+    async fn members_without_c(pd: &crate::testing::FakePd) -> MemberView {
+        use crate::common::pd_view::{Observed, ViewFreshness};
+        let view = pd.fresh_handle().await.cache.snapshot().view.unwrap();
+        MemberView::Absent(Observed { view, freshness: ViewFreshness::Fresh })
+    }
+
+    #[tokio::test]
+    async fn a_new_member_waits_to_join_while_another_member_is_unhealthy() {
+        let env = TestEnv::start().await;
+        let c = env.create(sample_pd("pd-c", "pd")).await;
+        let peers = vec![sample_pd("pd-a", "pd"), sample_pd("pd-b", "pd"), c.clone()];
+        let pd = crate::testing::FakePd::bootstrapped().member("pd-pd-a", 1).member("pd-pd-b", 2);
+        pd.member_unhealthy("pd-pd-b", true);
+        let mut s = state(&env, c.clone(), true, peers.clone(), None);
+        s.member = members_without_c(&pd).await;
+        let report = env.run(&Runner::new("t", [pod()]), "k", &mut s).await;
+        assert_eq!(report.outcome(), OutcomeKind::Retry, "{report}");
+        let why = "a new member joins only while every member is healthy: pd-pd-b not healthy";
+        assert_eq!((s.pass.unsynced[0].reason, s.pass.unsynced[0].message.as_str()), (reasons::MEMBER_JOIN_HELD, why));
+        assert_eq!(env.write_log(), Vec::<String>::new());
+
+        // No fresh view of the members: it waits too.
+        let mut s = state(&env, c, true, peers, None);
+        let report = env.run(&Runner::new("t", [pod()]), "k", &mut s).await;
+        assert_eq!(report.entry("pod").unwrap().message(), "waiting for a fresh view of PD's members before joining");
+        assert_eq!(env.write_log(), Vec::<String>::new());
+    }
+
     #[tokio::test]
     async fn a_member_added_after_bootstrap_joins() {
         let env = TestEnv::start().await;
         let c = env.create(sample_pd("pd-c", "pd")).await;
         let peers = vec![sample_pd("pd-a", "pd"), sample_pd("pd-b", "pd"), c.clone()];
         let mut s = state(&env, c, true, peers, None);
+        let pd = crate::testing::FakePd::bootstrapped().member("pd-pd-a", 1).member("pd-pd-b", 2);
+        s.member = members_without_c(&pd).await;
         let report = env.run(&Runner::new("t", [pod()]), "k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
         assert_eq!(env.write_log(), ["create pods/"]);

@@ -25,6 +25,7 @@ use tikv_operator_task::{Node, Outcome, task};
 use crate::common::guards::destructive_allowed;
 use crate::common::instance::{delete_pod_by_uid, pod_ready_since, pod_running, pod_terminating};
 use crate::pd::state::{MemberView, PdState};
+use crate::pd_registry::PdHandle;
 
 /// How often a blocked restart, or a leadership transfer, is looked at again.
 pub const RESTART_RECHECK: Duration = Duration::from_secs(2);
@@ -81,7 +82,7 @@ enum Gate {
     Moved(String),
 }
 
-type Refused = (&'static str, String);
+pub type Refused = (&'static str, String);
 
 async fn gates(s: &PdState, member: &str) -> Result<Gate, Refused> {
     let blocked = |message: String| (reasons::RESTART_BLOCKED, message);
@@ -101,31 +102,54 @@ async fn gates(s: &PdState, member: &str) -> Result<Gate, Refused> {
     if let Some(why) = quorum_blocker(&observed.view, member) {
         return Err(blocked(why));
     }
-    let ready_since = |name: &str| {
-        let pod = s.pass.ctx.caches.get::<Pod>(&s.pass.namespace, name)?;
-        if pod_terminating(&pod) { None } else { pod_ready_since(&pod) }
-    };
     let others: Vec<&str> = observed.view.members.keys().map(String::as_str).filter(|n| *n != member).collect();
-    if let Some(other) = others.iter().find(|n| ready_since(n).is_none()) {
+    if let Some(other) = others.iter().find(|n| member_ready_since(s, n).is_none()) {
         return Err(blocked(format!("the pod of member {other} is not Ready")));
     }
-    if others.is_empty() {
-        return Ok(Gate::Go);
+    match hand_over_leadership(s, &pd, member, &others, ("Restart", "its restart")).await? {
+        Some(message) => Ok(Gate::Moved(message)),
+        None => Ok(Gate::Go),
     }
-    // Re-read right before the deletion: the leader may have moved back.
+}
+
+/// Since when the Pod of member `name` (its Pod's name) has been Ready, if it is and is
+/// not terminating.
+pub fn member_ready_since(s: &PdState, name: &str) -> Option<jiff::Timestamp> {
+    let pod = s.pass.ctx.caches.get::<Pod>(&s.pass.namespace, name)?;
+    if pod_terminating(&pod) { None } else { pod_ready_since(&pod) }
+}
+
+/// Moves PD leadership away from `member` before it stops, when it leads: PD's
+/// `/members` is read afresh (PD's leader-priority loop may have moved leadership back
+/// since the cache's poll) and leadership goes to the member of `others` whose Pod has
+/// been Ready longest; `action` and `before` name what it makes way for in the Event.
+/// `Ok(Some(message))` once asked (look again shortly), `Ok(None)`
+/// when `member` does not lead or has nobody to hand over to. Writes: PD's leader
+/// transfer and an Event.
+pub async fn hand_over_leadership(
+    s: &PdState,
+    pd: &PdHandle,
+    member: &str,
+    others: &[&str],
+    (action, before): (&str, &str),
+) -> Result<Option<String>, Refused> {
+    let blocked = |message: String| (reasons::RESTART_BLOCKED, message);
+    if others.is_empty() {
+        return Ok(None);
+    }
     let view = pd.cache.refresh().await.map_err(|e| (reasons::PD_UNAVAILABLE, format!("PD could not be read: {e}")))?;
     if view.leader.as_deref() != Some(member) {
-        return Ok(Gate::Go);
+        return Ok(None);
     }
-    let Some(target) = others.iter().min_by_key(|n| ready_since(n)).map(|n| n.to_string()) else {
+    let Some(target) = others.iter().min_by_key(|n| member_ready_since(s, n)).map(|n| n.to_string()) else {
         return Err(blocked("no other member can lead".into()));
     };
     if let Err(error) = pd.transfer_leader(&target).await {
         return Err(blocked(format!("PD refused to move its leadership to {target}: {error}")));
     }
-    let message = format!("member {member} leads PD: leadership moves to {target} before its restart");
-    s.pass.event("TransferredPDLeader", "Restart", message.clone()).await;
-    Ok(Gate::Moved(message))
+    let message = format!("member {member} leads PD: leadership moves to {target} before {before}");
+    s.pass.event("TransferredPDLeader", action, message.clone()).await;
+    Ok(Some(message))
 }
 
 /// Why stopping `member` now could cost PD its quorum, if it could: every other member
