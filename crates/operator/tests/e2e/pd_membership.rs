@@ -68,12 +68,13 @@ fn removals(env: &Env, seq: u64) -> Vec<String> {
 
 /// PD 3 → 5 → 3. The two new members are given the lowest priority, so they leave; the
 /// first one to leave is made PD's leader (by an SRE, while PD refuses the removal for
-/// a moment), so it must hand leadership over before it goes. PD has one leader at
+/// a moment and the operator is down), so the operator, back, must hand leadership over
+/// before it goes. PD has one leader at
 /// every sample, the leader never leaves while it leads, and each member is gone from
 /// PD before its pod and PVC.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pd_3_to_5_to_3_with_the_leader_among_the_removed() {
-    let env = Env::start().await;
+    let mut env = Env::start().await;
     env.wait_for("Ready with 3 PD members", |e| e.converged(3, 3)).await;
     let first = env.names("pds");
     env.patch("pdgroups", PD_GROUP, json!({"spec": {"replicas": 5}}));
@@ -106,6 +107,10 @@ async fn pd_3_to_5_to_3_with_the_leader_among_the_removed() {
         .await;
     assert!(added.contains(&chosen), "a member of the lowest priority goes first: {chosen}");
     let chosen_pod = format!("pd-{chosen}");
+    // The operator stopped meanwhile (it would hand leadership straight back): an SRE
+    // makes the chosen member lead, PD accepts removals again, and the operator comes
+    // back to a removal under way whose member now leads.
+    env.stop_operator().await;
     let (status, body) = env.sre_pd("POST", &format!("/pd/api/v1/leader/transfer/{chosen_pod}"), None).await;
     assert_eq!(status, 200, "{body}");
     env.wait_for("the chosen member leads PD", |e| {
@@ -113,6 +118,7 @@ async fn pd_3_to_5_to_3_with_the_leader_among_the_removed() {
     })
     .await;
     env.pd().control().clear_faults();
+    env.restart_operator().await;
 
     let mut leaders = Vec::new();
     let mut leaderless = 0;
