@@ -148,6 +148,11 @@ pub mod reasons {
     /// A Down store is not replaced: another store is not Up, or regions would lose
     /// their majority (the message says which).
     pub const FAILOVER_REFUSED: &str = "FailoverRefused";
+
+    // Item 2 (#13): suspend / resume.
+    /// `Suspended` False: the Cluster is resumed and the instance's Pod is not back yet
+    /// (TiKV Pods wait for every PD member to be back and healthy).
+    pub const RESUMING: &str = "Resuming";
 }
 
 /// Status of a condition, as Kubernetes spells it.

@@ -5,8 +5,8 @@ use tikv_operator_task::{Node, finally, if_, if_break};
 use super::state::PdState;
 use super::tasks::*;
 use crate::common::guards::{
-    cluster_id_mismatch, cluster_missing, cluster_paused, deleting_and_cluster_gone, object_deleting, object_gone,
-    object_loaded,
+    cluster_id_mismatch, cluster_missing, cluster_paused, cluster_suspended, deleting_and_cluster_gone,
+    object_deleting, object_gone, object_loaded,
 };
 use crate::common::tasks as common;
 
@@ -22,6 +22,8 @@ pub fn tasks() -> Vec<Node<PdState>> {
         member(),
         if_break(cluster_paused(), []),
         if_break(cluster_id_mismatch(), []),
+        // Suspended: the Pod goes once the cluster's TiKV Pods are gone; the member stays.
+        if_break(cluster_suspended(), [suspend_pod()]),
         common::ensure_finalizer(),
         load_group(),
         config_map(),
@@ -29,7 +31,7 @@ pub fn tasks() -> Vec<Node<PdState>> {
         pod(),
         hot_reload(),
         restart(),
-        finally([if_(object_loaded(), [conditions(), common::write_status()])]),
+        finally([if_(object_loaded(), [common::instance_suspended(), conditions(), common::write_status()])]),
     ]
 }
 

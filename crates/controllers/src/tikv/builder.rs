@@ -6,8 +6,8 @@ use super::guards::{cleanup_done, deleting_and_data_gone};
 use super::state::TikvState;
 use super::tasks::*;
 use crate::common::guards::{
-    cluster_id_mismatch, cluster_missing, cluster_paused, deleting_and_cluster_gone, deleting_with_cluster,
-    object_deleting, object_gone, object_loaded,
+    cluster_id_mismatch, cluster_missing, cluster_paused, cluster_suspended, deleting_and_cluster_gone,
+    deleting_with_cluster, object_deleting, object_gone, object_loaded,
 };
 use crate::common::tasks as common;
 
@@ -30,6 +30,8 @@ pub fn tasks() -> Vec<Node<TikvState>> {
         down_clock(),
         if_break(cluster_paused(), []),
         if_break(cluster_id_mismatch(), []),
+        // Suspended: the Pod goes; an eviction or offline under way waits, untouched.
+        if_break(cluster_suspended(), [suspend_pod()]),
         evict_leaders(),
         offline(),
         if_break(
@@ -41,10 +43,12 @@ pub fn tasks() -> Vec<Node<TikvState>> {
         config_map(),
         common::pvcs(),
         label_pvcs(),
+        // Back from a suspension: the Pod waits for every PD member.
+        if_break(resume_held(), [hold_resume()]),
         pod(),
         hot_reload(),
         restart(),
-        finally([if_(object_loaded(), [conditions(), common::write_status()])]),
+        finally([if_(object_loaded(), [common::instance_suspended(), conditions(), common::write_status()])]),
     ]
 }
 

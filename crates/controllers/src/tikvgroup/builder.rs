@@ -5,7 +5,8 @@ use tikv_operator_task::{Node, finally, if_, if_break};
 use super::state::TikvGroupState;
 use super::tasks::*;
 use crate::common::guards::{
-    cluster_id_mismatch, cluster_missing, cluster_paused, object_deleting, object_gone, object_loaded,
+    cluster_id_mismatch, cluster_missing, cluster_paused, cluster_suspended, object_deleting, object_gone,
+    object_loaded,
 };
 use crate::common::tasks as common;
 
@@ -23,13 +24,15 @@ pub fn tasks() -> Vec<Node<TikvGroupState>> {
         peer_service(),
         common::validate_template(),
         if_break(common::template_invalid(), []),
+        // Suspended: nothing is planned; the spec applies on resume.
+        if_break(cluster_suspended(), []),
         common::revision(),
         upgrade_ordering(),
         scale_in_check(),
         failover(),
         common::pdb(),
         common::updater(),
-        finally([if_(object_loaded(), [common::group_status(), common::write_status()])]),
+        finally([if_(object_loaded(), [common::group_suspended(), common::group_status(), common::write_status()])]),
     ]
 }
 

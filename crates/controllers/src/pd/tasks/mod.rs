@@ -7,6 +7,7 @@ mod load_group;
 mod member;
 mod pod;
 mod restart;
+mod suspend;
 
 pub use conditions::conditions;
 pub use config_map::config_map;
@@ -15,3 +16,4 @@ pub use load_group::load_group;
 pub use member::{forget_waits, member};
 pub use pod::pod;
 pub use restart::restart;
+pub use suspend::suspend_pod;

@@ -12,6 +12,7 @@ mod offline;
 mod pod;
 mod restart;
 mod store;
+mod suspend;
 #[cfg(test)]
 pub(crate) mod testkit;
 
@@ -27,3 +28,4 @@ pub use offline::offline;
 pub use pod::pod;
 pub use restart::restart;
 pub use store::{forget_waits, store};
+pub use suspend::{hold_resume, resume_held, suspend_pod};
