@@ -11,6 +11,8 @@ mod failover;
 mod rolling;
 #[path = "e2e/scale_in.rs"]
 mod scale_in;
+#[path = "e2e/suspend.rs"]
+mod suspend;
 #[path = "e2e/volumes.rs"]
 mod volumes;
 
