@@ -202,7 +202,9 @@ async fn an_eviction_under_way_waits_through_a_suspension_then_the_offline_goes_
     env.wait_for("the victim's leaders under the operator's eviction", |e| {
         let t = e.tikv(&victim)?;
         expect_eq("annotation", evict_annotation(&t), Some(id.to_string()))?;
-        expect_eq("PD's entry", e.evict_leader_stores().contains(&id), true)
+        expect_eq("PD's entry", e.evict_leader_stores().contains(&id), true)?;
+        let leaders = e.store_of(&victim).ok_or("no store")?.leader_count;
+        if leaders == 0 { Err("the store holds no leader: no eviction in flight".into()) } else { Ok(()) }
     })
     .await;
     let (api, pd) = (env.api_seq(), env.pd_seq());

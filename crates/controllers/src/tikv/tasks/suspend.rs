@@ -176,6 +176,9 @@ mod tests {
         assert_eq!(entry.kind(), Some(OutcomeKind::Wait), "{report}");
         assert!(entry.message().contains("grace 30s"), "{report}");
         assert!(kit.env.events().await.iter().any(|e| e.1 == "SuspendingPod"));
+        let pods: Api<Pod> = Api::namespaced(kit.env.client.clone(), "default");
+        let going = pods.get("tikv-tikv-abc123").await.unwrap();
+        assert_eq!(going.metadata.deletion_grace_period_seconds, Some(30), "a restart's grace, not the pod's 65535 s");
 
         // Terminating, then gone: nothing more is written; the record and entry stay.
         let (_, report) = kit.pass(suspension()).await;
@@ -270,6 +273,31 @@ mod tests {
         kit.pd.set_store(5, |st| st.leader_count = 0);
         let (_, report) = kit.pass(suspension()).await;
         assert_eq!(kit.pd.write_log(), ["delete_store(5)"], "{report}");
+    }
+
+    #[tokio::test]
+    async fn a_pod_replaced_since_it_was_read_is_not_deleted() {
+        let kit = leaving().await;
+        suspend(&kit, true).await;
+        kit.env.synced().await;
+        let old: Pod = kit.env.get("tikv-tikv-abc123").await;
+        // The caches will not see the new pod for a (simulated) hour.
+        kit.env.sim.faults().set_watch_delay(Duration::from_secs(3600));
+        let api: Api<Pod> = Api::namespaced(kit.env.client.clone(), "default");
+        api.delete("tikv-tikv-abc123", &kube::api::DeleteParams::default().grace_period(0)).await.unwrap();
+        let mut new = old.clone();
+        new.metadata = kube::api::ObjectMeta {
+            name: old.metadata.name.clone(),
+            labels: old.metadata.labels,
+            ..Default::default()
+        };
+        let new = api.create(&PostParams::default(), &new).await.unwrap();
+        kit.handle.cache.refresh().await.unwrap();
+        let (_, report) = kit.pass_from_caches(suspension()).await;
+        let entry = report.entry("suspend_pod").unwrap();
+        assert_eq!(entry.message(), "pod tikv-tikv-abc123 was replaced meanwhile; waiting for the cache", "{report}");
+        let live = api.get("tikv-tikv-abc123").await.unwrap();
+        assert_eq!((live.metadata.uid, live.metadata.deletion_timestamp), (new.metadata.uid, None), "untouched");
     }
 
     #[tokio::test]
