@@ -186,6 +186,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_suspended_cluster_plans_nothing_for_pd() {
+        let env = TestEnv::start().await;
+        let mut cluster = sample_cluster("basic");
+        cluster.spec.suspend_action = Some(tikv_operator_api::cluster::SuspendAction { suspend_compute: true });
+        env.create(cluster).await;
+        env.create(sample_pd_group("pd", 3)).await;
+        let report = pass(&env).await;
+        assert!(!report.ran("revision") && !report.ran("updater"), "{report}");
+        assert!(env.list::<PD>().await.is_empty(), "no member is created while suspended");
+        let group: PDGroup = env.get("pd").await;
+        assert_eq!(condition(&group, "Synced").1, "Suspended");
+        assert_eq!(
+            condition(&group, "Suspended"),
+            ("True".into(), "Suspended".into(), "every instance is suspended (0)".into())
+        );
+        env.sim.requests().reset();
+        pass(&env).await;
+        assert_eq!((env.writes(), env.event_writes()), (0, 0), "{:?}", env.write_log());
+    }
+
+    #[tokio::test]
     async fn a_scale_in_is_planned_reported_blocked_once_and_not_acted_on() {
         let env = TestEnv::start().await;
         env.create(sample_cluster("basic")).await;

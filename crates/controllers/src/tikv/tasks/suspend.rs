@@ -301,6 +301,42 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_offline_under_way_waits_through_a_suspension_and_goes_on_after() {
+        use tikv_operator_pd::NodeState;
+        let pd = four_stores()
+            .counts(5, 0, 1000)
+            .evicting_leaders(5)
+            .member("pd-pd-a", 1)
+            .member("pd-pd-b", 2)
+            .leader("pd-pd-a");
+        pd.set_node_state(5, NodeState::Removing);
+        let kit = Kit::new(pd, |t| {
+            t.spec.offline = true;
+            t.metadata.annotations = Some([(ANNOTATION_EVICT_LEADER_STORE.to_string(), "5".to_string())].into());
+        })
+        .await;
+        kit.status(|st| st.id = Some("5".into())).await;
+        kit.running_pod().await;
+        suspend(&kit, true).await;
+        let (_, report) = kit.pass(suspension()).await;
+        assert_eq!(kit.writes(), ["delete pods/tikv-tikv-abc123"], "{report}");
+        assert_eq!(kit.pd.write_log(), Vec::<String>::new(), "{report}");
+        assert!(!report.ran("offline"), "{report}");
+
+        let api: Api<Pod> = Api::namespaced(kit.env.client.clone(), "default");
+        api.delete("tikv-tikv-abc123", &kube::api::DeleteParams::default().grace_period(0)).await.unwrap();
+        resumed(&kit).await;
+        pd_pod(&kit, "pd-pd-a", true).await;
+        pd_pod(&kit, "pd-pd-b", true).await;
+        let (_, report) = kit.pass(suspension()).await;
+        assert!(!report.ran("hold_resume"), "{report}");
+        let offline = report.entry("offline").unwrap();
+        assert!(offline.message().contains("regions"), "the offline's progress again: {report}");
+        assert_eq!(kit.pd.write_log(), Vec::<String>::new(), "PD still carries it out: nothing to ask");
+        assert_eq!(kit.pd.store_state(5), Some(NodeState::Removing));
+    }
+
+    #[tokio::test]
     async fn an_instance_never_suspended_is_not_held() {
         let pd = FakePd::bootstrapped();
         let kit = Kit::new(pd, |_| {}).await;
