@@ -172,6 +172,11 @@ pub mod reasons {
     /// The member's data volume is not the one it joined with: its old member leaves PD
     /// and the instance joins again as a new member.
     pub const MEMBER_DATA_LOST: &str = "MemberDataLost";
+
+    // Suspend / resume.
+    /// `Suspended` False: the Cluster is resumed and the instance's Pod is not back yet
+    /// (TiKV Pods wait for every PD member to be back and healthy).
+    pub const RESUMING: &str = "Resuming";
 }
 
 /// Status of a condition, as Kubernetes spells it.

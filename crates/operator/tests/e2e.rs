@@ -15,6 +15,8 @@ mod pd_membership;
 mod rolling;
 #[path = "e2e/scale_in.rs"]
 mod scale_in;
+#[path = "e2e/suspend.rs"]
+mod suspend;
 #[path = "e2e/volumes.rs"]
 mod volumes;
 

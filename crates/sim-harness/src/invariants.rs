@@ -50,8 +50,10 @@
 //! kube-sim's garbage collector is the operator's when the operator removed an owner
 //! of the deleted object: it deleted the owner, or released the finalizer that kept it
 //! (the write after which the owner was gone). What the user asked for is not a
-//! breach: pods whose Cluster is being deleted (or was deleted) are exempt from (a),
-//! (c), (d) and (f), and (b) has the deletion-policy exemption above.
+//! breach: pods whose Cluster is being deleted (or was deleted), or is suspended
+//! (`spec.suspendAction.suspendCompute` true when the deletion is answered: every pod
+//! of it goes, PD's quorum with them), are exempt from (a), (c), (d) and (f), and (b)
+//! has the deletion-policy exemption above (a suspension deletes no PVC).
 //!
 //! (a), (b) and (d) are judged on the state at the moment of the deletion: a hook on
 //! kube-sim's request log ([`kube_sim::RequestLog::on_record`]) runs synchronously when
@@ -315,7 +317,7 @@ struct Capture {
     /// The object when it was deleted, if still readable then (or as last seen).
     object: Option<Seen>,
     verdict: Verdict,
-    /// Why the deletion is the user's doing (its Cluster is being deleted).
+    /// Why the deletion is the user's doing (its Cluster is being deleted, or suspended).
     exempt: Option<String>,
 }
 
@@ -582,7 +584,8 @@ impl Checker {
                     let key = format!("{ns}/{name}");
                     let labels = self.lock().pods.get(&key).map(|p| p.labels.clone()).unwrap_or(Value::Null);
                     let clusters_deleted = self.lock().clusters_deleted.clone();
-                    if self.cluster_deletion(ns, &labels, &clusters_deleted).is_none() {
+                    let exempt = self.cluster_deletion(ns, &labels, &clusters_deleted);
+                    if exempt.or_else(|| self.cluster_suspension(ns, &labels)).is_none() {
                         let stop = Stop { starts, pod: key, request: describe(r) };
                         self.lock().stopped.insert((cluster, store), stop);
                     }
@@ -735,7 +738,9 @@ impl Checker {
         let labels = object.as_ref().map(|o| o.labels.clone()).unwrap_or(Value::Null);
         match resource {
             "pods" => Capture {
-                exempt: self.cluster_deletion(ns, &labels, clusters_deleted),
+                exempt: self
+                    .cluster_deletion(ns, &labels, clusters_deleted)
+                    .or_else(|| self.cluster_suspension(ns, &labels)),
                 object,
                 verdict: self.judge_pod(ns, name),
             },
@@ -755,6 +760,15 @@ impl Checker {
                 .contains(&format!("{ns}/{cluster}"))
                 .then(|| format!("Cluster {ns}/{cluster} was deleted")),
         }
+    }
+
+    /// Why deleting a pod with these labels is the user's doing: its Cluster is
+    /// suspended (`spec.suspendAction.suspendCompute`), so every pod of it goes.
+    fn cluster_suspension(&self, ns: &str, labels: &Value) -> Option<String> {
+        let cluster = labels[self.config.cluster_label.as_str()].as_str()?;
+        let (group, version, plural) = CLUSTERS;
+        let c = get(&self.store, group, version, plural, Some(ns), cluster)?;
+        (c["spec"]["suspendAction"]["suspendCompute"] == true).then(|| format!("Cluster {ns}/{cluster} is suspended"))
     }
 
     fn judge_pod(&self, ns: &str, name: &str) -> Verdict {
@@ -1450,6 +1464,106 @@ mod tests {
         delete_pod(&sim, "tikv-operator", "tikv-1");
         pd.control().stop_store(stores[1]).await.unwrap();
         assert!(majority_breaches(&watcher).is_empty(), "only one of three is the operator's");
+        sim.shutdown().await;
+        clusters.shutdown().await;
+    }
+
+    /// A pod `name` of Cluster `basic`'s group `group`.
+    fn cluster_pod(sim: &KubeSim, name: &str, group: &str) {
+        let pod = json!({
+            "metadata": {"name": name, "labels": {"tikv.org/cluster": "basic", "tikv.org/group": group}},
+            "spec": {"containers": [{"name": "c", "image": "pingcap/tikv"}]}
+        });
+        sim.store().client("kubectl").create(&ResourceRef::new("", "v1", "pods"), Some("default"), pod).unwrap();
+    }
+
+    /// Cluster `basic`, created or updated, with `spec.suspendAction.suspendCompute`.
+    fn suspend_cluster(sim: &KubeSim, suspended: bool) {
+        let client = sim.store().client("kubectl");
+        let clusters = ResourceRef::new("core.tikv.org", "v1alpha1", "clusters");
+        let spec = json!({"suspendAction": {"suspendCompute": suspended}});
+        match client.get(&clusters, Some("default"), "basic") {
+            Ok(mut cluster) => {
+                cluster["spec"] = spec;
+                client.update(&clusters, Some("default"), cluster).unwrap();
+            }
+            Err(_) => {
+                let cluster = json!({"apiVersion": "core.tikv.org/v1alpha1", "kind": "Cluster",
+                                     "metadata": {"name": "basic"}, "spec": spec});
+                client.create(&clusters, Some("default"), cluster).unwrap();
+            }
+        }
+    }
+
+    /// A suspension deletes every pod of the Cluster, the PD member's too, and stops
+    /// every store: the user's doing, no breach of (a), (c), (d) or (f). The same
+    /// deletion once the Cluster is resumed is judged as usual.
+    #[tokio::test]
+    async fn a_suspended_clusters_pods_are_the_users_to_delete() {
+        let sim = KubeSim::start(kube_sim::Config::default()).await.unwrap();
+        let crds = ResourceRef::new("apiextensions.k8s.io", "v1", "customresourcedefinitions");
+        for crd in tikv_operator_api::crds::all() {
+            sim.store().client("kubectl").create(&crds, None, serde_json::to_value(&crd).unwrap()).unwrap();
+        }
+        let clusters = Arc::new(PdClusters::new(pd_sim::Config { regions: 6, ..pd_sim::Config::fast() }));
+        let member = ("pd-0".to_owned(), vec!["http://pd-0:2380".to_owned()], vec!["http://pd-0:2379".to_owned()]);
+        let pd = clusters.form("default", "pd-0", &[member], "pd-0", &Default::default()).await.unwrap();
+        clusters.set_pod("default/pd-0", Instance::Pd { cluster: pd.index, member: "pd-0".into() });
+        cluster_pod(&sim, "pd-0", "pd");
+        let mut stores = Vec::new();
+        for i in 0..3 {
+            let id = pd.control().register_store(&format!("tikv-{i}:20160")).await.unwrap().id;
+            clusters.set_pod(&format!("default/tikv-{i}"), Instance::Tikv { cluster: pd.index, store: id });
+            cluster_pod(&sim, &format!("tikv-{i}"), "tikv");
+            stores.push(id);
+        }
+        let led = |pd: &crate::clusters::PdCluster| {
+            let snap = pd.snapshot();
+            let full = !snap.regions.is_empty() && snap.regions.iter().all(|r| r.voters().count() == 3);
+            let leads = |i: usize| snap.store(stores[i]).is_some_and(|s| s.leader_count > 0 && s.state_name == "Up");
+            full.then(|| (0..3).find(|i| leads(*i))).flatten()
+        };
+        for _ in 0..600 {
+            if led(&pd).is_some() {
+                break;
+            }
+            pd.control().advance(Duration::from_millis(100));
+        }
+        assert!(led(&pd).is_some(), "regions never reached 3 voters with a leader");
+        let watcher =
+            SafetyWatcher::manual(sim.store(), clusters.clone(), PdWriteLog::default(), WatcherConfig::default());
+
+        // The watcher has seen the pods (their labels name the Cluster).
+        watcher.check_now();
+        suspend_cluster(&sim, true);
+        for (i, id) in stores.iter().enumerate() {
+            delete_pod(&sim, "tikv-operator", &format!("tikv-{i}"));
+            pd.control().stop_store(*id).await.unwrap();
+        }
+        delete_pod(&sim, "tikv-operator", "pd-0");
+        let breaches = watcher.breaches();
+        assert!(breaches.is_empty(), "a suspension is the user's: {breaches:#?}");
+
+        // Resumed: every store back; the operator deleting a leader's pod is (a) again.
+        suspend_cluster(&sim, false);
+        for (i, id) in stores.iter().enumerate() {
+            pd.control().restart_store(*id, None).await.unwrap();
+            cluster_pod(&sim, &format!("tikv-{i}"), "tikv");
+        }
+        cluster_pod(&sim, "pd-0", "pd");
+        let mut leader = None;
+        for _ in 0..600 {
+            leader = led(&pd);
+            if leader.is_some() {
+                break;
+            }
+            pd.control().advance(Duration::from_millis(100));
+        }
+        let leader = leader.expect("a store leads again");
+        watcher.check_now();
+        delete_pod(&sim, "tikv-operator", &format!("tikv-{leader}"));
+        let kinds: Vec<Invariant> = watcher.breaches().iter().map(|b| b.invariant).collect();
+        assert_eq!(kinds, [Invariant::PodWithLeaders]);
         sim.shutdown().await;
         clusters.shutdown().await;
     }

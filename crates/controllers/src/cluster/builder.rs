@@ -18,7 +18,7 @@ pub fn tasks() -> Vec<Node<ClusterState>> {
         register_pd(),
         cluster_id(),
         replication(),
-        finally([if_(object_loaded(), [conditions(), common::write_status()])]),
+        finally([if_(object_loaded(), [conditions(), suspended(), common::write_status()])]),
     ]
 }
 

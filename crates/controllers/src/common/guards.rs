@@ -45,6 +45,12 @@ pub fn cluster_paused<S: PassState>() -> Condition<S> {
     cond("cluster_paused", |s: &S| s.pass().paused())
 }
 
+/// `Cluster.spec.suspendAction.suspendCompute`: the cluster's Pods are deleted and
+/// nothing else is changed (no restart, no offline, no eviction, no plan) until resumed.
+pub fn cluster_suspended<S: PassState>() -> Condition<S> {
+    cond("cluster_suspended", |s: &S| s.pass().suspended())
+}
+
 /// The PD answering is not the one this Cluster recorded: nothing may act on it.
 pub fn cluster_id_mismatch<S: PassState>() -> Condition<S> {
     cond("cluster_id_mismatch", |s: &S| {

@@ -96,6 +96,13 @@ impl<K: Object> Pass<K> {
         self.cluster.as_ref().is_some_and(|c| c.spec.paused)
     }
 
+    /// `Cluster.spec.suspendAction.suspendCompute`: every Pod of the cluster is to be
+    /// deleted (TiKV first, then PD), everything else kept, and nothing else changes
+    /// until the Cluster is resumed.
+    pub fn suspended(&self) -> bool {
+        self.cluster.as_ref().and_then(|c| c.spec.suspend_action.as_ref()).is_some_and(|a| a.suspend_compute)
+    }
+
     pub fn tls_enabled(&self) -> bool {
         self.cluster.as_ref().and_then(|c| c.spec.tls_cluster.as_ref()).is_some_and(|t| t.enabled)
     }

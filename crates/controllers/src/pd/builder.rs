@@ -5,8 +5,8 @@ use tikv_operator_task::{Node, finally, if_, if_break};
 use super::state::PdState;
 use super::tasks::*;
 use crate::common::guards::{
-    cluster_id_mismatch, cluster_missing, cluster_paused, deleting_and_cluster_gone, deleting_with_cluster,
-    object_deleting, object_gone, object_loaded,
+    cluster_id_mismatch, cluster_missing, cluster_paused, cluster_suspended, deleting_and_cluster_gone,
+    deleting_with_cluster, object_deleting, object_gone, object_loaded,
 };
 use crate::common::tasks as common;
 
@@ -26,6 +26,8 @@ pub fn tasks() -> Vec<Node<PdState>> {
         member(),
         if_break(cluster_paused(), []),
         if_break(cluster_id_mismatch(), []),
+        // Suspended: the Pod goes once the cluster's TiKV Pods are gone; the member stays.
+        if_break(cluster_suspended(), [suspend_pod()]),
         if_break(
             object_deleting(),
             [leave(), if_(member_left(), [remove_data(), if_(data_removed(), [common::release_finalizer()])])],
@@ -38,7 +40,7 @@ pub fn tasks() -> Vec<Node<PdState>> {
         pod(),
         hot_reload(),
         restart(),
-        finally([if_(object_loaded(), [conditions(), common::write_status()])]),
+        finally([if_(object_loaded(), [common::instance_suspended(), conditions(), common::write_status()])]),
     ]
 }
 

@@ -5,7 +5,8 @@ use tikv_operator_task::{Node, finally, if_, if_break};
 use super::state::PdGroupState;
 use super::tasks::*;
 use crate::common::guards::{
-    cluster_id_mismatch, cluster_missing, cluster_paused, object_deleting, object_gone, object_loaded,
+    cluster_id_mismatch, cluster_missing, cluster_paused, cluster_suspended, object_deleting, object_gone,
+    object_loaded,
 };
 use crate::common::tasks as common;
 
@@ -25,10 +26,12 @@ pub fn tasks() -> Vec<Node<PdGroupState>> {
         bootstrap(),
         common::validate_template(),
         if_break(common::template_invalid(), []),
+        // Suspended: nothing is planned; the spec applies on resume.
+        if_break(cluster_suspended(), []),
         common::revision(),
         common::pdb(),
         common::updater(),
-        finally([if_(object_loaded(), [common::group_status(), common::write_status()])]),
+        finally([if_(object_loaded(), [common::group_suspended(), common::group_status(), common::write_status()])]),
     ]
 }
 
@@ -180,6 +183,27 @@ mod tests {
         let group: PDGroup = env.get("pd").await;
         assert_eq!(condition(&group, "Ready").1, "NotAllInstancesReady");
         assert_eq!(condition(&group, "Synced").1, "NotAllInstancesUpToDate");
+    }
+
+    #[tokio::test]
+    async fn a_suspended_cluster_plans_nothing_for_pd() {
+        let env = TestEnv::start().await;
+        let mut cluster = sample_cluster("basic");
+        cluster.spec.suspend_action = Some(tikv_operator_api::cluster::SuspendAction { suspend_compute: true });
+        env.create(cluster).await;
+        env.create(sample_pd_group("pd", 3)).await;
+        let report = pass(&env).await;
+        assert!(!report.ran("revision") && !report.ran("updater"), "{report}");
+        assert!(env.list::<PD>().await.is_empty(), "no member is created while suspended");
+        let group: PDGroup = env.get("pd").await;
+        assert_eq!(condition(&group, "Synced").1, "Suspended");
+        assert_eq!(
+            condition(&group, "Suspended"),
+            ("True".into(), "Suspended".into(), "every instance is suspended (0)".into())
+        );
+        env.sim.requests().reset();
+        pass(&env).await;
+        assert_eq!((env.writes(), env.event_writes()), (0, 0), "{:?}", env.write_log());
     }
 
     #[tokio::test]

@@ -6,8 +6,8 @@ use super::guards::{cleanup_done, deleting_and_data_gone};
 use super::state::TikvState;
 use super::tasks::*;
 use crate::common::guards::{
-    cluster_id_mismatch, cluster_missing, cluster_paused, deleting_and_cluster_gone, deleting_with_cluster,
-    object_deleting, object_gone, object_loaded,
+    cluster_id_mismatch, cluster_missing, cluster_paused, cluster_suspended, deleting_and_cluster_gone,
+    deleting_with_cluster, object_deleting, object_gone, object_loaded,
 };
 use crate::common::tasks as common;
 
@@ -16,7 +16,9 @@ use crate::common::tasks as common;
 /// and only then loses its Pod, its volumes and its finalizer. A Pod that only a
 /// restart brings in line (or that someone else deletes) has its leaders evicted
 /// first, is restarted only while the rest of the cluster is healthy, and counts as
-/// Ready again once its leaders are back.
+/// Ready again once its leaders are back. A suspended Cluster takes the Pod away and
+/// changes nothing else (an eviction or offline under way waits as it is); resumed,
+/// the Pod comes back once every PD member is.
 pub fn tasks() -> Vec<Node<TikvState>> {
     vec![
         common::load_object(),
@@ -30,6 +32,8 @@ pub fn tasks() -> Vec<Node<TikvState>> {
         down_clock(),
         if_break(cluster_paused(), []),
         if_break(cluster_id_mismatch(), []),
+        // Suspended: the Pod goes; an eviction or offline under way waits, untouched.
+        if_break(cluster_suspended(), [suspend_pod()]),
         evict_leaders(),
         offline(),
         if_break(
@@ -41,11 +45,13 @@ pub fn tasks() -> Vec<Node<TikvState>> {
         config_map(),
         common::pvcs(),
         label_pvcs(),
+        // Back from a suspension: the Pod waits for every PD member.
+        if_break(resume_held(), [hold_resume()]),
         pod(),
         store_labels(),
         hot_reload(),
         restart(),
-        finally([if_(object_loaded(), [conditions(), common::write_status()])]),
+        finally([if_(object_loaded(), [common::instance_suspended(), conditions(), common::write_status()])]),
     ]
 }
 
@@ -145,6 +151,53 @@ mod tests {
         assert!(report.ran("instance_deletion") && !report.ran("evict_leaders"), "{report}");
         assert_eq!(kit.pd.write_log(), Vec::<String>::new());
         assert!(kit.env.list::<TiKV>().await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_suspended_store_loses_only_its_pod_its_pending_restart_and_eviction_wait() {
+        use crate::tikv::tasks::testkit::{Kit, four_stores};
+        use tikv_operator_api::condition::find_condition;
+        use tikv_operator_api::names::ANNOTATION_EVICT_LEADER_STORE;
+        let pd = four_stores().counts(5, 4, 1000).evicting_leaders(5);
+        let kit = Kit::new(pd, |t| {
+            t.metadata.annotations = Some([(ANNOTATION_EVICT_LEADER_STORE.to_string(), "5".to_string())].into());
+        })
+        .await;
+        kit.status(|st| st.id = Some("5".into())).await;
+        kit.running_pod().await;
+        // A version change only a restart applies, its eviction under way.
+        kit.patch(serde_json::json!({"spec": {"template": {"spec": {"version": "v8.5.1"}}}})).await;
+        let clusters: Api<Cluster> = Api::namespaced(kit.env.client.clone(), "default");
+        let patch = serde_json::json!({"spec": {"suspendAction": {"suspendCompute": true}}});
+        clusters.patch("basic", &crate::apply::patch_params(), &kube::api::Patch::Merge(&patch)).await.unwrap();
+        let condition = |t: &TiKV, type_: &str| {
+            let c = find_condition(&t.status.as_ref().unwrap().common.conditions, type_).unwrap();
+            (c.status.clone(), c.reason.clone())
+        };
+
+        let (_, report) = kit.runbook().await;
+        assert_eq!(kit.writes(), ["delete pods/tikv-tikv-abc123"], "{report}");
+        assert_eq!(kit.pd.write_log(), Vec::<String>::new(), "{report}");
+        for task in ["evict_leaders", "offline", "pod", "hot_reload", "restart"] {
+            assert!(!report.ran(task), "{task}: {report}");
+        }
+        let live = kit.live().await;
+        assert_eq!(condition(&live, "Suspended"), ("False".into(), "Suspending".into()));
+        assert_eq!(condition(&live, "Synced"), ("False".into(), "PodNotDeleted".into()));
+
+        let pods: Api<Pod> = Api::namespaced(kit.env.client.clone(), "default");
+        pods.delete("tikv-tikv-abc123", &kube::api::DeleteParams::default().grace_period(0)).await.unwrap();
+        let (_, report) = kit.runbook().await;
+        assert_eq!((kit.writes(), kit.pd.write_log()), (vec![], vec![]), "{report}");
+        let live = kit.live().await;
+        assert_eq!(condition(&live, "Suspended"), ("True".into(), "Suspended".into()));
+        assert_eq!(condition(&live, "Synced"), ("False".into(), "Suspended".into()));
+        assert_eq!(live.annotations()[ANNOTATION_EVICT_LEADER_STORE], "5", "the eviction's record stays");
+
+        let (_, report) = kit.runbook().await;
+        assert_eq!(kit.env.write_log(), Vec::<String>::new(), "nothing to do, nothing written: {report}");
+        assert_eq!(kit.env.event_writes(), 0, "no Event either");
+        assert_eq!(kit.pd.evicting(), [5].into());
     }
 
     /// A TiKV with our finalizer, deleted (its deletionTimestamp set), as the caches see it.

@@ -5,7 +5,8 @@ use tikv_operator_task::{Node, finally, if_, if_break};
 use super::state::TikvGroupState;
 use super::tasks::*;
 use crate::common::guards::{
-    cluster_id_mismatch, cluster_missing, cluster_paused, object_deleting, object_gone, object_loaded,
+    cluster_id_mismatch, cluster_missing, cluster_paused, cluster_suspended, object_deleting, object_gone,
+    object_loaded,
 };
 use crate::common::tasks as common;
 
@@ -23,13 +24,15 @@ pub fn tasks() -> Vec<Node<TikvGroupState>> {
         peer_service(),
         common::validate_template(),
         if_break(common::template_invalid(), []),
+        // Suspended: nothing is planned; the spec applies on resume.
+        if_break(cluster_suspended(), []),
         common::revision(),
         upgrade_ordering(),
         scale_in_check(),
         failover(),
         common::pdb(),
         common::updater(),
-        finally([if_(object_loaded(), [common::group_status(), common::write_status()])]),
+        finally([if_(object_loaded(), [common::group_suspended(), common::group_status(), common::write_status()])]),
     ]
 }
 
@@ -162,6 +165,62 @@ mod tests {
         assert_eq!(env.write_log()[0], format!("patch core.tikv.org/tikvs/{chosen}"));
         assert_eq!(env.list::<TiKV>().await.iter().filter(|t| t.spec.offline).count(), 0);
         assert_eq!(env.list::<TiKV>().await.len(), 3, "the store stays; nothing new");
+    }
+}
+
+#[cfg(test)]
+mod suspend_tests {
+    use super::*;
+    use crate::testing::{TestEnv, sample_cluster, sample_tikv_group};
+    use kube::Api;
+    use tikv_operator_api::condition::find_condition;
+    use tikv_operator_api::{Cluster, TiKV, TiKVGroup};
+    use tikv_operator_task::Runner;
+
+    async fn suspend(env: &TestEnv, suspended: bool) {
+        let clusters: Api<Cluster> = Api::namespaced(env.client.clone(), "default");
+        let patch = serde_json::json!({"spec": {"suspendAction": {"suspendCompute": suspended}}});
+        clusters.patch("basic", &crate::apply::patch_params(), &kube::api::Patch::Merge(&patch)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_suspended_cluster_plans_nothing_and_a_change_made_meanwhile_applies_on_resume() {
+        let env = TestEnv::start().await;
+        env.create(sample_cluster("basic")).await;
+        env.create(sample_tikv_group("tikv", 3)).await;
+        let runner = Runner::new("tikvgroup", tasks());
+        let pass =
+            || async { env.run(&runner, "k", &mut TikvGroupState::new(env.ctx.clone(), "default", "tikv")).await };
+        pass().await;
+        pass().await;
+        let before = env.names::<TiKV>().await;
+        suspend(&env, true).await;
+        let groups: Api<TiKVGroup> = Api::namespaced(env.client.clone(), "default");
+        let patch = serde_json::json!({"spec": {"replicas": 4, "template": {"spec": {"config": "a = 1\n"}}}});
+        groups.patch("tikv", &crate::apply::patch_params(), &kube::api::Patch::Merge(&patch)).await.unwrap();
+        env.sim.requests().reset();
+
+        let report = pass().await;
+        assert!(!report.ran("revision") && !report.ran("updater"), "{report}");
+        assert_eq!(env.write_log(), ["update core.tikv.org/tikvgroups/status/tikv"], "status only");
+        assert_eq!(env.names::<TiKV>().await, before);
+        let group: TiKVGroup = env.get("tikv").await;
+        let conditions = &group.status.as_ref().unwrap().common.conditions;
+        let condition = |type_: &str| {
+            let c = find_condition(conditions, type_).unwrap();
+            (c.status.clone(), c.reason.clone(), c.message.clone())
+        };
+        assert_eq!(condition("Suspended"), ("False".into(), "Suspending".into(), "0 of 3 instances suspended".into()));
+        assert_eq!(condition("Synced").1, "Suspended");
+        env.sim.requests().reset();
+        pass().await;
+        assert_eq!((env.writes(), env.event_writes()), (0, 0), "{:?}", env.write_log());
+
+        suspend(&env, false).await;
+        pass().await;
+        let tikvs = env.list::<TiKV>().await;
+        assert_eq!(tikvs.len(), 4, "the scale-out made while suspended");
+        assert!(tikvs.iter().all(|t| t.spec.template.config == "a = 1\n"), "the config made while suspended");
     }
 }
 

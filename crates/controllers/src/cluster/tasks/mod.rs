@@ -6,6 +6,7 @@ mod deletion;
 mod load_groups;
 mod pd;
 mod replication;
+mod suspended;
 
 pub use cluster_id::cluster_id;
 pub use conditions::conditions;
@@ -13,3 +14,4 @@ pub use deletion::{delete_groups, drop_pd};
 pub use load_groups::{fresh_groups, load_groups};
 pub use pd::{pd_url, register_pd};
 pub use replication::replication;
+pub use suspended::suspended;

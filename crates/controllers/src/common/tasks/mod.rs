@@ -18,6 +18,7 @@ mod pvcs;
 mod release_without_cluster;
 mod revision;
 mod status;
+mod suspend;
 mod updater;
 mod validate;
 
@@ -37,5 +38,6 @@ pub use pvcs::pvcs;
 pub use release_without_cluster::release_without_cluster;
 pub use revision::revision;
 pub use status::write_status;
+pub use suspend::{delete_for_suspension, group_suspended, instance_suspended, suspension_reason};
 pub use updater::updater;
 pub use validate::{template_findings, template_invalid, validate_template};

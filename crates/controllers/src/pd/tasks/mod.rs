@@ -10,6 +10,7 @@ mod member;
 mod pod;
 mod remove_data;
 mod restart;
+mod suspend;
 
 pub use conditions::conditions;
 pub use config_map::config_map;
@@ -23,3 +24,4 @@ pub use remove_data::{data_removed, remove_data};
 pub use restart::restart;
 #[cfg(test)]
 pub(crate) mod testkit;
+pub use suspend::suspend_pod;

@@ -55,7 +55,7 @@ fn stopped(s: &TikvState) -> Option<String> {
     if cluster.spec.paused {
         return Some("the cluster is paused".into());
     }
-    if cluster.spec.suspend_action.as_ref().is_some_and(|a| a.suspend_compute) {
+    if s.pass.suspended() {
         return Some("the cluster is suspended".into());
     }
     if s.restart_record().is_some() {

@@ -13,6 +13,7 @@ mod pod;
 mod restart;
 mod store;
 mod store_labels;
+mod suspend;
 #[cfg(test)]
 pub(crate) mod testkit;
 
@@ -29,3 +30,4 @@ pub use pod::pod;
 pub use restart::restart;
 pub use store::{forget_waits, store};
 pub use store_labels::store_labels;
+pub use suspend::{hold_resume, resume_held, suspend_pod};

@@ -130,7 +130,7 @@ fn leaders_now(s: &TikvState) -> u64 {
 
 /// One second per 200 regions plus one, at least 30 s (v2's rule): TiKV flushes and
 /// closes its regions on SIGTERM.
-fn grace_seconds(s: &TikvState) -> u32 {
+pub(crate) fn grace_seconds(s: &TikvState) -> u32 {
     let id = s.store_id();
     let regions = s.store.observed().and_then(|o| id.and_then(|id| o.view.store(id)).map(|st| st.region_count));
     u32::try_from(regions.unwrap_or(0) / 200 + 1).unwrap_or(u32::MAX).max(30)

@@ -59,8 +59,7 @@ async fn run(s: &mut TikvGroupState) -> Outcome {
         return Outcome::complete("no group");
     };
     let config = group.spec.failover.clone().unwrap_or_default();
-    let suspended =
-        s.pass.cluster.as_ref().and_then(|c| c.spec.suspend_action.as_ref()).is_some_and(|a| a.suspend_compute);
+    let suspended = s.pass.suspended();
     if let Some(chosen) = s.group.instances.iter().find(|t| t.annotations().contains_key(ANNOTATION_FAILOVER)).cloned()
     {
         return in_progress(s, &chosen).await;
