@@ -106,13 +106,18 @@ pub fn conditions() -> Node<ClusterState> {
             s.pass.not_synced(reasons::NOT_ALL_INSTANCES_UP_TO_DATE, first.unwrap_or_default());
         }
         s.pass.set_synced("every group is synced");
-        let progressing = !(ready && synced);
-        s.pass.set_condition(
-            types::PROGRESSING,
-            progressing,
-            if progressing { reasons::PROGRESSING } else { reasons::STABLE },
-            "",
-        );
+        if s.pass.suspended() {
+            // Nothing is rolled out while suspended; `Suspended` tells how far it got.
+            s.pass.set_condition(types::PROGRESSING, false, reasons::SUSPENDED, "the cluster is suspended");
+        } else {
+            let progressing = !(ready && synced);
+            s.pass.set_condition(
+                types::PROGRESSING,
+                progressing,
+                if progressing { reasons::PROGRESSING } else { reasons::STABLE },
+                "",
+            );
+        }
         Outcome::complete(format!("ready={ready} synced={synced}"))
     })
 }
@@ -163,6 +168,18 @@ mod tests {
         assert_eq!(status_of(&state, types::READY), "True");
         assert_eq!(status_of(&state, types::PROGRESSING), "False");
         assert_eq!(status_of(&state, types::PAUSED), "False");
+
+        // Suspended, nothing progresses, whatever the groups say.
+        let mut suspended = state.pass.cluster.clone().unwrap_or_else(|| sample_cluster("basic"));
+        suspended.spec.suspend_action = Some(tikv_operator_api::cluster::SuspendAction { suspend_compute: true });
+        let unsuspended = std::mem::replace(&mut state.pass.cluster, Some(suspended));
+        state.tikv_groups = vec![ready(sample_tikv_group("kv", 3), false)];
+        run(&mut state);
+        assert_eq!(status_of(&state, types::PROGRESSING), "False");
+        state.pass.cluster = unsuspended;
+        state.tikv_groups = vec![ready(sample_tikv_group("kv", 3), true)];
+        run(&mut state);
+        assert_eq!(status_of(&state, types::PROGRESSING), "False");
 
         // A newer generation makes the group's conditions stale.
         state.tikv_groups[0].metadata.generation = Some(2);
