@@ -114,6 +114,31 @@ impl<K: Object> Pass<K> {
         condition::set_condition(K::conditions_mut(&mut self.status), desired, now);
     }
 
+    /// Sets (or with `None` removes) an annotation of the object: one merge patch
+    /// carrying the resourceVersion read, so a concurrent change fails it (Retry); the
+    /// pass then holds the patched object.
+    pub async fn annotate(&mut self, key: &str, value: Option<String>) -> Result<(), tikv_operator_task::Outcome> {
+        use tikv_operator_task::Outcome;
+        let Some(object) = &self.object else {
+            return Err(Outcome::complete("no object"));
+        };
+        let patch = serde_json::json!({"metadata": {
+            "annotations": {key: value},
+            "resourceVersion": object.meta().resource_version,
+        }});
+        let api: kube::Api<K> = kube::Api::namespaced(self.ctx.client.clone(), &self.namespace);
+        match api.patch(&self.name, &crate::apply::patch_params(), &kube::api::Patch::Merge(&patch)).await {
+            Ok(patched) => {
+                self.object = Some(patched);
+                Ok(())
+            }
+            Err(error) if crate::error::is_conflict(&error) => {
+                Err(Outcome::retry(std::time::Duration::from_secs(1), "the object changed since it was read; retrying"))
+            }
+            Err(error) => Err(Outcome::fail(error)),
+        }
+    }
+
     /// Removes a condition from the status being built.
     pub fn remove_condition(&mut self, type_: &str) {
         condition::remove_condition(K::conditions_mut(&mut self.status), type_);

@@ -100,30 +100,9 @@ impl PdState {
         self.pass.object.as_ref()?.annotations().get(ANNOTATION_MEMBER_REMOVAL)?.parse().ok()
     }
 
-    /// Sets (or with `None` removes) an annotation of the instance: one merge patch
-    /// carrying the resourceVersion read, so a concurrent change fails it (Retry).
+    /// Sets (or with `None` removes) an annotation of the instance ([`Pass::annotate`]).
     pub async fn annotate(&mut self, key: &str, value: Option<String>) -> Result<(), tikv_operator_task::Outcome> {
-        use tikv_operator_task::Outcome;
-        let Some(pd) = &self.pass.object else {
-            return Err(Outcome::complete("no instance"));
-        };
-        let patch = serde_json::json!({"metadata": {
-            "annotations": {key: value},
-            "resourceVersion": pd.resource_version(),
-        }});
-        let api: kube::Api<PD> = kube::Api::namespaced(self.pass.ctx.client.clone(), &self.pass.namespace);
-        let params = crate::apply::patch_params();
-        match api.patch(&self.pass.name, &params, &kube::api::Patch::Merge(&patch)).await {
-            Ok(patched) => {
-                self.pass.object = Some(patched);
-                Ok(())
-            }
-            Err(error) if crate::error::is_conflict(&error) => Err(Outcome::retry(
-                std::time::Duration::from_secs(1),
-                "the instance changed since it was read; retrying",
-            )),
-            Err(error) => Err(Outcome::fail(error)),
-        }
+        self.pass.annotate(key, value).await
     }
 
     pub fn bootstrapped(&self) -> bool {

@@ -172,7 +172,7 @@ mod tests {
         // Suspended, nothing progresses, whatever the groups say.
         let mut suspended = state.pass.cluster.clone().unwrap_or_else(|| sample_cluster("basic"));
         suspended.spec.suspend_action = Some(tikv_operator_api::cluster::SuspendAction { suspend_compute: true });
-        let unsuspended = std::mem::replace(&mut state.pass.cluster, Some(suspended));
+        let unsuspended = state.pass.cluster.replace(suspended);
         state.tikv_groups = vec![ready(sample_tikv_group("kv", 3), false)];
         run(&mut state);
         assert_eq!(status_of(&state, types::PROGRESSING), "False");

@@ -23,7 +23,7 @@ use kube::{Api, ResourceExt};
 use tikv_operator_api::condition::reasons;
 use tikv_operator_task::{Node, Outcome, task};
 
-use crate::common::instance::pod_terminating;
+use crate::common::instance::{delete_pod_by_uid, pod_terminating};
 use crate::error::is_not_found;
 use crate::tikv::state::{Refusal, TikvState};
 
@@ -128,26 +128,14 @@ async fn node_down(s: &TikvState, pod: &Pod) -> Result<Option<String>, kube::Err
 
 async fn force_delete(s: &mut TikvState, pod: &Pod, why: &str) -> Outcome {
     let name = pod.name_any();
-    let api: Api<Pod> = Api::namespaced(s.pass.ctx.client.clone(), &s.pass.namespace);
-    let params = DeleteParams {
-        grace_period_seconds: Some(0),
-        preconditions: Some(Preconditions { uid: pod.uid(), resource_version: None }),
-        ..Default::default()
-    };
-    match api.delete(&name, &params).await {
-        Ok(_) => {
-            let note = format!(
-                "deleted pod {name} without grace: it cannot finish terminating ({why}), and its store is removed in PD"
-            );
-            s.pass.event("ForceDeletedPod", "Delete", note).await;
-            Outcome::wait(format!("deleted pod {name} without grace; waiting for it to go"))
-        }
-        Err(error) if is_not_found(&error) => Outcome::wait(format!("pod {name} already gone; waiting for the cache")),
-        Err(error) if crate::error::is_conflict(&error) => {
-            Outcome::wait(format!("pod {name} was replaced meanwhile; waiting for the cache"))
-        }
-        Err(error) => Outcome::fail(error),
+    if let Err(outcome) = delete_pod_by_uid(s, pod, Some(0)).await {
+        return outcome;
     }
+    let note = format!(
+        "deleted pod {name} without grace: it cannot finish terminating ({why}), and its store is removed in PD"
+    );
+    s.pass.event("ForceDeletedPod", "Delete", note).await;
+    Outcome::wait(format!("deleted pod {name} without grace; waiting for it to go"))
 }
 
 #[cfg(test)]

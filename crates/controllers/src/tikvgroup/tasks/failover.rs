@@ -163,12 +163,14 @@ fn refuse(s: &mut TikvGroupState, message: String) -> Outcome {
     Outcome::retry(REFUSED_RECHECK, message)
 }
 
-async fn mark(s: &mut TikvGroupState, chosen: &TiKV, id: u64, since: Timestamp) -> Outcome {
+/// Sets (or with `None` removes) the failover mark on `chosen`: a merge patch with the
+/// resourceVersion read; the pass's copy is replaced by the patched one, so the updater
+/// acts on it in this pass.
+async fn set_mark(s: &mut TikvGroupState, chosen: &TiKV, value: Option<String>) -> Result<(), Outcome> {
     let name = chosen.name_any();
-    let now = s.pass.ctx.now();
     let patch = json!({"metadata": {
         "resourceVersion": chosen.resource_version(),
-        "annotations": {ANNOTATION_FAILOVER: now.to_string()},
+        "annotations": {ANNOTATION_FAILOVER: value},
     }});
     let api: Api<TiKV> = Api::namespaced(s.pass.ctx.client.clone(), &s.pass.namespace);
     match api.patch(&name, &patch_params(), &Patch::Merge(&patch)).await {
@@ -176,17 +178,25 @@ async fn mark(s: &mut TikvGroupState, chosen: &TiKV, id: u64, since: Timestamp) 
             if let Some(slot) = s.group.instances.iter_mut().find(|t| t.name_any() == name) {
                 *slot = updated;
             }
-            let message =
-                format!("replacing store {id} ({name}), Down since {since}: a new store is created in its topology");
-            s.pass.event("FailoverStarted", "Failover", message.clone()).await;
-            s.pass.set_condition(types::FAILOVER, true, reasons::FAILING_OVER, message.clone());
-            Outcome::complete(message)
+            Ok(())
         }
         Err(error) if is_conflict(&error) || is_not_found(&error) => {
-            Outcome::wait(format!("{name} changed meanwhile; judged again at its next event"))
+            Err(Outcome::wait(format!("{name} changed meanwhile; judged again at its next event")))
         }
-        Err(error) => Outcome::fail(error),
+        Err(error) => Err(Outcome::fail(error)),
     }
+}
+
+async fn mark(s: &mut TikvGroupState, chosen: &TiKV, id: u64, since: Timestamp) -> Outcome {
+    let name = chosen.name_any();
+    let now = s.pass.ctx.now();
+    if let Err(outcome) = set_mark(s, chosen, Some(now.to_string())).await {
+        return outcome;
+    }
+    let message = format!("replacing store {id} ({name}), Down since {since}: a new store is created in its topology");
+    s.pass.event("FailoverStarted", "Failover", message.clone()).await;
+    s.pass.set_condition(types::FAILOVER, true, reasons::FAILING_OVER, message.clone());
+    Outcome::complete(message)
 }
 
 async fn in_progress(s: &mut TikvGroupState, chosen: &TiKV) -> Outcome {
@@ -208,29 +218,16 @@ async fn in_progress(s: &mut TikvGroupState, chosen: &TiKV) -> Outcome {
             .and_then(|(view, id)| view.store(id).map(|st| st.is_up_and_heartbeating()))
             .unwrap_or(false);
     if back {
-        let patch = json!({"metadata": {
-            "resourceVersion": chosen.resource_version(),
-            "annotations": {ANNOTATION_FAILOVER: null},
-        }});
-        let api: Api<TiKV> = Api::namespaced(s.pass.ctx.client.clone(), &s.pass.namespace);
-        return match api.patch(&name, &patch_params(), &Patch::Merge(&patch)).await {
-            Ok(updated) => {
-                if let Some(slot) = s.group.instances.iter_mut().find(|t| t.name_any() == name) {
-                    *slot = updated;
-                }
-                let message = format!(
-                    "store {id} ({name}) is Up again before it was taken offline: failover canceled (a store more \
-                     than wanted now leaves by scale-in)"
-                );
-                s.pass.event("FailoverCanceled", "Failover", message.clone()).await;
-                s.pass.set_condition(types::FAILOVER, false, reasons::NO_STORE_DOWN, message.clone());
-                Outcome::complete(message)
-            }
-            Err(error) if is_conflict(&error) || is_not_found(&error) => {
-                Outcome::wait(format!("{name} changed meanwhile; judged again at its next event"))
-            }
-            Err(error) => Outcome::fail(error),
-        };
+        if let Err(outcome) = set_mark(s, chosen, None).await {
+            return outcome;
+        }
+        let message = format!(
+            "store {id} ({name}) is Up again before it was taken offline: failover canceled (a store more than \
+             wanted now leaves by scale-in)"
+        );
+        s.pass.event("FailoverCanceled", "Failover", message.clone()).await;
+        s.pass.set_condition(types::FAILOVER, false, reasons::NO_STORE_DOWN, message.clone());
+        return Outcome::complete(message);
     }
     let message = format!("replacing store {id} ({name}): it is taken offline once its replacement serves");
     s.pass.set_condition(types::FAILOVER, true, reasons::FAILING_OVER, message.clone());
