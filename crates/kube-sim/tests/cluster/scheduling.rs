@@ -1,7 +1,7 @@
 use kube_sim::cluster::NodeSpec;
 use serde_json::json;
 
-use crate::common::{Env, condition, pod};
+use crate::common::{Env, condition, pod, pvc, zone_of};
 
 #[tokio::test]
 async fn a_pod_lands_on_the_node_its_selector_names() {
@@ -57,5 +57,29 @@ async fn cordoned_and_tainted_nodes_are_avoided() {
     );
     let p = env.wait_pod("b", "binding", |p| p["spec"]["nodeName"].is_string()).await;
     assert_eq!(p["spec"]["nodeName"], "node-2");
+    env.shutdown().await;
+}
+
+/// Pods with WaitForFirstConsumer claims and a required pod anti-affinity against each
+/// other's label, pinned to one zone of two nodes: they land on different nodes,
+/// whichever is placed first.
+#[tokio::test]
+async fn anti_affinity_holds_between_pods_waiting_for_their_claims() {
+    let env = Env::with(20.0, kube_sim::cluster::ClusterConfig { nodes: 6, zones: 3, ..Default::default() }).await;
+    let zone = zone_of(&env, "node-1");
+    let away = |other: &str| {
+        json!({"nodeSelector": {"topology.kubernetes.io/zone": zone},
+            "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": other}}}]}},
+            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": format!("data-{}", if other == "a" { "b" } else { "a" })}}]})
+    };
+    for name in ["a", "b"] {
+        env.create("persistentvolumeclaims", Some("default"), pvc(&format!("data-{name}"), None, "1Gi"));
+    }
+    env.create("pods", Some("default"), pod("a", away("b")));
+    env.create("pods", Some("default"), pod("b", away("a")));
+    let a = env.wait_pod("a", "bound", |p| p["spec"]["nodeName"].is_string()).await;
+    let b = env.wait_pod("b", "bound", |p| p["spec"]["nodeName"].is_string()).await;
+    assert_ne!(a["spec"]["nodeName"], b["spec"]["nodeName"], "{a:#}\n{b:#}");
     env.shutdown().await;
 }
