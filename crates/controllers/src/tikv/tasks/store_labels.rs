@@ -36,11 +36,12 @@ pub fn store_labels() -> Node<TikvState> {
 const WELL_KNOWN: &[(&str, &[&str])] = &[
     ("zone", &["topology.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/zone"]),
     ("region", &["topology.kubernetes.io/region", "failure-domain.beta.kubernetes.io/region"]),
-    ("host", &["kubernetes.io/hostname"]),
 ];
 
 /// The value of location label `key` on `node`: its own label `key`, else the
-/// well-known label for it; `host` falls back to the node's name.
+/// well-known label for it; `host` falls back to the node's name — what the TiKV
+/// process itself reports (`--labels host=$(NODE_NAME)`), so a restart never flips it
+/// (`kubernetes.io/hostname` may differ from the node's name).
 pub fn node_label(node: &NodeMeta, key: &str) -> Option<String> {
     let labels = node.metadata.labels.as_ref();
     let get = |label: &str| labels.and_then(|l| l.get(label)).filter(|v| !v.is_empty()).cloned();
@@ -176,7 +177,7 @@ mod tests {
         let node = meta(&[("topology.kubernetes.io/zone", "z1"), ("rack", "r7"), ("kubernetes.io/hostname", "h1")]);
         assert_eq!(node_label(&node, "zone").as_deref(), Some("z1"));
         assert_eq!(node_label(&node, "rack").as_deref(), Some("r7"));
-        assert_eq!(node_label(&node, "host").as_deref(), Some("h1"));
+        assert_eq!(node_label(&node, "host").as_deref(), Some("node-1"), "the node's name, as TiKV reports it");
         assert_eq!(node_label(&node, "region"), None);
         let own = meta(&[("zone", "mine"), ("topology.kubernetes.io/zone", "z1")]);
         assert_eq!(node_label(&own, "zone").as_deref(), Some("mine"), "the key itself first");
@@ -221,8 +222,8 @@ mod tests {
         let node_labels = [("topology.kubernetes.io/zone", "z1"), ("kubernetes.io/hostname", "h1")];
         let kit = kit(&node_labels, serving(), &[("disk", "ssd")]).await;
         let (_, report) = kit.pass([store_labels()]).await;
-        assert_eq!(kit.pd.write_log(), ["set_store_labels(5, disk=ssd,host=h1,zone=z1)"], "{report}");
-        assert_eq!(report.entry("store_labels").unwrap().message(), "set disk=ssd, host=h1, zone=z1 on store 5");
+        assert_eq!(kit.pd.write_log(), ["set_store_labels(5, disk=ssd,host=node-1,zone=z1)"], "{report}");
+        assert_eq!(report.entry("store_labels").unwrap().message(), "set disk=ssd, host=node-1, zone=z1 on store 5");
         assert_eq!(kit.writes(), Vec::<String>::new(), "no Kubernetes write but the event");
 
         let (_, report) = kit.pass([store_labels()]).await;
@@ -236,7 +237,7 @@ mod tests {
         let node_labels = [("topology.kubernetes.io/zone", "z2"), ("kubernetes.io/hostname", "h1")];
         let pd = serving();
         pd.set_store(5, |st| {
-            st.labels = [("zone", "z1"), ("host", "h1"), ("team", "a")].map(|(k, v)| (k.into(), v.into())).into()
+            st.labels = [("zone", "z1"), ("host", "node-1"), ("team", "a")].map(|(k, v)| (k.into(), v.into())).into()
         });
         let kit = kit(&node_labels, pd, &[]).await;
         let (_, report) = kit.pass([store_labels()]).await;
@@ -248,7 +249,9 @@ mod tests {
     #[tokio::test]
     async fn a_node_that_lost_its_zone_is_reported_and_pd_keeps_the_label() {
         let pd = serving();
-        pd.set_store(5, |st| st.labels = [("zone", "z1"), ("host", "h1")].map(|(k, v)| (k.into(), v.into())).into());
+        pd.set_store(5, |st| {
+            st.labels = [("zone", "z1"), ("host", "node-1")].map(|(k, v)| (k.into(), v.into())).into()
+        });
         let kit = kit(&[("kubernetes.io/hostname", "h1")], pd, &[]).await;
         let runner = [store_labels(), crate::tikv::tasks::conditions()];
         let (s, report) = kit.pass(runner).await;
