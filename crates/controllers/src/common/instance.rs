@@ -161,3 +161,79 @@ pub async fn delete_pod_by_uid<S: InstanceState>(
         Err(error) => Err(Outcome::fail(error)),
     }
 }
+
+/// How long past its deletion deadline a terminating Pod counts as stuck (its kubelet
+/// gone).
+pub const STUCK_AFTER: Duration = Duration::from_secs(60);
+
+/// Whether a Pod deleted with deadline `deadline` is stuck at `now`, or how long until
+/// it would be.
+pub fn overdue(deadline: Timestamp, now: Timestamp) -> Result<(), Duration> {
+    let stuck_at = deadline + STUCK_AFTER;
+    match stuck_at.duration_since(now).as_secs() {
+        secs if secs <= 0 => Ok(()),
+        secs => Err(Duration::from_secs(secs.unsigned_abs())),
+    }
+}
+
+/// Why the Pod's kubelet cannot finish its deletion, if it cannot: its Node is gone or
+/// not Ready (one read of that Node).
+async fn node_down<S: InstanceState>(s: &S, pod: &Pod) -> Result<Option<String>, kube::Error> {
+    let Some(node) = pod.spec.as_ref().and_then(|spec| spec.node_name.clone()) else {
+        return Ok(None);
+    };
+    let api: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(s.pass().ctx.client.clone());
+    let Some(live) = api.get_opt(&node).await? else {
+        return Ok(Some(format!("its node {node} is gone")));
+    };
+    let ready = live
+        .status
+        .and_then(|st| st.conditions)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .is_some_and(|c| c.status == "True");
+    Ok((!ready).then(|| format!("its node {node} is not Ready")))
+}
+
+/// The terminating Pod of an instance whose data may go (`safe` says why, for the
+/// Event): a Pod whose kubelet is gone (its node gone or not Ready) never finishes
+/// terminating, so it is deleted without grace at once; on a Ready node, once it is
+/// [`STUCK_AFTER`] past its deletion deadline (Retry until then). Outcomes: Wait while
+/// it goes; Retry; Fail on an API error.
+pub async fn finish_termination<S: InstanceState>(s: &mut S, pod: &Pod, safe: &str) -> tikv_operator_task::Outcome {
+    use tikv_operator_task::Outcome;
+    let name = pod.name_any();
+    let why = match node_down(s, pod).await {
+        Ok(Some(why)) => why,
+        Ok(None) => {
+            let deadline = pod.metadata.deletion_timestamp.as_ref().map(|t| t.0);
+            let waiting = format!("pod {name} is terminating; waiting for it to go");
+            match deadline.map(|at| overdue(at, s.pass().ctx.now())) {
+                Some(Ok(())) => format!("it is more than {}s past its deletion deadline", STUCK_AFTER.as_secs()),
+                Some(Err(left)) => return Outcome::retry(left, waiting),
+                None => return Outcome::wait(waiting),
+            }
+        }
+        Err(error) => return Outcome::fail(error),
+    };
+    if let Err(outcome) = delete_pod_by_uid(s, pod, Some(0)).await {
+        return outcome;
+    }
+    let note = format!("deleted pod {name} without grace: it cannot finish terminating ({why}), and {safe}");
+    s.pass().event("ForceDeletedPod", "Delete", note).await;
+    Outcome::wait(format!("deleted pod {name} without grace; waiting for it to go"))
+}
+
+#[cfg(test)]
+mod stuck_tests {
+    use super::*;
+
+    #[test]
+    fn a_terminating_pod_is_stuck_a_minute_past_its_deadline() {
+        let deadline = crate::testing::t0();
+        assert_eq!(overdue(deadline, deadline), Err(STUCK_AFTER));
+        assert_eq!(overdue(deadline, deadline + jiff::SignedDuration::from_secs(59)), Err(Duration::from_secs(1)));
+        assert_eq!(overdue(deadline, deadline + jiff::SignedDuration::from_secs(60)), Ok(()));
+    }
+}

@@ -190,3 +190,40 @@ async fn deleting_a_down_store_replaces_it() {
     env.h.watcher().assert_none();
     env.finish().await;
 }
+
+/// `kubectl delete pd X` while X's node is off: the member (down) leaves PD by its ID,
+/// a replacement joins, X's pod — stuck terminating on the dead node — is deleted
+/// without grace, then its PVC; powered on again, the node runs nothing of X and the
+/// cluster is Ready with three members.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_pd_member_whose_node_is_off_replaces_it() {
+    let env = start(None).await;
+    env.wait_for("Ready", |e| e.converged(3, 3)).await;
+    let deleted = env.names("pds").into_iter().next().expect("a PD instance");
+    let member = format!("pd-{deleted}");
+    let node = node_of(&env, &deleted).expect("its pod runs on a node");
+    power(&env, &node, false);
+    env.wait_for("the member down", |e| {
+        let snapshot = e.try_pd_snapshot()?;
+        let down = snapshot.members.iter().any(|m| m.name == member && m.in_etcd && !m.running);
+        down.then_some(()).ok_or_else(|| format!("{member} still runs"))
+    })
+    .await;
+    env.delete("pds", &deleted);
+    env.wait_for("the member out of PD, its PD object, pod and PVC gone", |e| {
+        let snapshot = e.try_pd_snapshot()?;
+        if snapshot.members.iter().any(|m| m.name == member && m.in_etcd) {
+            return Err(format!("{member} is still a member"));
+        }
+        if e.get("pds", &deleted).is_some() || e.pod_of(&deleted).is_some() || !e.pvcs_of(&deleted).is_empty() {
+            return Err(format!("{deleted}, its pod or its PVC is still there"));
+        }
+        Ok(())
+    })
+    .await;
+    assert!(env.has_event(&deleted, "Normal", "ForceDeletedPod"), "{:?}", env.events_of(&deleted));
+    power(&env, &node, true);
+    env.wait_for("Ready with three members", |e| e.converged(3, 3)).await;
+    env.h.watcher().assert_none();
+    env.finish().await;
+}

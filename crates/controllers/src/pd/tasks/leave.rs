@@ -260,6 +260,41 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_left_member_s_pod_stuck_on_a_dead_node_goes_without_grace() {
+        use k8s_openapi::api::core::v1::Pod;
+        use kube::Api;
+        let kit = Kit::new("pd-pd-b", JOIN).await;
+        kit.delete().await;
+        kit.pass(tasks()).await;
+        assert_eq!(kit.pd.write_log(), ["delete_member_by_id(1)"]);
+        // Its node is gone: a deletion of its Pod never finishes.
+        let pods: Api<Pod> = Api::namespaced(kit.env.client.clone(), "default");
+        let mut pod = pods.get("pd-pd-a").await.unwrap();
+        pods.delete("pd-pd-a", &Default::default()).await.unwrap();
+        pod.metadata = kube::api::ObjectMeta {
+            name: pod.metadata.name.clone(),
+            labels: pod.metadata.labels.clone(),
+            ..Default::default()
+        };
+        pod.spec.get_or_insert_default().node_name = Some("node-gone".into());
+        pod.status = None;
+        pods.create(&Default::default(), &pod).await.unwrap();
+        pods.delete("pd-pd-a", &Default::default()).await.unwrap();
+        assert!(pods.get("pd-pd-a").await.unwrap().metadata.deletion_timestamp.is_some());
+
+        let (_, report) = kit.pass(tasks()).await;
+        assert_eq!(kit.writes(), ["delete pods/pd-pd-a"], "{report}");
+        let events = kit.env.events().await;
+        let forced = events.iter().find(|e| e.1 == "ForceDeletedPod").map(|e| e.2.clone()).unwrap_or_default();
+        assert!(
+            forced.contains("its node node-gone is gone") && forced.ends_with("its member has left PD"),
+            "{events:?}"
+        );
+        let (_, report) = kit.pass(tasks()).await;
+        assert_eq!(kit.writes(), ["delete persistentvolumeclaims/data-pd-pd-a"], "then its volume: {report}");
+    }
+
+    #[tokio::test]
     async fn the_leader_hands_leadership_to_the_member_ready_longest_before_it_leaves() {
         let kit = Kit::new("pd-pd-a", JOIN).await;
         kit.delete().await;

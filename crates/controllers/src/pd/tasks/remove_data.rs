@@ -7,14 +7,15 @@
 //! DELETE of the Pod, then of each PVC, each with a UID precondition (the object read,
 //! not one re-created under its name since), and Events. Outcomes: Complete when
 //! neither is left (sets `data_removed`); Wait while they go (their watch events
-//! re-trigger us); Fail on unexpected API errors.
+//! re-trigger us); Fail on unexpected API errors. A Pod that cannot finish terminating
+//! (its node gone or NotReady) is deleted without grace ([`finish_termination`]).
 
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::api::{DeleteParams, Preconditions};
 use kube::{Api, ResourceExt};
 use tikv_operator_task::{Condition, Node, Outcome, cond, task};
 
-use crate::common::instance::{delete_pod_by_uid, instance_pvcs, pod_terminating};
+use crate::common::instance::{delete_pod_by_uid, finish_termination, instance_pvcs, pod_terminating};
 use crate::error::is_not_found;
 use crate::pd::state::PdState;
 
@@ -34,7 +35,9 @@ async fn run(s: &mut PdState) -> Outcome {
     if let Some(pod) = s.parts.pod.clone() {
         let name = pod.name_any();
         if pod_terminating(&pod) {
-            return Outcome::wait(format!("pod {name} is terminating; waiting for it to go"));
+            // A Pod whose node died never finishes: the member is out of PD, so it may go
+            // without grace.
+            return finish_termination(s, &pod, "its member has left PD").await;
         }
         if let Err(outcome) = delete_pod_by_uid(s, &pod, None).await {
             return outcome;

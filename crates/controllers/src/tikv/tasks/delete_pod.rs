@@ -8,23 +8,14 @@
 //! it terminates or the contract refuses (the condition says why); Fail.
 //!
 //! A Pod whose kubelet is gone (its node powered off, unreachable, or deleted) never
-//! finishes terminating. When the store is removed in PD — its data can never serve
-//! again, and PD refuses a Tombstone store that comes back — such a Pod is deleted
-//! without grace, so its volumes and the instance can go (a failed-over store): at once
-//! when its Node is gone or not Ready (one read of that Node, only on this path), else
-//! once it is [`STUCK_AFTER`] past its deletion deadline (Retry until then).
+//! finishes terminating; once the store is removed in PD it is deleted without grace
+//! ([`finish_termination`]), so the volumes and the instance can go (a failed-over store).
 
-use std::time::Duration;
-
-use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Node as K8sNode, Pod};
-use kube::api::{DeleteParams, Preconditions};
-use kube::{Api, ResourceExt};
+use kube::ResourceExt;
 use tikv_operator_api::condition::reasons;
 use tikv_operator_task::{Node, Outcome, task};
 
-use crate::common::instance::{delete_pod_by_uid, pod_terminating};
-use crate::error::is_not_found;
+use crate::common::instance::{delete_pod_by_uid, finish_termination, pod_terminating};
 use crate::tikv::state::{Refusal, TikvState};
 
 pub fn delete_pod() -> Node<TikvState> {
@@ -51,91 +42,20 @@ async fn run(s: &mut TikvState) -> Outcome {
     };
     let name = pod.name_any();
     if pod_terminating(&pod) {
-        let waiting = format!("pod {name} is terminating; waiting for it to go");
         if data_may_go(s).is_err() {
-            return Outcome::wait(waiting);
+            return Outcome::wait(format!("pod {name} is terminating; waiting for it to go"));
         }
-        match node_down(s, &pod).await {
-            Ok(Some(why)) => return force_delete(s, &pod, &why).await,
-            Ok(None) => {}
-            Err(error) => return Outcome::fail(error),
-        }
-        let deadline = pod.metadata.deletion_timestamp.as_ref().map(|t| t.0);
-        return match deadline.map(|at| overdue(at, s.pass.ctx.now())) {
-            Some(Ok(())) => {
-                let why = format!("it is more than {}s past its deletion deadline", STUCK_AFTER.as_secs());
-                force_delete(s, &pod, &why).await
-            }
-            Some(Err(left)) => Outcome::retry(left, waiting),
-            None => Outcome::wait(waiting),
-        };
+        return finish_termination(s, &pod, "its store is removed in PD").await;
     }
     if let Err(Refusal { reason, message }) = data_may_go(s) {
         s.pass.not_synced(reason, format!("pod {name} is kept: {message}"));
         return Refusal::outcome(reason, format!("pod {name} kept: {message}"));
     }
-    let api: Api<Pod> = Api::namespaced(s.pass.ctx.client.clone(), &s.pass.namespace);
-    let params = DeleteParams {
-        preconditions: Some(Preconditions { uid: pod.uid(), resource_version: None }),
-        ..Default::default()
-    };
-    match api.delete(&name, &params).await {
-        Ok(_) => {
-            s.pass.event("DeletedPod", "Delete", format!("deleted pod {name}: the store holds no data any more")).await;
-            Outcome::wait(format!("deleted pod {name}; waiting for it to go"))
-        }
-        Err(error) if is_not_found(&error) => Outcome::wait(format!("pod {name} already gone; waiting for the cache")),
-        Err(error) if crate::error::is_conflict(&error) => {
-            Outcome::wait(format!("pod {name} was replaced meanwhile; waiting for the cache"))
-        }
-        Err(error) => Outcome::fail(error),
-    }
-}
-
-/// How long past its deletion deadline a terminating Pod counts as stuck (its kubelet
-/// gone).
-pub const STUCK_AFTER: Duration = Duration::from_secs(60);
-
-/// Whether a Pod deleted with deadline `deadline` is stuck at `now`, or how long until
-/// it would be.
-pub fn overdue(deadline: Timestamp, now: Timestamp) -> Result<(), Duration> {
-    let stuck_at = deadline + STUCK_AFTER;
-    match stuck_at.duration_since(now).as_secs() {
-        secs if secs <= 0 => Ok(()),
-        secs => Err(Duration::from_secs(secs.unsigned_abs())),
-    }
-}
-
-/// Why the Pod's kubelet cannot finish its deletion, if it cannot: its Node is gone or
-/// not Ready.
-async fn node_down(s: &TikvState, pod: &Pod) -> Result<Option<String>, kube::Error> {
-    let Some(node) = pod.spec.as_ref().and_then(|spec| spec.node_name.clone()) else {
-        return Ok(None);
-    };
-    let api: Api<K8sNode> = Api::all(s.pass.ctx.client.clone());
-    let Some(live) = api.get_opt(&node).await? else {
-        return Ok(Some(format!("its node {node} is gone")));
-    };
-    let ready = live
-        .status
-        .and_then(|st| st.conditions)
-        .unwrap_or_default()
-        .into_iter()
-        .find(|c| c.type_ == "Ready")
-        .is_some_and(|c| c.status == "True");
-    Ok((!ready).then(|| format!("its node {node} is not Ready")))
-}
-
-async fn force_delete(s: &mut TikvState, pod: &Pod, why: &str) -> Outcome {
-    let name = pod.name_any();
-    if let Err(outcome) = delete_pod_by_uid(s, pod, Some(0)).await {
+    if let Err(outcome) = delete_pod_by_uid(s, &pod, None).await {
         return outcome;
     }
-    let note = format!(
-        "deleted pod {name} without grace: it cannot finish terminating ({why}), and its store is removed in PD"
-    );
-    s.pass.event("ForceDeletedPod", "Delete", note).await;
-    Outcome::wait(format!("deleted pod {name} without grace; waiting for it to go"))
+    s.pass.event("DeletedPod", "Delete", format!("deleted pod {name}: the store holds no data any more")).await;
+    Outcome::wait(format!("deleted pod {name}; waiting for it to go"))
 }
 
 #[cfg(test)]
@@ -143,6 +63,9 @@ mod tests {
     use super::*;
     use crate::testing::FakePd;
     use crate::tikv::tasks::testkit::{ADDR, Kit};
+    use k8s_openapi::api::core::v1::{Node as K8sNode, Pod};
+    use kube::Api;
+    use kube::api::DeleteParams;
     use tikv_operator_api::tikv::StoreState;
     use tikv_operator_pd::NodeState;
     use tikv_operator_task::OutcomeKind;
@@ -222,14 +145,6 @@ mod tests {
         let (s, _) = kit.pass_as_is([delete_pod()]).await;
         assert_eq!(kit.writes(), Vec::<String>::new());
         assert_eq!(s.pass.unsynced[0].reason, reasons::PD_VIEW_NOT_FRESH);
-    }
-
-    #[test]
-    fn a_terminating_pod_is_stuck_a_minute_past_its_deadline() {
-        let deadline = crate::testing::t0();
-        assert_eq!(overdue(deadline, deadline), Err(STUCK_AFTER));
-        assert_eq!(overdue(deadline, deadline + jiff::SignedDuration::from_secs(59)), Err(Duration::from_secs(1)));
-        assert_eq!(overdue(deadline, deadline + jiff::SignedDuration::from_secs(60)), Ok(()));
     }
 
     /// The Pod of a removed store on a node whose kubelet is gone: deleted, it stays
