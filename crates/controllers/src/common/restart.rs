@@ -22,6 +22,17 @@ use crate::apply::short_hash;
 /// The key of the config's hash in the intent.
 pub const CONFIG: &str = "config";
 
+/// A restart the gates hold: Synced says why (in place of "not up to date"), and the PD
+/// view the hold is read from is polled fast meanwhile.
+pub fn hold_restart<K: super::Object>(pass: &mut super::Pass<K>, reason: &'static str, message: String) {
+    pass.unsynced.retain(|f| f.reason != tikv_operator_api::condition::reasons::POD_NOT_UP_TO_DATE);
+    pass.not_synced(reason, message);
+    if let Some(pd) = pass.pd() {
+        let key = pass.key();
+        pass.ctx.pd_waits.waiting(&key, &pd.cache, "a held restart");
+    }
+}
+
 /// The intent of `instance` as recorded on its Pod.
 pub fn restart_intent<I: Instance>(instance: &I, tls: bool) -> Map<String, Value> {
     let volumes: Vec<Value> =

@@ -24,6 +24,7 @@ use tikv_operator_task::{Node, Outcome, task};
 
 use crate::common::guards::destructive_allowed;
 use crate::common::instance::{delete_pod_by_uid, pod_ready_since, pod_running, pod_terminating};
+use crate::common::restart::hold_restart;
 use crate::pd::state::{MemberView, PdState};
 use crate::pd_registry::PdHandle;
 
@@ -54,14 +55,7 @@ async fn run(s: &mut PdState) -> Outcome {
             Ok(Gate::Moved(message)) => return Outcome::retry(RESTART_RECHECK, message),
             Err((reason, message)) => {
                 let message = format!("pod {name} needs a restart for {what}, held: {message}");
-                s.pass.unsynced.retain(|f| f.reason != reasons::POD_NOT_UP_TO_DATE);
-                s.pass.not_synced(reason, message.clone());
-                // What holds it (member health) is read from PD's view: the cache polls
-                // fast meanwhile.
-                if let Some(pd) = s.pass.pd() {
-                    let key = s.pass.key();
-                    s.pass.ctx.pd_waits.waiting(&key, &pd.cache, "a held restart");
-                }
+                hold_restart(&mut s.pass, reason, message.clone());
                 return Outcome::retry(RESTART_RECHECK, message);
             }
         }

@@ -39,6 +39,7 @@ use tikv_operator_api::tikv::LeadersReturn;
 use tikv_operator_task::{Node, Outcome, task};
 
 use crate::common::instance::{delete_pod_by_uid, pod_running, pod_terminating};
+use crate::common::restart::hold_restart;
 use crate::tikv::state::{Leaders, Refusal, RestartRecord, TikvState};
 
 /// How often a blocked restart, or a restarted store coming back, is looked at again.
@@ -92,13 +93,7 @@ async fn run(s: &mut TikvState) -> Outcome {
     let running = pod_running(&pod) && s.store_id().is_some();
     if running && let Err(Refusal { reason, message }) = gates(s).await {
         let message = format!("pod {name} needs a restart for {what}, held: {message}");
-        s.pass.unsynced.retain(|f| f.reason != reasons::POD_NOT_UP_TO_DATE);
-        s.pass.not_synced(reason, message.clone());
-        // What holds it is read from PD's view: the cache polls fast meanwhile.
-        if let Some(pd) = s.pass.pd() {
-            let key = s.pass.key();
-            s.pass.ctx.pd_waits.waiting(&key, &pd.cache, "a held restart");
-        }
+        hold_restart(&mut s.pass, reason, message.clone());
         return match reason {
             reasons::RESTART_BLOCKED | reasons::PD_VIEW_NOT_FRESH => Outcome::retry(RESTART_RECHECK, message),
             _ => Refusal::outcome(reason, message),
