@@ -38,17 +38,24 @@ fn failover_condition(env: &Env) -> Result<Value, String> {
     crate::env::condition(&group, types::FAILOVER).cloned().ok_or_else(|| "no Failover condition".into())
 }
 
-/// The store of `tikv` is Tombstone in PD, its TiKV, pod and PVCs gone, and the cluster
-/// Ready again with three stores.
+/// The store of `tikv` is Tombstone in PD, its TiKV, pod and PVCs gone, and the TiKV
+/// group Ready again with three stores Up. (The whole cluster is judged once the node
+/// is back: it may hold a PD member too.)
 fn replaced(env: &Env, tikv: &str, id: u64) -> Result<(), String> {
-    let store = env.try_pd_snapshot()?.store(id).cloned().ok_or("the dead store is gone from PD")?;
+    let snapshot = env.try_pd_snapshot()?;
+    let store = snapshot.store(id).cloned().ok_or("the dead store is gone from PD")?;
     if store.state_name != "Tombstone" {
         return Err(format!("store {id} is {}", store.state_name));
     }
     if env.get("tikvs", tikv).is_some() || env.pod_of(tikv).is_some() || !env.pvcs_of(tikv).is_empty() {
         return Err(format!("{tikv}, its pod or its PVC is still there"));
     }
-    env.converged(3, 3)
+    let up = snapshot.stores.iter().filter(|s| s.state_name == "Up").count();
+    if up != 3 || env.names("tikvs").len() != 3 {
+        return Err(format!("{up} stores Up, {} TiKVs", env.names("tikvs").len()));
+    }
+    let group = env.get("tikvgroups", TIKV_GROUP).ok_or("no TiKVGroup")?;
+    check_condition(&group, types::READY, "True", reasons::READY)
 }
 
 /// `examples/basic`, with failover on after `failover` if given.
@@ -163,6 +170,8 @@ async fn with_another_store_down_failover_refuses_until_it_returns() {
 
     env.pd().control().restart_store(other_id, None).await.expect("the store heartbeats again");
     env.wait_for("the store still Down replaced", |e| replaced(e, &dead, dead_id)).await;
+    power(&env, &node, true);
+    env.wait_for("Ready once the node is back", |e| e.converged(3, 3)).await;
     env.h.watcher().assert_none();
     env.finish().await;
 }
@@ -187,6 +196,8 @@ async fn deleting_a_down_store_replaces_it() {
     env.delete("tikvs", &dead);
     env.wait_for("the deleted Down store replaced", |e| replaced(e, &dead, id)).await;
     assert!(env.has_event(&dead, "Normal", "ForceDeletedPod"), "{:?}", env.events_of(&dead));
+    power(&env, &node, true);
+    env.wait_for("Ready once the node is back", |e| e.converged(3, 3)).await;
     env.h.watcher().assert_none();
     env.finish().await;
 }
