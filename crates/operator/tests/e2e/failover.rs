@@ -117,8 +117,11 @@ async fn a_store_down_longer_than_after_down_is_replaced() {
     let added: Vec<String> = env.names("tikvs").difference(&before).cloned().collect();
     assert_eq!(added.len(), 1, "one replacement: {added:?}");
     assert_eq!(env.zone_of(&added[0]), zone, "the replacement takes the dead store's zone");
-    let condition = failover_condition(&env).expect("a Failover condition");
-    assert_eq!(condition["reason"], reasons::NO_STORE_DOWN, "{condition}");
+    env.wait_for("the group's Failover condition back to NoStoreDown", |e| {
+        let condition = failover_condition(e)?;
+        (condition["reason"] == reasons::NO_STORE_DOWN).then_some(()).ok_or_else(|| condition.to_string())
+    })
+    .await;
 
     power(&env, &node, true);
     env.let_time_pass(Duration::from_secs(120), Duration::ZERO).await;
