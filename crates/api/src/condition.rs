@@ -89,7 +89,6 @@ pub mod reasons {
 
     /// PD is moving the store's regions away (the message gives progress).
     pub const OFFLINE_PROCESSING: &str = "OfflineProcessing";
-    pub const OFFLINE_CANCELING: &str = "OfflineCanceling";
     /// The offline was cancelled and the store serves again.
     pub const OFFLINE_CANCELED: &str = "OfflineCanceled";
     pub const OFFLINE_COMPLETED: &str = "OfflineCompleted";
@@ -105,7 +104,8 @@ pub mod reasons {
     pub const ISOLATION_UNSATISFIABLE: &str = "IsolationUnsatisfiable";
     /// A scale-in would leave too little free space for the data of the stores going.
     pub const NOT_ENOUGH_CAPACITY: &str = "NotEnoughCapacity";
-    pub const SCALE_IN_NOT_SUPPORTED: &str = "ScaleInNotSupported";
+    /// A PD group deleted while its Cluster exists is kept: every store needs PD.
+    pub const DELETION_REFUSED: &str = "DeletionRefused";
     /// Group: instances are leaving because fewer are wanted (the message counts them).
     pub const SCALING_IN: &str = "ScalingIn";
     pub const PD_UNAVAILABLE: &str = "PDUnavailable";
