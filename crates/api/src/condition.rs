@@ -285,6 +285,29 @@ pub fn is_true_at(conditions: &[Condition], type_: &str, generation: Option<i64>
 mod tests {
     use super::*;
 
+    /// The reasons and condition types declared in this file, read from its source so a
+    /// new one cannot be forgotten.
+    fn declared(module: &str) -> Vec<String> {
+        let source = include_str!("condition.rs");
+        let start = source.find(&format!("pub mod {module} {{")).unwrap_or_default();
+        let body = &source[start..];
+        let body = &body[..body.find("\n}").unwrap_or(body.len())];
+        body.lines()
+            .filter_map(|line| line.trim().strip_prefix("pub const ")?.split('"').nth(1).map(str::to_owned))
+            .collect()
+    }
+
+    #[test]
+    fn every_reason_and_condition_type_is_in_the_troubleshooting_guide() {
+        let guide = include_str!("../../../docs/troubleshooting.md");
+        let reasons = declared("reasons");
+        assert!(reasons.len() > 60, "{reasons:?}");
+        let types = declared("types");
+        let missing: Vec<&String> =
+            reasons.iter().chain(&types).filter(|r| !guide.contains(&format!("`{r}`"))).collect();
+        assert!(missing.is_empty(), "docs/troubleshooting.md does not explain: {missing:?}");
+    }
+
     fn at(seconds: i64) -> Timestamp {
         Timestamp::from_second(seconds).unwrap()
     }
