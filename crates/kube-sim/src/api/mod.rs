@@ -158,6 +158,15 @@ async fn handle(
         ["openapi", "v3"] => return get_only(Some(openapi::index(&reg(), app.store.revision()))),
         ["openapi", "v3", "api", v] => return get_only(openapi::group_version(&reg(), "", v)),
         ["openapi", "v3", "apis", g, v] => return get_only(openapi::group_version(&reg(), g, v)),
+        // (A refused request was answered above: `access` is Ok here.)
+        ["apis", "authorization.k8s.io", "v1", "selfsubjectaccessreviews"] if method == Method::POST => {
+            if let Ok(user) = &access {
+                return match to_bytes(body, 1 << 20).await {
+                    Ok(bytes) => self_subject_access_review(&app, user, &bytes).unwrap_or_else(|e| error_response(&e)),
+                    Err(e) => error_response(&ApiError::bad_request(format!("reading the request body: {e}"))),
+                };
+            }
+        }
         _ => {}
     }
     let Some(target) = target else { return error_response(&ApiError::no_route()) };
@@ -280,6 +289,65 @@ fn access(
     } else {
         Err(Box::new((rbac::forbidden(&user, &attrs, &decision.reason), user.name)))
     }
+}
+
+/// `SelfSubjectAccessReview` (create only, never stored): may the requesting user do
+/// what `spec` describes? `kubectl auth can-i` asks this.
+fn self_subject_access_review(app: &AppState, user: &UserInfo, body: &[u8]) -> ApiResult<Response> {
+    let mut review: Value = if body.starts_with(b"k8s\0") {
+        protobuf::decode_self_subject_access_review(body)?
+    } else {
+        serde_json::from_slice(body)
+            .or_else(|_| {
+                std::str::from_utf8(body)
+                    .map_err(|e| e.to_string())
+                    .and_then(|s| serde_saphyr::from_str::<Value>(s).map_err(|e| e.to_string()))
+            })
+            .map_err(|e| ApiError::bad_request(format!("error decoding the request body: {e}")))?
+    };
+    let spec = &review["spec"];
+    let str_of = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let attrs = if let Some(r) = spec.get("resourceAttributes").filter(|r| r.is_object()) {
+        RequestAttributes {
+            verb: str_of(&r["verb"]),
+            resource_request: true,
+            api_group: str_of(&r["group"]),
+            api_version: str_of(&r["version"]),
+            namespace: str_of(&r["namespace"]),
+            resource: str_of(&r["resource"]),
+            subresource: str_of(&r["subresource"]),
+            name: str_of(&r["name"]),
+            path: String::new(),
+        }
+    } else if let Some(n) = spec.get("nonResourceAttributes").filter(|n| n.is_object()) {
+        RequestAttributes::non_resource(n["verb"].as_str().unwrap_or_default(), n["path"].as_str().unwrap_or_default())
+    } else {
+        return Err(ApiError::invalid(
+            "authorization.k8s.io",
+            "SelfSubjectAccessReview",
+            "",
+            &[crate::error::FieldErr::invalid(
+                "spec.resourceAttributes",
+                Value::Null,
+                "exactly one of nonResourceAttributes or resourceAttributes must be specified",
+            )],
+        ));
+    };
+    let (allowed, reason) = if user.is_privileged() {
+        (true, String::new())
+    } else {
+        let d = rbac::authorize(&app.store, user, &attrs);
+        (d.allowed, d.reason)
+    };
+    let mut status = json!({"allowed": allowed});
+    if !reason.is_empty() {
+        status["reason"] = json!(reason);
+    }
+    review["apiVersion"] = json!("authorization.k8s.io/v1");
+    review["kind"] = json!("SelfSubjectAccessReview");
+    review["metadata"] = json!({"creationTimestamp": null});
+    review["status"] = status;
+    Ok(json_response(201, &review, &[]))
 }
 
 /// What a DELETE or deletecollection deleted, passed from `dispatch` to the request log.
