@@ -20,18 +20,30 @@ async fn client_for(s: &Sim, token: &str) -> (Client, std::path::PathBuf) {
     (Client::try_from(config).unwrap(), path)
 }
 
+/// kubectl with only the given kubeconfig (Sim::kubectl passes the administrator's).
+fn kubectl_as(s: &Sim, kubeconfig: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .arg("--cache-dir")
+        .arg(s.dir.path().join("kubectl-cache-token"))
+        .args(args)
+        .output()
+        .expect("kubectl runs")
+}
+
 fn obj<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
     serde_json::from_value(v).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_account_is_forbidden_until_a_role_binding_grants_it() {
-    let s = Sim::start().await;
+    let s = Sim::start_with(kube_sim::Config { https: true, ..Default::default() }).await;
     s.apply_yaml("apiVersion: v1\nkind: Namespace\nmetadata: {name: ops}\n");
     let sas: Api<ServiceAccount> = Api::namespaced(s.client.clone(), "ops");
     sas.create(&PostParams::default(), &obj(json!({"metadata": {"name": "op"}}))).await.unwrap();
     let token = s.sim.service_account_token("ops", "op");
-    let (client, _) = client_for(&s, &token).await;
+    let (client, kubeconfig) = client_for(&s, &token).await;
     let user = "system:serviceaccount:ops:op";
 
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "ops");
@@ -84,20 +96,34 @@ async fn a_service_account_is_forbidden_until_a_role_binding_grants_it() {
     );
     assert!(s.sim.requests().snapshot().iter().any(|r| r.user == "system:admin" && r.resource == "serviceaccounts"));
 
-    // `kubectl auth can-i` asks the server with a SelfSubjectAccessReview (kubectl itself
-    // sends a token only over https, so the review is posted with kube-rs here).
-    let reviews: Api<SelfSubjectAccessReview> = Api::all(client.clone());
-    let can = async |verb: &str, resource: &str| {
-        let review =
-            obj(json!({"spec": {"resourceAttributes": {"namespace": "ops", "verb": verb, "resource": resource}}}));
-        let answer = reviews.create(&PostParams::default(), &review).await.unwrap();
-        answer.status.map(|s| s.allowed)
+    // kubectl with the token (over https: client-go sends tokens only over TLS):
+    // discovery works for any authenticated user, RBAC decides the rest, and
+    // `auth can-i` asks the server with a SelfSubjectAccessReview.
+    let out = kubectl_as(&s, &kubeconfig, &["get", "configmaps", "-n", "ops", "-o", "name"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "configmap/c", "{}", String::from_utf8_lossy(&out.stderr));
+    let pods = kubectl_as(&s, &kubeconfig, &["get", "pods", "-n", "ops"]);
+    assert!(!pods.status.success());
+    let stderr = String::from_utf8_lossy(&pods.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "Error from server (Forbidden): pods is forbidden: User \"{user}\" cannot list resource \"pods\" in API group \"\" in the namespace \"ops\""
+        )),
+        "{stderr}"
+    );
+    let can = |what: &[&str]| {
+        let mut args = vec!["auth", "can-i"];
+        args.extend_from_slice(what);
+        String::from_utf8_lossy(&kubectl_as(&s, &kubeconfig, &args).stdout).trim().to_string()
     };
-    assert_eq!(can("list", "configmaps").await, Some(true));
-    assert_eq!(can("delete", "configmaps").await, Some(false));
-    assert_eq!(can("list", "pods").await, Some(false));
+    assert_eq!(can(&["list", "configmaps", "-n", "ops"]), "yes");
+    assert_eq!(can(&["delete", "configmaps", "-n", "ops"]), "no");
+    assert_eq!(can(&["list", "pods", "-n", "ops"]), "no");
     assert_eq!(s.kubectl_ok(&["auth", "can-i", "delete", "nodes"]).trim(), "yes", "no token: the administrator");
-    assert_eq!(s.kubectl_ok(&["auth", "can-i", "list", "pods", "-n", "ops"]).trim(), "yes");
+    let reviews: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+    let review =
+        obj(json!({"spec": {"resourceAttributes": {"namespace": "ops", "verb": "watch", "resource": "configmaps"}}}));
+    let answer = reviews.create(&PostParams::default(), &review).await.unwrap();
+    assert_eq!(answer.status.map(|s| s.allowed), Some(true));
 
     // A token that is not registered, or whose ServiceAccount is gone, is refused.
     let (stranger, _) = client_for(&s, "not-a-token").await;
