@@ -213,10 +213,13 @@ async fn handle(
         in_process: false,
         deleted: Vec::new(),
     };
-    if let Err(denied) = &access {
-        app.store.shared.log.record(record(denied.0.code));
-        return error_response(&denied.0);
-    }
+    let identity = match &access {
+        Ok(u) => u,
+        Err(denied) => {
+            app.store.shared.log.record(record(denied.0.code));
+            return error_response(&denied.0);
+        }
+    };
     let fault = app.store.shared.faults.decide(&FaultTarget {
         verb,
         group: &info.group,
@@ -255,7 +258,7 @@ async fn handle(
             return error_response(&err);
         }
     };
-    let req = Req { app: &app, target: &target, query: &query, headers: &headers, body: &bytes };
+    let req = Req { app: &app, target: &target, query: &query, headers: &headers, body: &bytes, user: identity };
     let result = match verb {
         Verb::Watch => watch::serve(&req).await,
         _ => dispatch(&req, verb),
@@ -289,6 +292,32 @@ fn access(
     } else {
         Err(Box::new((rbac::forbidden(&user, &attrs, &decision.reason), user.name)))
     }
+}
+
+/// An apply that would create the object needs `create` too, as kube-apiserver checks
+/// (with the request's name) before creating through a patch.
+fn authorize_create_on_apply(req: &Req<'_>, name: &str) -> ApiResult<()> {
+    let info = &req.target.info;
+    let ns = req.target.ns.as_deref();
+    if req.user.is_privileged() || req.app.store.get(info, ns, name).is_ok() {
+        return Ok(());
+    }
+    let attrs = RequestAttributes {
+        verb: "create".into(),
+        resource_request: true,
+        path: String::new(),
+        api_group: info.group.clone(),
+        api_version: info.version.clone(),
+        namespace: ns.unwrap_or_default().into(),
+        resource: info.plural.clone(),
+        subresource: String::new(),
+        name: name.into(),
+    };
+    let decision = rbac::authorize(&req.app.store, req.user, &attrs);
+    if decision.allowed {
+        return Ok(());
+    }
+    Err(ApiError::forbidden_for(&info.group, &info.plural, name, &decision.reason))
 }
 
 /// `SelfSubjectAccessReview` (create only, never stored): may the requesting user do
@@ -365,6 +394,7 @@ pub(crate) struct Req<'a> {
     query: &'a HashMap<String, String>,
     headers: &'a HeaderMap,
     body: &'a [u8],
+    user: &'a UserInfo,
 }
 
 impl Req<'_> {
@@ -559,6 +589,9 @@ fn dispatch(req: &Req<'_>, verb: Verb) -> ApiResult<Response> {
             })?;
             let opts = req.write_options()?;
             let body = req.body_json()?;
+            if kind == PatchType::Apply && sub.is_none() {
+                authorize_create_on_apply(req, name)?;
+            }
             let w = store.patch(info, ns, name, sub, kind, &body, &opts)?;
             Ok(json_response(if w.created { 201 } else { 200 }, &w.object, &w.warnings))
         }

@@ -203,3 +203,28 @@ async fn deployments_are_defaulted_validated_and_scaled() {
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(!bad.status.success() && stderr.contains("`selector` does not match template `labels`"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_side_apply_that_creates_needs_create_too() {
+    let s = Sim::start().await;
+    s.sim.add_token("t-applier", "applier", &[]);
+    let (client, _) = client_for(&s, "t-applier").await;
+    s.apply_yaml(&format!(
+        "apiVersion: {RBAC}\nkind: Role\nmetadata: {{name: cm-patch}}\n\
+         rules: [{{apiGroups: [''], resources: [configmaps], verbs: [get, patch]}}]\n---\n\
+         apiVersion: {RBAC}\nkind: RoleBinding\nmetadata: {{name: applier}}\n\
+         roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: cm-patch}}\n\
+         subjects: [{{kind: User, name: applier}}]\n"
+    ));
+    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    let pp = kube::api::PatchParams::apply("applier");
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"a": "1"}});
+    let denied = api_err(cms.patch("cfg", &pp, &kube::api::Patch::Apply(&cm)).await.unwrap_err());
+    assert_eq!((denied.code, denied.message.as_str()), (403, "configmaps \"cfg\" is forbidden: "));
+    // Once the object exists, patch alone is enough.
+    s.kubectl_ok(&["create", "configmap", "cfg"]);
+    cms.patch("cfg", &pp, &kube::api::Patch::Apply(&cm)).await.unwrap();
+    // A merge patch of a missing object is a 404, not a create.
+    let missing = cms.patch("nope", &Default::default(), &kube::api::Patch::Merge(json!({"data": {"a": "1"}}))).await;
+    assert_eq!(api_err(missing.unwrap_err()).code, 404);
+}
