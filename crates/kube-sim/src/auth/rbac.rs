@@ -10,8 +10,14 @@
 //! `namespaces/{name}` URL is that name, and a list or watch whose field selector pins
 //! `metadata.name` names that object (so `resourceNames` rules can allow it). Roles and
 //! bindings are read from the store at the moment of the request (the real authorizer
-//! reads informer caches, a little behind); aggregated ClusterRoles get their rules only
-//! from what is written in them (no aggregation controller runs here).
+//! reads informer caches, a little behind). An aggregated ClusterRole's rules are the
+//! ones the aggregation controller ([`crate::controllers`]) has written into it.
+//!
+//! Also as the real server: an apply that creates its object is authorized for `create`
+//! as well. Not modelled: escalation prevention (creating a role or binding that grants
+//! more than the creator holds), the Node authorizer, impersonation, webhook and ABAC
+//! authorizers, and admission plugins that consult RBAC (OwnerReferencesPermissionEnforcement,
+//! off by default in kube-apiserver anyway).
 
 use std::collections::HashMap;
 

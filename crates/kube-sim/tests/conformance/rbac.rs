@@ -228,3 +228,32 @@ async fn a_server_side_apply_that_creates_needs_create_too() {
     let missing = cms.patch("nope", &Default::default(), &kube::api::Patch::Merge(json!({"data": {"a": "1"}}))).await;
     assert_eq!(api_err(missing.unwrap_err()).code, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aggregated_cluster_role_collects_the_rules_of_the_roles_it_selects() {
+    let s = Sim::start().await;
+    s.apply_yaml(&format!(
+        "apiVersion: {RBAC}\nkind: ClusterRole\nmetadata: {{name: tikv-view}}\n\
+         aggregationRule: {{clusterRoleSelectors: [{{matchLabels: {{aggregate-to-tikv-view: 'true'}}}}]}}\n---\n\
+         apiVersion: {RBAC}\nkind: ClusterRole\nmetadata: {{name: b-part, labels: {{aggregate-to-tikv-view: 'true'}}}}\n\
+         rules: [{{apiGroups: [''], resources: [pods], verbs: [get]}}]\n---\n\
+         apiVersion: {RBAC}\nkind: ClusterRole\nmetadata: {{name: a-part, labels: {{aggregate-to-tikv-view: 'true'}}}}\n\
+         rules: [{{apiGroups: [''], resources: [services], verbs: [list]}}, {{apiGroups: [''], resources: [pods], verbs: [get]}}]\n"
+    ));
+    let want = json!([{"apiGroups": [""], "resources": ["services"], "verbs": ["list"]},
+                      {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]);
+    let roles: Api<k8s_openapi::api::rbac::v1::ClusterRole> = Api::all(s.client.clone());
+    crate::common::wait_for(10, "the aggregated rules", || async {
+        let role = roles.get("tikv-view").await.unwrap();
+        serde_json::to_value(role.rules.unwrap_or_default()).unwrap() == want
+    })
+    .await;
+    let writer = s
+        .sim
+        .requests()
+        .snapshot()
+        .into_iter()
+        .rev()
+        .find(|r| r.name.as_deref() == Some("tikv-view") && r.verb == kube_sim::Verb::Patch);
+    assert_eq!(writer.map(|r| r.user), Some("kube-controller-manager/clusterrole-aggregation-controller".into()));
+}
