@@ -251,6 +251,37 @@ pub fn authorize(store: &Store, user: &UserInfo, attrs: &RequestAttributes) -> D
     Decision { allowed: false, reason }
 }
 
+/// Every rule the user holds in `namespace` (cluster-wide ones included), as a
+/// SelfSubjectRulesReview lists them: ClusterRoleBindings first, then the namespace's
+/// RoleBindings; roles that do not exist contribute nothing.
+pub fn rules_for(store: &Store, user: &UserInfo, namespace: &str) -> Vec<Value> {
+    let st = store.lock();
+    let gr = |r: &str| GroupResource::new(RBAC_GROUP, r);
+    let role_rules = |role_ref: &Value, ns: &str| -> Vec<Value> {
+        let name = role_ref["name"].as_str().unwrap_or_default();
+        let found = match role_ref["kind"].as_str().unwrap_or_default() {
+            "Role" => st.get(&gr("roles"), &Key::new(ns, name)),
+            "ClusterRole" => st.get(&gr("clusterroles"), &Key::new("", name)),
+            _ => None,
+        };
+        found.and_then(|r| r["rules"].as_array().cloned()).unwrap_or_default()
+    };
+    let mut rules = Vec::new();
+    for (_, binding) in st.iter(&gr("clusterrolebindings"), None) {
+        if strings_subjects(binding).any(|s| subject_matches(s, user, "")) {
+            rules.extend(role_rules(&binding["roleRef"], ""));
+        }
+    }
+    if !namespace.is_empty() {
+        for (_, binding) in st.iter(&gr("rolebindings"), Some(namespace)) {
+            if strings_subjects(binding).any(|s| subject_matches(s, user, namespace)) {
+                rules.extend(role_rules(&binding["roleRef"], namespace));
+            }
+        }
+    }
+    rules
+}
+
 fn strings_subjects(binding: &Value) -> impl Iterator<Item = &Value> {
     binding["subjects"].as_array().into_iter().flatten()
 }

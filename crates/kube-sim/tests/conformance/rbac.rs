@@ -119,6 +119,14 @@ async fn a_service_account_is_forbidden_until_a_role_binding_grants_it() {
     assert_eq!(can(&["delete", "configmaps", "-n", "ops"]), "no");
     assert_eq!(can(&["list", "pods", "-n", "ops"]), "no");
     assert_eq!(s.kubectl_ok(&["auth", "can-i", "delete", "nodes"]).trim(), "yes", "no token: the administrator");
+    let whoami = kubectl_as(&s, &kubeconfig, &["auth", "whoami", "-o", "json"]);
+    let whoami: serde_json::Value = serde_json::from_slice(&whoami.stdout).unwrap();
+    assert_eq!(whoami["status"]["userInfo"]["username"], user);
+    assert_eq!(whoami["status"]["userInfo"]["groups"][1], "system:serviceaccounts:ops");
+    let list = kubectl_as(&s, &kubeconfig, &["auth", "can-i", "--list", "-n", "ops"]);
+    let list = String::from_utf8_lossy(&list.stdout).to_string();
+    assert!(list.lines().any(|l| l.starts_with("configmaps ") && l.contains("[get list watch create]")), "{list}");
+    assert!(list.lines().any(|l| l.contains("[/api/*]") && l.contains("[get]")), "{list}");
     let reviews: Api<SelfSubjectAccessReview> = Api::all(client.clone());
     let review =
         obj(json!({"spec": {"resourceAttributes": {"namespace": "ops", "verb": "watch", "resource": "configmaps"}}}));
@@ -133,6 +141,8 @@ async fn a_service_account_is_forbidden_until_a_role_binding_grants_it() {
         (refused.code, refused.reason.as_str(), refused.message.as_str()),
         (401, "Unauthorized", "Unauthorized")
     );
+    let logged = s.sim.requests().snapshot().into_iter().rev().find(|r| r.code == 401).map(|r| r.user);
+    assert_eq!(logged.as_deref(), Some(""), "a refused token has no user");
     sas.delete("op", &Default::default()).await.unwrap();
     assert_eq!(api_err(cms.list(&ListParams::default()).await.unwrap_err()).code, 401);
 }
