@@ -334,6 +334,32 @@ fn authorize_create_on_apply(req: &Req<'_>, name: &str) -> ApiResult<()> {
     Err(ApiError::forbidden_for(&info.group, &info.plural, name, &decision.reason))
 }
 
+/// `serviceaccounts/{name}/token` (TokenRequest, `kubectl create token`): a new token for
+/// an existing ServiceAccount. The token never expires here (the answer still names an
+/// expiry, `spec.expirationSeconds` or an hour from now) and is bound to no object.
+fn token_request(req: &Req<'_>, ns: &str, name: &str) -> ApiResult<Response> {
+    let store = &req.app.store;
+    store.get(&req.target.info, Some(ns), name)?;
+    // kubectl sends protobuf; only `expirationSeconds` and `audiences` matter, and a body
+    // that cannot be read as JSON is taken as the defaults.
+    let body: Value = serde_json::from_slice(req.body).unwrap_or_else(|_| json!({}));
+    let seconds = body["spec"]["expirationSeconds"].as_i64().unwrap_or(3600);
+    let audiences = body["spec"]["audiences"]
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| vec![json!("https://kubernetes.default.svc.cluster.local")]);
+    let now = store.clock().wall();
+    let expires = now + Duration::from_secs(u64::try_from(seconds).unwrap_or(3600));
+    let token = req.app.tokens.issue_service_account(ns, name);
+    let answer = json!({
+        "kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
+        "metadata": {"name": name, "namespace": ns, "creationTimestamp": null},
+        "spec": {"audiences": audiences, "expirationSeconds": seconds, "boundObjectRef": null},
+        "status": {"token": token, "expirationTimestamp": crate::meta::time(expires)}
+    });
+    Ok(json_response(201, &answer, &[]))
+}
+
 /// `SelfSubjectReview` (create only): who the request authenticated as (`kubectl auth whoami`).
 fn self_subject_review(user: &UserInfo) -> Response {
     let review = json!({
@@ -595,6 +621,9 @@ fn dispatch(req: &Req<'_>, verb: Verb) -> ApiResult<Response> {
                 &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
                 &[],
             ));
+        }
+        Some("token") if verb == Verb::Create && !info.custom && info.plural == "serviceaccounts" => {
+            return token_request(req, ns.unwrap_or_default(), name);
         }
         Some("eviction") if verb == Verb::Create && !info.custom && info.plural == "pods" => {
             let evicted = store.evict(ns.unwrap_or_default(), name, &req.body_json()?, &req.write_options()?)?;

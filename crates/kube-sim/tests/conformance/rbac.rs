@@ -133,6 +133,16 @@ async fn a_service_account_is_forbidden_until_a_role_binding_grants_it() {
     let answer = reviews.create(&PostParams::default(), &review).await.unwrap();
     assert_eq!(answer.status.map(|s| s.allowed), Some(true));
 
+    // A TokenRequest (`kubectl create token`) issues a token for the same identity.
+    let issued = s.kubectl_ok(&["create", "token", "op", "-n", "ops"]);
+    let (by_request, _) = client_for(&s, issued.trim()).await;
+    assert_eq!(
+        Api::<ConfigMap>::namespaced(by_request, "ops").list(&ListParams::default()).await.unwrap().items.len(),
+        1
+    );
+    let missing = s.kubectl(&["create", "token", "nobody", "-n", "ops"]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("serviceaccounts \"nobody\" not found"));
+
     // A token that is not registered, or whose ServiceAccount is gone, is refused.
     let (stranger, _) = client_for(&s, "not-a-token").await;
     let refused =
