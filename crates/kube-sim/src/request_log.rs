@@ -51,6 +51,10 @@ pub struct RequestRecord {
     /// ` fieldManager=<name>` when the request named a field manager.
     pub client: String,
     pub user_agent: String,
+    /// The authenticated user the request acted as: `system:admin` for HTTP requests
+    /// without a bearer token, the token's user otherwise (`system:serviceaccount:ns:name`),
+    /// empty when the token was refused (401); an in-process client's name.
+    pub user: String,
     pub field_manager: Option<String>,
     /// The HTTP status answered (200 for a watch that was opened).
     pub code: u16,
@@ -84,6 +88,28 @@ impl DeletedObject {
 }
 
 impl RequestRecord {
+    /// What RBAC judged (or would judge) this request by, for checking recorded requests
+    /// against a set of rules with [`crate::auth::rbac::rule_allows`]. A list or watch
+    /// pinned to one name by a field selector shows here without that name.
+    pub fn attributes(&self) -> crate::auth::rbac::RequestAttributes {
+        let name = self.name.clone().unwrap_or_default();
+        let mut namespace = self.namespace.clone().unwrap_or_default();
+        if self.group.is_empty() && self.resource == "namespaces" && !name.is_empty() {
+            namespace = name.clone();
+        }
+        crate::auth::rbac::RequestAttributes {
+            verb: self.verb.to_string(),
+            resource_request: true,
+            path: String::new(),
+            api_group: self.group.clone(),
+            api_version: self.version.clone(),
+            namespace,
+            resource: self.resource.clone(),
+            subresource: self.subresource.clone().unwrap_or_default(),
+            name,
+        }
+    }
+
     /// `group/resource[/subresource]`, `resource` alone for the core group.
     pub fn resource_path(&self) -> String {
         let mut s =
@@ -239,6 +265,7 @@ mod tests {
             name: Some(name.into()),
             client: "test".into(),
             user_agent: "test".into(),
+            user: "test".into(),
             field_manager: None,
             code: 200,
             at: SimInstant::default(),
@@ -249,6 +276,20 @@ mod tests {
 
     fn names(records: &[RequestRecord]) -> Vec<String> {
         records.iter().map(|r| r.name.clone().unwrap_or_default()).collect()
+    }
+
+    #[test]
+    fn a_record_gives_the_attributes_rbac_judges() {
+        let mut r = rec("web-0");
+        r.verb = Verb::Create;
+        r.subresource = Some("eviction".into());
+        let a = r.attributes();
+        assert_eq!(a, crate::auth::rbac::RequestAttributes::resource("create", "", "pods/eviction", "ns", "web-0"));
+        let rule = serde_json::json!({"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"]});
+        assert!(crate::auth::rbac::rule_allows(&rule, &a));
+        r.resource = "namespaces".into();
+        r.namespace = None;
+        assert_eq!(r.attributes().namespace, "web-0", "a namespace is in its own namespace");
     }
 
     #[test]

@@ -18,6 +18,8 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::auth::rbac::{self, RequestAttributes};
+use crate::auth::{Tokens, UserInfo};
 use crate::error::{ApiError, ApiResult};
 use crate::faults::{FaultAction, FaultTarget};
 use crate::patch::PatchType;
@@ -29,6 +31,8 @@ use crate::validation::custom::FieldValidation;
 /// What the HTTP handlers share.
 pub(crate) struct AppState {
     pub store: Store,
+    /// The bearer tokens requests may present.
+    pub tokens: Tokens,
     /// `host:port` the server listens on, for `/api`'s server addresses.
     pub addr: String,
     pub shutdown: tokio::sync::watch::Receiver<bool>,
@@ -119,6 +123,18 @@ async fn handle(
 ) -> Response {
     let path = uri.path().to_string();
     let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    // Authentication, then authorization, before anything else (as kube-apiserver's filters).
+    let access = access(&app, &method, &path, &query, &headers);
+    let target = match segs.as_slice() {
+        ["api", v, rest @ ..] => parse_resource(&app.store, "", v, rest),
+        ["apis", g, v, rest @ ..] => parse_resource(&app.store, g, v, rest),
+        _ => None,
+    };
+    if let Err(denied) = &access
+        && target.is_none()
+    {
+        return error_response(&denied.0);
+    }
     let reg = || app.store.registry();
     let get_only = |v: Option<Value>| -> Response {
         if method != Method::GET {
@@ -142,13 +158,31 @@ async fn handle(
         ["openapi", "v3"] => return get_only(Some(openapi::index(&reg(), app.store.revision()))),
         ["openapi", "v3", "api", v] => return get_only(openapi::group_version(&reg(), "", v)),
         ["openapi", "v3", "apis", g, v] => return get_only(openapi::group_version(&reg(), g, v)),
+        // (A refused request was answered above: `access` is Ok here.)
+        ["apis", group @ ("authorization.k8s.io" | "authentication.k8s.io"), "v1", review]
+            if method == Method::POST
+                && matches!(
+                    (*group, *review),
+                    ("authorization.k8s.io", "selfsubjectaccessreviews" | "selfsubjectrulesreviews")
+                        | ("authentication.k8s.io", "selfsubjectreviews")
+                ) =>
+        {
+            if let Ok(user) = &access {
+                let bytes = match to_bytes(body, 1 << 20).await {
+                    Ok(b) => b,
+                    Err(e) => return error_response(&ApiError::bad_request(format!("reading the request body: {e}"))),
+                };
+                let answer = match *review {
+                    "selfsubjectaccessreviews" => self_subject_access_review(&app, user, &bytes),
+                    "selfsubjectrulesreviews" => self_subject_rules_review(&app, user, &bytes),
+                    _ => Ok(self_subject_review(user)),
+                };
+                return answer.unwrap_or_else(|e| error_response(&e));
+            }
+            return error_response(&ApiError::no_route());
+        }
         _ => {}
     }
-    let target = match segs.as_slice() {
-        ["api", v, rest @ ..] => parse_resource(&app.store, "", v, rest),
-        ["apis", g, v, rest @ ..] => parse_resource(&app.store, g, v, rest),
-        _ => None,
-    };
     let Some(target) = target else { return error_response(&ApiError::no_route()) };
     let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("unknown").to_string();
     let field_manager = query.get("fieldManager").cloned();
@@ -171,6 +205,10 @@ async fn handle(
         }
     };
     let info = target.info.clone();
+    let user = match &access {
+        Ok(u) => u.name.clone(),
+        Err(denied) => denied.1.clone(),
+    };
     let record = |code: u16| RequestRecord {
         seq: 0,
         verb,
@@ -182,11 +220,19 @@ async fn handle(
         name: target.name.clone(),
         client: client.clone(),
         user_agent: user_agent.clone(),
+        user: user.clone(),
         field_manager: field_manager.clone(),
         code,
         at: app.store.clock().now(),
         in_process: false,
         deleted: Vec::new(),
+    };
+    let identity = match &access {
+        Ok(u) => u,
+        Err(denied) => {
+            app.store.shared.log.record(record(denied.0.code));
+            return error_response(&denied.0);
+        }
     };
     let fault = app.store.shared.faults.decide(&FaultTarget {
         verb,
@@ -226,7 +272,7 @@ async fn handle(
             return error_response(&err);
         }
     };
-    let req = Req { app: &app, target: &target, query: &query, headers: &headers, body: &bytes };
+    let req = Req { app: &app, target: &target, query: &query, headers: &headers, body: &bytes, user: identity };
     let result = match verb {
         Verb::Watch => watch::serve(&req).await,
         _ => dispatch(&req, verb),
@@ -238,6 +284,191 @@ async fn handle(
     }
     app.store.shared.log.record(done);
     resp
+}
+
+/// Who the request acts as, if it may do what it asks: 401 for a refused token, 403 (with
+/// the user's name, for the request log) when RBAC does not allow it.
+fn access(
+    app: &AppState,
+    method: &Method,
+    path: &str,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<UserInfo, Box<(ApiError, String)>> {
+    let user = app.tokens.authenticate(&app.store, headers).map_err(|e| Box::new((e, String::new())))?;
+    if user.is_privileged() {
+        return Ok(user);
+    }
+    let attrs = RequestAttributes::from_request(method.as_str(), path, query);
+    let decision = rbac::authorize(&app.store, &user, &attrs);
+    if decision.allowed {
+        Ok(user)
+    } else {
+        Err(Box::new((rbac::forbidden(&user, &attrs, &decision.reason), user.name)))
+    }
+}
+
+/// An apply that would create the object needs `create` too, as kube-apiserver checks
+/// (with the request's name) before creating through a patch.
+fn authorize_create_on_apply(req: &Req<'_>, name: &str) -> ApiResult<()> {
+    let info = &req.target.info;
+    let ns = req.target.ns.as_deref();
+    if req.user.is_privileged() || req.app.store.get(info, ns, name).is_ok() {
+        return Ok(());
+    }
+    let attrs = RequestAttributes {
+        verb: "create".into(),
+        resource_request: true,
+        path: String::new(),
+        api_group: info.group.clone(),
+        api_version: info.version.clone(),
+        namespace: ns.unwrap_or_default().into(),
+        resource: info.plural.clone(),
+        subresource: String::new(),
+        name: name.into(),
+    };
+    let decision = rbac::authorize(&req.app.store, req.user, &attrs);
+    if decision.allowed {
+        return Ok(());
+    }
+    Err(ApiError::forbidden_for(&info.group, &info.plural, name, &decision.reason))
+}
+
+/// `serviceaccounts/{name}/token` (TokenRequest, `kubectl create token`): a new token for
+/// an existing ServiceAccount. The token never expires here (the answer still names an
+/// expiry, `spec.expirationSeconds` or an hour from now) and is bound to no object.
+fn token_request(req: &Req<'_>, ns: &str, name: &str) -> ApiResult<Response> {
+    let store = &req.app.store;
+    store.get(&req.target.info, Some(ns), name)?;
+    // kubectl sends protobuf; only `expirationSeconds` and `audiences` matter, and a body
+    // that cannot be read as JSON is taken as the defaults.
+    let body: Value = serde_json::from_slice(req.body).unwrap_or_else(|_| json!({}));
+    let seconds = body["spec"]["expirationSeconds"].as_i64().unwrap_or(3600);
+    let audiences = body["spec"]["audiences"]
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| vec![json!("https://kubernetes.default.svc.cluster.local")]);
+    let now = store.clock().wall();
+    let expires = now + Duration::from_secs(u64::try_from(seconds).unwrap_or(3600));
+    let token = req.app.tokens.issue_service_account(ns, name);
+    let answer = json!({
+        "kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
+        "metadata": {"name": name, "namespace": ns, "creationTimestamp": null},
+        "spec": {"audiences": audiences, "expirationSeconds": seconds, "boundObjectRef": null},
+        "status": {"token": token, "expirationTimestamp": crate::meta::time(expires)}
+    });
+    Ok(json_response(201, &answer, &[]))
+}
+
+/// `SelfSubjectReview` (create only): who the request authenticated as (`kubectl auth whoami`).
+fn self_subject_review(user: &UserInfo) -> Response {
+    let review = json!({
+        "kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1",
+        "metadata": {"creationTimestamp": null},
+        "status": {"userInfo": {"username": user.name, "groups": user.groups}}
+    });
+    json_response(201, &review, &[])
+}
+
+/// `SelfSubjectRulesReview` (create only): the rules the requesting user holds in
+/// `spec.namespace` (`kubectl auth can-i --list`).
+fn self_subject_rules_review(app: &AppState, user: &UserInfo, body: &[u8]) -> ApiResult<Response> {
+    let review: Value = if body.starts_with(b"k8s\0") {
+        protobuf::decode_self_subject_rules_review(body)?
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding the request body: {e}")))?
+    };
+    let namespace = review["spec"]["namespace"].as_str().unwrap_or_default();
+    let mut rules = Vec::new();
+    if user.is_privileged() {
+        rules.push(json!({"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}));
+        rules.push(json!({"nonResourceURLs": ["*"], "verbs": ["*"]}));
+    }
+    rules.extend(rbac::rules_for(&app.store, user, namespace));
+    let pick = |rule: &Value, keys: &[&str]| -> Value {
+        let mut out = serde_json::Map::new();
+        for k in keys {
+            if rule[*k].as_array().is_some_and(|a| !a.is_empty()) {
+                out.insert((*k).into(), rule[*k].clone());
+            }
+        }
+        Value::Object(out)
+    };
+    let has = |rule: &Value, k: &str| rule[k].as_array().is_some_and(|a| !a.is_empty());
+    let resource_rules: Vec<Value> = rules
+        .iter()
+        .filter(|r| has(r, "resources"))
+        .map(|r| pick(r, &["verbs", "apiGroups", "resources", "resourceNames"]))
+        .collect();
+    let non_resource_rules: Vec<Value> =
+        rules.iter().filter(|r| has(r, "nonResourceURLs")).map(|r| pick(r, &["verbs", "nonResourceURLs"])).collect();
+    let answer = json!({
+        "kind": "SelfSubjectRulesReview", "apiVersion": "authorization.k8s.io/v1",
+        "metadata": {"creationTimestamp": null},
+        "spec": {"namespace": namespace},
+        "status": {"resourceRules": resource_rules, "nonResourceRules": non_resource_rules, "incomplete": false}
+    });
+    Ok(json_response(201, &answer, &[]))
+}
+
+/// `SelfSubjectAccessReview` (create only, never stored): may the requesting user do
+/// what `spec` describes? `kubectl auth can-i` asks this.
+fn self_subject_access_review(app: &AppState, user: &UserInfo, body: &[u8]) -> ApiResult<Response> {
+    let mut review: Value = if body.starts_with(b"k8s\0") {
+        protobuf::decode_self_subject_access_review(body)?
+    } else {
+        serde_json::from_slice(body)
+            .or_else(|_| {
+                std::str::from_utf8(body)
+                    .map_err(|e| e.to_string())
+                    .and_then(|s| serde_saphyr::from_str::<Value>(s).map_err(|e| e.to_string()))
+            })
+            .map_err(|e| ApiError::bad_request(format!("error decoding the request body: {e}")))?
+    };
+    let spec = &review["spec"];
+    let str_of = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let attrs = if let Some(r) = spec.get("resourceAttributes").filter(|r| r.is_object()) {
+        RequestAttributes {
+            verb: str_of(&r["verb"]),
+            resource_request: true,
+            api_group: str_of(&r["group"]),
+            api_version: str_of(&r["version"]),
+            namespace: str_of(&r["namespace"]),
+            resource: str_of(&r["resource"]),
+            subresource: str_of(&r["subresource"]),
+            name: str_of(&r["name"]),
+            path: String::new(),
+        }
+    } else if let Some(n) = spec.get("nonResourceAttributes").filter(|n| n.is_object()) {
+        RequestAttributes::non_resource(n["verb"].as_str().unwrap_or_default(), n["path"].as_str().unwrap_or_default())
+    } else {
+        return Err(ApiError::invalid(
+            "authorization.k8s.io",
+            "SelfSubjectAccessReview",
+            "",
+            &[crate::error::FieldErr::invalid(
+                "spec.resourceAttributes",
+                Value::Null,
+                "exactly one of nonResourceAttributes or resourceAttributes must be specified",
+            )],
+        ));
+    };
+    let (allowed, reason) = if user.is_privileged() {
+        (true, String::new())
+    } else {
+        let d = rbac::authorize(&app.store, user, &attrs);
+        (d.allowed, d.reason)
+    };
+    let mut status = json!({"allowed": allowed});
+    if !reason.is_empty() {
+        status["reason"] = json!(reason);
+    }
+    review["apiVersion"] = json!("authorization.k8s.io/v1");
+    review["kind"] = json!("SelfSubjectAccessReview");
+    review["metadata"] = json!({"creationTimestamp": null});
+    review["status"] = status;
+    Ok(json_response(201, &review, &[]))
 }
 
 /// What a DELETE or deletecollection deleted, passed from `dispatch` to the request log.
@@ -255,6 +486,7 @@ pub(crate) struct Req<'a> {
     query: &'a HashMap<String, String>,
     headers: &'a HeaderMap,
     body: &'a [u8],
+    user: &'a UserInfo,
 }
 
 impl Req<'_> {
@@ -390,6 +622,9 @@ fn dispatch(req: &Req<'_>, verb: Verb) -> ApiResult<Response> {
                 &[],
             ));
         }
+        Some("token") if verb == Verb::Create && !info.custom && info.plural == "serviceaccounts" => {
+            return token_request(req, ns.unwrap_or_default(), name);
+        }
         Some("eviction") if verb == Verb::Create && !info.custom && info.plural == "pods" => {
             let evicted = store.evict(ns.unwrap_or_default(), name, &req.body_json()?, &req.write_options()?)?;
             return Ok(json_response(201, &evicted.status, &evicted.warnings));
@@ -449,6 +684,9 @@ fn dispatch(req: &Req<'_>, verb: Verb) -> ApiResult<Response> {
             })?;
             let opts = req.write_options()?;
             let body = req.body_json()?;
+            if kind == PatchType::Apply && sub.is_none() {
+                authorize_create_on_apply(req, name)?;
+            }
             let w = store.patch(info, ns, name, sub, kind, &body, &opts)?;
             Ok(json_response(if w.created { 201 } else { 200 }, &w.object, &w.warnings))
         }
