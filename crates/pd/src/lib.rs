@@ -18,7 +18,8 @@ pub use cache::{
     CacheConfig, Freshness, NotFresh, PdApi, PdCache, PdEvent, PdSnapshot, PdView, StaleReason, WaitGuard,
 };
 pub use client::{
-    DEFAULT_TIMEOUT, PdClient, PdClientBuilder, ProxySetting, RetryPolicy, USER_AGENT, WriteObserver, flatten,
+    DEFAULT_TIMEOUT, PdClient, PdClientBuilder, ProxySetting, RequestDone, RequestObserver, RequestOutcome,
+    RetryPolicy, USER_AGENT, WriteObserver, flatten,
 };
 pub use error::{NotEnoughStoresReason, PdError, Subject};
 pub use tls::{Fingerprint, TlsError, TlsMaterial};

@@ -36,23 +36,32 @@ impl PdClient {
     /// `DELETE /members/name/{name}`. Unknown name: [`PdError::NotFound`] (404).
     /// Removing a member does not stop its process; delete its data too.
     pub async fn delete_member_by_name(&self, name: &str) -> Result<()> {
-        let call = Call::write(Method::DELETE, format!("/pd/api/v1/members/name/{}", segment(name)))
-            .subject(Subject::MemberName(name.to_owned()));
+        let call = Call::write_at(
+            Method::DELETE,
+            "/pd/api/v1/members/name/{name}",
+            format!("/pd/api/v1/members/name/{}", segment(name)),
+        )
+        .subject(Subject::MemberName(name.to_owned()));
         self.execute(&call).await.map(drop)
     }
 
     /// `DELETE /members/id/{id}`. PD answers an unknown ID with etcd's 500 "member not
     /// found", typed here as [`PdError::NotFound`].
     pub async fn delete_member_by_id(&self, id: u64) -> Result<()> {
-        let call = Call::write(Method::DELETE, format!("/pd/api/v1/members/id/{id}")).subject(Subject::MemberId(id));
+        let call = Call::write_at(Method::DELETE, "/pd/api/v1/members/id/{id}", format!("/pd/api/v1/members/id/{id}"))
+            .subject(Subject::MemberId(id));
         self.execute(&call).await.map(drop)
     }
 
     /// `POST /leader/transfer/{name}`: move the etcd leader (and so the PD leader) to
     /// that member. Unknown name: [`PdError::UnknownTransferTarget`] (PD's 500).
     pub async fn transfer_leader(&self, name: &str) -> Result<()> {
-        let call = Call::write(Method::POST, format!("/pd/api/v1/leader/transfer/{}", segment(name)))
-            .subject(Subject::MemberName(name.to_owned()));
+        let call = Call::write_at(
+            Method::POST,
+            "/pd/api/v1/leader/transfer/{name}",
+            format!("/pd/api/v1/leader/transfer/{}", segment(name)),
+        )
+        .subject(Subject::MemberName(name.to_owned()));
         self.execute(&call).await.map(drop)
     }
 

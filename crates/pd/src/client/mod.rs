@@ -35,6 +35,52 @@ pub trait WriteObserver: Send + Sync {
     fn write_sent(&self);
 }
 
+/// Told about every HTTP request this client sends: one per attempt on one endpoint
+/// (a retried read or a failover shows as several). The operator's metrics implement it;
+/// this crate stays free of any metrics library.
+pub trait RequestObserver: Send + Sync {
+    fn request_done(&self, request: &RequestDone<'_>);
+}
+
+/// One request as a [`RequestObserver`] sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestDone<'a> {
+    /// `GET`, `POST`, `DELETE`.
+    pub method: &'a str,
+    /// The path with its identifiers as placeholders (`/pd/api/v1/store/{id}`), never a
+    /// raw ID or name: bounded, fit for a metric label. TiKV status-server calls are
+    /// `/config` and `/metrics`.
+    pub endpoint: &'static str,
+    pub outcome: RequestOutcome,
+    pub duration: Duration,
+}
+
+/// How a request ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestOutcome {
+    /// An HTTP answer with this status (a status the caller accepts, such as 404 for
+    /// "not evicted", is still its status here).
+    Answered(u16),
+    /// No answer within the client's timeout.
+    Timeout,
+    /// No answer: connection refused, reset, TLS failure.
+    Transport,
+}
+
+impl RequestOutcome {
+    /// `2xx`, `4xx`, `5xx`, `timeout`, `transport` (a metric label).
+    pub fn class(self) -> &'static str {
+        match self {
+            RequestOutcome::Answered(200..=299) => "2xx",
+            RequestOutcome::Answered(300..=399) => "3xx",
+            RequestOutcome::Answered(400..=499) => "4xx",
+            RequestOutcome::Answered(_) => "5xx",
+            RequestOutcome::Timeout => "timeout",
+            RequestOutcome::Transport => "transport",
+        }
+    }
+}
+
 /// Retries of idempotent reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -120,6 +166,7 @@ impl PdClientBuilder {
                 proxy: self.proxy,
                 transport: RwLock::new(transport),
                 write_observer: RwLock::new(None),
+                request_observer: RwLock::new(None),
             }),
         })
     }
@@ -180,6 +227,7 @@ struct Shared {
     proxy: ProxySetting,
     transport: RwLock<Transport>,
     write_observer: RwLock<Option<Arc<dyn WriteObserver>>>,
+    request_observer: RwLock<Option<Arc<dyn RequestObserver>>>,
 }
 
 /// The typed PD client. Cheap to clone; clones share connections, TLS and the write observer.
@@ -203,6 +251,8 @@ pub(crate) struct Call {
     pub method: Method,
     /// Starting with `/pd/api/`; dynamic segments already escaped with [`segment`].
     pub path: String,
+    /// The path with placeholders for its identifiers (what observers see).
+    pub endpoint: &'static str,
     pub query: Vec<(&'static str, String)>,
     pub body: Option<Vec<u8>>,
     pub subject: Subject,
@@ -213,10 +263,17 @@ pub(crate) struct Call {
 }
 
 impl Call {
-    pub fn get(path: impl Into<String>) -> Self {
+    /// A read of a fixed path.
+    pub fn get(path: &'static str) -> Self {
+        Call::get_at(path, path)
+    }
+
+    /// A read of `path`, an instance of the template `endpoint` (`/pd/api/v1/store/{id}`).
+    pub fn get_at(endpoint: &'static str, path: impl Into<String>) -> Self {
         Call {
             method: Method::GET,
             path: path.into(),
+            endpoint,
             query: Vec::new(),
             body: None,
             subject: Subject::None,
@@ -225,8 +282,14 @@ impl Call {
         }
     }
 
-    pub fn write(method: Method, path: impl Into<String>) -> Self {
-        Call { method, write: true, ..Call::get(path) }
+    /// A write to a fixed path.
+    pub fn write(method: Method, path: &'static str) -> Self {
+        Call::write_at(method, path, path)
+    }
+
+    /// A write to `path`, an instance of the template `endpoint`.
+    pub fn write_at(method: Method, endpoint: &'static str, path: impl Into<String>) -> Self {
+        Call { method, write: true, ..Call::get_at(endpoint, path) }
     }
 
     pub fn subject(mut self, subject: Subject) -> Self {
@@ -331,6 +394,11 @@ impl PdClient {
         Ok(true)
     }
 
+    /// Installs (or removes) the observer told about every request.
+    pub fn set_request_observer(&self, observer: Option<Arc<dyn RequestObserver>>) {
+        *self.shared.request_observer.write().unwrap_or_else(PoisonError::into_inner) = observer;
+    }
+
     /// Installs (or removes) the observer told about every write.
     pub fn set_write_observer(&self, observer: Option<Arc<dyn WriteObserver>>) {
         *self.shared.write_observer.write().unwrap_or_else(PoisonError::into_inner) = observer;
@@ -422,6 +490,27 @@ impl PdClient {
     }
 
     async fn send_once(&self, call: &Call, base: &Url) -> Result<Answer> {
+        let observer = self.shared.request_observer.read().unwrap_or_else(PoisonError::into_inner).clone();
+        let Some(observer) = observer else {
+            return self.send_unobserved(call, base).await;
+        };
+        let started = tokio::time::Instant::now();
+        let result = self.send_unobserved(call, base).await;
+        let outcome = match &result {
+            Ok(answer) => RequestOutcome::Answered(answer.status),
+            Err(PdError::Timeout { .. }) => RequestOutcome::Timeout,
+            Err(_) => RequestOutcome::Transport,
+        };
+        observer.request_done(&RequestDone {
+            method: call.method.as_str(),
+            endpoint: call.endpoint,
+            outcome,
+            duration: started.elapsed(),
+        });
+        result
+    }
+
+    async fn send_unobserved(&self, call: &Call, base: &Url) -> Result<Answer> {
         let mut url = base.clone();
         url.set_path(&call.path);
         url.set_query(None);

@@ -30,7 +30,7 @@ impl PdClient {
         })
     }
 
-    async fn peer_check(&self, path: &str, kind: PeerKind) -> Result<PeerCheck> {
+    async fn peer_check(&self, path: &'static str, kind: PeerKind) -> Result<PeerCheck> {
         // PD may label this body application/octet-stream; it is JSON all the same.
         let answer = self.execute(&Call::get(path)).await?;
         let wire: RegionsWire = decode(path, &answer)?;
@@ -41,7 +41,7 @@ impl PdClient {
     /// stores of its voters.
     pub async fn store_regions(&self, store_id: u64) -> Result<Vec<RegionVoters>> {
         let path = format!("/pd/api/v1/regions/store/{store_id}");
-        let answer = self.execute(&Call::get(path.clone())).await?;
+        let answer = self.execute(&Call::get_at("/pd/api/v1/regions/store/{id}", path.clone())).await?;
         let wire: RegionsWire = decode(&path, &answer)?;
         Ok(wire.into_voters())
     }

@@ -37,9 +37,13 @@ impl PdClient {
     /// store. Returns `false` when the store was not evicted (PD's 404, also when no
     /// evict-leader scheduler exists), `true` when it was removed.
     pub async fn remove_evict_leader(&self, store_id: u64) -> Result<bool> {
-        let call = Call::write(Method::DELETE, format!("/pd/api/v1/schedulers/{EVICT_LEADER_SCHEDULER}-{store_id}"))
-            .subject(Subject::EvictLeader(store_id))
-            .accept(&[404]);
+        let call = Call::write_at(
+            Method::DELETE,
+            "/pd/api/v1/schedulers/evict-leader-scheduler-{store_id}",
+            format!("/pd/api/v1/schedulers/{EVICT_LEADER_SCHEDULER}-{store_id}"),
+        )
+        .subject(Subject::EvictLeader(store_id))
+        .accept(&[404]);
         let answer = self.execute(&call).await?;
         Ok(answer.status != 404)
     }

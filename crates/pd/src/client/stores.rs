@@ -9,6 +9,8 @@ use crate::error::{PdError, Result, Subject};
 use crate::types::{Store, StoreInfoWire, StoreState, StoresWire};
 
 const STORES: &str = "/pd/api/v1/stores";
+const STORE: &str = "/pd/api/v1/store/{id}";
+const STORE_LABEL: &str = "/pd/api/v1/store/{id}/label";
 
 fn store_path(id: u64) -> String {
     format!("/pd/api/v1/store/{id}")
@@ -41,7 +43,7 @@ impl PdClient {
     /// `GET /store/{id}`; a Tombstone store is still returned until its record is removed.
     pub async fn store(&self, id: u64) -> Result<Store> {
         let path = store_path(id);
-        let answer = self.execute(&Call::get(path.clone()).subject(Subject::Store(id))).await?;
+        let answer = self.execute(&Call::get_at(STORE, path.clone()).subject(Subject::Store(id))).await?;
         to_store(&path, decode(&path, &answer)?)
     }
 
@@ -53,7 +55,7 @@ impl PdClient {
     /// `force` marks the store physically destroyed: it can never come back Up. Use it
     /// only for a store whose data is gone.
     pub async fn delete_store(&self, id: u64, force: bool) -> Result<()> {
-        let mut call = Call::write(Method::DELETE, store_path(id)).subject(Subject::Store(id));
+        let mut call = Call::write_at(Method::DELETE, STORE, store_path(id)).subject(Subject::Store(id));
         if force {
             // PD checks only that the key is present.
             call = call.query("force", "true");
@@ -65,7 +67,7 @@ impl PdClient {
     /// back to Serving). 200 also when already Up; 410 [`PdError::StoreRemoved`] once
     /// it is Tombstone.
     pub async fn cancel_delete_store(&self, id: u64) -> Result<()> {
-        let call = Call::write(Method::POST, format!("{}/state", store_path(id)))
+        let call = Call::write_at(Method::POST, "/pd/api/v1/store/{id}/state", format!("{}/state", store_path(id)))
             .subject(Subject::Store(id))
             .query("state", "Up");
         self.execute(&call).await.map(drop)
@@ -75,14 +77,15 @@ impl PdClient {
     /// `engine` is reserved by PD.
     pub async fn set_store_labels(&self, id: u64, labels: &BTreeMap<String, String>) -> Result<()> {
         let body = serde_json::to_value(labels).map_err(|e| PdError::Config(e.to_string()))?;
-        let call =
-            Call::write(Method::POST, format!("{}/label", store_path(id))).subject(Subject::Store(id)).json_body(&body);
+        let call = Call::write_at(Method::POST, STORE_LABEL, format!("{}/label", store_path(id)))
+            .subject(Subject::Store(id))
+            .json_body(&body);
         self.execute(&call).await.map(drop)
     }
 
     /// `DELETE /store/{id}/label` with the key as a JSON string body.
     pub async fn delete_store_label(&self, id: u64, key: &str) -> Result<()> {
-        let call = Call::write(Method::DELETE, format!("{}/label", store_path(id)))
+        let call = Call::write_at(Method::DELETE, STORE_LABEL, format!("{}/label", store_path(id)))
             .subject(Subject::Store(id))
             .json_body(&serde_json::Value::String(key.to_owned()));
         self.execute(&call).await.map(drop)

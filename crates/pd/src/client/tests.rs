@@ -1097,3 +1097,78 @@ async fn pd_write_sends_the_client_requests_and_never_force() {
     .map(|(m, p, q)| (m.to_string(), p.to_string(), q.map(str::to_string)));
     assert_eq!(sent, expected);
 }
+
+#[derive(Default)]
+struct SeenRequests(std::sync::Mutex<Vec<(String, &'static str, &'static str)>>);
+
+impl RequestObserver for SeenRequests {
+    fn request_done(&self, request: &RequestDone<'_>) {
+        self.0.lock().unwrap().push((request.method.to_owned(), request.endpoint, request.outcome.class()));
+    }
+}
+
+#[tokio::test]
+async fn every_request_is_observed_by_its_endpoint_template_never_by_an_id() {
+    let pd = FakePd::start().await;
+    pd.on("GET", "/pd/api/v1/health", Reply::json(200, "[]"));
+    pd.on("DELETE", "/pd/api/v1/store/4", Reply::json(200, "\"The store is set as Offline.\""));
+    let seen = Arc::new(SeenRequests::default());
+    let c = PdClient::builder([pd.url()]).system_proxy(false).retry(fast_retry(0)).build().unwrap();
+    c.set_request_observer(Some(seen.clone()));
+    c.health().await.unwrap();
+    c.delete_store(4, false).await.unwrap();
+    // Unscripted paths answer 404: each call still shows, under its template.
+    let _ = c.store(4).await;
+    let _ = c.cancel_delete_store(4).await;
+    let _ = c.set_store_labels(4, &BTreeMap::from([("zone".to_string(), "a".to_string())])).await;
+    let _ = c.delete_store_label(4, "zone").await;
+    let _ = c.remove_evict_leader(4).await;
+    let _ = c.delete_member_by_name("basic-pd-x").await;
+    let _ = c.delete_member_by_id(9).await;
+    let _ = c.transfer_leader("basic-pd-x").await;
+    let _ = c.store_regions(4).await;
+    let seen = seen.0.lock().unwrap().clone();
+    assert_eq!(seen.len(), 11, "{seen:?}");
+    assert_eq!(seen[0], ("GET".to_string(), "/pd/api/v1/health", "2xx"));
+    assert_eq!(seen[1], ("DELETE".to_string(), "/pd/api/v1/store/{id}", "2xx"));
+    assert_eq!(seen[2], ("GET".to_string(), "/pd/api/v1/store/{id}", "4xx"));
+    let endpoints: BTreeSet<&str> = seen.iter().map(|s| s.1).collect();
+    assert_eq!(
+        endpoints,
+        BTreeSet::from([
+            "/pd/api/v1/health",
+            "/pd/api/v1/store/{id}",
+            "/pd/api/v1/store/{id}/state",
+            "/pd/api/v1/store/{id}/label",
+            "/pd/api/v1/schedulers/evict-leader-scheduler-{store_id}",
+            "/pd/api/v1/members/name/{name}",
+            "/pd/api/v1/members/id/{id}",
+            "/pd/api/v1/leader/transfer/{name}",
+            "/pd/api/v1/regions/store/{id}",
+        ])
+    );
+    for endpoint in endpoints {
+        let raw = endpoint.replace("/v1/", "/");
+        assert!(!raw.contains(|c: char| c.is_ascii_digit()) && !raw.contains("basic-pd-x"), "{endpoint}");
+    }
+}
+
+#[tokio::test]
+async fn timeouts_and_refused_connections_are_observed_as_such() {
+    let pd = FakePd::start().await;
+    pd.on("GET", "/pd/api/v1/health", Reply::Hang);
+    let seen = Arc::new(SeenRequests::default());
+    let c = PdClient::builder([pd.url()])
+        .system_proxy(false)
+        .timeout(Duration::from_millis(200))
+        .retry(fast_retry(0))
+        .build()
+        .unwrap();
+    c.set_request_observer(Some(seen.clone()));
+    let _ = c.health().await;
+    let dead = PdClient::builder([dead_url().await]).system_proxy(false).retry(fast_retry(0)).build().unwrap();
+    dead.set_request_observer(Some(seen.clone()));
+    let _ = dead.members().await;
+    let classes: Vec<&str> = seen.0.lock().unwrap().iter().map(|s| s.2).collect();
+    assert_eq!(classes, ["timeout", "transport"]);
+}
