@@ -133,7 +133,8 @@ impl Context {
             fresh_for: config.pd_fresh_for,
             ..tikv_operator_pd::CacheConfig::default()
         })
-        .with_proxy(config.pd_proxy.clone());
+        .with_proxy(config.pd_proxy.clone())
+        .with_metrics(metrics.clone());
         Self {
             recorder: Recorder::new(client.clone(), reporter),
             caches: Caches::new(&client, config.namespace.as_deref()),

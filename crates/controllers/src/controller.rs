@@ -32,6 +32,7 @@ impl<S: Send> ControllerData<S> {
     /// should do: Complete/Wait await the next event, Retry requeues at the earliest
     /// `after`, Fail returns the error (and [`error_policy`] backs off).
     pub async fn pass(&self, key: &str, state: &mut S) -> Result<Action, Error> {
+        let _in_flight = self.ctx.metrics.reconcile_started(self.runner.controller());
         let report = self.runner.run(key, state).await;
         report.log();
         match report.action() {

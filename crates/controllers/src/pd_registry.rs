@@ -168,12 +168,25 @@ pub struct PdRegistry {
     proxy: Option<String>,
     entries: Mutex<HashMap<ClusterKey, Entry>>,
     events: broadcast::Sender<ClusterPdEvent>,
+    /// Told about every request of every client made here (latency, errors).
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl PdRegistry {
     pub fn new(config: CacheConfig) -> Self {
         let (events, _) = broadcast::channel(4096);
-        Self { config, proxy: None, entries: Mutex::new(HashMap::new()), events }
+        Self { config, proxy: None, entries: Mutex::new(HashMap::new()), events, metrics: None }
+    }
+
+    /// Every PD client made here reports its requests to `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Every registered cluster with its handle (the metrics read the caches' freshness).
+    pub fn handles(&self) -> Vec<(ClusterKey, PdHandle)> {
+        self.lock().iter().map(|(key, entry)| (key.clone(), entry.handle.clone())).collect()
     }
 
     /// Sends every PD request through this HTTP proxy instead of the environment's.
@@ -211,6 +224,9 @@ impl PdRegistry {
             builder = builder.tls(tls);
         }
         let client = builder.build()?;
+        if let Some(metrics) = &self.metrics {
+            client.set_request_observer(Some(metrics.pd_observer(key)));
+        }
         let cache = PdCache::for_client(client.clone(), self.config);
         let handle = PdHandle::new(cache, Arc::new(client.clone()));
         entries.insert(key.clone(), self.entry(key, url.to_owned(), Some(client), fingerprint, handle));

@@ -127,6 +127,7 @@ pub async fn run_until_with_clock(
 /// Runs the five controllers on `ctx` until `shutdown` resolves (the playground and
 /// tests call this with their own context and shutdown).
 pub async fn run_controllers(ctx: Arc<Context>, shutdown: Shutdown) {
+    ctx.metrics.attach(&ctx);
     let _watchers = ctx.caches.start();
     tokio::select! {
         ready = ctx.caches.ready() => {
