@@ -10,6 +10,9 @@
 
 pub mod state;
 
+#[cfg(test)]
+mod monitoring_tests;
+
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
