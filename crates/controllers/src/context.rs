@@ -122,6 +122,8 @@ pub struct Context {
     pub expectations: Expectations,
     /// What tasks read the objects they own from (writes go to the API server).
     pub caches: Caches,
+    /// Namespaces being terminated, which get no Events.
+    pub events_gate: EventsGate,
 }
 
 impl Context {
@@ -145,6 +147,7 @@ impl Context {
             config,
             clock,
             expectations: Expectations::default(),
+            events_gate: EventsGate::default(),
         }
     }
 
@@ -166,9 +169,127 @@ impl Context {
     }
 
     async fn publish(&self, object: &ObjectReference, type_: EventType, reason: &str, action: &str, note: String) {
-        let event = Event { type_, reason: reason.into(), note: Some(note), action: action.into(), secondary: None };
-        if let Err(error) = self.recorder.publish(&event, object).await {
-            tracing::debug!(%error, reason, "cannot record an event");
+        let namespace = object.namespace.clone().unwrap_or_default();
+        if self.events_gate.closed(&namespace) {
+            return;
         }
+        // The recorder counts a repeat (same type, reason, action, object) within its
+        // window on the first Event instead of creating another; it compares the whole
+        // reference, so one carrying the resourceVersion (which every status write
+        // changes) would never repeat.
+        let object = ObjectReference { resource_version: None, field_path: None, ..object.clone() };
+        let event = Event { type_, reason: reason.into(), note: Some(note), action: action.into(), secondary: None };
+        match self.recorder.publish(&event, &object).await {
+            Ok(()) => {
+                let type_ = if type_ == EventType::Warning { "Warning" } else { "Normal" };
+                self.metrics.event_recorded(type_, reason);
+            }
+            Err(error) if namespace_terminating(&error) => self.events_gate.close(&namespace),
+            Err(error) => tracing::debug!(%error, reason, "cannot record an event"),
+        }
+    }
+}
+
+/// Whether the API server refused a create because the namespace is being deleted
+/// (403 with cause `NamespaceTerminating`, as kube-apiserver's admission answers).
+fn namespace_terminating(error: &kube::Error) -> bool {
+    let kube::Error::Api(status) = error else { return false };
+    status.code == 403
+        && (status.details.as_ref().is_some_and(|d| d.causes.iter().any(|c| c.reason == "NamespaceTerminating"))
+            || status.message.contains("because it is being terminated"))
+}
+
+/// Namespaces no Event goes into for a while: those the API server said are being
+/// terminated. Learned from the first refusal (one request, no RBAC beyond creating
+/// Events), so Events never pile up retries into a dying namespace. A namespace of the
+/// same name created again later gets Events once the hold has passed.
+#[derive(Default)]
+pub struct EventsGate {
+    closed: Mutex<std::collections::HashMap<String, std::time::Instant>>,
+}
+
+/// How long a terminating namespace gets no Event attempt.
+const TERMINATING_HOLD: Duration = Duration::from_secs(600);
+
+impl EventsGate {
+    fn closed(&self, namespace: &str) -> bool {
+        let mut closed = self.closed.lock().unwrap_or_else(PoisonError::into_inner);
+        closed.retain(|_, since| since.elapsed() < TERMINATING_HOLD);
+        closed.contains_key(namespace)
+    }
+
+    fn close(&self, namespace: &str) {
+        tracing::debug!(namespace, "namespace is being terminated: no Events into it");
+        self.closed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(namespace.to_owned(), std::time::Instant::now());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+    use kube::Api;
+    use kube::api::{DeleteParams, ListParams, PostParams};
+    use kube::{Resource, ResourceExt};
+
+    use crate::testing::{TestEnv, sample_tikv};
+
+    fn event_creates(env: &TestEnv) -> usize {
+        env.sim.requests().count(|r| r.verb == kube_sim::Verb::Create && r.resource == "events")
+    }
+
+    #[tokio::test]
+    async fn a_repeated_event_is_counted_on_the_first_even_after_the_object_changed() {
+        let env = TestEnv::start().await;
+        let mut tikv = env.create(sample_tikv("tikv-aaaaaa", "tikv")).await;
+        let first = tikv.object_ref(&());
+        env.ctx.warning(&first, "EvictionStalled", "EvictLeaders", "no leader moved for 5m".into()).await;
+        // A status write later: another resourceVersion, the same object.
+        tikv.metadata.resource_version = Some("999999".into());
+        env.ctx
+            .warning(&tikv.object_ref(&()), "EvictionStalled", "EvictLeaders", "no leader moved for 5m".into())
+            .await;
+        let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(env.client.clone(), "default");
+        let events = api.list(&ListParams::default()).await.unwrap().items;
+        assert_eq!(events.len(), 1, "one Event, counted twice: {events:?}");
+        assert_eq!(events[0].series.as_ref().map(|s| s.count), Some(2));
+        assert_eq!(events[0].regarding.as_ref().and_then(|r| r.uid.clone()), tikv.uid(), "describe finds it by UID");
+        assert_eq!(env.event_writes(), 2, "a create, then a patch of the count");
+        assert!(
+            env.ctx
+                .metrics
+                .encode()
+                .contains(r#"tikv_operator_events_total{type="Warning",reason="EvictionStalled"} 2"#)
+        );
+    }
+
+    #[tokio::test]
+    async fn no_event_goes_into_a_namespace_being_terminated() {
+        let env = TestEnv::start().await;
+        let namespaces: Api<Namespace> = Api::all(env.client.clone());
+        let mut ns = Namespace::default();
+        ns.metadata.name = Some("doomed".into());
+        namespaces.create(&PostParams::default(), &ns).await.unwrap();
+        // A finalizer holds the namespace in Terminating.
+        let mut held = ConfigMap::default();
+        held.metadata.name = Some("held".into());
+        held.metadata.finalizers = Some(vec!["example.com/hold".into()]);
+        Api::<ConfigMap>::namespaced(env.client.clone(), "doomed").create(&PostParams::default(), &held).await.unwrap();
+        namespaces.delete("doomed", &DeleteParams::default()).await.unwrap();
+        let mut tikv = sample_tikv("tikv-aaaaaa", "tikv");
+        tikv.metadata.namespace = Some("doomed".into());
+        let reference = tikv.object_ref(&());
+        env.sim.requests().reset();
+        for reason in ["OfflineStarted", "OfflineCompleted", "DeletedPod"] {
+            env.ctx.event(&reference, reason, "Offline", "x".into()).await;
+        }
+        assert_eq!(event_creates(&env), 1, "the first refusal closes the namespace to Events");
+        assert!(!env.ctx.metrics.encode().contains("OfflineStarted"), "nothing was recorded");
+        // Other namespaces still get theirs.
+        let other = sample_tikv("tikv-bbbbbb", "tikv").object_ref(&());
+        env.ctx.event(&other, "OfflineStarted", "Offline", "x".into()).await;
+        assert_eq!(event_creates(&env), 2);
     }
 }

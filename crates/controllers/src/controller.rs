@@ -2,8 +2,9 @@
 //! kube-runtime, turning a pass's report into a requeue decision, the failure backoff,
 //! and the watch configuration of owned kinds (the watches themselves are in [`crate::cache`]).
 
+use std::collections::HashMap;
 use std::fmt::Debug;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::{Stream, StreamExt};
 use kube::runtime::controller::Action;
@@ -20,12 +21,15 @@ pub struct ControllerData<S> {
     pub ctx: Arc<Context>,
     pub runner: Runner<S>,
     pub backoff: FailureBackoff,
+    /// The error each failing object last announced (one Warning per new error, not
+    /// one per retry); cleared when a pass succeeds.
+    announced: Mutex<HashMap<String, String>>,
 }
 
 impl<S: Send> ControllerData<S> {
     pub fn new(ctx: Arc<Context>, runner: Runner<S>) -> Arc<Self> {
         let runner = runner.with_metrics(ctx.metrics.clone());
-        Arc::new(Self { ctx, runner, backoff: FailureBackoff::new() })
+        Arc::new(Self { ctx, runner, backoff: FailureBackoff::new(), announced: Mutex::default() })
     }
 
     /// Runs one pass over `state`, logs its report and maps it to what kube-runtime
@@ -37,11 +41,11 @@ impl<S: Send> ControllerData<S> {
         report.log();
         match report.action() {
             PassResult::Done => {
-                self.backoff.on_success(key);
+                self.succeeded(key);
                 Ok(Action::await_change())
             }
             PassResult::RequeueAfter(after) => {
-                self.backoff.on_success(key);
+                self.succeeded(key);
                 Ok(Action::requeue(after))
             }
             PassResult::Failed(error) => Err(Error::Pass(error)),
@@ -49,8 +53,30 @@ impl<S: Send> ControllerData<S> {
     }
 }
 
-/// Failed passes back off per object: 1 s doubling to 60 s.
-pub fn error_policy<K: Resource, S>(object: Arc<K>, error: &Error, data: Arc<ControllerData<S>>) -> Action {
+impl<S> ControllerData<S> {
+    fn succeeded(&self, key: &str) {
+        self.backoff.on_success(key);
+        self.announced.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
+    }
+
+    /// Whether `error` is new for `key` (and remembers it as announced).
+    fn newly_failing(&self, key: &str, error: &str) -> bool {
+        let mut announced = self.announced.lock().unwrap_or_else(PoisonError::into_inner);
+        if announced.get(key).is_some_and(|e| e == error) {
+            return false;
+        }
+        announced.insert(key.to_owned(), error.to_owned());
+        true
+    }
+}
+
+/// Failed passes back off per object: 1 s doubling to 60 s. An error the object did not
+/// fail with last time is announced by one Warning Event (`ReconcileFailed`); the same
+/// error again is only retried.
+pub fn error_policy<K, S>(object: Arc<K>, error: &Error, data: Arc<ControllerData<S>>) -> Action
+where
+    K: Resource<DynamicType = ()>,
+{
     let key = format!(
         "{}/{}",
         object.meta().namespace.as_deref().unwrap_or_default(),
@@ -58,6 +84,13 @@ pub fn error_policy<K: Resource, S>(object: Arc<K>, error: &Error, data: Arc<Con
     );
     let delay = data.backoff.on_failure(&key);
     tracing::warn!(%error, object = %key, retry_in = ?delay, "reconcile failed");
+    let message = error.to_string();
+    if data.newly_failing(&key, &message) {
+        let reference = object.object_ref(&());
+        let ctx = data.ctx.clone();
+        // The policy is synchronous; the Event is recorded beside it.
+        tokio::spawn(async move { ctx.warning(&reference, "ReconcileFailed", "Reconcile", message).await });
+    }
     Action::requeue(delay)
 }
 
@@ -116,4 +149,20 @@ pub fn pd_events(ctx: &Context) -> impl Stream<Item = crate::pd_registry::Cluste
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_failure_is_announced_once_until_the_error_changes_or_a_pass_succeeds() {
+        let data = ControllerData::new(crate::testing::offline_context(), Runner::<()>::new("tikv", []));
+        assert!(data.newly_failing("ns/a", "PD unavailable"));
+        assert!(!data.newly_failing("ns/a", "PD unavailable"), "a retry of the same error is quiet");
+        assert!(data.newly_failing("ns/b", "PD unavailable"), "per object");
+        assert!(data.newly_failing("ns/a", "conflict"), "a new error is announced");
+        data.succeeded("ns/a");
+        assert!(data.newly_failing("ns/a", "conflict"), "failing again after a success is news");
+    }
 }
