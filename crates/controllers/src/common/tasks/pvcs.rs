@@ -50,6 +50,7 @@ async fn run<S: InstanceState>(s: &mut S) -> Outcome {
     let api: Api<PersistentVolumeClaim> = Api::namespaced(pass.ctx.client.clone(), &pass.namespace);
     let live = crate::common::instance::instance_pvcs(s);
     let (mut created, mut grown, mut modified) = (Vec::new(), Vec::new(), Vec::new());
+    let mut still_growing = false;
     for pvc in desired {
         let name = pvc.name_any();
         let Some(existing) = live.iter().find(|l| l.name_any() == name) else {
@@ -113,6 +114,7 @@ async fn run<S: InstanceState>(s: &mut S) -> Outcome {
         }
         if let Some(progress) = resize_progress(existing) {
             s.pass_mut().not_synced(reasons::VOLUME_RESIZING, progress);
+            still_growing = true;
         }
         if let Some((reason, message)) = modify_progress(existing) {
             if reason == reasons::VOLUME_MODIFY_INFEASIBLE
@@ -138,6 +140,19 @@ async fn run<S: InstanceState>(s: &mut S) -> Outcome {
     if !modified.is_empty() {
         let message = format!("moving {} online", modified.join(", "));
         s.pass().event("ModifyingVolume", "Modify", message.clone()).await;
+        done.push(message);
+    }
+    // The end of a resize the last status announced: once, as the next status says so.
+    if grown.is_empty() && !still_growing && s.pass().reason_as_read(types::SYNCED) == Some(reasons::VOLUME_RESIZING) {
+        let sizes: Vec<String> = live
+            .iter()
+            .filter_map(|p| {
+                let capacity = p.status.as_ref()?.capacity.as_ref()?.get("storage")?;
+                Some(format!("{} {}", p.name_any(), capacity.0))
+            })
+            .collect();
+        let message = format!("volumes grew online: {}", sizes.join(", "));
+        s.pass().event("VolumeResized", "Resize", message.clone()).await;
         done.push(message);
     }
     Outcome::complete(if done.is_empty() { "all present".to_string() } else { done.join("; ") })
@@ -237,7 +252,7 @@ mod tests {
         env.synced().await;
         env.sim.requests().reset();
         let mut s = TikvState::new(env.ctx.clone(), "default", "tikv-a");
-        s.pass = s.pass.with_object(tikv).with_cluster(sample_cluster("basic"));
+        s.pass = s.pass.with_object(tikv.clone()).with_cluster(sample_cluster("basic"));
         let report = env.run(&runner, "k", &mut s).await;
         assert_eq!(env.writes(), 0, "{report}");
         assert_eq!(s.pass.unsynced[0].reason, reasons::VOLUME_RESIZING);
@@ -247,6 +262,37 @@ mod tests {
                 "PVC data-tikv-tikv-a grows from {old} to 200Gi: the volume grew; the file system grows online next"
             )
         );
+
+        // The file system grew: the resize the status announced ends with one Event.
+        let mut live: PersistentVolumeClaim = env.get("data-tikv-tikv-a").await;
+        live.status =
+            Some(serde_json::from_value(json!({"phase": "Bound", "capacity": {"storage": "200Gi"}})).unwrap());
+        api.replace_status("data-tikv-tikv-a", &Default::default(), &live).await.unwrap();
+        let mut announced = tikv.clone();
+        let resizing = tikv_operator_api::condition::DesiredCondition::new(
+            types::SYNCED,
+            false,
+            reasons::VOLUME_RESIZING,
+            "PVC data-tikv-tikv-a grows",
+        );
+        let mut status = tikv_operator_api::TiKVStatus::default();
+        tikv_operator_api::condition::set_condition(&mut status.common.conditions, resizing, env.ctx.now());
+        announced.status = Some(status);
+        env.synced().await;
+        let mut s = TikvState::new(env.ctx.clone(), "default", "tikv-a");
+        s.pass = s.pass.with_object(announced).with_cluster(sample_cluster("basic"));
+        env.run(&runner, "k", &mut s).await;
+        assert!(s.pass.unsynced.is_empty(), "{:?}", s.pass.unsynced);
+        let events = env.events().await;
+        let resized: Vec<_> = events.iter().filter(|e| e.1 == "VolumeResized").collect();
+        assert_eq!(resized.len(), 1, "{events:?}");
+        assert_eq!(resized[0].2, "volumes grew online: data-tikv-tikv-a 200Gi");
+        // Once the status no longer says VolumeResizing, nothing more is announced.
+        env.sim.requests().reset();
+        let mut s = TikvState::new(env.ctx.clone(), "default", "tikv-a");
+        s.pass = s.pass.with_object(tikv).with_cluster(sample_cluster("basic"));
+        env.run(&runner, "k", &mut s).await;
+        assert_eq!(env.event_writes(), 0);
     }
 
     #[tokio::test]

@@ -327,6 +327,7 @@ mod tests {
     #[tokio::test]
     async fn no_leaders_left_is_evicted_and_announced_once() {
         let kit = Kit::new(pd().evicting_leaders(5).counts(5, 0, 10), annotated).await;
+        kit.status(|st| st.id = Some("5".into())).await;
         let (s, _) = kit.pass([evict_leaders()]).await;
         assert_eq!((kit.writes(), kit.pd.write_log()), (vec![], vec![]));
         assert_eq!(s.leaders, Leaders::Evicted);

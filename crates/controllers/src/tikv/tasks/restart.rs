@@ -626,6 +626,8 @@ mod tests {
             t.metadata.annotations = Some([(ANNOTATION_RESTART.to_string(), "old-uid/10".to_string())].into());
         })
         .await;
+        // A store restarted long after it joined: its ID is recorded.
+        kit.status(|st| st.id = Some("5".into())).await;
         kit.running_pod().await;
         kit
     }

@@ -3,19 +3,24 @@
 //! The store ID is discovered once, by advertise address, and recorded in
 //! `status.id`; from then on the store is read by that ID only, never re-discovered
 //! (a store's identity is its ID: an address can be reused after a store is removed).
-//! Reads: the PD cache's last view (a snapshot, for reporting). Writes nothing; while
+//! Reads: the PD cache's last view (a snapshot, for reporting). Writes nothing (an Event
+//! `StoreJoined` when the ID is first recorded); while
 //! the store is not up, holds a PD wait so the cache polls fast.
 //! Outcomes: Complete; Wait while PD is not registered, not read, or the store is not
 //! up yet (the cache's store events re-trigger us).
 
 use tikv_operator_pd::NodeState;
-use tikv_operator_task::{Node, Outcome, sync_task};
+use tikv_operator_task::{Node, Outcome, sync_task, task};
 
 use crate::tikv::render::advertise_addr;
 use crate::tikv::state::{Observed, StoreInfo, StoreView, TikvState, ViewFreshness};
 
 pub fn store() -> Node<TikvState> {
-    sync_task("store", |s: &mut TikvState| {
+    task("store", |s: &mut TikvState| Box::pin(run(s)))
+}
+
+async fn run(s: &mut TikvState) -> Outcome {
+    {
         let key = s.pass.key();
         let Some(pd) = s.pass.pd() else {
             s.store = StoreView::NotRegistered;
@@ -47,7 +52,11 @@ pub fn store() -> Node<TikvState> {
         };
         match s.store.store() {
             Some(store) => {
-                s.pass.status.id.get_or_insert_with(|| store.id.to_string());
+                if s.pass.status.id.is_none() {
+                    s.pass.status.id = Some(store.id.to_string());
+                    let note = format!("store {} joined PD as {}", store.id, advertise_addr(tikv));
+                    s.pass.event("StoreJoined", "Register", note).await;
+                }
                 if let Some(state) = store.node_state.to_api() {
                     s.pass.status.state = Some(state);
                 }
@@ -71,7 +80,7 @@ pub fn store() -> Node<TikvState> {
                 }
             }
         }
-    })
+    }
 }
 
 /// Releases the instance's PD wait when it is gone.
@@ -123,6 +132,26 @@ mod tests {
         assert!(observed.is_fresh());
         assert_eq!(observed.view.store(5).map(|s| s.address.as_str()), Some(ADDR), "the pass keeps the view it read");
         assert!(state.store.fresh().is_some() && !state.store.absent_from_fresh_view());
+    }
+
+    #[tokio::test]
+    async fn the_store_joining_is_announced_once_when_its_id_is_recorded() {
+        let env = crate::testing::TestEnv::start().await;
+        let handle = FakePd::bootstrapped().store(5, ADDR, NodeState::Serving).fresh_handle().await;
+        env.ctx.pd.insert(&ClusterKey::new("default", "basic"), "http://pd", handle);
+        let tikv = env.create(sample_tikv("tikv-abc123", "tikv")).await;
+        let runner = Runner::new("test", [store()]);
+        let mut state = TikvState::new(env.ctx.clone(), "default", "tikv-abc123");
+        state.pass = state.pass.with_object(tikv.clone());
+        env.run(&runner, "k", &mut state).await;
+        let events = env.events().await;
+        assert_eq!(events, [("Normal".to_string(), "StoreJoined".to_string(), format!("store 5 joined PD as {ADDR}"))]);
+        // Recorded: a pass finds it and says nothing.
+        let mut state = TikvState::new(env.ctx.clone(), "default", "tikv-abc123");
+        state.pass = state.pass.with_object(tikv);
+        state.pass.status.id = Some("5".into());
+        env.run(&runner, "k", &mut state).await;
+        assert_eq!(env.events().await.len(), 1);
     }
 
     #[tokio::test]
