@@ -117,9 +117,20 @@ pub async fn run_until_with_clock(
     clock: Arc<dyn Clock>,
     shutdown: Shutdown,
 ) -> Result<(), Error> {
+    run_until_with_metrics(kubeconfig, operator, clock, Arc::new(Metrics::default()), shutdown).await
+}
+
+/// [`run_until_with_clock`] feeding `metrics`, which the caller reads (tests).
+pub async fn run_until_with_metrics(
+    kubeconfig: PathBuf,
+    operator: OperatorConfig,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    shutdown: Shutdown,
+) -> Result<(), Error> {
     tikv_operator_pd::install_default_crypto_provider();
     let client = client(Some(&kubeconfig)).await?;
-    let ctx = Arc::new(Context::new(client, operator, clock, Arc::new(Metrics::default())));
+    let ctx = Arc::new(Context::new(client, operator, clock, metrics));
     run_controllers(ctx, shutdown).await;
     Ok(())
 }

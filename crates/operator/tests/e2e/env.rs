@@ -17,6 +17,7 @@ use tikv_operator::playground::{apply, progress};
 use tikv_operator_api::condition::{reasons, types};
 use tikv_operator_api::names::{ANNOTATION_EVICT_LEADER_STORE, LABEL_INSTANCE};
 use tikv_operator_controllers::OperatorConfig;
+use tikv_operator_controllers::metrics::Metrics;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -41,6 +42,8 @@ pub struct Env {
     pub user: StoreClient,
     stop: watch::Sender<bool>,
     operator: Option<OperatorTask>,
+    /// The running operator's metrics (a restarted operator starts new ones).
+    pub metrics: Arc<Metrics>,
 }
 
 pub fn r(plural: &str) -> ResourceRef {
@@ -123,8 +126,8 @@ impl Env {
             apply::apply(&kubectl, doc).expect("apply");
         }
 
-        let (stop, operator) = spawn_operator(&h);
-        Env { h, user, stop, operator: Some(operator) }
+        let (stop, operator, metrics) = spawn_operator(&h);
+        Env { h, user, stop, operator: Some(operator), metrics }
     }
 
     /// Stops the operator as its shutdown signal does (bounded), checking it ends well.
@@ -147,9 +150,10 @@ impl Env {
     /// build: another tools image, ...).
     pub async fn restart_operator_with(&mut self, change: impl FnOnce(&mut OperatorConfig)) {
         self.stop_operator().await;
-        let (stop, operator) = spawn_operator_with(&self.h, change);
+        let (stop, operator, metrics) = spawn_operator_with(&self.h, change);
         self.stop = stop;
         self.operator = Some(operator);
+        self.metrics = metrics;
     }
 
     /// Stops the operator (bounded), checks the watcher one last time and shuts the
@@ -161,6 +165,21 @@ impl Env {
     }
 
     // ---- reading (straight from the store: not in the request log) ----
+
+    /// The sum of the operator's samples named `name` whose labels include all of
+    /// `labels` (0 when none), read from its `/metrics` exposition.
+    pub fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let text = self.metrics.encode();
+        text.lines()
+            .filter(|line| !line.starts_with('#'))
+            .filter_map(|line| {
+                let (series, value) = line.rsplit_once(' ')?;
+                let (sample, set) = series.split_once('{').unwrap_or((series, ""));
+                let wanted = sample == name && labels.iter().all(|(k, v)| set.contains(&format!("{k}=\"{v}\"")));
+                wanted.then(|| value.parse::<f64>().ok()).flatten()
+            })
+            .sum()
+    }
 
     pub fn list(&self, plural: &str) -> Vec<Value> {
         self.list_in(NS, plural)
@@ -676,11 +695,14 @@ impl Env {
 type OperatorTask = JoinHandle<Result<(), tikv_operator_controllers::Error>>;
 
 /// The operator on its own task, as the playground runs it.
-fn spawn_operator(h: &Harness) -> (watch::Sender<bool>, OperatorTask) {
+fn spawn_operator(h: &Harness) -> (watch::Sender<bool>, OperatorTask, Arc<Metrics>) {
     spawn_operator_with(h, |_| {})
 }
 
-fn spawn_operator_with(h: &Harness, change: impl FnOnce(&mut OperatorConfig)) -> (watch::Sender<bool>, OperatorTask) {
+fn spawn_operator_with(
+    h: &Harness,
+    change: impl FnOnce(&mut OperatorConfig),
+) -> (watch::Sender<bool>, OperatorTask, Arc<Metrics>) {
     let (stop, stop_rx) = watch::channel(false);
     let shutdown = async move {
         let mut rx = stop_rx;
@@ -697,8 +719,15 @@ fn spawn_operator_with(h: &Harness, change: impl FnOnce(&mut OperatorConfig)) ->
     change(&mut operator);
     let kubeconfig = h.kubeconfig_path().to_owned();
     let clock = Arc::new(SimulatedClock(h.clock().clone()));
-    let task = tokio::spawn(tikv_operator_controllers::run_until_with_clock(kubeconfig, operator, clock, shutdown));
-    (stop, task)
+    let metrics = Arc::new(Metrics::default());
+    let task = tokio::spawn(tikv_operator_controllers::run_until_with_metrics(
+        kubeconfig,
+        operator,
+        clock,
+        metrics.clone(),
+        shutdown,
+    ));
+    (stop, task, metrics)
 }
 
 /// The simulated cluster's clock, as the playground gives it to the operator: the

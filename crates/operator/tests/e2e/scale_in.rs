@@ -13,7 +13,7 @@ use serde_json::json;
 use tikv_operator_api::condition::{reasons, types};
 use tikv_operator_api::names::{ANNOTATION_EVICT_LEADER_STORE, ANNOTATION_PRIORITY, LABEL_INSTANCE, LABEL_STORE_ID};
 
-use crate::env::{Env, NS, TIKV_GROUP, check_condition, condition, expect_eq, name};
+use crate::env::{CLUSTER, Env, NS, TIKV_GROUP, check_condition, condition, expect_eq, name};
 
 /// pd-sim's fixed cost of a region move: slow (a big store), long enough for a test to
 /// act while a store is Offline in PD, and the fast preset's.
@@ -82,6 +82,13 @@ async fn scale_in_5_to_3_then_a_scale_in_cancelled_mid_way() {
     let offlined_others: Vec<String> =
         env.list("tikvs").iter().filter(|t| t["spec"]["offline"] == true && name(t) != chosen).map(name).collect();
     assert!(offlined_others.is_empty(), "only the lowest priority leaves: {offlined_others:?}");
+    let offline = [("group", TIKV_GROUP), ("operation", "offline")];
+    env.wait_for("the metrics show one offline in progress", |e| {
+        expect_eq("offlines in progress", e.metric("tikv_operator_operations_in_progress", &offline), 1.0)
+    })
+    .await;
+    let taken = [("endpoint", "/pd/api/v1/store/{id}"), ("method", "DELETE"), ("outcome", "2xx")];
+    assert!(env.metric("tikv_operator_pd_requests_total", &taken) >= 1.0, "the DELETE /store/{{id}} is counted");
     env.patch("tikvgroups", TIKV_GROUP, json!({"spec": {"replicas": 4}}));
     env.wait_for("the offline cancelled: spec.offline false, the store Up and Serving", |e| {
         let tikv = e.get("tikvs", &chosen).ok_or("chosen TiKV gone")?;
@@ -105,6 +112,11 @@ async fn scale_in_5_to_3_then_a_scale_in_cancelled_mid_way() {
     let tikv = env.get("tikvs", &chosen).unwrap();
     check_condition(&tikv, types::OFFLINED, "False", reasons::OFFLINE_CANCELED).unwrap();
     assert_eq!(env.store_ids()[&chosen], chosen_id.to_string(), "the same store serves again");
+    assert_eq!(env.metric("tikv_operator_operations_in_progress", &offline), 0.0, "no offline in progress after");
+    let canceled = [("type", "Normal"), ("reason", "OfflineCanceled")];
+    assert!(env.metric("tikv_operator_events_total", &canceled) >= 1.0, "the Event is counted");
+    assert!(env.metric("tikv_operator_passes_total", &[("controller", "tikv")]) > 0.0);
+    assert!(env.metric("tikv_operator_pd_view_age_seconds", &[("cluster", CLUSTER)]) >= 0.0);
     eprintln!("cancelled mid-way: {chosen} (store {chosen_id}); PD writes {pd_log:#?}");
     env.finish().await;
 }
