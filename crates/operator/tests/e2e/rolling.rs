@@ -282,6 +282,13 @@ async fn a_store_down_elsewhere_holds_the_upgrade_until_it_returns() {
         })
         .await;
     eprintln!("held: {blocked}");
+    let held = [("group", TIKV_GROUP), ("operation", "restart"), ("reason", "RestartBlocked")];
+    let rolling = [("group", TIKV_GROUP), ("operation", "rolling_update")];
+    env.wait_for("the metrics show the held restart within the rolling update", |e| {
+        let (held, rolling) = (e.metric(OPERATIONS, &held), e.metric(OPERATIONS, &rolling));
+        if held >= 1.0 && rolling == 1.0 { Ok(()) } else { Err(format!("held {held}, rolling {rolling}")) }
+    })
+    .await;
     env.restart_operator().await;
     env.let_time_pass(std::time::Duration::from_secs(60), std::time::Duration::from_millis(500)).await;
     let pod_deletes: Vec<String> = env
@@ -311,9 +318,16 @@ async fn a_store_down_elsewhere_holds_the_upgrade_until_it_returns() {
     })
     .await;
     assert!(env.evict_leader_stores().is_empty(), "no entry left: {:?}", env.evict_leader_stores());
+    env.wait_for("no operation in progress in the metrics", |e| {
+        let left = e.metric(OPERATIONS, &[("group", TIKV_GROUP)]);
+        if left == 0.0 { Ok(()) } else { Err(format!("{left} in progress")) }
+    })
+    .await;
     env.h.watcher().assert_none();
     env.finish().await;
 }
+
+const OPERATIONS: &str = "tikv_operator_operations_in_progress";
 
 /// `kubectl drain` of a node holding a TiKV pod: the group's PodDisruptionBudget lets
 /// one TiKV pod go at a time, the evicted pod's preStop hook keeps it up until its
