@@ -7,7 +7,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+
+use crate::recorder::{EventType, Recorder};
 
 use crate::cache::Caches;
 use crate::metrics::Metrics;
@@ -128,7 +129,6 @@ pub struct Context {
 
 impl Context {
     pub fn new(client: Client, config: OperatorConfig, clock: Arc<dyn Clock>, metrics: Arc<Metrics>) -> Self {
-        let reporter = Reporter { controller: tikv_operator_api::names::FIELD_MANAGER.into(), instance: None };
         let pd = PdRegistry::new(tikv_operator_pd::CacheConfig {
             fast_interval: config.pd_poll_fast,
             slow_interval: config.pd_poll_slow,
@@ -138,7 +138,7 @@ impl Context {
         .with_proxy(config.pd_proxy.clone())
         .with_metrics(metrics.clone());
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            recorder: Recorder::new(client.clone(), tikv_operator_api::names::FIELD_MANAGER),
             caches: Caches::new(&client, config.namespace.as_deref()),
             client,
             pd,
@@ -173,17 +173,10 @@ impl Context {
         if self.events_gate.closed(&namespace) {
             return;
         }
-        // The recorder counts a repeat (same type, reason, action, object) within its
-        // window on the first Event instead of creating another; it compares the whole
-        // reference, so one carrying the resourceVersion (which every status write
-        // changes) would never repeat.
+        // The object as it is, not as it was at one resourceVersion.
         let object = ObjectReference { resource_version: None, field_path: None, ..object.clone() };
-        let event = Event { type_, reason: reason.into(), note: Some(note), action: action.into(), secondary: None };
-        match self.recorder.publish(&event, &object).await {
-            Ok(()) => {
-                let type_ = if type_ == EventType::Warning { "Warning" } else { "Normal" };
-                self.metrics.event_recorded(type_, reason);
-            }
+        match self.recorder.publish(&object, type_, reason, action, &note).await {
+            Ok(()) => self.metrics.event_recorded(type_.as_str(), reason),
             Err(error) if namespace_terminating(&error) => self.events_gate.close(&namespace),
             Err(error) => tracing::debug!(%error, reason, "cannot record an event"),
         }
@@ -241,7 +234,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_repeated_event_is_counted_on_the_first_even_after_the_object_changed() {
+    async fn a_repeated_event_is_counted_on_the_first_even_after_the_object_changed_and_a_new_note_is_new() {
         let env = TestEnv::start().await;
         let mut tikv = env.create(sample_tikv("tikv-aaaaaa", "tikv")).await;
         let first = tikv.object_ref(&());
@@ -263,6 +256,8 @@ mod tests {
                 .encode()
                 .contains(r#"tikv_operator_events_total{type="Warning",reason="EvictionStalled"} 2"#)
         );
+        env.ctx.warning(&first, "EvictionStalled", "EvictLeaders", "no leader moved for 10m".into()).await;
+        assert_eq!(api.list(&ListParams::default()).await.unwrap().items.len(), 2, "what it says changed");
     }
 
     #[tokio::test]

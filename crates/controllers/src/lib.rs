@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod pd;
 pub mod pd_registry;
 pub mod pdgroup;
+pub mod recorder;
 pub mod revision;
 pub mod runbooks;
 pub mod tikv;

@@ -326,8 +326,7 @@ mod tests {
         assert_eq!(env.events().await.len(), 1);
         assert_eq!(env.event_writes(), 1);
 
-        // Another problem is news (kube's recorder counts it on the Event of the same
-        // reason, as a series).
+        // Another problem is news: another Event (its note differs).
         let mut other = with_condition(group, types::SYNCED, false, reasons::VERSION_DOWNGRADE, &message);
         other.spec.template.spec.version = "v8.3.0".into();
         let mut s = state(&env, other);

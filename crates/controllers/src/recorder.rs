@@ -1,0 +1,180 @@
+//! Kubernetes Events (`events.k8s.io/v1`) with repeats counted.
+//!
+//! kube-rs's `Recorder` counts a repeat as a series on the first Event, but its key
+//! leaves out the note: every `CreatedInstance` of a group within its window was shown
+//! with the first instance's name (`x4`), and a `PodDisruptionBudgetApplied` that later
+//! changed the budget kept saying it was created. Here the key is the object (by UID,
+//! else kind/namespace/name), type, reason, action *and* note, as client-go's correlator
+//! keys on the message: the same Event again within [`SERIES_WINDOW`] patches the first
+//! one's `series` (count, last seen) instead of creating another; a different note is
+//! a new Event. Needs `create` and `patch` on `events.k8s.io` `events`.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::events::v1::{Event, EventSeries};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
+use tokio::sync::Mutex;
+
+/// How long a published Event is counted on rather than created again (kube-rs's and
+/// client-go's six minutes: the series of an Event seen at least every 30 s stays one).
+pub const SERIES_WINDOW: Duration = Duration::from_secs(6 * 60);
+
+/// `Normal` or `Warning`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Normal => "Normal",
+            EventType::Warning => "Warning",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Key {
+    /// The object's UID, or `kind/namespace/name` for a reference without one.
+    object: String,
+    type_: EventType,
+    reason: String,
+    action: String,
+    note: String,
+}
+
+struct Published {
+    namespace: String,
+    name: String,
+    count: i32,
+    last: Instant,
+}
+
+/// Records Events as one reporting controller.
+pub struct Recorder {
+    client: Client,
+    controller: String,
+    published: Mutex<HashMap<Key, Published>>,
+}
+
+impl Recorder {
+    pub fn new(client: Client, controller: impl Into<String>) -> Self {
+        Self { client, controller: controller.into(), published: Mutex::new(HashMap::new()) }
+    }
+
+    /// Records the Event, or counts it on the same one recorded within the window.
+    pub async fn publish(
+        &self,
+        regarding: &ObjectReference,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: &str,
+    ) -> Result<(), kube::Error> {
+        let object = regarding.uid.clone().unwrap_or_else(|| {
+            format!(
+                "{}/{}/{}",
+                regarding.kind.as_deref().unwrap_or_default(),
+                regarding.namespace.as_deref().unwrap_or_default(),
+                regarding.name.as_deref().unwrap_or_default()
+            )
+        });
+        let key = Key { object, type_, reason: reason.into(), action: action.into(), note: note.into() };
+        // Held across the request: two passes recording the same Event at once make one.
+        let mut published = self.published.lock().await;
+        published.retain(|_, p| p.last.elapsed() < SERIES_WINDOW);
+        let now = Timestamp::now();
+        if let Some(earlier) = published.get_mut(&key) {
+            let count = earlier.count + 1;
+            let api: Api<Event> = Api::namespaced(self.client.clone(), &earlier.namespace);
+            let patch = json!({"series": EventSeries { count, last_observed_time: MicroTime(now) }});
+            api.patch(&earlier.name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+            earlier.count = count;
+            earlier.last = Instant::now();
+            return Ok(());
+        }
+        let namespace = regarding.namespace.clone().unwrap_or_else(|| "default".into());
+        let event = Event {
+            metadata: ObjectMeta {
+                name: Some(format!(
+                    "{}.{:x}",
+                    regarding.name.as_deref().unwrap_or(&self.controller),
+                    now.as_nanosecond()
+                )),
+                namespace: Some(namespace.clone()),
+                ..ObjectMeta::default()
+            },
+            event_time: Some(MicroTime(now)),
+            type_: Some(type_.as_str().into()),
+            reason: Some(reason.into()),
+            action: Some(action.into()),
+            note: Some(note.into()),
+            regarding: Some(regarding.clone()),
+            reporting_controller: Some(self.controller.clone()),
+            reporting_instance: Some(self.controller.clone()),
+            ..Event::default()
+        };
+        let api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
+        let created = api.create(&PostParams::default(), &event).await?;
+        let name = created.metadata.name.unwrap_or_default();
+        published.insert(key, Published { namespace, name, count: 1, last: Instant::now() });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::api::ListParams;
+    use kube::{Resource, ResourceExt};
+
+    use super::*;
+    use crate::testing::{TestEnv, sample_tikv, sample_tikv_group};
+
+    async fn events(env: &TestEnv) -> Vec<(String, Option<i32>)> {
+        let api: Api<Event> = Api::namespaced(env.client.clone(), "default");
+        let mut events = api.list(&ListParams::default()).await.unwrap().items;
+        events.sort_by_key(|e| e.event_time.clone().map(|t| t.0));
+        events.into_iter().map(|e| (e.note.unwrap_or_default(), e.series.map(|s| s.count))).collect()
+    }
+
+    #[tokio::test]
+    async fn the_same_event_is_counted_and_another_note_is_another_event() {
+        let env = TestEnv::start().await;
+        let group = env.create(sample_tikv_group("tikv", 3)).await;
+        let recorder = Recorder::new(env.client.clone(), "tikv-operator");
+        let reference = group.object_ref(&());
+        for name in ["tikv-a", "tikv-b", "tikv-a"] {
+            let note = format!("created tikv instance {name}");
+            recorder.publish(&reference, EventType::Normal, "CreatedInstance", "Create", &note).await.unwrap();
+        }
+        assert_eq!(
+            events(&env).await,
+            [("created tikv instance tikv-a".to_string(), Some(2)), ("created tikv instance tikv-b".to_string(), None)]
+        );
+        // Per object: the same note about another object is its own Event.
+        let tikv = env.create(sample_tikv("tikv-a", "tikv")).await;
+        let note = "created tikv instance tikv-a";
+        recorder.publish(&tikv.object_ref(&()), EventType::Normal, "CreatedInstance", "Create", note).await.unwrap();
+        assert_eq!(events(&env).await.len(), 3);
+        let api: Api<Event> = Api::namespaced(env.client.clone(), "default");
+        let on_tikv: Vec<Event> = api
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.uid.clone()) == tikv.uid())
+            .collect();
+        assert_eq!(on_tikv.len(), 1);
+        assert_eq!(on_tikv[0].reporting_controller.as_deref(), Some("tikv-operator"));
+        assert_eq!(on_tikv[0].type_.as_deref(), Some("Normal"));
+    }
+}
