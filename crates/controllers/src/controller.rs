@@ -165,4 +165,33 @@ mod tests {
         data.succeeded("ns/a");
         assert!(data.newly_failing("ns/a", "conflict"), "failing again after a success is news");
     }
+
+    #[tokio::test]
+    async fn the_policy_records_one_warning_per_new_error() {
+        let env = crate::testing::TestEnv::start().await;
+        let tikv = Arc::new(env.create(crate::testing::sample_tikv("tikv-a", "tikv")).await);
+        let data = ControllerData::new(env.ctx.clone(), Runner::<()>::new("tikv", []));
+        let failed = |message: &str| Error::Pass(tikv_operator_task::TaskError::from(message));
+        for message in ["PD unavailable", "PD unavailable", "PD unavailable", "conflict"] {
+            error_policy(tikv.clone(), &failed(message), data.clone());
+        }
+        let expected = [
+            (
+                "Warning".to_string(),
+                "ReconcileFailed".to_string(),
+                "a reconcile pass failed: PD unavailable".to_string(),
+            ),
+            ("Warning".to_string(), "ReconcileFailed".to_string(), "a reconcile pass failed: conflict".to_string()),
+        ];
+        // The policy records beside itself: wait for both.
+        for _ in 0..500 {
+            if env.events().await.len() >= 2 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let mut events = env.events().await;
+        events.sort();
+        assert_eq!(events, expected);
+    }
 }

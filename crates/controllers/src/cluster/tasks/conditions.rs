@@ -3,11 +3,12 @@
 //! Reads: the groups loaded and what earlier tasks found. Writes: only the status being
 //! built (written by `write_status`). Ready and Synced count a group only when its
 //! condition was observed at the group's current generation; Progressing is their
-//! negation; Paused mirrors `spec.paused`. Always Complete.
+//! negation; Paused mirrors `spec.paused` (an Event `Paused` or `Unpaused` when that
+//! changes). Always Complete.
 
 use tikv_operator_api::cluster::ComponentStatus;
 use tikv_operator_api::condition::{find_condition, is_true_at, reasons, types};
-use tikv_operator_task::{Node, Outcome, sync_task};
+use tikv_operator_task::{Node, Outcome, task};
 
 use crate::cluster::state::ClusterState;
 use crate::common::Group;
@@ -66,13 +67,29 @@ fn group_conditions<G: Group>(group: &G) -> &[k8s_openapi::apimachinery::pkg::ap
 }
 
 pub fn conditions() -> Node<ClusterState> {
-    sync_task("conditions", |s: &mut ClusterState| {
+    task("conditions", |s: &mut ClusterState| Box::pin(run(s)))
+}
+
+async fn run(s: &mut ClusterState) -> Outcome {
+    {
         s.pass.status.observed_generation = s.pass.generation();
         let paused = s.pass.paused();
+        let reason = if paused { reasons::PAUSED } else { reasons::UNPAUSED };
+        // A pause or its end is announced once, when the status first says it (a new
+        // cluster that is not paused is not "unpaused").
+        let before = s.pass.reason_as_read(types::PAUSED).map(str::to_owned);
+        if before.as_deref() != Some(reason) && (paused || before.is_some()) {
+            let note = if paused {
+                "spec.paused: the operator changes nothing in this cluster, only reports status"
+            } else {
+                "spec.paused cleared: the operator acts on this cluster again"
+            };
+            s.pass.event(reason, "Pause", note.to_string()).await;
+        }
         s.pass.set_condition(
             types::PAUSED,
             paused,
-            if paused { reasons::PAUSED } else { reasons::UNPAUSED },
+            reason,
             if paused { "spec.paused: only status is reported" } else { "" },
         );
         if !s.groups_loaded {
@@ -119,7 +136,7 @@ pub fn conditions() -> Node<ClusterState> {
             );
         }
         Outcome::complete(format!("ready={ready} synced={synced}"))
-    })
+    }
 }
 
 #[cfg(test)]
@@ -149,6 +166,35 @@ mod tests {
 
     fn status_of(state: &ClusterState, type_: &str) -> String {
         find_condition(&state.pass.status.conditions, type_).unwrap().status.clone()
+    }
+
+    #[tokio::test]
+    async fn a_pause_and_its_end_are_announced_once() {
+        let env = crate::testing::TestEnv::start().await;
+        let mut cluster = sample_cluster("basic");
+        cluster.spec.paused = true;
+        let cluster = env.create(cluster).await;
+        let pass = |cluster: tikv_operator_api::Cluster| {
+            let mut state = ClusterState::new(env.ctx.clone(), "default", "basic");
+            state.pass = state.pass.with_object(cluster.clone()).with_cluster(cluster);
+            state
+        };
+        let runner = Runner::new("test", [conditions()]);
+        let mut state = pass(cluster.clone());
+        runner.run("k", &mut state).await;
+        let as_written = |state: &ClusterState, mut cluster: tikv_operator_api::Cluster| {
+            cluster.status = Some(state.pass.status.clone());
+            cluster
+        };
+        let paused = as_written(&state, cluster.clone());
+        runner.run("k", &mut pass(paused.clone())).await;
+        let mut resumed = paused;
+        resumed.spec.paused = false;
+        let mut state = pass(resumed.clone());
+        runner.run("k", &mut state).await;
+        runner.run("k", &mut pass(as_written(&state, resumed))).await;
+        let events: Vec<String> = env.events().await.into_iter().map(|e| e.1).collect();
+        assert_eq!(events, ["Paused", "Unpaused"]);
     }
 
     #[tokio::test]
