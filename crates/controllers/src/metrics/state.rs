@@ -24,7 +24,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use std::sync::atomic::AtomicU64;
 use tikv_operator_api::condition::{find_condition, reasons, types};
-use tikv_operator_api::{PD, PDGroup, TiKV, TiKVGroup};
+use tikv_operator_api::{Cluster, PD, PDGroup, TiKV, TiKVGroup};
 
 use crate::common::traits::{Group, Instance};
 use crate::context::Context;
@@ -153,6 +153,10 @@ pub struct Snapshot {
     pub pd_view_age: BTreeMap<Labels, f64>,
     pub pd_poll_failing: BTreeMap<Labels, bool>,
     pub concurrency: BTreeMap<Labels, u64>,
+    /// Per cluster: `spec.paused`, and whether its pods are suspended (alerts leave
+    /// such clusters out: their instances are not Ready or Synced by the user's wish).
+    pub paused: BTreeMap<Labels, bool>,
+    pub suspended: BTreeMap<Labels, bool>,
 }
 
 fn group_labels(namespace: String, cluster: String, group: String, component: &'static str) -> Labels {
@@ -202,6 +206,16 @@ impl Snapshot {
         }
     }
 
+    /// Adds the Clusters' pause and suspension.
+    pub fn clusters(&mut self, clusters: &[Arc<Cluster>]) {
+        for cluster in clusters {
+            let labels = vec![("namespace", cluster.namespace().unwrap_or_default()), ("cluster", cluster.name_any())];
+            let suspended = cluster.spec.suspend_action.as_ref().is_some_and(|a| a.suspend_compute);
+            self.paused.insert(labels.clone(), cluster.spec.paused);
+            self.suspended.insert(labels, suspended);
+        }
+    }
+
     fn operation(&mut self, labels: &Labels, op: Operation) {
         let mut labels = labels.clone();
         labels.push(("operation", op.name.to_owned()));
@@ -218,6 +232,7 @@ impl Snapshot {
         snapshot.instances::<PD>(&caches.pds.store().state(), now);
         snapshot.groups::<TiKVGroup>(&caches.tikv_groups.store().state(), now);
         snapshot.groups::<PDGroup>(&caches.pd_groups.store().state(), now);
+        snapshot.clusters(&caches.clusters.store().state());
         for (key, handle) in ctx.pd.handles() {
             let labels = vec![("namespace", key.namespace.clone()), ("cluster", key.name.clone())];
             let pd = handle.cache.snapshot();
@@ -244,7 +259,9 @@ impl Snapshot {
         let oldest = |map: &BTreeMap<Labels, CountAge>| {
             map.iter().filter(|(_, v)| v.count > 0).map(|(l, v)| (l.clone(), v.max_age)).collect()
         };
-        let families: [(&str, &str, Samples); 9] = [
+        let flag =
+            |map: &BTreeMap<Labels, bool>| map.iter().map(|(l, v)| (l.clone(), f64::from(u8::from(*v)))).collect();
+        let families: [(&str, &str, Samples); 11] = [
             (
                 "instances",
                 "PD and TiKV instances, per group",
@@ -280,8 +297,10 @@ impl Snapshot {
             (
                 "pd_poll_failing",
                 "1 while the polls of the cluster's PD fail (the last good view is kept, stale)",
-                self.pd_poll_failing.iter().map(|(l, v)| (l.clone(), f64::from(u8::from(*v)))).collect(),
+                flag(&self.pd_poll_failing),
             ),
+            ("cluster_paused", "1 while the Cluster's spec.paused is set", flag(&self.paused)),
+            ("cluster_suspended", "1 while the Cluster's pods are suspended (suspendAction)", flag(&self.suspended)),
         ];
         for (name, help, values) in families {
             gauge_family(&mut encoder, name, help, values)?;
@@ -425,6 +444,9 @@ mod tests {
         group.status.get_or_insert_default().common.conditions =
             vec![condition(types::SYNCED, "False", reasons::SCALING_IN, 40)];
         let mut snapshot = Snapshot::default();
+        let mut paused = crate::testing::sample_cluster("basic");
+        paused.spec.paused = true;
+        snapshot.clusters(&[Arc::new(paused)]);
         snapshot.instances::<TiKV>(&[Arc::new(ready), Arc::new(leaving)], at(100));
         snapshot.groups::<TiKVGroup>(&[Arc::new(group)], at(100));
         let metrics = Metrics::default();
@@ -445,6 +467,8 @@ mod tests {
                 "tikv_operator_operation_max_age_seconds{{{group},operation=\"offline\",reason=\"OfflineProcessing\"}} 60.0"
             ),
             format!("tikv_operator_operations_in_progress{{{group},operation=\"scale_in\",reason=\"ScalingIn\"}} 1.0"),
+            r#"tikv_operator_cluster_paused{namespace="default",cluster="basic"} 1.0"#.to_string(),
+            r#"tikv_operator_cluster_suspended{namespace="default",cluster="basic"} 0.0"#.to_string(),
         ] {
             assert!(text.contains(&line), "{line} missing from\n{text}");
         }
