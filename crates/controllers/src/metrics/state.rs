@@ -88,7 +88,6 @@ pub fn instance_operations(conditions: &[Condition], now: Timestamp) -> Vec<Oper
 
 const OFFLINE_REASONS: &[&str] = &[
     reasons::OFFLINE_PROCESSING,
-    reasons::OFFLINE_CANCELING,
     reasons::OFFLINE_REFUSED,
     reasons::NOT_ENOUGH_STORES,
     reasons::PD_VIEW_NOT_FRESH,
