@@ -41,11 +41,15 @@ pub struct Env {
     pub user: StoreClient,
     stop: watch::Sender<bool>,
     operator: Option<OperatorTask>,
+    /// The one namespace the operator watches (`--namespace`), if any.
+    namespace: Option<String>,
 }
 
 pub fn r(plural: &str) -> ResourceRef {
     match plural {
-        "pods" | "nodes" | "persistentvolumeclaims" => ResourceRef::new("", "v1", plural),
+        "pods" | "nodes" | "persistentvolumeclaims" | "services" | "configmaps" | "secrets" => {
+            ResourceRef::new("", "v1", plural)
+        }
         "poddisruptionbudgets" => ResourceRef::new("policy", "v1", plural),
         _ => ResourceRef::new(tikv_operator_api::GROUP, tikv_operator_api::VERSION, plural),
     }
@@ -111,9 +115,35 @@ impl Env {
         (Env::launch(h, &docs), namespaces)
     }
 
+    /// `examples/basic` in `namespace` (minReadySeconds 0), and the operator started
+    /// with `--namespace namespace`: it watches that namespace only.
+    pub async fn start_in_namespace(namespace: &str) -> Env {
+        let config = HarnessConfig {
+            nodes: 6,
+            zones: 3,
+            speed: SPEED,
+            watch_delay: Duration::from_millis(50),
+            ..HarnessConfig::fast()
+        };
+        let h = Harness::start(config).await.expect("harness starts");
+        let mut docs = basic();
+        for doc in &mut docs {
+            doc.object["metadata"]["namespace"] = json!(namespace);
+            if matches!(doc.kind(), "PDGroup" | "TiKVGroup") {
+                doc.object["spec"]["minReadySeconds"] = json!(0);
+            }
+        }
+        Env::launch_in(h, &docs, Some(namespace.to_owned()))
+    }
+
     /// Applies `docs` and starts the operator, as the playground does (with the
     /// operator's binary in its image, for the TiKV pods' preStop hook).
     fn launch(h: Harness, docs: &[apply::Document]) -> Env {
+        Env::launch_in(h, docs, None)
+    }
+
+    /// [`launch`](Self::launch) with the operator watching `namespace` only.
+    fn launch_in(h: Harness, docs: &[apply::Document], namespace: Option<String>) -> Env {
         tikv_operator::tools::register_simulated(&h, tikv_operator_controllers::DEFAULT_TOOLS_IMAGE);
         let user = h.store().client("user");
         let kubectl = h.store().client("kubectl");
@@ -123,8 +153,8 @@ impl Env {
             apply::apply(&kubectl, doc).expect("apply");
         }
 
-        let (stop, operator) = spawn_operator(&h);
-        Env { h, user, stop, operator: Some(operator) }
+        let (stop, operator) = spawn_operator_with(&h, namespace.clone(), |_| {});
+        Env { h, user, stop, operator: Some(operator), namespace }
     }
 
     /// Stops the operator as its shutdown signal does (bounded), checking it ends well.
@@ -147,7 +177,7 @@ impl Env {
     /// build: another tools image, ...).
     pub async fn restart_operator_with(&mut self, change: impl FnOnce(&mut OperatorConfig)) {
         self.stop_operator().await;
-        let (stop, operator) = spawn_operator_with(&self.h, change);
+        let (stop, operator) = spawn_operator_with(&self.h, self.namespace.clone(), change);
         self.stop = stop;
         self.operator = Some(operator);
     }
@@ -675,12 +705,13 @@ impl Env {
 
 type OperatorTask = JoinHandle<Result<(), tikv_operator_controllers::Error>>;
 
-/// The operator on its own task, as the playground runs it.
-fn spawn_operator(h: &Harness) -> (watch::Sender<bool>, OperatorTask) {
-    spawn_operator_with(h, |_| {})
-}
-
-fn spawn_operator_with(h: &Harness, change: impl FnOnce(&mut OperatorConfig)) -> (watch::Sender<bool>, OperatorTask) {
+/// The operator on its own task, as the playground runs it, watching `namespace` (every
+/// namespace with `None`), with `change` made to its settings.
+fn spawn_operator_with(
+    h: &Harness,
+    namespace: Option<String>,
+    change: impl FnOnce(&mut OperatorConfig),
+) -> (watch::Sender<bool>, OperatorTask) {
     let (stop, stop_rx) = watch::channel(false);
     let shutdown = async move {
         let mut rx = stop_rx;
@@ -692,6 +723,7 @@ fn spawn_operator_with(h: &Harness, change: impl FnOnce(&mut OperatorConfig)) ->
         pd_proxy: Some(h.proxy_url()),
         pd_poll_fast: Duration::from_millis(200),
         pd_poll_slow: Duration::from_secs(2),
+        namespace,
         ..OperatorConfig::default()
     };
     change(&mut operator);

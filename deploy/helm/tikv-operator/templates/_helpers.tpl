@@ -33,14 +33,16 @@ What the operator does in the namespaces it watches: exactly the verbs the code 
 list+watch only (one watch per kind); get only where a task reads the API directly.
 */}}
 {{- define "tikv-operator.namespacedRules" -}}
-# The five custom resources: watched; instances created, replaced (updater), patched
-# (finalizers, annotations), deleted (scale-in, replacement); status written by PUT.
+# The five custom resources: watched; a Cluster read directly before instances are
+# released without it; groups deleted with their Cluster; instances created, replaced
+# (rolling update), patched (finalizers, annotations), deleted (scale-in, replacement);
+# finalizers patched on all five; status written by PUT.
 - apiGroups: ["core.tikv.org"]
   resources: ["clusters"]
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["core.tikv.org"]
   resources: ["pdgroups", "tikvgroups"]
-  verbs: ["list", "watch", "patch"]
+  verbs: ["list", "watch", "patch", "delete"]
 - apiGroups: ["core.tikv.org"]
   resources: ["pds", "tikvs"]
   verbs: ["list", "watch", "create", "update", "patch", "delete"]
