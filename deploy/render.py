@@ -173,4 +173,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except helm.HelmError as error:
+        sys.exit(f"render.py: {error}")
