@@ -230,6 +230,23 @@ impl ApiError {
             .with_details(details(group, resource, name))
     }
 
+    /// apimachinery's `NewForbidden`: the name is left out when the request names none,
+    /// and the resource too for a non-resource path.
+    pub fn forbidden_for(group: &str, resource: &str, name: &str, why: &str) -> Self {
+        let message = match (resource, name) {
+            ("", _) => format!("forbidden: {why}"),
+            (_, "") => format!("{} is forbidden: {why}", qualified(group, resource)),
+            _ => format!("{} \"{name}\" is forbidden: {why}", qualified(group, resource)),
+        };
+        let d = if resource.is_empty() { json!({}) } else { details(group, resource, name) };
+        Self::new(403, "Forbidden", message).with_details(d)
+    }
+
+    /// 401, as kube-apiserver answers a request whose credentials it cannot authenticate.
+    pub fn unauthorized() -> Self {
+        Self::new(401, "Unauthorized", "Unauthorized")
+    }
+
     pub fn gone(message: impl Into<String>) -> Self {
         Self::new(410, "Expired", message)
     }

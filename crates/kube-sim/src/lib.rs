@@ -17,7 +17,10 @@
 //! # What it serves
 //!
 //! core/v1 Namespace, Pod (with `binding` and `eviction`), Service, ConfigMap, Secret,
-//! PersistentVolumeClaim, PersistentVolume, Node, Event; apps/v1 ControllerRevision;
+//! PersistentVolumeClaim, PersistentVolume, Node, Event, ServiceAccount; apps/v1
+//! ControllerRevision and Deployment (stored and validated; no Deployment controller
+//! runs, so none of its Pods appear); rbac.authorization.k8s.io/v1 Role, RoleBinding,
+//! ClusterRole, ClusterRoleBinding (enforced for token users, see [`auth`]);
 //! policy/v1 PodDisruptionBudget; coordination.k8s.io/v1 Lease; events.k8s.io/v1 Event
 //! (one store with core Events); storage.k8s.io/v1 StorageClass and v1beta1
 //! VolumeAttributesClass (as Kubernetes 1.33 with its feature gate on); apiextensions.k8s.io/v1
@@ -50,12 +53,20 @@
 //! [`Store::subscribe`] wakes a component on every committed write: that is the hook
 //! point for simulated components (the built-in controllers use it the same way).
 //!
+//! # Identities
+//!
+//! Requests without a bearer token act as the administrator (`system:admin` in
+//! `system:masters`), so the default kubeconfig can do anything. [`KubeSim::add_token`]
+//! and [`KubeSim::service_account_token`] register tokens whose requests RBAC authorizes
+//! (see [`auth`]); [`kubeconfig::write_with_token`] writes a kubeconfig presenting one.
+//!
 //! # Measurement and faults
 //!
 //! [`KubeSim::requests`] is the [`RequestLog`]; [`KubeSim::faults`] injects 409 / 429 /
 //! 500 / hangs for chosen requests, delays or drops watches, and compacts history.
 
 pub mod api;
+pub mod auth;
 pub mod cluster;
 pub mod controllers;
 mod convert;
@@ -81,6 +92,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use sim_clock::SimClock;
 
+pub use auth::{Tokens, UserInfo};
 pub use error::{ApiError, ApiResult, FieldErr};
 pub use faults::{FaultAction, FaultId, FaultRule, Faults};
 pub use patch::PatchType;
@@ -148,6 +160,7 @@ pub struct KubeSim {
     server: tokio::task::JoinHandle<()>,
     controllers: tokio::task::JoinHandle<()>,
     cluster: Option<cluster::SimulatedCluster>,
+    tokens: Tokens,
 }
 
 impl KubeSim {
@@ -165,8 +178,10 @@ impl KubeSim {
         });
         kubeconfig::write(&kubeconfig, &url)?;
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+        let tokens = Tokens::default();
         let app = Arc::new(api::AppState {
             store: store.clone(),
+            tokens: tokens.clone(),
             addr: addr.to_string(),
             shutdown: shutdown_rx.clone(),
             bookmark_interval: config.bookmark_interval,
@@ -186,7 +201,7 @@ impl KubeSim {
             let cluster = cluster::ClusterConfig { nodes: config.nodes, zones: config.zones, ..cluster };
             cluster::SimulatedCluster::start(store.clone(), cluster)
         });
-        Ok(KubeSim { url, addr, kubeconfig, store, config, shutdown_tx, server, controllers, cluster })
+        Ok(KubeSim { url, addr, kubeconfig, store, config, shutdown_tx, server, controllers, cluster, tokens })
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -227,6 +242,33 @@ impl KubeSim {
         self.cluster.as_ref()
     }
 
+    /// The bearer tokens the server accepts (see [`auth`]).
+    pub fn tokens(&self) -> &Tokens {
+        &self.tokens
+    }
+
+    /// Accepts `token` as `user` in `groups` (plus `system:authenticated`), like a line of
+    /// kube-apiserver's `--token-auth-file`. Requests presenting it are authorized by RBAC
+    /// unless `groups` holds `system:masters`.
+    pub fn add_token(&self, token: &str, user: &str, groups: &[&str]) {
+        self.tokens.add(token, user, groups);
+    }
+
+    /// A new bearer token for the ServiceAccount `namespace/name`: it authenticates as
+    /// `system:serviceaccount:<namespace>:<name>` (groups `system:serviceaccounts`,
+    /// `system:serviceaccounts:<namespace>`, `system:authenticated`) while that
+    /// ServiceAccount exists. A real cluster issues such tokens through TokenRequest;
+    /// this static token stands in for one.
+    pub fn service_account_token(&self, namespace: &str, name: &str) -> String {
+        self.tokens.issue_service_account(namespace, name)
+    }
+
+    /// Writes a kubeconfig for this server that presents `token` (see
+    /// [`kubeconfig::write_with_token`]).
+    pub fn write_kubeconfig_with_token(&self, path: &Path, token: &str) -> std::io::Result<()> {
+        kubeconfig::write_with_token(path, &self.url, token)
+    }
+
     /// Stops serving: open watches and hung requests end, the controllers stop.
     pub async fn shutdown(self) {
         if let Some(cluster) = self.cluster {
@@ -250,6 +292,13 @@ fn seed(store: &Store, config: &Config) -> anyhow::Result<()> {
         json!({"metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
                "spec": {"clusterIP": "127.2.0.1", "ports": [{"name": "https", "port": 443, "targetPort": 6443}]}}),
     )?;
+    let rbac = |plural: &str| ResourceRef::new(registry::RBAC_GROUP, "v1", plural);
+    for role in auth::bootstrap::cluster_roles() {
+        system.create(&rbac("clusterroles"), None, role)?;
+    }
+    for binding in auth::bootstrap::cluster_role_bindings() {
+        system.create(&rbac("clusterrolebindings"), None, binding)?;
+    }
     let nodes = ResourceRef::new("", "v1", "nodes");
     let zones = config.zones.max(1);
     for i in 0..config.nodes {

@@ -125,7 +125,18 @@ impl ResourceInfo {
         self.tracks_generation = true;
         self
     }
+    fn scale(mut self, spec: &str, status: &str, selector: &str) -> Self {
+        self.scale = Some(ScaleSpec {
+            spec_replicas_path: spec.into(),
+            status_replicas_path: status.into(),
+            label_selector_path: Some(selector.into()),
+        });
+        self
+    }
 }
+
+/// The group of Role, RoleBinding, ClusterRole and ClusterRoleBinding.
+pub const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 
 /// The built-in resources this server serves.
 pub fn builtins() -> Vec<ResourceInfo> {
@@ -144,12 +155,25 @@ pub fn builtins() -> Vec<ResourceInfo> {
         ResourceInfo::builtin("", "v1", "persistentvolumes", "PersistentVolume", false).short(&["pv"]).status(),
         ResourceInfo::builtin("", "v1", "nodes", "Node", false).short(&["no"]).status(),
         ResourceInfo::builtin("", "v1", "events", "Event", true).short(&["ev"]),
+        ResourceInfo::builtin("", "v1", "serviceaccounts", "ServiceAccount", true).short(&["sa"]),
         ResourceInfo::builtin("apps", "v1", "controllerrevisions", "ControllerRevision", true),
+        // Served and stored like kube-apiserver does; no Deployment controller runs here, so
+        // no ReplicaSets or Pods follow from one and its status stays as written.
+        ResourceInfo::builtin("apps", "v1", "deployments", "Deployment", true)
+            .short(&["deploy"])
+            .all()
+            .status()
+            .generation()
+            .scale(".spec.replicas", ".status.replicas", ".spec.selector"),
         ResourceInfo::builtin("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", true)
             .short(&["pdb"])
             .status()
             .generation(),
         ResourceInfo::builtin("coordination.k8s.io", "v1", "leases", "Lease", true),
+        ResourceInfo::builtin(RBAC_GROUP, "v1", "roles", "Role", true),
+        ResourceInfo::builtin(RBAC_GROUP, "v1", "rolebindings", "RoleBinding", true),
+        ResourceInfo::builtin(RBAC_GROUP, "v1", "clusterroles", "ClusterRole", false),
+        ResourceInfo::builtin(RBAC_GROUP, "v1", "clusterrolebindings", "ClusterRoleBinding", false),
         events_v1,
         ResourceInfo::builtin("storage.k8s.io", "v1", "storageclasses", "StorageClass", false).short(&["sc"]),
         // Kubernetes 1.33 serves it at v1beta1 (with the VolumeAttributesClass feature on).

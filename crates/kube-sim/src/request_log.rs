@@ -51,6 +51,10 @@ pub struct RequestRecord {
     /// ` fieldManager=<name>` when the request named a field manager.
     pub client: String,
     pub user_agent: String,
+    /// The authenticated user the request acted as: `system:admin` for HTTP requests
+    /// without a bearer token, the token's user otherwise (`system:serviceaccount:ns:name`),
+    /// empty when the token was refused (401); an in-process client's name.
+    pub user: String,
     pub field_manager: Option<String>,
     /// The HTTP status answered (200 for a watch that was opened).
     pub code: u16,
@@ -239,6 +243,7 @@ mod tests {
             name: Some(name.into()),
             client: "test".into(),
             user_agent: "test".into(),
+            user: "test".into(),
             field_manager: None,
             code: 200,
             at: SimInstant::default(),

@@ -1438,6 +1438,7 @@ mod tests {
                 name: Some(pod.into()),
                 client: "tikv-operator".into(),
                 user_agent: "tikv-operator".into(),
+                user: "system:admin".into(),
                 field_manager: None,
                 code: 201,
                 at: sim.store().clock().now(),

@@ -18,6 +18,8 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::auth::rbac::{self, RequestAttributes};
+use crate::auth::{Tokens, UserInfo};
 use crate::error::{ApiError, ApiResult};
 use crate::faults::{FaultAction, FaultTarget};
 use crate::patch::PatchType;
@@ -29,6 +31,8 @@ use crate::validation::custom::FieldValidation;
 /// What the HTTP handlers share.
 pub(crate) struct AppState {
     pub store: Store,
+    /// The bearer tokens requests may present.
+    pub tokens: Tokens,
     /// `host:port` the server listens on, for `/api`'s server addresses.
     pub addr: String,
     pub shutdown: tokio::sync::watch::Receiver<bool>,
@@ -119,6 +123,18 @@ async fn handle(
 ) -> Response {
     let path = uri.path().to_string();
     let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    // Authentication, then authorization, before anything else (as kube-apiserver's filters).
+    let access = access(&app, &method, &path, &query, &headers);
+    let target = match segs.as_slice() {
+        ["api", v, rest @ ..] => parse_resource(&app.store, "", v, rest),
+        ["apis", g, v, rest @ ..] => parse_resource(&app.store, g, v, rest),
+        _ => None,
+    };
+    if let Err(denied) = &access
+        && target.is_none()
+    {
+        return error_response(&denied.0);
+    }
     let reg = || app.store.registry();
     let get_only = |v: Option<Value>| -> Response {
         if method != Method::GET {
@@ -144,11 +160,6 @@ async fn handle(
         ["openapi", "v3", "apis", g, v] => return get_only(openapi::group_version(&reg(), g, v)),
         _ => {}
     }
-    let target = match segs.as_slice() {
-        ["api", v, rest @ ..] => parse_resource(&app.store, "", v, rest),
-        ["apis", g, v, rest @ ..] => parse_resource(&app.store, g, v, rest),
-        _ => None,
-    };
     let Some(target) = target else { return error_response(&ApiError::no_route()) };
     let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("unknown").to_string();
     let field_manager = query.get("fieldManager").cloned();
@@ -171,6 +182,10 @@ async fn handle(
         }
     };
     let info = target.info.clone();
+    let user = match &access {
+        Ok(u) => u.name.clone(),
+        Err(denied) => denied.1.clone(),
+    };
     let record = |code: u16| RequestRecord {
         seq: 0,
         verb,
@@ -182,12 +197,17 @@ async fn handle(
         name: target.name.clone(),
         client: client.clone(),
         user_agent: user_agent.clone(),
+        user: user.clone(),
         field_manager: field_manager.clone(),
         code,
         at: app.store.clock().now(),
         in_process: false,
         deleted: Vec::new(),
     };
+    if let Err(denied) = &access {
+        app.store.shared.log.record(record(denied.0.code));
+        return error_response(&denied.0);
+    }
     let fault = app.store.shared.faults.decide(&FaultTarget {
         verb,
         group: &info.group,
@@ -238,6 +258,28 @@ async fn handle(
     }
     app.store.shared.log.record(done);
     resp
+}
+
+/// Who the request acts as, if it may do what it asks: 401 for a refused token, 403 (with
+/// the user's name, for the request log) when RBAC does not allow it.
+fn access(
+    app: &AppState,
+    method: &Method,
+    path: &str,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<UserInfo, Box<(ApiError, String)>> {
+    let user = app.tokens.authenticate(&app.store, headers).map_err(|e| Box::new((e, String::new())))?;
+    if user.is_privileged() {
+        return Ok(user);
+    }
+    let attrs = RequestAttributes::from_request(method.as_str(), path, query);
+    let decision = rbac::authorize(&app.store, &user, &attrs);
+    if decision.allowed {
+        Ok(user)
+    } else {
+        Err(Box::new((rbac::forbidden(&user, &attrs, &decision.reason), user.name)))
+    }
 }
 
 /// What a DELETE or deletecollection deleted, passed from `dispatch` to the request log.

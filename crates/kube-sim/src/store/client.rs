@@ -124,6 +124,7 @@ impl StoreClient {
             name: name.map(str::to_string),
             client,
             user_agent: self.name.clone(),
+            user: self.name.clone(),
             field_manager: field_manager.map(str::to_string),
             code,
             at,

@@ -12,10 +12,13 @@ pub fn view(info: &ResourceInfo, obj: &Value) -> ApiResult<Value> {
     let replicas = meta::get_path(obj, &spec.spec_replicas_path).as_i64().unwrap_or(0);
     let status_replicas = meta::get_path(obj, &spec.status_replicas_path).as_i64().unwrap_or(0);
     let mut status = json!({"replicas": status_replicas});
-    if let Some(sel) = &spec.label_selector_path
-        && let Some(s) = meta::get_path(obj, sel).as_str()
-    {
-        status["selector"] = json!(s);
+    if let Some(sel) = &spec.label_selector_path {
+        match meta::get_path(obj, sel) {
+            Value::String(s) => status["selector"] = json!(s),
+            // Built-in kinds (Deployment) hold a LabelSelector; Scale shows it as a string.
+            v @ Value::Object(_) => status["selector"] = json!(selector_string(v)),
+            _ => {}
+        }
     }
     let m = &obj["metadata"];
     Ok(json!({
@@ -28,6 +31,29 @@ pub fn view(info: &ResourceInfo, obj: &Value) -> ApiResult<Value> {
         "spec": {"replicas": replicas},
         "status": status
     }))
+}
+
+/// A `LabelSelector` as apimachinery prints it: requirements sorted by key, joined by `,`.
+fn selector_string(sel: &Value) -> String {
+    let mut reqs: Vec<(String, String)> = Vec::new();
+    for (k, v) in sel["matchLabels"].as_object().into_iter().flatten() {
+        reqs.push((k.clone(), format!("{k}={}", v.as_str().unwrap_or_default())));
+    }
+    for e in sel["matchExpressions"].as_array().into_iter().flatten() {
+        let key = e["key"].as_str().unwrap_or_default();
+        let mut values: Vec<&str> = e["values"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        values.sort_unstable();
+        let text = match e["operator"].as_str().unwrap_or_default() {
+            "In" => format!("{key} in ({})", values.join(",")),
+            "NotIn" => format!("{key} notin ({})", values.join(",")),
+            "Exists" => key.to_string(),
+            "DoesNotExist" => format!("!{key}"),
+            _ => continue,
+        };
+        reqs.push((key.to_string(), text));
+    }
+    reqs.sort();
+    reqs.into_iter().map(|(_, t)| t).collect::<Vec<_>>().join(",")
 }
 
 /// The object after a Scale write: only the spec replicas path changes.
@@ -51,4 +77,17 @@ pub fn apply(info: &ResourceInfo, obj: &Value, scale: &Value) -> ApiResult<Value
     let mut new = obj.clone();
     meta::set_path(&mut new, &spec.spec_replicas_path, json!(n));
     Ok(new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_selectors_print_sorted_by_key() {
+        let sel = json!({"matchLabels": {"b": "2", "a": "1"},
+                         "matchExpressions": [{"key": "c", "operator": "In", "values": ["y", "x"]},
+                                              {"key": "d", "operator": "DoesNotExist"}]});
+        assert_eq!(selector_string(&sel), "a=1,b=2,c in (x,y),!d");
+    }
 }

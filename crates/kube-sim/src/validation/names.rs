@@ -42,6 +42,8 @@ fn rule(info: &ResourceInfo) -> Rule {
         ("", "namespaces") => Rule::Label,
         ("", "services") => Rule::Dns1035,
         ("", "events") => Rule::PathSegment,
+        // Roles and bindings are named like `system:discovery`.
+        (crate::registry::RBAC_GROUP, _) => Rule::PathSegment,
         _ => Rule::Subdomain,
     }
 }

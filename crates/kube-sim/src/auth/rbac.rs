@@ -1,0 +1,300 @@
+//! RBAC authorization, as kube-apiserver's RBAC authorizer decides: a request is allowed
+//! when a ClusterRoleBinding, or a RoleBinding in the request's namespace, binds its user
+//! (by name, by group, or as a ServiceAccount) to a Role or ClusterRole with a rule that
+//! matches the request's attributes. Members of `system:masters` are allowed before RBAC
+//! is asked, as by the real server's privileged-group authorizer.
+//!
+//! The attributes come from the URL as apiserver's `RequestInfoFactory` derives them
+//! ([`RequestAttributes::from_request`]): the verb from the method (`get` without a name
+//! is `list` or `watch`, `delete` without one `deletecollection`), the namespace of a
+//! `namespaces/{name}` URL is that name, and a list or watch whose field selector pins
+//! `metadata.name` names that object (so `resourceNames` rules can allow it). Roles and
+//! bindings are read from the store at the moment of the request (the real authorizer
+//! reads informer caches, a little behind); aggregated ClusterRoles get their rules only
+//! from what is written in them (no aggregation controller runs here).
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use super::UserInfo;
+use crate::error::ApiError;
+use crate::registry::{GroupResource, RBAC_GROUP};
+use crate::store::{Key, Store};
+
+/// What RBAC judges a request by.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RequestAttributes {
+    pub verb: String,
+    /// A request for an API resource rather than a plain path (`/version`, `/healthz`).
+    pub resource_request: bool,
+    /// The URL path, for non-resource requests.
+    pub path: String,
+    pub api_group: String,
+    pub api_version: String,
+    pub namespace: String,
+    pub resource: String,
+    pub subresource: String,
+    pub name: String,
+}
+
+impl RequestAttributes {
+    /// A resource request (for tests and in-process checks).
+    pub fn resource(verb: &str, group: &str, resource: &str, namespace: &str, name: &str) -> Self {
+        let (resource, subresource) = resource.split_once('/').unwrap_or((resource, ""));
+        RequestAttributes {
+            verb: verb.into(),
+            resource_request: true,
+            api_group: group.into(),
+            api_version: "v1".into(),
+            namespace: namespace.into(),
+            resource: resource.into(),
+            subresource: subresource.into(),
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+
+    /// A request for a path outside the API resources.
+    pub fn non_resource(verb: &str, path: &str) -> Self {
+        RequestAttributes { verb: verb.into(), path: path.into(), ..Default::default() }
+    }
+
+    /// The attributes of an HTTP request, as kube-apiserver's request-info parser reads them.
+    pub fn from_request(method: &str, path: &str, query: &HashMap<String, String>) -> Self {
+        let mut info = RequestAttributes::non_resource(&method.to_ascii_lowercase(), path);
+        let parts: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+        let mut rest: &[&str] = match parts.as_slice() {
+            ["api", version, rest @ ..] if !rest.is_empty() => {
+                info.api_version = version.to_string();
+                rest
+            }
+            ["apis", group, version, rest @ ..] if !rest.is_empty() => {
+                info.api_group = group.to_string();
+                info.api_version = version.to_string();
+                rest
+            }
+            _ => return info,
+        };
+        info.resource_request = true;
+        if matches!(rest.first(), Some(&("watch" | "proxy"))) {
+            if rest.len() < 2 {
+                return info;
+            }
+            info.verb = rest[0].to_string();
+            rest = &rest[1..];
+        } else {
+            info.verb = match method {
+                "POST" => "create",
+                "GET" | "HEAD" => "get",
+                "PUT" => "update",
+                "PATCH" => "patch",
+                "DELETE" => "delete",
+                _ => "",
+            }
+            .into();
+        }
+        if rest[0] == "namespaces" && rest.len() > 1 {
+            info.namespace = rest[1].to_string();
+            if rest.len() > 2 && !matches!(rest[2], "status" | "finalize") {
+                rest = &rest[2..];
+            }
+        }
+        if rest.len() >= 3 && info.verb != "proxy" {
+            info.subresource = rest[2].to_string();
+        }
+        if rest.len() >= 2 {
+            info.name = rest[1].to_string();
+        }
+        info.resource = rest[0].to_string();
+        if info.name.is_empty() && info.verb == "get" {
+            let watch =
+                query.get("watch").is_some_and(|w| matches!(w.as_str(), "1" | "t" | "T" | "true" | "TRUE" | "True"));
+            info.verb = if watch { "watch" } else { "list" }.into();
+            if let Some(name) = query.get("fieldSelector").and_then(|f| exact_name(f)) {
+                info.name = name;
+            }
+        }
+        if info.name.is_empty() && info.verb == "delete" {
+            info.verb = "deletecollection".into();
+        }
+        info
+    }
+}
+
+/// The name a field selector requires exactly (`metadata.name=x` or `==x` among its terms).
+fn exact_name(selector: &str) -> Option<String> {
+    selector
+        .split(',')
+        .find_map(|term| {
+            let (k, v) = term.split_once("==").or_else(|| term.split_once('='))?;
+            (k.trim() == "metadata.name" && !k.ends_with('!')).then(|| v.trim().to_string())
+        })
+        .filter(|n| !n.is_empty() && !n.contains('/') && n != "." && n != "..")
+}
+
+/// The outcome of [`authorize`]: allowed or not, and why (kube-apiserver's reason string:
+/// the binding that allowed it, or the errors met resolving roles when denied).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    pub reason: String,
+}
+
+fn strings(v: &Value) -> impl Iterator<Item = &str> {
+    v.as_array().into_iter().flatten().filter_map(Value::as_str)
+}
+
+/// Whether one `PolicyRule` allows the request.
+pub fn rule_allows(rule: &Value, attrs: &RequestAttributes) -> bool {
+    let verb = strings(&rule["verbs"]).any(|v| v == "*" || v == attrs.verb);
+    if !verb {
+        return false;
+    }
+    if !attrs.resource_request {
+        return strings(&rule["nonResourceURLs"]).any(|u| {
+            u == "*" || u == attrs.path || (u.ends_with('*') && attrs.path.starts_with(u.trim_end_matches('*')))
+        });
+    }
+    let group = strings(&rule["apiGroups"]).any(|g| g == "*" || g == attrs.api_group);
+    let combined = if attrs.subresource.is_empty() {
+        attrs.resource.clone()
+    } else {
+        format!("{}/{}", attrs.resource, attrs.subresource)
+    };
+    let resource = strings(&rule["resources"]).any(|r| {
+        r == "*"
+            || r == combined
+            || (!attrs.subresource.is_empty()
+                && r.len() == attrs.subresource.len() + 2
+                && r.starts_with("*/")
+                && r.ends_with(attrs.subresource.as_str()))
+    });
+    let names = &rule["resourceNames"];
+    let name = names.as_array().is_none_or(Vec::is_empty) || strings(names).any(|n| n == attrs.name);
+    group && resource && name
+}
+
+/// Whether a binding's subject is this user; `namespace` is the RoleBinding's namespace,
+/// which a ServiceAccount subject without one defaults to ("" for ClusterRoleBindings).
+pub fn subject_matches(subject: &Value, user: &UserInfo, namespace: &str) -> bool {
+    let name = subject["name"].as_str().unwrap_or_default();
+    match subject["kind"].as_str().unwrap_or_default() {
+        "User" => user.name == name,
+        "Group" => user.groups.iter().any(|g| g == name),
+        "ServiceAccount" => {
+            let ns = subject["namespace"].as_str().filter(|n| !n.is_empty()).unwrap_or(namespace);
+            !ns.is_empty() && user.service_account_of() == Some((ns, name))
+        }
+        _ => false,
+    }
+}
+
+/// Decides a request for a user that is not privileged (callers check
+/// [`UserInfo::is_privileged`] first).
+pub fn authorize(store: &Store, user: &UserInfo, attrs: &RequestAttributes) -> Decision {
+    let st = store.lock();
+    let gr = |r: &str| GroupResource::new(RBAC_GROUP, r);
+    let (roles, cluster_roles) = (gr("roles"), gr("clusterroles"));
+    let mut errors: Vec<String> = Vec::new();
+    let mut rules_of = |role_ref: &Value, namespace: &str| -> Option<Value> {
+        let name = role_ref["name"].as_str().unwrap_or_default();
+        let (resource, kind, key) = match role_ref["kind"].as_str().unwrap_or_default() {
+            "Role" => (&roles, "role", Key::new(namespace, name)),
+            "ClusterRole" => (&cluster_roles, "clusterrole", Key::new("", name)),
+            other => {
+                errors.push(format!("unsupported role reference kind: {other:?}"));
+                return None;
+            }
+        };
+        match st.get(resource, &key) {
+            Some(role) => Some(role["rules"].clone()),
+            None => {
+                errors.push(format!("{kind}.{RBAC_GROUP} \"{name}\" not found"));
+                None
+            }
+        }
+    };
+    let cluster_bindings = gr("clusterrolebindings");
+    for (_, binding) in st.iter(&cluster_bindings, None) {
+        let Some(subject) = strings_subjects(binding).find(|s| subject_matches(s, user, "")) else { continue };
+        if let Some(rules) = rules_of(&binding["roleRef"], "")
+            && rules.as_array().into_iter().flatten().any(|r| rule_allows(r, attrs))
+        {
+            return allowed("ClusterRoleBinding", binding, "", subject);
+        }
+    }
+    if !attrs.namespace.is_empty() {
+        let role_bindings = gr("rolebindings");
+        for (_, binding) in st.iter(&role_bindings, Some(&attrs.namespace)) {
+            let Some(subject) = strings_subjects(binding).find(|s| subject_matches(s, user, &attrs.namespace)) else {
+                continue;
+            };
+            if let Some(rules) = rules_of(&binding["roleRef"], &attrs.namespace)
+                && rules.as_array().into_iter().flatten().any(|r| rule_allows(r, attrs))
+            {
+                return allowed("RoleBinding", binding, &attrs.namespace, subject);
+            }
+        }
+    }
+    let reason = match errors.len() {
+        0 => String::new(),
+        1 => format!("RBAC: {}", errors[0]),
+        _ => format!("RBAC: [{}]", errors.join(", ")),
+    };
+    Decision { allowed: false, reason }
+}
+
+fn strings_subjects(binding: &Value) -> impl Iterator<Item = &Value> {
+    binding["subjects"].as_array().into_iter().flatten()
+}
+
+fn allowed(kind: &str, binding: &Value, namespace: &str, subject: &Value) -> Decision {
+    let name = crate::meta::name(binding);
+    let binding_name = if namespace.is_empty() { name.to_string() } else { format!("{name}/{namespace}") };
+    let subject_kind = subject["kind"].as_str().unwrap_or_default();
+    let subject_name = subject["name"].as_str().unwrap_or_default();
+    let who = if subject_kind == "ServiceAccount" {
+        let ns = subject["namespace"].as_str().filter(|n| !n.is_empty()).unwrap_or(namespace);
+        format!("{subject_kind} \"{subject_name}/{ns}\"")
+    } else {
+        format!("{subject_kind} \"{subject_name}\"")
+    };
+    Decision {
+        allowed: true,
+        reason: format!(
+            "RBAC: allowed by {kind} \"{binding_name}\" of {} \"{}\" to {who}",
+            binding["roleRef"]["kind"].as_str().unwrap_or_default(),
+            binding["roleRef"]["name"].as_str().unwrap_or_default()
+        ),
+    }
+}
+
+/// kube-apiserver's 403 for a denied request.
+pub fn forbidden(user: &UserInfo, attrs: &RequestAttributes, reason: &str) -> ApiError {
+    let mut message = if !attrs.resource_request {
+        format!("User {:?} cannot {} path {:?}", user.name, attrs.verb, attrs.path)
+    } else {
+        let resource = if attrs.subresource.is_empty() {
+            attrs.resource.clone()
+        } else {
+            format!("{}/{}", attrs.resource, attrs.subresource)
+        };
+        if attrs.namespace.is_empty() {
+            format!(
+                "User {:?} cannot {} resource {:?} in API group {:?} at the cluster scope",
+                user.name, attrs.verb, resource, attrs.api_group
+            )
+        } else {
+            format!(
+                "User {:?} cannot {} resource {:?} in API group {:?} in the namespace {:?}",
+                user.name, attrs.verb, resource, attrs.api_group, attrs.namespace
+            )
+        }
+    };
+    if !reason.is_empty() {
+        message = format!("{message}: {reason}");
+    }
+    let resource = if attrs.resource_request { attrs.resource.as_str() } else { "" };
+    ApiError::forbidden_for(&attrs.api_group, resource, &attrs.name, &message)
+}
