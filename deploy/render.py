@@ -10,7 +10,8 @@ offline, no helm binary): `pip install helm-python-sdk==0.2.2`.
 
 Each manifest is what `helm template --include-crds` of the chart gives (release
 `tikv-operator` in namespace `tikv-operator`), documents ordered as Helm installs them,
-with the release's Namespace first so that one `kubectl apply -f` installs everything.
+with the release's Namespace (and the watched one, if any) first so that one
+`kubectl apply -f` installs everything.
 """
 
 from __future__ import annotations
@@ -97,8 +98,9 @@ def render(values: dict) -> str:
         rendered = chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
         crds = sorted(chart.crds, key=lambda c: c["filename"])
     docs: list[tuple[int, str, int, str]] = []
-    namespace = f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {NAMESPACE}"
-    docs.append((0, "", 0, namespace))
+    # The release's namespace, and the watched one (the Role and RoleBinding live there).
+    for i, ns in enumerate(dict.fromkeys(filter(None, [NAMESPACE, values.get("watchNamespace")]))):
+        docs.append((0, "", i, f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}"))
     for crd in crds:
         for i, doc in enumerate(documents(crd["data"])):
             docs.append((1, crd["filename"], i, f"# Source: {crd['filename']}\n{doc}"))

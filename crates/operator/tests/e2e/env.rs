@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -43,6 +43,8 @@ pub struct Env {
     operator: Option<OperatorTask>,
     /// The one namespace the operator watches (`--namespace`), if any.
     namespace: Option<String>,
+    /// The operator's kubeconfig: the chart's ServiceAccount's token.
+    kubeconfig: PathBuf,
 }
 
 pub fn r(plural: &str) -> ResourceRef {
@@ -153,8 +155,10 @@ impl Env {
             apply::apply(&kubectl, doc).expect("apply");
         }
 
-        let (stop, operator) = spawn_operator_with(&h, namespace.clone(), |_| {});
-        Env { h, user, stop, operator: Some(operator), namespace }
+        let manifest = if namespace.is_some() { crate::rbac::NAMESPACED_MANIFEST } else { crate::rbac::MANIFEST };
+        let kubeconfig = operator_identity(&h, manifest);
+        let (stop, operator) = spawn_operator_with(&h, &kubeconfig, namespace.clone(), |_| {});
+        Env { h, user, stop, operator: Some(operator), namespace, kubeconfig }
     }
 
     /// Stops the operator as its shutdown signal does (bounded), checking it ends well.
@@ -177,7 +181,7 @@ impl Env {
     /// build: another tools image, ...).
     pub async fn restart_operator_with(&mut self, change: impl FnOnce(&mut OperatorConfig)) {
         self.stop_operator().await;
-        let (stop, operator) = spawn_operator_with(&self.h, self.namespace.clone(), change);
+        let (stop, operator) = spawn_operator_with(&self.h, &self.kubeconfig, self.namespace.clone(), change);
         self.stop = stop;
         self.operator = Some(operator);
     }
@@ -709,6 +713,7 @@ type OperatorTask = JoinHandle<Result<(), tikv_operator_controllers::Error>>;
 /// namespace with `None`), with `change` made to its settings.
 fn spawn_operator_with(
     h: &Harness,
+    kubeconfig: &Path,
     namespace: Option<String>,
     change: impl FnOnce(&mut OperatorConfig),
 ) -> (watch::Sender<bool>, OperatorTask) {
@@ -727,10 +732,39 @@ fn spawn_operator_with(
         ..OperatorConfig::default()
     };
     change(&mut operator);
-    let kubeconfig = h.kubeconfig_path().to_owned();
+    let kubeconfig = kubeconfig.to_owned();
     let clock = Arc::new(SimulatedClock(h.clock().clone()));
     let task = tokio::spawn(tikv_operator_controllers::run_until_with_clock(kubeconfig, operator, clock, shutdown));
     (stop, task)
+}
+
+/// The operator's identity, as the rendered `manifest` installs it: its Namespace,
+/// ServiceAccount and RBAC objects applied (nothing else of the manifest: kube-sim runs
+/// no Deployment), and a kubeconfig presenting that ServiceAccount's token, returned.
+/// kube-sim then authorizes every request of the operator by exactly the chart's rules:
+/// a call they do not allow fails as on a real cluster (403).
+fn operator_identity(h: &Harness, manifest: &str) -> PathBuf {
+    let docs = crate::rbac::manifest_documents(manifest);
+    let admin = h.store().client("kubectl");
+    let identity: Vec<apply::Document> = docs
+        .into_iter()
+        .filter(|d| {
+            matches!(
+                d.kind(),
+                "Namespace" | "ServiceAccount" | "ClusterRole" | "ClusterRoleBinding" | "Role" | "RoleBinding"
+            )
+        })
+        .collect();
+    apply::ensure_namespaces(&admin, &identity.iter().filter(|d| d.kind() != "Namespace").cloned().collect::<Vec<_>>())
+        .expect("the manifest's namespaces");
+    for doc in identity.iter().filter(|d| d.kind() != "Namespace") {
+        apply::apply(&admin, doc).unwrap_or_else(|e| panic!("applying {} {}: {e:#}", doc.kind(), doc.name()));
+    }
+    let (namespace, name) = crate::rbac::Rbac::service_account(&crate::rbac::manifest_documents(manifest));
+    let token = h.kube_sim().service_account_token(&namespace, &name);
+    let path = h.kubeconfig_path().with_extension("operator.kubeconfig");
+    h.kube_sim().write_kubeconfig_with_token(&path, &token).expect("the operator's kubeconfig is written");
+    path
 }
 
 /// The simulated cluster's clock, as the playground gives it to the operator: the
@@ -758,8 +792,12 @@ pub fn describe_pd_write(w: &PdWrite) -> String {
     format!("{} {path}{store} -> {}", w.method, w.status)
 }
 
+/// The user the operator acts as: the chart's ServiceAccount (see [`operator_identity`]).
+pub const OPERATOR_USER: &str = "system:serviceaccount:tikv-operator:tikv-operator";
+
+/// A request the operator made (not a test's, a user's kubectl's or a simulator's).
 pub fn is_operator(r: &RequestRecord) -> bool {
-    !r.in_process
+    r.user == OPERATOR_USER
 }
 
 /// The store ID an instance records its evict-leader entry for, if any.

@@ -437,6 +437,7 @@ fn the_manifests_bind_their_rules_to_the_deployments_service_account() {
     let docs = manifest_documents(MANIFEST);
     let (ns, sa) = Rbac::service_account(&docs);
     assert!(docs.iter().any(|d| d.kind() == "ServiceAccount" && d.name() == sa && d.namespace() == Some(ns.as_str())));
+    assert_eq!(format!("system:serviceaccount:{ns}:{sa}"), crate::env::OPERATOR_USER);
     let rbac = Rbac::of(&docs, &ns, &sa);
     let list_pods = Call { verb: "list".into(), group: String::new(), resource: "pods".into(), scope: Scope::Cluster };
     assert!(rbac.allows(&list_pods), "cluster-wide: pods in every namespace");
@@ -468,7 +469,6 @@ pub fn watched_namespace(docs: &[apply::Document]) -> String {
 /// `kubectl apply -f` of each rendered manifest into an empty kube-sim creates every
 /// object in it (`kubectl get -f` finds them all), and applying it again changes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "kube-sim serves ServiceAccount, Deployment and RBAC kinds once the rbacsim branch is merged"]
 async fn the_rendered_manifests_apply_to_kube_sim_with_kubectl() {
     for manifest in [MANIFEST, NAMESPACED_MANIFEST] {
         let sim = kube_sim::KubeSim::start(kube_sim::Config::default()).await.unwrap();
