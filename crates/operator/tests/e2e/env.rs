@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
@@ -45,6 +45,8 @@ pub struct Env {
     namespace: Option<String>,
     /// The operator's kubeconfig: the chart's ServiceAccount's token.
     kubeconfig: PathBuf,
+    /// The operator's requests RBAC refused (403), as `verb resource in namespace`.
+    refused: Arc<Mutex<Vec<String>>>,
 }
 
 pub fn r(plural: &str) -> ResourceRef {
@@ -157,8 +159,18 @@ impl Env {
 
         let manifest = if namespace.is_some() { crate::rbac::NAMESPACED_MANIFEST } else { crate::rbac::MANIFEST };
         let kubeconfig = operator_identity(&h, manifest);
+        let refused = Arc::new(Mutex::new(Vec::new()));
+        let log = refused.clone();
+        h.kube_sim().requests().on_record(move |r| {
+            if is_operator(r) && r.code == 403 {
+                let sub = r.subresource.as_deref().map(|s| format!("/{s}")).unwrap_or_default();
+                let ns = r.namespace.as_deref().map(|n| format!(" in {n}")).unwrap_or_default();
+                let call = format!("{} {}{sub}{ns}", r.verb, r.resource_path());
+                log.lock().unwrap_or_else(PoisonError::into_inner).push(call);
+            }
+        });
         let (stop, operator) = spawn_operator_with(&h, &kubeconfig, namespace.clone(), |_| {});
-        Env { h, user, stop, operator: Some(operator), namespace, kubeconfig }
+        Env { h, user, stop, operator: Some(operator), namespace, kubeconfig, refused }
     }
 
     /// Stops the operator as its shutdown signal does (bounded), checking it ends well.
@@ -191,7 +203,15 @@ impl Env {
     pub async fn finish(mut self) {
         self.stop_operator().await;
         self.h.watcher().assert_none();
+        self.assert_nothing_refused();
         self.h.shutdown().await;
+    }
+
+    /// Panics when RBAC refused the operator a request: the chart lacks a permission
+    /// the code needs (add it to deploy/helm/tikv-operator and render).
+    pub fn assert_nothing_refused(&self) {
+        let refused = self.refused.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        assert!(refused.is_empty(), "the chart's RBAC refused the operator (403): {refused:#?}");
     }
 
     // ---- reading (straight from the store: not in the request log) ----
@@ -491,6 +511,7 @@ impl Env {
                 Err(e) => e,
             };
             self.h.watcher().assert_none();
+            self.assert_nothing_refused();
             if self.operator.as_ref().is_some_and(|t| t.is_finished()) {
                 panic!("the operator stopped while waiting for {what}; last: {last}");
             }
@@ -513,6 +534,7 @@ impl Env {
         let started = Instant::now();
         while clock.now().saturating_duration_since(from) < sim || started.elapsed() < real {
             self.h.watcher().assert_none();
+            self.assert_nothing_refused();
             assert!(
                 started.elapsed() < DEADLINE,
                 "{}s of simulated time did not pass within {}s (real time): only {:?}",

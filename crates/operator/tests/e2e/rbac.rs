@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use kube_sim::{PatchType, RequestRecord};
 use serde_json::{Value, json};
 use tikv_operator::playground::apply;
-use tikv_operator_api::names::ANNOTATION_SPEC_HASH;
+use tikv_operator_api::names::{ANNOTATION_SPEC_HASH, FINALIZER};
 
-use crate::env::{CLUSTER, Env, NS, PD_GROUP, TIKV_GROUP, is_operator, name, r};
+use crate::env::{CLUSTER, Env, NS, PD_GROUP, TIKV_GROUP, expect_eq, is_operator, name, r};
 
 /// The cluster-wide install, and the one watching a single namespace.
 pub const MANIFEST: &str = "deploy/manifests/tikv-operator.yaml";
@@ -253,10 +253,10 @@ fn volumes_grown(e: &Env) -> Result<(), String> {
 /// volumes grown online (instances replaced, PVCs patched, old revisions pruned) → a
 /// Service left by an older build re-applied → TiKV scale-in 4 → 3 → `kubectl delete pd`
 /// of a member whose node is off (a Node read, the stuck pod deleted without grace) →
-/// suspend and resume → the Cluster deleted (its groups deleted by the operator), the
-/// operator stopped and the Cluster's finalizer stripped meanwhile, so that the new
-/// process releases instances whose Cluster is gone (a GET confirms it) → a TLS cluster
-/// whose client certificate Secret is read. Every call the operator made is allowed by
+/// suspend and resume → the Cluster deleted under deletionPolicy Delete (its groups
+/// deleted by the operator, then the volumes) → a TLS cluster whose client certificate
+/// Secret is read, then removed around a stopped operator so that the next process
+/// releases its PD instance without it (a GET confirms the Cluster is gone). Every call the operator made is allowed by
 /// the cluster-wide manifest's rules, and every rule is used by some call (or listed in
 /// `NOT_EXERCISED` with its reason).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -337,22 +337,17 @@ async fn the_chart_grants_exactly_the_calls_the_operator_makes() {
     env.patch("clusters", CLUSTER, json!({"spec": {"suspendAction": {"suspendCompute": false}}}));
     env.wait_for("Ready after resuming", |e| e.converged(3, 3)).await;
 
-    // The Cluster deleted: the operator deletes its groups. Stopped then, the Cluster
-    // gone meanwhile (its finalizer stripped by hand): the next process releases the
-    // instances after confirming with a GET that their Cluster is gone.
-    let seq = env.api_seq();
-    env.delete("clusters", CLUSTER);
-    env.wait_for("both groups deleted by the operator", |e| {
-        operator_did(e, seq, "delete", "core.tikv.org/pdgroups")?;
-        operator_did(e, seq, "delete", "core.tikv.org/tikvgroups")
+    // The Cluster deleted under deletionPolicy Delete: the operator deletes its groups,
+    // then the instances' volumes (by label).
+    env.patch("clusters", CLUSTER, json!({"spec": {"deletionPolicy": "Delete"}}));
+    env.wait_for("the Cluster's spec seen", |e| {
+        let cluster = e.get("clusters", CLUSTER).ok_or("no Cluster")?;
+        expect_eq("observedGeneration", &cluster["status"]["observedGeneration"], &cluster["metadata"]["generation"])
     })
     .await;
-    env.stop_operator().await;
-    env.patch("clusters", CLUSTER, json!({"metadata": {"finalizers": null}}));
-    env.restart_operator().await;
-    env.wait_for("everything of the Cluster gone", |e| {
-        operator_did(e, seq, "get", "core.tikv.org/clusters")?;
-        for plural in ["clusters", "pdgroups", "tikvgroups", "pds", "tikvs", "pods"] {
+    env.delete("clusters", CLUSTER);
+    env.wait_for("everything of the Cluster gone, volumes included", |e| {
+        for plural in ["clusters", "pdgroups", "tikvgroups", "pds", "tikvs", "pods", "persistentvolumeclaims"] {
             let left = e.names(plural);
             if !left.is_empty() {
                 return Err(format!("{plural} left: {left:?}"));
@@ -370,12 +365,33 @@ async fn the_chart_grants_exactly_the_calls_the_operator_makes() {
         "metadata": {"name": "tls", "namespace": NS},
         "spec": {"tlsCluster": {"enabled": true}},
     });
-    let pd_group = basic_pd_group("tls");
-    for object in [tls, pd_group] {
-        let doc = apply::Document { file: PathBuf::from("tls.yaml"), object };
-        apply::apply(&kubectl, &doc).unwrap();
+    for object in [tls, basic_pd_group("tls")] {
+        apply::apply(&kubectl, &apply::Document { file: PathBuf::from("tls.yaml"), object }).unwrap();
     }
-    env.wait_for("the TLS client Secret read", |e| operator_did(e, seq, "get", "secrets")).await;
+    let pd = env
+        .wait_for("the TLS client Secret read, a PD instance holding its finalizer", |e| {
+            operator_did(e, seq, "get", "secrets")?;
+            let pd = e.list("pds").into_iter().find(|p| p["metadata"]["labels"]["tikv.org/group"] == "tls-pd");
+            let pd = pd.ok_or("no PD instance yet")?;
+            let finalizers = pd["metadata"]["finalizers"].as_array().cloned().unwrap_or_default();
+            if finalizers.iter().any(|f| f == FINALIZER) { Ok(name(&pd)) } else { Err("no finalizer yet".into()) }
+        })
+        .await;
+
+    // That Cluster removed around a stopped operator (its finalizer stripped by hand), and
+    // the PD instance deleted: the next process releases it once a GET confirms that its
+    // Cluster is gone.
+    env.stop_operator().await;
+    env.delete("clusters", "tls");
+    env.patch("clusters", "tls", json!({"metadata": {"finalizers": null}}));
+    env.delete("pds", &pd);
+    let seq = env.api_seq();
+    env.restart_operator().await;
+    env.wait_for("the PD instance released without its Cluster", |e| {
+        operator_did(e, seq, "get", "core.tikv.org/clusters")?;
+        if e.get("pds", &pd).is_some() { Err(format!("{pd} is still there")) } else { Ok(()) }
+    })
+    .await;
 
     let calls = operator_calls(&env, 0);
     let (denied, unused) = compare(&rbac, &calls);

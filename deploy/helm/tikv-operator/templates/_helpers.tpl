@@ -53,9 +53,11 @@ list+watch only (one watch per kind); get only where a task reads the API direct
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list", "watch", "create", "patch", "delete"]
+# PVCs: deleted one by one once their store or member is gone, and by label with their
+# instance when the Cluster is deleted under deletionPolicy Delete.
 - apiGroups: [""]
   resources: ["persistentvolumeclaims"]
-  verbs: ["list", "watch", "create", "patch", "delete"]
+  verbs: ["list", "watch", "create", "patch", "delete", "deletecollection"]
 - apiGroups: [""]
   resources: ["configmaps", "services"]
   verbs: ["list", "watch", "create", "patch"]
