@@ -82,6 +82,7 @@ pub mod request_log;
 pub mod selectors;
 pub mod store;
 mod strategy;
+mod tls;
 pub mod validation;
 
 use std::net::SocketAddr;
@@ -129,6 +130,9 @@ pub struct Config {
     /// The simulated rest of a cluster (scheduler, kubelet, volumes, DNS); `None` serves
     /// the API alone. Its `nodes`/`zones` are taken from this config.
     pub cluster: Option<cluster::ClusterConfig>,
+    /// Also serve the API over HTTPS on another loopback port ([`KubeSim::https_url`]),
+    /// with a certificate signed by a CA made at start ([`KubeSim::ca_pem`]).
+    pub https: bool,
 }
 
 impl Default for Config {
@@ -145,6 +149,7 @@ impl Default for Config {
             seed: 0,
             bookmark_interval: Duration::from_secs(60),
             cluster: None,
+            https: false,
         }
     }
 }
@@ -161,6 +166,13 @@ pub struct KubeSim {
     controllers: tokio::task::JoinHandle<()>,
     cluster: Option<cluster::SimulatedCluster>,
     tokens: Tokens,
+    https: Option<Https>,
+}
+
+struct Https {
+    url: String,
+    ca_pem: String,
+    server: tokio::task::JoinHandle<()>,
 }
 
 impl KubeSim {
@@ -187,6 +199,15 @@ impl KubeSim {
             bookmark_interval: config.bookmark_interval,
         });
         let router = api::router(app);
+        let https = if config.https {
+            let cert = tls::ServingCert::generate()?;
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+            let url = format!("https://{}", listener.local_addr()?);
+            let server = tokio::spawn(tls::serve(listener, router.clone(), cert.acceptor, shutdown_rx.clone()));
+            Some(Https { url, ca_pem: cert.ca_pem, server })
+        } else {
+            None
+        };
         let mut graceful = shutdown_rx.clone();
         let server = tokio::spawn(async move {
             let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
@@ -201,7 +222,7 @@ impl KubeSim {
             let cluster = cluster::ClusterConfig { nodes: config.nodes, zones: config.zones, ..cluster };
             cluster::SimulatedCluster::start(store.clone(), cluster)
         });
-        Ok(KubeSim { url, addr, kubeconfig, store, config, shutdown_tx, server, controllers, cluster, tokens })
+        Ok(KubeSim { url, addr, kubeconfig, store, config, shutdown_tx, server, controllers, cluster, tokens, https })
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -263,10 +284,24 @@ impl KubeSim {
         self.tokens.issue_service_account(namespace, name)
     }
 
-    /// Writes a kubeconfig for this server that presents `token` (see
-    /// [`kubeconfig::write_with_token`]).
+    /// Writes a kubeconfig for this server that presents `token`: over https with the CA
+    /// when [`Config::https`] is on (kubectl needs that to send a token), else over http
+    /// (enough for kube-rs).
     pub fn write_kubeconfig_with_token(&self, path: &Path, token: &str) -> std::io::Result<()> {
-        kubeconfig::write_with_token(path, &self.url, token)
+        match &self.https {
+            Some(h) => kubeconfig::write_with_token_and_ca(path, &h.url, token, &h.ca_pem),
+            None => kubeconfig::write_with_token(path, &self.url, token),
+        }
+    }
+
+    /// `https://127.0.0.1:PORT`, when [`Config::https`] is on.
+    pub fn https_url(&self) -> Option<&str> {
+        self.https.as_ref().map(|h| h.url.as_str())
+    }
+
+    /// The PEM of the CA that signed the https certificate, when [`Config::https`] is on.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.https.as_ref().map(|h| h.ca_pem.as_str())
     }
 
     /// Stops serving: open watches and hung requests end, the controllers stop.
@@ -276,6 +311,9 @@ impl KubeSim {
         }
         let _ = self.shutdown_tx.send(true);
         let _ = self.server.await;
+        if let Some(h) = self.https {
+            let _ = h.server.await;
+        }
         let _ = self.controllers.await;
     }
 }

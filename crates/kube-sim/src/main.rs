@@ -25,6 +25,9 @@ struct Args {
     /// Serve the API alone: no scheduler, kubelet, volume provisioner or DNS.
     #[arg(long)]
     api_only: bool,
+    /// Also serve https (a bearer-token kubeconfig for kubectl needs it).
+    #[arg(long)]
+    https: bool,
 }
 
 #[tokio::main]
@@ -37,10 +40,14 @@ async fn main() -> anyhow::Result<()> {
         nodes: args.nodes,
         zones: args.zones,
         cluster: (!args.api_only).then(kube_sim::cluster::ClusterConfig::default),
+        https: args.https,
         ..kube_sim::Config::default()
     };
     let sim = kube_sim::KubeSim::start(config).await?;
     println!("kube-sim serving {} (kubeconfig {})", sim.url(), sim.kubeconfig_path().display());
+    if let Some(url) = sim.https_url() {
+        println!("kube-sim serving {url} too");
+    }
     tokio::signal::ctrl_c().await?;
     sim.shutdown().await;
     Ok(())

@@ -88,6 +88,28 @@ impl DeletedObject {
 }
 
 impl RequestRecord {
+    /// What RBAC judged (or would judge) this request by, for checking recorded requests
+    /// against a set of rules with [`crate::auth::rbac::rule_allows`]. A list or watch
+    /// pinned to one name by a field selector shows here without that name.
+    pub fn attributes(&self) -> crate::auth::rbac::RequestAttributes {
+        let name = self.name.clone().unwrap_or_default();
+        let mut namespace = self.namespace.clone().unwrap_or_default();
+        if self.group.is_empty() && self.resource == "namespaces" && !name.is_empty() {
+            namespace = name.clone();
+        }
+        crate::auth::rbac::RequestAttributes {
+            verb: self.verb.to_string(),
+            resource_request: true,
+            path: String::new(),
+            api_group: self.group.clone(),
+            api_version: self.version.clone(),
+            namespace,
+            resource: self.resource.clone(),
+            subresource: self.subresource.clone().unwrap_or_default(),
+            name,
+        }
+    }
+
     /// `group/resource[/subresource]`, `resource` alone for the core group.
     pub fn resource_path(&self) -> String {
         let mut s =
@@ -254,6 +276,20 @@ mod tests {
 
     fn names(records: &[RequestRecord]) -> Vec<String> {
         records.iter().map(|r| r.name.clone().unwrap_or_default()).collect()
+    }
+
+    #[test]
+    fn a_record_gives_the_attributes_rbac_judges() {
+        let mut r = rec("web-0");
+        r.verb = Verb::Create;
+        r.subresource = Some("eviction".into());
+        let a = r.attributes();
+        assert_eq!(a, crate::auth::rbac::RequestAttributes::resource("create", "", "pods/eviction", "ns", "web-0"));
+        let rule = serde_json::json!({"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"]});
+        assert!(crate::auth::rbac::rule_allows(&rule, &a));
+        r.resource = "namespaces".into();
+        r.namespace = None;
+        assert_eq!(r.attributes().namespace, "web-0", "a namespace is in its own namespace");
     }
 
     #[test]

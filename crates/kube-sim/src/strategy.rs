@@ -55,7 +55,34 @@ pub fn apply_defaults(info: &ResourceInfo, obj: &mut Value) {
                 default(spec, "finalizers", json!(["kubernetes"]));
             }
         }
+        ("apps", "deployments") => default_deployment(obj),
+        (crate::registry::RBAC_GROUP, "rolebindings" | "clusterrolebindings") => {
+            crate::validation::rbac::default_binding(obj)
+        }
         _ => {}
+    }
+}
+
+/// apps/v1's Deployment defaults, and the pod spec defaults of its template.
+fn default_deployment(obj: &mut Value) {
+    let Some(spec) = obj_mut(obj, "spec") else { return };
+    default(spec, "replicas", json!(1));
+    default(spec, "revisionHistoryLimit", json!(10));
+    default(spec, "progressDeadlineSeconds", json!(600));
+    let strategy = spec.entry("strategy").or_insert_with(|| json!({}));
+    if let Value::Object(strategy) = strategy {
+        default(strategy, "type", json!("RollingUpdate"));
+        if strategy.get("type") == Some(&json!("RollingUpdate")) {
+            let rolling = strategy.entry("rollingUpdate").or_insert_with(|| json!({}));
+            if let Value::Object(rolling) = rolling {
+                default(rolling, "maxUnavailable", json!("25%"));
+                default(rolling, "maxSurge", json!("25%"));
+            }
+        }
+    }
+    let Some(template) = spec.get_mut("template") else { return };
+    if let Some(pod_spec) = obj_mut(template, "spec") {
+        default_pod_spec(pod_spec);
     }
 }
 
@@ -78,23 +105,28 @@ fn default_container(c: &mut Value) {
     }
 }
 
-fn default_pod(obj: &mut Value) {
-    let Some(spec) = obj_mut(obj, "spec") else { return };
+/// What every pod spec gets, in a Pod or in a template.
+fn default_pod_spec(spec: &mut Map<String, Value>) {
     default(spec, "restartPolicy", json!("Always"));
     default(spec, "dnsPolicy", json!("ClusterFirst"));
     default(spec, "schedulerName", json!("default-scheduler"));
     default(spec, "terminationGracePeriodSeconds", json!(30));
     default(spec, "securityContext", json!({}));
-    default(spec, "enableServiceLinks", json!(true));
-    default(spec, "priority", json!(0));
-    default(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
-    default(spec, "serviceAccountName", json!("default"));
-    default(spec, "serviceAccount", json!("default"));
     for list in ["containers", "initContainers"] {
         if let Some(Value::Array(cs)) = spec.get_mut(list) {
             cs.iter_mut().for_each(default_container);
         }
     }
+}
+
+fn default_pod(obj: &mut Value) {
+    let Some(spec) = obj_mut(obj, "spec") else { return };
+    default_pod_spec(spec);
+    default(spec, "enableServiceLinks", json!(true));
+    default(spec, "priority", json!(0));
+    default(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
+    default(spec, "serviceAccountName", json!("default"));
+    default(spec, "serviceAccount", json!("default"));
     // The DefaultTolerationSeconds admission plugin.
     let mut tolerations = spec.get("tolerations").and_then(Value::as_array).cloned().unwrap_or_default();
     for key in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] {
@@ -151,6 +183,10 @@ pub fn prepare_create(info: &ResourceInfo, obj: &mut Value) {
         }
         ("", "services") => {
             m.insert("status".into(), json!({"loadBalancer": {}}));
+        }
+        // The Deployment controller writes the status; a new one starts empty.
+        ("apps", "deployments") => {
+            m.insert("status".into(), json!({}));
         }
         ("policy", "poddisruptionbudgets") => {
             m.insert(

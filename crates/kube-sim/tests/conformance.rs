@@ -19,5 +19,7 @@ mod kubectl;
 mod lifecycle;
 #[path = "conformance/protobuf.rs"]
 mod protobuf;
+#[path = "conformance/rbac.rs"]
+mod rbac;
 #[path = "conformance/runtime.rs"]
 mod runtime;

@@ -158,6 +158,15 @@ async fn handle(
         ["openapi", "v3"] => return get_only(Some(openapi::index(&reg(), app.store.revision()))),
         ["openapi", "v3", "api", v] => return get_only(openapi::group_version(&reg(), "", v)),
         ["openapi", "v3", "apis", g, v] => return get_only(openapi::group_version(&reg(), g, v)),
+        // (A refused request was answered above: `access` is Ok here.)
+        ["apis", "authorization.k8s.io", "v1", "selfsubjectaccessreviews"] if method == Method::POST => {
+            if let Ok(user) = &access {
+                return match to_bytes(body, 1 << 20).await {
+                    Ok(bytes) => self_subject_access_review(&app, user, &bytes).unwrap_or_else(|e| error_response(&e)),
+                    Err(e) => error_response(&ApiError::bad_request(format!("reading the request body: {e}"))),
+                };
+            }
+        }
         _ => {}
     }
     let Some(target) = target else { return error_response(&ApiError::no_route()) };
@@ -204,10 +213,13 @@ async fn handle(
         in_process: false,
         deleted: Vec::new(),
     };
-    if let Err(denied) = &access {
-        app.store.shared.log.record(record(denied.0.code));
-        return error_response(&denied.0);
-    }
+    let identity = match &access {
+        Ok(u) => u,
+        Err(denied) => {
+            app.store.shared.log.record(record(denied.0.code));
+            return error_response(&denied.0);
+        }
+    };
     let fault = app.store.shared.faults.decide(&FaultTarget {
         verb,
         group: &info.group,
@@ -246,7 +258,7 @@ async fn handle(
             return error_response(&err);
         }
     };
-    let req = Req { app: &app, target: &target, query: &query, headers: &headers, body: &bytes };
+    let req = Req { app: &app, target: &target, query: &query, headers: &headers, body: &bytes, user: identity };
     let result = match verb {
         Verb::Watch => watch::serve(&req).await,
         _ => dispatch(&req, verb),
@@ -282,6 +294,91 @@ fn access(
     }
 }
 
+/// An apply that would create the object needs `create` too, as kube-apiserver checks
+/// (with the request's name) before creating through a patch.
+fn authorize_create_on_apply(req: &Req<'_>, name: &str) -> ApiResult<()> {
+    let info = &req.target.info;
+    let ns = req.target.ns.as_deref();
+    if req.user.is_privileged() || req.app.store.get(info, ns, name).is_ok() {
+        return Ok(());
+    }
+    let attrs = RequestAttributes {
+        verb: "create".into(),
+        resource_request: true,
+        path: String::new(),
+        api_group: info.group.clone(),
+        api_version: info.version.clone(),
+        namespace: ns.unwrap_or_default().into(),
+        resource: info.plural.clone(),
+        subresource: String::new(),
+        name: name.into(),
+    };
+    let decision = rbac::authorize(&req.app.store, req.user, &attrs);
+    if decision.allowed {
+        return Ok(());
+    }
+    Err(ApiError::forbidden_for(&info.group, &info.plural, name, &decision.reason))
+}
+
+/// `SelfSubjectAccessReview` (create only, never stored): may the requesting user do
+/// what `spec` describes? `kubectl auth can-i` asks this.
+fn self_subject_access_review(app: &AppState, user: &UserInfo, body: &[u8]) -> ApiResult<Response> {
+    let mut review: Value = if body.starts_with(b"k8s\0") {
+        protobuf::decode_self_subject_access_review(body)?
+    } else {
+        serde_json::from_slice(body)
+            .or_else(|_| {
+                std::str::from_utf8(body)
+                    .map_err(|e| e.to_string())
+                    .and_then(|s| serde_saphyr::from_str::<Value>(s).map_err(|e| e.to_string()))
+            })
+            .map_err(|e| ApiError::bad_request(format!("error decoding the request body: {e}")))?
+    };
+    let spec = &review["spec"];
+    let str_of = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let attrs = if let Some(r) = spec.get("resourceAttributes").filter(|r| r.is_object()) {
+        RequestAttributes {
+            verb: str_of(&r["verb"]),
+            resource_request: true,
+            api_group: str_of(&r["group"]),
+            api_version: str_of(&r["version"]),
+            namespace: str_of(&r["namespace"]),
+            resource: str_of(&r["resource"]),
+            subresource: str_of(&r["subresource"]),
+            name: str_of(&r["name"]),
+            path: String::new(),
+        }
+    } else if let Some(n) = spec.get("nonResourceAttributes").filter(|n| n.is_object()) {
+        RequestAttributes::non_resource(n["verb"].as_str().unwrap_or_default(), n["path"].as_str().unwrap_or_default())
+    } else {
+        return Err(ApiError::invalid(
+            "authorization.k8s.io",
+            "SelfSubjectAccessReview",
+            "",
+            &[crate::error::FieldErr::invalid(
+                "spec.resourceAttributes",
+                Value::Null,
+                "exactly one of nonResourceAttributes or resourceAttributes must be specified",
+            )],
+        ));
+    };
+    let (allowed, reason) = if user.is_privileged() {
+        (true, String::new())
+    } else {
+        let d = rbac::authorize(&app.store, user, &attrs);
+        (d.allowed, d.reason)
+    };
+    let mut status = json!({"allowed": allowed});
+    if !reason.is_empty() {
+        status["reason"] = json!(reason);
+    }
+    review["apiVersion"] = json!("authorization.k8s.io/v1");
+    review["kind"] = json!("SelfSubjectAccessReview");
+    review["metadata"] = json!({"creationTimestamp": null});
+    review["status"] = status;
+    Ok(json_response(201, &review, &[]))
+}
+
 /// What a DELETE or deletecollection deleted, passed from `dispatch` to the request log.
 #[derive(Clone)]
 struct DeletedObjects(Vec<DeletedObject>);
@@ -297,6 +394,7 @@ pub(crate) struct Req<'a> {
     query: &'a HashMap<String, String>,
     headers: &'a HeaderMap,
     body: &'a [u8],
+    user: &'a UserInfo,
 }
 
 impl Req<'_> {
@@ -491,6 +589,9 @@ fn dispatch(req: &Req<'_>, verb: Verb) -> ApiResult<Response> {
             })?;
             let opts = req.write_options()?;
             let body = req.body_json()?;
+            if kind == PatchType::Apply && sub.is_none() {
+                authorize_create_on_apply(req, name)?;
+            }
             let w = store.patch(info, ns, name, sub, kind, &body, &opts)?;
             Ok(json_response(if w.created { 201 } else { 200 }, &w.object, &w.warnings))
         }

@@ -76,6 +76,40 @@ pub(crate) fn decode(body: &[u8]) -> ApiResult<Value> {
     Ok(obj)
 }
 
+/// A protobuf `SelfSubjectAccessReview` (kubectl auth can-i sends one) as the JSON of its
+/// spec: `{"spec": {"resourceAttributes": {..}}}` or `{"spec": {"nonResourceAttributes": {..}}}`.
+pub(crate) fn decode_self_subject_access_review(body: &[u8]) -> ApiResult<Value> {
+    use k8s_pb::api::authorization::v1::SelfSubjectAccessReview;
+    let envelope = body.strip_prefix(MAGIC).ok_or_else(|| ApiError::bad_request("missing the k8s\\0 magic number"))?;
+    let unknown = Unknown::decode(envelope)
+        .map_err(|e| ApiError::bad_request(format!("error decoding the protobuf envelope: {e}")))?;
+    let review = SelfSubjectAccessReview::decode(unknown.raw.unwrap_or_default().as_slice())
+        .map_err(|e| ApiError::bad_request(format!("error decoding the protobuf body: {e}")))?;
+    let spec = review.spec.unwrap_or_default();
+    let mut out = json!({});
+    if let Some(r) = spec.resource_attributes {
+        let mut attrs = Map::new();
+        for (k, v) in [
+            ("namespace", r.namespace),
+            ("verb", r.verb),
+            ("group", r.group),
+            ("version", r.version),
+            ("resource", r.resource),
+            ("subresource", r.subresource),
+            ("name", r.name),
+        ] {
+            if let Some(v) = v.filter(|v| !v.is_empty()) {
+                attrs.insert(k.into(), json!(v));
+            }
+        }
+        out["resourceAttributes"] = Value::Object(attrs);
+    }
+    if let Some(n) = spec.non_resource_attributes {
+        out["nonResourceAttributes"] = json!({"path": n.path.unwrap_or_default(), "verb": n.verb.unwrap_or_default()});
+    }
+    Ok(json!({"spec": out}))
+}
+
 /// Decodes `raw` as `T` and converts it.
 fn convert<T: Message + Default + ToJson>(raw: &[u8]) -> ApiResult<Value> {
     let msg = T::decode(raw).map_err(|e| ApiError::bad_request(format!("error decoding the protobuf body: {e}")))?;

@@ -139,6 +139,24 @@ fn builtin_columns(info: &ResourceInfo) -> Vec<PrinterColumn> {
             cols.extend([col("Controller", "string", "", 0), col("Revision", "integer", "", 0), age])
         }
         ("apiextensions.k8s.io", "customresourcedefinitions") => cols.push(col("Created At", "date", "", 0)),
+        ("", "serviceaccounts") => cols.extend([col("Secrets", "string", "", 0), age]),
+        ("apps", "deployments") => cols.extend([
+            col("Ready", "string", "", 0),
+            col("Up-to-date", "string", "", 0),
+            col("Available", "string", "", 0),
+            age,
+            col("Containers", "string", "", 1),
+            col("Images", "string", "", 1),
+            col("Selector", "string", "", 1),
+        ]),
+        (crate::registry::RBAC_GROUP, "roles" | "clusterroles") => cols.push(col("Created At", "string", "date", 0)),
+        (crate::registry::RBAC_GROUP, "rolebindings" | "clusterrolebindings") => cols.extend([
+            col("Role", "string", "", 0),
+            age,
+            col("Users", "string", "", 1),
+            col("Groups", "string", "", 1),
+            col("ServiceAccounts", "string", "", 1),
+        ]),
         _ => cols.push(age),
     }
     cols
@@ -315,8 +333,48 @@ fn builtin_cells(info: &ResourceInfo, o: &Value, now: SystemTime) -> Vec<Value> 
         ("apiextensions.k8s.io", "customresourcedefinitions") => {
             vec![name, json!(o["metadata"]["creationTimestamp"].as_str().unwrap_or(""))]
         }
+        ("", "serviceaccounts") => vec![name, json!(o["secrets"].as_array().map_or(0, Vec::len)), json!(created)],
+        ("apps", "deployments") => deployment_cells(o, name, created),
+        (crate::registry::RBAC_GROUP, "roles" | "clusterroles") => {
+            vec![name, json!(o["metadata"]["creationTimestamp"].as_str().unwrap_or(""))]
+        }
+        (crate::registry::RBAC_GROUP, "rolebindings" | "clusterrolebindings") => {
+            let role = format!("{}/{}", s(&o["roleRef"]["kind"]), s(&o["roleRef"]["name"]));
+            let subjects = |kind: &str| {
+                let names: Vec<String> = o["subjects"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|x| x["kind"] == kind)
+                    .map(|x| match kind {
+                        "ServiceAccount" => format!("{}/{}", x["namespace"].as_str().unwrap_or(""), s(&x["name"])),
+                        _ => s(&x["name"]),
+                    })
+                    .collect();
+                json!(names.join(", "))
+            };
+            vec![name, json!(role), json!(created), subjects("User"), subjects("Group"), subjects("ServiceAccount")]
+        }
         _ => vec![name, json!(created)],
     }
+}
+
+fn deployment_cells(o: &Value, name: Value, created: String) -> Vec<Value> {
+    let status = &o["status"];
+    let n = |v: &Value| v.as_i64().unwrap_or(0);
+    let containers = o["spec"]["template"]["spec"]["containers"].as_array().cloned().unwrap_or_default();
+    let join = |key: &str| containers.iter().map(|c| s(&c[key])).collect::<Vec<_>>().join(",");
+    let selector = crate::store::selector_string(&o["spec"]["selector"]);
+    vec![
+        name,
+        json!(format!("{}/{}", n(&status["readyReplicas"]), n(&o["spec"]["replicas"]))),
+        json!(n(&status["updatedReplicas"])),
+        json!(n(&status["availableReplicas"])),
+        json!(created),
+        json!(join("name")),
+        json!(join("image")),
+        json!(if selector.is_empty() { "<none>".to_string() } else { selector }),
+    ]
 }
 
 fn custom_cell(c: &PrinterColumn, o: &Value, now: SystemTime) -> Value {

@@ -298,3 +298,200 @@ pub fn forbidden(user: &UserInfo, attrs: &RequestAttributes, reason: &str) -> Ap
     let resource = if attrs.resource_request { attrs.resource.as_str() } else { "" };
     ApiError::forbidden_for(&attrs.api_group, resource, &attrs.name, &message)
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use sim_clock::SimClock;
+
+    use super::*;
+    use crate::ResourceRef;
+
+    fn q(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn attributes_come_from_the_url_as_the_request_info_parser_reads_them() {
+        let a = |m: &str, p: &str, query: &[(&str, &str)]| RequestAttributes::from_request(m, p, &q(query));
+        let r = a("GET", "/api/v1/namespaces/ns/pods", &[]);
+        assert_eq!((r.verb.as_str(), r.namespace.as_str(), r.resource.as_str()), ("list", "ns", "pods"));
+        assert_eq!(a("GET", "/api/v1/pods", &[("watch", "true")]).verb, "watch");
+        assert_eq!(a("GET", "/api/v1/watch/namespaces/ns/pods", &[]).verb, "watch");
+        let r = a("GET", "/api/v1/namespaces/ns/pods", &[("fieldSelector", "metadata.name=web-0")]);
+        assert_eq!((r.verb.as_str(), r.name.as_str()), ("list", "web-0"), "a pinned name names the object");
+        let r = a("POST", "/api/v1/namespaces/ns/pods/web-0/eviction", &[]);
+        assert_eq!((r.verb.as_str(), r.subresource.as_str(), r.name.as_str()), ("create", "eviction", "web-0"));
+        assert_eq!(a("DELETE", "/apis/apps/v1/namespaces/ns/deployments", &[]).verb, "deletecollection");
+        let r = a("PATCH", "/apis/apps/v1/namespaces/ns/deployments/op/scale", &[]);
+        assert_eq!((r.api_group.as_str(), r.verb.as_str(), r.subresource.as_str()), ("apps", "patch", "scale"));
+        let r = a("GET", "/api/v1/namespaces/ns", &[]);
+        assert_eq!((r.namespace.as_str(), r.resource.as_str(), r.name.as_str()), ("ns", "namespaces", "ns"));
+        let r = a("PUT", "/api/v1/namespaces/ns/finalize", &[]);
+        assert_eq!((r.namespace.as_str(), r.name.as_str(), r.subresource.as_str()), ("ns", "ns", "finalize"));
+        let r = a("GET", "/api/v1/nodes/n1", &[]);
+        assert_eq!((r.namespace.as_str(), r.verb.as_str()), ("", "get"));
+        for path in ["/api", "/api/v1", "/apis/apps", "/apis/apps/v1", "/version", "/openapi/v3"] {
+            let r = a("GET", path, &[]);
+            assert!(!r.resource_request && r.verb == "get" && r.path == path, "{path}");
+        }
+    }
+
+    #[test]
+    fn rules_match_like_kubernetes() {
+        let res = |verb: &str, group: &str, resource: &str, name: &str| {
+            RequestAttributes::resource(verb, group, resource, "ns", name)
+        };
+        let rule = |v: Value| v;
+        let pods_read = rule(json!({"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}));
+        let star = rule(json!({"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}));
+        let eviction = rule(json!({"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"]}));
+        let any_status = rule(json!({"apiGroups": ["apps"], "resources": ["*/status"], "verbs": ["update"]}));
+        let named = rule(json!({"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["cfg"],
+                                "verbs": ["get", "update", "list", "watch"]}));
+        let discovery = rule(json!({"nonResourceURLs": ["/apis/*", "/version"], "verbs": ["get"]}));
+        let cases: &[(&Value, RequestAttributes, bool)] = &[
+            (&pods_read, res("get", "", "pods", "a"), true),
+            (&pods_read, res("list", "", "pods", ""), true),
+            (&pods_read, res("delete", "", "pods", "a"), false),
+            (&pods_read, res("get", "apps", "pods", "a"), false),
+            (&pods_read, res("get", "", "pods/status", "a"), false),
+            (&pods_read, res("get", "", "pods/log", "a"), false),
+            (&star, res("deletecollection", "anything.io", "widgets/scale", ""), true),
+            (&eviction, res("create", "", "pods/eviction", "a"), true),
+            (&eviction, res("create", "", "pods", ""), false),
+            (&any_status, res("update", "apps", "deployments/status", "d"), true),
+            (&any_status, res("update", "apps", "deployments", "d"), false),
+            (&any_status, res("update", "apps", "deployments/scale", "d"), false),
+            (&named, res("get", "", "configmaps", "cfg"), true),
+            (&named, res("get", "", "configmaps", "other"), false),
+            (&named, res("list", "", "configmaps", ""), false),
+            (&named, res("watch", "", "configmaps", "cfg"), true),
+            (&named, res("create", "", "configmaps", ""), false),
+            (&discovery, RequestAttributes::non_resource("get", "/apis/apps/v1"), true),
+            (&discovery, RequestAttributes::non_resource("get", "/apis"), false),
+            (&discovery, RequestAttributes::non_resource("get", "/version"), true),
+            (&discovery, RequestAttributes::non_resource("post", "/version"), false),
+            (&discovery, res("get", "", "pods", "a"), false),
+            (&pods_read, RequestAttributes::non_resource("get", "/api"), false),
+        ];
+        for (rule, attrs, want) in cases {
+            assert_eq!(rule_allows(rule, attrs), *want, "{rule} for {attrs:?}");
+        }
+    }
+
+    struct Cluster {
+        store: Store,
+    }
+
+    impl Cluster {
+        fn new() -> Self {
+            let store = Store::new(SimClock::new(1.0), 1000, 0);
+            let c = Cluster { store };
+            for ns in ["a", "b"] {
+                c.create("", "namespaces", None, json!({"metadata": {"name": ns}}));
+            }
+            c
+        }
+        fn create(&self, group: &str, plural: &str, ns: Option<&str>, obj: Value) {
+            let version = "v1";
+            self.store.client("test").create(&ResourceRef::new(group, version, plural), ns, obj).unwrap();
+        }
+        fn role(&self, ns: Option<&str>, name: &str, rules: Value) -> &Self {
+            let plural = if ns.is_some() { "roles" } else { "clusterroles" };
+            self.create(RBAC_GROUP, plural, ns, json!({"metadata": {"name": name}, "rules": rules}));
+            self
+        }
+        fn bind(&self, ns: Option<&str>, name: &str, role_kind: &str, role: &str, subjects: Value) -> &Self {
+            let plural = if ns.is_some() { "rolebindings" } else { "clusterrolebindings" };
+            let obj = json!({"metadata": {"name": name}, "subjects": subjects,
+                             "roleRef": {"apiGroup": RBAC_GROUP, "kind": role_kind, "name": role}});
+            self.create(RBAC_GROUP, plural, ns, obj);
+            self
+        }
+        fn can(&self, user: &UserInfo, verb: &str, group: &str, resource: &str, ns: &str) -> bool {
+            authorize(&self.store, user, &RequestAttributes::resource(verb, group, resource, ns, "x")).allowed
+        }
+    }
+
+    #[test]
+    fn bindings_grant_their_role_to_their_subjects_in_their_scope() {
+        let c = Cluster::new();
+        let pods = json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]);
+        c.role(None, "pod-reader", pods.clone()).role(Some("a"), "local-reader", pods);
+        let op = UserInfo::service_account("a", "op");
+        let other_sa = UserInfo::service_account("b", "op");
+        let alice = UserInfo { name: "alice".into(), groups: vec!["devs".into(), "system:authenticated".into()] };
+        assert!(!c.can(&op, "get", "", "pods", "a"), "nothing is bound yet");
+
+        // A ClusterRole through a RoleBinding: only in the binding's namespace; a
+        // ServiceAccount subject without a namespace is the binding's namespace's.
+        c.bind(Some("a"), "op-pods", "ClusterRole", "pod-reader", json!([{"kind": "ServiceAccount", "name": "op"}]));
+        assert!(c.can(&op, "get", "", "pods", "a"));
+        assert!(!c.can(&op, "get", "", "pods", "b"));
+        assert!(!c.can(&op, "list", "", "pods", ""), "a list across namespaces needs a ClusterRoleBinding");
+        assert!(!c.can(&other_sa, "get", "", "pods", "a"), "same name, other namespace");
+        assert!(!c.can(&op, "delete", "", "pods", "a"));
+
+        // Groups, Users, and a Role in the binding's namespace.
+        c.bind(Some("a"), "devs", "Role", "local-reader", json!([{"kind": "Group", "name": "devs"}]));
+        assert!(c.can(&alice, "list", "", "pods", "a"));
+        c.bind(Some("b"), "alice", "Role", "missing", json!([{"kind": "User", "name": "alice"}]));
+        let denied = authorize(&c.store, &alice, &RequestAttributes::resource("get", "", "pods", "b", "x"));
+        assert_eq!(
+            denied,
+            Decision { allowed: false, reason: "RBAC: role.rbac.authorization.k8s.io \"missing\" not found".into() }
+        );
+
+        // A ClusterRoleBinding works everywhere, including across namespaces (its
+        // ServiceAccount subjects must name their namespace: validation refuses others).
+        c.bind(
+            None,
+            "all-pods",
+            "ClusterRole",
+            "pod-reader",
+            json!([{"kind": "ServiceAccount", "name": "op", "namespace": "b"}]),
+        );
+        assert!(!subject_matches(&json!({"kind": "ServiceAccount", "name": "op"}), &op, ""));
+        assert!(c.can(&other_sa, "list", "", "pods", ""));
+        assert!(c.can(&other_sa, "get", "", "pods", "a"));
+        assert!(!c.can(&op, "list", "", "pods", ""));
+        let allowed = authorize(&c.store, &other_sa, &RequestAttributes::resource("list", "", "pods", "", ""));
+        assert_eq!(
+            allowed.reason,
+            "RBAC: allowed by ClusterRoleBinding \"all-pods\" of ClusterRole \"pod-reader\" to ServiceAccount \"op/b\""
+        );
+    }
+
+    #[test]
+    fn denials_read_like_kube_apiserver() {
+        let sa = UserInfo::service_account("ns", "op");
+        let cases = [
+            (
+                RequestAttributes::resource("create", "", "pods/eviction", "ns", "web-0"),
+                "pods \"web-0\" is forbidden: User \"system:serviceaccount:ns:op\" cannot create resource \"pods/eviction\" in API group \"\" in the namespace \"ns\"",
+                json!({"name": "web-0", "kind": "pods"}),
+            ),
+            (
+                RequestAttributes::resource("list", "apps", "deployments", "", ""),
+                "deployments.apps is forbidden: User \"system:serviceaccount:ns:op\" cannot list resource \"deployments\" in API group \"apps\" at the cluster scope",
+                json!({"group": "apps", "kind": "deployments"}),
+            ),
+            (
+                RequestAttributes::non_resource("get", "/metrics"),
+                "forbidden: User \"system:serviceaccount:ns:op\" cannot get path \"/metrics\"",
+                json!({}),
+            ),
+        ];
+        for (attrs, message, details) in cases {
+            let status = forbidden(&sa, &attrs, "").status();
+            assert_eq!(
+                status,
+                json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
+                       "reason": "Forbidden", "details": details, "code": 403})
+            );
+        }
+        let with_reason = forbidden(&sa, &RequestAttributes::resource("get", "", "pods", "ns", "p"), "RBAC: x");
+        assert!(with_reason.message.ends_with("in the namespace \"ns\": RBAC: x"));
+    }
+}

@@ -22,6 +22,7 @@ pub use eviction::Evicted;
 pub use list::ListOptions;
 pub(crate) use ops::{CRD_CLEANUP, FOREGROUND, ORPHAN, parse_delete_options};
 pub use ops::{DeleteOptions, Deleted, Propagation, Subresource, WriteOptions, Written};
+pub(crate) use scale::selector_string;
 pub use watch::{WatchEvent, WatchOptions, Watcher};
 
 use crate::error::ApiError;

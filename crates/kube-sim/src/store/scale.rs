@@ -34,7 +34,7 @@ pub fn view(info: &ResourceInfo, obj: &Value) -> ApiResult<Value> {
 }
 
 /// A `LabelSelector` as apimachinery prints it: requirements sorted by key, joined by `,`.
-fn selector_string(sel: &Value) -> String {
+pub(crate) fn selector_string(sel: &Value) -> String {
     let mut reqs: Vec<(String, String)> = Vec::new();
     for (k, v) in sel["matchLabels"].as_object().into_iter().flatten() {
         reqs.push((k.clone(), format!("{k}={}", v.as_str().unwrap_or_default())));
