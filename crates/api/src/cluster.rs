@@ -29,6 +29,8 @@ pub struct ClusterSpec {
     /// Stops every controller of this cluster except status reporting.
     #[serde(default)]
     pub paused: bool,
+    /// What a suspended cluster stops; everything else (volumes, stores, members,
+    /// Services) is kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspend_action: Option<SuspendAction>,
     /// TLS between components. Turning it on or off is a rolling change.
@@ -86,8 +88,11 @@ pub enum DeletionPolicy {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterStatus {
+    /// The generation this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// `Available`, `Progressing`, `Synced`, `Suspended`, `ClusterIDMismatch`: see
+    /// docs/troubleshooting.md for every reason.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

@@ -93,6 +93,7 @@ pub struct UpdateStrategy {
 pub struct SchedulePolicy {
     #[serde(rename = "type")]
     pub type_: SchedulePolicyType,
+    /// The topologies to spread over and their weights (for type `EvenlySpread`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evenly_spread: Option<EvenlySpread>,
 }
@@ -142,10 +143,12 @@ pub type Topology = BTreeMap<String, String>;
 /// Labels and annotations of a template or overlay.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 pub struct ObjectMeta {
+    /// Labels added to the generated object (the `tikv.org/` prefix is the operator's).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(extend("maxProperties" = 64))]
     #[x_kube(validation = Rule::new("self.all(k, !k.startsWith('tikv.org/'))").message("labels with the tikv.org/ prefix are reserved for the operator"))]
     pub labels: BTreeMap<String, String>,
+    /// Annotations added to the generated object.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(extend("maxProperties" = 64))]
     pub annotations: BTreeMap<String, String>,
@@ -157,6 +160,8 @@ pub struct ObjectMeta {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Overlay {
+    /// Merged over the generated Pod: its metadata, and a Pod spec (schemaless) merged
+    /// field by field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<PodOverlay>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -166,6 +171,7 @@ pub struct Overlay {
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PodOverlay {
+    /// Labels and annotations added to the Pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<ObjectMeta>,
     /// A partial PodSpec, merged over the generated one.
@@ -180,6 +186,7 @@ pub struct VolumeClaimOverlay {
     /// Name of the template volume whose PVC this overlays.
     #[schemars(length(min = 1, max = 40))]
     pub name: String,
+    /// Labels and annotations added to the PVC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<ObjectMeta>,
     /// A partial PersistentVolumeClaimSpec, merged over the generated one.
@@ -199,6 +206,8 @@ fn schemaless_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CommonStatus {
+    /// `Ready`, `Synced`, and the object's own conditions: see docs/troubleshooting.md for
+    /// every reason.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

@@ -89,7 +89,6 @@ pub mod reasons {
 
     /// PD is moving the store's regions away (the message gives progress).
     pub const OFFLINE_PROCESSING: &str = "OfflineProcessing";
-    pub const OFFLINE_CANCELING: &str = "OfflineCanceling";
     /// The offline was cancelled and the store serves again.
     pub const OFFLINE_CANCELED: &str = "OfflineCanceled";
     pub const OFFLINE_COMPLETED: &str = "OfflineCompleted";
@@ -105,7 +104,8 @@ pub mod reasons {
     pub const ISOLATION_UNSATISFIABLE: &str = "IsolationUnsatisfiable";
     /// A scale-in would leave too little free space for the data of the stores going.
     pub const NOT_ENOUGH_CAPACITY: &str = "NotEnoughCapacity";
-    pub const SCALE_IN_NOT_SUPPORTED: &str = "ScaleInNotSupported";
+    /// A PD group deleted while its Cluster exists is kept: every store needs PD.
+    pub const DELETION_REFUSED: &str = "DeletionRefused";
     /// Group: instances are leaving because fewer are wanted (the message counts them).
     pub const SCALING_IN: &str = "ScalingIn";
     pub const PD_UNAVAILABLE: &str = "PDUnavailable";
@@ -284,6 +284,29 @@ pub fn is_true_at(conditions: &[Condition], type_: &str, generation: Option<i64>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The reasons and condition types declared in this file, read from its source so a
+    /// new one cannot be forgotten.
+    fn declared(module: &str) -> Vec<String> {
+        let source = include_str!("condition.rs");
+        let start = source.find(&format!("pub mod {module} {{")).unwrap_or_default();
+        let body = &source[start..];
+        let body = &body[..body.find("\n}").unwrap_or(body.len())];
+        body.lines()
+            .filter_map(|line| line.trim().strip_prefix("pub const ")?.split('"').nth(1).map(str::to_owned))
+            .collect()
+    }
+
+    #[test]
+    fn every_reason_and_condition_type_is_in_the_troubleshooting_guide() {
+        let guide = include_str!("../../../docs/troubleshooting.md");
+        let reasons = declared("reasons");
+        assert!(reasons.len() > 60, "{reasons:?}");
+        let types = declared("types");
+        let missing: Vec<&String> =
+            reasons.iter().chain(&types).filter(|r| !guide.contains(&format!("`{r}`"))).collect();
+        assert!(missing.is_empty(), "docs/troubleshooting.md does not explain: {missing:?}");
+    }
 
     fn at(seconds: i64) -> Timestamp {
         Timestamp::from_second(seconds).unwrap()

@@ -13,6 +13,7 @@ pub mod condition;
 pub mod crds;
 pub mod names;
 pub mod pd;
+pub mod reference;
 pub mod tikv;
 
 pub use cluster::{Cluster, ClusterSpec, ClusterStatus};

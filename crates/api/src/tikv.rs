@@ -81,9 +81,11 @@ pub struct TiKVGroupSpec {
 /// removal), and deletes its volumes only after PD reports it Tombstone. One store at a
 /// time, and only while it is the only store that is not Up and no region has a
 /// majority of its voters on stores that are not Up.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.afterDown) || duration(self.afterDown) >= duration('1m')").message("afterDown must be at least 1m: a store that restarts or is cut off for a moment must not be replaced"))]
 pub struct Failover {
+    /// Replace a store that stays Down longer than `afterDown`.
     #[serde(default)]
     pub enabled: bool,
     /// How long a store's heartbeat must stay missing (counted while the cluster is

@@ -783,3 +783,15 @@ fn errors_from_several_fields_are_reported_together() {
     assert!(errors.contains_path("spec.replicas"), "{errors}");
     assert!(errors.contains_path("spec.template.spec.version"), "{errors}");
 }
+
+#[test]
+fn failover_waits_at_least_a_minute() {
+    let failover = |after: &str| with(tikv_group(), "/spec/failover", json!({"enabled": true, "afterDown": after}));
+    for too_soon in ["0s", "59s", "0m"] {
+        refused(create(TiKVGroup::crd(), failover(too_soon)), "spec.failover", "afterDown must be at least 1m");
+    }
+    for fine in ["1m", "90s", "10m", "1h"] {
+        admitted(create(TiKVGroup::crd(), failover(fine)));
+    }
+    admitted(create(TiKVGroup::crd(), with(tikv_group(), "/spec/failover", json!({"enabled": true}))));
+}

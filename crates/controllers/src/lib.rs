@@ -14,6 +14,7 @@ pub mod pd;
 pub mod pd_registry;
 pub mod pdgroup;
 pub mod revision;
+pub mod runbooks;
 pub mod tikv;
 pub mod tikvgroup;
 pub mod updater;

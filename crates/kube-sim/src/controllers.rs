@@ -6,7 +6,9 @@
 //!   blocking ones are gone, strips ownerReferences for orphaning deletes, and removes
 //!   dangling ownerReferences when some owner remains;
 //! - the namespace controller: empties a terminating namespace, then finalizes it;
-//! - CRD cleanup: deletes a terminating CRD's objects, then releases the CRD.
+//! - CRD cleanup: deletes a terminating CRD's objects, then releases the CRD;
+//! - ClusterRole aggregation: a ClusterRole with an `aggregationRule` gets the rules of
+//!   every other ClusterRole its selectors match (by name order, duplicates dropped).
 
 use std::sync::Arc;
 
@@ -22,6 +24,7 @@ use crate::store::{
 const GC: &str = "kube-controller-manager/generic-garbage-collector";
 const NAMESPACES: &str = "kube-controller-manager/namespace-controller";
 const CRD_CLEANUP: &str = "kube-apiserver/apiextensions-finalizer";
+const AGGREGATION: &str = "kube-controller-manager/clusterrole-aggregation-controller";
 
 #[derive(Debug)]
 enum Action {
@@ -29,6 +32,7 @@ enum Action {
     StripOwners { info: Arc<ResourceInfo>, key: Key, uids: Vec<String> },
     RemoveFinalizer { who: &'static str, info: Arc<ResourceInfo>, key: Key, finalizer: String },
     FinalizeNamespace { name: String },
+    SetClusterRoleRules { name: String, rules: Vec<Value> },
 }
 
 fn res_ref(info: &ResourceInfo) -> ResourceRef {
@@ -71,6 +75,10 @@ fn plan(store: &Store, last: &mut u64, gc: bool) -> Vec<Action> {
     }
     plan_namespaces(&st, &mut actions);
     plan_crds(&st, &mut actions);
+    let cluster_roles = GroupResource::new(crate::registry::RBAC_GROUP, "clusterroles");
+    if changes.iter().any(|c| c.gr == cluster_roles) {
+        plan_aggregation(&st, &mut actions);
+    }
     actions
 }
 
@@ -303,6 +311,32 @@ fn plan_crds(st: &State, actions: &mut Vec<Action>) {
     }
 }
 
+fn plan_aggregation(st: &State, actions: &mut Vec<Action>) {
+    let gr = GroupResource::new(crate::registry::RBAC_GROUP, "clusterroles");
+    for (key, role) in st.iter(&gr, None) {
+        let Some(selectors) = role["aggregationRule"]["clusterRoleSelectors"].as_array() else { continue };
+        let mut rules: Vec<Value> = Vec::new();
+        for selector in selectors {
+            let selector = crate::selectors::LabelSelector::from_object(selector);
+            // `iter` walks in name order, as the real controller sorts.
+            for (other_key, other) in st.iter(&gr, None) {
+                if other_key.name == key.name || !selector.matches_object(other) {
+                    continue;
+                }
+                for rule in other["rules"].as_array().into_iter().flatten() {
+                    if !rules.contains(rule) {
+                        rules.push(rule.clone());
+                    }
+                }
+            }
+        }
+        let current: Vec<Value> = role["rules"].as_array().cloned().unwrap_or_default();
+        if current != rules {
+            actions.push(Action::SetClusterRoleRules { name: key.name.clone(), rules });
+        }
+    }
+}
+
 fn execute(store: &Store, action: Action) {
     // Errors (the object changed or is gone) are expected races; the next change replans.
     let result = match action {
@@ -320,6 +354,17 @@ fn execute(store: &Store, action: Action) {
             remove_finalizer(&store.client(who), &info, &key, &finalizer)
         }
         Action::FinalizeNamespace { name } => finalize_namespace(store, &name),
+        Action::SetClusterRoleRules { name, rules } => store
+            .client(AGGREGATION)
+            .patch(
+                &ResourceRef::new(crate::registry::RBAC_GROUP, "v1", "clusterroles"),
+                None,
+                &name,
+                None,
+                PatchType::Merge,
+                &json!({"rules": rules}),
+            )
+            .map(|_| ()),
     };
     if let Err(e) = result {
         tracing::debug!(error = %e, "controller action did not apply");

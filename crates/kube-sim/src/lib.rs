@@ -20,7 +20,9 @@
 //! PersistentVolumeClaim, PersistentVolume, Node, Event, ServiceAccount; apps/v1
 //! ControllerRevision and Deployment (stored and validated; no Deployment controller
 //! runs, so none of its Pods appear); rbac.authorization.k8s.io/v1 Role, RoleBinding,
-//! ClusterRole, ClusterRoleBinding (enforced for token users, see [`auth`]);
+//! ClusterRole, ClusterRoleBinding (enforced for token users, see [`auth`]; with the
+//! ServiceAccount `token` subresource and the create-only authorization.k8s.io and
+//! authentication.k8s.io reviews behind `kubectl auth can-i [--list]` and `auth whoami`);
 //! policy/v1 PodDisruptionBudget; coordination.k8s.io/v1 Lease; events.k8s.io/v1 Event
 //! (one store with core Events); storage.k8s.io/v1 StorageClass and v1beta1
 //! VolumeAttributesClass (as Kubernetes 1.33 with its feature gate on); apiextensions.k8s.io/v1
@@ -58,7 +60,9 @@
 //! Requests without a bearer token act as the administrator (`system:admin` in
 //! `system:masters`), so the default kubeconfig can do anything. [`KubeSim::add_token`]
 //! and [`KubeSim::service_account_token`] register tokens whose requests RBAC authorizes
-//! (see [`auth`]); [`kubeconfig::write_with_token`] writes a kubeconfig presenting one.
+//! (see [`auth`]); [`KubeSim::write_kubeconfig_with_token`] writes a kubeconfig presenting
+//! one. kube-rs sends a token over the plain-http URL; kubectl sends one only over TLS,
+//! so for kubectl start with [`Config::https`].
 //!
 //! # Measurement and faults
 //!

@@ -36,6 +36,12 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         out_dir: Option<PathBuf>,
     },
+    /// Write the generated documentation: the API reference (`api.md`, from the CRDs)
+    /// and the controllers' runbooks (`runbooks.md`, from their task lists).
+    Docs {
+        #[arg(long, value_name = "DIR", default_value = "docs")]
+        out_dir: PathBuf,
+    },
     /// Run inside TiKV pods.
     #[command(flatten)]
     Tool(PodTool),
@@ -162,6 +168,17 @@ fn main() -> anyhow::Result<()> {
             std::io::stdout().lock().write_all(yaml.as_bytes()).context("writing the CRDs")?;
         }
         Command::Tool(tool) => std::process::exit(tools::run(tool)),
+        Command::Docs { out_dir } => {
+            std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+            let pages = [
+                ("api.md", tikv_operator_api::reference::markdown()),
+                ("runbooks.md", tikv_operator_controllers::runbooks::markdown()),
+            ];
+            for (name, text) in pages {
+                let path = out_dir.join(name);
+                std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+            }
+        }
         Command::Crds { out_dir: Some(dir) } => {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             for crd in crds::all() {

@@ -70,6 +70,46 @@ pub fn finally<S>(tasks: impl IntoIterator<Item = Node<S>>) -> Node<S> {
     Node(Kind::Finally(nodes(tasks)))
 }
 
+/// The task tree as an indented outline, one line a node: task names as the report
+/// shows them, guards as `if <condition>` (`… then stop` for a breaking guard), `stop`
+/// and `finally` blocks. What the runbook documentation is generated from.
+pub fn outline<S>(tasks: &[Node<S>]) -> String {
+    let mut out = String::new();
+    outline_into(tasks, 0, &mut out);
+    out
+}
+
+fn outline_into<S>(tasks: &[Node<S>], depth: usize, out: &mut String) {
+    for node in tasks {
+        let indent = "  ".repeat(depth);
+        match &node.0 {
+            Kind::Task(task) => out.push_str(&format!("{indent}- {}\n", task.name())),
+            Kind::Block(body) => {
+                out.push_str(&format!("{indent}- block\n"));
+                outline_into(body, depth + 1, out);
+            }
+            Kind::Guard { condition, then_break, body } => {
+                let name = condition.name();
+                let line = match (then_break, body.is_empty()) {
+                    (false, _) => format!("if {name}"),
+                    (true, true) => format!("if {name}: stop"),
+                    (true, false) => format!("if {name}, then stop"),
+                };
+                out.push_str(&format!("{indent}- {line}\n"));
+                outline_into(body, depth + 1, out);
+            }
+            Kind::Break(body) => {
+                out.push_str(&format!("{indent}- then stop\n"));
+                outline_into(body, depth + 1, out);
+            }
+            Kind::Finally(body) => {
+                out.push_str(&format!("{indent}- finally\n"));
+                outline_into(body, depth + 1, out);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -396,5 +436,19 @@ mod tests {
 
     fn sync_task_loading(object_exists: bool) -> Node<Trace> {
         if object_exists { sets("load", "object_loaded") } else { step("load") }
+    }
+
+    #[test]
+    fn the_outline_shows_every_node_with_its_guard() {
+        let tree = vec![
+            step("load"),
+            if_break(is("gone"), []),
+            if_break(is("deleting"), [step("release")]),
+            if_(!is("paused"), [block([step("a"), step("b")])]),
+            break_([step("last")]),
+            finally([step("status")]),
+        ];
+        let expected = "- load\n- if gone: stop\n- if deleting, then stop\n  - release\n- if not paused\n  - block\n    - a\n    - b\n- then stop\n  - last\n- finally\n  - status\n";
+        assert_eq!(outline(&tree), expected);
     }
 }

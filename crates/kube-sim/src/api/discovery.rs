@@ -60,6 +60,10 @@ fn resource_entry(r: &ResourceInfo) -> Vec<Value> {
         out.push(json!({"name": "pods/eviction", "singularName": "", "namespaced": true, "group": "policy",
             "version": "v1", "kind": "Eviction", "verbs": ["create"]}));
     }
+    if !r.custom && r.storage.group.is_empty() && r.plural == "serviceaccounts" {
+        out.push(json!({"name": "serviceaccounts/token", "singularName": "", "namespaced": true,
+            "group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest", "verbs": ["create"]}));
+    }
     if !r.custom && r.storage.group.is_empty() && r.plural == "namespaces" {
         out.push(json!({"name": "namespaces/finalize", "singularName": "", "namespaced": false, "kind": "Namespace", "verbs": ["update"]}));
     }

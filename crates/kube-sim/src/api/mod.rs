@@ -159,13 +159,27 @@ async fn handle(
         ["openapi", "v3", "api", v] => return get_only(openapi::group_version(&reg(), "", v)),
         ["openapi", "v3", "apis", g, v] => return get_only(openapi::group_version(&reg(), g, v)),
         // (A refused request was answered above: `access` is Ok here.)
-        ["apis", "authorization.k8s.io", "v1", "selfsubjectaccessreviews"] if method == Method::POST => {
+        ["apis", group @ ("authorization.k8s.io" | "authentication.k8s.io"), "v1", review]
+            if method == Method::POST
+                && matches!(
+                    (*group, *review),
+                    ("authorization.k8s.io", "selfsubjectaccessreviews" | "selfsubjectrulesreviews")
+                        | ("authentication.k8s.io", "selfsubjectreviews")
+                ) =>
+        {
             if let Ok(user) = &access {
-                return match to_bytes(body, 1 << 20).await {
-                    Ok(bytes) => self_subject_access_review(&app, user, &bytes).unwrap_or_else(|e| error_response(&e)),
-                    Err(e) => error_response(&ApiError::bad_request(format!("reading the request body: {e}"))),
+                let bytes = match to_bytes(body, 1 << 20).await {
+                    Ok(b) => b,
+                    Err(e) => return error_response(&ApiError::bad_request(format!("reading the request body: {e}"))),
                 };
+                let answer = match *review {
+                    "selfsubjectaccessreviews" => self_subject_access_review(&app, user, &bytes),
+                    "selfsubjectrulesreviews" => self_subject_rules_review(&app, user, &bytes),
+                    _ => Ok(self_subject_review(user)),
+                };
+                return answer.unwrap_or_else(|e| error_response(&e));
             }
+            return error_response(&ApiError::no_route());
         }
         _ => {}
     }
@@ -318,6 +332,84 @@ fn authorize_create_on_apply(req: &Req<'_>, name: &str) -> ApiResult<()> {
         return Ok(());
     }
     Err(ApiError::forbidden_for(&info.group, &info.plural, name, &decision.reason))
+}
+
+/// `serviceaccounts/{name}/token` (TokenRequest, `kubectl create token`): a new token for
+/// an existing ServiceAccount. The token never expires here (the answer still names an
+/// expiry, `spec.expirationSeconds` or an hour from now) and is bound to no object.
+fn token_request(req: &Req<'_>, ns: &str, name: &str) -> ApiResult<Response> {
+    let store = &req.app.store;
+    store.get(&req.target.info, Some(ns), name)?;
+    // kubectl sends protobuf; only `expirationSeconds` and `audiences` matter, and a body
+    // that cannot be read as JSON is taken as the defaults.
+    let body: Value = serde_json::from_slice(req.body).unwrap_or_else(|_| json!({}));
+    let seconds = body["spec"]["expirationSeconds"].as_i64().unwrap_or(3600);
+    let audiences = body["spec"]["audiences"]
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| vec![json!("https://kubernetes.default.svc.cluster.local")]);
+    let now = store.clock().wall();
+    let expires = now + Duration::from_secs(u64::try_from(seconds).unwrap_or(3600));
+    let token = req.app.tokens.issue_service_account(ns, name);
+    let answer = json!({
+        "kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
+        "metadata": {"name": name, "namespace": ns, "creationTimestamp": null},
+        "spec": {"audiences": audiences, "expirationSeconds": seconds, "boundObjectRef": null},
+        "status": {"token": token, "expirationTimestamp": crate::meta::time(expires)}
+    });
+    Ok(json_response(201, &answer, &[]))
+}
+
+/// `SelfSubjectReview` (create only): who the request authenticated as (`kubectl auth whoami`).
+fn self_subject_review(user: &UserInfo) -> Response {
+    let review = json!({
+        "kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1",
+        "metadata": {"creationTimestamp": null},
+        "status": {"userInfo": {"username": user.name, "groups": user.groups}}
+    });
+    json_response(201, &review, &[])
+}
+
+/// `SelfSubjectRulesReview` (create only): the rules the requesting user holds in
+/// `spec.namespace` (`kubectl auth can-i --list`).
+fn self_subject_rules_review(app: &AppState, user: &UserInfo, body: &[u8]) -> ApiResult<Response> {
+    let review: Value = if body.starts_with(b"k8s\0") {
+        protobuf::decode_self_subject_rules_review(body)?
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding the request body: {e}")))?
+    };
+    let namespace = review["spec"]["namespace"].as_str().unwrap_or_default();
+    let mut rules = Vec::new();
+    if user.is_privileged() {
+        rules.push(json!({"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}));
+        rules.push(json!({"nonResourceURLs": ["*"], "verbs": ["*"]}));
+    }
+    rules.extend(rbac::rules_for(&app.store, user, namespace));
+    let pick = |rule: &Value, keys: &[&str]| -> Value {
+        let mut out = serde_json::Map::new();
+        for k in keys {
+            if rule[*k].as_array().is_some_and(|a| !a.is_empty()) {
+                out.insert((*k).into(), rule[*k].clone());
+            }
+        }
+        Value::Object(out)
+    };
+    let has = |rule: &Value, k: &str| rule[k].as_array().is_some_and(|a| !a.is_empty());
+    let resource_rules: Vec<Value> = rules
+        .iter()
+        .filter(|r| has(r, "resources"))
+        .map(|r| pick(r, &["verbs", "apiGroups", "resources", "resourceNames"]))
+        .collect();
+    let non_resource_rules: Vec<Value> =
+        rules.iter().filter(|r| has(r, "nonResourceURLs")).map(|r| pick(r, &["verbs", "nonResourceURLs"])).collect();
+    let answer = json!({
+        "kind": "SelfSubjectRulesReview", "apiVersion": "authorization.k8s.io/v1",
+        "metadata": {"creationTimestamp": null},
+        "spec": {"namespace": namespace},
+        "status": {"resourceRules": resource_rules, "nonResourceRules": non_resource_rules, "incomplete": false}
+    });
+    Ok(json_response(201, &answer, &[]))
 }
 
 /// `SelfSubjectAccessReview` (create only, never stored): may the requesting user do
@@ -529,6 +621,9 @@ fn dispatch(req: &Req<'_>, verb: Verb) -> ApiResult<Response> {
                 &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
                 &[],
             ));
+        }
+        Some("token") if verb == Verb::Create && !info.custom && info.plural == "serviceaccounts" => {
+            return token_request(req, ns.unwrap_or_default(), name);
         }
         Some("eviction") if verb == Verb::Create && !info.custom && info.plural == "pods" => {
             let evicted = store.evict(ns.unwrap_or_default(), name, &req.body_json()?, &req.write_options()?)?;

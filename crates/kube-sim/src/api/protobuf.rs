@@ -80,10 +80,7 @@ pub(crate) fn decode(body: &[u8]) -> ApiResult<Value> {
 /// spec: `{"spec": {"resourceAttributes": {..}}}` or `{"spec": {"nonResourceAttributes": {..}}}`.
 pub(crate) fn decode_self_subject_access_review(body: &[u8]) -> ApiResult<Value> {
     use k8s_pb::api::authorization::v1::SelfSubjectAccessReview;
-    let envelope = body.strip_prefix(MAGIC).ok_or_else(|| ApiError::bad_request("missing the k8s\\0 magic number"))?;
-    let unknown = Unknown::decode(envelope)
-        .map_err(|e| ApiError::bad_request(format!("error decoding the protobuf envelope: {e}")))?;
-    let review = SelfSubjectAccessReview::decode(unknown.raw.unwrap_or_default().as_slice())
+    let review = SelfSubjectAccessReview::decode(envelope_raw(body)?.as_slice())
         .map_err(|e| ApiError::bad_request(format!("error decoding the protobuf body: {e}")))?;
     let spec = review.spec.unwrap_or_default();
     let mut out = json!({});
@@ -108,6 +105,23 @@ pub(crate) fn decode_self_subject_access_review(body: &[u8]) -> ApiResult<Value>
         out["nonResourceAttributes"] = json!({"path": n.path.unwrap_or_default(), "verb": n.verb.unwrap_or_default()});
     }
     Ok(json!({"spec": out}))
+}
+
+/// A protobuf `SelfSubjectRulesReview` (kubectl auth can-i --list) as `{"spec": {"namespace": ..}}`.
+pub(crate) fn decode_self_subject_rules_review(body: &[u8]) -> ApiResult<Value> {
+    use k8s_pb::api::authorization::v1::SelfSubjectRulesReview;
+    let review = SelfSubjectRulesReview::decode(envelope_raw(body)?.as_slice())
+        .map_err(|e| ApiError::bad_request(format!("error decoding the protobuf body: {e}")))?;
+    let namespace = review.spec.and_then(|s| s.namespace).unwrap_or_default();
+    Ok(json!({"spec": {"namespace": namespace}}))
+}
+
+/// The message bytes inside a protobuf body's envelope.
+fn envelope_raw(body: &[u8]) -> ApiResult<Vec<u8>> {
+    let envelope = body.strip_prefix(MAGIC).ok_or_else(|| ApiError::bad_request("missing the k8s\\0 magic number"))?;
+    let unknown = Unknown::decode(envelope)
+        .map_err(|e| ApiError::bad_request(format!("error decoding the protobuf envelope: {e}")))?;
+    Ok(unknown.raw.unwrap_or_default())
 }
 
 /// Decodes `raw` as `T` and converts it.

@@ -9,8 +9,10 @@
 //! caller that presents nothing keeps full access, and only token holders are checked by
 //! RBAC.
 //!
-//! ServiceAccount tokens ([`Tokens::issue_service_account`]) stand in for the tokens a
-//! real cluster issues through TokenRequest (and mounts into pods): they authenticate as
+//! ServiceAccount tokens ([`Tokens::issue_service_account`], also issued over the API by
+//! `serviceaccounts/{name}/token`, as `kubectl create token` asks) stand in for the JWTs a
+//! real cluster issues through TokenRequest (and mounts into pods); they never expire and
+//! are bound to no pod. They authenticate as
 //! `system:serviceaccount:<namespace>:<name>` with groups `system:serviceaccounts`,
 //! `system:serviceaccounts:<namespace>` and `system:authenticated`, and, like the real
 //! ServiceAccount authenticator with its lookup, only while that ServiceAccount exists.

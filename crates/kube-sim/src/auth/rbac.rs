@@ -10,8 +10,14 @@
 //! `namespaces/{name}` URL is that name, and a list or watch whose field selector pins
 //! `metadata.name` names that object (so `resourceNames` rules can allow it). Roles and
 //! bindings are read from the store at the moment of the request (the real authorizer
-//! reads informer caches, a little behind); aggregated ClusterRoles get their rules only
-//! from what is written in them (no aggregation controller runs here).
+//! reads informer caches, a little behind). An aggregated ClusterRole's rules are the
+//! ones the aggregation controller ([`crate::controllers`]) has written into it.
+//!
+//! Also as the real server: an apply that creates its object is authorized for `create`
+//! as well. Not modelled: escalation prevention (creating a role or binding that grants
+//! more than the creator holds), the Node authorizer, impersonation, webhook and ABAC
+//! authorizers, and admission plugins that consult RBAC (OwnerReferencesPermissionEnforcement,
+//! off by default in kube-apiserver anyway).
 
 use std::collections::HashMap;
 
@@ -243,6 +249,37 @@ pub fn authorize(store: &Store, user: &UserInfo, attrs: &RequestAttributes) -> D
         _ => format!("RBAC: [{}]", errors.join(", ")),
     };
     Decision { allowed: false, reason }
+}
+
+/// Every rule the user holds in `namespace` (cluster-wide ones included), as a
+/// SelfSubjectRulesReview lists them: ClusterRoleBindings first, then the namespace's
+/// RoleBindings; roles that do not exist contribute nothing.
+pub fn rules_for(store: &Store, user: &UserInfo, namespace: &str) -> Vec<Value> {
+    let st = store.lock();
+    let gr = |r: &str| GroupResource::new(RBAC_GROUP, r);
+    let role_rules = |role_ref: &Value, ns: &str| -> Vec<Value> {
+        let name = role_ref["name"].as_str().unwrap_or_default();
+        let found = match role_ref["kind"].as_str().unwrap_or_default() {
+            "Role" => st.get(&gr("roles"), &Key::new(ns, name)),
+            "ClusterRole" => st.get(&gr("clusterroles"), &Key::new("", name)),
+            _ => None,
+        };
+        found.and_then(|r| r["rules"].as_array().cloned()).unwrap_or_default()
+    };
+    let mut rules = Vec::new();
+    for (_, binding) in st.iter(&gr("clusterrolebindings"), None) {
+        if strings_subjects(binding).any(|s| subject_matches(s, user, "")) {
+            rules.extend(role_rules(&binding["roleRef"], ""));
+        }
+    }
+    if !namespace.is_empty() {
+        for (_, binding) in st.iter(&gr("rolebindings"), Some(namespace)) {
+            if strings_subjects(binding).any(|s| subject_matches(s, user, namespace)) {
+                rules.extend(role_rules(&binding["roleRef"], namespace));
+            }
+        }
+    }
+    rules
 }
 
 fn strings_subjects(binding: &Value) -> impl Iterator<Item = &Value> {

@@ -119,11 +119,29 @@ async fn a_service_account_is_forbidden_until_a_role_binding_grants_it() {
     assert_eq!(can(&["delete", "configmaps", "-n", "ops"]), "no");
     assert_eq!(can(&["list", "pods", "-n", "ops"]), "no");
     assert_eq!(s.kubectl_ok(&["auth", "can-i", "delete", "nodes"]).trim(), "yes", "no token: the administrator");
+    let whoami = kubectl_as(&s, &kubeconfig, &["auth", "whoami", "-o", "json"]);
+    let whoami: serde_json::Value = serde_json::from_slice(&whoami.stdout).unwrap();
+    assert_eq!(whoami["status"]["userInfo"]["username"], user);
+    assert_eq!(whoami["status"]["userInfo"]["groups"][1], "system:serviceaccounts:ops");
+    let list = kubectl_as(&s, &kubeconfig, &["auth", "can-i", "--list", "-n", "ops"]);
+    let list = String::from_utf8_lossy(&list.stdout).to_string();
+    assert!(list.lines().any(|l| l.starts_with("configmaps ") && l.contains("[get list watch create]")), "{list}");
+    assert!(list.lines().any(|l| l.contains("[/api/*]") && l.contains("[get]")), "{list}");
     let reviews: Api<SelfSubjectAccessReview> = Api::all(client.clone());
     let review =
         obj(json!({"spec": {"resourceAttributes": {"namespace": "ops", "verb": "watch", "resource": "configmaps"}}}));
     let answer = reviews.create(&PostParams::default(), &review).await.unwrap();
     assert_eq!(answer.status.map(|s| s.allowed), Some(true));
+
+    // A TokenRequest (`kubectl create token`) issues a token for the same identity.
+    let issued = s.kubectl_ok(&["create", "token", "op", "-n", "ops"]);
+    let (by_request, _) = client_for(&s, issued.trim()).await;
+    assert_eq!(
+        Api::<ConfigMap>::namespaced(by_request, "ops").list(&ListParams::default()).await.unwrap().items.len(),
+        1
+    );
+    let missing = s.kubectl(&["create", "token", "nobody", "-n", "ops"]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("serviceaccounts \"nobody\" not found"));
 
     // A token that is not registered, or whose ServiceAccount is gone, is refused.
     let (stranger, _) = client_for(&s, "not-a-token").await;
@@ -133,6 +151,8 @@ async fn a_service_account_is_forbidden_until_a_role_binding_grants_it() {
         (refused.code, refused.reason.as_str(), refused.message.as_str()),
         (401, "Unauthorized", "Unauthorized")
     );
+    let logged = s.sim.requests().snapshot().into_iter().rev().find(|r| r.code == 401).map(|r| r.user);
+    assert_eq!(logged.as_deref(), Some(""), "a refused token has no user");
     sas.delete("op", &Default::default()).await.unwrap();
     assert_eq!(api_err(cms.list(&ListParams::default()).await.unwrap_err()).code, 401);
 }
@@ -227,4 +247,33 @@ async fn a_server_side_apply_that_creates_needs_create_too() {
     // A merge patch of a missing object is a 404, not a create.
     let missing = cms.patch("nope", &Default::default(), &kube::api::Patch::Merge(json!({"data": {"a": "1"}}))).await;
     assert_eq!(api_err(missing.unwrap_err()).code, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aggregated_cluster_role_collects_the_rules_of_the_roles_it_selects() {
+    let s = Sim::start().await;
+    s.apply_yaml(&format!(
+        "apiVersion: {RBAC}\nkind: ClusterRole\nmetadata: {{name: tikv-view}}\n\
+         aggregationRule: {{clusterRoleSelectors: [{{matchLabels: {{aggregate-to-tikv-view: 'true'}}}}]}}\n---\n\
+         apiVersion: {RBAC}\nkind: ClusterRole\nmetadata: {{name: b-part, labels: {{aggregate-to-tikv-view: 'true'}}}}\n\
+         rules: [{{apiGroups: [''], resources: [pods], verbs: [get]}}]\n---\n\
+         apiVersion: {RBAC}\nkind: ClusterRole\nmetadata: {{name: a-part, labels: {{aggregate-to-tikv-view: 'true'}}}}\n\
+         rules: [{{apiGroups: [''], resources: [services], verbs: [list]}}, {{apiGroups: [''], resources: [pods], verbs: [get]}}]\n"
+    ));
+    let want = json!([{"apiGroups": [""], "resources": ["services"], "verbs": ["list"]},
+                      {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]);
+    let roles: Api<k8s_openapi::api::rbac::v1::ClusterRole> = Api::all(s.client.clone());
+    crate::common::wait_for(10, "the aggregated rules", || async {
+        let role = roles.get("tikv-view").await.unwrap();
+        serde_json::to_value(role.rules.unwrap_or_default()).unwrap() == want
+    })
+    .await;
+    let writer = s
+        .sim
+        .requests()
+        .snapshot()
+        .into_iter()
+        .rev()
+        .find(|r| r.name.as_deref() == Some("tikv-view") && r.verb == kube_sim::Verb::Patch);
+    assert_eq!(writer.map(|r| r.user), Some("kube-controller-manager/clusterrole-aggregation-controller".into()));
 }

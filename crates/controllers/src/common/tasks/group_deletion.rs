@@ -27,10 +27,10 @@ pub fn group_deletion<S: GroupState>() -> Node<S> {
             let cluster_going = s.pass().cluster.as_ref().is_none_or(|c| c.meta().deletion_timestamp.is_some());
             if !cluster_going && !S::G::INSTANCES_LEAVE_SAFELY {
                 s.pass_mut().not_synced(
-                    reasons::SCALE_IN_NOT_SUPPORTED,
-                    "deleting a group while its Cluster exists needs PD membership changes, which are not supported yet",
+                    reasons::DELETION_REFUSED,
+                    "the PD group of a live Cluster is kept (every store needs PD): delete the Cluster instead, or lower the group's replicas",
                 );
-                return Outcome::wait("group deleted while its Cluster exists: kept until member removal is supported");
+                return Outcome::wait("PD group deleted while its Cluster exists: kept");
             }
             let mut remaining: Vec<String> = s.group().instances.iter().map(ResourceExt::name_any).collect();
             if remaining.is_empty() {
@@ -141,14 +141,14 @@ mod tests {
         assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
         assert_eq!(
             report.entry("group_deletion").unwrap().message(),
-            "group deleted while its Cluster exists: kept until member removal is supported"
+            "PD group deleted while its Cluster exists: kept"
         );
         assert_eq!(
             s.pass.unsynced,
             [Finding {
-                reason: reasons::SCALE_IN_NOT_SUPPORTED,
+                reason: reasons::DELETION_REFUSED,
                 message:
-                    "deleting a group while its Cluster exists needs PD membership changes, which are not supported yet"
+                    "the PD group of a live Cluster is kept (every store needs PD): delete the Cluster instead, or lower the group's replicas"
                         .into(),
             }]
         );

@@ -326,13 +326,10 @@ mod tests {
     async fn group_status_without_instances_read_sets_only_synced() {
         let env = TestEnv::start().await;
         let mut s = pd_group_pass(&env, sample_pd_group("pd", 2), None);
-        s.pass.not_synced(reasons::SCALE_IN_NOT_SUPPORTED, "kept");
+        s.pass.not_synced(reasons::DELETION_REFUSED, "kept");
         let report = env.run(&Runner::new("t", [group_status()]), "k", &mut s).await;
         assert_eq!(report.entry("group_status").unwrap().message(), "instances not read; Synced only");
-        assert_eq!(
-            condition(&s, types::SYNCED),
-            ("False".into(), reasons::SCALE_IN_NOT_SUPPORTED.into(), "kept".into())
-        );
+        assert_eq!(condition(&s, types::SYNCED), ("False".into(), reasons::DELETION_REFUSED.into(), "kept".into()));
         assert!(tikv_operator_api::condition::find_condition(&s.pass.status.common.conditions, types::READY).is_none());
         assert_eq!(s.pass.status.group, Default::default());
     }

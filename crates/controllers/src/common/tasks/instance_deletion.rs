@@ -1,16 +1,15 @@
-//! `instance_deletion`: a deleted instance whose Cluster is being deleted releases its
-//! finalizer (its Pod and ConfigMap go with it by owner reference; its PVCs are deleted
-//! only under `deletionPolicy: Delete`). An instance deleted while its Cluster lives
-//! leaves PD through its own runbook and is not run here (were it, it keeps its
-//! finalizer). One whose Cluster is gone never gets here (`release_without_cluster`
-//! confirms that first).
-//! Writes: DELETE of PVCs (policy Delete), the finalizer. Wait while kept; Complete; Fail.
+//! `instance_deletion`: a deleted instance whose Cluster is being deleted (its guard,
+//! `deleting_with_cluster`) releases its finalizer (its Pod and ConfigMap go with it by
+//! owner reference; its PVCs are deleted only under `deletionPolicy: Delete`). An
+//! instance deleted while its Cluster lives leaves PD through its own runbook instead.
+//! One whose Cluster is gone never gets here (`release_without_cluster` confirms that
+//! first).
+//! Writes: DELETE of PVCs (policy Delete), the finalizer. Complete; Fail.
 
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::api::{DeleteParams, ListParams};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 use tikv_operator_api::cluster::DeletionPolicy;
-use tikv_operator_api::condition::reasons;
 use tikv_operator_api::names;
 use tikv_operator_task::{Node, Outcome, task};
 
@@ -22,14 +21,6 @@ pub fn instance_deletion<S: InstanceState>() -> Node<S> {
     task("instance_deletion", |s: &mut S| {
         Box::pin(async move {
             let cluster = s.pass().cluster.clone();
-            let cluster_going = cluster.as_ref().is_some_and(|c| c.meta().deletion_timestamp.is_some());
-            if !cluster_going {
-                s.pass_mut().not_synced(
-                    reasons::POD_NOT_DELETED,
-                    "deleting an instance while its Cluster exists needs scale-in, which is not supported yet",
-                );
-                return Outcome::wait("instance deleted while its Cluster exists: kept until scale-in is supported");
-            }
             let delete_data = cluster.as_ref().is_some_and(|c| c.spec.deletion_policy == DeletionPolicy::Delete);
             if delete_data && let Some(instance) = &s.pass().object {
                 let api: Api<PersistentVolumeClaim> = Api::namespaced(s.pass().ctx.client.clone(), &s.pass().namespace);
