@@ -11,6 +11,8 @@ mod failover;
 mod labels;
 #[path = "e2e/pd_membership.rs"]
 mod pd_membership;
+#[path = "e2e/rbac.rs"]
+mod rbac;
 #[path = "e2e/rolling.rs"]
 mod rolling;
 #[path = "e2e/scale_in.rs"]

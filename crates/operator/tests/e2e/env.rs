@@ -5,8 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
@@ -44,11 +44,19 @@ pub struct Env {
     operator: Option<OperatorTask>,
     /// The running operator's metrics (a restarted operator starts new ones).
     pub metrics: Arc<Metrics>,
+    /// The one namespace the operator watches (`--namespace`), if any.
+    namespace: Option<String>,
+    /// The operator's kubeconfig: the chart's ServiceAccount's token.
+    kubeconfig: PathBuf,
+    /// The operator's requests RBAC refused (403), as `verb resource in namespace`.
+    refused: Arc<Mutex<Vec<String>>>,
 }
 
 pub fn r(plural: &str) -> ResourceRef {
     match plural {
-        "pods" | "nodes" | "persistentvolumeclaims" => ResourceRef::new("", "v1", plural),
+        "pods" | "nodes" | "persistentvolumeclaims" | "services" | "configmaps" | "secrets" => {
+            ResourceRef::new("", "v1", plural)
+        }
         "poddisruptionbudgets" => ResourceRef::new("policy", "v1", plural),
         _ => ResourceRef::new(tikv_operator_api::GROUP, tikv_operator_api::VERSION, plural),
     }
@@ -114,9 +122,35 @@ impl Env {
         (Env::launch(h, &docs), namespaces)
     }
 
+    /// `examples/basic` in `namespace` (minReadySeconds 0), and the operator started
+    /// with `--namespace namespace`: it watches that namespace only.
+    pub async fn start_in_namespace(namespace: &str) -> Env {
+        let config = HarnessConfig {
+            nodes: 6,
+            zones: 3,
+            speed: SPEED,
+            watch_delay: Duration::from_millis(50),
+            ..HarnessConfig::fast()
+        };
+        let h = Harness::start(config).await.expect("harness starts");
+        let mut docs = basic();
+        for doc in &mut docs {
+            doc.object["metadata"]["namespace"] = json!(namespace);
+            if matches!(doc.kind(), "PDGroup" | "TiKVGroup") {
+                doc.object["spec"]["minReadySeconds"] = json!(0);
+            }
+        }
+        Env::launch_in(h, &docs, Some(namespace.to_owned()))
+    }
+
     /// Applies `docs` and starts the operator, as the playground does (with the
     /// operator's binary in its image, for the TiKV pods' preStop hook).
     fn launch(h: Harness, docs: &[apply::Document]) -> Env {
+        Env::launch_in(h, docs, None)
+    }
+
+    /// [`launch`](Self::launch) with the operator watching `namespace` only.
+    fn launch_in(h: Harness, docs: &[apply::Document], namespace: Option<String>) -> Env {
         tikv_operator::tools::register_simulated(&h, tikv_operator_controllers::DEFAULT_TOOLS_IMAGE);
         let user = h.store().client("user");
         let kubectl = h.store().client("kubectl");
@@ -126,8 +160,20 @@ impl Env {
             apply::apply(&kubectl, doc).expect("apply");
         }
 
-        let (stop, operator, metrics) = spawn_operator(&h);
-        Env { h, user, stop, operator: Some(operator), metrics }
+        let manifest = if namespace.is_some() { crate::rbac::NAMESPACED_MANIFEST } else { crate::rbac::MANIFEST };
+        let kubeconfig = operator_identity(&h, manifest);
+        let refused = Arc::new(Mutex::new(Vec::new()));
+        let log = refused.clone();
+        h.kube_sim().requests().on_record(move |r| {
+            if is_operator(r) && r.code == 403 {
+                let sub = r.subresource.as_deref().map(|s| format!("/{s}")).unwrap_or_default();
+                let ns = r.namespace.as_deref().map(|n| format!(" in {n}")).unwrap_or_default();
+                let call = format!("{} {}{sub}{ns}", r.verb, r.resource_path());
+                log.lock().unwrap_or_else(PoisonError::into_inner).push(call);
+            }
+        });
+        let (stop, operator, metrics) = spawn_operator_with(&h, &kubeconfig, namespace.clone(), |_| {});
+        Env { h, user, stop, operator: Some(operator), metrics, namespace, kubeconfig, refused }
     }
 
     /// Stops the operator as its shutdown signal does (bounded), checking it ends well.
@@ -150,7 +196,7 @@ impl Env {
     /// build: another tools image, ...).
     pub async fn restart_operator_with(&mut self, change: impl FnOnce(&mut OperatorConfig)) {
         self.stop_operator().await;
-        let (stop, operator, metrics) = spawn_operator_with(&self.h, change);
+        let (stop, operator, metrics) = spawn_operator_with(&self.h, &self.kubeconfig, self.namespace.clone(), change);
         self.stop = stop;
         self.operator = Some(operator);
         self.metrics = metrics;
@@ -161,7 +207,15 @@ impl Env {
     pub async fn finish(mut self) {
         self.stop_operator().await;
         self.h.watcher().assert_none();
+        self.assert_nothing_refused();
         self.h.shutdown().await;
+    }
+
+    /// Panics when RBAC refused the operator a request: the chart lacks a permission
+    /// the code needs (add it to deploy/helm/tikv-operator and render).
+    pub fn assert_nothing_refused(&self) {
+        let refused = self.refused.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        assert!(refused.is_empty(), "the chart's RBAC refused the operator (403): {refused:#?}");
     }
 
     // ---- reading (straight from the store: not in the request log) ----
@@ -476,6 +530,7 @@ impl Env {
                 Err(e) => e,
             };
             self.h.watcher().assert_none();
+            self.assert_nothing_refused();
             if self.operator.as_ref().is_some_and(|t| t.is_finished()) {
                 panic!("the operator stopped while waiting for {what}; last: {last}");
             }
@@ -498,6 +553,7 @@ impl Env {
         let started = Instant::now();
         while clock.now().saturating_duration_since(from) < sim || started.elapsed() < real {
             self.h.watcher().assert_none();
+            self.assert_nothing_refused();
             assert!(
                 started.elapsed() < DEADLINE,
                 "{}s of simulated time did not pass within {}s (real time): only {:?}",
@@ -694,13 +750,12 @@ impl Env {
 
 type OperatorTask = JoinHandle<Result<(), tikv_operator_controllers::Error>>;
 
-/// The operator on its own task, as the playground runs it.
-fn spawn_operator(h: &Harness) -> (watch::Sender<bool>, OperatorTask, Arc<Metrics>) {
-    spawn_operator_with(h, |_| {})
-}
-
+/// The operator on its own task, as the playground runs it, watching `namespace` (every
+/// namespace with `None`), with `change` made to its settings.
 fn spawn_operator_with(
     h: &Harness,
+    kubeconfig: &Path,
+    namespace: Option<String>,
     change: impl FnOnce(&mut OperatorConfig),
 ) -> (watch::Sender<bool>, OperatorTask, Arc<Metrics>) {
     let (stop, stop_rx) = watch::channel(false);
@@ -714,10 +769,11 @@ fn spawn_operator_with(
         pd_proxy: Some(h.proxy_url()),
         pd_poll_fast: Duration::from_millis(200),
         pd_poll_slow: Duration::from_secs(2),
+        namespace,
         ..OperatorConfig::default()
     };
     change(&mut operator);
-    let kubeconfig = h.kubeconfig_path().to_owned();
+    let kubeconfig = kubeconfig.to_owned();
     let clock = Arc::new(SimulatedClock(h.clock().clone()));
     let metrics = Arc::new(Metrics::default());
     let task = tokio::spawn(tikv_operator_controllers::run_until_with_metrics(
@@ -728,6 +784,35 @@ fn spawn_operator_with(
         shutdown,
     ));
     (stop, task, metrics)
+}
+
+/// The operator's identity, as the rendered `manifest` installs it: its Namespace,
+/// ServiceAccount and RBAC objects applied (nothing else of the manifest: kube-sim runs
+/// no Deployment), and a kubeconfig presenting that ServiceAccount's token, returned.
+/// kube-sim then authorizes every request of the operator by exactly the chart's rules:
+/// a call they do not allow fails as on a real cluster (403).
+fn operator_identity(h: &Harness, manifest: &str) -> PathBuf {
+    let docs = crate::rbac::manifest_documents(manifest);
+    let admin = h.store().client("kubectl");
+    let identity: Vec<apply::Document> = docs
+        .into_iter()
+        .filter(|d| {
+            matches!(
+                d.kind(),
+                "Namespace" | "ServiceAccount" | "ClusterRole" | "ClusterRoleBinding" | "Role" | "RoleBinding"
+            )
+        })
+        .collect();
+    apply::ensure_namespaces(&admin, &identity.iter().filter(|d| d.kind() != "Namespace").cloned().collect::<Vec<_>>())
+        .expect("the manifest's namespaces");
+    for doc in identity.iter().filter(|d| d.kind() != "Namespace") {
+        apply::apply(&admin, doc).unwrap_or_else(|e| panic!("applying {} {}: {e:#}", doc.kind(), doc.name()));
+    }
+    let (namespace, name) = crate::rbac::Rbac::service_account(&crate::rbac::manifest_documents(manifest));
+    let token = h.kube_sim().service_account_token(&namespace, &name);
+    let path = h.kubeconfig_path().with_extension("operator.kubeconfig");
+    h.kube_sim().write_kubeconfig_with_token(&path, &token).expect("the operator's kubeconfig is written");
+    path
 }
 
 /// The simulated cluster's clock, as the playground gives it to the operator: the
@@ -755,8 +840,12 @@ pub fn describe_pd_write(w: &PdWrite) -> String {
     format!("{} {path}{store} -> {}", w.method, w.status)
 }
 
+/// The user the operator acts as: the chart's ServiceAccount (see [`operator_identity`]).
+pub const OPERATOR_USER: &str = "system:serviceaccount:tikv-operator:tikv-operator";
+
+/// A request the operator made (not a test's, a user's kubectl's or a simulator's).
 pub fn is_operator(r: &RequestRecord) -> bool {
-    !r.in_process
+    r.user == OPERATOR_USER
 }
 
 /// The store ID an instance records its evict-leader entry for, if any.
