@@ -147,6 +147,12 @@ impl Context {
         }
     }
 
+    /// Puts every PD write behind `fence` (leader election); see [`crate::fence`].
+    pub fn with_fence(mut self, fence: crate::fence::Fence) -> Self {
+        self.pd.set_fence(fence);
+        self
+    }
+
     pub fn now(&self) -> Timestamp {
         self.clock.now()
     }

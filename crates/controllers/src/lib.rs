@@ -9,6 +9,8 @@ pub mod common;
 pub mod context;
 pub mod controller;
 pub mod error;
+pub mod fence;
+pub mod leader;
 pub mod metrics;
 pub mod pd;
 pub mod pd_registry;

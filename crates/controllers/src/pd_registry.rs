@@ -13,6 +13,8 @@ use tikv_operator_pd::{CacheConfig, Fingerprint, PdCache, PdClient, PdError, PdE
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 
+use crate::fence::{Fence, FencedPdWrite};
+
 /// A Cluster, by namespace and name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ClusterKey {
@@ -168,12 +170,19 @@ pub struct PdRegistry {
     proxy: Option<String>,
     entries: Mutex<HashMap<ClusterKey, Entry>>,
     events: broadcast::Sender<ClusterPdEvent>,
+    /// Every PD write of the clients registered here passes it first.
+    fence: Fence,
 }
 
 impl PdRegistry {
     pub fn new(config: CacheConfig) -> Self {
         let (events, _) = broadcast::channel(4096);
-        Self { config, proxy: None, entries: Mutex::new(HashMap::new()), events }
+        Self { config, proxy: None, entries: Mutex::new(HashMap::new()), events, fence: Fence::open() }
+    }
+
+    /// Puts every PD write of the clients registered from now on behind `fence`.
+    pub fn set_fence(&mut self, fence: Fence) {
+        self.fence = fence;
     }
 
     /// Sends every PD request through this HTTP proxy instead of the environment's.
@@ -212,7 +221,7 @@ impl PdRegistry {
         }
         let client = builder.build()?;
         let cache = PdCache::for_client(client.clone(), self.config);
-        let handle = PdHandle::new(cache, Arc::new(client.clone()));
+        let handle = PdHandle::new(cache, Arc::new(FencedPdWrite::new(Arc::new(client.clone()), self.fence.clone())));
         entries.insert(key.clone(), self.entry(key, url.to_owned(), Some(client), fingerprint, handle));
         Ok(true)
     }
