@@ -153,6 +153,12 @@ impl Context {
         self
     }
 
+    /// Sends PD requests with this User-Agent (a replica's identity in PD's logs).
+    pub fn with_pd_user_agent(mut self, user_agent: String) -> Self {
+        self.pd.set_user_agent(user_agent);
+        self
+    }
+
     pub fn now(&self) -> Timestamp {
         self.clock.now()
     }

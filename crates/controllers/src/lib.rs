@@ -28,4 +28,4 @@ pub use error::Error;
 pub mod run;
 pub mod telemetry;
 
-pub use run::{RunConfig, run, run_controllers, run_until, run_until_with_clock};
+pub use run::{RunConfig, USER_AGENT, run, run_controllers, run_until, run_until_with_clock};

@@ -172,12 +172,26 @@ pub struct PdRegistry {
     events: broadcast::Sender<ClusterPdEvent>,
     /// Every PD write of the clients registered here passes it first.
     fence: Fence,
+    /// The PD clients' User-Agent, when not the default.
+    user_agent: Option<String>,
 }
 
 impl PdRegistry {
     pub fn new(config: CacheConfig) -> Self {
         let (events, _) = broadcast::channel(4096);
-        Self { config, proxy: None, entries: Mutex::new(HashMap::new()), events, fence: Fence::open() }
+        Self {
+            config,
+            proxy: None,
+            entries: Mutex::new(HashMap::new()),
+            events,
+            fence: Fence::open(),
+            user_agent: None,
+        }
+    }
+
+    /// The User-Agent of the PD clients registered from now on.
+    pub fn set_user_agent(&mut self, user_agent: String) {
+        self.user_agent = Some(user_agent);
     }
 
     /// Puts every PD write of the clients registered from now on behind `fence`.
@@ -218,6 +232,9 @@ impl PdRegistry {
         }
         if let Some(tls) = tls {
             builder = builder.tls(tls);
+        }
+        if let Some(user_agent) = &self.user_agent {
+            builder = builder.user_agent(user_agent.as_str());
         }
         let client = builder.build()?;
         let cache = PdCache::for_client(client.clone(), self.config);

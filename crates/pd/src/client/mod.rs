@@ -58,6 +58,7 @@ pub struct PdClientBuilder {
     retry: RetryPolicy,
     tls: Option<TlsMaterial>,
     proxy: ProxySetting,
+    user_agent: String,
 }
 
 /// How the client reaches PD: directly, through the proxies the environment names, or
@@ -103,6 +104,13 @@ impl PdClientBuilder {
         Ok(self)
     }
 
+    /// The User-Agent of every request (default [`USER_AGENT`]); a replica may add its
+    /// identity, so that PD's logs (and tests) tell replicas apart.
+    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = user_agent.into();
+        self
+    }
+
     pub fn build(self) -> Result<PdClient> {
         if self.endpoints.is_empty() {
             return Err(PdError::Config("no PD endpoint given".into()));
@@ -110,7 +118,7 @@ impl PdClientBuilder {
         let default_scheme = if self.tls.is_some() { "https" } else { "http" };
         let endpoints =
             self.endpoints.iter().map(|raw| parse_endpoint(raw, default_scheme)).collect::<Result<Vec<_>>>()?;
-        let transport = Transport::build(self.tls, self.timeout, &self.proxy)?;
+        let transport = Transport::build(self.tls, self.timeout, &self.proxy, &self.user_agent)?;
         Ok(PdClient {
             shared: Arc::new(Shared {
                 endpoints,
@@ -118,6 +126,7 @@ impl PdClientBuilder {
                 timeout: self.timeout,
                 retry: self.retry,
                 proxy: self.proxy,
+                user_agent: self.user_agent,
                 transport: RwLock::new(transport),
                 write_observer: RwLock::new(None),
             }),
@@ -144,7 +153,7 @@ struct Transport {
 pub const USER_AGENT: &str = concat!("tikv-operator/", env!("CARGO_PKG_VERSION"));
 
 impl Transport {
-    fn build(tls: Option<TlsMaterial>, timeout: Duration, proxy: &ProxySetting) -> Result<Self> {
+    fn build(tls: Option<TlsMaterial>, timeout: Duration, proxy: &ProxySetting, user_agent: &str) -> Result<Self> {
         let tls_config = match &tls {
             Some(material) => material.client_config(),
             None => no_tls_config(),
@@ -152,7 +161,7 @@ impl Transport {
         .map_err(|e| PdError::Config(e.to_string()))?;
         // The user agent names the operator in PD's logs and lets tests attribute writes.
         let mut builder = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
+            .user_agent(user_agent)
             .tls_backend_preconfigured(tls_config)
             .timeout(timeout)
             .connect_timeout(timeout)
@@ -178,6 +187,7 @@ struct Shared {
     timeout: Duration,
     retry: RetryPolicy,
     proxy: ProxySetting,
+    user_agent: String,
     transport: RwLock<Transport>,
     write_observer: RwLock<Option<Arc<dyn WriteObserver>>>,
 }
@@ -283,6 +293,7 @@ impl PdClient {
             retry: RetryPolicy::default(),
             tls: None,
             proxy: ProxySetting::System,
+            user_agent: USER_AGENT.to_owned(),
         }
     }
 
@@ -325,7 +336,7 @@ impl PdClient {
         if wanted == self.tls_fingerprint() {
             return Ok(false);
         }
-        let transport = Transport::build(tls, self.shared.timeout, &self.shared.proxy)?;
+        let transport = Transport::build(tls, self.shared.timeout, &self.shared.proxy, &self.shared.user_agent)?;
         *self.shared.transport.write().unwrap_or_else(PoisonError::into_inner) = transport;
         tracing::info!(endpoints = ?self.shared.endpoints, tls = ?wanted, "PD client TLS material changed; client rebuilt");
         Ok(true)
