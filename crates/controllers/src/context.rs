@@ -151,6 +151,18 @@ impl Context {
         }
     }
 
+    /// Puts every PD write behind `fence` (leader election); see [`crate::fence`].
+    pub fn with_fence(mut self, fence: crate::fence::Fence) -> Self {
+        self.pd.set_fence(fence);
+        self
+    }
+
+    /// Sends PD requests with this User-Agent (a replica's identity in PD's logs).
+    pub fn with_pd_user_agent(mut self, user_agent: String) -> Self {
+        self.pd.set_user_agent(user_agent);
+        self
+    }
+
     pub fn now(&self) -> Timestamp {
         self.clock.now()
     }

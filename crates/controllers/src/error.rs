@@ -23,6 +23,8 @@ pub enum Error {
     Serve(#[from] std::io::Error),
     #[error("a reconcile pass failed: {0}")]
     Pass(#[from] tikv_operator_task::TaskError),
+    #[error("stopped leading: {0}")]
+    LeadershipLost(#[from] crate::leader::LeadershipLost),
 }
 
 /// The status code of an API error, if the error is one.

@@ -9,6 +9,8 @@ pub mod common;
 pub mod context;
 pub mod controller;
 pub mod error;
+pub mod fence;
+pub mod leader;
 pub mod metrics;
 pub mod pd;
 pub mod pd_registry;
@@ -28,4 +30,4 @@ pub use error::Error;
 pub mod run;
 pub mod telemetry;
 
-pub use run::{RunConfig, run, run_controllers, run_until, run_until_with_clock, run_until_with_metrics};
+pub use run::{RunConfig, USER_AGENT, run, run_controllers, run_until, run_until_with_clock, run_until_with_metrics};

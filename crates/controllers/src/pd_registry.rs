@@ -13,6 +13,8 @@ use tikv_operator_pd::{CacheConfig, Fingerprint, PdCache, PdClient, PdError, PdE
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 
+use crate::fence::{Fence, FencedPdWrite};
+
 /// A Cluster, by namespace and name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ClusterKey {
@@ -170,12 +172,24 @@ pub struct PdRegistry {
     events: broadcast::Sender<ClusterPdEvent>,
     /// Told about every request of every client made here (latency, errors).
     metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// Every PD write of the clients registered here passes it first.
+    fence: Fence,
+    /// The PD clients' User-Agent, when not the default.
+    user_agent: Option<String>,
 }
 
 impl PdRegistry {
     pub fn new(config: CacheConfig) -> Self {
         let (events, _) = broadcast::channel(4096);
-        Self { config, proxy: None, entries: Mutex::new(HashMap::new()), events, metrics: None }
+        Self {
+            config,
+            proxy: None,
+            entries: Mutex::new(HashMap::new()),
+            events,
+            metrics: None,
+            fence: Fence::open(),
+            user_agent: None,
+        }
     }
 
     /// Every PD client made here reports its requests to `metrics`.
@@ -187,6 +201,16 @@ impl PdRegistry {
     /// Every registered cluster with its handle (the metrics read the caches' freshness).
     pub fn handles(&self) -> Vec<(ClusterKey, PdHandle)> {
         self.lock().iter().map(|(key, entry)| (key.clone(), entry.handle.clone())).collect()
+    }
+
+    /// The User-Agent of the PD clients registered from now on.
+    pub fn set_user_agent(&mut self, user_agent: String) {
+        self.user_agent = Some(user_agent);
+    }
+
+    /// Puts every PD write of the clients registered from now on behind `fence`.
+    pub fn set_fence(&mut self, fence: Fence) {
+        self.fence = fence;
     }
 
     /// Sends every PD request through this HTTP proxy instead of the environment's.
@@ -223,12 +247,15 @@ impl PdRegistry {
         if let Some(tls) = tls {
             builder = builder.tls(tls);
         }
+        if let Some(user_agent) = &self.user_agent {
+            builder = builder.user_agent(user_agent.as_str());
+        }
         let client = builder.build()?;
         if let Some(metrics) = &self.metrics {
             client.set_request_observer(Some(metrics.pd_observer(key)));
         }
         let cache = PdCache::for_client(client.clone(), self.config);
-        let handle = PdHandle::new(cache, Arc::new(client.clone()));
+        let handle = PdHandle::new(cache, Arc::new(FencedPdWrite::new(Arc::new(client.clone()), self.fence.clone())));
         entries.insert(key.clone(), self.entry(key, url.to_owned(), Some(client), fingerprint, handle));
         Ok(true)
     }

@@ -13,6 +13,7 @@ use tikv_operator::parse_duration;
 use tikv_operator::playground::{self, PlaygroundArgs};
 use tikv_operator::tools::{self, PodTool};
 use tikv_operator_api::crds;
+use tikv_operator_controllers::leader::{LeaderElectionConfig, default_identity};
 use tikv_operator_controllers::telemetry::LogFormat;
 use tikv_operator_controllers::{Concurrency, OperatorConfig, RunConfig};
 
@@ -26,7 +27,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the operator against a cluster (in-cluster config, or a kubeconfig).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Kubernetes (kube-sim), PD and TiKV (pd-sim) and the operator in one process,
     /// with examples/ applied: a cluster to watch and drive with kubectl.
     Playground(PlaygroundArgs),
@@ -98,6 +99,62 @@ struct RunArgs {
     /// hook [default: this version's release image].
     #[arg(long, value_name = "IMAGE")]
     tools_image: Option<String>,
+    #[command(flatten)]
+    leader: LeaderArgs,
+    /// On SIGTERM, how long reconciles in flight get to finish before the lease is
+    /// released anyway (keep it below the pod's terminationGracePeriodSeconds).
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    shutdown_grace: Duration,
+}
+
+/// Leader election on a coordination.k8s.io/v1 Lease (client-go's algorithm and defaults).
+#[derive(Args)]
+struct LeaderArgs {
+    /// Run the controllers only while holding the Lease, so that replicas never
+    /// reconcile at once (`--leader-elect=false` for a single replica).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    leader_elect: bool,
+    /// Name of the Lease.
+    #[arg(long, default_value = "tikv-operator")]
+    leader_elect_lease_name: String,
+    /// Namespace of the Lease [default: $POD_NAMESPACE, else --namespace, else default].
+    #[arg(long, env = "POD_NAMESPACE")]
+    leader_elect_namespace: Option<String>,
+    /// How long a standby waits after the leader's last renewal before taking over.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    leader_elect_lease_duration: Duration,
+    /// How long the leader keeps trying to renew before it stops leading (and exits).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    leader_elect_renew_deadline: Duration,
+    /// How often the leader renews and a standby tries to acquire.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    leader_elect_retry_period: Duration,
+    /// Lease time that must be left for a PD or Kubernetes write to be sent
+    /// [default: lease duration - renew deadline].
+    #[arg(long, value_parser = parse_duration)]
+    leader_elect_fence_margin: Option<Duration>,
+}
+
+impl LeaderArgs {
+    fn into_config(self, namespace: Option<&str>) -> Option<LeaderElectionConfig> {
+        if !self.leader_elect {
+            return None;
+        }
+        let lease_namespace = self
+            .leader_elect_namespace
+            .filter(|n| !n.is_empty())
+            .or_else(|| namespace.map(str::to_owned))
+            .unwrap_or_else(|| "default".to_owned());
+        Some(LeaderElectionConfig {
+            lease_duration: self.leader_elect_lease_duration,
+            renew_deadline: self.leader_elect_renew_deadline,
+            retry_period: self.leader_elect_retry_period,
+            fence_margin: self
+                .leader_elect_fence_margin
+                .unwrap_or(self.leader_elect_lease_duration.saturating_sub(self.leader_elect_renew_deadline)),
+            ..LeaderElectionConfig::new(lease_namespace, self.leader_elect_lease_name, default_identity())
+        })
+    }
 }
 
 impl RunArgs {
@@ -110,7 +167,10 @@ impl RunArgs {
             tikv_group: self.concurrency_tikvgroup.unwrap_or(all),
             tikv: self.concurrency_tikv.unwrap_or(all),
         };
+        let leader_election = self.leader.into_config(self.namespace.as_deref());
         RunConfig {
+            leader_election,
+            shutdown_grace: self.shutdown_grace,
             kubeconfig: self.kubeconfig,
             operator: OperatorConfig {
                 namespace: self.namespace,
@@ -146,7 +206,10 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Run(args) => {
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-            runtime.block_on(tikv_operator_controllers::run(args.into_config())).context("running the operator")?;
+            let result = runtime.block_on(tikv_operator_controllers::run(args.into_config()));
+            // Whatever is left (a lost leader's dropped reconciles) must not delay the exit.
+            runtime.shutdown_timeout(Duration::from_secs(1));
+            result.context("running the operator")?;
         }
         Command::Playground(args) => {
             // The progress view owns stdout; the operator logs warnings and errors to stderr.
@@ -213,6 +276,41 @@ mod tests {
         assert_eq!(config.operator.concurrency.tikv, 8);
         assert_eq!(config.operator.pd_poll_slow, Duration::from_secs(10));
         assert_eq!(config.operator.tools_image, tikv_operator_controllers::DEFAULT_TOOLS_IMAGE);
+    }
+
+    #[test]
+    fn leader_election_is_on_by_default_with_client_gos_timings() {
+        let cli = Cli::parse_from(["tikv-operator", "run", "--namespace", "tikv", "--leader-elect-namespace", ""]);
+        let Command::Run(args) = cli.command else { panic!("expected run") };
+        let election = args.into_config().leader_election.unwrap();
+        assert_eq!(election.lease_name, "tikv-operator");
+        assert_eq!(election.lease_namespace, "tikv", "--namespace when no lease namespace is given");
+        assert_eq!(election.lease_duration, Duration::from_secs(15));
+        assert_eq!(election.renew_deadline, Duration::from_secs(10));
+        assert_eq!(election.retry_period, Duration::from_secs(2));
+        assert_eq!(election.fence_margin, Duration::from_secs(5));
+        election.validate().unwrap();
+
+        let cli = Cli::parse_from([
+            "tikv-operator",
+            "run",
+            "--leader-elect-namespace",
+            "ops",
+            "--leader-elect-lease-duration",
+            "3s",
+            "--leader-elect-renew-deadline",
+            "2s",
+            "--leader-elect-retry-period",
+            "500ms",
+        ]);
+        let Command::Run(args) = cli.command else { panic!("expected run") };
+        let election = args.into_config().leader_election.unwrap();
+        assert_eq!((election.lease_namespace.as_str(), election.fence_margin), ("ops", Duration::from_secs(1)));
+        election.validate().unwrap();
+
+        let cli = Cli::parse_from(["tikv-operator", "run", "--leader-elect=false"]);
+        let Command::Run(args) = cli.command else { panic!("expected run") };
+        assert!(args.into_config().leader_election.is_none());
     }
 
     #[test]

@@ -9,6 +9,8 @@ mod env;
 mod failover;
 #[path = "e2e/labels.rs"]
 mod labels;
+#[path = "e2e/leader.rs"]
+mod leader;
 #[path = "e2e/pd_membership.rs"]
 mod pd_membership;
 #[path = "e2e/rbac.rs"]

@@ -111,6 +111,11 @@ pub enum PdError {
     /// The client could not be built (bad URL, bad TLS material, ...).
     #[error("invalid PD client configuration: {0}")]
     Config(String),
+
+    /// Refused before sending: this operator replica is not (or may no longer be) the
+    /// leader, so another may be writing (leader-election fencing).
+    #[error("not the leader: {0}; the PD write was not sent")]
+    NotLeader(String),
 }
 
 pub type Result<T, E = PdError> = std::result::Result<T, E>;
@@ -144,7 +149,8 @@ impl PdError {
             | PdError::Transport { .. }
             | PdError::Decode { .. }
             | PdError::CacheStopped
-            | PdError::Config(_) => None,
+            | PdError::Config(_)
+            | PdError::NotLeader(_) => None,
         }
     }
 }

@@ -58,6 +58,13 @@ pub struct PlaygroundArgs {
     /// Simulated seconds to wait for Ready before giving up.
     #[arg(long, value_name = "SECONDS", default_value_t = 600)]
     pub ready_timeout: u64,
+    /// Start everything but the operator, and print the `tikv-operator run` command
+    /// that drives it as its own process (run it once or twice: leader election). The
+    /// simulated clock then runs at real speed, as that operator reads the system
+    /// clock; `--timing fast` keeps PD's shortened timings, at real speed. Without
+    /// `--exit-when-ready` a cluster not Ready is no error (start the operator later).
+    #[arg(long)]
+    pub no_operator: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -73,6 +80,48 @@ impl Timing {
             Timing::Realistic => HarnessConfig { nodes, zones, speed: 1.0, ..HarnessConfig::default() },
         }
     }
+}
+
+impl PlaygroundArgs {
+    /// The harness these arguments ask for: at real speed without our operator (a
+    /// separate `tikv-operator run` measures ages on the system clock).
+    pub fn harness_config(&self) -> HarnessConfig {
+        let config = self.timing.harness_config(self.nodes, self.zones);
+        match self.no_operator {
+            true => HarnessConfig { speed: 1.0, ..config },
+            false => config,
+        }
+    }
+}
+
+/// The arguments of a `tikv-operator run` that drives a playground (or any harness) as
+/// its own process: its kubeconfig, the proxy into the pod network where PD is, and
+/// metrics on a free local port (so that two replicas can run side by side). Leader
+/// election keeps its defaults (a Lease `tikv-operator` in namespace `default`).
+pub fn run_args(kubeconfig: &Path, proxy_url: &str) -> Vec<String> {
+    vec![
+        "run".to_owned(),
+        "--kubeconfig".to_owned(),
+        kubeconfig.display().to_string(),
+        "--pd-proxy".to_owned(),
+        proxy_url.to_owned(),
+        "--metrics-addr".to_owned(),
+        "127.0.0.1:0".to_owned(),
+    ]
+}
+
+/// `program args...` as a shell command line (arguments quoted where needed).
+pub fn command_line(program: &Path, args: &[String]) -> String {
+    let quote = |word: &str| {
+        let plain = !word.is_empty()
+            && word.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '-' | '_' | ':' | '=' | ','));
+        if plain { word.to_owned() } else { format!("'{}'", word.replace('\'', r"'\''")) }
+    };
+    std::iter::once(program.display().to_string().as_str())
+        .chain(args.iter().map(String::as_str))
+        .map(quote)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// What the operator needs to run against the playground.
@@ -149,7 +198,7 @@ async fn run_with<W: Write>(
     let plan = Plan { examples, docs, clusters, kubeconfig };
 
     let started = Instant::now();
-    let harness = Harness::start(args.timing.harness_config(args.nodes, args.zones)).await?;
+    let harness = Harness::start(args.harness_config()).await?;
     // The operator's image holds its binary, which TiKV pods copy for their preStop hook.
     crate::tools::register_simulated(&harness, tikv_operator_controllers::DEFAULT_TOOLS_IMAGE);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -209,14 +258,23 @@ impl<W: Write> Session<'_, W> {
             writeln!(self.out, "  {}", apply::apply(&kubectl, doc)?)?;
         }
 
-        let wiring = OperatorWiring {
-            kubeconfig: kubeconfig.to_owned(),
-            proxy_url: h.proxy_url(),
-            clock: h.clock().clone(),
-            shutdown: ShutdownSignal(stop),
-        };
-        self.operator = Some(tokio::spawn(start_operator(wiring, h)));
-        writeln!(self.out, "\nOperator started. Progress (simulated time):")?;
+        if args.no_operator {
+            let program = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("tikv-operator"));
+            let command = command_line(&program, &run_args(kubeconfig, &h.proxy_url()));
+            writeln!(self.out, "\nThe operator is not started (--no-operator). Run it as its own process:")?;
+            writeln!(self.out, "  {command}")?;
+            writeln!(self.out, "(twice for two replicas: one leads, the other stands by)")?;
+            writeln!(self.out, "\nProgress (simulated time = real time):")?;
+        } else {
+            let wiring = OperatorWiring {
+                kubeconfig: kubeconfig.to_owned(),
+                proxy_url: h.proxy_url(),
+                clock: h.clock().clone(),
+                shutdown: ShutdownSignal(stop),
+            };
+            self.operator = Some(tokio::spawn(start_operator(wiring, h)));
+            writeln!(self.out, "\nOperator started. Progress (simulated time):")?;
+        }
 
         let mut last = Observed::default();
         match self.watch(args, plan, &mut last, interrupt).await? {
@@ -248,6 +306,7 @@ impl<W: Write> Session<'_, W> {
     fn header(&mut self, args: &PlaygroundArgs, docs: &[Document], kubeconfig: &Path) -> anyhow::Result<()> {
         let h = self.harness;
         let timing = match args.timing {
+            Timing::Fast if args.no_operator => "fast PD timings at real speed (--no-operator)".to_owned(),
             Timing::Fast => format!("fast (PD's fast preset, simulated clock x{})", h.clock().speed()),
             Timing::Realistic => "realistic (real PD and Kubernetes timings, real time)".to_owned(),
         };
@@ -314,11 +373,18 @@ impl<W: Write> Session<'_, W> {
                 let kubeconfig = plan.kubeconfig.display();
                 writeln!(self.out, "\nServing: kubectl works with KUBECONFIG={kubeconfig}. Ctrl-C stops.\n")?;
             }
-            if !ready && now > deadline {
+            // Without our operator, one started later may still bring it to Ready.
+            if !ready && now > deadline && (!args.no_operator || args.exit_when_ready) {
                 return Ok(Ending::Stuck);
             }
 
-            let Some(operator) = self.operator.as_mut() else { bail!("the operator was not started") };
+            let slot = self.operator.as_mut();
+            let operator = async {
+                match slot {
+                    Some(operator) => operator.await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = revisions.changed() => {}
                 _ = tokio::time::sleep(PD_POLL) => {}

@@ -27,6 +27,7 @@ fn defaults_are_fast_six_nodes_three_zones_a_local_kubeconfig() {
     assert!(!args.exit_when_ready);
     assert_eq!(args.examples, None);
     assert_eq!((args.nodes, args.zones, args.ready_timeout), (6, 3, 600));
+    assert!(!args.no_operator);
 }
 
 #[test]
@@ -289,4 +290,43 @@ fn the_playground_can_be_spawned_on_a_runtime() {
     fn assert_send<T: Send>(_: &T) {}
     let playground = run(parse(&[]).unwrap(), |_| Box::pin(async { Ok(()) }));
     assert_send(&playground);
+}
+
+#[test]
+fn without_the_operator_the_clock_runs_at_real_speed() {
+    let args = parse(&["--no-operator"]).unwrap();
+    assert!(args.no_operator);
+    let config = args.harness_config();
+    assert_eq!(config.speed, 1.0, "a separate operator reads the system clock");
+    assert_eq!(config.preset, HarnessConfig::fast().preset, "--timing fast keeps PD's fast preset");
+    assert_eq!(parse(&[]).unwrap().harness_config().speed, FAST_SPEED, "the usual playground is unchanged");
+}
+
+#[test]
+fn the_run_command_is_a_shell_line() {
+    let args = run_args(Path::new("/tmp/my dir/k"), "http://127.0.0.1:4000");
+    assert_eq!(
+        command_line(Path::new("/bin/tikv-operator"), &args),
+        "/bin/tikv-operator run --kubeconfig '/tmp/my dir/k' --pd-proxy http://127.0.0.1:4000 --metrics-addr 127.0.0.1:0"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_operator_prints_the_run_command_and_starts_none() {
+    let cwd = temp_dir("no-operator");
+    let mut out = Vec::new();
+    let args = PlaygroundArgs { no_operator: true, ready_timeout: 1, ..args(true) };
+    let start = |_: OperatorWiring, _: &Harness| -> BoxFuture<'static, anyhow::Result<()>> {
+        panic!("--no-operator starts no operator")
+    };
+    let err = run_with(args, &cwd, start, &mut out, std::future::pending()).await.unwrap_err();
+    assert!(format!("{err:#}").contains("not Ready after 1s"), "{err:#}");
+    let out = String::from_utf8(out).unwrap();
+    let kubeconfig = cwd.join("playground.kubeconfig");
+    let line = out.lines().find(|l| l.contains(" run --kubeconfig ")).unwrap_or_else(|| panic!("{out}"));
+    let expected = format!(" run --kubeconfig {} --pd-proxy http://127.0.0.1:", kubeconfig.display());
+    assert!(line.contains(&expected), "{line}");
+    assert!(line.ends_with(" --metrics-addr 127.0.0.1:0"), "{line}");
+    assert!(out.contains("fast PD timings at real speed"), "{out}");
+    std::fs::remove_dir_all(&cwd).unwrap();
 }

@@ -104,6 +104,7 @@ pub struct PdClientBuilder {
     retry: RetryPolicy,
     tls: Option<TlsMaterial>,
     proxy: ProxySetting,
+    user_agent: String,
 }
 
 /// How the client reaches PD: directly, through the proxies the environment names, or
@@ -149,6 +150,13 @@ impl PdClientBuilder {
         Ok(self)
     }
 
+    /// The User-Agent of every request (default [`USER_AGENT`]); a replica may add its
+    /// identity, so that PD's logs (and tests) tell replicas apart.
+    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = user_agent.into();
+        self
+    }
+
     pub fn build(self) -> Result<PdClient> {
         if self.endpoints.is_empty() {
             return Err(PdError::Config("no PD endpoint given".into()));
@@ -156,7 +164,7 @@ impl PdClientBuilder {
         let default_scheme = if self.tls.is_some() { "https" } else { "http" };
         let endpoints =
             self.endpoints.iter().map(|raw| parse_endpoint(raw, default_scheme)).collect::<Result<Vec<_>>>()?;
-        let transport = Transport::build(self.tls, self.timeout, &self.proxy)?;
+        let transport = Transport::build(self.tls, self.timeout, &self.proxy, &self.user_agent)?;
         Ok(PdClient {
             shared: Arc::new(Shared {
                 endpoints,
@@ -164,6 +172,7 @@ impl PdClientBuilder {
                 timeout: self.timeout,
                 retry: self.retry,
                 proxy: self.proxy,
+                user_agent: self.user_agent,
                 transport: RwLock::new(transport),
                 write_observer: RwLock::new(None),
                 request_observer: RwLock::new(None),
@@ -191,7 +200,7 @@ struct Transport {
 pub const USER_AGENT: &str = concat!("tikv-operator/", env!("CARGO_PKG_VERSION"));
 
 impl Transport {
-    fn build(tls: Option<TlsMaterial>, timeout: Duration, proxy: &ProxySetting) -> Result<Self> {
+    fn build(tls: Option<TlsMaterial>, timeout: Duration, proxy: &ProxySetting, user_agent: &str) -> Result<Self> {
         let tls_config = match &tls {
             Some(material) => material.client_config(),
             None => no_tls_config(),
@@ -199,7 +208,7 @@ impl Transport {
         .map_err(|e| PdError::Config(e.to_string()))?;
         // The user agent names the operator in PD's logs and lets tests attribute writes.
         let mut builder = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
+            .user_agent(user_agent)
             .tls_backend_preconfigured(tls_config)
             .timeout(timeout)
             .connect_timeout(timeout)
@@ -225,6 +234,7 @@ struct Shared {
     timeout: Duration,
     retry: RetryPolicy,
     proxy: ProxySetting,
+    user_agent: String,
     transport: RwLock<Transport>,
     write_observer: RwLock<Option<Arc<dyn WriteObserver>>>,
     request_observer: RwLock<Option<Arc<dyn RequestObserver>>>,
@@ -346,6 +356,7 @@ impl PdClient {
             retry: RetryPolicy::default(),
             tls: None,
             proxy: ProxySetting::System,
+            user_agent: USER_AGENT.to_owned(),
         }
     }
 
@@ -388,7 +399,7 @@ impl PdClient {
         if wanted == self.tls_fingerprint() {
             return Ok(false);
         }
-        let transport = Transport::build(tls, self.shared.timeout, &self.shared.proxy)?;
+        let transport = Transport::build(tls, self.shared.timeout, &self.shared.proxy, &self.shared.user_agent)?;
         *self.shared.transport.write().unwrap_or_else(PoisonError::into_inner) = transport;
         tracing::info!(endpoints = ?self.shared.endpoints, tls = ?wanted, "PD client TLS material changed; client rebuilt");
         Ok(true)
