@@ -30,4 +30,7 @@ pub use error::Error;
 pub mod run;
 pub mod telemetry;
 
-pub use run::{RunConfig, USER_AGENT, run, run_controllers, run_until, run_until_with_clock, run_until_with_metrics};
+pub use run::{
+    RunConfig, USER_AGENT, run, run_controllers, run_until, run_until_serving, run_until_with_clock,
+    run_until_with_metrics,
+};

@@ -288,6 +288,32 @@ pub async fn run_until_with_metrics(
     Ok(())
 }
 
+/// [`run_until_with_clock`] serving `/metrics`, `/healthz` and `/readyz` on `listener`
+/// too (the playground's `--metrics-addr`).
+pub async fn run_until_serving(
+    kubeconfig: PathBuf,
+    operator: OperatorConfig,
+    clock: Arc<dyn Clock>,
+    listener: tokio::net::TcpListener,
+    shutdown: Shutdown,
+) -> Result<(), Error> {
+    tikv_operator_pd::install_default_crypto_provider();
+    let client = client(Some(&kubeconfig)).await?;
+    let ctx = Arc::new(Context::new(client, operator, clock, Arc::new(Metrics::default())));
+    let ready = Arc::new(Readiness::default());
+    let app = router(ctx.clone(), ready.clone());
+    let stop = shutdown.clone();
+    let server = tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stop).await });
+    tokio::join!(run_controllers(ctx.clone(), shutdown), serving_once_filled(&ctx, &ready));
+    match server.await {
+        Ok(served) => Ok(served?),
+        Err(error) => {
+            tracing::warn!(%error, "metrics server task failed");
+            Ok(())
+        }
+    }
+}
+
 /// Runs the five controllers on `ctx` until `shutdown` resolves (the playground and
 /// tests call this with their own context and shutdown).
 pub async fn run_controllers(ctx: Arc<Context>, shutdown: Shutdown) {

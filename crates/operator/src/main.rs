@@ -215,13 +215,35 @@ fn main() -> anyhow::Result<()> {
             // The progress view owns stdout; the operator logs warnings and errors to stderr.
             tikv_operator_controllers::telemetry::init_stderr("warn");
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            let metrics_addr = args.metrics_addr;
             runtime.block_on(playground::run(args, |wiring| {
                 let operator = OperatorConfig { pd_proxy: Some(wiring.proxy_url), ..OperatorConfig::default() };
                 let clock = Arc::new(SimulatedClock(wiring.clock));
                 let shutdown = wiring.shutdown.requested().boxed().shared();
                 async move {
-                    Ok(tikv_operator_controllers::run_until_with_clock(wiring.kubeconfig, operator, clock, shutdown)
-                        .await?)
+                    let Some(addr) = metrics_addr else {
+                        return Ok(tikv_operator_controllers::run_until_with_clock(
+                            wiring.kubeconfig,
+                            operator,
+                            clock,
+                            shutdown,
+                        )
+                        .await?);
+                    };
+                    let listener = tokio::net::TcpListener::bind(addr)
+                        .await
+                        .with_context(|| format!("binding --metrics-addr {addr}"))?;
+                    if let Ok(bound) = listener.local_addr() {
+                        eprintln!("Operator metrics: http://{bound}/metrics (/healthz, /readyz)");
+                    }
+                    Ok(tikv_operator_controllers::run_until_serving(
+                        wiring.kubeconfig,
+                        operator,
+                        clock,
+                        listener,
+                        shutdown,
+                    )
+                    .await?)
                 }
                 .boxed()
             }))?;

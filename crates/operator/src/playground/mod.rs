@@ -65,6 +65,10 @@ pub struct PlaygroundArgs {
     /// `--exit-when-ready` a cluster not Ready is no error (start the operator later).
     #[arg(long)]
     pub no_operator: bool,
+    /// Serve the operator's `/metrics`, `/healthz` and `/readyz` here (e.g.
+    /// `127.0.0.1:8080`; port 0 picks a free one, printed at start).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

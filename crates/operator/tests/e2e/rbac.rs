@@ -561,7 +561,6 @@ async fn in_namespace_mode_the_operator_needs_only_the_namespaced_rules() {
 /// (clap refuses an unknown flag or a bad value before it gets to the `--help` after
 /// them).
 #[test]
-#[ignore = "the --leader-elect* flags of `run` arrive with the lease branch: remove once it is merged"]
 fn the_deployments_args_are_what_tikv_operator_run_accepts() {
     for manifest in [MANIFEST, NAMESPACED_MANIFEST] {
         let docs = manifest_documents(manifest);
