@@ -7,8 +7,12 @@ FROM rust:1.95-bookworm AS build
 ARG TARGET=x86_64-unknown-linux-gnu
 WORKDIR /src
 COPY . .
-# crt-static links glibc in: the binary needs nothing from the final image.
-ENV RUSTFLAGS="-C target-feature=+crt-static" CARGO_TERM_COLOR=never
+# crt-static links glibc in; getrandom then calls glibc's getrandom() directly (the
+# default looks it up with dlsym, which a static binary cannot, and falls back to
+# /dev/urandom). From the final image the binary needs only its CA bundle (kube's TLS
+# stack loads the system roots even for plain HTTP), which distroless static has.
+ENV RUSTFLAGS="-C target-feature=+crt-static --cfg getrandom_backend=\"linux_getrandom\"" \
+    CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=symbols CARGO_TERM_COLOR=never
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p tikv-operator --bin tikv-operator --target "${TARGET}" \
