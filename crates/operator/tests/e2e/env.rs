@@ -176,6 +176,14 @@ impl Env {
         Env { h, user, stop, operator: Some(operator), metrics, namespace, kubeconfig, refused }
     }
 
+    /// A client acting as the operator: the chart's ServiceAccount, under its RBAC.
+    pub async fn operator_client(&self) -> kube::Client {
+        let file = kube::config::Kubeconfig::read_from(&self.kubeconfig).unwrap();
+        let options = kube::config::KubeConfigOptions::default();
+        let config = kube::Config::from_custom_kubeconfig(file, &options).await.unwrap();
+        kube::Client::try_from(config).unwrap()
+    }
+
     /// Stops the operator as its shutdown signal does (bounded), checking it ends well.
     pub async fn stop_operator(&mut self) {
         let _ = self.stop.send(true);
