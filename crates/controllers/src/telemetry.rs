@@ -30,7 +30,12 @@ where
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = match format {
-        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).finish().try_init(),
+        // Colours only on a terminal: container logs and files get plain text.
+        LogFormat::Text => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .finish()
+            .try_init(),
         LogFormat::Json => json_subscriber(filter, std::io::stdout).try_init(),
     };
 }
@@ -39,7 +44,11 @@ pub fn init(format: LogFormat) {
 /// `RUST_LOG`), for modes where stdout belongs to something else.
 pub fn init_stderr(default_level: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 #[cfg(test)]
