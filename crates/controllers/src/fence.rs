@@ -141,7 +141,10 @@ impl FencedPdWrite {
         write: impl FnOnce(&'a dyn PdWrite) -> BoxFuture<'a, Result<T, PdError>>,
     ) -> BoxFuture<'a, Result<T, PdError>> {
         match self.fence.check() {
-            Ok(()) => write(self.inner.as_ref()),
+            Ok(()) => {
+                tracing::debug!("PD write allowed");
+                write(self.inner.as_ref())
+            }
             Err(reason) => {
                 tracing::warn!(%reason, "PD write refused: not the leader");
                 Box::pin(std::future::ready(Err(reason.into())))
@@ -264,6 +267,9 @@ where
         if mutating && let Err(reason) = self.fence.check() {
             tracing::warn!(%reason, method = %request.method(), uri = %request.uri(), "Kubernetes write refused");
             return Either::Right(futures::future::ready(Err(Box::new(reason))));
+        }
+        if mutating {
+            tracing::debug!(method = %request.method(), uri = %request.uri(), "Kubernetes write allowed");
         }
         Either::Left(self.inner.call(request).map_err(Into::into as fn(S::Error) -> BoxError))
     }
