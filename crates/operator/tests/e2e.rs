@@ -570,16 +570,7 @@ async fn deleted_tikv_is_replaced_first_then_removed_and_cluster_deletion_delete
     .await;
     assert_eq!(env.names("persistentvolumeclaims").len(), 6);
     env.delete("clusters", CLUSTER);
-    env.wait_for("everything gone, PVCs included", |e| {
-        for plural in ["clusters", "pdgroups", "tikvgroups", "pds", "tikvs", "pods", "persistentvolumeclaims"] {
-            let left = e.names(plural);
-            if !left.is_empty() {
-                return Err(format!("{plural} left: {left:?}"));
-            }
-        }
-        Ok(())
-    })
-    .await;
+    env.wait_for("everything gone, PVCs included", |e| e.nothing_of_the_cluster_left()).await;
     env.finish().await;
 }
 

@@ -72,6 +72,14 @@ impl Env {
     /// [`start`](Self::start), with `customize` changing the documents of
     /// `examples/basic` before they are applied.
     pub async fn start_with(customize: impl FnOnce(&mut [apply::Document])) -> Env {
+        let (h, mut docs) = Env::harness_and_examples().await;
+        customize(&mut docs);
+        Env::launch(h, &docs)
+    }
+
+    /// The harness the scenarios run on (20x), and `examples/basic` with
+    /// minReadySeconds 0.
+    async fn harness_and_examples() -> (Harness, Vec<apply::Document>) {
         let config = HarnessConfig {
             nodes: 6,
             zones: 3,
@@ -86,8 +94,7 @@ impl Env {
                 doc.object["spec"]["minReadySeconds"] = json!(0);
             }
         }
-        customize(&mut docs);
-        Env::launch(h, &docs)
+        (h, docs)
     }
 
     /// `n` copies of `examples/basic`, one per namespace (returned), applied in one go
@@ -125,20 +132,9 @@ impl Env {
     /// `examples/basic` in `namespace` (minReadySeconds 0), and the operator started
     /// with `--namespace namespace`: it watches that namespace only.
     pub async fn start_in_namespace(namespace: &str) -> Env {
-        let config = HarnessConfig {
-            nodes: 6,
-            zones: 3,
-            speed: SPEED,
-            watch_delay: Duration::from_millis(50),
-            ..HarnessConfig::fast()
-        };
-        let h = Harness::start(config).await.expect("harness starts");
-        let mut docs = basic();
+        let (h, mut docs) = Env::harness_and_examples().await;
         for doc in &mut docs {
             doc.object["metadata"]["namespace"] = json!(namespace);
-            if matches!(doc.kind(), "PDGroup" | "TiKVGroup") {
-                doc.object["spec"]["minReadySeconds"] = json!(0);
-            }
         }
         Env::launch_in(h, &docs, Some(namespace.to_owned()))
     }
@@ -174,6 +170,18 @@ impl Env {
         });
         let (stop, operator, metrics) = spawn_operator_with(&h, &kubeconfig, namespace.clone(), |_| {});
         Env { h, user, stop, operator: Some(operator), metrics, namespace, kubeconfig, refused }
+    }
+
+    /// No object of a deleted Cluster is left, its volumes included (deletionPolicy
+    /// Delete).
+    pub fn nothing_of_the_cluster_left(&self) -> Result<(), String> {
+        for plural in ["clusters", "pdgroups", "tikvgroups", "pds", "tikvs", "pods", "persistentvolumeclaims"] {
+            let left = self.names(plural);
+            if !left.is_empty() {
+                return Err(format!("{plural} left: {left:?}"));
+            }
+        }
+        Ok(())
     }
 
     /// A client acting as the operator: the chart's ServiceAccount, under its RBAC.

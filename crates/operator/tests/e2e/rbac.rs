@@ -343,16 +343,7 @@ async fn the_chart_grants_exactly_the_calls_the_operator_makes() {
     })
     .await;
     env.delete("clusters", CLUSTER);
-    env.wait_for("everything of the Cluster gone, volumes included", |e| {
-        for plural in ["clusters", "pdgroups", "tikvgroups", "pds", "tikvs", "pods", "persistentvolumeclaims"] {
-            let left = e.names(plural);
-            if !left.is_empty() {
-                return Err(format!("{plural} left: {left:?}"));
-            }
-        }
-        Ok(())
-    })
-    .await;
+    env.wait_for("everything of the Cluster gone, volumes included", |e| e.nothing_of_the_cluster_left()).await;
 
     // A TLS cluster: its client certificate Secret is read (it does not exist: Wait).
     let seq = env.api_seq();
