@@ -1236,10 +1236,19 @@ async fn a_pd_joining_while_a_member_is_down_exits_with_etcds_refusal() {
     env.shutdown().await;
 }
 
-/// The Secret a TLS pod mounts at /var/lib/cluster-tls (contents are not checked here:
-/// the transport is what the processes decide from `[security]`).
+/// The Secret a TLS pod mounts at /var/lib/cluster-tls: a CA and a certificate for the
+/// cluster's names.
 fn tls_secret() -> Value {
-    json!({"metadata": {"name": "tls"}, "stringData": {"ca.crt": "CA", "tls.crt": "CERT", "tls.key": "KEY"}})
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(rcgen::DnType::CommonName, "test CA");
+    let issuer = rcgen::CertifiedIssuer::self_signed(ca, rcgen::KeyPair::generate().unwrap()).unwrap();
+    let sans = ["basic-pd.db.svc", "*.basic-pd-peer.db.svc", "*.basic-tikv-peer.db.svc"];
+    let mut leaf = rcgen::CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    leaf.distinguished_name.push(rcgen::DnType::CommonName, "basic");
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = leaf.signed_by(&key, &issuer).unwrap();
+    json!({"metadata": {"name": "tls"}, "stringData": {"ca.crt": issuer.pem(), "tls.crt": cert.pem(), "tls.key": key.serialize_pem()}})
 }
 
 fn with_tls_mount(mut pod: Value) -> Value {

@@ -83,8 +83,9 @@ pub(crate) struct PdConfig {
     /// What the client and peer listeners serve (their URLs' schemes, given `[security]`).
     pub client_transport: Transport,
     pub peer_transport: Transport,
-    /// `[security]` names certificates: peers with `https` URLs can be dialed.
-    pub has_certificates: bool,
+    /// `[security]`'s certificates: `https` listeners serve them, peers with `https` URLs
+    /// can be dialed.
+    pub certificates: Option<security::Certificates>,
 }
 
 fn fatal(what: &str, error: &str) -> String {
@@ -161,7 +162,7 @@ pub(crate) fn parse(ctx: &ContainerContext) -> Result<PdConfig, String> {
     };
     cfg.client_transport = listen(&cfg.client_urls, "client")?;
     cfg.peer_transport = listen(&cfg.peer_urls, "peer")?;
-    cfg.has_certificates = certs.is_some();
+    cfg.certificates = certs;
     match toml_at(&file, &["replication", "location-labels"]) {
         Some(toml::Value::Array(items)) => {
             cfg.location_labels = Some(items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect());
@@ -285,6 +286,13 @@ impl PdProcess {
         procs.clusters.set_data(&data_key, claim.as_deref(), dir);
         procs.clusters.set_pod(&pod_key(&self.ctx), Instance::Pd { cluster: cluster.index, member: cfg.name.clone() });
         procs.clusters.speak(cluster.index, &pod_key(&self.ctx), cfg.client_transport);
+        let serving = match (cfg.client_transport, &cfg.certificates) {
+            (Transport::Tls, Some(certs)) => Some(certs.serving()),
+            _ => None,
+        };
+        if let Err(e) = cluster.control().set_member_tls(&cfg.name, serving.as_ref()).await {
+            return Err(fatal("run server failed", &format!("loading the certificates: {}", control_error(&e))));
+        }
         self.publish(&cluster, &cfg).await;
         let stopped = {
             let mut st = self.state();
@@ -338,7 +346,7 @@ impl PdProcess {
                     cfg.peer_transport.name()
                 ));
             }
-            if m.name != name && stored(m) == Transport::Tls && !cfg.has_certificates {
+            if m.name != name && stored(m) == Transport::Tls && cfg.certificates.is_none() {
                 problems.push(format!("peer {} is at {:?} and this member has no certificates", m.name, m.peer_urls));
             }
         }

@@ -55,6 +55,18 @@ pub struct Certificates {
     pub key: String,
 }
 
+impl Certificates {
+    /// What pd-sim serves a listener with.
+    pub fn serving(&self) -> pd_sim::TlsConfig {
+        pd_sim::TlsConfig {
+            ca_pem: self.ca.clone(),
+            cert_pem: self.cert.clone(),
+            key_pem: self.key.clone(),
+            cert_allowed_cn: Vec::new(),
+        }
+    }
+}
+
 fn path(file: &toml::Table, section_key: &str) -> String {
     toml_at(file, &["security", section_key]).and_then(|v| v.as_str()).unwrap_or_default().to_owned()
 }

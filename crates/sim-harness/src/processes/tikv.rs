@@ -86,6 +86,7 @@ pub(crate) struct TikvConfig {
     pub applied: Value,
     /// `[security]`: TLS on every port and every dial, or plain on all.
     pub transport: Transport,
+    pub certificates: Option<security::Certificates>,
 }
 
 impl TikvConfig {
@@ -179,7 +180,7 @@ pub(crate) fn parse(ctx: &ContainerContext) -> Result<TikvConfig, String> {
     if cfg.pd_endpoints.is_empty() {
         return Err(fatal("invalid configuration: please specify pd.endpoints."));
     }
-    cfg.transport = security::tikv(ctx, &file).map_err(|e| fatal(&e))?.0;
+    (cfg.transport, cfg.certificates) = security::tikv(ctx, &file).map_err(|e| fatal(&e))?;
     if cfg.advertise_addr.is_empty() {
         if cfg.addr.starts_with("0.0.0.0") {
             return Err(fatal(&format!("invalid configuration: invalid advertise-addr: {:?}", cfg.addr)));
@@ -347,6 +348,11 @@ impl TikvProcess {
             .start_store(spec)
             .await
             .map_err(|e| fatal(&format!("failed to start node: Other({:?})", control_error(&e))))?;
+        let serving = cfg.certificates.as_ref().map(security::Certificates::serving);
+        if let Err(e) = cluster.control().set_store_tls(started.id, serving.as_ref()).await {
+            let _ = cluster.control().stop_store(started.id).await;
+            return Err(fatal(&format!("failed to start status server: {}", control_error(&e))));
+        }
         procs.clusters.set_data(&data_key, claim.as_deref(), DataDir::Store { cluster: cluster.index, id: started.id });
         procs.clusters.set_pod(&pod_key(&self.ctx), Instance::Tikv { cluster: cluster.index, store: started.id });
         let others = procs.clusters.speak(cluster.index, &pod_key(&self.ctx), cfg.transport);
