@@ -907,6 +907,7 @@ impl Cluster {
                         state_name: s.state_name(self.now, &self.knobs).to_owned(),
                         node_state: s.node_state,
                         physically_destroyed: s.physically_destroyed,
+                        data_destroyed: self.data.is_destroyed(s.id),
                         running: s.running,
                         leader_count: st.leader_count,
                         region_count: st.region_count,
@@ -990,6 +991,9 @@ pub struct StoreTruth {
     pub state_name: String,
     pub node_state: NodeState,
     pub physically_destroyed: bool,
+    /// The store's data directory is gone (ground truth, unknown to PD): see
+    /// [`Cluster::destroy_store_data`].
+    pub data_destroyed: bool,
     pub running: bool,
     pub leader_count: u64,
     pub region_count: u64,
