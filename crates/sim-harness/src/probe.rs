@@ -212,8 +212,10 @@ fn write(control: &Control, clock: &SimClock, st: &mut State) -> Result<String, 
         n => st.starts[(splitmix(&mut st.rng) % n as u64) as usize].clone(),
     };
     // A suffix after the region's start key stays inside its range: the end key
-    // differs from the start key before the start key ends.
-    let key = format!("{start}{:08X}{:08X}", st.tag, st.next);
+    // differs from the start key before the start key ends. The first region starts
+    // at the empty key: a leading zero byte keeps its keys below the next region's.
+    let lead = if start.is_empty() { "00" } else { "" };
+    let key = format!("{start}{lead}{:08X}{:08X}", st.tag, st.next);
     st.next += 1;
     let at = clock.now().since_start();
     match control.put(&key) {

@@ -48,6 +48,15 @@ async fn writes_every_interval_of_simulated_time_and_verifies_clean() {
         })
         .collect();
     assert!(regions.len() >= 4, "writes spread over the regions: {regions:?}");
+    let first = snap.regions.iter().find(|r| r.start_key.is_empty()).map(|r| r.id);
+    let aimed_first = report.acknowledged.iter().filter(|w| w.key.starts_with("00")).count();
+    let landed_first = report
+        .acknowledged
+        .iter()
+        .filter(|w| snap.regions.iter().any(|r| Some(r.id) == first && (r.end_key.is_empty() || w.key < r.end_key)))
+        .count();
+    assert!(aimed_first > 0);
+    assert_eq!(aimed_first, landed_first, "keys aimed at the first region land there");
     let verdict = probe.verify();
     assert_eq!((verdict.acknowledged, verdict.refused), (20, 0));
     assert!(verdict.lost.is_empty() && verdict.unreadable.is_empty(), "{verdict:?}");
