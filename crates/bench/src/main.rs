@@ -163,7 +163,7 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let mode = Mode::REALISTIC_SPEED;
     let plan = if args.quick {
-        Plan { idle_window: Duration::from_secs(15), rolling3: true, scale_in: false, rolling9: false }
+        Plan { idle_window: Duration::from_secs(10), rolling3: true, scale_in: false, rolling9: false }
     } else {
         Plan { idle_window: Duration::from_secs(120), rolling3: true, scale_in: true, rolling9: true }
     };
@@ -184,7 +184,7 @@ async fn main() -> anyhow::Result<()> {
     } else {
         figures = vec![ClusterFigures::default(), ClusterFigures::default()];
     }
-    let scale_counts = args.scale.clone().unwrap_or_else(|| if args.quick { vec![10] } else { vec![10, 30, 100] });
+    let scale_counts = args.scale.clone().unwrap_or_else(|| if args.quick { Vec::new() } else { vec![10, 30, 100] });
     let mut scale = Vec::new();
     let mut problems: Vec<String> = figures.iter().flat_map(|f| f.problems.clone()).collect();
     if !scale_counts.is_empty() {
