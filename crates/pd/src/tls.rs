@@ -28,6 +28,8 @@ pub enum TlsError {
     NoPrivateKey,
     #[error("TLS configuration refused: {0}")]
     Rustls(#[from] rustls::Error),
+    #[error("not an X.509 certificate: {0}")]
+    InvalidCertificate(String),
 }
 
 /// SHA-256 over the CA, certificate and key, to notice when a Secret's content changed.
@@ -167,4 +169,26 @@ pub(crate) fn no_tls_config() -> Result<rustls::ClientConfig, TlsError> {
         .with_root_certificates(rustls::RootCertStore::empty())
         .with_no_client_auth();
     Ok(config)
+}
+
+/// What the operator reports of a certificate: when it ends and which one it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertificateSummary {
+    /// The end of its validity (`notAfter`).
+    pub not_after: jiff::Timestamp,
+    /// Its serial number in lowercase hex (unique per issuer: tells certificates apart).
+    pub serial_number: String,
+}
+
+impl CertificateSummary {
+    /// Reads a DER certificate (what a TLS handshake presents).
+    pub fn from_der(der: &[u8]) -> Result<Self, TlsError> {
+        let (_, cert) =
+            x509_parser::parse_x509_certificate(der).map_err(|e| TlsError::InvalidCertificate(e.to_string()))?;
+        let seconds = cert.validity().not_after.timestamp();
+        let not_after = jiff::Timestamp::from_second(seconds)
+            .map_err(|e| TlsError::InvalidCertificate(format!("notAfter out of range: {e}")))?;
+        let serial_number = cert.tbs_certificate.raw_serial().iter().map(|b| format!("{b:02x}")).collect();
+        Ok(CertificateSummary { not_after, serial_number })
+    }
 }

@@ -193,6 +193,9 @@ fn parse_endpoint(raw: &str, default_scheme: &str) -> Result<Url> {
 
 struct Transport {
     http: reqwest::Client,
+    /// For looking at the certificate a server presents: a new connection (so a new
+    /// handshake) per request, and the handshake's details kept on the response.
+    probe: reqwest::Client,
     tls: Option<TlsMaterial>,
 }
 
@@ -201,7 +204,21 @@ pub const USER_AGENT: &str = concat!("tikv-operator/", env!("CARGO_PKG_VERSION")
 
 impl Transport {
     fn build(tls: Option<TlsMaterial>, timeout: Duration, proxy: &ProxySetting, user_agent: &str) -> Result<Self> {
-        let tls_config = match &tls {
+        let http =
+            Transport::client(&tls, timeout, proxy, user_agent, |b| b.pool_idle_timeout(Duration::from_secs(60)))?;
+        let probe =
+            Transport::client(&tls, timeout, proxy, user_agent, |b| b.pool_max_idle_per_host(0).tls_info(true))?;
+        Ok(Transport { http, probe, tls })
+    }
+
+    fn client(
+        tls: &Option<TlsMaterial>,
+        timeout: Duration,
+        proxy: &ProxySetting,
+        user_agent: &str,
+        tune: impl FnOnce(reqwest::ClientBuilder) -> reqwest::ClientBuilder,
+    ) -> Result<reqwest::Client> {
+        let tls_config = match tls {
             Some(material) => material.client_config(),
             None => no_tls_config(),
         }
@@ -211,8 +228,8 @@ impl Transport {
             .user_agent(user_agent)
             .tls_backend_preconfigured(tls_config)
             .timeout(timeout)
-            .connect_timeout(timeout)
-            .pool_idle_timeout(Duration::from_secs(60));
+            .connect_timeout(timeout);
+        builder = tune(builder);
         match proxy {
             ProxySetting::System => {}
             ProxySetting::Direct => builder = builder.no_proxy(),
@@ -222,8 +239,7 @@ impl Transport {
                 builder = builder.proxy(proxy);
             }
         }
-        let http = builder.build().map_err(|e| PdError::Config(format!("cannot build HTTP client: {e}")))?;
-        Ok(Transport { http, tls })
+        builder.build().map_err(|e| PdError::Config(format!("cannot build HTTP client: {e}")))
     }
 }
 
@@ -403,6 +419,42 @@ impl PdClient {
         *self.shared.transport.write().unwrap_or_else(PoisonError::into_inner) = transport;
         tracing::info!(endpoints = ?self.shared.endpoints, tls = ?wanted, "PD client TLS material changed; client rebuilt");
         Ok(true)
+    }
+
+    /// The certificate the server at `base` (`https://host:port`) presents now: a
+    /// `GET path` over a new connection (never a pooled one, which would show the
+    /// certificate of an older handshake), trusting and presenting what every request
+    /// of this client does. Any HTTP answer will do: only the handshake is looked at.
+    pub async fn serving_certificate(&self, base: &str, path: &'static str) -> Result<crate::CertificateSummary> {
+        let mut url = Url::parse(base).map_err(|e| PdError::Config(format!("invalid URL {base:?}: {e}")))?;
+        if url.scheme() != "https" {
+            return Err(PdError::Config(format!("{base} is not an https:// URL: no certificate to look at")));
+        }
+        url.set_path(path);
+        let endpoint = base.trim_end_matches('/').to_owned();
+        let probe = self.read_transport(|t| t.probe.clone());
+        let observer = self.shared.request_observer.read().unwrap_or_else(PoisonError::into_inner).clone();
+        let started = tokio::time::Instant::now();
+        let result = probe.get(url).send().await;
+        if let Some(observer) = observer {
+            let outcome = match &result {
+                Ok(response) => RequestOutcome::Answered(response.status().as_u16()),
+                Err(e) if e.is_timeout() => RequestOutcome::Timeout,
+                Err(_) => RequestOutcome::Transport,
+            };
+            observer.request_done(&RequestDone { method: "GET", endpoint: path, outcome, duration: started.elapsed() });
+        }
+        let response = result.map_err(|e| {
+            if e.is_timeout() {
+                PdError::Timeout { endpoint: endpoint.clone(), path: path.to_owned(), timeout: self.shared.timeout }
+            } else {
+                PdError::Transport { endpoint: endpoint.clone(), path: path.to_owned(), source: Arc::new(e) }
+            }
+        })?;
+        let der = response.extensions().get::<reqwest::tls::TlsInfo>().and_then(|info| info.peer_certificate());
+        let der = der.ok_or_else(|| PdError::Config(format!("{endpoint} presented no certificate")))?;
+        crate::CertificateSummary::from_der(der)
+            .map_err(|e| PdError::Config(format!("the certificate {endpoint} presents: {e}")))
     }
 
     /// Installs (or removes) the observer told about every request.
