@@ -106,12 +106,14 @@ impl Control {
         let previous = spec.store_id.and_then(|id| servers.status.get(&id)).map(|e| e.addr);
         let cell = Arc::new(AtomicU64::new(spec.store_id.unwrap_or(0)));
         let router = crate::status_server::router_for(shared.clone(), cell.clone());
+        // A new process reads its files anew: the default material until it says otherwise.
+        let tls = shared.tls_slot();
         let served = match previous {
-            Some(addr) => match serve(addr, router.clone(), shared.tls.clone()).await {
+            Some(addr) => match serve(addr, router.clone(), tls.clone()).await {
                 Ok(served) => served,
-                Err(_) => serve(SocketAddr::new(shared.host, 0), router, shared.tls.clone()).await?,
+                Err(_) => serve(SocketAddr::new(shared.host, 0), router, tls.clone()).await?,
             },
-            None => serve(SocketAddr::new(shared.host, 0), router, shared.tls.clone()).await?,
+            None => serve(SocketAddr::new(shared.host, 0), router, tls.clone()).await?,
         };
         let addr = served.addr();
         let mut spec = spec;
@@ -121,7 +123,7 @@ impl Control {
         let id = shared.mutate(|c| c.start_store(spec))?;
         cell.store(id, Ordering::Release);
         let status_address = shared.lock().stores.get(&id).map(|s| s.status_address.clone()).unwrap_or_default();
-        servers.status.insert(id, Endpoint { addr, served: Some(served) });
+        servers.status.insert(id, Endpoint { addr, served: Some(served), tls });
         Ok(StartedStore { id, status_url: self.url(addr), status_address })
     }
 
@@ -196,14 +198,43 @@ impl Control {
             }
         };
         let router = crate::api::router(crate::api::Ctx { shared: shared.clone(), member: Some(name.clone()) });
-        let served = serve(SocketAddr::new(shared.host, 0), router, shared.tls.clone()).await?;
+        let tls = shared.tls_slot();
+        let served = serve(SocketAddr::new(shared.host, 0), router, tls.clone()).await?;
         let addr = served.addr();
         let url = self.url(addr);
         let client_urls = spec.client_urls.unwrap_or_else(|| vec![url.clone()]);
         let peer_urls = spec.peer_urls.unwrap_or_else(|| vec![format!("{}://{name}:2380", shared.scheme())]);
         let member_id = shared.mutate(|c| c.add_member(name.clone(), peer_urls, client_urls))?;
-        servers.members.insert(name.clone(), Endpoint { addr, served: Some(served) });
+        servers.members.insert(name.clone(), Endpoint { addr, served: Some(served), tls });
         Ok(StartedMember { name, member_id, url })
+    }
+
+    /// The member's process now serves this material (`None`: plain HTTP) on new
+    /// connections of its client URL; open connections keep theirs. What a simulated
+    /// `pd-server` does when its certificate files change.
+    pub async fn set_member_tls(&self, name: &str, tls: Option<&crate::TlsConfig>) -> Result<(), ControlError> {
+        let acceptor =
+            tls.map(crate::tls::acceptor).transpose().map_err(|e| ControlError::BadRequest(e.to_string()))?;
+        let servers = self.shared.servers.lock().await;
+        let endpoint = servers.members.get(name).ok_or_else(|| MemberError::NotFound(name.to_owned()))?;
+        endpoint.tls.set(acceptor);
+        Ok(())
+    }
+
+    /// The store's status server now serves this material on new connections (see
+    /// [`set_member_tls`](Self::set_member_tls)).
+    pub async fn set_status_tls(&self, id: u64, tls: Option<&crate::TlsConfig>) -> Result<(), ControlError> {
+        let acceptor =
+            tls.map(crate::tls::acceptor).transpose().map_err(|e| ControlError::BadRequest(e.to_string()))?;
+        let servers = self.shared.servers.lock().await;
+        let endpoint = servers.status.get(&id).ok_or(StoreError::NotFound(id))?;
+        endpoint.tls.set(acceptor);
+        Ok(())
+    }
+
+    /// Every request served over TLS so far, with the client certificate it presented.
+    pub fn presented(&self) -> Vec<crate::Presented> {
+        self.shared.presented.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The PD process stops; its data stays. Its listener is closed when this returns,
