@@ -1235,3 +1235,84 @@ async fn a_pd_joining_while_a_member_is_down_exits_with_etcds_refusal() {
     assert_eq!(env.snapshot().members.iter().filter(|m| m.in_etcd).count(), 4);
     env.shutdown().await;
 }
+
+/// A CA and leaves it signs for the TLS tests.
+struct Pki(rcgen::CertifiedIssuer<'static, rcgen::KeyPair>);
+
+impl Pki {
+    fn new() -> Self {
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        Pki(rcgen::CertifiedIssuer::self_signed(ca, rcgen::KeyPair::generate().unwrap()).unwrap())
+    }
+
+    /// (certificate PEM, key PEM) for `sans`, with this serial.
+    fn leaf(&self, sans: &[&str], serial: u8) -> (String, String) {
+        let mut params =
+            rcgen::CertificateParams::new(sans.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()).unwrap();
+        params.serial_number = Some(rcgen::SerialNumber::from(vec![serial]));
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.0).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    fn secret(&self, name: &str, sans: &[&str], serial: u8) -> Value {
+        let (cert, key) = self.leaf(sans, serial);
+        json!({"metadata": {"name": name}, "stringData": {"ca.crt": self.0.pem(), "tls.crt": cert, "tls.key": key}})
+    }
+}
+
+#[tokio::test]
+async fn a_rotated_secret_reaches_a_running_pd_which_serves_it_on_new_connections_without_a_restart() {
+    let env = Env::start().await;
+    let pki = Pki::new();
+    let host = format!("solo-pd-0.solo-pd-peer.{NS}.svc");
+    env.create("secrets", pki.secret("solo-tls", &[&host], 0x0a));
+    env.create("services", headless("solo-pd-peer", "solo", "pd", &[("client", 2379), ("peer", 2380)]));
+    env.create("configmaps", pd_config("solo", 0));
+    env.create("persistentvolumeclaims", pvc("pd-solo-pd-0", "pd"));
+    let mut pod = pd_pod("solo", 0, &initial_cluster("solo", 1), "pingcap/pd:v8.5.0");
+    let command = pod["spec"]["containers"][0]["command"].as_array_mut().unwrap();
+    command.extend(["--cacert=/tls/ca.crt", "--cert=/tls/tls.crt", "--key=/tls/tls.key"].map(|f| json!(f)));
+    pod["spec"]["containers"][0]["volumeMounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "tls", "mountPath": "/tls"}));
+    pod["spec"]["volumes"].as_array_mut().unwrap().push(json!({"name": "tls", "secret": {"secretName": "solo-tls"}}));
+    env.create("pods", pod);
+    let uid = env.wait_ready("solo-pd-0").await["metadata"]["uid"].clone();
+
+    // The operator's PD client, through the proxy, with a client certificate of the CA.
+    let (cert, key) = pki.leaf(&[], 0x71);
+    let material = tikv_operator_pd::TlsMaterial::from_pem(pki.0.pem(), cert, key).unwrap();
+    let url = format!("https://{host}:2379");
+    let client = tikv_operator_pd::PdClient::builder([url.as_str()])
+        .tls(material)
+        .proxy(&env.h.proxy_url())
+        .unwrap()
+        .build()
+        .unwrap();
+    let served = client.serving_certificate(&url, "/pd/api/v1/ping").await.unwrap();
+    assert_eq!(served.serial_number, "0a");
+
+    // A new leaf of the same CA: the kubelet updates the files, PD serves it on new
+    // handshakes; the pod is neither restarted nor recreated.
+    let rotated = pki.secret("solo-tls", &[&host], 0x0b);
+    env.client.patch(&r("secrets"), Some(NS), "solo-tls", None, PatchType::Merge, &rotated).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let served = client.serving_certificate(&url, "/pd/api/v1/ping").await.unwrap();
+        if served.serial_number == "0b" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the rotated certificate was never served");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pod = env.pod("solo-pd-0").unwrap();
+    assert_eq!(pod["metadata"]["uid"], uid, "the same pod");
+    assert_eq!(pod["status"]["containerStatuses"][0]["restartCount"], 0, "not restarted");
+    let cluster = env.h.pd_registry().clusters()[0].clone();
+    let presented: Vec<Option<String>> = cluster.control().presented().into_iter().map(|p| p.client_serial).collect();
+    assert!(!presented.is_empty() && presented.iter().all(|s| s.as_deref() == Some("71")), "{presented:?}");
+    env.shutdown().await;
+}

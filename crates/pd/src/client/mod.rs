@@ -193,9 +193,6 @@ fn parse_endpoint(raw: &str, default_scheme: &str) -> Result<Url> {
 
 struct Transport {
     http: reqwest::Client,
-    /// For looking at the certificate a server presents: a new connection (so a new
-    /// handshake) per request, and the handshake's details kept on the response.
-    probe: reqwest::Client,
     tls: Option<TlsMaterial>,
 }
 
@@ -204,25 +201,24 @@ pub const USER_AGENT: &str = concat!("tikv-operator/", env!("CARGO_PKG_VERSION")
 
 impl Transport {
     fn build(tls: Option<TlsMaterial>, timeout: Duration, proxy: &ProxySetting, user_agent: &str) -> Result<Self> {
-        let http =
-            Transport::client(&tls, timeout, proxy, user_agent, |b| b.pool_idle_timeout(Duration::from_secs(60)))?;
-        let probe =
-            Transport::client(&tls, timeout, proxy, user_agent, |b| b.pool_max_idle_per_host(0).tls_info(true))?;
-        Ok(Transport { http, probe, tls })
+        let tls_config = match &tls {
+            Some(material) => material.client_config(),
+            None => no_tls_config(),
+        }
+        .map_err(|e| PdError::Config(e.to_string()))?;
+        let http = Transport::client(tls_config, timeout, proxy, user_agent, |b| {
+            b.pool_idle_timeout(Duration::from_secs(60))
+        })?;
+        Ok(Transport { http, tls })
     }
 
     fn client(
-        tls: &Option<TlsMaterial>,
+        tls_config: rustls::ClientConfig,
         timeout: Duration,
         proxy: &ProxySetting,
         user_agent: &str,
         tune: impl FnOnce(reqwest::ClientBuilder) -> reqwest::ClientBuilder,
     ) -> Result<reqwest::Client> {
-        let tls_config = match tls {
-            Some(material) => material.client_config(),
-            None => no_tls_config(),
-        }
-        .map_err(|e| PdError::Config(e.to_string()))?;
         // The user agent names the operator in PD's logs and lets tests attribute writes.
         let mut builder = reqwest::Client::builder()
             .user_agent(user_agent)
@@ -422,17 +418,24 @@ impl PdClient {
     }
 
     /// The certificate the server at `base` (`https://host:port`) presents now: a
-    /// `GET path` over a new connection (never a pooled one, which would show the
-    /// certificate of an older handshake), trusting and presenting what every request
-    /// of this client does. Any HTTP answer will do: only the handshake is looked at.
+    /// `GET path` over a new connection of a client made for this one check (never a
+    /// pooled connection, which would show the certificate of an older handshake),
+    /// trusting and presenting what every request of this client does, through the same
+    /// proxy. Any HTTP answer will do: only the handshake is looked at.
     pub async fn serving_certificate(&self, base: &str, path: &'static str) -> Result<crate::CertificateSummary> {
         let mut url = Url::parse(base).map_err(|e| PdError::Config(format!("invalid URL {base:?}: {e}")))?;
         if url.scheme() != "https" {
             return Err(PdError::Config(format!("{base} is not an https:// URL: no certificate to look at")));
         }
+        let material = self.read_transport(|t| t.tls.clone());
+        let material = material.ok_or_else(|| PdError::Config("the client has no TLS material".into()))?;
         url.set_path(path);
         let endpoint = base.trim_end_matches('/').to_owned();
-        let probe = self.read_transport(|t| t.probe.clone());
+        let seen = Arc::new(std::sync::Mutex::new(None));
+        let config = material.recording_client_config(seen.clone()).map_err(|e| PdError::Config(e.to_string()))?;
+        let probe = Transport::client(config, self.shared.timeout, &self.shared.proxy, &self.shared.user_agent, |b| {
+            b.pool_max_idle_per_host(0)
+        })?;
         let observer = self.shared.request_observer.read().unwrap_or_else(PoisonError::into_inner).clone();
         let started = tokio::time::Instant::now();
         let result = probe.get(url).send().await;
@@ -444,16 +447,16 @@ impl PdClient {
             };
             observer.request_done(&RequestDone { method: "GET", endpoint: path, outcome, duration: started.elapsed() });
         }
-        let response = result.map_err(|e| {
+        result.map_err(|e| {
             if e.is_timeout() {
                 PdError::Timeout { endpoint: endpoint.clone(), path: path.to_owned(), timeout: self.shared.timeout }
             } else {
                 PdError::Transport { endpoint: endpoint.clone(), path: path.to_owned(), source: Arc::new(e) }
             }
         })?;
-        let der = response.extensions().get::<reqwest::tls::TlsInfo>().and_then(|info| info.peer_certificate());
+        let der = seen.lock().unwrap_or_else(PoisonError::into_inner).take();
         let der = der.ok_or_else(|| PdError::Config(format!("{endpoint} presented no certificate")))?;
-        crate::CertificateSummary::from_der(der)
+        crate::CertificateSummary::from_der(&der)
             .map_err(|e| PdError::Config(format!("the certificate {endpoint} presents: {e}")))
     }
 

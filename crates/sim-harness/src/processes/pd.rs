@@ -28,7 +28,7 @@ use kube_sim::cluster::runtime::BoxFuture;
 use kube_sim::cluster::{ContainerContext, ContainerExit, ContainerProcess, StopRequest};
 use tokio::task::JoinHandle;
 
-use super::{Processes, data_identity, go_type, pod_key, toml_at, until_running};
+use super::{Processes, TlsPaths, data_identity, go_type, pod_key, toml_at, until_running};
 use crate::clusters::{DataDir, Instance, PdCluster, Replication, control_error};
 use crate::cmdline::{FlagSpec, FlagStyle, flag, invocation, parse_flags};
 use crate::network::{Route, Target, host_port};
@@ -79,6 +79,8 @@ pub(crate) struct PdConfig {
     pub join: String,
     pub max_replicas: Option<usize>,
     pub location_labels: Option<Vec<String>>,
+    /// The TLS files, when the flags or `[security]` name a certificate.
+    pub tls: Option<TlsPaths>,
 }
 
 fn fatal(what: &str, error: &str) -> String {
@@ -132,6 +134,19 @@ pub(crate) fn parse(ctx: &ContainerContext) -> Result<PdConfig, String> {
     cfg.initial_cluster =
         pick("initial-cluster").unwrap_or_else(|| format!("{}={}", cfg.name, cfg.advertise_peer_urls.join(",")));
     cfg.join = pick("join").unwrap_or_default();
+    let security = |flag: &str, key: &str| {
+        flags
+            .get(flag)
+            .cloned()
+            .or_else(|| toml_at(&file, &["security", key]).and_then(|v| v.as_str()).map(str::to_owned))
+    };
+    if let Some(cert) = security("cert", "cert-path").filter(|c| !c.is_empty()) {
+        cfg.tls = Some(TlsPaths {
+            ca: security("cacert", "cacert-path").unwrap_or_default(),
+            cert,
+            key: security("key", "key-path").unwrap_or_default(),
+        });
+    }
     match toml_at(&file, &["replication", "max-replicas"]) {
         Some(toml::Value::Integer(n)) if *n > 0 => cfg.max_replicas = usize::try_from(*n).ok(),
         Some(v) => {
@@ -182,6 +197,9 @@ pub(crate) fn parse_initial_cluster(s: &str) -> Result<Vec<(String, Vec<String>)
 struct State {
     member: Option<(Arc<PdCluster>, String)>,
     stopped: bool,
+    /// Where the TLS files are, and the CA as read at start: etcd's TLS helper reads
+    /// the certificate and key on every handshake but the client CA pool only once.
+    tls: Option<(TlsPaths, String)>,
 }
 
 pub(crate) struct PdProcess {
@@ -266,6 +284,15 @@ impl PdProcess {
         procs.clusters.set_data(&data_key, claim.as_deref(), dir);
         procs.clusters.set_pod(&pod_key(&self.ctx), Instance::Pd { cluster: cluster.index, member: cfg.name.clone() });
         self.publish(&cluster, &cfg).await;
+        if let Some(paths) = &cfg.tls {
+            let tls = paths.load(&self.ctx, &self.ctx.mounts).map_err(|e| fatal("run server failed", &e))?;
+            cluster
+                .control()
+                .set_member_tls(&cfg.name, Some(&tls))
+                .await
+                .map_err(|e| fatal("run server failed", &control_error(&e)))?;
+            self.state().tls = Some((paths.clone(), tls.ca_pem));
+        }
         let stopped = {
             let mut st = self.state();
             if !st.stopped {
@@ -469,6 +496,28 @@ fn guess_client_url(peer_url: &str, client_port: u16) -> Option<String> {
 }
 
 impl ContainerProcess for PdProcess {
+    /// The kubelet updated the mounted files: new handshakes use the new certificate
+    /// and key (the CA stays the one read at start). Nothing else is re-read.
+    fn config_changed(&self, mounts: Vec<kube_sim::cluster::runtime::Mount>) -> BoxFuture<()> {
+        let (member, tls) = {
+            let st = self.state();
+            (st.member.clone(), st.tls.clone())
+        };
+        let ctx = self.ctx.clone();
+        Box::pin(async move {
+            let (Some((cluster, name)), Some((paths, ca))) = (member, tls) else { return };
+            match paths.load(&ctx, &mounts) {
+                Ok(tls) => {
+                    let tls = pd_sim::TlsConfig { ca_pem: ca, ..tls };
+                    if let Err(error) = cluster.control().set_member_tls(&name, Some(&tls)).await {
+                        tracing::debug!(%error, member = %name, "TLS reload refused");
+                    }
+                }
+                Err(error) => tracing::debug!(%error, member = %name, "TLS files unreadable; the old ones stay"),
+            }
+        })
+    }
+
     fn ready(&self) -> bool {
         let st = self.state();
         let Some((cluster, name)) = &st.member else { return false };

@@ -36,7 +36,9 @@ use pd_sim::{ConfigFile, Label, StoreSpec};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
-use super::{Processes, data_identity, image_version, parse_size, pod_key, serde_unexpected, toml_at, until_running};
+use super::{
+    Processes, TlsPaths, data_identity, image_version, parse_size, pod_key, serde_unexpected, toml_at, until_running,
+};
 use crate::clusters::{DataDir, Instance, PdCluster, control_error};
 use crate::cmdline::{FlagSpec, FlagStyle, flag, invocation, parse_flags};
 use crate::network::{Route, Target, host_port};
@@ -83,6 +85,8 @@ pub(crate) struct TikvConfig {
     pub config_path: Option<String>,
     /// The whole applied config as the status server shows it.
     pub applied: Value,
+    /// `[security]` ca-path, cert-path, key-path, when a certificate is named.
+    pub tls: Option<TlsPaths>,
 }
 
 impl TikvConfig {
@@ -197,6 +201,13 @@ pub(crate) fn parse(ctx: &ContainerContext) -> Result<TikvConfig, String> {
     applied["server"]["labels"] = json!(cfg.labels);
     applied["storage"]["data-dir"] = json!(cfg.data_dir);
     cfg.applied = applied;
+    if let Some(cert) = from_file(&["security", "cert-path"]).filter(|c| !c.is_empty()) {
+        cfg.tls = Some(TlsPaths {
+            ca: from_file(&["security", "ca-path"]).unwrap_or_default(),
+            cert,
+            key: from_file(&["security", "key-path"]).unwrap_or_default(),
+        });
+    }
     Ok(cfg)
 }
 
@@ -211,6 +222,9 @@ fn store_version(image: &str) -> String {
 struct State {
     store: Option<(Arc<PdCluster>, u64)>,
     stopped: bool,
+    /// Where the TLS files are (TiKV reloads CA, certificate and key once the
+    /// certificate file changed).
+    tls: Option<TlsPaths>,
 }
 
 pub(crate) struct TikvProcess {
@@ -337,6 +351,16 @@ impl TikvProcess {
             .map_err(|e| fatal(&format!("failed to start node: Other({:?})", control_error(&e))))?;
         procs.clusters.set_data(&data_key, claim.as_deref(), DataDir::Store { cluster: cluster.index, id: started.id });
         procs.clusters.set_pod(&pod_key(&self.ctx), Instance::Tikv { cluster: cluster.index, store: started.id });
+        if let Some(paths) = &cfg.tls {
+            let tls =
+                paths.load(&self.ctx, &self.ctx.mounts).map_err(|e| fatal(&format!("invalid security config: {e}")))?;
+            cluster
+                .control()
+                .set_status_tls(started.id, Some(&tls))
+                .await
+                .map_err(|e| fatal(&format!("failed to start status server: {}", control_error(&e))))?;
+            self.state().tls = Some(paths.clone());
+        }
         let real = host_port(&started.status_url).and_then(|(h, p)| format!("{h}:{p}").parse::<SocketAddr>().ok());
         if let Some((_, port)) = host_port(&format!("http://{}", cfg.status_addr)) {
             let ip = std::net::IpAddr::V4(self.ctx.pod_ip);
@@ -359,6 +383,27 @@ impl TikvProcess {
 }
 
 impl ContainerProcess for TikvProcess {
+    /// The kubelet updated the mounted files: the status server's new handshakes use
+    /// the new CA, certificate and key. Nothing else is re-read.
+    fn config_changed(&self, mounts: Vec<kube_sim::cluster::runtime::Mount>) -> BoxFuture<()> {
+        let (store, tls) = {
+            let st = self.state();
+            (st.store.clone(), st.tls.clone())
+        };
+        let ctx = self.ctx.clone();
+        Box::pin(async move {
+            let (Some((cluster, id)), Some(paths)) = (store, tls) else { return };
+            match paths.load(&ctx, &mounts) {
+                Ok(tls) => {
+                    if let Err(error) = cluster.control().set_status_tls(id, Some(&tls)).await {
+                        tracing::debug!(%error, store = id, "TLS reload refused");
+                    }
+                }
+                Err(error) => tracing::debug!(%error, store = id, "TLS files unreadable; the old ones stay"),
+            }
+        })
+    }
+
     fn pre_stop(&self, handler: &Value) -> BoxFuture<Result<(), String>> {
         let command: Vec<String> = handler["exec"]["command"]
             .as_array()
