@@ -69,6 +69,12 @@ impl PdCtl {
         }
     }
 
+    /// `member leader resign`: the leader steps down and PD elects again (PD has no
+    /// leader for its election delay).
+    pub async fn leader_resign(&self) -> Result<(), PdCtlError> {
+        self.call(Method::POST, "/pd/api/v1/leader/resign", None).await.map(drop)
+    }
+
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, PdCtlError> {
         let fail =
             |status: u16, body: String| PdCtlError { method: method.to_string(), path: path.to_owned(), status, body };
