@@ -217,3 +217,42 @@ pub fn failover_started(h: &Harness) -> bool {
         .and_then(|g| condition(g, types::FAILOVER).cloned())
         .is_some_and(|c| c["status"] == "True")
 }
+
+/// One line of what the instances show (for the trace): per PD and TiKV instance its
+/// name, ID, Ready, offline, revision (short), evict-leader record and node; and the
+/// stores PD's evict-leader scheduler holds.
+pub fn status_line(h: &Harness) -> String {
+    let mut parts = Vec::new();
+    for plural in ["pds", "tikvs"] {
+        for i in list(h, plural) {
+            let n = name(&i);
+            let ready = condition(&i, types::READY).is_some_and(|c| c["status"] == "True");
+            let revision = i["metadata"]["labels"][LABEL_INSTANCE_REVISION_HASH].as_str().unwrap_or("-");
+            let node = pod_of(h, &n).and_then(|p| p["spec"]["nodeName"].as_str().map(str::to_owned));
+            let mut part = format!(
+                "{n}({}) {}{} rev {} on {}",
+                i["status"]["id"].as_str().unwrap_or("?"),
+                if ready { "R" } else { "notR" },
+                if i["spec"]["offline"] == true { " OFFLINE" } else { "" },
+                &revision[revision.len().saturating_sub(6)..],
+                node.as_deref().unwrap_or("-")
+            );
+            if let Some(store) =
+                i["metadata"]["annotations"][tikv_operator_api::names::ANNOTATION_EVICT_LEADER_STORE].as_str()
+            {
+                part.push_str(&format!(" evict {store}"));
+            }
+            parts.push(part);
+        }
+    }
+    let evicting = pd_snapshot(h).ok().and_then(|s| s.evict_leader_stores).unwrap_or_default();
+    format!("{}; PD evicts {evicting:?}", parts.join(", "))
+}
+
+/// The PD instance marked for removal from PD's membership, if any.
+pub fn member_leaving(h: &Harness) -> Option<String> {
+    list(h, "pds")
+        .into_iter()
+        .find(|p| p["metadata"]["annotations"][tikv_operator_api::names::ANNOTATION_MEMBER_REMOVAL].is_string())
+        .map(|p| name(&p))
+}

@@ -11,7 +11,6 @@ use kube_sim::{FaultAction, FaultId, FaultRule, PatchType, Verb};
 use serde_json::{Value, json};
 use sim_harness::{Harness, HarnessConfig, ProbeConfig, WorkloadProbe};
 use tikv_operator::playground::apply;
-use tikv_operator_api::names::ANNOTATION_PRIORITY;
 use tikv_operator_controllers::OperatorConfig;
 
 use crate::check::{self, NS};
@@ -241,8 +240,10 @@ async fn drive(
     let mut faults = Faults::default();
     let mut steps = plan.steps.iter().peekable();
     let mut next_fault = 0;
+    let mut shown = String::new();
     loop {
         let now = since(h);
+        show_status(h, trace, &mut shown);
         if let Some(point) = operator.poll_crash() {
             trace.log(format!("CRASH {point}; operator #{} started", operator.incarnations() - 1));
             outcome.crashes += 1;
@@ -287,6 +288,7 @@ async fn drive(
     let t1 = h.clock().now();
     let mut last = String::new();
     loop {
+        show_status(h, trace, &mut shown);
         if let Some(point) = operator.poll_crash() {
             trace.log(format!("CRASH {point}; operator #{} started", operator.incarnations() - 1));
             outcome.crashes += 1;
@@ -382,11 +384,21 @@ fn setup(h: &Harness, plan: &Plan) -> Result<(), String> {
     Ok(())
 }
 
+/// Logs the instances' status line when it changed.
+fn show_status(h: &Harness, trace: &mut Trace, shown: &mut String) {
+    let line = check::status_line(h);
+    if line != *shown {
+        trace.log(format!("status: {line}"));
+        *shown = line;
+    }
+}
+
 fn holds(h: &Harness, cond: Cond) -> bool {
     match cond {
         Cond::OfflineStarted => check::offline_started(h),
         Cond::Suspended => check::suspended(h),
         Cond::FailoverStarted => check::failover_started(h),
+        Cond::MemberRemovalAsked => check::member_leaving(h).is_some(),
     }
 }
 
@@ -399,7 +411,15 @@ async fn perform(h: &Harness, action: &Action, faults: &mut Faults, trace: &mut 
     let result = match action {
         Action::Patch { plural, name, patch } => user_patch(h, plural, name, patch),
         Action::SlowMoves => set_moves(h, SLOW_MOVES).map(|()| faults.slow_moves = true),
-        Action::LeaderGoesFirst => leader_goes_first(h).map(|pd| trace.log(format!("  {pd}"))),
+        Action::RefuseMemberRemovals => {
+            faults.refuse_member_removals(h, true);
+            Ok(())
+        }
+        Action::AllowMemberRemovals => {
+            faults.refuse_member_removals(h, false);
+            Ok(())
+        }
+        Action::LeaderToTheLeaving => leader_to_the_leaving(h).await.map(|m| trace.log(format!("  {m} leads"))),
         Action::PowerOffTikvNode => match tikv_node(h, None) {
             Some((tikv, node)) => {
                 trace.log(format!("  {tikv} on {node}"));
@@ -420,16 +440,25 @@ fn set_moves(h: &Harness, base: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The PD instance of PD's leader gets priority 0: a scale-in removes it first.
-fn leader_goes_first(h: &Harness) -> Result<String, String> {
+/// pd-ctl `member leader transfer` to the member of the PD instance marked to leave.
+async fn leader_to_the_leaving(h: &Harness) -> Result<String, String> {
+    let leaving = check::member_leaving(h).ok_or("no PD instance is leaving")?;
     let snapshot = check::pd_snapshot(h)?;
-    let leader = snapshot.leader.ok_or("PD has no leader")?;
-    let pd = check::list(h, "pds")
-        .into_iter()
-        .find(|p| leader == format!("pd-{}", check::name(p)) || leader == check::name(p))
-        .ok_or_else(|| format!("no PD instance for the leader {leader}"))?;
-    user_patch(h, "pds", &check::name(&pd), &json!({"metadata": {"annotations": {ANNOTATION_PRIORITY: "0"}}}))?;
-    Ok(format!("{} (member {leader})", check::name(&pd)))
+    let member = snapshot
+        .members
+        .iter()
+        .find(|m| m.name == leaving || m.name.ends_with(&format!("-{leaving}")))
+        .map(|m| m.name.clone())
+        .ok_or_else(|| format!("no PD member for {leaving}"))?;
+    h.pd_ctl(&pd_url(h)).leader_transfer(&member).await.map_err(|e| e.to_string())?;
+    Ok(member)
+}
+
+/// The Cluster's PD URL.
+fn pd_url(h: &Harness) -> String {
+    check::get(h, "clusters", check::CLUSTER)
+        .and_then(|c| c["status"]["pd"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("http://pd-pd.{NS}.svc:2379"))
 }
 
 /// A TiKV and its node: the `pick`-th TiKV (by name) if given, else the first whose
@@ -458,7 +487,10 @@ struct Faults {
     store_down: Vec<String>,
     healed: Vec<usize>,
     slow_moves: bool,
-    pd_faults: bool,
+    /// The PD 503 fraction while that fault is on.
+    pd_503: Option<f64>,
+    /// PD refuses member removals (a scenario step).
+    refusing_removals: bool,
 }
 
 impl Faults {
@@ -484,23 +516,13 @@ impl Faults {
             FaultKind::WatchDelay { delay } => h.kube_sim().faults().set_watch_delay(delay),
             FaultKind::DropWatches => h.kube_sim().faults().drop_watches(),
             FaultKind::PdLeaderLoss => {
-                let pd = check::get(h, "clusters", check::CLUSTER)
-                    .and_then(|c| c["status"]["pd"].as_str().map(str::to_owned))
-                    .unwrap_or_else(|| format!("http://pd-pd.{NS}.svc:2379"));
-                if let Err(e) = h.pd_ctl(&pd).leader_resign().await {
+                if let Err(e) = h.pd_ctl(&pd_url(h)).leader_resign().await {
                     trace.log(format!("  the leader did not resign: {e}"));
                 }
             }
             FaultKind::Pd503 { fraction } => {
-                for pd in h.pd_clusters() {
-                    pd.control().inject_fault(pd_sim::Fault {
-                        status: Some(503),
-                        body: Some("[PD:server:ErrServerNotStarted]server not started".into()),
-                        probability: Some(fraction),
-                        ..pd_sim::Fault::default()
-                    });
-                }
-                self.pd_faults = true;
+                self.pd_503 = Some(fraction);
+                self.set_pd_faults(h);
             }
             FaultKind::StoreDown { pick } => match tikv_node(h, Some(pick)) {
                 Some((tikv, node)) if !self.powered_off.contains(&node) && !self.store_down.contains(&node) => {
@@ -513,6 +535,36 @@ impl Faults {
                 }
                 _ => trace.log("  no TiKV node to power off (already off or none)"),
             },
+        }
+    }
+
+    fn refuse_member_removals(&mut self, h: &Harness, refuse: bool) {
+        self.refusing_removals = refuse;
+        self.set_pd_faults(h);
+    }
+
+    /// PD's fault list as the flags say (pd-sim clears its faults only all at once).
+    fn set_pd_faults(&self, h: &Harness) {
+        for pd in h.pd_clusters() {
+            let control = pd.control();
+            control.clear_faults();
+            if self.refusing_removals {
+                control.inject_fault(pd_sim::Fault {
+                    path: "/pd/api/v1/members/".into(),
+                    method: Some("DELETE".into()),
+                    status: Some(500),
+                    body: Some("\"etcdserver: request timed out\"".into()),
+                    ..pd_sim::Fault::default()
+                });
+            }
+            if let Some(fraction) = self.pd_503 {
+                control.inject_fault(pd_sim::Fault {
+                    status: Some(503),
+                    body: Some("[PD:server:ErrServerNotStarted]server not started".into()),
+                    probability: Some(fraction),
+                    ..pd_sim::Fault::default()
+                });
+            }
         }
     }
 
@@ -530,10 +582,8 @@ impl Faults {
             }
             FaultKind::WatchDelay { .. } => h.kube_sim().faults().set_watch_delay(WATCH_DELAY),
             FaultKind::Pd503 { .. } => {
-                for pd in h.pd_clusters() {
-                    pd.control().clear_faults();
-                }
-                self.pd_faults = false;
+                self.pd_503 = None;
+                self.set_pd_faults(h);
             }
             FaultKind::StoreDown { .. } => {
                 for node in self.store_down.drain(..) {
@@ -553,9 +603,9 @@ impl Faults {
             faults.remove(id);
         }
         faults.set_watch_delay(WATCH_DELAY);
-        for pd in h.pd_clusters() {
-            pd.control().clear_faults();
-        }
+        self.pd_503 = None;
+        self.refusing_removals = false;
+        self.set_pd_faults(h);
         for node in self.powered_off.drain(..).chain(self.store_down.drain(..)) {
             trace.log(format!("node {node} powered on"));
             let _ = h.cluster().nodes().set_powered(&node, true);

@@ -145,10 +145,14 @@ impl Scenario {
                 plan.steps = vec![now(suspend(true)), when(Cond::Suspended, suspend(false))];
             }
             Scenario::PdScaleInLeader => {
+                // As in an SRE's day: PD refuses member removals for a moment, and the
+                // member chosen to leave is made the leader meanwhile.
                 plan.start.pd = 4;
                 plan.steps = vec![
-                    now(Action::LeaderGoesFirst),
+                    now(Action::RefuseMemberRemovals),
                     now(Action::Patch { plural: "pdgroups", name: "pd", patch: json!({"spec": {"replicas": 3}}) }),
+                    when(Cond::MemberRemovalAsked, Action::LeaderToTheLeaving),
+                    now(Action::AllowMemberRemovals),
                 ];
             }
             Scenario::VolumeGrow => {
@@ -235,6 +239,8 @@ pub enum Cond {
     Suspended,
     /// The TiKV group's Failover condition is True.
     FailoverStarted,
+    /// A PD instance is marked for removal from PD's membership.
+    MemberRemovalAsked,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -244,8 +250,12 @@ pub enum Action {
     /// Regions move off a store slowly (a big store), so an offline store stays
     /// Offline for a while; fast again when the faults heal.
     SlowMoves,
-    /// The PD leader gets the lowest priority, so a PD scale-in removes it first.
-    LeaderGoesFirst,
+    /// PD answers member removals with 500 (etcd timing out).
+    RefuseMemberRemovals,
+    /// PD takes member removals again.
+    AllowMemberRemovals,
+    /// An SRE makes the PD member chosen to leave PD's leader (pd-ctl).
+    LeaderToTheLeaving,
     /// The node of a TiKV holding no PD member (if any) is powered off until the
     /// faults heal.
     PowerOffTikvNode,
@@ -256,7 +266,9 @@ impl fmt::Display for Action {
         match self {
             Action::Patch { plural, name, patch } => write!(f, "patch {plural}/{name} {patch}"),
             Action::SlowMoves => f.write_str("slow region moves"),
-            Action::LeaderGoesFirst => f.write_str("PD leader given the lowest priority"),
+            Action::RefuseMemberRemovals => f.write_str("PD refuses member removals"),
+            Action::AllowMemberRemovals => f.write_str("PD takes member removals again"),
+            Action::LeaderToTheLeaving => f.write_str("the member chosen to leave made PD's leader"),
             Action::PowerOffTikvNode => f.write_str("power off the node of a TiKV"),
         }
     }

@@ -90,7 +90,7 @@ pub struct Schedule {
 }
 
 /// Simulated time in which faults happen.
-pub const FAULT_WINDOW: Duration = Duration::from_secs(90);
+pub const FAULT_WINDOW: Duration = Duration::from_secs(150);
 
 impl Schedule {
     /// The schedule of `seed`: two to four operator crashes, and of each fault kind a
@@ -122,10 +122,10 @@ impl Schedule {
             }
         }
         for kind in kinds {
-            let at = rng.random_range(0..window / 2);
+            let at = rng.random_range(0..window - 60);
             let lasts = match kind {
                 FaultKind::DropWatches | FaultKind::PdLeaderLoss => 0,
-                _ => rng.random_range(5..=(window - at).min(45)),
+                _ => rng.random_range(10..=(window - at).min(60)),
             };
             faults.push(Fault { at: Duration::from_secs(at), lasts: Duration::from_secs(lasts), kind });
         }

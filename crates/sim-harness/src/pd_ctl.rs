@@ -75,6 +75,11 @@ impl PdCtl {
         self.call(Method::POST, "/pd/api/v1/leader/resign", None).await.map(drop)
     }
 
+    /// `member leader transfer <name>`: the member `name` becomes PD's leader.
+    pub async fn leader_transfer(&self, name: &str) -> Result<(), PdCtlError> {
+        self.call(Method::POST, &format!("/pd/api/v1/leader/transfer/{name}"), None).await.map(drop)
+    }
+
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, PdCtlError> {
         let fail =
             |status: u16, body: String| PdCtlError { method: method.to_string(), path: path.to_owned(), status, body };
