@@ -89,7 +89,10 @@ impl Default for CacheConfig {
             fast_interval: Duration::from_secs(1),
             slow_interval: Duration::from_secs(30),
             fresh_for: Duration::from_secs(5),
-            event_capacity: 1024,
+            // A poll yields at most one event per store and member; a lagging
+            // subscriber is told so and looks at the whole cluster again. 1024 slots
+            // cost about 156 KB per Cluster.
+            event_capacity: 64,
         }
     }
 }
