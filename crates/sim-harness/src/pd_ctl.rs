@@ -80,6 +80,11 @@ impl PdCtl {
         self.call(Method::POST, &format!("/pd/api/v1/leader/transfer/{name}"), None).await.map(drop)
     }
 
+    /// `member delete name <name>`.
+    pub async fn member_delete(&self, name: &str) -> Result<(), PdCtlError> {
+        self.call(Method::DELETE, &format!("/pd/api/v1/members/name/{name}"), None).await.map(drop)
+    }
+
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, PdCtlError> {
         let fail =
             |status: u16, body: String| PdCtlError { method: method.to_string(), path: path.to_owned(), status, body };
