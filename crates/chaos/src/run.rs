@@ -219,7 +219,9 @@ async fn drive(
         ..crate::scenario::Scenario::ScaleOut.plan().target
     };
     let setup_started = Instant::now();
+    let mut shown = String::new();
     loop {
+        show_status(h, trace, &mut shown);
         match check::converged(h, &initial) {
             Ok(()) => break,
             Err(last) if setup_started.elapsed() > settings.setup_deadline => {
@@ -240,7 +242,6 @@ async fn drive(
     let mut faults = Faults::default();
     let mut steps = plan.steps.iter().peekable();
     let mut next_fault = 0;
-    let mut shown = String::new();
     loop {
         let now = since(h);
         show_status(h, trace, &mut shown);
