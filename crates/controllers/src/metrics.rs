@@ -24,7 +24,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 use tikv_operator_pd::{RequestDone, RequestObserver};
-use tikv_operator_task::{EntryStatus, OutcomeKind, TaskMetrics};
+use tikv_operator_task::{EntryStatus, OutcomeKind, TaskDone, TaskMetrics};
 
 use crate::context::Context;
 use crate::pd_registry::ClusterKey;
@@ -81,6 +81,8 @@ pub struct Metrics {
     events: Family<EventLabels, Counter>,
     /// What the scrape-time collector reads; set once the controllers start.
     context: Arc<OnceLock<Weak<Context>>>,
+    /// Another receiver of every task and pass event (a tracer, a test), if set.
+    task_observer: OnceLock<Arc<dyn TaskMetrics>>,
 }
 
 fn duration_buckets() -> Histogram {
@@ -141,6 +143,7 @@ impl Default for Metrics {
             pd_requests,
             events,
             context,
+            task_observer: OnceLock::new(),
         }
     }
 }
@@ -158,6 +161,13 @@ impl Metrics {
     /// context is held weakly, so the metrics never keep it alive).
     pub fn attach(&self, ctx: &Arc<Context>) {
         let _ = self.context.set(Arc::downgrade(ctx));
+    }
+
+    /// Forwards every task boundary and pass (after counting it here) to `observer` as
+    /// well, as the runner reports them (the first call wins), like the PD client's
+    /// [`RequestObserver`] for requests.
+    pub fn observe_tasks(&self, observer: Arc<dyn TaskMetrics>) {
+        let _ = self.task_observer.set(observer);
     }
 
     /// Counts a reconcile of `controller` as running until the guard is dropped.
@@ -221,10 +231,20 @@ impl TaskMetrics for Metrics {
         self.task_total.get_or_create(&labels).inc();
     }
 
+    fn task_done(&self, done: &TaskDone<'_>) {
+        self.task_finished(done.controller, done.task, done.status, done.duration);
+        if let Some(observer) = self.task_observer.get() {
+            observer.task_done(done);
+        }
+    }
+
     fn pass_finished(&self, controller: &str, outcome: OutcomeKind, duration: Duration) {
         let labels = PassLabels { controller: controller.into(), outcome: outcome.as_str().into() };
         self.pass_duration.get_or_create(&labels).observe(duration.as_secs_f64());
         self.pass_total.get_or_create(&labels).inc();
+        if let Some(observer) = self.task_observer.get() {
+            observer.pass_finished(controller, outcome, duration);
+        }
     }
 }
 
@@ -242,6 +262,37 @@ mod tests {
         assert!(text.contains(r#"tikv_operator_tasks_total{controller="tikv",task="pod",status="wait"} 1"#), "{text}");
         assert!(text.contains(r#"tikv_operator_passes_total{controller="tikv",outcome="wait"} 1"#), "{text}");
         assert!(text.contains("tikv_operator_task_duration_seconds_bucket"));
+    }
+
+    #[derive(Default)]
+    struct Seen(std::sync::Mutex<Vec<String>>);
+
+    impl TaskMetrics for Seen {
+        fn task_finished(&self, _: &str, _: &str, _: EntryStatus, _: Duration) {}
+
+        fn task_done(&self, done: &TaskDone<'_>) {
+            self.0.lock().unwrap().push(format!("{} {} {} {}", done.controller, done.object, done.pass, done.task));
+        }
+
+        fn pass_finished(&self, controller: &str, outcome: OutcomeKind, _: Duration) {
+            self.0.lock().unwrap().push(format!("pass {controller} {outcome}"));
+        }
+    }
+
+    #[test]
+    fn task_events_reach_the_observer_after_being_counted() {
+        let metrics = Metrics::default();
+        let seen = Arc::new(Seen::default());
+        metrics.observe_tasks(seen.clone());
+        let status = EntryStatus::Ran(OutcomeKind::Complete);
+        let done =
+            TaskDone { controller: "tikv", object: "db/a", pass: 7, task: "pod", status, duration: Duration::ZERO };
+        metrics.task_done(&done);
+        metrics.pass_finished("tikv", OutcomeKind::Complete, Duration::ZERO);
+        assert_eq!(*seen.0.lock().unwrap(), ["tikv db/a 7 pod", "pass tikv complete"]);
+        assert!(
+            metrics.encode().contains(r#"tikv_operator_tasks_total{controller="tikv",task="pod",status="complete"} 1"#)
+        );
     }
 
     #[test]

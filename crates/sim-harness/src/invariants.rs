@@ -877,7 +877,8 @@ impl Checker {
 
         let writes = self.writes.since(st.writes_seen);
         st.writes_seen += writes.len() as u64;
-        for w in writes.iter().filter(|w| (200..300).contains(&w.status)) {
+        // Writes PD accepted, and those it never answered (maybe applied: judged as if).
+        for w in writes.iter().filter(|w| (200..300).contains(&w.status) || w.status == crate::proxy::UNANSWERED) {
             self.pd_write(&mut st, w);
         }
         // Read after the PD write log: every write read so far is in PD's state (the

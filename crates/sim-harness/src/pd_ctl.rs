@@ -69,6 +69,22 @@ impl PdCtl {
         }
     }
 
+    /// `member leader resign`: the leader steps down and PD elects again (PD has no
+    /// leader for its election delay).
+    pub async fn leader_resign(&self) -> Result<(), PdCtlError> {
+        self.call(Method::POST, "/pd/api/v1/leader/resign", None).await.map(drop)
+    }
+
+    /// `member leader transfer <name>`: the member `name` becomes PD's leader.
+    pub async fn leader_transfer(&self, name: &str) -> Result<(), PdCtlError> {
+        self.call(Method::POST, &format!("/pd/api/v1/leader/transfer/{name}"), None).await.map(drop)
+    }
+
+    /// `member delete name <name>`.
+    pub async fn member_delete(&self, name: &str) -> Result<(), PdCtlError> {
+        self.call(Method::DELETE, &format!("/pd/api/v1/members/name/{name}"), None).await.map(drop)
+    }
+
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, PdCtlError> {
         let fail =
             |status: u16, body: String| PdCtlError { method: method.to_string(), path: path.to_owned(), status, body };

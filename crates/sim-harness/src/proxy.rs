@@ -50,6 +50,7 @@ pub struct PdWrite {
     /// Path and query.
     pub path: String,
     pub body: Bytes,
+    /// PD's answer, or [`UNANSWERED`].
     pub status: u16,
     /// The PD cluster (index in [`crate::PdClusters`]) it reached.
     pub cluster: usize,
@@ -58,6 +59,10 @@ pub struct PdWrite {
     /// entry or met one already there).
     pub evict_leader_before: Option<BTreeSet<u64>>,
 }
+
+/// The status of a logged PD write whose answer never came (the connection failed):
+/// PD may or may not have applied it.
+pub const UNANSWERED: u16 = 0;
 
 /// The PD writes seen so far; cheap to clone.
 #[derive(Clone, Default)]
@@ -328,11 +333,11 @@ pub(crate) async fn exchange(
         .map(|c| c.snapshot().evict_leader_stores.unwrap_or_default().into_iter().collect());
     let target = format!("http://{real}{path}");
     let result = ctx.http.call(method.clone(), &target, headers, body.clone()).await;
-    let (status, resp_headers, resp_body) = match result {
-        Ok(r) => r,
-        Err(e) => return bad_gateway(StatusCode::BAD_GATEWAY, format!("sim-harness proxy: {host}:{port}: {e}")),
-    };
+    let answered = result.as_ref().map(|(status, _, _)| status.as_u16());
     if let Some(cluster) = pd_cluster {
+        // A write PD never answered may still have been applied (the member that took a
+        // removal of itself stops before its answer is sent): it is logged with status
+        // [`UNANSWERED`], so the watcher judges it too.
         ctx.writes.push(PdWrite {
             seq: 0,
             at,
@@ -341,11 +346,15 @@ pub(crate) async fn exchange(
             uri: uri.to_string(),
             path,
             body,
-            status: status.as_u16(),
+            status: answered.unwrap_or(UNANSWERED),
             cluster,
             evict_leader_before,
         });
     }
+    let (status, resp_headers, resp_body) = match result {
+        Ok(r) => r,
+        Err(e) => return bad_gateway(StatusCode::BAD_GATEWAY, format!("sim-harness proxy: {host}:{port}: {e}")),
+    };
     let mut resp = Response::new(Body::from(resp_body));
     *resp.status_mut() = status;
     *resp.headers_mut() = resp_headers;

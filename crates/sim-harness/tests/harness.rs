@@ -714,6 +714,24 @@ async fn the_watcher_allows_pd_restarts_one_at_a_time_and_catches_a_lost_quorum(
     env.shutdown().await;
 }
 
+/// Found by the chaos harness (issue #15): a member asked to remove itself stops before
+/// its answer reaches the client, and the proxy left that write out of its log, so the
+/// watcher never judged the removal (d). A write PD did not answer is logged as
+/// UNANSWERED and judged as if applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_removal_whose_answer_is_lost_is_still_logged_and_judged() {
+    let env = Env::start_with(without_budgets()).await;
+    start_pd(&env).await;
+    let own = env.h.pd_ctl("http://basic-pd-0.basic-pd-peer.db.svc:2379").user_agent("tikv-operator/test");
+    let _ = own.member_delete("basic-pd-0").await;
+    let writes = env.h.pd_writes().snapshot();
+    let removal = writes.iter().find(|w| w.method == "DELETE" && w.path.ends_with("/members/name/basic-pd-0"));
+    let removal = removal.unwrap_or_else(|| panic!("the removal is logged: {:?}", writes.len()));
+    assert!(removal.status == sim_harness::proxy::UNANSWERED || removal.status == 200, "status {}", removal.status);
+    assert_eq!(env.snapshot().members.iter().filter(|m| m.in_etcd).count(), 2, "PD applied it");
+    env.shutdown().await;
+}
+
 fn cluster(deletion_policy: &str) -> Value {
     json!({"apiVersion": "core.tikv.org/v1alpha1", "kind": "Cluster",
            "metadata": {"name": "basic", "finalizers": ["test.tikv.org/hold"]},

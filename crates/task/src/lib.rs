@@ -114,7 +114,7 @@ mod testing;
 
 pub use backoff::{FIRST_DELAY, FailureBackoff, MAX_DELAY, delay_for};
 pub use condition::{Condition, cond};
-pub use metrics::{NoMetrics, TaskMetrics};
+pub use metrics::{NoMetrics, TaskDone, TaskMetrics};
 pub use node::{Node, block, break_, finally, if_, if_break, if_not, outline};
 pub use outcome::{Outcome, OutcomeKind, TaskError};
 pub use report::{Entry, EntryStatus, PassResult, Report, Stop};

@@ -6,10 +6,10 @@ use std::time::Instant;
 
 use futures::future::BoxFuture;
 
-use crate::metrics::{NoMetrics, TaskMetrics};
+use crate::metrics::{NoMetrics, TaskDone, TaskMetrics};
 use crate::node::{Kind, Node};
 use crate::outcome::Outcome;
-use crate::report::{Place, Recorder, Report, Stop};
+use crate::report::{EntryStatus, Place, Recorder, Report, Stop};
 
 /// Runs a controller's task list, one pass per call. Build it once, reuse it for every
 /// object and pass; it is `Send + Sync`.
@@ -30,7 +30,7 @@ impl<S> Runner<S> {
         }
     }
 
-    /// Reports every entry and every pass to `metrics`.
+    /// Reports every entry (as it finishes) and every pass to `metrics`.
     pub fn with_metrics(mut self, metrics: Arc<dyn TaskMetrics>) -> Self {
         self.metrics = metrics;
         self
@@ -49,14 +49,27 @@ impl<S: Send> Runner<S> {
         let started = Instant::now();
         let mut recorder = Recorder::default();
         let top = Scope { place: Place::default(), in_finally: false };
-        run_scope(&self.tasks, top, state, &mut recorder).await;
+        let pass_of = PassOf { metrics: &*self.metrics, controller: &self.controller, object: object_key, pass };
+        run_scope(&self.tasks, top, state, &mut recorder, &pass_of).await;
         let report = recorder.finish(&self.controller, object_key, pass, started.elapsed());
-
-        for entry in report.entries() {
-            self.metrics.task_finished(&self.controller, entry.name(), entry.status(), entry.duration());
-        }
         self.metrics.pass_finished(&self.controller, report.outcome(), report.duration());
         report
+    }
+}
+
+/// The pass being run, to report each entry to the metrics as it finishes.
+struct PassOf<'a> {
+    metrics: &'a dyn TaskMetrics,
+    controller: &'a str,
+    object: &'a str,
+    pass: u64,
+}
+
+impl PassOf<'_> {
+    fn done(&self, task: &str, status: EntryStatus, duration: std::time::Duration) {
+        let done =
+            TaskDone { controller: self.controller, object: self.object, pass: self.pass, task, status, duration };
+        self.metrics.task_done(&done);
     }
 }
 
@@ -82,6 +95,7 @@ fn run_scope<'a, S: Send>(
     scope: Scope,
     state: &'a mut S,
     recorder: &'a mut Recorder,
+    pass: &'a PassOf<'a>,
 ) -> BoxFuture<'a, Flow> {
     Box::pin(async move {
         let mut flow = Flow::Continue;
@@ -94,7 +108,9 @@ fn run_scope<'a, S: Send>(
                     let started = Instant::now();
                     let outcome = task.run(state).await;
                     let failed = matches!(outcome, Outcome::Fail(_));
-                    recorder.ran(task.name(), &scope.place, outcome, started.elapsed());
+                    let (kind, took) = (outcome.kind(), started.elapsed());
+                    recorder.ran(task.name(), &scope.place, outcome, took);
+                    pass.done(task.name(), EntryStatus::Ran(kind), took);
                     if failed {
                         recorder.stop(Stop::Fail { at: task.name().to_owned() });
                         Flow::Fail
@@ -102,22 +118,23 @@ fn run_scope<'a, S: Send>(
                         Flow::Continue
                     }
                 }
-                Kind::Block(body) => run_scope(body, scope.clone(), state, recorder).await,
+                Kind::Block(body) => run_scope(body, scope.clone(), state, recorder, pass).await,
                 Kind::Guard { condition, then_break, body } => {
                     if condition.holds(state) {
                         let combinator = if *then_break { "if_break" } else { "if" };
                         let label = format!("{combinator} {}", condition.name());
                         let inner = scope.child(label, recorder);
-                        let ended = run_scope(body, inner, state, recorder).await;
+                        let ended = run_scope(body, inner, state, recorder, pass).await;
                         if *then_break { scope.break_after(ended, condition.name(), recorder) } else { ended }
                     } else {
                         recorder.skipped(condition.name(), &scope.place);
+                        pass.done(condition.name(), EntryStatus::Skipped, std::time::Duration::ZERO);
                         Flow::Continue
                     }
                 }
                 Kind::Break(body) => {
                     let inner = scope.child("break".to_owned(), recorder);
-                    let ended = run_scope(body, inner, state, recorder).await;
+                    let ended = run_scope(body, inner, state, recorder, pass).await;
                     scope.break_after(ended, "break", recorder)
                 }
                 Kind::Finally(_) => Flow::Continue,
@@ -128,7 +145,7 @@ fn run_scope<'a, S: Send>(
             if let Kind::Finally(body) = &node.0 {
                 let mut inner = scope.child("finally".to_owned(), recorder);
                 inner.in_finally = true;
-                if run_scope(body, inner, state, recorder).await == Flow::Fail {
+                if run_scope(body, inner, state, recorder, pass).await == Flow::Fail {
                     flow = Flow::Fail;
                 }
             }
@@ -280,6 +297,48 @@ mod tests {
             ["task pd a complete", "task pd x skipped", "task pd r retry", "task pd status complete", "pass pd retry"];
         let expected: Vec<&str> = one_pass.iter().chain(&one_pass).copied().collect();
         assert_eq!(*metrics.calls.lock().unwrap(), expected);
+    }
+
+    /// Records every boundary with its object and pass.
+    #[derive(Default)]
+    struct Boundaries {
+        seen: Mutex<Vec<String>>,
+    }
+
+    impl TaskMetrics for Boundaries {
+        fn task_finished(&self, _: &str, _: &str, _: EntryStatus, _: Duration) {
+            unreachable!("task_done is overridden");
+        }
+
+        fn task_done(&self, done: &TaskDone<'_>) {
+            let seen = format!("{} {} #{} {} {}", done.controller, done.object, done.pass, done.task, done.status);
+            self.seen.lock().unwrap().push(seen);
+        }
+
+        fn pass_finished(&self, _: &str, _: OutcomeKind, _: Duration) {}
+    }
+
+    #[test]
+    fn each_entry_is_reported_before_the_next_task_runs() {
+        let metrics = Arc::new(Boundaries::default());
+        let seen_by_b = Arc::new(Mutex::new(Vec::new()));
+        let (m, out) = (metrics.clone(), seen_by_b.clone());
+        let b = sync_task("b", move |_: &mut Trace| {
+            *out.lock().unwrap() = m.seen.lock().unwrap().clone();
+            Outcome::complete("")
+        });
+        let runner = Runner::new("tikv", [step("a"), if_(is("x"), [step("hidden")]), b]).with_metrics(metrics.clone());
+        futures::executor::block_on(runner.run("ns/o", &mut Trace::default()));
+        futures::executor::block_on(runner.run("ns/p", &mut Trace::default()));
+        // What b saw in the second pass: everything of the first, and a and x of its own.
+        let expected = [
+            "tikv ns/o #1 a complete",
+            "tikv ns/o #1 x skipped",
+            "tikv ns/o #1 b complete",
+            "tikv ns/p #2 a complete",
+            "tikv ns/p #2 x skipped",
+        ];
+        assert_eq!(*seen_by_b.lock().unwrap(), expected);
     }
 
     fn assert_send_sync<T: Send + Sync>() {}

@@ -67,6 +67,25 @@ fn ours_elsewhere(s: &TikvState) -> Vec<u64> {
         .collect()
 }
 
+/// The stores whose leaders the operator moves off for a restart of another instance
+/// of the cluster (recorded on an instance that is not leaving), still in PD.
+fn restarting_elsewhere(s: &TikvState, view: &PdView) -> Vec<u64> {
+    let Some(cluster) = s.pass.object.as_ref().map(|t| t.spec.cluster.name.clone()) else {
+        return Vec::new();
+    };
+    let selector = std::collections::BTreeMap::from([(tikv_operator_api::names::LABEL_CLUSTER.to_string(), cluster)]);
+    s.pass
+        .ctx
+        .caches
+        .list::<TiKV>(&s.pass.namespace, &selector)
+        .iter()
+        .filter(|t| t.metadata.name.as_deref() != Some(s.pass.name.as_str()))
+        .filter(|t| !t.spec.offline && t.metadata.deletion_timestamp.is_none())
+        .filter_map(|t| t.annotations().get(ANNOTATION_EVICT_LEADER_STORE)?.parse().ok())
+        .filter(|id| view.store(*id).is_some_and(|st| st.node_state != NodeState::Removed))
+        .collect()
+}
+
 /// Why eviction cannot work for `id` in this view, if it cannot.
 fn impossible(view: &PdView, id: u64) -> Option<String> {
     if view.replication.max_replicas <= 1 {
@@ -115,11 +134,40 @@ async fn run(s: &mut TikvState) -> Outcome {
     // cluster could not spare the store (the restart would be held anyway, the store
     // left without leaders). A Pod already going (deleted by anyone) has them moved now.
     let chosen = !s.parts.pod.as_ref().is_some_and(crate::common::instance::pod_terminating);
+    // Nor while the leaders of another store are moved off for its own restart: two
+    // stores without leaders at once is what a restart budget of one keeps from
+    // happening, whatever the group planned (an instance that looked unavailable, as
+    // when PD could not be read, is updated outside the budget). Of two that started
+    // together (each before the other's record showed), the lower store ID keeps its
+    // eviction and the other gives its leaders back (unless its restart has begun).
+    let restarting = if !leaving && chosen { restarting_elsewhere(s, &observed.view) } else { Vec::new() };
+    let restart_begun = s.restart_record().is_some();
+    if ours
+        && !restart_begun
+        && let Some(other) = restarting.iter().copied().filter(|other| *other < id).min()
+    {
+        let outcome = remove_ours(s, id).await;
+        if outcome.kind() != tikv_operator_task::OutcomeKind::Complete {
+            return outcome;
+        }
+        s.leaders = Leaders::NotYet;
+        let message = format!(
+            "leaders of store {id} are given back until the rest of the cluster can spare it: the leaders of store \
+             {other} are moved off for its restart"
+        );
+        s.pass.set_condition(types::LEADERS_EVICTED, false, reasons::NOT_EVICTED, message.clone());
+        return Outcome::retry(EVICTION_RECHECK, message);
+    }
+    let unspared = || {
+        s.others_unhealthy(&observed.view, id).or_else(|| {
+            restarting.iter().min().map(|other| format!("the leaders of store {other} are moved off for its restart"))
+        })
+    };
     if !leaving
         && chosen
         && !ours
         && !present
-        && let Some(why) = s.others_unhealthy(&observed.view, id)
+        && let Some(why) = unspared()
     {
         s.leaders = Leaders::NotYet;
         let message = format!("leaders of store {id} stay until the rest of the cluster can spare it: {why}");
@@ -606,6 +654,69 @@ mod tests {
         assert_eq!(kit.pd.write_log(), ["remove_evict_leader(5)"], "{report}");
         assert_eq!(kit.writes(), ["patch core.tikv.org/tikvs/tikv-abc123"]);
         assert_eq!(s.leaders, Leaders::Stay);
+    }
+
+    /// Found by the chaos harness (seed 11, upgrade during a scale-in, PD unreadable for
+    /// a while): every instance looked unavailable, the group updated them all, and
+    /// three of four stores had their leaders evicted at once for their restarts.
+    #[tokio::test]
+    async fn a_restart_eviction_waits_while_another_store_is_evicted_for_its_restart() {
+        let kit = outdated(pd().purge_store(8).to_owned()).await;
+        kit.pd.set_store(6, |st| st.last_heartbeat = Some(crate::testing::t0()));
+        kit.pd.set_store(7, |st| st.last_heartbeat = Some(crate::testing::t0()));
+        // Another instance (not leaving) records store 6 for its restart.
+        leaving_elsewhere(&kit, "tikv-other", 6).await;
+        let (s, report) = kit.pass([evict_leaders()]).await;
+        assert_eq!((kit.writes(), kit.pd.write_log()), (vec![], vec![]), "{report}");
+        assert_eq!(s.leaders, Leaders::NotYet);
+        let why = "leaders of store 5 stay until the rest of the cluster can spare it: the leaders of store 6 are \
+                   moved off for its restart";
+        assert_eq!(condition(&s), ("False".into(), reasons::NOT_EVICTED.into(), why.into()));
+
+        // A store leaving is no restart: its eviction does not hold this one.
+        let kit = outdated(pd().purge_store(8).to_owned()).await;
+        kit.pd.set_store(6, |st| st.last_heartbeat = Some(crate::testing::t0()));
+        kit.pd.set_store(7, |st| st.last_heartbeat = Some(crate::testing::t0()));
+        let mut other = crate::testing::sample_tikv("tikv-other", "tikv");
+        other.spec.offline = true;
+        other.metadata.annotations = Some([(ANNOTATION_EVICT_LEADER_STORE.to_string(), "6".to_string())].into());
+        kit.env.create(other).await;
+        let (s, report) = kit.pass([evict_leaders()]).await;
+        assert_eq!(kit.pd.write_log(), ["add_evict_leader(5)"], "{report}");
+        assert_eq!(s.leaders, Leaders::Moving(4));
+    }
+
+    /// This instance (not leaving) records store 5 for its restart, which its Pod still
+    /// needs (its version changed).
+    async fn restart_recorded(pd: FakePd) -> Kit {
+        let kit = Kit::new(pd, |t| {
+            t.metadata.annotations = Some([(ANNOTATION_EVICT_LEADER_STORE.to_string(), "5".to_string())].into());
+        })
+        .await;
+        kit.running_pod().await;
+        kit.patch(json!({"spec": {"version": "v8.5.1"}})).await;
+        kit.pd.set_store(6, |st| st.last_heartbeat = Some(t0()));
+        kit.pd.set_store(7, |st| st.last_heartbeat = Some(t0()));
+        kit
+    }
+
+    #[tokio::test]
+    async fn of_two_restart_evictions_started_together_the_lower_store_keeps_its_own() {
+        let four = pd().store(4, "tikv-e:20160", NodeState::Serving).evicting_leaders(5).evicting_leaders(4);
+        let kit = restart_recorded(four.purge_store(8).to_owned()).await;
+        leaving_elsewhere(&kit, "tikv-other", 4).await;
+        let (s, report) = kit.pass([evict_leaders()]).await;
+        assert_eq!(kit.pd.write_log(), ["remove_evict_leader(5)"], "store 4 keeps its eviction: {report}");
+        assert_eq!(kit.writes(), ["patch core.tikv.org/tikvs/tikv-abc123"], "the record goes too");
+        assert_eq!(s.leaders, Leaders::NotYet);
+        assert_eq!(condition(&s).1, reasons::NOT_EVICTED);
+
+        // With the other on a higher store ID, this one keeps its own.
+        let kit = restart_recorded(pd().evicting_leaders(5).evicting_leaders(6).purge_store(8).to_owned()).await;
+        leaving_elsewhere(&kit, "tikv-other", 6).await;
+        let (s, report) = kit.pass([evict_leaders()]).await;
+        assert_eq!(kit.pd.write_log(), Vec::<String>::new(), "{report}");
+        assert_eq!(s.leaders, Leaders::Moving(4));
     }
 
     const POD: &str = "tikv-tikv-abc123";
