@@ -395,6 +395,8 @@ struct FakeState {
     unhealthy: BTreeSet<String>,
     /// What `GET /regions/store/{id}` answers, by store.
     store_regions: HashMap<u64, Vec<tikv_operator_pd::RegionVoters>>,
+    /// Uncached `GET /schedulers` reads (timing profile v2).
+    scheduler_reads: usize,
 }
 
 /// An in-memory PD for the PD cache, and the recording PD writer: every write is logged
@@ -639,6 +641,11 @@ impl FakePd {
         s.unhealthy.remove(name);
         drop(s);
         self
+    }
+
+    /// Uncached reads of PD's schedulers so far.
+    pub fn scheduler_reads(&self) -> usize {
+        self.0.lock().unwrap().scheduler_reads
     }
 }
 
@@ -952,6 +959,12 @@ impl PdWrite for FakePd {
             store.labels.extend(labels.iter().map(|(k, v)| (k.clone(), v.clone())));
             Ok(())
         })
+    }
+
+    fn schedulers(&self) -> BoxFuture<'_, Result<Vec<String>, PdError>> {
+        self.0.lock().unwrap().scheduler_reads += 1;
+        let names = self.read(|s| Ok(s.evicting.iter().map(|id| format!("evict-leader-scheduler-{id}")).collect()));
+        Box::pin(async move { names })
     }
 }
 
