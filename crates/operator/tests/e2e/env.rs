@@ -13,6 +13,7 @@ use futures::FutureExt;
 use kube_sim::{DeleteOptions, ListOptions, PatchType, RequestRecord, ResourceRef, StoreClient, Verb};
 use serde_json::{Value, json};
 use sim_harness::{Harness, HarnessConfig, PdCluster, PdWrite};
+use tikv_operator::playground::timing::SimulatedClock;
 use tikv_operator::playground::{apply, progress};
 use tikv_operator_api::condition::{reasons, types};
 use tikv_operator_api::names::{ANNOTATION_EVICT_LEADER_STORE, LABEL_INSTANCE};
@@ -21,9 +22,9 @@ use tikv_operator_controllers::metrics::Metrics;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// Simulated-clock speed: PD and Kubernetes timings (and the operator's clock, which
-/// measures ages and stalls) pass 20x faster than the operator's own real-time timers
-/// (requeues, polls), as in the playground.
+/// Simulated-clock speed: PD, Kubernetes and the operator (its clock, which measures
+/// ages and stalls and runs its requeues and PD polls) all pass 20x faster than real
+/// time, as in the playground.
 pub const SPEED: f64 = 20.0;
 pub const NS: &str = "default";
 pub const CLUSTER: &str = "basic";
@@ -781,16 +782,10 @@ fn spawn_operator_with(
     }
     .boxed()
     .shared();
-    let mut operator = OperatorConfig {
-        pd_proxy: Some(h.proxy_url()),
-        pd_poll_fast: Duration::from_millis(200),
-        pd_poll_slow: Duration::from_secs(2),
-        namespace,
-        ..OperatorConfig::default()
-    };
+    let mut operator = OperatorConfig { pd_proxy: Some(h.proxy_url()), namespace, ..OperatorConfig::default() };
     change(&mut operator);
     let kubeconfig = kubeconfig.to_owned();
-    let clock = Arc::new(SimulatedClock(h.clock().clone()));
+    let clock = Arc::new(SimulatedClock::new(h.clock().clone()));
     let metrics = Arc::new(Metrics::default());
     let task = tokio::spawn(tikv_operator_controllers::run_until_with_metrics(
         kubeconfig,
@@ -829,17 +824,6 @@ fn operator_identity(h: &Harness, manifest: &str) -> PathBuf {
     let path = h.kubeconfig_path().with_extension("operator.kubeconfig");
     h.kube_sim().write_kubeconfig_with_token(&path, &token).expect("the operator's kubeconfig is written");
     path
-}
-
-/// The simulated cluster's clock, as the playground gives it to the operator: the
-/// conditions it stamps and the ages and stalls it measures are on the clock the
-/// simulators run on.
-struct SimulatedClock(sim_clock::SimClock);
-
-impl tikv_operator_controllers::Clock for SimulatedClock {
-    fn now(&self) -> jiff::Timestamp {
-        jiff::Timestamp::try_from(self.0.wall()).unwrap()
-    }
 }
 
 /// The documents of `examples/basic`, as a user has them.

@@ -146,13 +146,9 @@ async fn rolling_upgrade_of_pd_then_tikv_and_a_config_change() {
     env.h.watcher().assert_none();
 
     // A config change under Restart: every store restarts once more, one at a time —
-    // this time by an operator polling PD at its default intervals (the e2e default
-    // polls faster, which hid a restart waiting for the slow poll).
-    env.restart_operator_with(|config| {
-        let defaults = tikv_operator_controllers::OperatorConfig::default();
-        (config.pd_poll_fast, config.pd_poll_slow) = (defaults.pd_poll_fast, defaults.pd_poll_slow);
-    })
-    .await;
+    // by a new operator at its default timings (polling PD fast only while waiting,
+    // which once hid a restart waiting for the slow poll).
+    env.restart_operator_with(|config| config.timing = tikv_operator_controllers::Timing::default()).await;
     let mut config_rollout = Rollout::default();
     config_rollout.sample(&env, version);
     let config = "[raftstore]\nraft-log-gc-threshold = 100\n";

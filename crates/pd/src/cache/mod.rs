@@ -130,7 +130,7 @@ impl Default for CacheConfig {
         CacheConfig {
             fast_interval: Duration::from_secs(1),
             slow_interval: Duration::from_secs(30),
-            idle_interval: Duration::from_secs(60),
+            idle_interval: Duration::from_secs(90),
             idle_after: Duration::from_secs(120),
             fresh_for: Duration::from_secs(5),
             health_every_poll: false,
