@@ -14,7 +14,7 @@ fn pd_reads(env: &Env) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_ready_cluster_costs_at_most_two_pd_reads_a_minute_and_no_write() {
-    let env = Env::start().await;
+    let env = Env::start_on_simulated_timers().await;
     env.wait_for("Ready with 3 PD members and 3 TiKV stores", |e| e.converged(3, 3)).await;
     env.settle(Duration::from_secs(2)).await;
     // The PD cache idles two simulated minutes after the last change or wait.

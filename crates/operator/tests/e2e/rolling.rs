@@ -148,7 +148,12 @@ async fn rolling_upgrade_of_pd_then_tikv_and_a_config_change() {
     // A config change under Restart: every store restarts once more, one at a time —
     // by a new operator at its default timings (polling PD fast only while waiting,
     // which once hid a restart waiting for the slow poll).
-    env.restart_operator_with(|config| config.timing = tikv_operator_controllers::Timing::default()).await;
+    env.restart_operator_with(|config| {
+        let defaults = tikv_operator_controllers::Timing::default();
+        (config.timing.pd_poll_fast, config.timing.pd_poll_slow, config.timing.pd_poll_idle) =
+            (defaults.pd_poll_fast, defaults.pd_poll_slow, defaults.pd_poll_idle);
+    })
+    .await;
     let mut config_rollout = Rollout::default();
     config_rollout.sample(&env, version);
     let config = "[raftstore]\nraft-log-gc-threshold = 100\n";
