@@ -23,6 +23,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use crate::faults::Fault;
+use crate::model::data::{KeyCheck, Unavailable};
 use crate::model::member::MemberError;
 use crate::model::{Snapshot, StoreError, StoreSpec, StoreStartError};
 use crate::preset::Knobs;
@@ -41,6 +42,8 @@ pub enum ControlError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     BadRequest(String),
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
 }
 
 impl ControlError {
@@ -50,6 +53,7 @@ impl ControlError {
                 StatusCode::NOT_FOUND
             }
             ControlError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ControlError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ControlError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::CONFLICT,
         }
@@ -58,7 +62,14 @@ impl ControlError {
 
 impl IntoResponse for ControlError {
     fn into_response(self) -> Response {
-        (self.status(), Json(serde_json::json!({"error": self.to_string()}))).into_response()
+        let mut body = serde_json::json!({"error": self.to_string()});
+        if let ControlError::Unavailable(why) = &self
+            && let (Some(body), Ok(serde_json::Value::Object(fields))) =
+                (body.as_object_mut(), serde_json::to_value(why))
+        {
+            body.extend(fields);
+        }
+        (self.status(), Json(body)).into_response()
     }
 }
 
@@ -298,6 +309,30 @@ impl Control {
     pub fn snapshot(&self) -> Snapshot {
         self.shared.lock().snapshot()
     }
+
+    // ---- the data path (a TiKV client's writes and reads; see `model::data`) ----
+
+    /// A client writes `key` (an encoded key, compared as PD shows region keys: upper-case
+    /// hex) through the region owning it: acknowledged once raft commits it, refused when
+    /// the region cannot commit now.
+    pub fn put(&self, key: &str) -> Result<(), Unavailable> {
+        self.shared.mutate(|c| c.put_key(key)).map(|_| ())
+    }
+
+    /// Which of `keys` no quorum of their region holds any more (lost), and which a
+    /// quorum holds but cannot serve now (unreadable).
+    pub fn check(&self, keys: &[String]) -> KeyCheck {
+        self.shared.lock().check_keys(keys.iter().map(String::as_str))
+    }
+
+    /// The store's data directory is destroyed (its PVC and volume deleted): every
+    /// replica on it is lost, its process (if running) stops, and its ID never starts
+    /// again.
+    pub async fn destroy_store_data(&self, id: u64) -> Result<(), ControlError> {
+        self.shared.mutate(|c| c.destroy_store_data(id))?;
+        self.shared.sync_servers().await;
+        Ok(())
+    }
 }
 
 /// `/sim/...` routes for the cluster address.
@@ -309,6 +344,9 @@ pub fn router(control: Control) -> Router {
         .route("/sim/stores/{id}/start", post(http_restart_store))
         .route("/sim/stores/{id}/config", axum::routing::put(http_store_config))
         .route("/sim/stores/{id}/stall-leader-transfer", post(http_stall_leader_transfer))
+        .route("/sim/stores/{id}/destroy", post(http_destroy_store))
+        .route("/sim/kv/put", post(http_put))
+        .route("/sim/kv/check", post(http_check))
         .route("/sim/members", post(http_add_member))
         .route("/sim/members/{name}/stop", post(http_stop_member))
         .route("/sim/members/{name}/start", post(http_start_member))
@@ -384,6 +422,37 @@ async fn http_stall_leader_transfer(
     Ok(StatusCode::NO_CONTENT)
 }
 
+async fn http_destroy_store(State(c): State<Control>, Path(id): Path<u64>) -> Result<StatusCode, ControlError> {
+    c.destroy_store_data(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct PutBody {
+    key: String,
+}
+
+/// Body `{"key": "..."}`: 204 when acknowledged; 503 with `{"error", "reason", ...}`
+/// (the [`Unavailable`] fields) when refused.
+async fn http_put(State(c): State<Control>, body: Bytes) -> Result<StatusCode, ControlError> {
+    let input: PutBody = body_json(&body)?;
+    c.put(&input.key)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct CheckBody {
+    keys: Vec<String>,
+}
+
+/// Body `{"keys": [...]}`; answers a [`KeyCheck`].
+async fn http_check(State(c): State<Control>, body: Bytes) -> Result<Json<KeyCheck>, ControlError> {
+    let input: CheckBody = body_json(&body)?;
+    Ok(Json(c.check(&input.keys)))
+}
+
 async fn http_add_member(State(c): State<Control>, body: Bytes) -> Result<Json<StartedMember>, ControlError> {
     let spec: MemberSpec = body_json(&body)?;
     Ok(Json(c.add_member(spec).await?))
@@ -444,4 +513,51 @@ async fn http_add_fault(State(c): State<Control>, body: Bytes) -> Result<StatusC
 async fn http_clear_faults(State(c): State<Control>) -> StatusCode {
     c.clear_faults();
     StatusCode::NO_CONTENT
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::{Value, json};
+
+    use crate::{Config, PdSim};
+
+    async fn post(url: String, body: Value) -> (u16, Value) {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let response = reqwest::Client::new().post(url).json(&body).send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
+    }
+
+    #[tokio::test]
+    async fn the_data_path_over_http() {
+        let sim = PdSim::start(Config { regions: 3, ..Config::fast() }).await.unwrap();
+        let url = sim.url();
+        let control = sim.control();
+        let (status, body) = post(format!("{url}/sim/kv/put"), json!({"key": "01"})).await;
+        assert_eq!((status, &body["reason"]), (503, &json!("no-region")), "{body}");
+        let mut ids = Vec::new();
+        for n in 1..=3 {
+            ids.push(control.register_store(&format!("tikv-{n}:20160")).await.unwrap().id);
+        }
+        control.advance(Duration::from_secs(3));
+        assert_eq!(post(format!("{url}/sim/kv/put"), json!({"key": "01"})).await.0, 204);
+        let (status, body) = post(format!("{url}/sim/kv/check"), json!({"keys": ["01", "02"]})).await;
+        assert_eq!(status, 200);
+        assert_eq!(body["checked"], 2);
+        assert_eq!(body["lost"], json!([{"key": "02", "region": null, "reason": "never committed"}]));
+        assert_eq!(body["unreadable"], json!([]));
+        for id in &ids[..2] {
+            let (status, _) = post(format!("{url}/sim/stores/{id}/destroy"), json!({})).await;
+            assert_eq!(status, 204);
+        }
+        assert_eq!(control.check(&["01".to_owned()]).lost.len(), 1);
+        let (status, body) = post(format!("{url}/sim/kv/put"), json!({"key": "03"})).await;
+        assert_eq!(status, 503, "{body}");
+        assert!(body["error"].as_str().is_some_and(|e| e.contains("region")), "{body}");
+        assert_eq!(post(format!("{url}/sim/stores/999/destroy"), json!({})).await.0, 404);
+        sim.shutdown().await;
+    }
 }

@@ -31,6 +31,7 @@ use tokio::task::JoinHandle;
 
 pub use crate::control::{Control, ControlError, MemberSpec, StartedMember, StartedStore};
 pub use crate::faults::Fault;
+pub use crate::model::data::{KeyCheck, KeyProblem, Unavailable};
 pub use crate::model::store::{ConfigFile, Label};
 use crate::model::{Cluster, Replication, SeedSpec};
 pub use crate::model::{Snapshot, StoreSpec, StoreTruth};

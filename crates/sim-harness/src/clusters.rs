@@ -209,6 +209,12 @@ impl PdClusters {
             }
         }
     }
+
+    /// Every data directory a process used, by its key (`pvc:<uid>` or
+    /// `pod:<uid>:<path>`), with what it holds.
+    pub fn data_dirs(&self) -> Vec<(String, DataDir)> {
+        self.lock().data.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
 }
 
 /// A pd-sim control error as the real binary would word it.

@@ -76,6 +76,8 @@ pub struct Harness {
     proxy: Proxy,
     watcher: SafetyWatcher,
     programs: Arc<Programs>,
+    /// Destroys a store's data in pd-sim when its volume goes ([`crate::datadirs`]).
+    datadirs: tokio::task::JoinHandle<()>,
 }
 
 impl Harness {
@@ -116,7 +118,8 @@ impl Harness {
         processes.register(&cluster_config.runtimes);
         let cluster = SimulatedCluster::start(sim.store().clone(), cluster_config);
         let watcher = SafetyWatcher::start(sim.store(), clusters.clone(), proxy.pd_writes(), config.watcher.clone());
-        Ok(Harness { sim, cluster, clusters, net, proxy, watcher, programs })
+        let datadirs = crate::datadirs::start(sim.store().clone(), clusters.clone());
+        Ok(Harness { sim, cluster, clusters, net, proxy, watcher, programs, datadirs })
     }
 
     pub fn kubeconfig_path(&self) -> &std::path::Path {
@@ -189,6 +192,7 @@ impl Harness {
     }
 
     pub async fn shutdown(self) {
+        self.datadirs.abort();
         self.watcher.stop().await;
         self.proxy.shutdown().await;
         self.cluster.shutdown().await;

@@ -20,16 +20,21 @@
 //! - [`pd_ctl`]: another PD client than the operator (an SRE with pd-ctl);
 //! - [`programs`]: other executables the pods run (a preStop hook's tool), by path;
 //! - [`invariants`]: the [`SafetyWatcher`];
-//! - [`clusters`]: the PD clusters the pods formed and what each PVC holds;
+//! - [`clusters`]: the PD clusters the pods formed and what each PVC holds (a store's
+//!   data is destroyed in pd-sim when its volume is deleted);
+//! - [`probe`]: the [`WorkloadProbe`], writes through the regions and a check that none
+//!   was lost;
 //! - [`harness`]: [`Harness::start`] wires it all.
 
 pub mod clusters;
 pub mod cmdline;
+mod datadirs;
 pub mod harness;
 mod http;
 pub mod invariants;
 pub mod network;
 pub mod pd_ctl;
+pub mod probe;
 pub mod processes;
 pub mod programs;
 pub mod proxy;
@@ -39,6 +44,7 @@ pub use harness::{Harness, HarnessConfig};
 pub use invariants::{Breach, Invariant, SafetyWatcher, WatcherConfig};
 pub use network::{NetError, Network, Route, Target};
 pub use pd_ctl::{PdCtl, PdCtlError};
+pub use probe::{ProbeConfig, ProbeRefusal, ProbeReport, ProbeVerdict, ProbeWrite, WorkloadProbe};
 pub use processes::{ProcessSettings, Processes};
 pub use programs::{Program, ProgramEnv, ProgramRun, Programs};
 pub use proxy::{PdWrite, PdWriteLog, Proxy};

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use kube_sim::{DeleteOptions, PatchType, ResourceRef, StoreClient};
 use serde_json::{Value, json};
-use sim_harness::{Harness, HarnessConfig, Instance, Invariant, SafetyWatcher, WatcherConfig};
+use sim_harness::{
+    Harness, HarnessConfig, Instance, Invariant, ProbeConfig, SafetyWatcher, WatcherConfig, WorkloadProbe,
+};
 
 const NS: &str = "db";
 const SPEED: f64 = 25.0;
@@ -1233,5 +1235,45 @@ async fn a_pd_joining_while_a_member_is_down_exits_with_etcds_refusal() {
     env.wait_ready("basic-pd-2").await;
     env.wait_ready("basic-pd-3").await;
     assert_eq!(env.snapshot().members.iter().filter(|m| m.in_etcd).count(), 4);
+    env.shutdown().await;
+}
+
+/// Deletes the pod `basic-tikv-{i}` and its PVC at once, and waits until pd-sim shows
+/// the store's data destroyed (its volume gone).
+async fn delete_pod_and_pvc(env: &Env, i: usize) -> u64 {
+    let id = env.store_of(&format!("basic-tikv-{i}"));
+    env.delete_as("test", "persistentvolumeclaims", &format!("tikv-basic-tikv-{i}"));
+    env.delete_as("test", "pods", &format!("basic-tikv-{i}"));
+    env.wait(&format!("store {id}'s data destroyed"), |e| {
+        e.snapshot().store(id).is_some_and(|s| s.data_destroyed).then_some(())
+    })
+    .await;
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_pvcs_of_two_of_three_stores_loses_the_probes_writes() {
+    let env = Env::start_with(without_budgets()).await;
+    start_pd(&env).await;
+    start_tikv(&env, 3).await;
+    env.wait("three replicas everywhere", |e| {
+        let snap = e.snapshot();
+        (!snap.regions.is_empty() && snap.regions.iter().all(|r| r.voter_count() == 3)).then_some(())
+    })
+    .await;
+    let probe = WorkloadProbe::start_in(&env.h, NS, ProbeConfig::default()).unwrap();
+    assert!(WorkloadProbe::start_in(&env.h, "elsewhere", ProbeConfig::default()).is_none());
+    env.wait("ten writes", |_| (probe.report().acknowledged.len() >= 10).then_some(())).await;
+
+    // One of three: the other two hold every write.
+    let first = delete_pod_and_pvc(&env, 0).await;
+    let verdict = probe.verify();
+    assert!(verdict.acknowledged >= 10 && verdict.lost.is_empty(), "{verdict:?}");
+    assert!(!env.snapshot().store(first).unwrap().running);
+
+    // A second one before PD replaced the first: no region keeps a majority.
+    delete_pod_and_pvc(&env, 1).await;
+    let verdict = probe.verify();
+    assert_eq!(verdict.lost.len(), verdict.acknowledged, "{verdict:?}");
     env.shutdown().await;
 }

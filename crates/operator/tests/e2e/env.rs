@@ -778,6 +778,35 @@ impl Env {
         }
         Ok(())
     }
+
+    /// The workload probe (issue #15) on the one PD cluster: a key written through its
+    /// regions every 200 ms of simulated time from now on.
+    pub fn start_probe(&self) -> sim_harness::WorkloadProbe {
+        let config = sim_harness::ProbeConfig::default();
+        sim_harness::WorkloadProbe::start(self.pd().control(), self.h.clock().clone(), config)
+    }
+
+    /// Stops the probe and fails the test if an acknowledged write was lost (no quorum
+    /// of its region holds it); says how many writes were refused and why.
+    pub fn verify_probe(&self, probe: &sim_harness::WorkloadProbe) {
+        let verdict = probe.verify();
+        let report = probe.report();
+        let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+        for refusal in &report.refused {
+            let kind = serde_json::to_value(&refusal.reason).ok();
+            let kind = kind.as_ref().and_then(|v| v["reason"].as_str()).unwrap_or("?").to_owned();
+            *reasons.entry(kind).or_default() += 1;
+        }
+        eprintln!(
+            "probe: {} writes acknowledged, {} refused {reasons:?}, {} lost, {} unreadable at the end",
+            verdict.acknowledged,
+            verdict.refused,
+            verdict.lost.len(),
+            verdict.unreadable.len()
+        );
+        assert!(verdict.acknowledged > 0, "the probe wrote nothing: {report:?}");
+        verdict.assert_nothing_lost();
+    }
 }
 
 type OperatorTask = JoinHandle<Result<(), tikv_operator_controllers::Error>>;

@@ -90,6 +90,7 @@ fn victim(env: &Env) -> (String, String) {
 async fn a_store_down_longer_than_after_down_is_replaced() {
     let mut env = start(Some("1m")).await;
     env.wait_for("Ready", |e| e.converged(3, 3)).await;
+    let probe = env.start_probe();
     let (dead, node) = victim(&env);
     let id = env.store_id(&dead);
     let zone = env.zone_of(&dead);
@@ -134,6 +135,7 @@ async fn a_store_down_longer_than_after_down_is_replaced() {
     })
     .await;
     env.h.watcher().assert_none();
+    env.verify_probe(&probe);
     env.finish().await;
 }
 
@@ -144,6 +146,7 @@ async fn a_store_down_longer_than_after_down_is_replaced() {
 async fn with_another_store_down_failover_refuses_until_it_returns() {
     let env = start(Some("1m")).await;
     env.wait_for("Ready", |e| e.converged(3, 3)).await;
+    let probe = env.start_probe();
     let (dead, node) = victim(&env);
     let other = env.names("tikvs").into_iter().find(|t| *t != dead).expect("another TiKV");
     let (dead_id, other_id) = (env.store_id(&dead), env.store_id(&other));
@@ -176,6 +179,7 @@ async fn with_another_store_down_failover_refuses_until_it_returns() {
     power(&env, &node, true);
     env.wait_for("Ready once the node is back", |e| e.converged(3, 3)).await;
     env.h.watcher().assert_none();
+    env.verify_probe(&probe);
     env.finish().await;
 }
 
@@ -186,6 +190,7 @@ async fn with_another_store_down_failover_refuses_until_it_returns() {
 async fn deleting_a_down_store_replaces_it() {
     let env = start(None).await;
     env.wait_for("Ready", |e| e.converged(3, 3)).await;
+    let probe = env.start_probe();
     let (dead, node) = victim(&env);
     let id = env.store_id(&dead);
     power(&env, &node, false);
@@ -202,6 +207,7 @@ async fn deleting_a_down_store_replaces_it() {
     power(&env, &node, true);
     env.wait_for("Ready once the node is back", |e| e.converged(3, 3)).await;
     env.h.watcher().assert_none();
+    env.verify_probe(&probe);
     env.finish().await;
 }
 

@@ -109,6 +109,7 @@ fn rolled_out(env: &Env, version: &str) -> Result<(), String> {
 async fn rolling_upgrade_of_pd_then_tikv_and_a_config_change() {
     let mut env = Env::start().await;
     env.wait_for("Ready with 3 PD members and 3 TiKV stores", |e| e.converged(3, 3)).await;
+    let probe = env.start_probe();
     let stores = env.store_ids();
 
     let version = "v8.5.1";
@@ -169,6 +170,7 @@ async fn rolling_upgrade_of_pd_then_tikv_and_a_config_change() {
     .await;
     assert_eq!(config_rollout.tikv_down_at_once, 1, "{config_rollout:?}");
     assert!(env.evict_leader_stores().is_empty());
+    env.verify_probe(&probe);
     env.finish().await;
 }
 
@@ -251,6 +253,7 @@ async fn a_hot_reload_config_change_restarts_nothing() {
 async fn a_store_down_elsewhere_holds_the_upgrade_until_it_returns() {
     let mut env = Env::start().await;
     env.wait_for("Ready with 3 PD members and 3 TiKV stores", |e| e.converged(3, 3)).await;
+    let probe = env.start_probe();
     let control = env.pd().control();
     let foreign = control.register_store("tikv-elsewhere.example:20160").await.unwrap().id;
     env.wait_for("the foreign store Up", |e| {
@@ -325,6 +328,7 @@ async fn a_store_down_elsewhere_holds_the_upgrade_until_it_returns() {
     })
     .await;
     env.h.watcher().assert_none();
+    env.verify_probe(&probe);
     env.finish().await;
 }
 
@@ -339,6 +343,7 @@ const OPERATIONS: &str = "tikv_operator_operations_in_progress";
 async fn kubectl_drain_respects_the_budget_and_moves_leaders_first() {
     let env = Env::start().await;
     env.wait_for("Ready with 3 PD members and 3 TiKV stores", |e| e.converged(3, 3)).await;
+    let probe = env.start_probe();
     let pdb = env.get("poddisruptionbudgets", "tikv-tikv").expect("the TiKV group's budget");
     assert_eq!(pdb["spec"]["minAvailable"], 2, "{pdb}");
     let victim = env.names("tikvs").into_iter().max_by_key(|t| env.store_of(t).map(|s| s.leader_count)).unwrap();
@@ -388,6 +393,7 @@ async fn kubectl_drain_respects_the_budget_and_moves_leaders_first() {
     assert_ne!(moved["spec"]["nodeName"].as_str(), Some(node.as_str()), "rescheduled off the drained node");
     assert!(env.evict_leader_stores().is_empty(), "no entry left: {:?}", env.evict_leader_stores());
     env.h.watcher().assert_none();
+    env.verify_probe(&probe);
     env.finish().await;
 }
 
@@ -410,6 +416,7 @@ fn rand_suffix() -> u64 {
 async fn six_stores_upgrade_one_at_a_time_across_an_operator_restart() {
     let mut env = Env::start().await;
     env.wait_for("Ready with 3 TiKV stores", |e| e.converged(3, 3)).await;
+    let probe = env.start_probe();
     env.patch("tikvgroups", TIKV_GROUP, json!({"spec": {"replicas": 6}}));
     env.wait_for("Ready with 6 TiKV stores", |e| e.converged(3, 6)).await;
     let stores = env.store_ids();
@@ -437,6 +444,7 @@ async fn six_stores_upgrade_one_at_a_time_across_an_operator_restart() {
     assert_eq!(rollout.restarted.iter().collect::<BTreeSet<_>>().len(), 6);
     assert_eq!(env.store_ids(), stores);
     assert!(env.evict_leader_stores().is_empty(), "{:?}", env.evict_leader_stores());
+    env.verify_probe(&probe);
     env.finish().await;
 }
 

@@ -30,6 +30,7 @@ const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 async fn scale_in_5_to_3_then_a_scale_in_cancelled_mid_way() {
     let env = Env::start().await;
     env.wait_for("Ready with 3 TiKV stores", |e| e.converged(3, 3)).await;
+    let probe = env.start_probe();
     env.patch("tikvgroups", TIKV_GROUP, json!({"spec": {"replicas": 5}}));
     env.wait_for("Ready with 5 TiKV stores", |e| settled(e, 5)).await;
 
@@ -118,6 +119,7 @@ async fn scale_in_5_to_3_then_a_scale_in_cancelled_mid_way() {
     assert!(env.metric("tikv_operator_passes_total", &[("controller", "tikv")]) > 0.0);
     assert!(env.metric("tikv_operator_pd_view_age_seconds", &[("cluster", CLUSTER)]) >= 0.0);
     eprintln!("cancelled mid-way: {chosen} (store {chosen_id}); PD writes {pd_log:#?}");
+    env.verify_probe(&probe);
     env.finish().await;
 }
 
@@ -128,6 +130,7 @@ async fn scale_in_5_to_3_then_a_scale_in_cancelled_mid_way() {
 async fn scale_in_below_max_replicas_is_refused_until_pd_allows_it() {
     let env = Env::start().await;
     env.wait_for("Ready with 3 TiKV stores", |e| e.converged(3, 3)).await;
+    let probe = env.start_probe();
     let before = env.store_ids();
     let (api, pd) = (env.api_seq(), env.pd_seq());
     env.patch("tikvgroups", TIKV_GROUP, json!({"spec": {"replicas": 2}}));
@@ -178,6 +181,7 @@ async fn scale_in_below_max_replicas_is_refused_until_pd_allows_it() {
     let cluster = env.get("clusters", crate::env::CLUSTER).unwrap();
     assert_eq!(cluster["status"]["replication"]["maxReplicas"], 2, "{}", cluster["status"]);
     eprintln!("3 -> 2 after max-replicas 2: {gone:?} left");
+    env.verify_probe(&probe);
     env.finish().await;
 }
 
@@ -189,6 +193,7 @@ async fn scale_in_below_max_replicas_is_refused_until_pd_allows_it() {
 async fn parallel_scale_in_then_one_finished_across_an_operator_restart() {
     let mut env = Env::start().await;
     env.wait_for("Ready with 3 TiKV stores", |e| e.converged(3, 3)).await;
+    let probe = env.start_probe();
     // The stores holding data go first (pd-sim may leave a new store empty, and an
     // empty store leaves PD at once): the lowest priority, given before the new ones
     // exist; the old store alone in its zone stays.
@@ -265,6 +270,7 @@ async fn parallel_scale_in_then_one_finished_across_an_operator_restart() {
     let entries_removed = pd_log.iter().filter(|w| w.starts_with("DELETE /schedulers/evict-leader-scheduler")).count();
     assert_eq!(entries_removed, 1, "the entry added for the store was removed once: {pd_log:#?}");
     eprintln!("restarted while {chosen} (store {chosen_id}) was Offline; PD writes {pd_log:#?}");
+    env.verify_probe(&probe);
     env.finish().await;
 }
 

@@ -94,6 +94,7 @@ fn removals(log: &[String]) -> Vec<&String> {
 async fn suspend_and_resume_keep_every_identity_and_apply_a_change_made_meanwhile() {
     let mut env = Env::start().await;
     env.wait_for("Ready", |e| e.converged(3, 3)).await;
+    let probe = env.start_probe();
     let (stores, members, volumes) = (env.store_ids(), member_ids(&env), pvcs(&env));
     let pd_names: BTreeSet<String> = pods_of(&env, "pd").iter().map(name).collect();
     let (api, pd) = (env.api_seq(), env.pd_seq());
@@ -176,6 +177,7 @@ async fn suspend_and_resume_keep_every_identity_and_apply_a_change_made_meanwhil
     for event in ["Suspending", "Suspended", "Resuming", "Resumed"] {
         assert!(env.has_event(CLUSTER, "Normal", event), "{event}: {:?}", env.events_of(CLUSTER));
     }
+    env.verify_probe(&probe);
     env.finish().await;
 }
 
@@ -191,6 +193,7 @@ async fn an_eviction_under_way_waits_through_a_suspension_then_the_offline_goes_
     })
     .await;
     env.wait_for("Ready with 4 stores", |e| e.converged(3, 4)).await;
+    let probe = env.start_probe();
     let victim = env.tikv_sharing_a_zone();
     let id = env.store_id(&victim);
     let control = env.pd().control();
@@ -241,5 +244,6 @@ async fn an_eviction_under_way_waits_through_a_suspension_then_the_offline_goes_
     let log = env.operator_pd_log(pd);
     assert_eq!(removals(&log), [&format!("DELETE /store/{id} -> 200")], "{log:#?}");
     assert_eq!(env.evict_leader_stores(), BTreeSet::new(), "no evict-leader entry left");
+    env.verify_probe(&probe);
     env.finish().await;
 }

@@ -7,6 +7,7 @@
 //! nothing to do are skipped, so a jump of the clock costs the changes it brings, not
 //! the time it spans.
 
+pub mod data;
 pub mod limit;
 pub mod member;
 pub mod region;
@@ -22,6 +23,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use sim_clock::SimInstant;
 
+use self::data::Data;
 use self::limit::TokenBucket;
 use self::member::{Member, Members};
 use self::region::{Peer, Region, seed_key};
@@ -134,6 +136,10 @@ pub enum StoreStartError {
     IncompatibleVersion { cluster: String, store: String },
     #[error("invalid put store id:{id} address:{address:?} version:{version:?}, error: {error}")]
     InvalidVersion { id: u64, address: String, version: String, error: String },
+    /// Not PD's: the simulator refuses to start a store whose data directory was
+    /// destroyed (nothing on a new disk could name that store ID).
+    #[error("store {0}'s data was destroyed")]
+    DataDestroyed(u64),
 }
 
 /// PD's store errors, with PD's texts.
@@ -204,6 +210,8 @@ pub struct Cluster {
     /// by their full JSON path (`schedule.max-merge-region-size`, `log.level`): shown by
     /// `GET /config`, nothing more.
     pub pd_config: BTreeMap<String, serde_json::Value>,
+    /// What the regions' replicas hold (see [`data`]).
+    pub data: Data,
 }
 
 impl Cluster {
@@ -243,6 +251,7 @@ impl Cluster {
             cluster_version: Version::ZERO,
             events_run: 0,
             pd_config: BTreeMap::new(),
+            data: Data::default(),
         }
     }
 
@@ -451,6 +460,7 @@ impl Cluster {
             return Err(StoreStartError::EmptyAddress);
         }
         let now = self.now;
+        self.check_not_destroyed(spec.store_id)?;
         if let Some(id) = spec.store_id
             && let Some(store) = self.stores.get(&id)
         {
@@ -506,6 +516,7 @@ impl Cluster {
                 store.start_time = now;
                 store.last_heartbeat = Some(now);
                 store.next_heartbeat = now + heartbeat;
+                self.catch_up_store(id);
                 id
             }
             requested => {
@@ -896,6 +907,7 @@ impl Cluster {
                         state_name: s.state_name(self.now, &self.knobs).to_owned(),
                         node_state: s.node_state,
                         physically_destroyed: s.physically_destroyed,
+                        data_destroyed: self.data.is_destroyed(s.id),
                         running: s.running,
                         leader_count: st.leader_count,
                         region_count: st.region_count,
@@ -979,6 +991,9 @@ pub struct StoreTruth {
     pub state_name: String,
     pub node_state: NodeState,
     pub physically_destroyed: bool,
+    /// The store's data directory is gone (ground truth, unknown to PD): see
+    /// [`Cluster::destroy_store_data`].
+    pub data_destroyed: bool,
     pub running: bool,
     pub leader_count: u64,
     pub region_count: u64,

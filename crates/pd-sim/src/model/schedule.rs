@@ -53,6 +53,7 @@ impl Cluster {
             if alive.is_empty() || alive.len() * 2 <= voters.len() {
                 continue;
             }
+            let alive = self.most_up_to_date(region, alive);
             let preferred: Vec<u64> = alive.iter().copied().filter(|s| !self.is_evicted(*s)).collect();
             let pool = if preferred.is_empty() { alive } else { preferred };
             changes.push((region.id, pool));
@@ -63,6 +64,7 @@ impl Cluster {
             if let Some(region) = self.regions.get_mut(&id) {
                 region.leader = Some(pick);
             }
+            self.catch_up_region(id);
         }
         acted
     }
@@ -183,7 +185,7 @@ impl Cluster {
                 continue;
             }
             let Some(region) = self.regions.get(&id).cloned() else { continue };
-            if !self.leader_running(&region) {
+            if !self.leader_running(&region) || !self.has_running_quorum(&region) {
                 continue;
             }
             let voters = region.voter_count();
@@ -290,6 +292,7 @@ impl Cluster {
             Duration::ZERO
         };
         let finish_at = now + self.knobs.region_move_base + snapshot;
+        self.send_snapshot(region.id, target);
         self.ops.insert(
             region.id,
             Operator { region: region.id, kind: OpKind::AddPeer { target, replace }, origin, finish_at },
@@ -454,7 +457,7 @@ impl Cluster {
             .regions
             .values()
             .filter(|r| r.has_peer_on(source) && !r.has_peer_on(target) && !self.ops.contains_key(&r.id))
-            .filter(|r| self.leader_running(r) && self.down_peers(r).is_empty())
+            .filter(|r| self.leader_running(r) && self.has_running_quorum(r) && self.down_peers(r).is_empty())
             .filter(|r| r.peer_on(source).is_some_and(|p| !p.learner))
             .filter(|r| !self.leader_stuck(r.id, source))
             .map(|r| r.id)
@@ -503,6 +506,7 @@ impl Cluster {
         if let Some(region) = self.regions.get_mut(&region_id) {
             region.leader = pick;
         }
+        self.catch_up_region(region_id);
     }
 
     pub(super) fn finish_op(&mut self, region_id: u64) {
@@ -511,8 +515,10 @@ impl Cluster {
             OpKind::AddPeer { target, replace } => {
                 let target_ok = self.stores.get(&target).is_some_and(|s| s.running && !s.is_removed());
                 let stuck = replace.is_some_and(|old| self.leader_stuck(region_id, old));
+                // Promoting the learner is a conf change: it commits only with a quorum.
+                let quorum = self.regions.get(&region_id).is_some_and(|r| self.has_running_quorum(r));
                 let Some(region) = self.regions.get_mut(&region_id) else { return };
-                if !target_ok || stuck {
+                if !target_ok || stuck || !quorum {
                     region.peers.retain(|p| !(p.store_id == target && p.learner));
                     region.conf_ver += 1;
                     return;
@@ -529,7 +535,8 @@ impl Cluster {
                 }
             }
             OpKind::RemovePeer { store } => {
-                if self.leader_stuck(region_id, store) {
+                let quorum = self.regions.get(&region_id).is_some_and(|r| self.has_running_quorum(r));
+                if self.leader_stuck(region_id, store) || !quorum {
                     return;
                 }
                 self.hand_off_leader(region_id, store, None);
@@ -546,6 +553,7 @@ impl Cluster {
                 let to_is_voter = region.peer_on(to).is_some_and(|p| !p.learner);
                 if region.leader == Some(from) && to_is_voter && to_ok {
                     region.leader = Some(to);
+                    self.catch_up_region(region_id);
                 }
             }
         }
