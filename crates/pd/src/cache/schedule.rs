@@ -75,7 +75,7 @@ pub(crate) fn next(config: &CacheConfig, inputs: &Inputs, now: Instant) -> Next 
     }
     let mode = mode(config, inputs, now);
     let due = last + interval(config, mode);
-    if now >= due { Next::Poll { full: mode == PollMode::Fast } } else { Next::SleepUntil(due) }
+    if now >= due { Next::Poll { full: true } } else { Next::SleepUntil(due) }
 }
 
 #[cfg(test)]
