@@ -177,6 +177,17 @@ pub mod reasons {
     /// `Suspended` False: the Cluster is resumed and the instance's Pod is not back yet
     /// (TiKV Pods wait for every PD member to be back and healthy).
     pub const RESUMING: &str = "Resuming";
+
+    // #17 TLS
+    /// Cluster `Synced` False: `tlsCluster.enabled` changed; every pod of the cluster is
+    /// deleted as for a suspension, and the new setting takes effect (`status.pd` follows)
+    /// only once none is left, so no process ever starts among peers speaking the other.
+    pub const TLS_SWITCH_PENDING: &str = "TLSSwitchPending";
+    /// Cluster `Synced` False: `tlsCluster.enabled` changed while PD has more than one
+    /// member; PD keeps its members' peer URLs (and their scheme) in its membership, so
+    /// members restarted with the other scheme could not reach each other. The change
+    /// waits; turn it back, resume, scale PD to one member, then change it again.
+    pub const TLS_SWITCH_BLOCKED: &str = "TLSSwitchBlocked";
 }
 
 /// Status of a condition, as Kubernetes spells it.

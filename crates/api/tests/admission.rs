@@ -795,3 +795,27 @@ fn failover_waits_at_least_a_minute() {
     }
     admitted(create(TiKVGroup::crd(), with(tikv_group(), "/spec/failover", json!({"enabled": true}))));
 }
+
+#[test]
+fn tls_changes_only_while_suspended() {
+    let tls = |on: bool| with(cluster(), "/spec/tlsCluster", json!({"enabled": on}));
+    let suspended = |object: Value| with(object, "/spec/suspendAction", json!({"suspendCompute": true}));
+    let message = "tlsCluster.enabled can change only while the Cluster is suspended";
+    // refused while running, both ways, and by adding or removing the field
+    refused(update(Cluster::crd(), cluster(), tls(true)), "spec", message);
+    refused(update(Cluster::crd(), tls(true), tls(false)), "spec", message);
+    refused(update(Cluster::crd(), tls(true), cluster()), "spec", message);
+    // resuming and changing in one update is refused: the new object is not suspended
+    refused(update(Cluster::crd(), suspended(cluster()), tls(true)), "spec", message);
+    // suspending in the same update, or already suspended: accepted
+    admitted(update(Cluster::crd(), cluster(), suspended(tls(true))));
+    admitted(update(Cluster::crd(), suspended(tls(true)), suspended(cluster())));
+    admitted(update(Cluster::crd(), suspended(cluster()), suspended(tls(true))));
+    // the same effective value is no change: adding `enabled: false`, or an empty field
+    admitted(update(Cluster::crd(), cluster(), tls(false)));
+    admitted(update(Cluster::crd(), tls(false), cluster()));
+    admitted(update(Cluster::crd(), cluster(), with(cluster(), "/spec/tlsCluster", json!({}))));
+    admitted(update(Cluster::crd(), tls(true), with(tls(true), "/spec/paused", json!(true))));
+    // on create there is nothing to compare with
+    admitted(create(Cluster::crd(), tls(true)));
+}

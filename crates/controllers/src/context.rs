@@ -115,14 +115,12 @@ pub struct Timing {
     pub pd_poll_fast: Duration,
     /// PD poll interval for `pd_idle_after` after the last write, wait or change.
     pub pd_poll_slow: Duration,
-    /// PD poll interval of a cluster nobody waits on (stores and members only).
+    /// PD poll interval of a cluster nobody waits on.
     pub pd_poll_idle: Duration,
     /// How long after the last activity the cache polls slowly before idling.
     pub pd_idle_after: Duration,
     /// A PD view older than this is not trusted for destructive steps.
     pub pd_fresh_for: Duration,
-    /// Read PD's member health in every poll (v2 polls members and health together).
-    pub pd_health_every_poll: bool,
     /// Every poll reports every store and member as changed, so every instance is
     /// reconciled once per poll (v2's pollers: a new resourceVersion each time).
     pub pd_events_every_poll: bool,
@@ -160,10 +158,9 @@ impl Default for Timing {
             pd_poll_fast: Duration::from_secs(1),
             pd_poll_slow: Duration::from_secs(30),
             // Stores and members: 4 reads in 3 minutes, under the 2 a minute aimed at.
-            pd_poll_idle: Duration::from_secs(90),
+            pd_poll_idle: Duration::from_secs(180),
             pd_idle_after: Duration::from_secs(120),
             pd_fresh_for: Duration::from_secs(5),
-            pd_health_every_poll: false,
             pd_events_every_poll: false,
             schedulers_read_every_tikv_pass: false,
             fresh_view_recheck: Duration::from_secs(2),
@@ -195,7 +192,6 @@ impl Timing {
             pd_poll_idle: poll,
             pd_idle_after: Duration::from_secs(120),
             pd_fresh_for: Duration::from_secs(45),
-            pd_health_every_poll: true,
             pd_events_every_poll: true,
             schedulers_read_every_tikv_pass: true,
             fresh_view_recheck: wait,
@@ -216,7 +212,6 @@ impl Timing {
             idle_interval: self.pd_poll_idle,
             idle_after: self.pd_idle_after,
             fresh_for: self.pd_fresh_for,
-            health_every_poll: self.pd_health_every_poll,
             events_every_poll: self.pd_events_every_poll,
             ..tikv_operator_pd::CacheConfig::default()
         }
@@ -388,7 +383,7 @@ mod timing_tests {
         let secs = Duration::from_secs;
         // PD pollers every 30 s, no fast mode, members with health, every object each poll.
         assert_eq!((v2.pd_poll_fast, v2.pd_poll_slow, v2.pd_poll_idle), (secs(30), secs(30), secs(30)));
-        assert!(v2.pd_health_every_poll && v2.pd_events_every_poll);
+        assert!(v2.pd_events_every_poll);
         // RequeueAfterOnePoll: one poll plus 15 s.
         assert_eq!(v2.pd_fresh_for, secs(45));
         // defaultTaskWaitDuration 5 s for every wait, eviction and restart included.
@@ -406,13 +401,17 @@ mod timing_tests {
         let ours = Timing::default();
         let cache = ours.pd_cache();
         assert_eq!(cache.fast_interval, Duration::from_secs(1));
-        assert_eq!(cache.idle_interval, Duration::from_secs(90), "two reads (stores, members) in 90 s");
+        assert_eq!(
+            cache.idle_interval,
+            Duration::from_secs(180),
+            "five reads (stores, members, health, schedulers, config) in 180 s"
+        );
         assert_eq!(cache.fresh_for, Duration::from_secs(5));
-        assert!(!cache.health_every_poll && !cache.events_every_poll && !ours.schedulers_read_every_tikv_pass);
+        assert!(!cache.events_every_poll && !ours.schedulers_read_every_tikv_pass);
         assert_eq!(ours.tikv_ready_after, Duration::ZERO);
         let v2 = Timing::v2().pd_cache();
         assert_eq!((v2.fast_interval, v2.fresh_for), (Duration::from_secs(30), Duration::from_secs(45)));
-        assert!(v2.health_every_poll && v2.events_every_poll);
+        assert!(v2.events_every_poll);
     }
 
     #[test]

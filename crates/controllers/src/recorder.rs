@@ -10,6 +10,7 @@
 //! a new Event. Needs `create` and `patch` on `events.k8s.io` `events`.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -58,16 +59,31 @@ struct Published {
     last: Instant,
 }
 
+/// One Event key's record: its own lock, held across the request that creates or
+/// counts it, so that two passes recording the same Event at once make one while
+/// Events of other keys go out in parallel.
+type Slot = Arc<Mutex<Option<Published>>>;
+
 /// Records Events as one reporting controller.
 pub struct Recorder {
     client: Client,
     controller: String,
-    published: Mutex<HashMap<Key, Published>>,
+    /// Each key's slot and when it was last asked for (its window runs from then).
+    published: std::sync::Mutex<HashMap<Key, (Slot, Instant)>>,
 }
 
 impl Recorder {
     pub fn new(client: Client, controller: impl Into<String>) -> Self {
-        Self { client, controller: controller.into(), published: Mutex::new(HashMap::new()) }
+        Self { client, controller: controller.into(), published: std::sync::Mutex::new(HashMap::new()) }
+    }
+
+    /// The key's slot; slots out of their window and not in use are forgotten.
+    fn slot(&self, key: Key) -> Slot {
+        let mut published = self.published.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        published.retain(|_, (slot, last)| last.elapsed() < SERIES_WINDOW || Arc::strong_count(slot) > 1);
+        let entry = published.entry(key).or_insert_with(|| (Slot::default(), Instant::now()));
+        entry.1 = Instant::now();
+        entry.0.clone()
     }
 
     /// Records the Event, or counts it on the same one recorded within the window.
@@ -89,10 +105,10 @@ impl Recorder {
         });
         let key = Key { object, type_, reason: reason.into(), action: action.into(), note: note.into() };
         // Held across the request: two passes recording the same Event at once make one.
-        let mut published = self.published.lock().await;
-        published.retain(|_, p| p.last.elapsed() < SERIES_WINDOW);
+        let slot = self.slot(key);
+        let mut published = slot.lock().await;
         let now = Timestamp::now();
-        if let Some(earlier) = published.get_mut(&key) {
+        if let Some(earlier) = published.as_mut().filter(|p| p.last.elapsed() < SERIES_WINDOW) {
             let count = earlier.count + 1;
             let api: Api<Event> = Api::namespaced(self.client.clone(), &earlier.namespace);
             let patch = json!({"series": EventSeries { count, last_observed_time: MicroTime(now) }});
@@ -125,7 +141,7 @@ impl Recorder {
         let api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
         let created = api.create(&PostParams::default(), &event).await?;
         let name = created.metadata.name.unwrap_or_default();
-        published.insert(key, Published { namespace, name, count: 1, last: Instant::now() });
+        *published = Some(Published { namespace, name, count: 1, last: Instant::now() });
         Ok(())
     }
 }

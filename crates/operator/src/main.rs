@@ -93,7 +93,7 @@ struct RunArgs {
     /// [default: 30s; v2: 30s].
     #[arg(long, value_parser = parse_duration)]
     pd_poll_slow: Option<Duration>,
-    /// PD poll interval of a cluster nobody waits on (stores and members only)
+    /// PD poll interval of a cluster nobody waits on
     /// [default: 90s; v2: 30s].
     #[arg(long, value_parser = parse_duration)]
     pd_poll_idle: Option<Duration>,

@@ -23,6 +23,8 @@ mod rolling;
 mod scale_in;
 #[path = "e2e/suspend.rs"]
 mod suspend;
+#[path = "e2e/tls.rs"]
+mod tls;
 #[path = "e2e/volumes.rs"]
 mod volumes;
 

@@ -114,15 +114,16 @@ impl Control {
     pub async fn start_store(&self, spec: StoreSpec) -> Result<StartedStore, ControlError> {
         let shared = &self.shared;
         let mut servers = shared.servers.lock().await;
-        let previous = spec.store_id.and_then(|id| servers.status.get(&id)).map(|e| e.addr);
+        let previous = spec.store_id.and_then(|id| servers.status.get(&id)).map(|e| (e.addr, e.tls.clone()));
+        let tls = previous.as_ref().map_or_else(|| shared.tls.clone(), |(_, tls)| tls.clone());
         let cell = Arc::new(AtomicU64::new(spec.store_id.unwrap_or(0)));
         let router = crate::status_server::router_for(shared.clone(), cell.clone());
         let served = match previous {
-            Some(addr) => match serve(addr, router.clone(), shared.tls.clone()).await {
+            Some((addr, _)) => match serve(addr, router.clone(), tls.clone()).await {
                 Ok(served) => served,
-                Err(_) => serve(SocketAddr::new(shared.host, 0), router, shared.tls.clone()).await?,
+                Err(_) => serve(SocketAddr::new(shared.host, 0), router, tls.clone()).await?,
             },
-            None => serve(SocketAddr::new(shared.host, 0), router, shared.tls.clone()).await?,
+            None => serve(SocketAddr::new(shared.host, 0), router, tls.clone()).await?,
         };
         let addr = served.addr();
         let mut spec = spec;
@@ -132,7 +133,7 @@ impl Control {
         let id = shared.mutate(|c| c.start_store(spec))?;
         cell.store(id, Ordering::Release);
         let status_address = shared.lock().stores.get(&id).map(|s| s.status_address.clone()).unwrap_or_default();
-        servers.status.insert(id, Endpoint { addr, served: Some(served) });
+        servers.status.insert(id, Endpoint { addr, served: Some(served), tls });
         Ok(StartedStore { id, status_url: self.url(addr), status_address })
     }
 
@@ -213,7 +214,7 @@ impl Control {
         let client_urls = spec.client_urls.unwrap_or_else(|| vec![url.clone()]);
         let peer_urls = spec.peer_urls.unwrap_or_else(|| vec![format!("{}://{name}:2380", shared.scheme())]);
         let member_id = shared.mutate(|c| c.add_member(name.clone(), peer_urls, client_urls))?;
-        servers.members.insert(name.clone(), Endpoint { addr, served: Some(served) });
+        servers.members.insert(name.clone(), Endpoint { addr, served: Some(served), tls: shared.tls.clone() });
         Ok(StartedMember { name, member_id, url })
     }
 
@@ -308,6 +309,41 @@ impl Control {
     /// Ground truth: stores with counts, regions, members, schedulers, operators.
     pub fn snapshot(&self) -> Snapshot {
         self.shared.lock().snapshot()
+    }
+
+    /// The member's client listener serves with `tls` (PEM material, or plain with
+    /// `None`) from now on, as a PD process started with other `[security]` settings and
+    /// client URL scheme does; a listener already serving is bound again at once.
+    pub async fn set_member_tls(&self, name: &str, tls: Option<&crate::tls::TlsConfig>) -> Result<(), ControlError> {
+        let acceptor =
+            tls.map(crate::tls::acceptor).transpose().map_err(|e| ControlError::BadRequest(format!("{e:#}")))?;
+        let shared = &self.shared;
+        let mut servers = shared.servers.lock().await;
+        let endpoint = servers.members.get_mut(name).ok_or_else(|| MemberError::NotFound(name.to_owned()))?;
+        endpoint.tls = acceptor;
+        if let Some(served) = endpoint.served.take() {
+            served.close().await;
+            let router = crate::api::router(crate::api::Ctx { shared: shared.clone(), member: Some(name.to_owned()) });
+            endpoint.served = Some(serve(endpoint.addr, router, endpoint.tls.clone()).await?);
+        }
+        Ok(())
+    }
+
+    /// The store's status server serves with `tls` (or plain with `None`) from now on,
+    /// as a TiKV process started with other `[security]` settings does.
+    pub async fn set_store_tls(&self, id: u64, tls: Option<&crate::tls::TlsConfig>) -> Result<(), ControlError> {
+        let acceptor =
+            tls.map(crate::tls::acceptor).transpose().map_err(|e| ControlError::BadRequest(format!("{e:#}")))?;
+        let shared = &self.shared;
+        let mut servers = shared.servers.lock().await;
+        let endpoint = servers.status.get_mut(&id).ok_or(StoreError::NotFound(id))?;
+        endpoint.tls = acceptor;
+        if let Some(served) = endpoint.served.take() {
+            served.close().await;
+            let router = crate::status_server::router(shared.clone(), id);
+            endpoint.served = Some(serve(endpoint.addr, router, endpoint.tls.clone()).await?);
+        }
+        Ok(())
     }
 
     // ---- the data path (a TiKV client's writes and reads; see `model::data`) ----

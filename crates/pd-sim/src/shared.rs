@@ -33,6 +33,8 @@ pub struct Servers {
 pub struct Endpoint {
     pub addr: SocketAddr,
     pub served: Option<Served>,
+    /// What it serves with (a restarted process may bring other certificates, or none).
+    pub tls: Option<Arc<TlsAcceptor>>,
 }
 
 fn relock<'a, T>(result: Result<MutexGuard<'a, T>, std::sync::PoisonError<MutexGuard<'a, T>>>) -> MutexGuard<'a, T> {
@@ -94,7 +96,7 @@ impl Shared {
                 (true, false) => {
                     let router =
                         crate::api::router(crate::api::Ctx { shared: self.clone(), member: Some(name.clone()) });
-                    endpoint.served = rebind(endpoint.addr, router, self.tls.clone()).await;
+                    endpoint.served = rebind(endpoint.addr, router, endpoint.tls.clone()).await;
                 }
                 (false, true) => {
                     if let Some(served) = endpoint.served.take() {
@@ -115,7 +117,7 @@ impl Shared {
             match (want, endpoint.served.is_some()) {
                 (true, false) => {
                     let router = crate::status_server::router(self.clone(), *id);
-                    endpoint.served = rebind(endpoint.addr, router, self.tls.clone()).await;
+                    endpoint.served = rebind(endpoint.addr, router, endpoint.tls.clone()).await;
                 }
                 (false, true) => {
                     if let Some(served) = endpoint.served.take() {

@@ -1192,6 +1192,36 @@ async fn tls_without_allowed_cn_verifies_a_client_certificate_only_if_given() {
     );
 }
 
+#[tokio::test]
+async fn a_member_and_a_store_restarted_with_tls_serve_only_tls_on_the_same_address() {
+    let pki = Pki::new();
+    let sim = PdSim::start(Config::fast()).await.unwrap();
+    let control = sim.control();
+    let member = sim.control().snapshot().members[0].name.clone();
+    let addr = control.member_url(&member).await.unwrap().replace("http://", "");
+    let store = control.register_store("tikv-1:20160").await.unwrap();
+    let status = store.status_url.replace("http://", "");
+    let plain = client();
+    assert_eq!(plain.get(format!("http://{addr}/pd/api/v1/ping")).send().await.unwrap().status(), 200);
+
+    let (cert_pem, key_pem) = pki.leaf("pd", &["127.0.0.1", "localhost"]);
+    let tls = pd_sim::TlsConfig { ca_pem: pki.ca.clone(), cert_pem, key_pem, cert_allowed_cn: vec![] };
+    control.set_member_tls(&member, Some(&tls)).await.unwrap();
+    control.set_store_tls(store.id, Some(&tls)).await.unwrap();
+    let client = pki.client(Some(pki.leaf("client", &[])));
+    assert_eq!(client.get(format!("https://{addr}/pd/api/v1/ping")).send().await.unwrap().status(), 200);
+    assert_eq!(client.get(format!("https://{status}/status")).send().await.unwrap().status(), 200);
+    assert!(plain.get(format!("http://{addr}/pd/api/v1/ping")).send().await.is_err(), "plain HTTP to a TLS listener");
+
+    // a stop and start keeps what the listener serves with; back to plain on request
+    control.stop_member(&member).await.unwrap();
+    control.start_member(&member).await.unwrap();
+    assert_eq!(client.get(format!("https://{addr}/pd/api/v1/ping")).send().await.unwrap().status(), 200);
+    control.set_member_tls(&member, None).await.unwrap();
+    assert_eq!(plain.get(format!("http://{addr}/pd/api/v1/ping")).send().await.unwrap().status(), 200);
+    assert!(client.get(format!("https://{addr}/pd/api/v1/ping")).send().await.is_err(), "TLS to a plain listener");
+}
+
 // ---- initial members, restarts on the same port ----
 
 /// The fast preset, with no wait for a leader (a leaderless answer comes at once).

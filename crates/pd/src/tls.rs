@@ -154,8 +154,11 @@ fn certs(pem: &[u8], key: &'static str) -> Result<Vec<CertificateDer<'static>>, 
     Ok(certs)
 }
 
+/// One provider for every client (each Cluster has its own PD client; a provider per
+/// client cost about 14 KB each).
 pub(crate) fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    static PROVIDER: std::sync::OnceLock<Arc<rustls::crypto::CryptoProvider>> = std::sync::OnceLock::new();
+    PROVIDER.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider())).clone()
 }
 
 /// A rustls configuration for plain-HTTP clients: reqwest insists on building one, and

@@ -12,6 +12,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use pd_sim::{ControlError, MemberSpec, PdSim, Snapshot};
 
+use crate::processes::security::Transport;
+
 pub struct PdCluster {
     pub index: usize,
     pub namespace: String,
@@ -69,6 +71,20 @@ struct Inner {
     pods: HashMap<String, Instance>,
     /// Members named in an initial cluster whose pod has not started yet.
     pending: HashSet<(usize, String)>,
+    /// The running PD and TiKV processes (by pod): their cluster and transport.
+    speakers: BTreeMap<String, (usize, Transport)>,
+    mixed: Vec<MixedStart>,
+}
+
+/// A process that started while a live process of its cluster spoke the other transport
+/// (TLS against plain): the real ones could not talk to each other.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MixedStart {
+    /// `ns/name` of the pod that started.
+    pub pod: String,
+    pub transport: Transport,
+    /// The live peers (`ns/name`) speaking the other transport at that moment.
+    pub peers: Vec<String>,
 }
 
 /// Every PD cluster the pods formed; shared by the processes, the harness and the
@@ -198,6 +214,43 @@ impl PdClusters {
         inner.keys.insert(key.to_owned(), index);
         inner.pending.extend(pending);
         Ok(cluster)
+    }
+
+    /// A process of `cluster` in `pod` now runs speaking `transport`; returns the live
+    /// processes of the cluster speaking the other one (recorded as a [`MixedStart`]).
+    pub(crate) fn speak(&self, cluster: usize, pod: &str, transport: Transport) -> Vec<String> {
+        let mut inner = self.lock();
+        inner.speakers.insert(pod.to_owned(), (cluster, transport));
+        let peers: Vec<String> = inner
+            .speakers
+            .iter()
+            .filter(|(p, (c, t))| p.as_str() != pod && *c == cluster && *t != transport)
+            .map(|(p, _)| p.clone())
+            .collect();
+        if !peers.is_empty() {
+            inner.mixed.push(MixedStart { pod: pod.to_owned(), transport, peers: peers.clone() });
+        }
+        peers
+    }
+
+    /// The process in `pod` stopped.
+    pub(crate) fn silence(&self, pod: &str) {
+        self.lock().speakers.remove(pod);
+    }
+
+    /// The transport of the process running in `pod` (`ns/name`), if one runs.
+    pub fn transport(&self, pod: &str) -> Option<Transport> {
+        self.lock().speakers.get(pod).map(|(_, t)| *t)
+    }
+
+    /// Every running process of `cluster` with its transport.
+    pub fn speakers(&self, cluster: usize) -> BTreeMap<String, Transport> {
+        self.lock().speakers.iter().filter(|(_, (c, _))| *c == cluster).map(|(p, (_, t))| (p.clone(), *t)).collect()
+    }
+
+    /// Every start among peers of the other transport so far (none, in a correct run).
+    pub fn mixed_starts(&self) -> Vec<MixedStart> {
+        self.lock().mixed.clone()
     }
 
     /// Stops every cluster's listeners and drivers.

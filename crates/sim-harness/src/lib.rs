@@ -39,7 +39,7 @@ pub mod processes;
 pub mod programs;
 pub mod proxy;
 
-pub use clusters::{DataDir, Instance, PdCluster, PdClusters};
+pub use clusters::{DataDir, Instance, MixedStart, PdCluster, PdClusters};
 pub use harness::{Harness, HarnessConfig};
 pub use invariants::{Breach, Invariant, SafetyWatcher, WatcherConfig};
 pub use network::{NetError, Network, Route, Target};

@@ -1238,6 +1238,103 @@ async fn a_pd_joining_while_a_member_is_down_exits_with_etcds_refusal() {
     env.shutdown().await;
 }
 
+/// The Secret a TLS pod mounts at /var/lib/cluster-tls: a CA and a certificate for the
+/// cluster's names.
+fn tls_secret() -> Value {
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(rcgen::DnType::CommonName, "test CA");
+    let issuer = rcgen::CertifiedIssuer::self_signed(ca, rcgen::KeyPair::generate().unwrap()).unwrap();
+    let sans = ["basic-pd.db.svc", "*.basic-pd-peer.db.svc", "*.basic-tikv-peer.db.svc"];
+    let mut leaf = rcgen::CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    leaf.distinguished_name.push(rcgen::DnType::CommonName, "basic");
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = leaf.signed_by(&key, &issuer).unwrap();
+    json!({"metadata": {"name": "tls"}, "stringData": {"ca.crt": issuer.pem(), "tls.crt": cert.pem(), "tls.key": key.serialize_pem()}})
+}
+
+fn with_tls_mount(mut pod: Value) -> Value {
+    pod["spec"]["volumes"].as_array_mut().unwrap().push(json!({"name": "tls", "secret": {"secretName": "tls"}}));
+    pod["spec"]["containers"][0]["volumeMounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "tls", "mountPath": "/var/lib/cluster-tls"}));
+    pod
+}
+
+const TIKV_SECURITY: &str = "[security]\nca-path = \"/var/lib/cluster-tls/ca.crt\"\ncert-path = \"/var/lib/cluster-tls/tls.crt\"\nkey-path = \"/var/lib/cluster-tls/tls.key\"\n";
+const PD_SECURITY: &str = "[security]\ncacert-path = \"/var/lib/cluster-tls/ca.crt\"\ncert-path = \"/var/lib/cluster-tls/tls.crt\"\nkey-path = \"/var/lib/cluster-tls/tls.key\"\n";
+
+/// Restarts PD member `i` (same data) with its config's URLs switched to `https` where
+/// `client`/`peer` say so, with certificates.
+async fn restart_pd_with(env: &Env, i: usize, client: bool, peer: bool) {
+    let name = format!("basic-pd-{i}");
+    env.delete_as("test", "pods", &name);
+    env.wait_gone(&name).await;
+    let mut cm = pd_config("basic", i);
+    let mut toml = cm["data"]["config.toml"].as_str().unwrap().to_owned();
+    if client {
+        toml = toml.replace("client-urls = \"http://", "client-urls = \"https://");
+    }
+    if peer {
+        toml = toml.replace("peer-urls = \"http://", "peer-urls = \"https://");
+    }
+    cm["data"]["config.toml"] = json!(format!("{toml}{PD_SECURITY}"));
+    env.delete_as("test", "configmaps", &name);
+    env.create("configmaps", cm);
+    env.create("pods", with_tls_mount(pd_pod("basic", i, &initial_cluster("basic", 3), "pingcap/pd:v8.5.0")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_and_plain_processes_cannot_talk() {
+    let env = Env::start().await;
+    start_pd(&env).await;
+    start_tikv(&env, 3).await;
+    env.create("secrets", tls_secret());
+    assert_eq!(env.h.pd_registry().mixed_starts(), [], "a plain cluster is not mixed");
+
+    // A TLS TiKV cannot reach a plain PD (it dials with its own setting).
+    let mut cm = tikv_config(3, TIKV_SECURITY);
+    cm["metadata"]["name"] = json!("basic-tikv-3");
+    env.create("configmaps", cm);
+    env.create("persistentvolumeclaims", pvc("tikv-basic-tikv-3", "tikv"));
+    env.create("pods", with_tls_mount(tikv_pod(3, "pingcap/tikv:v8.5.0")));
+    let message =
+        env.wait("TLS TiKV gives up on plain PD", |e| e.pod("basic-tikv-3").and_then(|p| last_exit(&p))).await;
+    assert!(
+        message.contains("failed to connect to PD") && message.contains("does not look like a TLS handshake"),
+        "{message}"
+    );
+
+    // Half-configured security is fatal, as TiKV's validation is.
+    let mut cm = tikv_config(4, "[security]\nca-path = \"/var/lib/cluster-tls/ca.crt\"\n");
+    cm["metadata"]["name"] = json!("basic-tikv-4");
+    env.create("configmaps", cm);
+    env.create("persistentvolumeclaims", pvc("tikv-basic-tikv-4", "tikv"));
+    env.create("pods", with_tls_mount(tikv_pod(4, "pingcap/tikv:v8.5.0")));
+    let message = env.wait("half TLS config", |e| e.pod("basic-tikv-4").and_then(|p| last_exit(&p))).await;
+    assert!(message.contains("ca, cert and private key should be all configured"), "{message}");
+
+    // A PD member whose client URL turns https (peer URL kept) serves TLS to clients: it
+    // rejoins, and it is recorded as speaking TLS among plain processes.
+    restart_pd_with(&env, 0, true, false).await;
+    env.wait_ready("basic-pd-0").await;
+    let mixed = env.h.pd_registry().mixed_starts();
+    assert_eq!(mixed.len(), 1, "{mixed:?}");
+    assert_eq!(mixed[0].pod, "db/basic-pd-0");
+    assert_eq!(mixed[0].peers.len(), 5, "two PD members and three TiKVs speak plain: {mixed:?}");
+
+    // A PD member restarted with an https peer URL is not reachable at the http URL the
+    // membership keeps for it: no quorum with its peers, and etcd gives up.
+    restart_pd_with(&env, 1, true, true).await;
+    let message = env
+        .wait("PD member with the other peer scheme exits", |e| e.pod("basic-pd-1").and_then(|p| last_exit(&p)))
+        .await;
+    assert!(message.contains("etcd start canceled") && message.contains("listens TLS"), "{message}");
+    assert!(!env.snapshot().members.iter().any(|m| m.name == "basic-pd-1" && m.running), "never rejoined");
+    env.shutdown().await;
+}
+
 /// Deletes the pod `basic-tikv-{i}` and its PVC at once, and waits until pd-sim shows
 /// the store's data destroyed (its volume gone).
 async fn delete_pod_and_pvc(env: &Env, i: usize) -> u64 {

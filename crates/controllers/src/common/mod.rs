@@ -114,12 +114,19 @@ impl<K: Object> Pass<K> {
     /// `Cluster.spec.suspendAction.suspendCompute`: every Pod of the cluster is to be
     /// deleted (TiKV first, then PD), everything else kept, and nothing else changes
     /// until the Cluster is resumed.
+    /// A pending change of `tlsCluster` counts as a suspension too: every Pod goes before
+    /// any starts with the new setting, even if the Cluster was resumed early.
     pub fn suspended(&self) -> bool {
-        self.cluster.as_ref().and_then(|c| c.spec.suspend_action.as_ref()).is_some_and(|a| a.suspend_compute)
+        self.cluster.as_ref().is_some_and(|c| {
+            c.spec.suspend_action.as_ref().is_some_and(|a| a.suspend_compute) || c.tls_switch_pending()
+        })
     }
 
+    /// The TLS setting in force (see [`Cluster::tls_in_force`]): what ConfigMaps, Pods and
+    /// PD URLs are rendered with. A changed `tlsCluster` reaches them only once every Pod
+    /// of the cluster is gone.
     pub fn tls_enabled(&self) -> bool {
-        self.cluster.as_ref().and_then(|c| c.spec.tls_cluster.as_ref()).is_some_and(|t| t.enabled)
+        self.cluster.as_ref().is_some_and(Cluster::tls_in_force)
     }
 
     /// Sets a condition of the status being built, observed at the object's generation.
@@ -227,4 +234,36 @@ pub trait PassState: Send + 'static {
     type Object: Object;
     fn pass(&self) -> &Pass<Self::Object>;
     fn pass_mut(&mut self) -> &mut Pass<Self::Object>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{offline_context, sample_cluster};
+    use tikv_operator_api::PD;
+    use tikv_operator_api::cluster::{ClusterStatus, SuspendAction, TlsCluster};
+
+    fn pass(wanted: bool, recorded: &str, suspended: bool) -> Pass<PD> {
+        let mut cluster = sample_cluster("basic");
+        cluster.spec.tls_cluster = Some(TlsCluster { enabled: wanted });
+        cluster.spec.suspend_action = Some(SuspendAction { suspend_compute: suspended });
+        cluster.status = Some(ClusterStatus { pd: Some(recorded.to_owned()), ..ClusterStatus::default() });
+        Pass::new(offline_context(), "default", "pd-abc").with_cluster(cluster)
+    }
+
+    #[tokio::test]
+    async fn a_pending_tls_switch_renders_the_old_setting_and_suspends() {
+        // turned on while suspended, not switched yet: pods keep plain, and go
+        let p = pass(true, "http://pd-pd.default.svc:2379", true);
+        assert!(!p.tls_enabled() && p.suspended());
+        // resumed early: still suspended until the switch
+        let p = pass(true, "http://pd-pd.default.svc:2379", false);
+        assert!(!p.tls_enabled() && p.suspended());
+        // switched and resumed: TLS, running
+        let p = pass(true, "https://pd-pd.default.svc:2379", false);
+        assert!(p.tls_enabled() && !p.suspended());
+        // turned off, not switched: TLS kept until every pod is gone
+        let p = pass(false, "https://pd-pd.default.svc:2379", false);
+        assert!(p.tls_enabled() && p.suspended());
+    }
 }

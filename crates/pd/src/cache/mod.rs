@@ -1,17 +1,16 @@
 //! The per-cluster PD cache (DESIGN.md section 4).
 //!
-//! One [`PdCache`] per Cluster polls PD's stores (Tombstone included) and members (whose
-//! answer carries the cluster ID) and, when a view must be complete, health, the stores
-//! under the evict-leader scheduler and the replication config; it keeps the last good
-//! [`PdView`] and broadcasts [`PdEvent`]s for what changed. How often and how much it
-//! reads is [`schedule`]'s: fast and in full while any [`WaitGuard`] is alive for the
-//! cluster, at once and in full after the operator writes to PD or a refresh is asked
-//! for, slowly and then (idle) rarely otherwise, reading only stores and members unless
-//! they changed.
+//! One [`PdCache`] per Cluster polls PD's stores (Tombstone included), members (whose
+//! answer carries the cluster ID), health, the stores under the evict-leader scheduler
+//! and the replication config — all of them in every poll; it keeps the last good
+//! [`PdView`] and broadcasts [`PdEvent`]s for what changed. How often it polls is
+//! [`schedule`]'s: fast while any [`WaitGuard`] is alive for the cluster, at once after
+//! the operator writes to PD or a refresh is asked for, slowly and then (idle) rarely
+//! otherwise.
 //!
 //! A failed poll never turns into "absent": the old view stays, the error is recorded,
 //! and readers see [`Freshness::Stale`] (or [`Freshness::Unavailable`] before the first
-//! good poll). A view is [`Freshness::Fresh`] only if it was read in full, after the
+//! good poll). A view is [`Freshness::Fresh`] only if it was read after the
 //! operator's last write, and is younger than [`CacheConfig::fresh_for`].
 //!
 //! Time is a [`CacheClock`]'s: tokio's by default (tests run on its paused clock), the
@@ -108,15 +107,12 @@ pub struct CacheConfig {
     pub fast_interval: Duration,
     /// Poll interval for [`CacheConfig::idle_after`] after the last activity.
     pub slow_interval: Duration,
-    /// Poll interval otherwise (stores and members only, unless they changed).
+    /// Poll interval otherwise.
     pub idle_interval: Duration,
     /// How long after the last write, wait or change the cache still polls slowly.
     pub idle_after: Duration,
     /// A view older than this is stale.
     pub fresh_for: Duration,
-    /// Read `/health` in every poll, not only in full ones (tidb-operator v2 polls
-    /// members and health together).
-    pub health_every_poll: bool,
     /// Report every store and member as changed after every poll, as tidb-operator v2's
     /// pollers do (their objects carry a new resourceVersion each time), so that every
     /// instance is looked at once per poll.
@@ -130,12 +126,14 @@ impl Default for CacheConfig {
         CacheConfig {
             fast_interval: Duration::from_secs(1),
             slow_interval: Duration::from_secs(30),
-            idle_interval: Duration::from_secs(90),
+            idle_interval: Duration::from_secs(180),
             idle_after: Duration::from_secs(120),
             fresh_for: Duration::from_secs(5),
-            health_every_poll: false,
             events_every_poll: false,
-            event_capacity: 1024,
+            // A poll yields at most one event per store and member; a lagging
+            // subscriber is told so and looks at the whole cluster again. 1024 slots
+            // cost about 156 KB per Cluster.
+            event_capacity: 64,
         }
     }
 }
@@ -366,7 +364,7 @@ impl PdCache {
         self.shared().lock().view.as_ref().map(|v| now.saturating_duration_since(v.observed_at))
     }
 
-    /// Polls now, in full, and waits for that poll: its view, or its error.
+    /// Polls now and waits for that poll: its view, or its error.
     pub async fn refresh(&self) -> std::result::Result<Arc<PdView>, PdError> {
         let target = self.shared().request_refresh();
         let mut refreshed = self.shared().refreshed.clone();
@@ -389,20 +387,15 @@ impl PdCache {
         PdSnapshot { view: state.view.clone(), freshness, last_error: state.last_error.clone() }
     }
 
-    /// The view, if it is fresh (read in full, after the operator's last write, younger
-    /// than `fresh_for`, latest poll good). When it is merely old, partial or predates a
-    /// write, a full poll is requested so a later reconcile finds a fresh one.
+    /// The view, if it is fresh (read after the operator's last write, younger than
+    /// `fresh_for`, latest poll good). When it is merely old or predates a write, a poll
+    /// is requested so a later reconcile finds a fresh one.
     pub fn fresh_view(&self) -> std::result::Result<Arc<PdView>, NotFresh> {
         let snapshot = self.snapshot();
         match (snapshot.freshness, snapshot.view) {
             (Freshness::Fresh, Some(view)) => Ok(view),
             (freshness, _) => {
-                if matches!(
-                    freshness,
-                    Freshness::Stale(
-                        StaleReason::OlderThanLastWrite | StaleReason::TooOld { .. } | StaleReason::Partial
-                    )
-                ) {
+                if matches!(freshness, Freshness::Stale(StaleReason::OlderThanLastWrite | StaleReason::TooOld { .. })) {
                     self.request_refresh();
                 }
                 Err(NotFresh { freshness, last_error: snapshot.last_error })
@@ -431,9 +424,6 @@ fn freshness(state: &State, fresh_for: Duration, now: Instant) -> Freshness {
     if view.write_epoch < state.write_epoch {
         return Freshness::Stale(StaleReason::OlderThanLastWrite);
     }
-    if !view.complete {
-        return Freshness::Stale(StaleReason::Partial);
-    }
     let age = now.saturating_duration_since(view.observed_at);
     if age > fresh_for {
         return Freshness::Stale(StaleReason::TooOld { age });
@@ -456,42 +446,22 @@ async fn run<A: PdApi>(api: A, shared: Arc<Shared>, refreshed: watch::Sender<u64
                     () = woken => {}
                 }
             }
-            schedule::Next::Poll { full } => {
-                let covers = poll_once(&api, &shared, full).await;
+            schedule::Next::Poll => {
+                let covers = poll_once(&api, &shared).await;
                 refreshed.send_replace(covers);
             }
         }
     }
 }
 
-/// Everything but the stores and members; `None` parts are carried over.
-struct Extras {
-    health: Option<Vec<MemberHealth>>,
-    evict_leader_stores: Option<BTreeSet<u64>>,
-    replication: Option<ReplicationConfig>,
-}
-
-async fn read_extras<A: PdApi>(api: &A, full: bool, health_every_poll: bool) -> Result<Extras> {
-    if full {
-        let (health, evict_leader_stores, replication) =
-            tokio::try_join!(api.health(), api.evict_leader_stores(), api.replication_config())?;
-        return Ok(Extras {
-            health: Some(health),
-            evict_leader_stores: Some(evict_leader_stores),
-            replication: Some(replication),
-        });
-    }
-    let health = if health_every_poll { Some(api.health().await?) } else { None };
-    Ok(Extras { health, evict_leader_stores: None, replication: None })
-}
-
-/// Reads one view: stores and members, then the rest when `full`, when there is no
-/// view to carry it over from, or when the stores or members changed (so that every
-/// event comes with a complete view). Returns the view and the events leading to it.
+/// Reads one whole view: stores and members (whose header carries the cluster ID),
+/// health, the stores under the evict-leader scheduler and the replication config.
+/// Every poll reads all of it, so no part of a view is ever carried over from an older
+/// poll (a carried-over health or evict-leader entry misled guards that read the last
+/// view). Returns the view and the events leading to it.
 async fn read_view<A: PdApi>(
     api: &A,
     shared: &Shared,
-    full: bool,
     started: Instant,
     write_epoch: u64,
 ) -> Result<(PdView, Vec<PdEvent>)> {
@@ -503,45 +473,20 @@ async fn read_view<A: PdApi>(
             Err(error) => Err(error),
         }
     };
-    let (stores, members) = tokio::try_join!(stores, api.members())?;
+    let (stores, members, health, evict_leader_stores, replication) =
+        tokio::try_join!(stores, api.members(), api.health(), api.evict_leader_stores(), api.replication_config())?;
     let cluster_id = match members.cluster_id {
         0 => api.cluster_id().await?,
         id => id,
     };
     let previous = shared.lock().view.clone();
-    let health_every_poll = shared.config.health_every_poll;
-    if !full && let Some(previous) = previous.as_deref() {
-        let extras = read_extras(api, false, health_every_poll).await?;
-        let read = view::Read {
-            cluster_id,
-            stores: stores.clone(),
-            members: members.clone(),
-            health: extras.health,
-            evict_leader_stores: extras.evict_leader_stores,
-            replication: extras.replication,
-        };
-        let partial = PdView::build(read, started, write_epoch, Some(previous));
-        let events = events::diff(Some(previous), &partial);
-        if events.is_empty() {
-            return Ok((partial, events));
-        }
-    }
-    let extras = read_extras(api, true, health_every_poll).await?;
-    let read = view::Read {
-        cluster_id,
-        stores,
-        members,
-        health: extras.health,
-        evict_leader_stores: extras.evict_leader_stores,
-        replication: extras.replication,
-    };
+    let read = view::Read { cluster_id, stores, members, health, evict_leader_stores, replication };
     let view = PdView::build(read, started, write_epoch, previous.as_deref());
     let events = events::diff(previous.as_deref(), &view);
     Ok((view, events))
 }
 
-/// One poll; returns the highest refresh request it covers.
-async fn poll_once<A: PdApi>(api: &A, shared: &Shared, full: bool) -> u64 {
+async fn poll_once<A: PdApi>(api: &A, shared: &Shared) -> u64 {
     let (started, write_epoch, covers) = {
         let now = shared.clock.now();
         let mut state = shared.lock();
@@ -550,7 +495,7 @@ async fn poll_once<A: PdApi>(api: &A, shared: &Shared, full: bool) -> u64 {
         (now, state.write_epoch, state.refresh_requested)
     };
 
-    let result = read_view(api, shared, full, started, write_epoch).await;
+    let result = read_view(api, shared, started, write_epoch).await;
 
     let events = {
         let mut state = shared.lock();

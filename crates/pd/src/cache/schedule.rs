@@ -2,14 +2,13 @@
 //! whole policy is tested without a clock.
 //!
 //! - **Fast** while a wait is registered: something is in motion and will judge PD
-//!   soon; every poll reads everything (a full view, which alone can be fresh).
+//!   soon.
 //! - **Slow** for [`CacheConfig::idle_after`] after the last activity (a write, a wait
 //!   registered or released, a change seen): things may still be settling.
-//! - **Idle** otherwise: a Ready cluster nobody waits on. Slow and idle polls read only
-//!   the stores and the members (which carry the cluster ID); a change among them makes
-//!   the same poll read the rest, so every event comes with a full view.
+//! - **Idle** otherwise: a Ready cluster nobody waits on.
 //!
-//! A refresh (asked for, or after a write) polls at once, in full.
+//! Every poll reads everything (see `read_view`). A refresh (asked for, or after a
+//! write) polls at once.
 
 use std::time::Duration;
 
@@ -40,11 +39,7 @@ pub(crate) struct Inputs {
 /// What the poll loop does next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Next {
-    /// Poll now; `full` reads health, the evict-leader scheduler and the replication
-    /// config too.
-    Poll {
-        full: bool,
-    },
+    Poll,
     SleepUntil(Instant),
 }
 
@@ -68,14 +63,14 @@ pub(crate) fn interval(config: &CacheConfig, mode: PollMode) -> Duration {
 
 pub(crate) fn next(config: &CacheConfig, inputs: &Inputs, now: Instant) -> Next {
     let Some(last) = inputs.last_poll_started else {
-        return Next::Poll { full: true };
+        return Next::Poll;
     };
     if inputs.refresh_wanted {
-        return Next::Poll { full: true };
+        return Next::Poll;
     }
     let mode = mode(config, inputs, now);
     let due = last + interval(config, mode);
-    if now >= due { Next::Poll { full: true } } else { Next::SleepUntil(due) }
+    if now >= due { Next::Poll } else { Next::SleepUntil(due) }
 }
 
 #[cfg(test)]
@@ -97,35 +92,35 @@ mod tests {
     }
 
     #[test]
-    fn the_first_poll_and_a_refresh_are_full_and_at_once() {
+    fn the_first_poll_and_a_refresh_are_at_once() {
         let t0 = Instant::now();
-        assert_eq!(next(&config(), &Inputs::default(), t0), Next::Poll { full: true });
+        assert_eq!(next(&config(), &Inputs::default(), t0), Next::Poll);
         let inputs = Inputs { refresh_wanted: true, last_poll_started: Some(t0), ..Inputs::default() };
-        assert_eq!(next(&config(), &inputs, at(t0, 0)), Next::Poll { full: true });
+        assert_eq!(next(&config(), &inputs, at(t0, 0)), Next::Poll);
     }
 
     #[test]
-    fn a_wait_polls_every_fast_interval_in_full() {
+    fn a_wait_polls_every_fast_interval() {
         let t0 = Instant::now();
         let inputs =
             Inputs { waiting: true, last_poll_started: Some(t0), last_activity: Some(t0), ..Inputs::default() };
         assert_eq!(mode(&config(), &inputs, t0), PollMode::Fast);
         assert_eq!(next(&config(), &inputs, t0), Next::SleepUntil(at(t0, 1)));
-        assert_eq!(next(&config(), &inputs, at(t0, 1)), Next::Poll { full: true });
+        assert_eq!(next(&config(), &inputs, at(t0, 1)), Next::Poll);
     }
 
     #[test]
-    fn after_activity_polls_slowly_then_idle_reading_stores_and_members_only() {
+    fn after_activity_polls_slowly_then_idle() {
         let t0 = Instant::now();
         let mut inputs = Inputs { last_poll_started: Some(t0), last_activity: Some(t0), ..Inputs::default() };
         assert_eq!(mode(&config(), &inputs, at(t0, 10)), PollMode::Slow);
         assert_eq!(next(&config(), &inputs, at(t0, 10)), Next::SleepUntil(at(t0, 30)));
-        assert_eq!(next(&config(), &inputs, at(t0, 30)), Next::Poll { full: false });
+        assert_eq!(next(&config(), &inputs, at(t0, 30)), Next::Poll);
         // Two minutes after the last activity the cluster is idle.
         inputs.last_poll_started = Some(at(t0, 120));
         assert_eq!(mode(&config(), &inputs, at(t0, 120)), PollMode::Idle);
         assert_eq!(next(&config(), &inputs, at(t0, 150)), Next::SleepUntil(at(t0, 180)));
-        assert_eq!(next(&config(), &inputs, at(t0, 180)), Next::Poll { full: false });
+        assert_eq!(next(&config(), &inputs, at(t0, 180)), Next::Poll);
     }
 
     #[test]

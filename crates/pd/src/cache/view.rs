@@ -19,10 +19,7 @@ pub struct PdMember {
 }
 
 /// What one successful poll read: stores (Tombstone included), members with health,
-/// leaders, the cluster ID, the evict-leader entries and the replication config. A poll
-/// of stores and members only (an idle cluster's) carries health, the evict-leader
-/// entries and the config over from the view before, and is never fresh
-/// ([`StaleReason::Partial`]).
+/// leaders, the cluster ID, the evict-leader entries and the replication config.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PdView {
     pub cluster_id: u64,
@@ -49,9 +46,6 @@ pub struct PdView {
     /// The operator's write count when the poll started; a view is fresh only if no
     /// write happened since.
     pub(crate) write_epoch: u64,
-    /// Health, the evict-leader entries and the config were read by this poll too (not
-    /// carried over).
-    pub(crate) complete: bool,
 }
 
 /// The answers of one poll.
@@ -60,16 +54,14 @@ pub(crate) struct Read {
     /// `None` while PD is not bootstrapped.
     pub stores: Option<Vec<Store>>,
     pub members: Members,
-    /// `None`: not read by this poll (carried over from the view before).
-    pub health: Option<Vec<MemberHealth>>,
-    pub evict_leader_stores: Option<BTreeSet<u64>>,
-    pub replication: Option<ReplicationConfig>,
+    pub health: Vec<MemberHealth>,
+    pub evict_leader_stores: BTreeSet<u64>,
+    pub replication: ReplicationConfig,
 }
 
 impl PdView {
     pub(crate) fn build(read: Read, observed_at: Instant, write_epoch: u64, previous: Option<&PdView>) -> Self {
         let Read { cluster_id, stores, members, health, evict_leader_stores, replication } = read;
-        let complete = health.is_some() && evict_leader_stores.is_some() && replication.is_some();
         let bootstrapped = stores.is_some();
         let stores = stores.unwrap_or_default().into_iter().map(|s| (s.id, s)).collect();
         let leader = members.leader_name().map(str::to_owned);
@@ -80,16 +72,10 @@ impl PdView {
             .members
             .into_iter()
             .map(|member| {
-                let healthy = match &health {
-                    Some(health) => health.iter().find(|h| h.member_id == member.member_id).map(|h| h.health),
-                    None => previous.and_then(|p| p.member_by_id(member.member_id)).and_then(|m| m.healthy),
-                };
+                let healthy = health.iter().find(|h| h.member_id == member.member_id).map(|h| h.health);
                 (member.name.clone(), PdMember { member, healthy })
             })
             .collect();
-        let evict_leader_stores =
-            evict_leader_stores.unwrap_or_else(|| previous.map(|p| p.evict_leader_stores.clone()).unwrap_or_default());
-        let replication = replication.unwrap_or_else(|| previous.map(|p| p.replication.clone()).unwrap_or_default());
         PdView {
             cluster_id,
             bootstrapped,
@@ -102,13 +88,7 @@ impl PdView {
             replication,
             observed_at,
             write_epoch,
-            complete,
         }
-    }
-
-    /// Whether this poll read health, the evict-leader entries and the config too.
-    pub fn is_complete(&self) -> bool {
-        self.complete
     }
 
     /// How long the current PD leader has led, as of this view.
@@ -150,9 +130,6 @@ pub enum StaleReason {
     TooOld { age: Duration },
     /// The latest poll failed; the view is the last good one.
     PollFailing,
-    /// An idle poll read the stores and members only; health, the evict-leader entries
-    /// and the config are older.
-    Partial,
 }
 
 /// How usable the cache's view is right now.
@@ -173,9 +150,6 @@ impl fmt::Display for Freshness {
             Freshness::Stale(StaleReason::OlderThanLastWrite) => f.write_str("stale: read before the last write to PD"),
             Freshness::Stale(StaleReason::TooOld { age }) => write!(f, "stale: read {age:?} ago"),
             Freshness::Stale(StaleReason::PollFailing) => f.write_str("stale: polling PD fails"),
-            Freshness::Stale(StaleReason::Partial) => {
-                f.write_str("stale: an idle poll (stores and members; health, schedulers and config older)")
-            }
             Freshness::Unavailable => f.write_str("unavailable: PD has never been read"),
         }
     }

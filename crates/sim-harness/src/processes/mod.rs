@@ -8,6 +8,7 @@
 //! binary's kind of fatal log line as its termination message.
 
 mod pd;
+pub mod security;
 mod tikv;
 
 use std::sync::Arc;

@@ -28,6 +28,7 @@ use kube_sim::cluster::runtime::BoxFuture;
 use kube_sim::cluster::{ContainerContext, ContainerExit, ContainerProcess, StopRequest};
 use tokio::task::JoinHandle;
 
+use super::security::{self, Transport};
 use super::{Processes, data_identity, go_type, pod_key, toml_at, until_running};
 use crate::clusters::{DataDir, Instance, PdCluster, Replication, control_error};
 use crate::cmdline::{FlagSpec, FlagStyle, flag, invocation, parse_flags};
@@ -79,6 +80,12 @@ pub(crate) struct PdConfig {
     pub join: String,
     pub max_replicas: Option<usize>,
     pub location_labels: Option<Vec<String>>,
+    /// What the client and peer listeners serve (their URLs' schemes, given `[security]`).
+    pub client_transport: Transport,
+    pub peer_transport: Transport,
+    /// `[security]`'s certificates: `https` listeners serve them, peers with `https` URLs
+    /// can be dialed.
+    pub certificates: Option<security::Certificates>,
 }
 
 fn fatal(what: &str, error: &str) -> String {
@@ -145,6 +152,17 @@ pub(crate) fn parse(ctx: &ContainerContext) -> Result<PdConfig, String> {
         }
         None => {}
     }
+    let certs = security::pd_certificates(ctx, &file).map_err(|e| fatal("run server failed", &e))?;
+    let listen = |urls: &[String], what: &str| -> Result<Transport, String> {
+        let mut transport = Transport::Plain;
+        for url in urls {
+            transport = security::pd_listener(url, certs.as_ref(), what).map_err(|e| fatal("run server failed", &e))?;
+        }
+        Ok(transport)
+    };
+    cfg.client_transport = listen(&cfg.client_urls, "client")?;
+    cfg.peer_transport = listen(&cfg.peer_urls, "peer")?;
+    cfg.certificates = certs;
     match toml_at(&file, &["replication", "location-labels"]) {
         Some(toml::Value::Array(items)) => {
             cfg.location_labels = Some(items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect());
@@ -222,6 +240,7 @@ impl PdProcess {
             st.member.take()
         };
         self.procs.net.remove_pod(&pod_key(&self.ctx));
+        self.procs.clusters.silence(&pod_key(&self.ctx));
         if let Some((cluster, name)) = member {
             let _ = cluster.stop_member(&name).await;
         }
@@ -255,6 +274,7 @@ impl PdProcess {
                     .clusters
                     .get(cluster)
                     .ok_or_else(|| fatal("run server failed", "data directory of a vanished cluster"))?;
+                self.reach_peers(&cluster, &name, &cfg).await?;
                 let _guard = procs.clusters.formation().await;
                 cluster.start_member(&name).await.map_err(|e| fatal("run server failed", &control_error(&e)))?;
                 cluster
@@ -265,6 +285,14 @@ impl PdProcess {
         let dir = DataDir::PdMember { cluster: cluster.index, name: cfg.name.clone() };
         procs.clusters.set_data(&data_key, claim.as_deref(), dir);
         procs.clusters.set_pod(&pod_key(&self.ctx), Instance::Pd { cluster: cluster.index, member: cfg.name.clone() });
+        procs.clusters.speak(cluster.index, &pod_key(&self.ctx), cfg.client_transport);
+        let serving = match (cfg.client_transport, &cfg.certificates) {
+            (Transport::Tls, Some(certs)) => Some(certs.serving()),
+            _ => None,
+        };
+        if let Err(e) = cluster.control().set_member_tls(&cfg.name, serving.as_ref()).await {
+            return Err(fatal("run server failed", &format!("loading the certificates: {}", control_error(&e))));
+        }
         self.publish(&cluster, &cfg).await;
         let stopped = {
             let mut st = self.state();
@@ -291,6 +319,47 @@ impl PdProcess {
                 return Err(fatal("server stopped", "the member has been permanently removed from the cluster"));
             }
         }
+    }
+
+    /// A member restarting with its data: its peers dial it at the peer URLs PD's
+    /// membership holds for it, and it dials them at theirs, each by the URL's scheme (a
+    /// restart does not change them: PD takes the stored ones over its flags). A member
+    /// listening with another scheme than the one stored for it, or unable to dial a
+    /// peer stored as `https` (no certificates), reaches no quorum; etcd gives up after
+    /// the start timeout. A lone member needs no peer.
+    async fn reach_peers(&self, cluster: &PdCluster, name: &str, cfg: &PdConfig) -> Result<(), String> {
+        let snap = cluster.snapshot();
+        let members: Vec<_> = snap.members.iter().filter(|m| m.in_etcd).collect();
+        if members.len() <= 1 {
+            return Ok(());
+        }
+        let stored = |m: &pd_sim::model::member::Member| {
+            m.peer_urls.first().map(|u| Transport::of_scheme(u)).unwrap_or_default()
+        };
+        let mut problems = Vec::new();
+        for m in &members {
+            if m.name == name && stored(m) != cfg.peer_transport {
+                problems.push(format!(
+                    "peers dial this member at {:?} ({}) but it listens {}",
+                    m.peer_urls,
+                    stored(m).name(),
+                    cfg.peer_transport.name()
+                ));
+            }
+            if m.name != name && stored(m) == Transport::Tls && cfg.certificates.is_none() {
+                problems.push(format!("peer {} is at {:?} and this member has no certificates", m.name, m.peer_urls));
+            }
+        }
+        if problems.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(pod = %pod_key(&self.ctx), ?problems, "pd-server cannot reach its peers");
+        let clock = self.procs.clock().clone();
+        clock.sleep(self.procs.settings.pd_start_timeout).await;
+        Err(fatal(
+            "run server failed",
+            &format!("[PD:server:ErrCancelStartEtcd]etcd start canceled: {}", problems.join("; ")),
+        ))
     }
 
     /// etcd's check that its advertised peer URLs resolve (retried until the timeout).
@@ -485,6 +554,7 @@ impl ContainerProcess for PdProcess {
         };
         let net = self.procs.net.clone();
         let pod = pod_key(&self.ctx);
+        self.procs.clusters.silence(&pod);
         Box::pin(async move {
             net.remove_pod(&pod);
             if let Some((cluster, name)) = member {
@@ -502,6 +572,7 @@ impl ContainerProcess for PdProcess {
             st.member.take()
         };
         self.procs.net.remove_pod(&pod_key(&self.ctx));
+        self.procs.clusters.silence(&pod_key(&self.ctx));
         if let Some((cluster, name)) = member {
             tokio::spawn(async move {
                 let _ = cluster.stop_member(&name).await;

@@ -36,6 +36,7 @@ use pd_sim::{ConfigFile, Label, StoreSpec};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
+use super::security::{self, Transport, handshake};
 use super::{Processes, data_identity, image_version, parse_size, pod_key, serde_unexpected, toml_at, until_running};
 use crate::clusters::{DataDir, Instance, PdCluster, control_error};
 use crate::cmdline::{FlagSpec, FlagStyle, flag, invocation, parse_flags};
@@ -83,6 +84,9 @@ pub(crate) struct TikvConfig {
     pub config_path: Option<String>,
     /// The whole applied config as the status server shows it.
     pub applied: Value,
+    /// `[security]`: TLS on every port and every dial, or plain on all.
+    pub transport: Transport,
+    pub certificates: Option<security::Certificates>,
 }
 
 impl TikvConfig {
@@ -176,6 +180,7 @@ pub(crate) fn parse(ctx: &ContainerContext) -> Result<TikvConfig, String> {
     if cfg.pd_endpoints.is_empty() {
         return Err(fatal("invalid configuration: please specify pd.endpoints."));
     }
+    (cfg.transport, cfg.certificates) = security::tikv(ctx, &file).map_err(|e| fatal(&e))?;
     if cfg.advertise_addr.is_empty() {
         if cfg.addr.starts_with("0.0.0.0") {
             return Err(fatal(&format!("invalid configuration: invalid advertise-addr: {:?}", cfg.addr)));
@@ -246,6 +251,7 @@ impl TikvProcess {
             st.store.take()
         };
         self.procs.net.remove_pod(&pod_key(&self.ctx));
+        self.procs.clusters.silence(&pod_key(&self.ctx));
         if let Some((cluster, id)) = store {
             let _ = cluster.control().stop_store(id).await;
         }
@@ -261,6 +267,7 @@ impl TikvProcess {
     fn take_store(&self) -> Option<(Arc<PdCluster>, u64)> {
         let mut st = self.state();
         st.stopped = true;
+        self.procs.clusters.silence(&pod_key(&self.ctx));
         st.store.take()
     }
 
@@ -278,7 +285,13 @@ impl TikvProcess {
                     continue;
                 };
                 match procs.net.dial(Some(&self.ctx.namespace), &host, port) {
-                    Ok((_, Route { target: Target::PdClient { cluster, .. }, .. })) => {
+                    Ok((_, Route { target: Target::PdClient { cluster, .. }, pod, .. })) => {
+                        // The endpoint's scheme is stripped: TiKV dials with its own setting.
+                        let served = procs.clusters.transport(&pod).unwrap_or(Transport::Plain);
+                        if let Some(error) = handshake(cfg.transport, served) {
+                            last = format!("{endpoint}: {error}");
+                            continue;
+                        }
                         if let Some(c) = procs.clusters.get(cluster) {
                             if c.snapshot().leader.is_some() {
                                 return Ok(c);
@@ -335,8 +348,18 @@ impl TikvProcess {
             .start_store(spec)
             .await
             .map_err(|e| fatal(&format!("failed to start node: Other({:?})", control_error(&e))))?;
+        let serving = cfg.certificates.as_ref().map(security::Certificates::serving);
+        if let Err(e) = cluster.control().set_store_tls(started.id, serving.as_ref()).await {
+            let _ = cluster.control().stop_store(started.id).await;
+            return Err(fatal(&format!("failed to start status server: {}", control_error(&e))));
+        }
         procs.clusters.set_data(&data_key, claim.as_deref(), DataDir::Store { cluster: cluster.index, id: started.id });
         procs.clusters.set_pod(&pod_key(&self.ctx), Instance::Tikv { cluster: cluster.index, store: started.id });
+        let others = procs.clusters.speak(cluster.index, &pod_key(&self.ctx), cfg.transport);
+        if !others.is_empty() {
+            // Raft messages to and from these peers fail their handshakes.
+            tracing::warn!(pod = %pod_key(&self.ctx), transport = cfg.transport.name(), ?others, "tikv-server cannot reach peers speaking the other transport");
+        }
         let real = host_port(&started.status_url).and_then(|(h, p)| format!("{h}:{p}").parse::<SocketAddr>().ok());
         if let Some((_, port)) = host_port(&format!("http://{}", cfg.status_addr)) {
             let ip = std::net::IpAddr::V4(self.ctx.pod_ip);
@@ -352,6 +375,7 @@ impl TikvProcess {
         };
         if stopped {
             procs.net.remove_pod(&pod_key(&self.ctx));
+            procs.clusters.silence(&pod_key(&self.ctx));
             let _ = cluster.control().stop_store(started.id).await;
         }
         Ok(())

@@ -1,40 +1,128 @@
 //! `pd_url` and `register_pd`.
 //!
 //! `pd_url` reads the first PD group and records the URL of its client Service
-//! (`http(s)://<group>-pd.<ns>.svc:<client port>`) in the status being built; it is
-//! set once and kept. Pure: Complete, or Wait while there is no PD group.
+//! (`http(s)://<group>-pd.<ns>.svc:<client port>`) in the status being built. The URL is
+//! kept; its scheme is the TLS setting in force, which every pod is rendered with. When
+//! `tlsCluster.enabled` differs from it (a change admitted only while suspended), the
+//! scheme changes once PD has at most one member and a fresh list shows no pod of the
+//! cluster left (every instance deletes its pod meanwhile, as for a suspension); until
+//! then Synced is False with `TLSSwitchPending` or `TLSSwitchBlocked`. Reads the groups
+//! loaded and, only while a switch is pending, the cluster's Pods from the API server.
+//! Writes only the status being built (and an Event when the scheme changes). Complete;
+//! Wait while there is no PD group; Fail if the Pods cannot be listed.
 //!
 //! `register_pd` starts (or keeps) the cluster's PD client and cache with that URL,
-//! with the client certificate Secret when `tlsCluster` is on. Writes nothing to
+//! with the client certificate Secret when the URL is `https`. Writes nothing to
 //! Kubernetes or PD. Complete; Wait while there is no URL or the Secret is missing or
 //! invalid (its creation is the user's); Fail on an unexpected error.
 
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::api::ListParams;
 use kube::{Api, ResourceExt};
-use tikv_operator_api::names;
+use tikv_operator_api::condition::reasons;
+use tikv_operator_api::{PDGroup, names};
 use tikv_operator_pd::TlsMaterial;
-use tikv_operator_task::{Node, Outcome, sync_task, task};
+use tikv_operator_task::{Node, Outcome, task};
 
 use crate::cluster::state::ClusterState;
+use crate::common::{Group, Object};
 use crate::pd_registry::ClusterKey;
 
+/// `url` with the scheme of the TLS setting `tls`.
+fn with_scheme(url: &str, tls: bool) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    format!("{}://{rest}", if tls { "https" } else { "http" })
+}
+
+/// What a pending TLS switch may do now.
+#[derive(Debug, PartialEq, Eq)]
+enum Switch {
+    /// PD has more than this one member: it could not form a quorum after the switch.
+    Blocked {
+        members: i32,
+    },
+    /// Pods of the cluster are still there.
+    Waiting {
+        pods: usize,
+    },
+    Now,
+}
+
+fn switch(members: i32, pods: usize) -> Switch {
+    if members > 1 {
+        Switch::Blocked { members }
+    } else if pods > 0 {
+        Switch::Waiting { pods }
+    } else {
+        Switch::Now
+    }
+}
+
+/// PD members the groups have or want (the larger of the two per group).
+fn pd_members(s: &ClusterState) -> i32 {
+    s.pd_groups.iter().map(|g| g.replicas().max(g.status().map_or(0, |st| PDGroup::group_status(st).replicas))).sum()
+}
+
 pub fn pd_url() -> Node<ClusterState> {
-    sync_task("pd_url", |s: &mut ClusterState| {
-        if let Some(url) = &s.pass.status.pd {
-            return Outcome::complete(url.clone());
-        }
-        let Some(group) = s.pd_groups.iter().min_by_key(|g| g.metadata.creation_timestamp.clone().map(|t| t.0)) else {
-            return Outcome::wait("no PD group yet; waiting for one to be created");
-        };
-        let scheme = if s.pass.tls_enabled() { "https" } else { "http" };
-        let url = format!(
-            "{scheme}://{}.{}.svc:{}",
-            names::pd_client_service_name(&group.name_any()),
-            s.pass.namespace,
-            group.spec.template.spec.server.ports.client
-        );
-        s.pass.status.pd = Some(url.clone());
-        Outcome::complete(url)
+    task("pd_url", |s: &mut ClusterState| {
+        Box::pin(async move {
+            let wanted = s.pass.object.as_ref().is_some_and(tikv_operator_api::Cluster::tls_wanted);
+            if let Some(url) = s.pass.status.pd.clone() {
+                if url.starts_with("https://") == wanted {
+                    return Outcome::complete(url);
+                }
+                let to = if wanted { "on" } else { "off" };
+                let members = pd_members(s);
+                let pods = if members > 1 {
+                    0
+                } else {
+                    let api: Api<Pod> = Api::namespaced(s.pass.ctx.client.clone(), &s.pass.namespace);
+                    let params = ListParams::default().labels(&format!("{}={}", names::LABEL_CLUSTER, s.pass.name));
+                    match api.list(&params).await {
+                        Ok(list) => list.items.len(),
+                        Err(error) => return Outcome::fail(error),
+                    }
+                };
+                return match switch(members, pods) {
+                    Switch::Blocked { members } => {
+                        let message = format!(
+                            "tlsCluster.enabled turned {to} while PD has {members} members: PD keeps their peer URLs with the old scheme, so they could not reach each other after the switch; set it back, resume, scale PD to one member, then change it again"
+                        );
+                        s.pass.not_synced(reasons::TLS_SWITCH_BLOCKED, message.clone());
+                        Outcome::complete(message)
+                    }
+                    Switch::Waiting { pods } => {
+                        let message = format!(
+                            "tlsCluster.enabled turned {to}: takes effect once every pod of the cluster is gone ({pods} left)"
+                        );
+                        s.pass.not_synced(reasons::TLS_SWITCH_PENDING, message.clone());
+                        Outcome::complete(message)
+                    }
+                    Switch::Now => {
+                        let new = with_scheme(&url, wanted);
+                        s.pass.status.pd = Some(new.clone());
+                        let note = format!("TLS turned {to}: no pod of the cluster is left; PD is now {new}");
+                        s.pass.event("TLSSwitched", "SwitchTLS", note.clone()).await;
+                        Outcome::complete(note)
+                    }
+                };
+            }
+            let Some(group) = s.pd_groups.iter().min_by_key(|g| g.metadata.creation_timestamp.clone().map(|t| t.0))
+            else {
+                return Outcome::wait("no PD group yet; waiting for one to be created");
+            };
+            let url = with_scheme(
+                &format!(
+                    "{}.{}.svc:{}",
+                    names::pd_client_service_name(&group.name_any()),
+                    s.pass.namespace,
+                    group.spec.template.spec.server.ports.client
+                ),
+                wanted,
+            );
+            s.pass.status.pd = Some(url.clone());
+            Outcome::complete(url)
+        })
     })
 }
 
@@ -44,7 +132,7 @@ pub fn register_pd() -> Node<ClusterState> {
             let Some(url) = s.pass.status.pd.clone() else {
                 return Outcome::wait("no PD URL yet");
             };
-            let tls = if s.pass.tls_enabled() {
+            let tls = if url.starts_with("https://") {
                 let name = names::cluster_client_secret_name(&s.pass.name);
                 let secrets: Api<Secret> = Api::namespaced(s.pass.ctx.client.clone(), &s.pass.namespace);
                 match secrets.get_opt(&name).await {
@@ -117,6 +205,111 @@ mod tests {
         state.pd_groups = vec![sample_pd_group("pd", 3)];
         Runner::new("test", [pd_url()]).run("k", &mut state).await;
         assert_eq!(state.pass.status.pd.as_deref(), Some("https://pd-pd.ns.svc:2379"));
+    }
+
+    #[test]
+    fn a_switch_changes_only_the_scheme() {
+        assert_eq!(with_scheme("http://pd-pd.ns.svc:2379", true), "https://pd-pd.ns.svc:2379");
+        assert_eq!(with_scheme("https://pd-pd.ns.svc:2379", false), "http://pd-pd.ns.svc:2379");
+        assert_eq!(with_scheme("https://pd-pd.ns.svc:2379", true), "https://pd-pd.ns.svc:2379");
+        assert_eq!(with_scheme("pd-pd.ns.svc:2379", false), "http://pd-pd.ns.svc:2379");
+    }
+
+    #[test]
+    fn a_switch_waits_for_one_pd_member_then_for_every_pod() {
+        assert_eq!(switch(3, 0), Switch::Blocked { members: 3 });
+        assert_eq!(switch(2, 5), Switch::Blocked { members: 2 });
+        assert_eq!(switch(1, 4), Switch::Waiting { pods: 4 });
+        assert_eq!(switch(0, 1), Switch::Waiting { pods: 1 });
+        assert_eq!(switch(1, 0), Switch::Now);
+    }
+
+    /// A Cluster recorded with `http`, asking for TLS (suspended), one PD member.
+    async fn turned_on(env: &crate::testing::TestEnv, pd_replicas: i32) -> ClusterState {
+        let mut cluster = sample_cluster("basic");
+        cluster.spec.tls_cluster = Some(tikv_operator_api::cluster::TlsCluster { enabled: true });
+        cluster.spec.suspend_action = Some(tikv_operator_api::cluster::SuspendAction { suspend_compute: true });
+        let cluster = env.create(cluster).await;
+        let mut state = ClusterState::new(env.ctx.clone(), "default", "basic");
+        state.pass = state.pass.with_object(cluster.clone()).with_cluster(cluster);
+        state.pass.status.pd = Some("http://pd-pd.default.svc:2379".into());
+        state.pd_groups = vec![sample_pd_group("pd", pd_replicas)];
+        state
+    }
+
+    fn pod(name: &str) -> k8s_openapi::api::core::v1::Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": "default", "labels": {names::LABEL_CLUSTER: "basic"}},
+            "spec": {"containers": [{"name": "pd", "image": "pingcap/pd"}]}
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_scheme_changes_once_no_pod_of_the_cluster_is_left() {
+        let env = crate::testing::TestEnv::start().await;
+        let mut state = turned_on(&env, 1).await;
+        env.create(pod("pd-pd-abc123")).await;
+        let runner = Runner::new("test", [pd_url()]);
+        let report = env.run(&runner, "k", &mut state).await;
+        assert_eq!(
+            report.entry("pd_url").unwrap().message(),
+            "tlsCluster.enabled turned on: takes effect once every pod of the cluster is gone (1 left)"
+        );
+        assert_eq!(state.pass.status.pd.as_deref(), Some("http://pd-pd.default.svc:2379"), "kept while a pod is left");
+        assert_eq!(state.pass.unsynced[0].reason, reasons::TLS_SWITCH_PENDING);
+        assert_eq!(env.requests(), ["list pods/"], "a fresh list of the cluster's pods, nothing written");
+
+        let api: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(env.client.clone(), "default");
+        api.delete("pd-pd-abc123", &Default::default()).await.unwrap();
+        let mut state = ClusterState { pass: state.pass, ..turned_on_groups(1) };
+        state.pass.unsynced.clear();
+        env.sim.requests().reset();
+        env.run(&runner, "k", &mut state).await;
+        assert_eq!(state.pass.status.pd.as_deref(), Some("https://pd-pd.default.svc:2379"));
+        assert!(state.pass.unsynced.is_empty());
+        let requests = env.requests();
+        assert_eq!(requests.iter().filter(|r| !r.starts_with("create events")).collect::<Vec<_>>(), ["list pods/"]);
+        let events = env.events().await;
+        assert_eq!(events.last().unwrap().1, "TLSSwitched", "{events:?}");
+
+        // settled: nothing read, nothing written
+        let mut cluster: tikv_operator_api::Cluster = env.get("basic").await;
+        env.sim.requests().reset();
+        cluster.status =
+            Some(tikv_operator_api::cluster::ClusterStatus { pd: state.pass.status.pd.clone(), ..Default::default() });
+        state.pass.object = Some(cluster);
+        env.run(&runner, "k", &mut state).await;
+        assert_eq!(env.requests(), Vec::<String>::new());
+    }
+
+    fn turned_on_groups(pd_replicas: i32) -> ClusterState {
+        let mut s = ClusterState::new(offline_context(), "default", "basic");
+        s.pd_groups = vec![sample_pd_group("pd", pd_replicas)];
+        s
+    }
+
+    #[tokio::test]
+    async fn a_switch_with_several_pd_members_is_blocked_without_reading_pods() {
+        let env = crate::testing::TestEnv::start().await;
+        let mut state = turned_on(&env, 3).await;
+        let report = env.run(&Runner::new("test", [pd_url()]), "k", &mut state).await;
+        assert!(report.entry("pd_url").unwrap().message().contains("while PD has 3 members"), "{report}");
+        assert_eq!(state.pass.status.pd.as_deref(), Some("http://pd-pd.default.svc:2379"));
+        assert_eq!(state.pass.unsynced[0].reason, reasons::TLS_SWITCH_BLOCKED);
+        assert_eq!(env.requests(), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn an_https_url_registers_with_the_client_secret() {
+        let ctx = offline_context();
+        let mut state = ClusterState::new(ctx.clone(), "ns", "basic");
+        state.pass = state.pass.with_object(sample_cluster("basic"));
+        state.pass.status.pd = Some("https://127.0.0.1:9".into());
+        // the Secret cannot be read (no API server here): the scheme, not the spec, asked for it
+        let report = Runner::new("test", [register_pd()]).run("k", &mut state).await;
+        assert_eq!(report.outcome(), tikv_operator_task::OutcomeKind::Fail, "{report}");
+        assert!(ctx.pd.get(&ClusterKey::new("ns", "basic")).is_none());
     }
 
     #[tokio::test]

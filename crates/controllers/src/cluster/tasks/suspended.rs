@@ -28,7 +28,9 @@ pub fn suspended() -> Node<ClusterState> {
             if !s.groups_loaded {
                 return Outcome::complete("groups not read; left as read");
             }
-            let wanted = cluster.spec.suspend_action.as_ref().is_some_and(|a| a.suspend_compute);
+            // A pending TLS switch deletes every pod as a suspension does.
+            let wanted =
+                cluster.spec.suspend_action.as_ref().is_some_and(|a| a.suspend_compute) || cluster.tls_switch_pending();
             let groups: Vec<Option<String>> =
                 s.pd_groups.iter().map(group_reason).chain(s.tikv_groups.iter().map(group_reason)).collect();
             let total = groups.len();
