@@ -225,6 +225,18 @@ pub struct CommonStatus {
     pub collision_count: Option<i32>,
 }
 
+/// The TLS certificate an instance serves, as the operator last saw it in a handshake
+/// with the instance (PD: its client URL; TiKV: its status address). Learned from what
+/// the process presents, so it also shows that a rotated certificate was reloaded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServingCertificate {
+    /// The end of the certificate's validity (`notAfter`).
+    pub not_after: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+    /// The certificate's serial number, in hex: it changes with every new certificate.
+    pub serial_number: String,
+}
+
 /// Status counts of a group (the scale subresource reads `replicas` and `selector`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

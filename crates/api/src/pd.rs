@@ -205,4 +205,8 @@ pub struct PDStatus {
     /// member is healthy. A data PVC with another UID means that member's data is lost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_volume_uid: Option<String>,
+    /// The certificate the instance serves (only with `tlsCluster`), checked at a
+    /// bounded rate by a TLS handshake; written only when it changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving_certificate: Option<crate::common::ServingCertificate>,
 }

@@ -317,6 +317,10 @@ pub struct TiKVStatus {
     /// and while the cluster is paused or suspended or the operator restarts the store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub down_since: Option<Time>,
+    /// The certificate the instance serves (only with `tlsCluster`), checked at a
+    /// bounded rate by a TLS handshake; written only when it changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving_certificate: Option<crate::common::ServingCertificate>,
 }
 
 /// Leaders coming back to a restarted store; the restart is done at half the count

@@ -235,6 +235,13 @@ pub struct OperatorConfig {
     /// The image TiKV pods copy the operator binary from, for their preStop hook: the
     /// operator's own (see [`DEFAULT_TOOLS_IMAGE`]).
     pub tools_image: String,
+    /// With `tlsCluster`: how often (on the operator's clock) the certificate each
+    /// running instance serves is looked at (one TLS handshake).
+    pub certificate_check_interval: Duration,
+    /// With `tlsCluster`: how often the Cluster controller reads the client Secret again
+    /// even when nothing else happens, so a rotated client certificate is used without a
+    /// restart (a failing PD poll also makes it read the Secret at once).
+    pub client_secret_recheck: Duration,
 }
 
 impl Default for OperatorConfig {
@@ -245,6 +252,8 @@ impl Default for OperatorConfig {
             timing: Timing::default(),
             pd_proxy: None,
             tools_image: DEFAULT_TOOLS_IMAGE.to_owned(),
+            certificate_check_interval: Duration::from_secs(600),
+            client_secret_recheck: Duration::from_secs(60),
         }
     }
 }
@@ -265,6 +274,8 @@ pub struct Context {
     pub caches: Caches,
     /// Namespaces being terminated, which get no Events.
     pub events_gate: EventsGate,
+    /// When each instance's serving certificate was last looked at.
+    pub certificate_checks: crate::common::tasks::CertificateChecks,
 }
 
 impl Context {
@@ -284,6 +295,7 @@ impl Context {
             clock,
             expectations: Expectations::default(),
             events_gate: EventsGate::default(),
+            certificate_checks: Default::default(),
         }
     }
 

@@ -227,6 +227,13 @@ impl PdWrite for FencedPdWrite {
     ) -> BoxFuture<'a, Result<(), PdError>> {
         self.guard(|pd| pd.set_store_labels(id, labels))
     }
+    fn serving_certificate<'a>(
+        &'a self,
+        base: &'a str,
+        path: &'static str,
+    ) -> BoxFuture<'a, Result<tikv_operator_pd::CertificateSummary, PdError>> {
+        self.inner.serving_certificate(base, path)
+    }
 }
 
 /// A tower layer for the controllers' Kubernetes client: a mutating request (anything

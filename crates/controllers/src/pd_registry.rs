@@ -144,6 +144,15 @@ impl PdHandle {
         self.writer.region_health().await
     }
 
+    /// The certificate the instance at `base` serves, from a new handshake (a read).
+    pub async fn serving_certificate(
+        &self,
+        base: &str,
+        path: &'static str,
+    ) -> Result<tikv_operator_pd::CertificateSummary, PdError> {
+        self.writer.serving_certificate(base, path).await
+    }
+
     /// Merges labels into a store's (never removing one); see [`PdWrite::set_store_labels`].
     pub async fn set_store_labels(
         &self,
@@ -300,6 +309,12 @@ impl PdRegistry {
     /// The URL a cluster is registered with.
     pub fn url(&self, key: &ClusterKey) -> Option<String> {
         self.lock().get(key).map(|e| e.url.clone())
+    }
+
+    /// The fingerprint of the TLS material the cluster's PD client uses (`None`: plain
+    /// HTTP, or not registered).
+    pub fn tls_fingerprint(&self, key: &ClusterKey) -> Option<Fingerprint> {
+        self.lock().get(key).and_then(|e| e.tls)
     }
 
     /// Stops polling the cluster's PD; returns whether it was registered.

@@ -4,7 +4,7 @@
 //! Cluster controller's `register_pd`, turned at once into [`tikv_operator_pd::TlsMaterial`]
 //! (whose `Debug` shows a fingerprint), and no task logs or reports a Secret's data. The
 //! test below holds that with a TLS cluster, the JSON log and the Events of a full
-//! reconcile of every controller.
+//! reconcile of every controller, before and after every TLS Secret is rotated.
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
@@ -104,22 +104,26 @@ mod tests {
         pem.lines().filter(|l| !l.starts_with("-----") && l.len() >= 16).map(str::to_owned).collect()
     }
 
+    fn secret_data(ca: &str, cert: &str, key: &str) -> BTreeMap<String, ByteString> {
+        BTreeMap::from([
+            ("ca.crt".to_string(), ByteString(ca.as_bytes().to_vec())),
+            ("tls.crt".to_string(), ByteString(cert.as_bytes().to_vec())),
+            ("tls.key".to_string(), ByteString(key.as_bytes().to_vec())),
+        ])
+    }
+
     #[tokio::test]
-    async fn no_secret_material_is_logged_or_put_in_events_with_a_tls_cluster() {
+    async fn no_secret_material_is_logged_or_put_in_events_with_a_tls_cluster_nor_when_it_is_rotated() {
         let env = TestEnv::start().await;
         let (ca, cert, key) = tls_pem();
-        let data = BTreeMap::from([
-            ("ca.crt".to_string(), ByteString(ca.clone().into_bytes())),
-            ("tls.crt".to_string(), ByteString(cert.clone().into_bytes())),
-            ("tls.key".to_string(), ByteString(key.clone().into_bytes())),
-        ]);
-        for name in [
+        let secret_names = [
             names::cluster_client_secret_name("basic"),
             names::cluster_tls_secret_name("pd", names::COMPONENT_PD),
             names::cluster_tls_secret_name("tikv", names::COMPONENT_TIKV),
-        ] {
-            let mut secret = Secret { data: Some(data.clone()), ..Secret::default() };
-            secret.metadata.name = Some(name);
+        ];
+        for name in &secret_names {
+            let mut secret = Secret { data: Some(secret_data(&ca, &cert, &key)), ..Secret::default() };
+            secret.metadata.name = Some(name.clone());
             secret.metadata.namespace = Some("default".into());
             env.create(secret).await;
         }
@@ -135,12 +139,25 @@ mod tests {
         let subscriber = json_subscriber(EnvFilter::new("debug"), logs.clone());
         let _guard = tracing::subscriber::set_default(subscriber);
         let ctx = env.ctx.clone();
-        for pass in 0..2 {
+        let key_ = crate::pd_registry::ClusterKey::new("default", "basic");
+        let (rotated_ca, rotated_cert, rotated_key) = tls_pem();
+        for pass in 0..4 {
+            if pass == 2 {
+                // Rotation: every Secret gets a new certificate and key.
+                let secrets: Api<Secret> = Api::namespaced(env.client.clone(), "default");
+                for name in &secret_names {
+                    let mut secret = secrets.get(name).await.unwrap();
+                    secret.data = Some(secret_data(&rotated_ca, &rotated_cert, &rotated_key));
+                    secrets.replace(name, &Default::default(), &secret).await.unwrap();
+                }
+                env.synced().await;
+                env.clock.advance(ctx.config.certificate_check_interval);
+            }
             let mut s = crate::cluster::state::ClusterState::new(ctx.clone(), "default", "basic");
             let report = env.run(&crate::cluster::runner(), "default/basic", &mut s).await;
             report.log();
             if pass == 0 {
-                assert!(ctx.pd.get(&crate::pd_registry::ClusterKey::new("default", "basic")).is_some(), "{report}");
+                assert!(ctx.pd.get(&key_).is_some(), "{report}");
             }
             let mut s = crate::pdgroup::state::PdGroupState::new(ctx.clone(), "default", "pd");
             env.run(&crate::pdgroup::runner(), "default/pd", &mut s).await.log();
@@ -151,20 +168,29 @@ mod tests {
             let mut s = crate::tikv::state::TikvState::new(ctx.clone(), "default", "tikv-aaaaaa");
             env.run(&crate::tikv::runner(), "default/tikv-aaaaaa", &mut s).await.log();
         }
+        let rotated =
+            tikv_operator_pd::TlsMaterial::from_pem(rotated_ca.clone(), rotated_cert.clone(), rotated_key.clone())
+                .unwrap();
+        assert_eq!(ctx.pd.tls_fingerprint(&key_), Some(rotated.fingerprint()), "the rotation reached the PD client");
 
         let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
         let records: Vec<serde_json::Value> = logged.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         let passes =
             records.iter().filter(|r| r["message"] == "reconcile pass" || r["message"] == "reconcile pass failed");
-        assert!(passes.count() >= 10, "one record per pass of each controller:\n{logged}");
+        assert!(passes.count() >= 20, "one record per pass of each controller:\n{logged}");
         let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(env.client.clone(), "default");
         let events = serde_json::to_string(&events.list(&ListParams::default()).await.unwrap().items).unwrap();
         assert!(events.contains("CreatedPod") || events.contains("Created"), "events were recorded: {events}");
-        let status = serde_json::to_string(
-            &env.ctx.caches.clusters.store().state().iter().map(|c| c.as_ref()).collect::<Vec<_>>(),
-        )
-        .unwrap();
-        for pem in [&ca, &cert, &key] {
+        let caches = &env.ctx.caches;
+        let status = [
+            serde_json::to_string(&caches.clusters.store().state().iter().map(|o| o.as_ref()).collect::<Vec<_>>())
+                .unwrap(),
+            serde_json::to_string(&caches.pds.store().state().iter().map(|o| o.as_ref()).collect::<Vec<_>>()).unwrap(),
+            serde_json::to_string(&caches.tikvs.store().state().iter().map(|o| o.as_ref()).collect::<Vec<_>>())
+                .unwrap(),
+        ]
+        .concat();
+        for pem in [&ca, &cert, &key, &rotated_ca, &rotated_cert, &rotated_key] {
             for line in secret_lines(pem) {
                 assert!(!logged.contains(&line), "a line of a TLS Secret was logged:\n{line}");
                 assert!(!events.contains(&line), "a line of a TLS Secret is in an Event:\n{line}");
@@ -172,8 +198,10 @@ mod tests {
             }
         }
         // Nor in any other encoding the API server would have handed out.
-        let key_base64 = serde_json::to_value(ByteString(key.into_bytes())).unwrap();
-        let key_base64 = key_base64.as_str().unwrap();
-        assert!(!logged.contains(&key_base64[..40]), "the key's base64 was logged");
+        for key in [key, rotated_key] {
+            let key_base64 = serde_json::to_value(ByteString(key.into_bytes())).unwrap();
+            let key_base64 = key_base64.as_str().unwrap();
+            assert!(!logged.contains(&key_base64[..40]), "the key's base64 was logged");
+        }
     }
 }

@@ -397,6 +397,10 @@ struct FakeState {
     store_regions: HashMap<u64, Vec<tikv_operator_pd::RegionVoters>>,
     /// Uncached `GET /schedulers` reads (timing profile v2).
     scheduler_reads: usize,
+    /// The certificate each instance serves, by base URL (a handshake elsewhere fails).
+    serving: HashMap<String, tikv_operator_pd::CertificateSummary>,
+    /// Every serving-certificate check, as the URL asked, in order.
+    certificate_checks: Vec<String>,
 }
 
 /// An in-memory PD for the PD cache, and the recording PD writer: every write is logged
@@ -647,6 +651,29 @@ impl FakePd {
     pub fn scheduler_reads(&self) -> usize {
         self.0.lock().unwrap().scheduler_reads
     }
+
+    /// The instance at `base` serves this certificate from now on.
+    pub fn serves(&self, base: &str, certificate: tikv_operator_pd::CertificateSummary) -> &Self {
+        self.0.lock().unwrap().serving.insert(base.to_owned(), certificate);
+        self
+    }
+
+    /// Every serving-certificate check so far (`base` + path), in order.
+    pub fn certificate_checks(&self) -> Vec<String> {
+        self.0.lock().unwrap().certificate_checks.clone()
+    }
+}
+
+/// A Pod named `name` with UID `uid` whose containers run (not Ready).
+pub fn running_pod(name: &str, uid: &str) -> k8s_openapi::api::core::v1::Pod {
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "namespace": "default", "uid": uid},
+        "status": {"phase": "Running", "containerStatuses": [
+            {"name": "main", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+             "state": {"running": {}}}
+        ]}
+    }))
+    .unwrap()
 }
 
 pub fn store(id: u64, address: &str, node_state: NodeState) -> Store {
@@ -965,6 +992,19 @@ impl PdWrite for FakePd {
         self.0.lock().unwrap().scheduler_reads += 1;
         let names = self.read(|s| Ok(s.evicting.iter().map(|id| format!("evict-leader-scheduler-{id}")).collect()));
         Box::pin(async move { names })
+    }
+
+    fn serving_certificate<'a>(
+        &'a self,
+        base: &'a str,
+        path: &'static str,
+    ) -> BoxFuture<'a, Result<tikv_operator_pd::CertificateSummary, PdError>> {
+        let result = {
+            let mut s = self.0.lock().unwrap();
+            s.certificate_checks.push(format!("{base}{path}"));
+            s.serving.get(base).cloned().ok_or_else(|| PdError::Config(format!("{base}: handshake failed")))
+        };
+        Box::pin(std::future::ready(result))
     }
 }
 

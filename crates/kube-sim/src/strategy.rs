@@ -20,6 +20,27 @@ fn default(m: &mut Map<String, Value>, key: &str, value: Value) {
     }
 }
 
+/// A Secret's `stringData` is write-only: every write merges it into `data` (base64,
+/// its keys winning over `data`'s) and it is never stored, as kube-apiserver converts
+/// it. A later write of `data` alone then changes what the volumes hold.
+fn fold_string_data(secret: &mut Map<String, Value>) {
+    use base64::Engine;
+    let Some(Value::Object(strings)) = secret.remove("stringData") else { return };
+    let Some(data) = obj_mut_map(secret, "data") else { return };
+    for (key, value) in strings {
+        let text = value.as_str().unwrap_or_default();
+        data.insert(key, json!(base64::engine::general_purpose::STANDARD.encode(text)));
+    }
+}
+
+fn obj_mut_map<'a>(m: &'a mut Map<String, Value>, key: &str) -> Option<&'a mut Map<String, Value>> {
+    let e = m.entry(key).or_insert_with(|| json!({}));
+    if !e.is_object() {
+        *e = json!({});
+    }
+    e.as_object_mut()
+}
+
 /// Fills the defaults kube-apiserver fills on every write of a built-in object.
 pub fn apply_defaults(info: &ResourceInfo, obj: &mut Value) {
     if info.custom {
@@ -31,6 +52,7 @@ pub fn apply_defaults(info: &ResourceInfo, obj: &mut Value) {
         ("", "secrets") => {
             if let Value::Object(m) = obj {
                 default(m, "type", json!("Opaque"));
+                fold_string_data(m);
             }
         }
         ("", "persistentvolumeclaims") => {

@@ -115,7 +115,9 @@ impl Control {
         let shared = &self.shared;
         let mut servers = shared.servers.lock().await;
         let previous = spec.store_id.and_then(|id| servers.status.get(&id)).map(|e| (e.addr, e.tls.clone()));
-        let tls = previous.as_ref().map_or_else(|| shared.tls.clone(), |(_, tls)| tls.clone());
+        // A restart keeps what the listener served with until its process says otherwise
+        // ([`set_store_tls`](Self::set_store_tls)); a new store starts with the default.
+        let tls = previous.as_ref().map_or_else(|| shared.tls_slot(), |(_, tls)| tls.clone());
         let cell = Arc::new(AtomicU64::new(spec.store_id.unwrap_or(0)));
         let router = crate::status_server::router_for(shared.clone(), cell.clone());
         let served = match previous {
@@ -208,14 +210,48 @@ impl Control {
             }
         };
         let router = crate::api::router(crate::api::Ctx { shared: shared.clone(), member: Some(name.clone()) });
-        let served = serve(SocketAddr::new(shared.host, 0), router, shared.tls.clone()).await?;
+        let tls = shared.tls_slot();
+        let served = serve(SocketAddr::new(shared.host, 0), router, tls.clone()).await?;
         let addr = served.addr();
         let url = self.url(addr);
         let client_urls = spec.client_urls.unwrap_or_else(|| vec![url.clone()]);
         let peer_urls = spec.peer_urls.unwrap_or_else(|| vec![format!("{}://{name}:2380", shared.scheme())]);
         let member_id = shared.mutate(|c| c.add_member(name.clone(), peer_urls, client_urls))?;
-        servers.members.insert(name.clone(), Endpoint { addr, served: Some(served), tls: shared.tls.clone() });
+        servers.members.insert(name.clone(), Endpoint { addr, served: Some(served), tls });
         Ok(StartedMember { name, member_id, url })
+    }
+
+    /// The member's client listener serves with `tls` (PEM material, or plain HTTP with
+    /// `None`) on new connections from now on; open connections keep theirs. What a
+    /// simulated `pd-server` does when it starts with its `[security]` settings and
+    /// client URL scheme (its listener's connections were closed when the old process
+    /// stopped), and when its certificate files change while it runs. The setting
+    /// outlives stops and starts of the member.
+    pub async fn set_member_tls(&self, name: &str, tls: Option<&crate::TlsConfig>) -> Result<(), ControlError> {
+        let acceptor =
+            tls.map(crate::tls::acceptor).transpose().map_err(|e| ControlError::BadRequest(format!("{e:#}")))?;
+        let servers = self.shared.servers.lock().await;
+        let endpoint = servers.members.get(name).ok_or_else(|| MemberError::NotFound(name.to_owned()))?;
+        endpoint.tls.set(acceptor);
+        Ok(())
+    }
+
+    /// The store's status server serves with `tls` (or plain with `None`) on new
+    /// connections from now on, as a TiKV process started with its `[security]` settings
+    /// does, or one whose certificate files changed (see
+    /// [`set_member_tls`](Self::set_member_tls)).
+    pub async fn set_store_tls(&self, id: u64, tls: Option<&crate::TlsConfig>) -> Result<(), ControlError> {
+        let acceptor =
+            tls.map(crate::tls::acceptor).transpose().map_err(|e| ControlError::BadRequest(format!("{e:#}")))?;
+        let servers = self.shared.servers.lock().await;
+        let endpoint = servers.status.get(&id).ok_or(StoreError::NotFound(id))?;
+        endpoint.tls.set(acceptor);
+        Ok(())
+    }
+
+    /// Every request served over TLS so far, with the client certificate it presented.
+    pub fn presented(&self) -> Vec<crate::Presented> {
+        self.shared.presented.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The PD process stops; its data stays. Its listener is closed when this returns,
@@ -309,41 +345,6 @@ impl Control {
     /// Ground truth: stores with counts, regions, members, schedulers, operators.
     pub fn snapshot(&self) -> Snapshot {
         self.shared.lock().snapshot()
-    }
-
-    /// The member's client listener serves with `tls` (PEM material, or plain with
-    /// `None`) from now on, as a PD process started with other `[security]` settings and
-    /// client URL scheme does; a listener already serving is bound again at once.
-    pub async fn set_member_tls(&self, name: &str, tls: Option<&crate::tls::TlsConfig>) -> Result<(), ControlError> {
-        let acceptor =
-            tls.map(crate::tls::acceptor).transpose().map_err(|e| ControlError::BadRequest(format!("{e:#}")))?;
-        let shared = &self.shared;
-        let mut servers = shared.servers.lock().await;
-        let endpoint = servers.members.get_mut(name).ok_or_else(|| MemberError::NotFound(name.to_owned()))?;
-        endpoint.tls = acceptor;
-        if let Some(served) = endpoint.served.take() {
-            served.close().await;
-            let router = crate::api::router(crate::api::Ctx { shared: shared.clone(), member: Some(name.to_owned()) });
-            endpoint.served = Some(serve(endpoint.addr, router, endpoint.tls.clone()).await?);
-        }
-        Ok(())
-    }
-
-    /// The store's status server serves with `tls` (or plain with `None`) from now on,
-    /// as a TiKV process started with other `[security]` settings does.
-    pub async fn set_store_tls(&self, id: u64, tls: Option<&crate::tls::TlsConfig>) -> Result<(), ControlError> {
-        let acceptor =
-            tls.map(crate::tls::acceptor).transpose().map_err(|e| ControlError::BadRequest(format!("{e:#}")))?;
-        let shared = &self.shared;
-        let mut servers = shared.servers.lock().await;
-        let endpoint = servers.status.get_mut(&id).ok_or(StoreError::NotFound(id))?;
-        endpoint.tls = acceptor;
-        if let Some(served) = endpoint.served.take() {
-            served.close().await;
-            let router = crate::status_server::router(shared.clone(), id);
-            endpoint.served = Some(serve(endpoint.addr, router, endpoint.tls.clone()).await?);
-        }
-        Ok(())
     }
 
     // ---- the data path (a TiKV client's writes and reads; see `model::data`) ----

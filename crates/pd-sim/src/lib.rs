@@ -38,7 +38,7 @@ pub use crate::model::{Snapshot, StoreSpec, StoreTruth};
 pub use crate::preset::{Knobs, Preset};
 use crate::server::{Served, serve};
 use crate::shared::Shared;
-pub use crate::tls::TlsConfig;
+pub use crate::tls::{Presented, TlsConfig};
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -132,7 +132,7 @@ impl PdSim {
         let control = Control { shared: shared.clone() };
         let router =
             api::router(api::Ctx { shared: shared.clone(), member: None }).merge(control::router(control.clone()));
-        let cluster_server = serve(SocketAddr::new(config.host, config.port), router, shared.tls.clone()).await?;
+        let cluster_server = serve(SocketAddr::new(config.host, config.port), router, shared.tls_slot()).await?;
         let specs = if config.member_specs.is_empty() {
             vec![MemberSpec::default(); config.members]
         } else {

@@ -2,7 +2,6 @@
 //! PD member or a TiKV status server must also cut pooled keep-alive connections.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -12,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::tls::TlsAcceptor;
+use crate::tls::{Presented, TlsSlot, serial_hex};
 
 /// A running server; dropping it closes the listener and every open connection soon
 /// after (the serving task is aborted); [`close`](Served::close) returns once they are.
@@ -53,7 +52,7 @@ impl Drop for Served {
     }
 }
 
-pub async fn serve(addr: SocketAddr, router: Router, tls: Option<Arc<TlsAcceptor>>) -> std::io::Result<Served> {
+pub async fn serve(addr: SocketAddr, router: Router, tls: TlsSlot) -> std::io::Result<Served> {
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let (stop, mut stopped) = oneshot::channel();
@@ -64,16 +63,35 @@ pub async fn serve(addr: SocketAddr, router: Router, tls: Option<Arc<TlsAcceptor
                 _ = &mut stopped => break,
                 accepted = listener.accept() => {
                     let Ok((stream, _)) = accepted else { continue };
-                    let service = TowerToHyperService::new(router.clone());
-                    let tls = tls.clone();
+                    let router = router.clone();
+                    // The material of this moment: a reload reaches the next handshake.
+                    let acceptor = tls.current();
+                    let slot = tls.clone();
                     connections.spawn(async move {
                         let builder = auto::Builder::new(TokioExecutor::new());
-                        match tls {
+                        match acceptor {
                             None => {
+                                let service = TowerToHyperService::new(router);
                                 let _ = builder.serve_connection(TokioIo::new(stream), service).await;
                             }
-                            Some(tls) => {
-                                let Ok(stream) = tls.accept(stream).await else { return };
+                            Some(acceptor) => {
+                                let Ok(stream) = acceptor.accept(stream).await else { return };
+                                let client_serial = stream
+                                    .get_ref()
+                                    .1
+                                    .peer_certificates()
+                                    .and_then(|certs| certs.first())
+                                    .and_then(|cert| serial_hex(cert.as_ref()));
+                                let observed = tower::ServiceExt::map_request(router, move |req: http::Request<_>| {
+                                    slot.record(Presented {
+                                        listener: addr,
+                                        method: req.method().to_string(),
+                                        path: req.uri().path().to_owned(),
+                                        client_serial: client_serial.clone(),
+                                    });
+                                    req
+                                });
+                                let service = TowerToHyperService::new(observed);
                                 let _ = builder.serve_connection(TokioIo::new(stream), service).await;
                             }
                         }

@@ -10,7 +10,7 @@ use tokio::sync::Notify;
 use crate::faults::Faults;
 use crate::model::Cluster;
 use crate::server::{Served, serve};
-use crate::tls::TlsAcceptor;
+use crate::tls::{PresentedLog, TlsAcceptor, TlsSlot};
 
 pub struct Shared {
     pub clock: SimClock,
@@ -19,8 +19,11 @@ pub struct Shared {
     pub changed: Notify,
     faults: Mutex<Faults>,
     pub servers: tokio::sync::Mutex<Servers>,
+    /// What every listener serves with when it starts (its process may change it).
     pub tls: Option<Arc<TlsAcceptor>>,
     pub host: IpAddr,
+    /// The client certificate of every request over TLS, on any listener.
+    pub presented: PresentedLog,
 }
 
 #[derive(Default)]
@@ -33,8 +36,9 @@ pub struct Servers {
 pub struct Endpoint {
     pub addr: SocketAddr,
     pub served: Option<Served>,
-    /// What it serves with (a restarted process may bring other certificates, or none).
-    pub tls: Option<Arc<TlsAcceptor>>,
+    /// What the listener serves with, swappable while it runs (kept while the listener
+    /// is closed and bound again; a restarted process may set other certificates, or none).
+    pub tls: TlsSlot,
 }
 
 fn relock<'a, T>(result: Result<MutexGuard<'a, T>, std::sync::PoisonError<MutexGuard<'a, T>>>) -> MutexGuard<'a, T> {
@@ -53,6 +57,7 @@ impl Shared {
             servers: tokio::sync::Mutex::new(Servers::default()),
             tls,
             host,
+            presented: PresentedLog::default(),
         }
     }
 
@@ -73,6 +78,11 @@ impl Shared {
 
     pub fn faults(&self) -> MutexGuard<'_, Faults> {
         relock(self.faults.lock())
+    }
+
+    /// A slot holding the default material, logging into this cluster's log.
+    pub fn tls_slot(&self) -> TlsSlot {
+        TlsSlot::new(self.tls.clone(), self.presented.clone())
     }
 
     pub fn scheme(&self) -> &'static str {
@@ -130,7 +140,7 @@ impl Shared {
     }
 }
 
-async fn rebind(addr: SocketAddr, router: axum::Router, tls: Option<Arc<TlsAcceptor>>) -> Option<Served> {
+async fn rebind(addr: SocketAddr, router: axum::Router, tls: TlsSlot) -> Option<Served> {
     match serve(addr, router, tls).await {
         Ok(served) => Some(served),
         Err(error) => {

@@ -23,7 +23,7 @@ pub use client::{
     RetryPolicy, USER_AGENT, WriteObserver, flatten,
 };
 pub use error::{NotEnoughStoresReason, PdError, Subject};
-pub use tls::{Fingerprint, TlsError, TlsMaterial};
+pub use tls::{CertificateSummary, Fingerprint, TlsError, TlsMaterial};
 pub use types::*;
 pub use write::PdWrite;
 

@@ -5,7 +5,7 @@
 //! verifies client certificates when presented and may require a listed CN).
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::Secret;
 use rustls::pki_types::pem::PemObject;
@@ -28,6 +28,8 @@ pub enum TlsError {
     NoPrivateKey,
     #[error("TLS configuration refused: {0}")]
     Rustls(#[from] rustls::Error),
+    #[error("not an X.509 certificate: {0}")]
+    InvalidCertificate(String),
 }
 
 /// SHA-256 over the CA, certificate and key, to notice when a Secret's content changed.
@@ -144,6 +146,75 @@ impl TlsMaterial {
     }
 }
 
+impl TlsMaterial {
+    /// [`client_config`](Self::client_config), keeping the leaf certificate of the
+    /// server it verifies in `seen` (for looking at what a server presents: reqwest
+    /// does not hand out the handshake's details for connections through a proxy).
+    pub(crate) fn recording_client_config(
+        &self,
+        seen: Arc<Mutex<Option<Vec<u8>>>>,
+    ) -> Result<rustls::ClientConfig, TlsError> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in self.ca_certs()? {
+            roots.add(cert)?;
+        }
+        let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), crypto_provider())
+            .build()
+            .map_err(|e| TlsError::InvalidCertificate(e.to_string()))?;
+        let mut config = rustls::ClientConfig::builder_with_provider(crypto_provider())
+            .with_safe_default_protocol_versions()?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Recording { inner, seen }))
+            .with_client_auth_cert(self.cert_chain()?, self.private_key()?)?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(config)
+    }
+}
+
+/// Verifies as WebPKI does, and keeps the leaf it verified.
+#[derive(Debug)]
+struct Recording {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    seen: Arc<Mutex<Option<Vec<u8>>>>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for Recording {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let verified = self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)?;
+        *self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(end_entity.to_vec());
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
 fn certs(pem: &[u8], key: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
@@ -170,4 +241,26 @@ pub(crate) fn no_tls_config() -> Result<rustls::ClientConfig, TlsError> {
         .with_root_certificates(rustls::RootCertStore::empty())
         .with_no_client_auth();
     Ok(config)
+}
+
+/// What the operator reports of a certificate: when it ends and which one it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertificateSummary {
+    /// The end of its validity (`notAfter`).
+    pub not_after: jiff::Timestamp,
+    /// Its serial number in lowercase hex (unique per issuer: tells certificates apart).
+    pub serial_number: String,
+}
+
+impl CertificateSummary {
+    /// Reads a DER certificate (what a TLS handshake presents).
+    pub fn from_der(der: &[u8]) -> Result<Self, TlsError> {
+        let (_, cert) =
+            x509_parser::parse_x509_certificate(der).map_err(|e| TlsError::InvalidCertificate(e.to_string()))?;
+        let seconds = cert.validity().not_after.timestamp();
+        let not_after = jiff::Timestamp::from_second(seconds)
+            .map_err(|e| TlsError::InvalidCertificate(format!("notAfter out of range: {e}")))?;
+        let serial_number = cert.tbs_certificate.raw_serial().iter().map(|b| format!("{b:02x}")).collect();
+        Ok(CertificateSummary { not_after, serial_number })
+    }
 }

@@ -77,6 +77,15 @@ pub trait PdWrite: Send + Sync + 'static {
     /// `POST /store/{id}/label` (never `force`): merge these labels into the store's;
     /// labels not named stay as they are.
     fn set_store_labels<'a>(&'a self, id: u64, labels: &'a BTreeMap<String, String>) -> BoxFuture<'a, Result<()>>;
+
+    /// The certificate an instance serves at `base` (a PD member's client URL, a TiKV
+    /// status address), from a new TLS handshake; see [`PdClient::serving_certificate`].
+    /// A read.
+    fn serving_certificate<'a>(
+        &'a self,
+        base: &'a str,
+        path: &'static str,
+    ) -> BoxFuture<'a, Result<crate::CertificateSummary>>;
 }
 
 impl PdWrite for PdClient {
@@ -146,5 +155,13 @@ impl PdWrite for PdClient {
 
     fn set_store_labels<'a>(&'a self, id: u64, labels: &'a BTreeMap<String, String>) -> BoxFuture<'a, Result<()>> {
         Box::pin(PdClient::set_store_labels(self, id, labels))
+    }
+
+    fn serving_certificate<'a>(
+        &'a self,
+        base: &'a str,
+        path: &'static str,
+    ) -> BoxFuture<'a, Result<crate::CertificateSummary>> {
+        Box::pin(PdClient::serving_certificate(self, base, path))
     }
 }

@@ -1238,19 +1238,36 @@ async fn a_pd_joining_while_a_member_is_down_exits_with_etcds_refusal() {
     env.shutdown().await;
 }
 
+/// A CA and leaves it signs for the TLS tests.
+struct Pki(rcgen::CertifiedIssuer<'static, rcgen::KeyPair>);
+
+impl Pki {
+    fn new() -> Self {
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        Pki(rcgen::CertifiedIssuer::self_signed(ca, rcgen::KeyPair::generate().unwrap()).unwrap())
+    }
+
+    /// (certificate PEM, key PEM) for `sans`, with this serial.
+    fn leaf(&self, sans: &[&str], serial: u8) -> (String, String) {
+        let mut params =
+            rcgen::CertificateParams::new(sans.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()).unwrap();
+        params.serial_number = Some(rcgen::SerialNumber::from(vec![serial]));
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.0).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    fn secret(&self, name: &str, sans: &[&str], serial: u8) -> Value {
+        let (cert, key) = self.leaf(sans, serial);
+        json!({"metadata": {"name": name}, "stringData": {"ca.crt": self.0.pem(), "tls.crt": cert, "tls.key": key}})
+    }
+}
+
 /// The Secret a TLS pod mounts at /var/lib/cluster-tls: a CA and a certificate for the
 /// cluster's names.
 fn tls_secret() -> Value {
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name.push(rcgen::DnType::CommonName, "test CA");
-    let issuer = rcgen::CertifiedIssuer::self_signed(ca, rcgen::KeyPair::generate().unwrap()).unwrap();
-    let sans = ["basic-pd.db.svc", "*.basic-pd-peer.db.svc", "*.basic-tikv-peer.db.svc"];
-    let mut leaf = rcgen::CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
-    leaf.distinguished_name.push(rcgen::DnType::CommonName, "basic");
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = leaf.signed_by(&key, &issuer).unwrap();
-    json!({"metadata": {"name": "tls"}, "stringData": {"ca.crt": issuer.pem(), "tls.crt": cert.pem(), "tls.key": key.serialize_pem()}})
+    Pki::new().secret("tls", &["basic-pd.db.svc", "*.basic-pd-peer.db.svc", "*.basic-tikv-peer.db.svc"], 0x01)
 }
 
 fn with_tls_mount(mut pod: Value) -> Value {
@@ -1332,6 +1349,66 @@ async fn tls_and_plain_processes_cannot_talk() {
         .await;
     assert!(message.contains("etcd start canceled") && message.contains("listens TLS"), "{message}");
     assert!(!env.snapshot().members.iter().any(|m| m.name == "basic-pd-1" && m.running), "never rejoined");
+    env.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_rotated_secret_reaches_a_running_pd_which_serves_it_on_new_connections_without_a_restart() {
+    let env = Env::start().await;
+    let pki = Pki::new();
+    let host = format!("solo-pd-0.solo-pd-peer.{NS}.svc");
+    env.create("secrets", pki.secret("solo-tls", &[&host], 0x0a));
+    env.create("services", headless("solo-pd-peer", "solo", "pd", &[("client", 2379), ("peer", 2380)]));
+    // PD serves TLS on a listener whose URL says https (its certificates from the flags).
+    let mut cm = pd_config("solo", 0);
+    let toml =
+        cm["data"]["config.toml"].as_str().unwrap().replace("client-urls = \"http://", "client-urls = \"https://");
+    cm["data"]["config.toml"] = json!(toml);
+    env.create("configmaps", cm);
+    env.create("persistentvolumeclaims", pvc("pd-solo-pd-0", "pd"));
+    let mut pod = pd_pod("solo", 0, &initial_cluster("solo", 1), "pingcap/pd:v8.5.0");
+    let command = pod["spec"]["containers"][0]["command"].as_array_mut().unwrap();
+    command.extend(["--cacert=/tls/ca.crt", "--cert=/tls/tls.crt", "--key=/tls/tls.key"].map(|f| json!(f)));
+    pod["spec"]["containers"][0]["volumeMounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "tls", "mountPath": "/tls"}));
+    pod["spec"]["volumes"].as_array_mut().unwrap().push(json!({"name": "tls", "secret": {"secretName": "solo-tls"}}));
+    env.create("pods", pod);
+    let uid = env.wait_ready("solo-pd-0").await["metadata"]["uid"].clone();
+
+    // The operator's PD client, through the proxy, with a client certificate of the CA.
+    let (cert, key) = pki.leaf(&[], 0x71);
+    let material = tikv_operator_pd::TlsMaterial::from_pem(pki.0.pem(), cert, key).unwrap();
+    let url = format!("https://{host}:2379");
+    let client = tikv_operator_pd::PdClient::builder([url.as_str()])
+        .tls(material)
+        .proxy(&env.h.proxy_url())
+        .unwrap()
+        .build()
+        .unwrap();
+    let served = client.serving_certificate(&url, "/pd/api/v1/ping").await.unwrap();
+    assert_eq!(served.serial_number, "0a");
+
+    // A new leaf of the same CA: the kubelet updates the files, PD serves it on new
+    // handshakes; the pod is neither restarted nor recreated.
+    let rotated = pki.secret("solo-tls", &[&host], 0x0b);
+    env.client.patch(&r("secrets"), Some(NS), "solo-tls", None, PatchType::Merge, &rotated).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let served = client.serving_certificate(&url, "/pd/api/v1/ping").await.unwrap();
+        if served.serial_number == "0b" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the rotated certificate was never served");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pod = env.pod("solo-pd-0").unwrap();
+    assert_eq!(pod["metadata"]["uid"], uid, "the same pod");
+    assert_eq!(pod["status"]["containerStatuses"][0]["restartCount"], 0, "not restarted");
+    let cluster = env.h.pd_registry().clusters()[0].clone();
+    let presented: Vec<Option<String>> = cluster.control().presented().into_iter().map(|p| p.client_serial).collect();
+    assert!(!presented.is_empty() && presented.iter().all(|s| s.as_deref() == Some("71")), "{presented:?}");
     env.shutdown().await;
 }
 

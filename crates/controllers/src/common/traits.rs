@@ -15,7 +15,8 @@ use tikv_operator_api::pd::PDGroupStatus;
 use tikv_operator_api::tikv::TiKVGroupStatus;
 use tikv_operator_api::{
     Cluster, ClusterStatus, CommonStatus, ConfigUpdateStrategy, GroupStatus, ObjectMeta, Overlay, PD, PDGroup,
-    PDStatus, ResourceRequirements, TiKV, TiKVGroup, TiKVStatus, Topology, Volume, WeightedTopology,
+    PDStatus, ResourceRequirements, ServingCertificate, TiKV, TiKVGroup, TiKVStatus, Topology, Volume,
+    WeightedTopology,
 };
 
 use crate::updater::Removal;
@@ -67,6 +68,12 @@ pub trait Instance: Object {
     fn offline(&self) -> bool;
     /// PD: the member is the PD leader.
     fn is_leader(&self) -> bool;
+    /// Where the instance serves TLS with its cluster certificate, and a cheap path to
+    /// ask there: PD its client URL, TiKV its status address (`https://host:port`).
+    fn tls_endpoint(&self) -> (String, &'static str);
+    /// The certificate the instance was last seen serving.
+    fn serving_certificate(status: &Self::Status) -> Option<&ServingCertificate>;
+    fn serving_certificate_mut(status: &mut Self::Status) -> &mut Option<ServingCertificate>;
 
     /// The group, from the instance's label.
     fn group(&self) -> String {
@@ -177,7 +184,7 @@ object_impl!(TiKVGroup, TiKVGroupStatus, common.conditions);
 object_impl!(TiKV, TiKVStatus, common.conditions);
 
 macro_rules! instance_impl {
-    ($kind:ty, $status:ty, $component:expr, $data_dir:expr, $offline:expr, $leader:expr, $ports:expr) => {
+    ($kind:ty, $status:ty, $component:expr, $data_dir:expr, $offline:expr, $leader:expr, $ports:expr, $tls:expr) => {
         impl Instance for $kind {
             const COMPONENT: &'static str = $component;
             const DATA_DIR: &'static str = $data_dir;
@@ -227,6 +234,15 @@ macro_rules! instance_impl {
             fn is_leader(&self) -> bool {
                 ($leader)(self)
             }
+            fn tls_endpoint(&self) -> (String, &'static str) {
+                ($tls)(self)
+            }
+            fn serving_certificate(status: &$status) -> Option<&ServingCertificate> {
+                status.serving_certificate.as_ref()
+            }
+            fn serving_certificate_mut(status: &mut $status) -> &mut Option<ServingCertificate> {
+                &mut status.serving_certificate
+            }
         }
     };
 }
@@ -241,7 +257,8 @@ instance_impl!(
     |pd: &PD| {
         let ports = &pd.spec.template.server.ports;
         [ports.client, ports.peer]
-    }
+    },
+    |pd: &PD| (crate::pd::render::advertise_client_url(pd, true), "/pd/api/v1/ping")
 );
 instance_impl!(
     TiKV,
@@ -253,7 +270,8 @@ instance_impl!(
     |tikv: &TiKV| {
         let ports = &tikv.spec.template.server.ports;
         [ports.client, ports.status]
-    }
+    },
+    |tikv: &TiKV| (crate::tikv::render::status_url(tikv, true), "/status")
 );
 
 macro_rules! group_impl {

@@ -4,7 +4,10 @@
 //!
 //! Labels are per cluster and group (`namespace`, `cluster`, `group`, `component`),
 //! never per instance or pod: which instance is behind a number is in the object's
-//! conditions and Events.
+//! conditions and Events. One exception: `certificate_not_after_seconds` is per
+//! instance (one series per PD or TiKV of a TLS cluster), because an alert on a
+//! certificate about to expire must say which instance's, and the series is as long
+//! lived as the instance.
 //!
 //! Ages are measured from the `lastTransitionTime` of the condition that reports the
 //! state, so they count from when the condition last changed status (a reason that
@@ -156,6 +159,8 @@ pub struct Snapshot {
     /// such clusters out: their instances are not Ready or Synced by the user's wish).
     pub paused: BTreeMap<Labels, bool>,
     pub suspended: BTreeMap<Labels, bool>,
+    /// Per instance: the notAfter of the certificate it serves (Unix seconds).
+    pub certificate_not_after: BTreeMap<Labels, f64>,
 }
 
 fn group_labels(namespace: String, cluster: String, group: String, component: &'static str) -> Labels {
@@ -185,6 +190,15 @@ impl Snapshot {
             }
             for op in instance_operations(conditions, now) {
                 self.operation(&labels, op);
+            }
+            if let Some(certificate) = instance.status().and_then(I::serving_certificate) {
+                let labels = vec![
+                    ("namespace", instance.namespace().unwrap_or_default()),
+                    ("cluster", instance.cluster_name()),
+                    ("component", I::COMPONENT.to_owned()),
+                    ("instance", instance.name_any()),
+                ];
+                self.certificate_not_after.insert(labels, certificate.not_after.0.as_second() as f64);
             }
         }
     }
@@ -260,7 +274,7 @@ impl Snapshot {
         };
         let flag =
             |map: &BTreeMap<Labels, bool>| map.iter().map(|(l, v)| (l.clone(), f64::from(u8::from(*v)))).collect();
-        let families: [(&str, &str, Samples); 11] = [
+        let families: [(&str, &str, Samples); 12] = [
             (
                 "instances",
                 "PD and TiKV instances, per group",
@@ -300,6 +314,11 @@ impl Snapshot {
             ),
             ("cluster_paused", "1 while the Cluster's spec.paused is set", flag(&self.paused)),
             ("cluster_suspended", "1 while the Cluster's pods are suspended (suspendAction)", flag(&self.suspended)),
+            (
+                "certificate_not_after_seconds",
+                "When the TLS certificate the instance serves expires (Unix seconds), as last seen in a handshake",
+                self.certificate_not_after.iter().map(|(l, v)| (l.clone(), *v)).collect(),
+            ),
         ];
         for (name, help, values) in families {
             gauge_family(&mut encoder, name, help, values)?;
@@ -422,6 +441,34 @@ mod tests {
         let not_ready = vec![condition(types::READY, "False", reasons::POD_NOT_READY, 40)];
         assert_eq!(not_true_for(&not_ready, types::READY, Some(at(0)), at(100)), Some(60.0));
         assert_eq!(not_true_for(&[], types::READY, Some(at(30)), at(100)), Some(70.0));
+    }
+
+    #[test]
+    fn the_serving_certificate_s_expiry_is_reported_per_instance() {
+        let mut served = sample_tikv("tikv-aaaaaa", "tikv");
+        served.status = Some(TiKVStatus {
+            serving_certificate: Some(tikv_operator_api::ServingCertificate {
+                not_after: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at(1_900_000_000)),
+                serial_number: "0a".into(),
+            }),
+            ..TiKVStatus::default()
+        });
+        let plain = sample_tikv("tikv-bbbbbb", "tikv");
+        let mut snapshot = Snapshot::default();
+        snapshot.instances::<TiKV>(&[Arc::new(served), Arc::new(plain)], at(100));
+        let mut text = String::new();
+        let mut registry = prometheus_client::registry::Registry::with_prefix("tikv_operator");
+        registry.register_collector(Box::new(Fixed(snapshot)));
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        let series: Vec<&str> =
+            text.lines().filter(|l| l.starts_with("tikv_operator_certificate_not_after_seconds{")).collect();
+        assert_eq!(
+            series,
+            vec![
+                r#"tikv_operator_certificate_not_after_seconds{namespace="default",cluster="basic",component="tikv",instance="tikv-aaaaaa"} 1900000000.0"#
+            ],
+            "only instances that serve a certificate: {text}"
+        );
     }
 
     #[test]

@@ -40,6 +40,7 @@ pub fn tasks() -> Vec<Node<PdState>> {
         pod(),
         hot_reload(),
         restart(),
+        common::serving_certificate(),
         finally([if_(object_loaded(), [common::instance_suspended(), conditions(), common::write_status()])]),
     ]
 }

@@ -51,6 +51,7 @@ pub fn tasks() -> Vec<Node<TikvState>> {
         store_labels(),
         hot_reload(),
         restart(),
+        common::serving_certificate(),
         finally([if_(object_loaded(), [common::instance_suspended(), conditions(), common::write_status()])]),
     ]
 }

@@ -347,3 +347,69 @@ async fn a_powered_off_node_stops_its_processes_until_it_is_powered_on() {
     assert_eq!(condition(&node, "Ready")["status"], "True");
     env.shutdown().await;
 }
+
+/// Records what its process finds at `/tls/tls.crt` (a whole Secret volume) whenever
+/// the kubelet reports a change.
+struct TlsRuntime(Arc<Mutex<Vec<String>>>);
+
+struct TlsProcess(Arc<Mutex<Vec<String>>>);
+
+fn seen(mounts: &[Mount], mount_path: &str) -> Option<String> {
+    let mount = mounts.iter().find(|m| m.mount_path == mount_path)?;
+    let files = mount.source.files()?;
+    let key = mount.sub_path.as_deref().unwrap_or("tls.crt");
+    files.get(key).cloned()
+}
+
+impl ContainerRuntime for TlsRuntime {
+    fn start(&self, ctx: ContainerContext) -> BoxFuture<Result<Arc<dyn ContainerProcess>, String>> {
+        let log = self.0.clone();
+        Box::pin(async move {
+            log.lock().unwrap().push(format!("start {:?}", ctx.read_file("/tls/tls.crt")));
+            Ok(Arc::new(TlsProcess(log)) as Arc<dyn ContainerProcess>)
+        })
+    }
+}
+
+impl ContainerProcess for TlsProcess {
+    fn stop(&self, _request: StopRequest) -> BoxFuture<ContainerExit> {
+        Box::pin(async { ContainerExit::new(0, "") })
+    }
+    fn config_changed(&self, mounts: Vec<Mount>) -> BoxFuture<()> {
+        self.0.lock().unwrap().push(format!("changed {:?}", seen(&mounts, "/tls")));
+        Box::pin(async {})
+    }
+}
+
+#[tokio::test]
+async fn a_changed_secret_reaches_a_running_process_after_the_sync_delay_without_a_restart() {
+    let env = Env::start(20.0).await;
+    let log = Arc::new(Mutex::new(Vec::new()));
+    env.cluster.runtimes().register("pingcap/tikv", Arc::new(TlsRuntime(log.clone())));
+    let secret = |cert: &str| json!({"metadata": {"name": "tls"}, "stringData": {"tls.crt": cert}});
+    env.create("secrets", Some("default"), secret("one"));
+    let containers = json!([{"name": "tikv", "image": "pingcap/tikv:v8.5.0",
+        "volumeMounts": [{"name": "tls", "mountPath": "/tls"}]}]);
+    env.create(
+        "pods",
+        Some("default"),
+        pod("kv-0", json!({"nodeName": "node-1", "containers": containers, "volumes": [{"name": "tls", "secret": {"secretName": "tls"}}]})),
+    );
+    let p = env.wait_pod("kv-0", "Running", |p| p["status"]["phase"] == "Running").await;
+    assert_eq!(log.lock().unwrap().clone(), vec!["start Some(\"one\")".to_string()]);
+
+    let data = json!({"data": {"tls.crt": "dHdv"}}); // "two"
+    env.client
+        .patch(&ResourceRef::new("", "v1", "secrets"), Some("default"), "tls", None, PatchType::Merge, &data)
+        .unwrap();
+    env.sim.clock().advance(Duration::from_secs(30));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(log.lock().unwrap().len(), 1, "not before the kubelet's sync delay: {:?}", log.lock().unwrap());
+    env.sim.clock().advance(Duration::from_secs(40));
+    env.wait("the new files delivered", |_| (log.lock().unwrap().len() == 2).then_some(())).await;
+    assert_eq!(log.lock().unwrap()[1], "changed Some(\"two\")");
+    let now = env.get("pods", Some("default"), "kv-0").unwrap();
+    assert_eq!(now["metadata"]["uid"], p["metadata"]["uid"]);
+    assert_eq!(now["status"]["containerStatuses"][0]["restartCount"], 0, "no restart");
+    env.shutdown().await;
+}

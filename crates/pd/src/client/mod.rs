@@ -206,13 +206,26 @@ impl Transport {
             None => no_tls_config(),
         }
         .map_err(|e| PdError::Config(e.to_string()))?;
+        let http = Transport::client(tls_config, timeout, proxy, user_agent, |b| {
+            b.pool_idle_timeout(Duration::from_secs(60))
+        })?;
+        Ok(Transport { http, tls })
+    }
+
+    fn client(
+        tls_config: rustls::ClientConfig,
+        timeout: Duration,
+        proxy: &ProxySetting,
+        user_agent: &str,
+        tune: impl FnOnce(reqwest::ClientBuilder) -> reqwest::ClientBuilder,
+    ) -> Result<reqwest::Client> {
         // The user agent names the operator in PD's logs and lets tests attribute writes.
         let mut builder = reqwest::Client::builder()
             .user_agent(user_agent)
             .tls_backend_preconfigured(tls_config)
             .timeout(timeout)
-            .connect_timeout(timeout)
-            .pool_idle_timeout(Duration::from_secs(60));
+            .connect_timeout(timeout);
+        builder = tune(builder);
         match proxy {
             ProxySetting::System => {}
             ProxySetting::Direct => builder = builder.no_proxy(),
@@ -222,8 +235,7 @@ impl Transport {
                 builder = builder.proxy(proxy);
             }
         }
-        let http = builder.build().map_err(|e| PdError::Config(format!("cannot build HTTP client: {e}")))?;
-        Ok(Transport { http, tls })
+        builder.build().map_err(|e| PdError::Config(format!("cannot build HTTP client: {e}")))
     }
 }
 
@@ -403,6 +415,49 @@ impl PdClient {
         *self.shared.transport.write().unwrap_or_else(PoisonError::into_inner) = transport;
         tracing::info!(endpoints = ?self.shared.endpoints, tls = ?wanted, "PD client TLS material changed; client rebuilt");
         Ok(true)
+    }
+
+    /// The certificate the server at `base` (`https://host:port`) presents now: a
+    /// `GET path` over a new connection of a client made for this one check (never a
+    /// pooled connection, which would show the certificate of an older handshake),
+    /// trusting and presenting what every request of this client does, through the same
+    /// proxy. Any HTTP answer will do: only the handshake is looked at.
+    pub async fn serving_certificate(&self, base: &str, path: &'static str) -> Result<crate::CertificateSummary> {
+        let mut url = Url::parse(base).map_err(|e| PdError::Config(format!("invalid URL {base:?}: {e}")))?;
+        if url.scheme() != "https" {
+            return Err(PdError::Config(format!("{base} is not an https:// URL: no certificate to look at")));
+        }
+        let material = self.read_transport(|t| t.tls.clone());
+        let material = material.ok_or_else(|| PdError::Config("the client has no TLS material".into()))?;
+        url.set_path(path);
+        let endpoint = base.trim_end_matches('/').to_owned();
+        let seen = Arc::new(std::sync::Mutex::new(None));
+        let config = material.recording_client_config(seen.clone()).map_err(|e| PdError::Config(e.to_string()))?;
+        let probe = Transport::client(config, self.shared.timeout, &self.shared.proxy, &self.shared.user_agent, |b| {
+            b.pool_max_idle_per_host(0)
+        })?;
+        let observer = self.shared.request_observer.read().unwrap_or_else(PoisonError::into_inner).clone();
+        let started = tokio::time::Instant::now();
+        let result = probe.get(url).send().await;
+        if let Some(observer) = observer {
+            let outcome = match &result {
+                Ok(response) => RequestOutcome::Answered(response.status().as_u16()),
+                Err(e) if e.is_timeout() => RequestOutcome::Timeout,
+                Err(_) => RequestOutcome::Transport,
+            };
+            observer.request_done(&RequestDone { method: "GET", endpoint: path, outcome, duration: started.elapsed() });
+        }
+        result.map_err(|e| {
+            if e.is_timeout() {
+                PdError::Timeout { endpoint: endpoint.clone(), path: path.to_owned(), timeout: self.shared.timeout }
+            } else {
+                PdError::Transport { endpoint: endpoint.clone(), path: path.to_owned(), source: Arc::new(e) }
+            }
+        })?;
+        let der = seen.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let der = der.ok_or_else(|| PdError::Config(format!("{endpoint} presented no certificate")))?;
+        crate::CertificateSummary::from_der(&der)
+            .map_err(|e| PdError::Config(format!("the certificate {endpoint} presents: {e}")))
     }
 
     /// Installs (or removes) the observer told about every request.

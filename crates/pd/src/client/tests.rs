@@ -1023,6 +1023,43 @@ mod tls {
         assert_eq!(pd.requests().len(), 2);
     }
 
+    #[tokio::test]
+    async fn the_serving_certificate_is_read_from_a_new_handshake() {
+        let ca = Ca::new("cluster-ca");
+        let provider = crate::tls::crypto_provider();
+        let mut params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+        params.not_after = rcgen::date_time_ymd(2031, 1, 2);
+        params.serial_number = Some(rcgen::SerialNumber::from(vec![0x1f, 0x2a, 0x03]));
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &ca.issuer).unwrap();
+        let key = PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).unwrap();
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], key)
+            .unwrap();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let pd = FakePd::start_tls(config).await;
+        pd.on("GET", "/pd/api/v1/ping", Reply::json(200, ""));
+        let url = format!("https://{}", pd.addr);
+        let client = PdClient::builder([url.as_str()])
+            .tls(material(&ca, &ca))
+            .system_proxy(false)
+            .retry(fast_retry(0))
+            .build()
+            .unwrap();
+        for _ in 0..2 {
+            let seen = client.serving_certificate(&url, "/pd/api/v1/ping").await.unwrap();
+            assert_eq!(seen.not_after, "2031-01-02T00:00:00Z".parse::<jiff::Timestamp>().unwrap());
+            assert_eq!(seen.serial_number, "1f2a03");
+        }
+        assert_eq!(pd.requests().len(), 2, "one request per check");
+        let plain = client.serving_certificate(&format!("http://{}", pd.addr), "/pd/api/v1/ping").await;
+        assert!(matches!(plain, Err(PdError::Config(_))), "{plain:?}");
+        assert!(crate::CertificateSummary::from_der(b"not a certificate").is_err());
+    }
+
     #[test]
     fn material_from_secret_and_fingerprints() {
         use k8s_openapi::ByteString;

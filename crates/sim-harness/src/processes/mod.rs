@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use kube_sim::Store;
 use kube_sim::cluster::runtime::BoxFuture;
+use kube_sim::cluster::runtime::Mount;
 use kube_sim::cluster::{ContainerContext, ContainerProcess, ContainerRuntime, RuntimeRegistry};
 use sim_clock::SimClock;
 
@@ -99,6 +100,31 @@ impl ContainerRuntime for TikvRuntime {
     fn start(&self, ctx: ContainerContext) -> BoxFuture<Result<Arc<dyn ContainerProcess>, String>> {
         let procs = self.0.clone();
         Box::pin(async move { Ok(tikv::start(procs, ctx) as Arc<dyn ContainerProcess>) })
+    }
+}
+
+/// Where a process reads its TLS files (PD `--cacert/--cert/--key` or `[security]
+/// cacert-path/cert-path/key-path`; TiKV `[security] ca-path/cert-path/key-path`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsPaths {
+    pub ca: String,
+    pub cert: String,
+    pub key: String,
+}
+
+impl TlsPaths {
+    /// The three files as the container sees them through `mounts`; the real binaries
+    /// fail to start (or keep their material) when one cannot be read.
+    pub fn load(&self, ctx: &ContainerContext, mounts: &[Mount]) -> Result<pd_sim::TlsConfig, String> {
+        let mut view = ctx.clone();
+        view.mounts = mounts.to_vec();
+        let read = |path: &str| view.read_file(path).ok_or_else(|| format!("open {path}: no such file or directory"));
+        Ok(pd_sim::TlsConfig {
+            ca_pem: if self.ca.is_empty() { String::new() } else { read(&self.ca)? },
+            cert_pem: read(&self.cert)?,
+            key_pem: read(&self.key)?,
+            cert_allowed_cn: Vec::new(),
+        })
     }
 }
 

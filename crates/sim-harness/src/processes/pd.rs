@@ -83,8 +83,8 @@ pub(crate) struct PdConfig {
     /// What the client and peer listeners serve (their URLs' schemes, given `[security]`).
     pub client_transport: Transport,
     pub peer_transport: Transport,
-    /// `[security]`'s certificates: `https` listeners serve them, peers with `https` URLs
-    /// can be dialed.
+    /// The certificates the flags or `[security]` name: `https` listeners serve them,
+    /// peers with `https` URLs can be dialed.
     pub certificates: Option<security::Certificates>,
 }
 
@@ -152,7 +152,8 @@ pub(crate) fn parse(ctx: &ContainerContext) -> Result<PdConfig, String> {
         }
         None => {}
     }
-    let certs = security::pd_certificates(ctx, &file).map_err(|e| fatal("run server failed", &e))?;
+    let certs =
+        security::pd_certificates(ctx, &file, |f| flags.get(f).cloned()).map_err(|e| fatal("run server failed", &e))?;
     let listen = |urls: &[String], what: &str| -> Result<Transport, String> {
         let mut transport = Transport::Plain;
         for url in urls {
@@ -200,6 +201,10 @@ pub(crate) fn parse_initial_cluster(s: &str) -> Result<Vec<(String, Vec<String>)
 struct State {
     member: Option<(Arc<PdCluster>, String)>,
     stopped: bool,
+    /// The certificates the client listener serves, as read at start (`None`: it serves
+    /// plain HTTP): etcd's TLS helper reads the certificate and key files again on every
+    /// handshake but the client CA pool only once.
+    serving: Option<security::Certificates>,
 }
 
 pub(crate) struct PdProcess {
@@ -294,6 +299,9 @@ impl PdProcess {
             return Err(fatal("run server failed", &format!("loading the certificates: {}", control_error(&e))));
         }
         self.publish(&cluster, &cfg).await;
+        if cfg.client_transport == Transport::Tls {
+            self.state().serving = cfg.certificates.clone();
+        }
         let stopped = {
             let mut st = self.state();
             if !st.stopped {
@@ -538,6 +546,28 @@ fn guess_client_url(peer_url: &str, client_port: u16) -> Option<String> {
 }
 
 impl ContainerProcess for PdProcess {
+    /// The kubelet updated the mounted files: new handshakes use the new certificate
+    /// and key (the CA stays the one read at start). Nothing else is re-read.
+    fn config_changed(&self, mounts: Vec<kube_sim::cluster::runtime::Mount>) -> BoxFuture<()> {
+        let (member, serving) = {
+            let st = self.state();
+            (st.member.clone(), st.serving.clone())
+        };
+        let ctx = self.ctx.clone();
+        Box::pin(async move {
+            let (Some((cluster, name)), Some(started)) = (member, serving) else { return };
+            match started.reload(&ctx, &mounts) {
+                Ok(files) => {
+                    let tls = security::Certificates { ca: started.ca.clone(), ..files }.serving();
+                    if let Err(error) = cluster.control().set_member_tls(&name, Some(&tls)).await {
+                        tracing::debug!(%error, member = %name, "TLS reload refused");
+                    }
+                }
+                Err(error) => tracing::debug!(%error, member = %name, "TLS files unreadable; the old ones stay"),
+            }
+        })
+    }
+
     fn ready(&self) -> bool {
         let st = self.state();
         let Some((cluster, name)) = &st.member else { return false };

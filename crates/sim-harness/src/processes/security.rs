@@ -11,10 +11,17 @@
 //! (`https` with certificates, client certificate required when a CA is set; `http`
 //! ignores the certificates); an `https` URL without certificates is fatal. Peers are
 //! dialed by the scheme of the URL PD's membership holds for them.
+//!
+//! A TLS listener serves the files as read at start, through pd-sim's swappable slot
+//! (`Control::set_member_tls`, `set_store_tls`); when the kubelet updates the Secret
+//! volume, PD serves the new certificate and key on new handshakes with the CA it read
+//! at start (etcd reads the client CA pool once), TiKV reloads all three. The transport
+//! itself changes only with a restart.
 
 use kube_sim::cluster::ContainerContext;
+use kube_sim::cluster::runtime::Mount;
 
-use super::toml_at;
+use super::{TlsPaths, toml_at};
 
 /// One side of a connection: speaks TLS or plain.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -47,12 +54,14 @@ pub fn handshake(from: Transport, to: Transport) -> Option<&'static str> {
     }
 }
 
-/// The certificate files a `[security]` section names (paths, read at start).
+/// The certificate files a `[security]` section names: their contents as read at start,
+/// and where they are (read again when the kubelet updates the Secret volume).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Certificates {
     pub ca: String,
     pub cert: String,
     pub key: String,
+    pub paths: TlsPaths,
 }
 
 impl Certificates {
@@ -64,6 +73,14 @@ impl Certificates {
             key_pem: self.key.clone(),
             cert_allowed_cn: Vec::new(),
         }
+    }
+
+    /// The files again, as the container sees them through `mounts` (after the kubelet
+    /// updated a Secret volume); `Err` when one cannot be read (the process keeps what
+    /// it has).
+    pub fn reload(&self, ctx: &ContainerContext, mounts: &[Mount]) -> Result<Certificates, String> {
+        let tls = self.paths.load(ctx, mounts)?;
+        Ok(Certificates { ca: tls.ca_pem, cert: tls.cert_pem, key: tls.key_pem, paths: self.paths.clone() })
     }
 }
 
@@ -88,13 +105,20 @@ pub fn tikv(ctx: &ContainerContext, file: &toml::Table) -> Result<(Transport, Op
         ca: open(ctx, "ca key", &ca)?,
         cert: open(ctx, "cert key", &cert)?,
         key: open(ctx, "private key", &key)?,
+        paths: TlsPaths { ca, cert, key },
     };
     Ok((Transport::Tls, Some(certs)))
 }
 
-/// PD's certificates from its config file, if any (`Err`: the fatal message).
-pub fn pd_certificates(ctx: &ContainerContext, file: &toml::Table) -> Result<Option<Certificates>, String> {
-    let (ca, cert, key) = (path(file, "cacert-path"), path(file, "cert-path"), path(file, "key-path"));
+/// PD's certificates from its flags (`--cacert`, `--cert`, `--key`, given as `flag`) or
+/// config file, if any (`Err`: the fatal message).
+pub fn pd_certificates(
+    ctx: &ContainerContext,
+    file: &toml::Table,
+    flag: impl Fn(&str) -> Option<String>,
+) -> Result<Option<Certificates>, String> {
+    let pick = |name: &str, key: &str| flag(name).unwrap_or_else(|| path(file, key));
+    let (ca, cert, key) = (pick("cacert", "cacert-path"), pick("cert", "cert-path"), pick("key", "key-path"));
     if cert.is_empty() && key.is_empty() {
         return Ok(None);
     }
@@ -104,6 +128,7 @@ pub fn pd_certificates(ctx: &ContainerContext, file: &toml::Table) -> Result<Opt
         ca: if ca.is_empty() { String::new() } else { read("CA", &ca)? },
         cert: read("certificate", &cert)?,
         key: read("key", &key)?,
+        paths: TlsPaths { ca, cert, key },
     }))
 }
 

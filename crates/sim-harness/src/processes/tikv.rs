@@ -86,6 +86,7 @@ pub(crate) struct TikvConfig {
     pub applied: Value,
     /// `[security]`: TLS on every port and every dial, or plain on all.
     pub transport: Transport,
+    /// `[security]` ca-path, cert-path, key-path as read at start (with TLS).
     pub certificates: Option<security::Certificates>,
 }
 
@@ -216,6 +217,9 @@ fn store_version(image: &str) -> String {
 struct State {
     store: Option<(Arc<PdCluster>, u64)>,
     stopped: bool,
+    /// The certificates it serves and dials with (TiKV reloads CA, certificate and key
+    /// once the certificate file changed).
+    tls: Option<security::Certificates>,
 }
 
 pub(crate) struct TikvProcess {
@@ -355,6 +359,7 @@ impl TikvProcess {
         }
         procs.clusters.set_data(&data_key, claim.as_deref(), DataDir::Store { cluster: cluster.index, id: started.id });
         procs.clusters.set_pod(&pod_key(&self.ctx), Instance::Tikv { cluster: cluster.index, store: started.id });
+        self.state().tls = cfg.certificates.clone();
         let others = procs.clusters.speak(cluster.index, &pod_key(&self.ctx), cfg.transport);
         if !others.is_empty() {
             // Raft messages to and from these peers fail their handshakes.
@@ -383,6 +388,27 @@ impl TikvProcess {
 }
 
 impl ContainerProcess for TikvProcess {
+    /// The kubelet updated the mounted files: the status server's new handshakes use
+    /// the new CA, certificate and key. Nothing else is re-read.
+    fn config_changed(&self, mounts: Vec<kube_sim::cluster::runtime::Mount>) -> BoxFuture<()> {
+        let (store, tls) = {
+            let st = self.state();
+            (st.store.clone(), st.tls.clone())
+        };
+        let ctx = self.ctx.clone();
+        Box::pin(async move {
+            let (Some((cluster, id)), Some(started)) = (store, tls) else { return };
+            match started.reload(&ctx, &mounts) {
+                Ok(files) => {
+                    if let Err(error) = cluster.control().set_store_tls(id, Some(&files.serving())).await {
+                        tracing::debug!(%error, store = id, "TLS reload refused");
+                    }
+                }
+                Err(error) => tracing::debug!(%error, store = id, "TLS files unreadable; the old ones stay"),
+            }
+        })
+    }
+
     fn pre_stop(&self, handler: &Value) -> BoxFuture<Result<(), String>> {
         let command: Vec<String> = handler["exec"]["command"]
             .as_array()

@@ -14,7 +14,30 @@
 //! `register_pd` starts (or keeps) the cluster's PD client and cache with that URL,
 //! with the client certificate Secret when the URL is `https`. Writes nothing to
 //! Kubernetes or PD. Complete; Wait while there is no URL or the Secret is missing or
-//! invalid (its creation is the user's); Fail on an unexpected error.
+//! invalid (its creation is the user's); Fail on an unexpected error. With TLS, Retry
+//! after [`OperatorConfig::client_secret_recheck`]: see below.
+//!
+//! How a rotated client Secret reaches the PD client, without an operator restart:
+//! every pass of a TLS cluster reads the Secret by name (one GET) and hands its content
+//! to the registry, which rebuilds the client's connection pool when the content's
+//! fingerprint changed (requests in flight finish on their old connections; new ones
+//! present the new certificate). Passes come from the cluster's own changes, from a
+//! PD poll that starts failing (a handshake refused because the old certificate expired
+//! or its CA is no longer trusted shows up there, and the Secret is read at once), and
+//! from this task's requeue at a bounded interval (1 min by default), so an idle
+//! cluster picks up a rotation within a minute at the cost of one GET a minute and no
+//! write.
+//!
+//! Chosen over a watch on the named Secrets (a field-selected watch per TLS cluster):
+//! a watch needs `list` and `watch` on Secrets, which RBAC cannot narrow to these names
+//! (they follow the Clusters' names, unknown to the chart), so the operator could then
+//! enumerate every Secret of the namespaces it serves, where `get` alone names the one
+//! it reads; and a watch per cluster is a long-lived connection per cluster for an
+//! event that happens every few weeks, which the kubelet itself delivers to the pods
+//! only a minute or so late. The operator's own certificate is renewed well before it
+//! expires (cert-manager renews at two thirds of its life), so a minute does not matter.
+//!
+//! [`OperatorConfig::client_secret_recheck`]: crate::context::OperatorConfig::client_secret_recheck
 
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::ListParams;
@@ -164,8 +187,12 @@ pub fn register_pd() -> Node<ClusterState> {
                 s.pass.namespace.clone(),
                 s.pass.object.as_ref().map(|c| c.name_any()).unwrap_or_default(),
             );
+            let tls_on = tls.is_some();
+            let recheck = s.pass.ctx.config.client_secret_recheck;
             match s.pass.ctx.pd.register(&key, &url, tls) {
+                Ok(true) if tls_on => Outcome::retry(recheck, format!("polling PD at {url}")),
                 Ok(true) => Outcome::complete(format!("polling PD at {url}")),
+                Ok(false) if tls_on => Outcome::retry(recheck, "registered; the client Secret is read again later"),
                 Ok(false) => Outcome::complete("registered"),
                 Err(error) => Outcome::fail(error),
             }
@@ -322,5 +349,76 @@ mod tests {
         assert!(runner.run("k", &mut state).await.entry("register_pd").unwrap().message().starts_with("polling"));
         assert_eq!(runner.run("k", &mut state).await.entry("register_pd").unwrap().message(), "registered");
         assert!(ctx.pd.get(&ClusterKey::new("ns", "basic")).is_some());
+    }
+
+    /// A client Secret: a CA and a client certificate it signed, with its key.
+    fn client_secret(ca: &rcgen::CertifiedIssuer<'static, rcgen::KeyPair>) -> Secret {
+        use k8s_openapi::ByteString;
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap().signed_by(&key, ca).unwrap();
+        let mut secret = Secret {
+            data: Some(
+                [
+                    ("ca.crt".to_owned(), ByteString(ca.pem().into_bytes())),
+                    ("tls.crt".to_owned(), ByteString(cert.pem().into_bytes())),
+                    ("tls.key".to_owned(), ByteString(key.serialize_pem().into_bytes())),
+                ]
+                .into(),
+            ),
+            ..Secret::default()
+        };
+        secret.metadata.name = Some(names::cluster_client_secret_name("basic"));
+        secret.metadata.namespace = Some("default".into());
+        secret
+    }
+
+    #[tokio::test]
+    async fn a_rotated_client_secret_reaches_the_pd_client_and_is_read_again_at_an_interval() {
+        let env = crate::testing::TestEnv::start().await;
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().unwrap()).unwrap();
+        let first = env.create(client_secret(&ca)).await;
+        let mut cluster = sample_cluster("basic");
+        cluster.spec.tls_cluster = Some(tikv_operator_api::cluster::TlsCluster { enabled: true });
+        let key = ClusterKey::new("default", "basic");
+        let pass = |cluster: &tikv_operator_api::Cluster| {
+            let mut state = ClusterState::new(env.ctx.clone(), "default", "basic");
+            state.pass = state.pass.with_object(cluster.clone()).with_cluster(cluster.clone());
+            state.pass.status.pd = Some("https://127.0.0.1:9".into());
+            state
+        };
+        let runner = Runner::new("test", [register_pd()]);
+        let report = runner.run("k", &mut pass(&cluster)).await;
+        assert!(
+            matches!(report.action(), tikv_operator_task::PassResult::RequeueAfter(d) if d == env.ctx.config.client_secret_recheck)
+        );
+        let before = env.ctx.pd.tls_fingerprint(&key).expect("TLS material in use");
+        assert_eq!(before, TlsMaterial::from_secret(&first).unwrap().fingerprint());
+
+        // Nothing changed: the same client, one read, no write.
+        env.sim.requests().reset();
+        let report = runner.run("k", &mut pass(&cluster)).await;
+        assert_eq!(report.entry("register_pd").unwrap().message(), "registered; the client Secret is read again later");
+        assert_eq!(env.ctx.pd.tls_fingerprint(&key), Some(before));
+        assert_eq!(env.requests(), vec!["get secrets/basic-cluster-client-secret".to_string()]);
+        assert_eq!(env.writes(), 0);
+
+        // A new leaf from the same CA: the client follows, no restart, no new cache.
+        let secrets: Api<Secret> = Api::namespaced(env.client.clone(), "default");
+        let rotated = client_secret(&ca);
+        secrets
+            .replace(
+                &names::cluster_client_secret_name("basic"),
+                &Default::default(),
+                &Secret { metadata: first.metadata.clone(), ..rotated.clone() },
+            )
+            .await
+            .unwrap();
+        let report = runner.run("k", &mut pass(&cluster)).await;
+        assert!(!report.entry("register_pd").unwrap().message().starts_with("polling"), "the cache is kept");
+        let after = env.ctx.pd.tls_fingerprint(&key).unwrap();
+        assert_ne!(after, before);
+        assert_eq!(after, TlsMaterial::from_secret(&rotated).unwrap().fingerprint());
     }
 }

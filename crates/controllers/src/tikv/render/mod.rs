@@ -30,3 +30,9 @@ pub fn advertise_addr(tikv: &TiKV) -> String {
 pub fn advertise_status_addr(tikv: &TiKV) -> String {
     format!("{}:{}", host(tikv), tikv.spec.template.server.ports.status)
 }
+
+/// The store's status server as the operator asks it, under the TLS setting in force
+/// (`tls`: what the pod was rendered with, so what its status server serves).
+pub fn status_url(tikv: &TiKV, tls: bool) -> String {
+    format!("{}://{}", crate::pd::render::scheme(tls), advertise_status_addr(tikv))
+}

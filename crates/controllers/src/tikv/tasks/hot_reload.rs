@@ -21,7 +21,7 @@ use tikv_operator_task::{Node, Outcome, task};
 
 use crate::common::Instance;
 use crate::common::hot_reload::{changed_keys, describe, desired_keys, record_applied, target};
-use crate::tikv::render::advertise_status_addr;
+use crate::tikv::render::status_url;
 use crate::tikv::state::TikvState;
 
 /// How soon an unanswered status server is asked again.
@@ -36,7 +36,7 @@ async fn run(s: &mut TikvState) -> Outcome {
         Ok(target) => target,
         Err(outcome) => return outcome,
     };
-    let url = format!("http://{}", advertise_status_addr(&tikv));
+    let url = status_url(&tikv, s.pass.tls_enabled());
     let running = match pd.store_config(&url).await {
         Ok(running) => running,
         Err(error) => {

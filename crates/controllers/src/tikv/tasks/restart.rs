@@ -151,7 +151,7 @@ async fn gates(s: &TikvState) -> Result<(), Refusal> {
         && let Some(tikv) = &s.pass.object
     {
         // PD's count comes with the store's heartbeat; the store's own is current.
-        let url = format!("http://{}", crate::tikv::render::advertise_status_addr(tikv));
+        let url = crate::tikv::render::status_url(tikv, s.pass.tls_enabled());
         match pd.store_leader_count(&url).await {
             Ok(0) => {}
             Ok(left) => return Err(blocked(format!("store {id} still counts {left} leaders on its own metrics"))),
@@ -329,6 +329,31 @@ mod tests {
         let url = "http://tikv-tikv-abc123.tikv-tikv-peer.default.svc:20180";
         kit.pd.metrics_leaders(url, 2);
         assert_eq!(held(&kit).await, blocked("store 5 still counts 2 leaders on its own metrics"));
+        kit.pd.metrics_leaders(url, 0);
+        let (_, report) = pass(&kit).await;
+        assert_eq!(kit.writes(), [TIKV, DELETE], "{report}");
+    }
+
+    #[tokio::test]
+    async fn with_tls_in_force_the_store_is_asked_for_its_leaders_over_https() {
+        let (kit, _) = outdated(pd(0)).await;
+        // TLS wanted and in force (status.pd's scheme is https): the pods serve TLS.
+        let clusters: Api<tikv_operator_api::Cluster> = Api::namespaced(kit.env.client.clone(), "default");
+        // (turned on while suspended, as admission demands, and resumed)
+        let mut cluster = clusters.get("basic").await.unwrap();
+        cluster.spec.tls_cluster = Some(tikv_operator_api::cluster::TlsCluster { enabled: true });
+        cluster.spec.suspend_action = Some(tikv_operator_api::cluster::SuspendAction { suspend_compute: true });
+        let mut cluster = clusters.replace("basic", &Default::default(), &cluster).await.unwrap();
+        cluster.spec.suspend_action = Some(tikv_operator_api::cluster::SuspendAction { suspend_compute: false });
+        let mut cluster = clusters.replace("basic", &Default::default(), &cluster).await.unwrap();
+        cluster.status.get_or_insert_default().pd = Some("https://basic-pd.default.svc:2379".into());
+        clusters.replace_status("basic", &Default::default(), &cluster).await.unwrap();
+        let url = "https://tikv-tikv-abc123.tikv-tikv-peer.default.svc:20180";
+        kit.pd.metrics_leaders(url, 2);
+        // (the pod was rendered plain, so TLS is a reason of the restart too)
+        let (reason, message, kind) = held(&kit).await;
+        assert_eq!((reason.as_str(), kind), (reasons::RESTART_BLOCKED, OutcomeKind::Retry));
+        assert!(message.ends_with("held: store 5 still counts 2 leaders on its own metrics"), "{message}");
         kit.pd.metrics_leaders(url, 0);
         let (_, report) = pass(&kit).await;
         assert_eq!(kit.writes(), [TIKV, DELETE], "{report}");
