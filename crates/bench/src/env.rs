@@ -42,18 +42,17 @@ impl Profile {
 
     /// The operator's settings under this profile.
     pub fn configure(self, config: &mut OperatorConfig) {
-        if self == Profile::V2 {
-            // v2 polls PD every 30 s, whether or not something waits on it.
-            config.pd_poll_fast = Duration::from_secs(30);
-            config.pd_poll_slow = Duration::from_secs(30);
-        }
+        config.timing = match self {
+            Profile::Ours => tikv_operator_controllers::Timing::default(),
+            Profile::V2 => tikv_operator_controllers::Timing::v2(),
+        };
     }
 
     /// The same, as `tikv-operator run` arguments.
     pub fn run_args(self) -> Vec<String> {
         match self {
             Profile::Ours => Vec::new(),
-            Profile::V2 => ["--pd-poll-fast", "30s", "--pd-poll-slow", "30s"].map(str::to_owned).to_vec(),
+            Profile::V2 => ["--timing-profile", "v2"].map(str::to_owned).to_vec(),
         }
     }
 }

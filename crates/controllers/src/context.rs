@@ -15,9 +15,44 @@ use crate::metrics::Metrics;
 use crate::pd_registry::{PdRegistry, PdWaits};
 use crate::updater::Expectations;
 
-/// The time tasks compare against (minReadySeconds, condition transitions).
+/// The operator's clock: the time tasks compare against (minReadySeconds, condition
+/// transitions), and the time its timers run on (PD polls and view ages, requeue delays).
+/// `run` uses the machine's; beside the simulators (playground, tests, benchmarks) it is
+/// the simulators' clock, so that a 1 s PD poll is one simulated second at any speed.
+///
+/// Leader election ([`crate::leader`], [`crate::fence`]) does not use it: a Lease is
+/// judged in the API server's real time.
 pub trait Clock: Send + Sync {
     fn now(&self) -> Timestamp;
+
+    /// Now, as a monotonic instant on this clock (for the PD caches' timers).
+    fn instant(&self) -> tokio::time::Instant {
+        tokio::time::Instant::now()
+    }
+
+    /// Resolves once [`Clock::instant`] reaches `deadline`.
+    fn sleep_until(&self, deadline: tokio::time::Instant) -> futures::future::BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep_until(deadline))
+    }
+
+    /// The real time that `duration` on this clock takes: what kube-runtime, which
+    /// requeues in real time, is handed.
+    fn real_duration(&self, duration: Duration) -> Duration {
+        duration
+    }
+}
+
+/// The operator's clock as the PD caches' timer.
+pub(crate) struct CacheTimer(pub Arc<dyn Clock>);
+
+impl tikv_operator_pd::CacheClock for CacheTimer {
+    fn now(&self) -> tokio::time::Instant {
+        self.0.instant()
+    }
+
+    fn sleep_until(&self, deadline: tokio::time::Instant) -> futures::future::BoxFuture<'static, ()> {
+        self.0.sleep_until(deadline)
+    }
 }
 
 /// The machine's clock.
@@ -71,6 +106,118 @@ impl Default for Concurrency {
     }
 }
 
+/// Every timing knob of the operator, on its clock. [`Timing::default`] is ours;
+/// [`Timing::v2`] reproduces tidb-operator v2's, to measure both side by side
+/// (`--timing-profile v2`; see docs/benchmarks.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timing {
+    /// PD poll interval while some task waits on PD.
+    pub pd_poll_fast: Duration,
+    /// PD poll interval for `pd_idle_after` after the last write, wait or change.
+    pub pd_poll_slow: Duration,
+    /// PD poll interval of a cluster nobody waits on.
+    pub pd_poll_idle: Duration,
+    /// How long after the last activity the cache polls slowly before idling.
+    pub pd_idle_after: Duration,
+    /// A PD view older than this is not trusted for destructive steps.
+    pub pd_fresh_for: Duration,
+    /// Every poll reports every store and member as changed, so every instance is
+    /// reconciled once per poll (v2's pollers: a new resourceVersion each time).
+    pub pd_events_every_poll: bool,
+    /// Every TiKV pass reads PD's evict-leader scheduler uncached (v2's
+    /// `ContextInfoFromPD` lists the schedulers on every reconcile).
+    pub schedulers_read_every_tikv_pass: bool,
+    /// How soon a pass that needs a fresh PD view looks again.
+    pub fresh_view_recheck: Duration,
+    /// How often leader counts are looked at while leaders move (no event for counts).
+    pub eviction_recheck: Duration,
+    /// How often a held restart, or a restarted store coming back, is looked at again.
+    pub restart_recheck: Duration,
+    /// How long leaders may stop coming back before a restart is called done anyway.
+    pub leaders_back_patience: Duration,
+    /// A restarted TiKV counts as back once this share of its leaders returned (v2:
+    /// any leader, and only for stores with 100 regions or more).
+    pub leaders_back_share: LeadersBack,
+    /// How long a TiKV Pod must have been Ready before the instance is (the group's
+    /// `minReadySeconds` applies too, whichever is longer).
+    pub tikv_ready_after: Duration,
+}
+
+/// When a restarted store's leaders count as back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeadersBack {
+    /// Half of the leaders it held before the restart.
+    Half,
+    /// One leader, where the store holds 100 regions or more (v2's `IsStoreReady`).
+    AnyOnLargeStores,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            pd_poll_fast: Duration::from_secs(1),
+            pd_poll_slow: Duration::from_secs(30),
+            // Stores and members: 4 reads in 3 minutes, under the 2 a minute aimed at.
+            pd_poll_idle: Duration::from_secs(180),
+            pd_idle_after: Duration::from_secs(120),
+            pd_fresh_for: Duration::from_secs(5),
+            pd_events_every_poll: false,
+            schedulers_read_every_tikv_pass: false,
+            fresh_view_recheck: Duration::from_secs(2),
+            eviction_recheck: Duration::from_secs(5),
+            restart_recheck: Duration::from_secs(5),
+            leaders_back_patience: Duration::from_secs(120),
+            leaders_back_share: LeadersBack::Half,
+            tikv_ready_after: Duration::ZERO,
+        }
+    }
+}
+
+impl Timing {
+    /// tidb-operator v2's timings (reference/tidb-operator-v2.md, "Numbers", 1.4, 2.1,
+    /// 2.6, 4.2): its PD pollers list stores, members and health every 30 s and report
+    /// every object each time; it has no fast polling (a task forces a poll after its
+    /// writes, as ours do); it acts on its last poll, so a view counts as fresh until
+    /// one poll plus v2's 15 s margin (`RequeueAfterOnePoll` = 45 s) has passed; tasks
+    /// wait by requeueing after `defaultTaskWaitDuration` = 5 s (eviction and restart
+    /// included; no timeout on the restart path); a TiKV is Ready once its store serves
+    /// a leader (stores of 100 regions or more) and its Pod has been Ready for 15 s; and
+    /// every TiKV reconcile reads PD's schedulers uncached.
+    pub fn v2() -> Self {
+        let poll = Duration::from_secs(30);
+        let wait = Duration::from_secs(5);
+        Timing {
+            pd_poll_fast: poll,
+            pd_poll_slow: poll,
+            pd_poll_idle: poll,
+            pd_idle_after: Duration::from_secs(120),
+            pd_fresh_for: Duration::from_secs(45),
+            pd_events_every_poll: true,
+            schedulers_read_every_tikv_pass: true,
+            fresh_view_recheck: wait,
+            eviction_recheck: wait,
+            restart_recheck: wait,
+            // v2 waits for that first leader without a timeout.
+            leaders_back_patience: Duration::MAX,
+            leaders_back_share: LeadersBack::AnyOnLargeStores,
+            tikv_ready_after: Duration::from_secs(15),
+        }
+    }
+
+    /// The PD cache's configuration for these timings.
+    pub fn pd_cache(&self) -> tikv_operator_pd::CacheConfig {
+        tikv_operator_pd::CacheConfig {
+            fast_interval: self.pd_poll_fast,
+            slow_interval: self.pd_poll_slow,
+            idle_interval: self.pd_poll_idle,
+            idle_after: self.pd_idle_after,
+            fresh_for: self.pd_fresh_for,
+            events_every_poll: self.pd_events_every_poll,
+            ..tikv_operator_pd::CacheConfig::default()
+        }
+    }
+}
+
 /// The operator's own image, this build's: TiKV pods run its pod-side tools (their
 /// preStop hook) from it.
 pub const DEFAULT_TOOLS_IMAGE: &str = concat!("ghcr.io/tikv/tikv-operator:v", env!("CARGO_PKG_VERSION"));
@@ -81,12 +228,7 @@ pub struct OperatorConfig {
     /// Watch only this namespace; `None` watches all.
     pub namespace: Option<String>,
     pub concurrency: Concurrency,
-    /// PD poll interval while some task waits on PD.
-    pub pd_poll_fast: Duration,
-    /// PD poll interval otherwise.
-    pub pd_poll_slow: Duration,
-    /// A PD view older than this is not trusted for destructive steps.
-    pub pd_fresh_for: Duration,
+    pub timing: Timing,
     /// HTTP proxy for PD requests; `None` follows the environment (`HTTP_PROXY`), as
     /// any in-cluster HTTP client does.
     pub pd_proxy: Option<String>,
@@ -107,9 +249,7 @@ impl Default for OperatorConfig {
         Self {
             namespace: None,
             concurrency: Concurrency::default(),
-            pd_poll_fast: Duration::from_secs(1),
-            pd_poll_slow: Duration::from_secs(30),
-            pd_fresh_for: Duration::from_secs(5),
+            timing: Timing::default(),
             pd_proxy: None,
             tools_image: DEFAULT_TOOLS_IMAGE.to_owned(),
             certificate_check_interval: Duration::from_secs(600),
@@ -140,14 +280,10 @@ pub struct Context {
 
 impl Context {
     pub fn new(client: Client, config: OperatorConfig, clock: Arc<dyn Clock>, metrics: Arc<Metrics>) -> Self {
-        let pd = PdRegistry::new(tikv_operator_pd::CacheConfig {
-            fast_interval: config.pd_poll_fast,
-            slow_interval: config.pd_poll_slow,
-            fresh_for: config.pd_fresh_for,
-            ..tikv_operator_pd::CacheConfig::default()
-        })
-        .with_proxy(config.pd_proxy.clone())
-        .with_metrics(metrics.clone());
+        let pd = PdRegistry::new(config.timing.pd_cache())
+            .with_clock(Arc::new(CacheTimer(clock.clone())))
+            .with_proxy(config.pd_proxy.clone())
+            .with_metrics(metrics.clone());
         Self {
             recorder: Recorder::new(client.clone(), tikv_operator_api::names::FIELD_MANAGER),
             caches: Caches::new(&client, config.namespace.as_deref()),
@@ -177,6 +313,11 @@ impl Context {
 
     pub fn now(&self) -> Timestamp {
         self.clock.now()
+    }
+
+    /// The operator's timings.
+    pub fn timing(&self) -> &Timing {
+        &self.config.timing
     }
 
     /// Records a Kubernetes Event about `object`. Only called when something was done,
@@ -241,6 +382,53 @@ impl EventsGate {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(namespace.to_owned(), std::time::Instant::now());
+    }
+}
+
+#[cfg(test)]
+mod timing_tests {
+    use super::*;
+
+    #[test]
+    fn the_v2_profile_has_tidb_operator_v2s_numbers() {
+        let v2 = Timing::v2();
+        let secs = Duration::from_secs;
+        // PD pollers every 30 s, no fast mode, members with health, every object each poll.
+        assert_eq!((v2.pd_poll_fast, v2.pd_poll_slow, v2.pd_poll_idle), (secs(30), secs(30), secs(30)));
+        assert!(v2.pd_events_every_poll);
+        // RequeueAfterOnePoll: one poll plus 15 s.
+        assert_eq!(v2.pd_fresh_for, secs(45));
+        // defaultTaskWaitDuration 5 s for every wait, eviction and restart included.
+        assert_eq!((v2.fresh_view_recheck, v2.eviction_recheck, v2.restart_recheck), (secs(5), secs(5), secs(5)));
+        // A TiKV Pod Ready for 15 s; one leader back on stores of 100 regions or more, no timeout.
+        assert_eq!(v2.tikv_ready_after, secs(15));
+        assert_eq!(v2.leaders_back_share, LeadersBack::AnyOnLargeStores);
+        assert_eq!(v2.leaders_back_patience, Duration::MAX);
+        // The uncached schedulers read of every TiKV reconcile.
+        assert!(v2.schedulers_read_every_tikv_pass);
+    }
+
+    #[test]
+    fn ours_polls_fast_only_while_waiting_and_idles_at_a_minute_and_a_half() {
+        let ours = Timing::default();
+        let cache = ours.pd_cache();
+        assert_eq!(cache.fast_interval, Duration::from_secs(1));
+        assert_eq!(
+            cache.idle_interval,
+            Duration::from_secs(180),
+            "five reads (stores, members, health, schedulers, config) in 180 s"
+        );
+        assert_eq!(cache.fresh_for, Duration::from_secs(5));
+        assert!(!cache.events_every_poll && !ours.schedulers_read_every_tikv_pass);
+        assert_eq!(ours.tikv_ready_after, Duration::ZERO);
+        let v2 = Timing::v2().pd_cache();
+        assert_eq!((v2.fast_interval, v2.fresh_for), (Duration::from_secs(30), Duration::from_secs(45)));
+        assert!(v2.events_every_poll);
+    }
+
+    #[test]
+    fn the_system_clock_hands_kube_runtime_durations_unchanged() {
+        assert_eq!(SystemClock.real_duration(Duration::from_secs(5)), Duration::from_secs(5));
     }
 }
 

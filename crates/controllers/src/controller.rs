@@ -46,7 +46,7 @@ impl<S: Send> ControllerData<S> {
             }
             PassResult::RequeueAfter(after) => {
                 self.succeeded(key);
-                Ok(Action::requeue(after))
+                Ok(Action::requeue(self.ctx.clock.real_duration(after)))
             }
             PassResult::Failed(error) => Err(Error::Pass(error)),
         }
@@ -70,7 +70,7 @@ impl<S> ControllerData<S> {
     }
 }
 
-/// Failed passes back off per object: 1 s doubling to 60 s. An error the object did not
+/// Failed passes back off per object: 1 s doubling to 60 s, on the operator's clock. An error the object did not
 /// fail with last time is announced by one Warning Event (`ReconcileFailed`); the same
 /// error again is only retried.
 pub fn error_policy<K, S>(object: Arc<K>, error: &Error, data: Arc<ControllerData<S>>) -> Action
@@ -91,7 +91,7 @@ where
         // The policy is synchronous; the Event is recorded beside it.
         tokio::spawn(async move { ctx.warning(&reference, "ReconcileFailed", "Reconcile", message).await });
     }
-    Action::requeue(delay)
+    Action::requeue(data.ctx.clock.real_duration(delay))
 }
 
 /// The key of a pass: `namespace/name`.

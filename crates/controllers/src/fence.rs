@@ -188,6 +188,10 @@ impl PdWrite for FencedPdWrite {
         self.inner.region_health()
     }
 
+    fn schedulers(&self) -> BoxFuture<'_, Result<Vec<String>, PdError>> {
+        self.inner.schedulers()
+    }
+
     fn store_regions(&self, store_id: u64) -> BoxFuture<'_, Result<Vec<RegionVoters>, PdError>> {
         self.inner.store_regions(store_id)
     }

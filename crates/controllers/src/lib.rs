@@ -25,7 +25,9 @@ pub mod updater;
 #[cfg(test)]
 pub(crate) mod testing;
 
-pub use context::{Clock, Concurrency, Context, DEFAULT_TOOLS_IMAGE, FixedClock, OperatorConfig, SystemClock};
+pub use context::{
+    Clock, Concurrency, Context, DEFAULT_TOOLS_IMAGE, FixedClock, LeadersBack, OperatorConfig, SystemClock, Timing,
+};
 pub use error::Error;
 pub mod run;
 pub mod telemetry;

@@ -99,6 +99,11 @@ impl PdHandle {
         self.wrote(self.writer.transfer_leader(name).await)
     }
 
+    /// PD's schedulers, read now, uncached (a read: the views stay fresh).
+    pub async fn schedulers(&self) -> Result<Vec<String>, PdError> {
+        self.writer.schedulers().await
+    }
+
     /// The regions with a peer on the store and their voters, read from PD now.
     pub async fn store_regions(&self, store_id: u64) -> Result<Vec<tikv_operator_pd::RegionVoters>, PdError> {
         self.writer.store_regions(store_id).await
@@ -175,6 +180,8 @@ impl Drop for Entry {
 
 pub struct PdRegistry {
     config: CacheConfig,
+    /// The caches' timers run on it (the operator's clock).
+    clock: Arc<dyn tikv_operator_pd::CacheClock>,
     /// HTTP proxy for PD requests; `None` follows the environment (`HTTP_PROXY`).
     proxy: Option<String>,
     entries: Mutex<HashMap<ClusterKey, Entry>>,
@@ -192,6 +199,7 @@ impl PdRegistry {
         let (events, _) = broadcast::channel(4096);
         Self {
             config,
+            clock: Arc::new(tikv_operator_pd::TokioClock),
             proxy: None,
             entries: Mutex::new(HashMap::new()),
             events,
@@ -199,6 +207,12 @@ impl PdRegistry {
             fence: Fence::open(),
             user_agent: None,
         }
+    }
+
+    /// The caches made here run their timers on `clock`.
+    pub fn with_clock(mut self, clock: Arc<dyn tikv_operator_pd::CacheClock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Every PD client made here reports its requests to `metrics`.
@@ -263,7 +277,7 @@ impl PdRegistry {
         if let Some(metrics) = &self.metrics {
             client.set_request_observer(Some(metrics.pd_observer(key)));
         }
-        let cache = PdCache::for_client(client.clone(), self.config);
+        let cache = PdCache::for_client_on(client.clone(), self.config, self.clock.clone());
         let handle = PdHandle::new(cache, Arc::new(FencedPdWrite::new(Arc::new(client.clone()), self.fence.clone())));
         entries.insert(key.clone(), self.entry(key, url.to_owned(), Some(client), fingerprint, handle));
         Ok(true)

@@ -395,6 +395,8 @@ struct FakeState {
     unhealthy: BTreeSet<String>,
     /// What `GET /regions/store/{id}` answers, by store.
     store_regions: HashMap<u64, Vec<tikv_operator_pd::RegionVoters>>,
+    /// Uncached `GET /schedulers` reads (timing profile v2).
+    scheduler_reads: usize,
     /// The certificate each instance serves, by base URL (a handshake elsewhere fails).
     serving: HashMap<String, tikv_operator_pd::CertificateSummary>,
     /// Every serving-certificate check, as the URL asked, in order.
@@ -643,6 +645,11 @@ impl FakePd {
         s.unhealthy.remove(name);
         drop(s);
         self
+    }
+
+    /// Uncached reads of PD's schedulers so far.
+    pub fn scheduler_reads(&self) -> usize {
+        self.0.lock().unwrap().scheduler_reads
     }
 
     /// The instance at `base` serves this certificate from now on.
@@ -980,6 +987,13 @@ impl PdWrite for FakePd {
             Ok(())
         })
     }
+
+    fn schedulers(&self) -> BoxFuture<'_, Result<Vec<String>, PdError>> {
+        self.0.lock().unwrap().scheduler_reads += 1;
+        let names = self.read(|s| Ok(s.evicting.iter().map(|id| format!("evict-leader-scheduler-{id}")).collect()));
+        Box::pin(async move { names })
+    }
+
     fn serving_certificate<'a>(
         &'a self,
         base: &'a str,

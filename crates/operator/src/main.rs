@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use futures::FutureExt;
 use tikv_operator::parse_duration;
+use tikv_operator::playground::timing::{SimulatedClock, TimingProfile};
 use tikv_operator::playground::{self, PlaygroundArgs};
 use tikv_operator::tools::{self, PodTool};
 use tikv_operator_api::crds;
@@ -80,12 +81,22 @@ struct RunArgs {
     /// Concurrency of the TiKV instance controller.
     #[arg(long)]
     concurrency_tikv: Option<u16>,
-    /// PD poll interval while something waits on PD (e.g. `1s`, `500ms`, or seconds).
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
-    pd_poll_fast: Duration,
-    /// PD poll interval otherwise.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
-    pd_poll_slow: Duration,
+    /// The operator's timings: ours, or tidb-operator v2's (requeues, PD polls,
+    /// readiness delays), to compare the two; the flags below override either.
+    #[arg(long, value_enum, default_value_t = TimingProfile::Default)]
+    timing_profile: TimingProfile,
+    /// PD poll interval while something waits on PD (e.g. `1s`, `500ms`, or seconds)
+    /// [default: 1s; v2: 30s].
+    #[arg(long, value_parser = parse_duration)]
+    pd_poll_fast: Option<Duration>,
+    /// PD poll interval for two minutes after PD last changed or was waited on
+    /// [default: 30s; v2: 30s].
+    #[arg(long, value_parser = parse_duration)]
+    pd_poll_slow: Option<Duration>,
+    /// PD poll interval of a cluster nobody waits on
+    /// [default: 90s; v2: 30s].
+    #[arg(long, value_parser = parse_duration)]
+    pd_poll_idle: Option<Duration>,
     /// HTTP proxy for PD requests (default: the environment's HTTP_PROXY, if any).
     #[arg(long, value_name = "URL")]
     pd_proxy: Option<String>,
@@ -158,6 +169,8 @@ impl LeaderArgs {
 }
 
 impl RunArgs {
+    // Settings without a flag keep their defaults (none today).
+    #[allow(clippy::needless_update)]
     fn into_config(self) -> RunConfig {
         let all = self.concurrency;
         let concurrency = Concurrency {
@@ -168,6 +181,10 @@ impl RunArgs {
             tikv: self.concurrency_tikv.unwrap_or(all),
         };
         let leader_election = self.leader.into_config(self.namespace.as_deref());
+        let mut timing = self.timing_profile.timing();
+        timing.pd_poll_fast = self.pd_poll_fast.unwrap_or(timing.pd_poll_fast);
+        timing.pd_poll_slow = self.pd_poll_slow.unwrap_or(timing.pd_poll_slow);
+        timing.pd_poll_idle = self.pd_poll_idle.unwrap_or(timing.pd_poll_idle);
         RunConfig {
             leader_election,
             shutdown_grace: self.shutdown_grace,
@@ -175,8 +192,7 @@ impl RunArgs {
             operator: OperatorConfig {
                 namespace: self.namespace,
                 concurrency,
-                pd_poll_fast: self.pd_poll_fast,
-                pd_poll_slow: self.pd_poll_slow,
+                timing,
                 pd_proxy: self.pd_proxy,
                 tools_image: self
                     .tools_image
@@ -189,16 +205,6 @@ impl RunArgs {
             },
             metrics_addr: Some(self.metrics_addr),
         }
-    }
-}
-
-/// The playground's operator reads time from the simulated cluster's clock, which
-/// stamps the conditions it measures ages against.
-struct SimulatedClock(sim_clock::SimClock);
-
-impl tikv_operator_controllers::Clock for SimulatedClock {
-    fn now(&self) -> jiff::Timestamp {
-        jiff::Timestamp::try_from(self.0.wall()).unwrap_or_else(|_| jiff::Timestamp::now())
     }
 }
 
@@ -216,9 +222,11 @@ fn main() -> anyhow::Result<()> {
             tikv_operator_controllers::telemetry::init_stderr("warn");
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             let metrics_addr = args.metrics_addr;
+            let timing = args.timing_profile.timing();
             runtime.block_on(playground::run(args, |wiring| {
-                let operator = OperatorConfig { pd_proxy: Some(wiring.proxy_url), ..OperatorConfig::default() };
-                let clock = Arc::new(SimulatedClock(wiring.clock));
+                let operator = OperatorConfig { pd_proxy: Some(wiring.proxy_url), timing, ..OperatorConfig::default() };
+                // The simulators' clock: the operator's timers run at their speed.
+                let clock = Arc::new(SimulatedClock::new(wiring.clock));
                 let shutdown = wiring.shutdown.requested().boxed().shared();
                 async move {
                     let Some(addr) = metrics_addr else {
@@ -296,8 +304,31 @@ mod tests {
         let config = args.into_config();
         assert_eq!(config.operator.concurrency.pd, 3);
         assert_eq!(config.operator.concurrency.tikv, 8);
-        assert_eq!(config.operator.pd_poll_slow, Duration::from_secs(10));
+        assert_eq!(config.operator.timing.pd_poll_slow, Duration::from_secs(10));
+        assert_eq!(config.operator.timing.pd_poll_fast, Duration::from_secs(1), "the profile's");
         assert_eq!(config.operator.tools_image, tikv_operator_controllers::DEFAULT_TOOLS_IMAGE);
+    }
+
+    #[test]
+    fn the_timing_profile_is_ours_unless_v2_is_asked_for_and_flags_override_it() {
+        let cli = Cli::parse_from(["tikv-operator", "run"]);
+        let Command::Run(args) = cli.command else { panic!("expected run") };
+        assert_eq!(args.into_config().operator.timing, tikv_operator_controllers::Timing::default());
+        let cli = Cli::parse_from(["tikv-operator", "run", "--timing-profile", "v2", "--pd-poll-idle", "2m"]);
+        let Command::Run(args) = cli.command else { panic!("expected run") };
+        let timing = args.into_config().operator.timing;
+        assert_eq!(timing.pd_poll_idle, Duration::from_secs(120));
+        assert_eq!(
+            tikv_operator_controllers::Timing { pd_poll_idle: Duration::from_secs(30), ..timing },
+            tikv_operator_controllers::Timing::v2()
+        );
+        assert!(Cli::try_parse_from(["tikv-operator", "run", "--timing-profile", "v1"]).is_err());
+        let cli = Cli::parse_from(["tikv-operator", "playground", "--timing-profile", "v2"]);
+        let Command::Playground(args) = cli.command else { panic!("expected playground") };
+        assert_eq!(args.timing_profile, TimingProfile::V2);
+        let cli = Cli::parse_from(["tikv-operator", "playground"]);
+        let Command::Playground(args) = cli.command else { panic!("expected playground") };
+        assert_eq!(args.timing_profile, TimingProfile::Default);
     }
 
     #[test]

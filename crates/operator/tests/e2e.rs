@@ -7,6 +7,8 @@
 mod env;
 #[path = "e2e/failover.rs"]
 mod failover;
+#[path = "e2e/idle.rs"]
+mod idle;
 #[path = "e2e/labels.rs"]
 mod labels;
 #[path = "e2e/leader.rs"]

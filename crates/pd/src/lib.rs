@@ -15,7 +15,8 @@ pub mod units;
 pub mod write;
 
 pub use cache::{
-    CacheConfig, Freshness, NotFresh, PdApi, PdCache, PdEvent, PdSnapshot, PdView, StaleReason, WaitGuard,
+    CacheClock, CacheConfig, Freshness, NotFresh, PdApi, PdCache, PdEvent, PdSnapshot, PdView, PollMode, StaleReason,
+    TokioClock, WaitGuard,
 };
 pub use client::{
     DEFAULT_TIMEOUT, PdClient, PdClientBuilder, ProxySetting, RequestDone, RequestObserver, RequestOutcome,

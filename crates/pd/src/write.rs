@@ -46,6 +46,10 @@ pub trait PdWrite: Send + Sync + 'static {
     /// restart: a read, but one no cache may answer.
     fn region_health(&self) -> BoxFuture<'_, Result<RegionHealth>>;
 
+    /// `GET /schedulers`: the schedulers' names, read uncached (as tidb-operator v2
+    /// does on every TiKV reconcile; only timing profile v2 asks).
+    fn schedulers(&self) -> BoxFuture<'_, Result<Vec<String>>>;
+
     /// `GET /regions/store/{id}`: the regions with a peer on the store and their
     /// voters, read afresh before a failover judges them: a read no cache may answer.
     fn store_regions(&self, store_id: u64) -> BoxFuture<'_, Result<Vec<RegionVoters>>>;
@@ -115,6 +119,10 @@ impl PdWrite for PdClient {
 
     fn region_health(&self) -> BoxFuture<'_, Result<RegionHealth>> {
         Box::pin(PdClient::region_health(self))
+    }
+
+    fn schedulers(&self) -> BoxFuture<'_, Result<Vec<String>>> {
+        Box::pin(PdClient::schedulers(self))
     }
 
     fn store_regions(&self, store_id: u64) -> BoxFuture<'_, Result<Vec<RegionVoters>>> {

@@ -76,15 +76,16 @@ pub fn set_running<S: InstanceState>(s: &mut S) {
 /// How the component itself judges the instance (PD member joined, TiKV store Up).
 pub type Health = Result<(), (&'static str, String)>;
 
-/// Sets Ready: Pod ready for `minReadySeconds` and the component healthy. Returns how
-/// long until a Pod that is ready but not for long enough will count (a time, so no
-/// watch event will tell us).
-pub fn set_ready<S: InstanceState>(s: &mut S, health: Health) -> Option<Duration> {
+/// Sets Ready: Pod ready for `minReadySeconds` (and at least `at_least`) and the
+/// component healthy. Returns how long until a Pod that is ready but not for long
+/// enough will count (a time, so no watch event will tell us).
+pub fn set_ready<S: InstanceState>(s: &mut S, health: Health, at_least: Duration) -> Option<Duration> {
     if !s.parts().pod_loaded {
         return None;
     }
     let now = s.pass().ctx.now();
-    let min_ready = s.pass().object.as_ref().map_or(0, |i| i.min_ready_seconds()).max(0);
+    let floor = i64::try_from(at_least.as_secs()).unwrap_or(i64::MAX);
+    let min_ready = s.pass().object.as_ref().map_or(0, |i| i.min_ready_seconds()).max(floor).max(0);
     let mut retry = None;
     let (status, reason, message) = match &s.parts().pod {
         None => (false, reasons::POD_NOT_CREATED, "no pod".to_string()),

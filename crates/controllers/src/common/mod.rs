@@ -92,6 +92,21 @@ impl<K: Object> Pass<K> {
         self.ctx.pd.get(&self.cluster_key())
     }
 
+    /// Asks the cluster's PD cache for a complete, fresh view now (an idle cluster's
+    /// polls are partial, and a stale view is not polled for by itself).
+    pub fn want_fresh_view(&self) {
+        if let Some(pd) = self.pd() {
+            pd.cache.request_refresh();
+        }
+    }
+
+    /// A step that needs a fresh PD view did not get one: a full poll is asked for,
+    /// and the pass looks again shortly (the poll may bring no event).
+    pub fn retry_for_fresh_view(&self, message: impl Into<String>) -> tikv_operator_task::Outcome {
+        self.want_fresh_view();
+        tikv_operator_task::Outcome::retry(self.ctx.timing().fresh_view_recheck, message)
+    }
+
     pub fn paused(&self) -> bool {
         self.cluster.as_ref().is_some_and(|c| c.spec.paused)
     }

@@ -249,8 +249,8 @@ impl Snapshot {
         for (key, handle) in ctx.pd.handles() {
             let labels = vec![("namespace", key.namespace.clone()), ("cluster", key.name.clone())];
             let pd = handle.cache.snapshot();
-            if let Some(view) = &pd.view {
-                snapshot.pd_view_age.insert(labels.clone(), view.age().as_secs_f64());
+            if let Some(age) = handle.cache.view_age() {
+                snapshot.pd_view_age.insert(labels.clone(), age.as_secs_f64());
             }
             snapshot.pd_poll_failing.insert(labels, pd.last_error.is_some());
         }

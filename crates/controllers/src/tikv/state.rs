@@ -230,21 +230,17 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    /// How the refused task waits: a view that is only not fresh yet is looked at
-    /// again shortly (the poll after a write may bring no event); anything else waits
+    /// How the refused task waits: a view that is only not fresh yet is polled for
+    /// and looked at again shortly (the poll may bring no event); anything else waits
     /// for the event that changes it.
-    pub fn outcome(reason: &str, message: String) -> tikv_operator_task::Outcome {
+    pub fn outcome(pass: &Pass<TiKV>, reason: &str, message: String) -> tikv_operator_task::Outcome {
         if reason == reasons::PD_VIEW_NOT_FRESH {
-            tikv_operator_task::Outcome::retry(FRESH_VIEW_RECHECK, message)
+            pass.retry_for_fresh_view(message)
         } else {
             tikv_operator_task::Outcome::wait(message)
         }
     }
 }
-
-/// How soon a pass that needs a fresh PD view looks again (a poll follows every write,
-/// but its result may bring no event).
-pub const FRESH_VIEW_RECHECK: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub struct TikvState {
     pub pass: Pass<TiKV>,
@@ -341,6 +337,15 @@ impl TikvState {
         unhealthy_other_store(view, id, self.pass.ctx.now()).or_else(|| other_pod_not_ready(self, view, id))
     }
 
+    /// PD read now, in full (a step about to act on whose evict-leader entries PD holds
+    /// must not go by an idle poll's carried-over ones); `None` when PD did not answer.
+    pub async fn read_pd_now(&self) -> Option<Observed> {
+        let pd = self.pass.pd()?;
+        let view = pd.cache.refresh().await.ok()?;
+        let freshness = ViewFreshness::of(pd.cache.snapshot().freshness)?;
+        Some(Observed { view, freshness })
+    }
+
     /// The store ID recorded in the status: the store's identity.
     pub fn store_id(&self) -> Option<u64> {
         self.pass.status.id.as_deref().and_then(|id| id.parse().ok())
@@ -383,10 +388,16 @@ impl TikvState {
                 reason: reasons::PD_UNAVAILABLE,
                 message: "PD has not answered: nothing is deleted until it does".into(),
             }),
-            (StoreView::Absent(observed) | StoreView::Found(_, observed), None) => Err(Refusal {
-                reason: reasons::PD_VIEW_NOT_FRESH,
-                message: format!("the PD view is not fresh ({}): nothing is deleted until it is", observed.freshness),
-            }),
+            (StoreView::Absent(observed) | StoreView::Found(_, observed), None) => {
+                self.pass.want_fresh_view();
+                Err(Refusal {
+                    reason: reasons::PD_VIEW_NOT_FRESH,
+                    message: format!(
+                        "the PD view is not fresh ({}): nothing is deleted until it is",
+                        observed.freshness
+                    ),
+                })
+            }
         }
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod apply;
 pub mod progress;
+pub mod timing;
 
 use std::future::Future;
 use std::io::Write;
@@ -23,8 +24,8 @@ use tokio::sync::watch;
 use self::apply::{DEFAULT_NAMESPACE, Document};
 use self::progress::{Changes, Observed};
 
-/// Simulated-clock speed of `--timing fast`: Ready in seconds, while the operator's own
-/// (real-time) timers still see plausible durations.
+/// Simulated-clock speed of `--timing fast`: Ready in seconds (the operator's timers run
+/// on the same clock).
 const FAST_SPEED: f64 = 20.0;
 /// How often PD is looked at when the store is quiet (PD's state is not in the store).
 const PD_POLL: Duration = Duration::from_millis(500);
@@ -69,6 +70,9 @@ pub struct PlaygroundArgs {
     /// `127.0.0.1:8080`; port 0 picks a free one, printed at start).
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// The operator's timings: ours, or tidb-operator v2's (for comparison).
+    #[arg(long, value_enum, default_value_t = timing::TimingProfile::Default)]
+    pub timing_profile: timing::TimingProfile,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

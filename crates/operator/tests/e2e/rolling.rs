@@ -147,11 +147,12 @@ async fn rolling_upgrade_of_pd_then_tikv_and_a_config_change() {
     env.h.watcher().assert_none();
 
     // A config change under Restart: every store restarts once more, one at a time —
-    // this time by an operator polling PD at its default intervals (the e2e default
-    // polls faster, which hid a restart waiting for the slow poll).
+    // by a new operator at its default timings (polling PD fast only while waiting,
+    // which once hid a restart waiting for the slow poll).
     env.restart_operator_with(|config| {
-        let defaults = tikv_operator_controllers::OperatorConfig::default();
-        (config.pd_poll_fast, config.pd_poll_slow) = (defaults.pd_poll_fast, defaults.pd_poll_slow);
+        let defaults = tikv_operator_controllers::Timing::default();
+        (config.timing.pd_poll_fast, config.timing.pd_poll_slow, config.timing.pd_poll_idle) =
+            (defaults.pd_poll_fast, defaults.pd_poll_slow, defaults.pd_poll_idle);
     })
     .await;
     let mut config_rollout = Rollout::default();

@@ -1,19 +1,23 @@
 //! The per-cluster PD cache (DESIGN.md section 4).
 //!
-//! One [`PdCache`] per Cluster polls PD's stores (Tombstone included), members, health,
-//! cluster ID, the stores under the evict-leader scheduler and the replication config,
-//! keeps the last good [`PdView`], and broadcasts [`PdEvent`]s for what
-//! changed. It polls fast while any [`WaitGuard`] is alive for the cluster and slowly
-//! otherwise, and at once after the operator writes to PD.
+//! One [`PdCache`] per Cluster polls PD's stores (Tombstone included), members (whose
+//! answer carries the cluster ID), health, the stores under the evict-leader scheduler
+//! and the replication config — all of them in every poll; it keeps the last good
+//! [`PdView`] and broadcasts [`PdEvent`]s for what changed. How often it polls is
+//! [`schedule`]'s: fast while any [`WaitGuard`] is alive for the cluster, at once after
+//! the operator writes to PD or a refresh is asked for, slowly and then (idle) rarely
+//! otherwise.
 //!
 //! A failed poll never turns into "absent": the old view stays, the error is recorded,
 //! and readers see [`Freshness::Stale`] (or [`Freshness::Unavailable`] before the first
-//! good poll). A view is [`Freshness::Fresh`] only if it was read after the operator's
-//! last write and is younger than [`CacheConfig::fresh_for`].
+//! good poll). A view is [`Freshness::Fresh`] only if it was read after the
+//! operator's last write, and is younger than [`CacheConfig::fresh_for`].
 //!
-//! Time is tokio time, so tests run on tokio's paused clock.
+//! Time is a [`CacheClock`]'s: tokio's by default (tests run on its paused clock), the
+//! simulators' clock where the operator runs beside them.
 
 mod events;
+mod schedule;
 mod view;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,6 +25,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use tokio::sync::{Notify, broadcast, watch};
 use tokio::time::Instant;
 
@@ -29,10 +34,35 @@ use crate::error::{PdError, Result};
 use crate::types::{MemberHealth, Members, ReplicationConfig, Store};
 
 pub use events::{PdEvent, store_changes};
+pub use schedule::PollMode;
 pub use view::{Freshness, NotFresh, PdMember, PdSnapshot, PdView, PollFailure, StaleReason};
+
+/// The clock the cache's timers run on. Instants are tokio's type; a simulated clock
+/// maps its own time onto them (and must then be the only source of instants handed
+/// to the cache).
+pub trait CacheClock: Send + Sync + 'static {
+    fn now(&self) -> Instant;
+    /// Resolves once [`CacheClock::now`] reaches `deadline`.
+    fn sleep_until(&self, deadline: Instant) -> BoxFuture<'static, ()>;
+}
+
+/// tokio's clock: real time, or its paused clock in tests.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TokioClock;
+
+impl CacheClock for TokioClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep_until(deadline))
+    }
+}
 
 /// What the cache reads from PD. [`PdClient`] implements it; tests use an in-memory fake.
 pub trait PdApi: Send + Sync + 'static {
+    /// Asked only when `/members` left its header out (the cluster ID is in it).
     fn cluster_id(&self) -> impl Future<Output = Result<u64>> + Send;
     /// Every store, Tombstone included.
     fn all_stores(&self) -> impl Future<Output = Result<Vec<Store>>> + Send;
@@ -70,15 +100,23 @@ impl PdApi for PdClient {
     }
 }
 
-/// Timing of the cache.
+/// Timing of the cache, on its clock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CacheConfig {
     /// Poll interval while a wait is registered.
     pub fast_interval: Duration,
-    /// Poll interval otherwise.
+    /// Poll interval for [`CacheConfig::idle_after`] after the last activity.
     pub slow_interval: Duration,
+    /// Poll interval otherwise.
+    pub idle_interval: Duration,
+    /// How long after the last write, wait or change the cache still polls slowly.
+    pub idle_after: Duration,
     /// A view older than this is stale.
     pub fresh_for: Duration,
+    /// Report every store and member as changed after every poll, as tidb-operator v2's
+    /// pollers do (their objects carry a new resourceVersion each time), so that every
+    /// instance is looked at once per poll.
+    pub events_every_poll: bool,
     /// Events buffered per subscriber before it lags.
     pub event_capacity: usize,
 }
@@ -88,7 +126,10 @@ impl Default for CacheConfig {
         CacheConfig {
             fast_interval: Duration::from_secs(1),
             slow_interval: Duration::from_secs(30),
+            idle_interval: Duration::from_secs(180),
+            idle_after: Duration::from_secs(120),
             fresh_for: Duration::from_secs(5),
+            events_every_poll: false,
             // A poll yields at most one event per store and member; a lagging
             // subscriber is told so and looks at the whole cluster again. 1024 slots
             // cost about 156 KB per Cluster.
@@ -108,6 +149,8 @@ struct State {
     refresh_requested: u64,
     refresh_started: u64,
     last_poll_started: Option<Instant>,
+    /// The last write, wait registered or released, or change seen.
+    last_activity: Option<Instant>,
     polls_completed: u64,
     waits: BTreeMap<u64, String>,
     next_wait_id: u64,
@@ -115,6 +158,7 @@ struct State {
 
 struct Shared {
     config: CacheConfig,
+    clock: Arc<dyn CacheClock>,
     state: Mutex<State>,
     wake: Notify,
     events: broadcast::Sender<PdEvent>,
@@ -140,12 +184,23 @@ impl Shared {
 
     fn note_write(&self) {
         {
+            let now = self.clock.now();
             let mut state = self.lock();
             state.write_epoch += 1;
-            state.last_write_at = Some(Instant::now());
+            state.last_write_at = Some(now);
+            state.last_activity = Some(now);
             state.refresh_requested += 1;
         }
         self.wake.notify_one();
+    }
+
+    fn schedule_inputs(&self, state: &State) -> schedule::Inputs {
+        schedule::Inputs {
+            waiting: !state.waits.is_empty(),
+            refresh_wanted: state.refresh_requested > state.refresh_started,
+            last_poll_started: state.last_poll_started,
+            last_activity: state.last_activity,
+        }
     }
 }
 
@@ -186,7 +241,10 @@ pub struct WaitGuard {
 
 impl Drop for WaitGuard {
     fn drop(&mut self) {
-        self.shared.lock().waits.remove(&self.id);
+        let now = self.shared.clock.now();
+        let mut state = self.shared.lock();
+        state.waits.remove(&self.id);
+        state.last_activity = Some(now);
     }
 }
 
@@ -209,12 +267,17 @@ impl WriteObserver for CacheWriteObserver {
 }
 
 impl PdCache {
-    /// Starts polling through `api` on the current tokio runtime.
+    /// Starts polling through `api` on the current tokio runtime, on tokio's clock.
     pub fn spawn<A: PdApi>(api: A, config: CacheConfig) -> Self {
+        Self::spawn_on(api, config, Arc::new(TokioClock))
+    }
+
+    /// [`PdCache::spawn`] with its timers on `clock`.
+    pub fn spawn_on<A: PdApi>(api: A, config: CacheConfig, clock: Arc<dyn CacheClock>) -> Self {
         let (events, _) = broadcast::channel(config.event_capacity.max(1));
         let (refreshed_tx, refreshed) = watch::channel(0);
-        let shared =
-            Arc::new(Shared { config, state: Mutex::new(State::default()), wake: Notify::new(), events, refreshed });
+        let state = Mutex::new(State::default());
+        let shared = Arc::new(Shared { config, clock, state, wake: Notify::new(), events, refreshed });
         let task = tokio::spawn(run(api, Arc::clone(&shared), refreshed_tx)).abort_handle();
         PdCache { handle: Arc::new(TaskHandle { shared, task }) }
     }
@@ -222,7 +285,12 @@ impl PdCache {
     /// Starts polling through `client`, and makes every write sent through it (and its
     /// clones) refresh the cache at once.
     pub fn for_client(client: PdClient, config: CacheConfig) -> Self {
-        let cache = Self::spawn(client.clone(), config);
+        Self::for_client_on(client, config, Arc::new(TokioClock))
+    }
+
+    /// [`PdCache::for_client`] with its timers on `clock`.
+    pub fn for_client_on(client: PdClient, config: CacheConfig, clock: Arc<dyn CacheClock>) -> Self {
+        let cache = Self::spawn_on(client.clone(), config, clock);
         client.set_write_observer(Some(cache.write_observer()));
         cache
     }
@@ -249,8 +317,10 @@ impl PdCache {
     /// The cache polls fast until the returned guard is dropped. `reason` is for
     /// diagnostics ([`PdCache::waits`]).
     pub fn register_wait(&self, reason: impl Into<String>) -> WaitGuard {
+        let now = self.shared().clock.now();
         let id = {
             let mut state = self.shared().lock();
+            state.last_activity = Some(now);
             state.next_wait_id += 1;
             let id = state.next_wait_id;
             state.waits.insert(id, reason.into());
@@ -282,6 +352,18 @@ impl PdCache {
         self.shared().request_refresh();
     }
 
+    /// How often the cache polls now.
+    pub fn poll_mode(&self) -> PollMode {
+        let state = self.shared().lock();
+        schedule::mode(&self.shared().config, &self.shared().schedule_inputs(&state), self.shared().clock.now())
+    }
+
+    /// How old the last good view is, on the cache's clock.
+    pub fn view_age(&self) -> Option<Duration> {
+        let now = self.shared().clock.now();
+        self.shared().lock().view.as_ref().map(|v| now.saturating_duration_since(v.observed_at))
+    }
+
     /// Polls now and waits for that poll: its view, or its error.
     pub async fn refresh(&self) -> std::result::Result<Arc<PdView>, PdError> {
         let target = self.shared().request_refresh();
@@ -299,8 +381,9 @@ impl PdCache {
 
     /// The last good view, its freshness and the latest error.
     pub fn snapshot(&self) -> PdSnapshot {
+        let now = self.shared().clock.now();
         let state = self.shared().lock();
-        let freshness = freshness(&state, self.shared().config.fresh_for);
+        let freshness = freshness(&state, self.shared().config.fresh_for, now);
         PdSnapshot { view: state.view.clone(), freshness, last_error: state.last_error.clone() }
     }
 
@@ -331,7 +414,7 @@ impl PdCache {
     }
 }
 
-fn freshness(state: &State, fresh_for: Duration) -> Freshness {
+fn freshness(state: &State, fresh_for: Duration, now: Instant) -> Freshness {
     let Some(view) = &state.view else {
         return Freshness::Unavailable;
     };
@@ -341,7 +424,7 @@ fn freshness(state: &State, fresh_for: Duration) -> Freshness {
     if view.write_epoch < state.write_epoch {
         return Freshness::Stale(StaleReason::OlderThanLastWrite);
     }
-    let age = view.age();
+    let age = now.saturating_duration_since(view.observed_at);
     if age > fresh_for {
         return Freshness::Stale(StaleReason::TooOld { age });
     }
@@ -350,22 +433,20 @@ fn freshness(state: &State, fresh_for: Duration) -> Freshness {
 
 async fn run<A: PdApi>(api: A, shared: Arc<Shared>, refreshed: watch::Sender<u64>) {
     loop {
-        let (due, refresh_wanted) = {
+        // Registered before the state is read, so a wake-up in between is not lost.
+        let woken = shared.wake.notified();
+        let next = {
             let state = shared.lock();
-            let interval =
-                if state.waits.is_empty() { shared.config.slow_interval } else { shared.config.fast_interval };
-            let due = state.last_poll_started.map(|at| at + interval);
-            (due, state.refresh_requested > state.refresh_started)
+            schedule::next(&shared.config, &shared.schedule_inputs(&state), shared.clock.now())
         };
-        let now = Instant::now();
-        match due {
-            Some(due) if !refresh_wanted && now < due => {
+        match next {
+            schedule::Next::SleepUntil(due) => {
                 tokio::select! {
-                    () = tokio::time::sleep_until(due) => {}
-                    () = shared.wake.notified() => {}
+                    () = shared.clock.sleep_until(due) => {}
+                    () = woken => {}
                 }
             }
-            _ => {
+            schedule::Next::Poll => {
                 let covers = poll_once(&api, &shared).await;
                 refreshed.send_replace(covers);
             }
@@ -373,16 +454,17 @@ async fn run<A: PdApi>(api: A, shared: Arc<Shared>, refreshed: watch::Sender<u64
     }
 }
 
-/// One poll; returns the highest refresh request it covers.
-async fn poll_once<A: PdApi>(api: &A, shared: &Shared) -> u64 {
-    let (started, write_epoch, covers) = {
-        let mut state = shared.lock();
-        let now = Instant::now();
-        state.last_poll_started = Some(now);
-        state.refresh_started = state.refresh_requested;
-        (now, state.write_epoch, state.refresh_requested)
-    };
-
+/// Reads one whole view: stores and members (whose header carries the cluster ID),
+/// health, the stores under the evict-leader scheduler and the replication config.
+/// Every poll reads all of it, so no part of a view is ever carried over from an older
+/// poll (a carried-over health or evict-leader entry misled guards that read the last
+/// view). Returns the view and the events leading to it.
+async fn read_view<A: PdApi>(
+    api: &A,
+    shared: &Shared,
+    started: Instant,
+    write_epoch: u64,
+) -> Result<(PdView, Vec<PdEvent>)> {
     let stores = async {
         match api.all_stores().await {
             Ok(stores) => Ok(Some(stores)),
@@ -391,25 +473,43 @@ async fn poll_once<A: PdApi>(api: &A, shared: &Shared) -> u64 {
             Err(error) => Err(error),
         }
     };
-    let result = tokio::try_join!(
-        api.cluster_id(),
-        stores,
-        api.members(),
-        api.health(),
-        api.evict_leader_stores(),
-        api.replication_config()
-    );
+    let (stores, members, health, evict_leader_stores, replication) =
+        tokio::try_join!(stores, api.members(), api.health(), api.evict_leader_stores(), api.replication_config())?;
+    let cluster_id = match members.cluster_id {
+        0 => api.cluster_id().await?,
+        id => id,
+    };
+    let previous = shared.lock().view.clone();
+    let read = view::Read { cluster_id, stores, members, health, evict_leader_stores, replication };
+    let view = PdView::build(read, started, write_epoch, previous.as_deref());
+    let events = events::diff(previous.as_deref(), &view);
+    Ok((view, events))
+}
+
+async fn poll_once<A: PdApi>(api: &A, shared: &Shared) -> u64 {
+    let (started, write_epoch, covers) = {
+        let now = shared.clock.now();
+        let mut state = shared.lock();
+        state.last_poll_started = Some(now);
+        state.refresh_started = state.refresh_requested;
+        (now, state.write_epoch, state.refresh_requested)
+    };
+
+    let result = read_view(api, shared, started, write_epoch).await;
 
     let events = {
         let mut state = shared.lock();
         state.polls_completed += 1;
         match result {
-            Ok((cluster_id, stores, members, health, evict_leader_stores, replication)) => {
-                let read = view::Read { cluster_id, stores, members, health, evict_leader_stores, replication };
-                let view = PdView::build(read, started, write_epoch, state.view.as_deref());
-                let mut events = events::diff(state.view.as_deref(), &view);
+            Ok((view, mut events)) => {
+                if !events.is_empty() {
+                    state.last_activity = Some(started);
+                }
+                if shared.config.events_every_poll {
+                    events.extend(every_object(&view, &events));
+                }
                 if state.last_error.take().is_some() {
-                    tracing::info!(cluster_id, "PD polling recovered");
+                    tracing::info!(cluster_id = view.cluster_id, "PD polling recovered");
                     events.push(PdEvent::PollRecovered);
                 }
                 state.view = Some(Arc::new(view));
@@ -432,6 +532,24 @@ async fn poll_once<A: PdApi>(api: &A, shared: &Shared) -> u64 {
         let _ = shared.events.send(event);
     }
     covers
+}
+
+/// A "changed" event for every store and member that `events` does not already name
+/// ([`CacheConfig::events_every_poll`]).
+fn every_object(view: &PdView, events: &[PdEvent]) -> Vec<PdEvent> {
+    let stores = view
+        .stores
+        .values()
+        .filter(|s| !events.iter().any(|e| e.store_id() == Some(s.id)))
+        .map(|s| PdEvent::StoreChanged { store_id: s.id, address: s.address.clone(), changes: vec!["polled"] });
+    let members = view.members.iter().filter(|(name, _)| !events.iter().any(|e| e.member_name() == Some(name))).map(
+        |(name, m)| PdEvent::MemberChanged {
+            name: name.clone(),
+            member_id: m.member.member_id,
+            changes: vec!["polled"],
+        },
+    );
+    stores.chain(members).collect()
 }
 
 #[cfg(test)]

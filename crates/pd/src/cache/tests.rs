@@ -22,6 +22,8 @@ struct FakeState {
     replication: ReplicationConfig,
     fail_with: Option<PdError>,
     polls: usize,
+    /// Requests per endpoint.
+    reads: BTreeMap<&'static str, usize>,
 }
 
 #[derive(Clone, Default)]
@@ -57,6 +59,18 @@ impl FakePd {
 
     fn polls(&self) -> usize {
         self.with(|s| s.polls)
+    }
+
+    fn reads(&self) -> BTreeMap<&'static str, usize> {
+        self.with(|s| s.reads.clone())
+    }
+
+    fn total_reads(&self) -> usize {
+        self.with(|s| s.reads.values().sum())
+    }
+
+    fn read(&self, endpoint: &'static str) {
+        self.with(|s| *s.reads.entry(endpoint).or_default() += 1);
     }
 }
 
@@ -104,10 +118,12 @@ fn store(id: u64) -> Store {
 
 impl PdApi for FakePd {
     async fn cluster_id(&self) -> Result<u64> {
+        self.read("cluster");
         self.with(|s| s.fail_with.clone().map_or(Ok(s.cluster_id), Err))
     }
 
     async fn all_stores(&self) -> Result<Vec<Store>> {
+        self.read("stores");
         self.with(|s| {
             s.polls += 1;
             if let Some(e) = &s.fail_with {
@@ -121,6 +137,7 @@ impl PdApi for FakePd {
     }
 
     async fn members(&self) -> Result<Members> {
+        self.read("members");
         self.with(|s| {
             let leader = s.leader.as_ref().and_then(|l| s.members.iter().find(|m| &m.name == l)).cloned();
             Ok(Members {
@@ -133,6 +150,7 @@ impl PdApi for FakePd {
     }
 
     async fn health(&self) -> Result<Vec<MemberHealth>> {
+        self.read("health");
         self.with(|s| {
             Ok(s.members
                 .iter()
@@ -147,10 +165,12 @@ impl PdApi for FakePd {
     }
 
     async fn evict_leader_stores(&self) -> Result<BTreeSet<u64>> {
+        self.read("schedulers");
         self.with(|s| Ok(s.evicting.clone()))
     }
 
     async fn replication_config(&self) -> Result<ReplicationConfig> {
+        self.read("config");
         self.with(|s| Ok(s.replication.clone()))
     }
 }
@@ -159,8 +179,11 @@ fn config() -> CacheConfig {
     CacheConfig {
         fast_interval: Duration::from_secs(1),
         slow_interval: Duration::from_secs(30),
+        idle_interval: Duration::from_secs(60),
+        idle_after: Duration::from_secs(120),
         fresh_for: Duration::from_secs(5),
         event_capacity: 64,
+        ..CacheConfig::default()
     }
 }
 
@@ -563,4 +586,116 @@ async fn a_failing_evict_leader_or_config_read_fails_the_poll() {
     let cache = PdCache::spawn(FailingConfig(FakePd::new()), config());
     assert!(cache.refresh().await.is_err());
     assert_eq!(cache.snapshot().freshness, Freshness::Unavailable, "no view without every part of it");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_cluster_costs_two_reads_a_minute() {
+    let pd = FakePd::new();
+    let cache = PdCache::spawn(pd.clone(), CacheConfig::default());
+    pass(0.5).await;
+    let first = pd.reads();
+    assert_eq!(first.values().sum::<usize>(), 5, "a poll reads everything but the cluster ID: {first:?}");
+    assert_eq!(first.get("cluster"), None, "the members' header carries the cluster ID");
+    assert_eq!(cache.poll_mode(), PollMode::Slow, "the first view was a change");
+    // Slow until two minutes after that change, then idle.
+    pass(150.0).await;
+    assert_eq!(cache.poll_mode(), PollMode::Idle);
+    let before = pd.total_reads();
+    pass(900.0).await;
+    let reads = pd.total_reads() - before;
+    assert!(reads <= 30, "{reads} reads in fifteen idle minutes (at most 2 a minute)");
+    assert!(reads >= 20, "{reads} reads in fifteen idle minutes: the cluster is still watched");
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_poll_reads_health_entries_and_config_anew() {
+    let pd = FakePd::new();
+    let cache = PdCache::spawn(pd.clone(), config());
+    pass(200.0).await;
+    pd.with(|s| {
+        s.evicting.insert(4);
+        s.unhealthy.push("pd-1".into());
+    });
+    // The next idle poll (at 240 s) sees them, though no store or member changed.
+    pass(41.0).await;
+    let view = cache.snapshot().view.unwrap();
+    assert!(view.is_evicting_leaders(4));
+    assert_eq!(view.member("pd-1").and_then(|m| m.healthy), Some(false));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_write_or_a_wait_polls_at_once_and_fast() {
+    let pd = FakePd::new();
+    let cache = PdCache::spawn(pd.clone(), config());
+    pass(200.0).await;
+    let before = pd.polls();
+    cache.note_write();
+    pass(0.001).await;
+    assert_eq!(pd.polls(), before + 1);
+    assert_eq!(cache.snapshot().freshness, Freshness::Fresh);
+    let guard = cache.register_wait("leaders to move");
+    assert_eq!(cache.poll_mode(), PollMode::Fast);
+    pass(3.0).await;
+    assert_eq!(pd.polls(), before + 1 + 3, "a poll every fast interval");
+    drop(guard);
+    assert_eq!(cache.poll_mode(), PollMode::Slow);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_v2_way_reports_every_object_every_poll() {
+    let pd = FakePd::new();
+    let v2 = CacheConfig {
+        fast_interval: Duration::from_secs(30),
+        slow_interval: Duration::from_secs(30),
+        idle_interval: Duration::from_secs(30),
+        events_every_poll: true,
+        ..config()
+    };
+    let cache = PdCache::spawn(pd.clone(), v2);
+    let mut events = cache.subscribe();
+    pass(0.5).await;
+    drain(&mut events);
+    let before = pd.polls();
+    pass(60.0).await;
+    assert_eq!(pd.polls() - before, 2);
+    let seen = drain(&mut events);
+    let stores = seen.iter().filter(|e| matches!(e, PdEvent::StoreChanged { changes, .. } if changes == &["polled"]));
+    let members = seen.iter().filter(|e| matches!(e, PdEvent::MemberChanged { changes, .. } if changes == &["polled"]));
+    assert_eq!((stores.count(), members.count()), (6, 6), "three stores and three members, twice: {seen:?}");
+}
+
+/// A clock running `speed` times tokio's (paused) one, as the simulators' does.
+struct FastClock {
+    base: Instant,
+    speed: u32,
+}
+
+impl CacheClock for FastClock {
+    fn now(&self) -> Instant {
+        self.base + (Instant::now() - self.base) * self.speed
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> BoxFuture<'static, ()> {
+        let real = self.base + deadline.saturating_duration_since(self.base) / self.speed;
+        Box::pin(tokio::time::sleep_until(real))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn intervals_and_ages_are_on_the_caches_clock() {
+    let pd = FakePd::new();
+    let clock = Arc::new(FastClock { base: Instant::now(), speed: 20 });
+    let cache = PdCache::spawn_on(pd.clone(), config(), clock);
+    // 4.6 s of tokio time are 92 simulated seconds: polls at 0, 30, 60 and 90.
+    pass(4.6).await;
+    assert_eq!(pd.polls(), 4);
+    let age = cache.view_age().unwrap();
+    assert_eq!(age, Duration::from_secs(2), "aged on the cache's clock");
+    assert_eq!(cache.snapshot().freshness, Freshness::Fresh, "2 simulated seconds old");
+    cache.refresh().await.unwrap();
+    pass(0.3).await;
+    assert!(
+        matches!(cache.snapshot().freshness, Freshness::Stale(StaleReason::TooOld { .. })),
+        "6 simulated seconds old"
+    );
 }

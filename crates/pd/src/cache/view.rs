@@ -119,10 +119,6 @@ impl PdView {
     pub fn member_by_id(&self, member_id: u64) -> Option<&PdMember> {
         self.members.values().find(|m| m.member.member_id == member_id)
     }
-
-    pub fn age(&self) -> Duration {
-        Instant::now().saturating_duration_since(self.observed_at)
-    }
 }
 
 /// Why a view may not be used for a destructive decision.

@@ -13,8 +13,9 @@ fn cache_config() -> CacheConfig {
     CacheConfig {
         fast_interval: Duration::from_millis(20),
         slow_interval: Duration::from_secs(3600),
+        idle_interval: Duration::from_secs(3600),
         fresh_for: Duration::from_secs(3600),
-        event_capacity: 1024,
+        ..CacheConfig::default()
     }
 }
 

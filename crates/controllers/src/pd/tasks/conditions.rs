@@ -49,7 +49,7 @@ pub fn conditions() -> Node<PdState> {
     sync_task("conditions", |s: &mut PdState| {
         set_running(s);
         set_config_condition(s);
-        let retry = set_ready(s, health(s));
+        let retry = set_ready(s, health(s), std::time::Duration::ZERO);
         report_pod_problem(s, join_refused);
         match &s.member {
             MemberView::Found(member, _) => {

@@ -38,7 +38,6 @@ use crate::common::guards::destructive_allowed;
 use crate::common::pd_view::Observed;
 use crate::common::{Instance, Object};
 use crate::pd::state::PdState;
-use crate::tikv::state::FRESH_VIEW_RECHECK;
 
 pub fn leave() -> Node<PdState> {
     task("leave", |s: &mut PdState| Box::pin(run(s)))
@@ -99,7 +98,7 @@ pub fn fresh_and_right_pd(s: &mut PdState) -> Result<Observed, Outcome> {
             let message = "waiting for a fresh view of PD before a member change".to_string();
             s.pass.not_synced(reasons::PD_VIEW_NOT_FRESH, message.clone());
             hold_polling(s);
-            Err(Outcome::retry(FRESH_VIEW_RECHECK, message))
+            Err(s.pass.retry_for_fresh_view(message))
         }
     }
 }
@@ -199,7 +198,7 @@ pub async fn remove(s: &mut PdState, id: u64, observed: &Observed, because: &str
 fn moving(s: &mut PdState, message: String) -> Outcome {
     s.pass.not_synced(reasons::MEMBER_REMOVING, message.clone());
     hold_polling(s);
-    Outcome::retry(FRESH_VIEW_RECHECK, message)
+    s.pass.retry_for_fresh_view(message)
 }
 
 async fn refuse(s: &mut PdState, message: String) -> Outcome {

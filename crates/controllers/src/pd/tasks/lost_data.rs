@@ -36,7 +36,6 @@ use crate::common::Instance;
 use crate::common::instance::{delete_pod_by_uid, instance_pvcs, pod_terminating};
 use crate::pd::render::Membership;
 use crate::pd::state::{MemberView, PdState};
-use crate::tikv::state::FRESH_VIEW_RECHECK;
 
 pub fn lost_data() -> Node<PdState> {
     task("lost_data", |s: &mut PdState| Box::pin(run(s)))
@@ -132,7 +131,7 @@ async fn rejoin(s: &mut PdState, name: &str, old: u64, volume: Option<String>) -
             return Outcome::wait(message);
         }
     }
-    Outcome::retry(FRESH_VIEW_RECHECK, waiting)
+    s.pass.retry_for_fresh_view(waiting)
 }
 
 #[cfg(test)]

@@ -80,7 +80,10 @@ fn join_held(s: &PdState, membership: &render::Membership) -> Option<String> {
         // Already a member (its Pod was deleted, say): it restarts, it does not join.
         MemberView::Found(..) => return None,
         MemberView::Absent(observed) if observed.is_fresh() => observed,
-        _ => return Some("waiting for a fresh view of PD's members before joining".into()),
+        _ => {
+            s.pass.want_fresh_view();
+            return Some("waiting for a fresh view of PD's members before joining".into());
+        }
     };
     let unhealthy: Vec<&str> =
         observed.view.members.iter().filter(|(_, m)| m.healthy != Some(true)).map(|(name, _)| name.as_str()).collect();

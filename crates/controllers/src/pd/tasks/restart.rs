@@ -89,6 +89,7 @@ async fn gates(s: &PdState, member: &str) -> Result<Gate, Refused> {
     let observed = match &s.member {
         MemberView::Found(_, observed) if observed.is_fresh() => observed.clone(),
         MemberView::Found(_, observed) => {
+            s.pass.want_fresh_view();
             return Err((reasons::PD_VIEW_NOT_FRESH, format!("the PD view is not fresh ({})", observed.freshness)));
         }
         _ => return Err(blocked("PD does not list this member".into())),

@@ -47,7 +47,7 @@ pub fn conditions() -> Node<TikvState> {
     sync_task("conditions", |s: &mut TikvState| {
         set_running(s);
         set_config_condition(s);
-        let retry = set_ready(s, health(s));
+        let retry = set_ready(s, health(s), s.pass.ctx.timing().tikv_ready_after);
         report_pod_problem(s, |_| None);
         let ready = is_true_at(&s.pass.status.common.conditions, types::READY, s.pass.generation());
         set_revisions(s, ready);

@@ -49,7 +49,7 @@ async fn run(s: &mut TikvState) -> Outcome {
     }
     if let Err(Refusal { reason, message }) = data_may_go(s) {
         s.pass.not_synced(reason, format!("pod {name} is kept: {message}"));
-        return Refusal::outcome(reason, format!("pod {name} kept: {message}"));
+        return Refusal::outcome(&s.pass, reason, format!("pod {name} kept: {message}"));
     }
     if let Err(outcome) = delete_pod_by_uid(s, &pod, None).await {
         return outcome;

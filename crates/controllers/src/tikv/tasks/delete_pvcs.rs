@@ -36,7 +36,7 @@ async fn run(s: &mut TikvState) -> Outcome {
     }
     if let Err(Refusal { reason, message }) = data_may_go(s) {
         s.pass.not_synced(reason, format!("PVCs are kept: {message}"));
-        return Refusal::outcome(reason, format!("PVCs kept: {message}"));
+        return Refusal::outcome(&s.pass, reason, format!("PVCs kept: {message}"));
     }
     let id = s.store_id().map(|id| id.to_string());
     let api: Api<PersistentVolumeClaim> = Api::namespaced(s.pass.ctx.client.clone(), &s.pass.namespace);

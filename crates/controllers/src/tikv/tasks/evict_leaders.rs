@@ -27,8 +27,6 @@
 //! Complete; Retry every few seconds while leaders move (their count brings no event);
 //! Wait for a fresh view; Fail on an unexpected API or PD error.
 
-use std::time::Duration;
-
 use kube::ResourceExt;
 use tikv_operator_api::TiKV;
 use tikv_operator_api::condition::{find_condition, reasons, types};
@@ -37,10 +35,7 @@ use tikv_operator_api::tikv::DrainProgress;
 use tikv_operator_pd::{NodeState, PdView};
 use tikv_operator_task::{Node, Outcome, task};
 
-use crate::tikv::state::{FRESH_VIEW_RECHECK, Leaders, Refusal, StoreView, TikvState, eviction_room};
-
-/// How often leader counts are looked at while they move.
-pub const EVICTION_RECHECK: Duration = Duration::from_secs(5);
+use crate::tikv::state::{Leaders, Refusal, StoreView, TikvState, eviction_room};
 
 pub fn evict_leaders() -> Node<TikvState> {
     task("evict_leaders", |s: &mut TikvState| Box::pin(run(s)))
@@ -111,7 +106,7 @@ async fn run(s: &mut TikvState) -> Outcome {
     if let Some(old) = recorded.filter(|r| wanted.as_ref().is_none_or(|(id, _)| id != r)) {
         return remove_ours(s, old).await;
     }
-    let Some((id, observed)) = wanted else {
+    let Some((id, mut observed)) = wanted else {
         clear_progress(s);
         return Outcome::complete(match s.store.observed() {
             Some(view) if s.store_id().is_some_and(|id| view.view.is_evicting_leaders(id)) => {
@@ -120,6 +115,12 @@ async fn run(s: &mut TikvState) -> Outcome {
             _ => "not needed",
         });
     };
+    if recorded != Some(id)
+        && !observed.is_fresh()
+        && let Some(now) = s.read_pd_now().await
+    {
+        observed = now;
+    }
     if let Some(why) = impossible(&observed.view, id) {
         s.leaders = Leaders::CannotMove;
         s.pass.status.eviction = None;
@@ -172,7 +173,7 @@ async fn run(s: &mut TikvState) -> Outcome {
         s.leaders = Leaders::NotYet;
         let message = format!("leaders of store {id} stay until the rest of the cluster can spare it: {why}");
         s.pass.set_condition(types::LEADERS_EVICTED, false, reasons::NOT_EVICTED, message.clone());
-        return Outcome::retry(EVICTION_RECHECK, message);
+        return Outcome::retry(s.pass.ctx.timing().eviction_recheck, message);
     }
     let blocker = if leaving { eviction_room(&observed.view, id, &ours_elsewhere(s), ours) } else { None };
     if let Some(why) = blocker {
@@ -195,7 +196,7 @@ async fn run(s: &mut TikvState) -> Outcome {
         if !observed.is_fresh() {
             let message =
                 format!("store {id} shows an evict-leader entry the operator did not record; waiting for a fresh view");
-            return Outcome::retry(FRESH_VIEW_RECHECK, message);
+            return s.pass.retry_for_fresh_view(message);
         }
         return progress(s, id, &observed.view, " (by an evict-leader entry the operator did not add: it stays)").await;
     }
@@ -208,7 +209,7 @@ async fn run(s: &mut TikvState) -> Outcome {
             // predate. A fresh view tells "added" from "lost in a crash before the POST".
             s.leaders = Leaders::Moving(observed.view.store(id).map_or(0, |st| st.leader_count));
             let message = format!("the evict-leader entry of store {id} is recorded; waiting for a fresh view");
-            return Outcome::retry(FRESH_VIEW_RECHECK, message);
+            return s.pass.retry_for_fresh_view(message);
         }
         let Some(pd) = s.pass.pd() else {
             return Outcome::wait("the cluster's PD is not registered");
@@ -255,11 +256,11 @@ async fn progress(s: &mut TikvState, id: u64, view: &PdView, whose: &str) -> Out
             s.pass.warning("EvictionStalled", "EvictLeaders", message.clone()).await;
         }
         s.pass.set_condition(types::LEADERS_EVICTED, false, reasons::EVICTION_STALLED, message.clone());
-        return Outcome::retry(EVICTION_RECHECK, message);
+        return Outcome::retry(s.pass.ctx.timing().eviction_recheck, message);
     }
     let message = format!("{left} of {start} leaders left on store {id}{whose}");
     s.pass.set_condition(types::LEADERS_EVICTED, false, reasons::EVICTING, message.clone());
-    Outcome::retry(EVICTION_RECHECK, message)
+    Outcome::retry(s.pass.ctx.timing().eviction_recheck, message)
 }
 
 /// Removes the entry recorded for store `id` (nobody needs it any more), then the record.
@@ -268,7 +269,7 @@ async fn remove_ours(s: &mut TikvState, id: u64) -> Outcome {
         Ok(observed) => observed.clone(),
         Err(Refusal { reason, message }) => {
             s.pass.not_synced(reason, format!("the evict-leader entry of store {id} is kept for now: {message}"));
-            return Refusal::outcome(reason, format!("entry of store {id} kept: {message}"));
+            return Refusal::outcome(&s.pass, reason, format!("entry of store {id} kept: {message}"));
         }
     };
     if observed.view.is_evicting_leaders(id) {
@@ -310,6 +311,7 @@ mod tests {
     use crate::testing::{FakePd, t0};
     use crate::tikv::tasks::testkit::{ADDR, Kit, four_stores, not_running, running};
     use serde_json::json;
+    use std::time::Duration;
     use tikv_operator_api::condition::find_condition;
     use tikv_operator_api::names::ANNOTATION_RESTART;
     use tikv_operator_pd::{NodeState, PdError, Subject};
@@ -407,10 +409,19 @@ mod tests {
     async fn an_unrecorded_entry_in_a_stale_view_waits_for_a_fresh_one() {
         let kit = Kit::new(pd().evicting_leaders(5), offline).await;
         kit.handle.cache.note_write();
+        // PD does not answer the read the pass makes: the stale view decides nothing.
+        kit.pd.unreachable(true);
         let (s, report) = kit.pass_as_is([evict_leaders()]).await;
         assert_eq!(report.entry("evict_leaders").unwrap().kind(), Some(OutcomeKind::Retry), "{report}");
         assert_eq!((kit.writes(), kit.pd.write_log()), (vec![], vec![]));
         assert_eq!(s.leaders, Leaders::Stay);
+
+        // PD answers: the pass reads it now and goes by what it says (someone else's entry).
+        kit.pd.unreachable(false);
+        kit.handle.cache.note_write();
+        let (s, report) = kit.pass_as_is([evict_leaders()]).await;
+        assert_eq!((kit.writes(), kit.pd.write_log()), (vec![], vec![]), "{report}");
+        assert_eq!(s.leaders, Leaders::Moving(4));
     }
 
     #[tokio::test]
@@ -638,7 +649,10 @@ mod tests {
         let why =
             "leaders of store 5 stay until the rest of the cluster can spare it: store 6 has not sent a heartbeat";
         assert_eq!(condition(&s), ("False".into(), reasons::NOT_EVICTED.into(), why.into()));
-        assert_eq!(report.entry("evict_leaders").unwrap().retry_after(), Some(EVICTION_RECHECK));
+        assert_eq!(
+            report.entry("evict_leaders").unwrap().retry_after(),
+            Some(crate::Timing::default().eviction_recheck)
+        );
 
         kit.pd.set_store(6, |st| st.last_heartbeat = Some(crate::testing::t0()));
         kit.pd.set_store(7, |st| st.last_heartbeat = Some(crate::testing::t0()));

@@ -26,7 +26,7 @@ use tikv_operator_api::tikv::DrainProgress;
 use tikv_operator_pd::{NodeState, PdError};
 use tikv_operator_task::{Node, Outcome, task};
 
-use crate::tikv::state::{FRESH_VIEW_RECHECK, Leaders, Refusal, StoreView, TikvState, offline_blocker};
+use crate::tikv::state::{Leaders, Refusal, StoreView, TikvState, offline_blocker};
 
 /// How often region counts are looked at while PD moves them.
 pub const OFFLINE_RECHECK: Duration = Duration::from_secs(10);
@@ -64,7 +64,7 @@ async fn run(s: &mut TikvState) -> Outcome {
         (false, NodeState::Removing) if !observed.is_fresh() => {
             // Perhaps cancelled by a pass whose write this view predates.
             let message = format!("store {id} shows Removing in a view that is not fresh; waiting for a fresh one");
-            Outcome::retry(FRESH_VIEW_RECHECK, message)
+            s.pass.retry_for_fresh_view(message)
         }
         (false, NodeState::Removing) => cancel(s, id).await,
         (false, _) => {
@@ -98,7 +98,7 @@ async fn start(s: &mut TikvState, id: u64) -> Outcome {
     }
     if let Err(Refusal { reason, message }) = s.destructive_allowed() {
         s.pass.set_condition(types::OFFLINED, false, reason, format!("store {id} is not taken offline yet: {message}"));
-        return Refusal::outcome(reason, message);
+        return Refusal::outcome(&s.pass, reason, message);
     }
     let Some(pd) = s.pass.pd() else {
         return Outcome::wait("the cluster's PD is not registered");
@@ -112,12 +112,12 @@ async fn start(s: &mut TikvState, id: u64) -> Outcome {
             Ok(_) => {
                 let message =
                     format!("store {id} holds leaders again or left the evict-leader scheduler; looking again");
-                return Outcome::retry(FRESH_VIEW_RECHECK, message);
+                return s.pass.retry_for_fresh_view(message);
             }
             Err(error) => {
                 let message = format!("PD could not be read right before the offline: {error}");
                 s.pass.set_condition(types::OFFLINED, false, reasons::PD_VIEW_NOT_FRESH, message.clone());
-                return Outcome::retry(FRESH_VIEW_RECHECK, message);
+                return s.pass.retry_for_fresh_view(message);
             }
         }
     }

@@ -29,8 +29,6 @@
 //! deletion, Events. Outcomes: Complete; Wait while a Pod terminates; Retry while a
 //! gate refuses or the restarted store comes back; Fail on unexpected errors.
 
-use std::time::Duration;
-
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use tikv_operator_api::condition::reasons;
@@ -40,12 +38,8 @@ use tikv_operator_task::{Node, Outcome, task};
 
 use crate::common::instance::{delete_pod_by_uid, pod_running, pod_terminating};
 use crate::common::restart::hold_restart;
+use crate::context::LeadersBack;
 use crate::tikv::state::{Leaders, Refusal, RestartRecord, TikvState};
-
-/// How often a blocked restart, or a restarted store coming back, is looked at again.
-pub const RESTART_RECHECK: Duration = Duration::from_secs(5);
-/// How long leaders may stop coming back before the restart is called done anyway.
-pub const LEADERS_BACK_PATIENCE: Duration = Duration::from_secs(120);
 
 pub fn restart() -> Node<TikvState> {
     task("restart", |s: &mut TikvState| Box::pin(run(s)))
@@ -95,8 +89,10 @@ async fn run(s: &mut TikvState) -> Outcome {
         let message = format!("pod {name} needs a restart for {what}, held: {message}");
         hold_restart(&mut s.pass, reason, message.clone());
         return match reason {
-            reasons::RESTART_BLOCKED | reasons::PD_VIEW_NOT_FRESH => Outcome::retry(RESTART_RECHECK, message),
-            _ => Refusal::outcome(reason, message),
+            reasons::RESTART_BLOCKED | reasons::PD_VIEW_NOT_FRESH => {
+                Outcome::retry(s.pass.ctx.timing().restart_recheck, message)
+            }
+            _ => Refusal::outcome(&s.pass, reason, message),
         };
     }
     if record.is_none() {
@@ -181,7 +177,10 @@ async fn leaders_back(s: &mut TikvState, record: &RestartRecord) -> Outcome {
     }
     if !s.new_process_serving() {
         s.restarting = Some("restarted; waiting for the new process to report to PD".into());
-        return Outcome::retry(RESTART_RECHECK, "restarted; waiting for the new process to report to PD");
+        return Outcome::retry(
+            s.pass.ctx.timing().restart_recheck,
+            "restarted; waiting for the new process to report to PD",
+        );
     }
     let now = s.pass.ctx.now();
     let leaders = leaders_now(s);
@@ -193,10 +192,15 @@ async fn leaders_back(s: &mut TikvState, record: &RestartRecord) -> Outcome {
     back.leaders = leaders;
     let still_for = now.duration_since(back.last_rise_at.0).as_secs().max(0).unsigned_abs();
     let id = s.store_id().unwrap_or_default();
-    let half = before.div_ceil(2);
-    let done = if leaders >= half {
+    let timing = *s.pass.ctx.timing();
+    let regions = s.store.observed().and_then(|o| o.view.store(id)).map_or(0, |st| st.region_count);
+    let (enough, target) = match timing.leaders_back_share {
+        LeadersBack::Half => (leaders >= before.div_ceil(2), before.div_ceil(2)),
+        LeadersBack::AnyOnLargeStores => (regions < 100 || leaders > 0, u64::from(regions >= 100)),
+    };
+    let done = if enough {
         Some((false, format!("store {id} serves again with {leaders} leaders ({before} before the restart)")))
-    } else if still_for >= LEADERS_BACK_PATIENCE.as_secs() {
+    } else if still_for >= timing.leaders_back_patience.as_secs() {
         Some((
             true,
             format!(
@@ -208,9 +212,9 @@ async fn leaders_back(s: &mut TikvState, record: &RestartRecord) -> Outcome {
         None
     };
     let Some((short, message)) = done else {
-        let message = format!("store {id} restarted: {leaders} of {before} leaders back (done at {half})");
+        let message = format!("store {id} restarted: {leaders} of {before} leaders back (done at {target})");
         s.restarting = Some(message.clone());
-        return Outcome::retry(RESTART_RECHECK, message);
+        return Outcome::retry(s.pass.ctx.timing().restart_recheck, message);
     };
     if let Err(outcome) = s.annotate(ANNOTATION_RESTART, None).await {
         return outcome;
@@ -238,6 +242,7 @@ mod tests {
     use kube::Api;
     use kube::api::DeleteParams;
     use serde_json::json;
+    use std::time::Duration;
     use tikv_operator_api::TiKV;
     use tikv_operator_api::names::ANNOTATION_EVICT_LEADER_STORE;
     use tikv_operator_pd::{CheckedPeer, PdError, PeerCheck, RegionHealth, RegionPeers};

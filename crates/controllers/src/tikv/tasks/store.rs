@@ -45,6 +45,13 @@ async fn run(s: &mut TikvState) -> Outcome {
             node_state: store.node_state,
             up: store.is_up_and_heartbeating(),
         });
+        if s.pass.ctx.timing().schedulers_read_every_tikv_pass {
+            // Timing profile v2: its ContextInfoFromPD lists PD's schedulers on every
+            // TiKV reconcile; the cost is modelled, the view still decides.
+            if let Err(error) = pd.schedulers().await {
+                tracing::debug!(%error, "reading PD's schedulers");
+            }
+        }
         let observed = Observed { view, freshness };
         s.store = match found {
             Some(store) => StoreView::Found(store, observed),
@@ -109,13 +116,37 @@ mod tests {
     }
 
     async fn run_on(handle: PdHandle, recorded: Option<&str>) -> TikvState {
-        let ctx = offline_context();
+        run_in(offline_context(), handle, recorded).await
+    }
+
+    async fn run_in(ctx: std::sync::Arc<crate::Context>, handle: PdHandle, recorded: Option<&str>) -> TikvState {
         ctx.pd.insert(&ClusterKey::new("default", "basic"), "http://pd", handle);
         let mut state = TikvState::new(ctx, "default", "tikv-abc123");
         state.pass = state.pass.with_object(sample_tikv("tikv-abc123", "tikv"));
         state.pass.status.id = recorded.map(str::to_string);
         Runner::new("test", [store()]).run("k", &mut state).await;
         state
+    }
+
+    #[tokio::test]
+    async fn the_v2_profile_reads_the_schedulers_uncached_on_every_pass() {
+        let pd = FakePd::bootstrapped().store(5, ADDR, NodeState::Serving);
+        let handle = pd.fresh_handle().await;
+        run_on(handle.clone(), Some("5")).await;
+        assert_eq!(pd.scheduler_reads(), 0, "ours reads the cache only");
+        let ctx = offline_context();
+        let mut config = ctx.config.clone();
+        config.timing = crate::Timing::v2();
+        let client = ctx.client.clone();
+        let v2 = std::sync::Arc::new(crate::Context::new(
+            client,
+            config,
+            std::sync::Arc::new(crate::FixedClock::new(crate::testing::t0())),
+            ctx.metrics.clone(),
+        ));
+        run_in(v2.clone(), handle.clone(), Some("5")).await;
+        run_in(v2, handle, Some("5")).await;
+        assert_eq!(pd.scheduler_reads(), 2);
     }
 
     fn freshness(view: &StoreView) -> Option<ViewFreshness> {

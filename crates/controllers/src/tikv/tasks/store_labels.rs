@@ -25,7 +25,7 @@ use tikv_operator_pd::{NodeState, StaleReason};
 use tikv_operator_task::{Node, Outcome, task};
 
 use crate::cache::NodeMeta;
-use crate::tikv::state::{FRESH_VIEW_RECHECK, StoreView, TikvState, ViewFreshness};
+use crate::tikv::state::{StoreView, TikvState, ViewFreshness};
 
 pub fn store_labels() -> Node<TikvState> {
     task("store_labels", |s: &mut TikvState| Box::pin(run(s)))
@@ -122,7 +122,7 @@ async fn run(s: &mut TikvState) -> Outcome {
         });
     }
     if observed.freshness == ViewFreshness::Stale(StaleReason::OlderThanLastWrite) {
-        return Outcome::retry(FRESH_VIEW_RECHECK, "the PD view predates the operator's last write; looking again");
+        return s.pass.retry_for_fresh_view("the PD view predates the operator's last write; looking again");
     }
     let Some(pd) = s.pass.pd() else {
         return Outcome::wait("the cluster's PD is not registered");
