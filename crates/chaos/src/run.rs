@@ -205,8 +205,11 @@ async fn drive(
     setup(h, plan)?;
     let config = OperatorConfig {
         pd_proxy: Some(h.proxy_url()),
-        pd_poll_fast: Duration::from_millis(200),
-        pd_poll_slow: Duration::from_secs(2),
+        timing: tikv_operator_controllers::Timing {
+            pd_poll_fast: Duration::from_millis(200),
+            pd_poll_slow: Duration::from_secs(2),
+            ..tikv_operator_controllers::Timing::default()
+        },
         ..OperatorConfig::default()
     };
     let kubeconfig = h.kubeconfig_path().to_owned();

@@ -157,7 +157,7 @@ async fn run(s: &mut TikvState) -> Outcome {
              {other} are moved off for its restart"
         );
         s.pass.set_condition(types::LEADERS_EVICTED, false, reasons::NOT_EVICTED, message.clone());
-        return Outcome::retry(EVICTION_RECHECK, message);
+        return Outcome::retry(s.pass.ctx.timing().eviction_recheck, message);
     }
     let unspared = || {
         s.others_unhealthy(&observed.view, id).or_else(|| {
