@@ -43,40 +43,37 @@ pub fn evict_leaders() -> Node<TikvState> {
 
 /// The store ID the instance records an entry of ours for.
 fn recorded(s: &TikvState) -> Option<u64> {
-    s.pass.object.as_ref()?.annotations().get(ANNOTATION_EVICT_LEADER_STORE)?.parse().ok()
+    record_of(s.pass.object.as_ref()?)
 }
 
-/// The stores the operator evicts for the cluster's other instances (their records).
-fn ours_elsewhere(s: &TikvState) -> Vec<u64> {
+/// The cluster's other TiKV instances, from the cache.
+fn others(s: &TikvState) -> Vec<std::sync::Arc<TiKV>> {
     let Some(cluster) = s.pass.object.as_ref().map(|t| t.spec.cluster.name.clone()) else {
         return Vec::new();
     };
     let selector = std::collections::BTreeMap::from([(tikv_operator_api::names::LABEL_CLUSTER.to_string(), cluster)]);
-    s.pass
-        .ctx
-        .caches
-        .list::<TiKV>(&s.pass.namespace, &selector)
-        .iter()
-        .filter(|t| t.metadata.name.as_deref() != Some(s.pass.name.as_str()))
-        .filter_map(|t| t.annotations().get(ANNOTATION_EVICT_LEADER_STORE)?.parse().ok())
-        .collect()
+    let mut others = s.pass.ctx.caches.list::<TiKV>(&s.pass.namespace, &selector);
+    others.retain(|t| t.metadata.name.as_deref() != Some(s.pass.name.as_str()));
+    others
+}
+
+/// The store an instance records an entry of ours for.
+fn record_of(t: &TiKV) -> Option<u64> {
+    t.annotations().get(ANNOTATION_EVICT_LEADER_STORE)?.parse().ok()
+}
+
+/// The stores the operator evicts for the cluster's other instances (their records).
+fn ours_elsewhere(s: &TikvState) -> Vec<u64> {
+    others(s).iter().filter_map(|t| record_of(t)).collect()
 }
 
 /// The stores whose leaders the operator moves off for a restart of another instance
 /// of the cluster (recorded on an instance that is not leaving), still in PD.
 fn restarting_elsewhere(s: &TikvState, view: &PdView) -> Vec<u64> {
-    let Some(cluster) = s.pass.object.as_ref().map(|t| t.spec.cluster.name.clone()) else {
-        return Vec::new();
-    };
-    let selector = std::collections::BTreeMap::from([(tikv_operator_api::names::LABEL_CLUSTER.to_string(), cluster)]);
-    s.pass
-        .ctx
-        .caches
-        .list::<TiKV>(&s.pass.namespace, &selector)
+    others(s)
         .iter()
-        .filter(|t| t.metadata.name.as_deref() != Some(s.pass.name.as_str()))
         .filter(|t| !t.spec.offline && t.metadata.deletion_timestamp.is_none())
-        .filter_map(|t| t.annotations().get(ANNOTATION_EVICT_LEADER_STORE)?.parse().ok())
+        .filter_map(|t| record_of(t))
         .filter(|id| view.store(*id).is_some_and(|st| st.node_state != NodeState::Removed))
         .collect()
 }
