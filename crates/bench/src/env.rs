@@ -11,6 +11,7 @@ use kube_sim::{ListOptions, PatchType, ResourceRef, StoreClient};
 use serde_json::{Value, json};
 use sim_harness::{Harness, HarnessConfig};
 use tikv_operator::playground::apply;
+use tikv_operator::playground::timing::SimulatedTimestamps;
 use tikv_operator_controllers::OperatorConfig;
 use tikv_operator_controllers::metrics::Metrics;
 use tokio::sync::watch;
@@ -194,15 +195,6 @@ pub fn sim_now(h: &Harness) -> Duration {
     h.clock().now().since_start()
 }
 
-/// The cluster's clock, for the conditions the operator stamps and the ages it measures.
-struct SimulatedClock(sim_clock::SimClock);
-
-impl tikv_operator_controllers::Clock for SimulatedClock {
-    fn now(&self) -> jiff::Timestamp {
-        jiff::Timestamp::try_from(self.0.wall()).unwrap_or_else(|_| jiff::Timestamp::now())
-    }
-}
-
 /// One cluster, one operator in this process.
 pub struct Env {
     pub h: Harness,
@@ -235,7 +227,7 @@ impl Env {
         .shared();
         let mut config = OperatorConfig { pd_proxy: Some(self.pd.url.clone()), ..OperatorConfig::default() };
         profile.configure(&mut config);
-        let clock = Arc::new(SimulatedClock(self.h.clock().clone()));
+        let clock = Arc::new(SimulatedTimestamps(self.h.clock().clone()));
         let kubeconfig = self.h.kubeconfig_path().to_owned();
         self.stop = stop;
         self.operator = Some(tokio::spawn(tikv_operator_controllers::run_until_with_metrics(

@@ -45,6 +45,19 @@ impl tikv_operator_controllers::Clock for SimulatedClock {
     }
 }
 
+/// The simulators' clock for the operator's timestamps only (conditions, ages judged
+/// against PD's heartbeats), its timers left in real time: for runs written against
+/// real-time requeues and PD polls (the e2e scenarios, the chaos harness) and for runs
+/// at 1x (the benchmarks).
+#[derive(Clone, Debug)]
+pub struct SimulatedTimestamps(pub SimClock);
+
+impl tikv_operator_controllers::Clock for SimulatedTimestamps {
+    fn now(&self) -> jiff::Timestamp {
+        jiff::Timestamp::try_from(self.0.wall()).unwrap_or_else(|_| jiff::Timestamp::now())
+    }
+}
+
 /// `--timing-profile`: the operator's timings, ours or tidb-operator v2's (to measure
 /// both side by side; see docs/benchmarks.md).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]

@@ -13,7 +13,7 @@ use futures::FutureExt;
 use kube_sim::{DeleteOptions, ListOptions, PatchType, RequestRecord, ResourceRef, StoreClient, Verb};
 use serde_json::{Value, json};
 use sim_harness::{Harness, HarnessConfig, PdCluster, PdWrite};
-use tikv_operator::playground::timing::SimulatedClock;
+use tikv_operator::playground::timing::{SimulatedClock, SimulatedTimestamps};
 use tikv_operator::playground::{apply, progress};
 use tikv_operator_api::condition::{reasons, types};
 use tikv_operator_api::names::{ANNOTATION_EVICT_LEADER_STORE, LABEL_INSTANCE};
@@ -823,15 +823,6 @@ pub enum Timers {
     Real,
 }
 
-/// The simulated clock's timestamps, and real-time timers.
-struct TimestampsOnly(SimulatedClock);
-
-impl tikv_operator_controllers::Clock for TimestampsOnly {
-    fn now(&self) -> jiff::Timestamp {
-        tikv_operator_controllers::Clock::now(&self.0)
-    }
-}
-
 /// The operator on its own task, as the playground runs it, watching `namespace` (every
 /// namespace with `None`), with `change` made to its settings.
 fn spawn_operator_with(
@@ -856,10 +847,9 @@ fn spawn_operator_with(
     }
     change(&mut operator);
     let kubeconfig = kubeconfig.to_owned();
-    let simulated = SimulatedClock::new(h.clock().clone());
     let clock: Arc<dyn tikv_operator_controllers::Clock> = match timers {
-        Timers::Simulated => Arc::new(simulated),
-        Timers::Real => Arc::new(TimestampsOnly(simulated)),
+        Timers::Simulated => Arc::new(SimulatedClock::new(h.clock().clone())),
+        Timers::Real => Arc::new(SimulatedTimestamps(h.clock().clone())),
     };
     let metrics = Arc::new(Metrics::default());
     let task = tokio::spawn(tikv_operator_controllers::run_until_with_metrics(
