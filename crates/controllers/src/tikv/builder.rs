@@ -22,7 +22,7 @@ use crate::common::tasks as common;
 pub fn tasks() -> Vec<Node<TikvState>> {
     vec![
         common::load_object(),
-        if_break(object_gone(), [forget_waits()]),
+        if_break(object_gone(), [common::forget_instance()]),
         common::load_cluster(),
         if_break(deleting_and_cluster_gone(), [common::release_without_cluster()]),
         if_break(cluster_missing(), [common::cluster_not_found()]),

@@ -6,6 +6,7 @@
 mod cluster_not_found;
 mod config_map;
 mod finalizer;
+mod forget;
 mod group_deletion;
 mod group_status;
 mod instance_deletion;
@@ -27,6 +28,7 @@ pub use cluster_not_found::{cluster_not_found, cluster_not_found_message};
 pub use config_map::config_map;
 pub(crate) use finalizer::set_finalizer;
 pub use finalizer::{ensure_finalizer, release_finalizer};
+pub use forget::forget_instance;
 pub use group_deletion::group_deletion;
 pub use group_status::group_status;
 pub use instance_deletion::instance_deletion;

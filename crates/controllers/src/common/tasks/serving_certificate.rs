@@ -42,7 +42,7 @@ pub struct CertificateChecks {
 
 impl CertificateChecks {
     /// How long until `key`'s Pod `pod_uid` is due a check (zero: now).
-    fn due_in(&self, key: &str, pod_uid: &str, now: Timestamp, interval: Duration) -> Duration {
+    pub(crate) fn due_in(&self, key: &str, pod_uid: &str, now: Timestamp, interval: Duration) -> Duration {
         let last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
         match last.get(key) {
             Some((uid, at)) if uid == pod_uid => {
@@ -53,7 +53,7 @@ impl CertificateChecks {
         }
     }
 
-    fn checked(&self, key: &str, pod_uid: &str, now: Timestamp) {
+    pub(crate) fn checked(&self, key: &str, pod_uid: &str, now: Timestamp) {
         self.last.lock().unwrap_or_else(PoisonError::into_inner).insert(key.to_owned(), (pod_uid.to_owned(), now));
     }
 
@@ -68,7 +68,7 @@ pub fn serving_certificate<S: InstanceState>() -> Node<S> {
 }
 
 async fn run<S: InstanceState>(s: &mut S) -> Outcome {
-    let key = format!("{}/{}", s.pass().namespace, s.pass().name);
+    let key = s.pass().key();
     let ctx = s.pass().ctx.clone();
     if !s.pass().tls_enabled() {
         ctx.certificate_checks.forget(&key);

@@ -57,15 +57,6 @@ pub fn member() -> Node<PdState> {
     })
 }
 
-/// Releases the instance's PD wait when it is gone.
-pub fn forget_waits() -> Node<PdState> {
-    sync_task("forget_waits", |s: &mut PdState| {
-        let key = s.pass.key();
-        s.pass.ctx.pd_waits.done(&key);
-        Outcome::complete("")
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,7 +18,7 @@ pub use hot_reload::hot_reload;
 pub use leave::{leave, member_left};
 pub use load_group::load_group;
 pub use lost_data::lost_data;
-pub use member::{forget_waits, member};
+pub use member::member;
 pub use pod::pod;
 pub use remove_data::{data_removed, remove_data};
 pub use restart::restart;

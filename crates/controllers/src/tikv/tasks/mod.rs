@@ -28,6 +28,6 @@ pub use label_pvcs::label_pvcs;
 pub use offline::offline;
 pub use pod::pod;
 pub use restart::restart;
-pub use store::{forget_waits, store};
+pub use store::store;
 pub use store_labels::store_labels;
 pub use suspend::{hold_resume, resume_held, suspend_pod};

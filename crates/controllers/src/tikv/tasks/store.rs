@@ -10,7 +10,7 @@
 //! up yet (the cache's store events re-trigger us).
 
 use tikv_operator_pd::NodeState;
-use tikv_operator_task::{Node, Outcome, sync_task, task};
+use tikv_operator_task::{Node, Outcome, task};
 
 use crate::tikv::render::advertise_addr;
 use crate::tikv::state::{Observed, StoreInfo, StoreView, TikvState, ViewFreshness};
@@ -88,15 +88,6 @@ async fn run(s: &mut TikvState) -> Outcome {
             }
         }
     }
-}
-
-/// Releases the instance's PD wait when it is gone.
-pub fn forget_waits() -> Node<TikvState> {
-    sync_task("forget_waits", |s: &mut TikvState| {
-        let key = s.pass.key();
-        s.pass.ctx.pd_waits.done(&key);
-        Outcome::complete("")
-    })
 }
 
 #[cfg(test)]
