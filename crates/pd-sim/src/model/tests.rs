@@ -9,7 +9,7 @@ use super::store::NodeState;
 use super::*;
 use crate::preset::{Knobs, Preset};
 
-fn cluster(max_replicas: usize, regions: usize) -> Cluster {
+pub(super) fn cluster(max_replicas: usize, regions: usize) -> Cluster {
     Cluster::new(
         (1 << 62) + 7,
         Replication {
@@ -27,11 +27,11 @@ fn cluster(max_replicas: usize, regions: usize) -> Cluster {
     )
 }
 
-fn add_store(c: &mut Cluster, n: u32) -> u64 {
+pub(super) fn add_store(c: &mut Cluster, n: u32) -> u64 {
     c.start_store(StoreSpec { address: format!("tikv-{n}:20160"), ..Default::default() }).unwrap()
 }
 
-fn run(c: &mut Cluster, d: Duration) {
+pub(super) fn run(c: &mut Cluster, d: Duration) {
     let target = c.now + d;
     c.advance_to(target);
 }

@@ -1,38 +1,14 @@
 //! The data rules, one test each, on the bare model (fast preset, simulated instants).
 
-use std::time::{Duration, SystemTime};
-
-use sim_clock::SimInstant;
+use std::time::Duration;
 
 use super::super::*;
 use super::*;
-use crate::preset::{Knobs, Preset};
+use crate::model::tests::{add_store, run};
 
+/// A cluster with max-replicas 3 and `regions` regions, no store yet.
 fn cluster(regions: usize) -> Cluster {
-    Cluster::new(
-        (1 << 62) + 7,
-        Replication {
-            max_replicas: 3,
-            location_labels: vec![],
-            strictly_match_label: false,
-            enable_placement_rules: true,
-            isolation_level: String::new(),
-        },
-        Knobs::for_preset(Preset::Fast),
-        SeedSpec { regions, region_size_mib: 1 },
-        42,
-        SimInstant::default(),
-        SystemTime::UNIX_EPOCH,
-    )
-}
-
-fn add_store(c: &mut Cluster, n: u32) -> u64 {
-    c.start_store(StoreSpec { address: format!("tikv-{n}:20160"), ..Default::default() }).unwrap()
-}
-
-fn run(c: &mut Cluster, d: Duration) {
-    let target = c.now + d;
-    c.advance_to(target);
+    crate::model::tests::cluster(3, regions)
 }
 
 /// Three stores, every region on all three.
