@@ -219,20 +219,29 @@ pub fn failover_started(h: &Harness) -> bool {
 }
 
 /// One line of what the instances show (for the trace): per PD and TiKV instance its
-/// name, ID, Ready, offline, revision (short), evict-leader record and node; and the
+/// name, ID, Ready (with the reason and message when not), offline, revision (short), evict-leader record and node; and the
 /// stores PD's evict-leader scheduler holds.
 pub fn status_line(h: &Harness) -> String {
     let mut parts = Vec::new();
     for plural in ["pds", "tikvs"] {
         for i in list(h, plural) {
             let n = name(&i);
-            let ready = condition(&i, types::READY).is_some_and(|c| c["status"] == "True");
+            let ready_condition = condition(&i, types::READY);
+            let ready = ready_condition.is_some_and(|c| c["status"] == "True");
             let revision = i["metadata"]["labels"][LABEL_INSTANCE_REVISION_HASH].as_str().unwrap_or("-");
             let node = pod_of(h, &n).and_then(|p| p["spec"]["nodeName"].as_str().map(str::to_owned));
             let mut part = format!(
                 "{n}({}) {}{} rev {} on {}",
                 i["status"]["id"].as_str().unwrap_or("?"),
-                if ready { "R" } else { "notR" },
+                match ready_condition {
+                    _ if ready => "R".to_string(),
+                    Some(c) => format!(
+                        "notR[{}: {}]",
+                        c["reason"].as_str().unwrap_or("-"),
+                        c["message"].as_str().unwrap_or("-")
+                    ),
+                    None => "notR".to_string(),
+                },
                 if i["spec"]["offline"] == true { " OFFLINE" } else { "" },
                 &revision[revision.len().saturating_sub(6)..],
                 node.as_deref().unwrap_or("-")

@@ -45,6 +45,9 @@ seeds! {
     upgrade_during_scale_in: 11 => "upgrade-during-scale-in";
     scale_in_during_failover: 12 => "scale-in-during-failover";
     suspend_during_offline: 13 => "suspend-during-offline";
+    // Regression: a store went Tombstone as the Cluster was suspended; its evict-leader
+    // entry stayed in PD through the suspension (invariant (e)).
+    suspend_during_offline_tombstone: 1035 => "suspend-during-offline";
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 use tikv_operator_task::{Node, finally, if_, if_break};
 
-use super::guards::{cleanup_done, deleting_and_data_gone};
+use super::guards::{cleanup_done, deleting_and_data_gone, eviction_left_behind};
 use super::state::TikvState;
 use super::tasks::*;
 use crate::common::guards::{
@@ -17,7 +17,8 @@ use crate::common::tasks as common;
 /// restart brings in line (or that someone else deletes) has its leaders evicted
 /// first, is restarted only while the rest of the cluster is healthy, and counts as
 /// Ready again once its leaders are back. A suspended Cluster takes the Pod away and
-/// changes nothing else (an eviction or offline under way waits as it is); resumed,
+/// changes nothing else (an eviction or offline under way waits as it is, an
+/// evict-leader entry whose store has left PD is released); resumed,
 /// the Pod comes back once every PD member is.
 pub fn tasks() -> Vec<Node<TikvState>> {
     vec![
@@ -32,8 +33,9 @@ pub fn tasks() -> Vec<Node<TikvState>> {
         down_clock(),
         if_break(cluster_paused(), []),
         if_break(cluster_id_mismatch(), []),
-        // Suspended: the Pod goes; an eviction or offline under way waits, untouched.
-        if_break(cluster_suspended(), [suspend_pod()]),
+        // Suspended: the Pod goes; an evict-leader entry whose store has left PD is
+        // released (nothing needs it); an eviction or offline under way waits, untouched.
+        if_break(cluster_suspended(), [suspend_pod(), if_(eviction_left_behind(), [evict_leaders()])]),
         evict_leaders(),
         offline(),
         if_break(
@@ -199,6 +201,55 @@ mod tests {
         assert_eq!(kit.env.write_log(), Vec::<String>::new(), "nothing to do, nothing written: {report}");
         assert_eq!(kit.env.event_writes(), 0, "no Event either");
         assert_eq!(kit.pd.evicting(), [5].into());
+    }
+
+    #[tokio::test]
+    async fn a_suspension_releases_the_evict_leader_entry_of_a_store_that_left_pd() {
+        // Seed 1035 of the chaos harness: a store went Tombstone just as the Cluster was
+        // suspended; its entry stayed in PD for the whole suspension.
+        use crate::tikv::tasks::testkit::{Kit, four_stores};
+        use tikv_operator_api::names::ANNOTATION_EVICT_LEADER_STORE;
+        use tikv_operator_api::tikv::StoreState;
+        use tikv_operator_pd::NodeState;
+        let pd = four_stores().evicting_leaders(5);
+        pd.set_node_state(5, NodeState::Removed);
+        let kit = Kit::new(pd, |t| {
+            t.spec.offline = true;
+            t.metadata.annotations = Some([(ANNOTATION_EVICT_LEADER_STORE.to_string(), "5".to_string())].into());
+        })
+        .await;
+        kit.status(|st| (st.id, st.state) = (Some("5".into()), Some(StoreState::Removing))).await;
+        kit.running_pod().await;
+        let clusters: Api<Cluster> = Api::namespaced(kit.env.client.clone(), "default");
+        let patch = serde_json::json!({"spec": {"suspendAction": {"suspendCompute": true}}});
+        clusters.patch("basic", &crate::apply::patch_params(), &kube::api::Patch::Merge(&patch)).await.unwrap();
+
+        let (_, report) = kit.runbook().await;
+        assert_eq!(kit.pd.write_log(), ["remove_evict_leader(5)"], "{report}");
+        assert_eq!(kit.writes(), ["delete pods/tikv-tikv-abc123", "patch core.tikv.org/tikvs/tikv-abc123"], "{report}");
+        assert!(!kit.live().await.annotations().contains_key(ANNOTATION_EVICT_LEADER_STORE));
+        assert!(!report.ran("offline") && !report.ran("pod"), "nothing else runs while suspended: {report}");
+    }
+
+    #[tokio::test]
+    async fn a_suspension_keeps_the_evict_leader_entry_of_an_offline_under_way() {
+        use crate::tikv::tasks::testkit::{Kit, four_stores};
+        use tikv_operator_api::names::ANNOTATION_EVICT_LEADER_STORE;
+        let pd = four_stores().counts(5, 0, 10).evicting_leaders(5);
+        let kit = Kit::new(pd, |t| {
+            t.spec.offline = true;
+            t.metadata.annotations = Some([(ANNOTATION_EVICT_LEADER_STORE.to_string(), "5".to_string())].into());
+        })
+        .await;
+        kit.status(|st| st.id = Some("5".into())).await;
+        let clusters: Api<Cluster> = Api::namespaced(kit.env.client.clone(), "default");
+        let patch = serde_json::json!({"spec": {"suspendAction": {"suspendCompute": true}}});
+        clusters.patch("basic", &crate::apply::patch_params(), &kube::api::Patch::Merge(&patch)).await.unwrap();
+
+        let (_, report) = kit.runbook().await;
+        assert_eq!(kit.pd.write_log(), Vec::<String>::new(), "{report}");
+        assert!(!report.ran("evict_leaders"), "{report}");
+        assert_eq!(kit.live().await.annotations()[ANNOTATION_EVICT_LEADER_STORE], "5");
     }
 
     /// A TiKV with our finalizer, deleted (its deletionTimestamp set), as the caches see it.

@@ -20,3 +20,14 @@ pub fn cleanup_done() -> Condition<TikvState> {
         s.cleanup.pod_gone && s.cleanup.pvcs_gone && !entry
     })
 }
+
+/// The instance records an evict-leader entry of ours for a store that has left PD
+/// (Tombstone, or gone after it was seen leaving): nobody needs the entry any more,
+/// whatever else waits (a suspension).
+pub fn eviction_left_behind() -> Condition<TikvState> {
+    cond("eviction_left_behind", |s: &TikvState| {
+        let recorded =
+            s.pass.object.as_ref().is_some_and(|t| t.annotations().contains_key(ANNOTATION_EVICT_LEADER_STORE));
+        recorded && s.store_removed()
+    })
+}
