@@ -40,7 +40,7 @@ pub fn tasks() -> Vec<Node<TikvState>> {
         offline(),
         if_break(
             deleting_and_data_gone(),
-            [delete_pod(), delete_pvcs(), if_(cleanup_done(), [common::release_finalizer()])],
+            [delete_pod(), confirm_unregistered(), delete_pvcs(), if_(cleanup_done(), [common::release_finalizer()])],
         ),
         if_break(object_deleting(), []),
         common::ensure_finalizer(),

@@ -13,11 +13,12 @@ pub fn deleting_and_data_gone() -> Condition<TikvState> {
     cond("deleting_and_data_gone", |s: &TikvState| s.pass.deleting() && (s.store_removed() || s.never_registered()))
 }
 
-/// Nothing of the instance is left: no Pod, no PVC, no evict-leader entry of ours.
+/// Nothing of the instance is left: no Pod, no PVC, no evict-leader entry of ours, and
+/// no store in PD (removed, or confirmed never registered once the Pod was gone).
 pub fn cleanup_done() -> Condition<TikvState> {
     cond("cleanup_done", |s: &TikvState| {
         let entry = s.pass.object.as_ref().is_some_and(|t| t.annotations().contains_key(ANNOTATION_EVICT_LEADER_STORE));
-        s.cleanup.pod_gone && s.cleanup.pvcs_gone && !entry
+        s.cleanup.pod_gone && s.cleanup.pd_confirmed && s.cleanup.pvcs_gone && !entry
     })
 }
 

@@ -219,6 +219,9 @@ fn other_pod_not_ready(s: &TikvState, view: &PdView, id: u64) -> Option<String> 
 pub struct Cleanup {
     pub pod_gone: bool,
     pub pvcs_gone: bool,
+    /// The store recorded, or PD read after the Pod was gone and no store at the
+    /// instance's address (`confirm_unregistered`).
+    pub pd_confirmed: bool,
 }
 
 /// Why a destructive step may not run now (DESIGN.md section 5 items 1–3), for the

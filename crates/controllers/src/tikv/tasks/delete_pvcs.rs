@@ -3,7 +3,8 @@
 //! store's data must never be reused by a new store.
 //!
 //! Destructive: checked here against the safety contract (the right PD, a fresh view,
-//! the store removed or never registered) and only after the Pod is gone. Deletes the
+//! the store removed or never registered) and only after the Pod is gone and, with no
+//! store ID recorded, PD read since confirms none registered (`confirm_unregistered`). Deletes the
 //! instance's PVCs labelled with this store's ID (or with none: created before the ID
 //! was known), by name with a UID precondition; a PVC labelled with another store's
 //! ID is left and reported. Reads the PVCs from the watch cache. Writes: DELETE of each
@@ -26,13 +27,16 @@ pub fn delete_pvcs() -> Node<TikvState> {
 }
 
 async fn run(s: &mut TikvState) -> Outcome {
+    if !s.cleanup.pod_gone {
+        return Outcome::wait("waiting for the pod to go before its volumes");
+    }
+    if !s.cleanup.pd_confirmed {
+        return Outcome::wait("waiting for PD to confirm no store registered for this instance");
+    }
     let pvcs = instance_pvcs(s);
     if pvcs.is_empty() {
         s.cleanup.pvcs_gone = true;
         return Outcome::complete("no PVCs");
-    }
-    if !s.cleanup.pod_gone {
-        return Outcome::wait("waiting for the pod to go before its volumes");
     }
     if let Err(Refusal { reason, message }) = data_may_go(s) {
         s.pass.not_synced(reason, format!("PVCs are kept: {message}"));
@@ -77,8 +81,8 @@ async fn run(s: &mut TikvState) -> Outcome {
 mod tests {
     use super::*;
     use crate::testing::FakePd;
-    use crate::tikv::tasks::delete_pod;
     use crate::tikv::tasks::testkit::{ADDR, Kit};
+    use crate::tikv::tasks::{confirm_unregistered, delete_pod};
     use tikv_operator_api::condition::reasons;
     use tikv_operator_api::tikv::StoreState;
     use tikv_operator_pd::NodeState;
@@ -97,15 +101,15 @@ mod tests {
     #[tokio::test]
     async fn volumes_go_only_after_the_pod_and_by_name_with_their_uid() {
         let kit = kit(NodeState::Removed, Some("5")).await;
-        let (s, report) = kit.pass([delete_pod(), delete_pvcs()]).await;
+        let (s, report) = kit.pass([delete_pod(), confirm_unregistered(), delete_pvcs()]).await;
         assert_eq!(kit.writes(), ["delete pods/tikv-tikv-abc123"], "the pod first: {report}");
         assert!(!s.cleanup.pvcs_gone);
 
-        let (_, report) = kit.pass([delete_pod(), delete_pvcs()]).await;
+        let (_, report) = kit.pass([delete_pod(), confirm_unregistered(), delete_pvcs()]).await;
         assert_eq!(kit.writes(), ["delete persistentvolumeclaims/data-tikv-tikv-abc123"], "{report}");
         assert_eq!(report.entry("delete_pvcs").unwrap().kind(), Some(OutcomeKind::Wait));
 
-        let (s, _) = kit.pass([delete_pod(), delete_pvcs()]).await;
+        let (s, _) = kit.pass([delete_pod(), confirm_unregistered(), delete_pvcs()]).await;
         assert!(s.cleanup.pod_gone && s.cleanup.pvcs_gone);
         assert_eq!(kit.writes(), Vec::<String>::new());
     }
@@ -113,8 +117,8 @@ mod tests {
     #[tokio::test]
     async fn a_volume_of_another_store_is_left_and_reported() {
         let kit = kit(NodeState::Removed, Some("9")).await;
-        kit.pass([delete_pod(), delete_pvcs()]).await;
-        let (s, report) = kit.pass([delete_pod(), delete_pvcs()]).await;
+        kit.pass([delete_pod(), confirm_unregistered(), delete_pvcs()]).await;
+        let (s, report) = kit.pass([delete_pod(), confirm_unregistered(), delete_pvcs()]).await;
         assert_eq!(kit.writes(), Vec::<String>::new(), "{report}");
         assert_eq!(s.pass.unsynced[0].reason, reasons::VOLUME_MISMATCH);
         assert!(s.pass.unsynced[0].message.contains("data-tikv-tikv-abc123 (store 9)"), "{:?}", s.pass.unsynced);
@@ -126,7 +130,7 @@ mod tests {
         let (mut s, _) = kit.pass([delete_pvcs()]).await;
         assert_eq!(kit.writes(), Vec::<String>::new());
         // Even with no pod (someone deleted it), the data stays while the store lives.
-        s.cleanup.pod_gone = true;
+        (s.cleanup.pod_gone, s.cleanup.pd_confirmed) = (true, true);
         let report = tikv_operator_task::Runner::new("t", [delete_pvcs()]).run("k", &mut s).await;
         assert_eq!(kit.writes(), Vec::<String>::new(), "{report}");
         assert_eq!(s.pass.unsynced.last().unwrap().reason, reasons::POD_NOT_DELETED);

@@ -2,6 +2,7 @@
 
 mod conditions;
 mod config_map;
+mod confirm_unregistered;
 mod delete_pod;
 mod delete_pvcs;
 mod down_clock;
@@ -19,6 +20,7 @@ pub(crate) mod testkit;
 
 pub use conditions::conditions;
 pub use config_map::config_map;
+pub use confirm_unregistered::confirm_unregistered;
 pub use delete_pod::delete_pod;
 pub use delete_pvcs::delete_pvcs;
 pub use down_clock::down_clock;
