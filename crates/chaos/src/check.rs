@@ -220,7 +220,8 @@ pub fn failover_started(h: &Harness) -> bool {
 
 /// One line of what the instances show (for the trace): per PD and TiKV instance its
 /// name, ID, Ready (with the reason and message when not), offline, revision (short), evict-leader record and node; and the
-/// stores PD's evict-leader scheduler holds.
+/// stores PD's evict-leader scheduler holds, the TiKV group's Failover condition and the
+/// instances' Down clocks.
 pub fn status_line(h: &Harness) -> String {
     let mut parts = Vec::new();
     for plural in ["pds", "tikvs"] {
@@ -255,7 +256,16 @@ pub fn status_line(h: &Harness) -> String {
         }
     }
     let evicting = pd_snapshot(h).ok().and_then(|s| s.evict_leader_stores).unwrap_or_default();
-    format!("{}; PD evicts {evicting:?}", parts.join(", "))
+    let failover = get(h, "tikvgroups", TIKV_GROUP)
+        .as_ref()
+        .and_then(|g| condition(g, types::FAILOVER).cloned())
+        .map(|c| format!("; failover {}[{}: {}]", c["status"], c["reason"], c["message"]))
+        .unwrap_or_default();
+    let down: Vec<String> = list(h, "tikvs")
+        .iter()
+        .filter_map(|t| Some(format!("{} since {}", name(t), t["status"]["downSince"].as_str()?)))
+        .collect();
+    format!("{}; PD evicts {evicting:?}{failover}; down {down:?}", parts.join(", "))
 }
 
 /// The PD instance marked for removal from PD's membership, if any.

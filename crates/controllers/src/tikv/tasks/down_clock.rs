@@ -2,17 +2,20 @@
 //! reads (`status.downSince`).
 //!
 //! The clock starts at the first fresh PD view showing the store Up in PD's books
-//! (Preparing or Serving) with a heartbeat older than two heartbeat intervals, and
-//! stops (is cleared) when the store heartbeats again. It does not run while the
+//! (Preparing or Serving) with a heartbeat older than two heartbeat intervals, or that
+//! PD itself calls Disconnected or Down, and stops (is cleared) when the store
+//! heartbeats again. A store whose heartbeat is late but not yet past the limit is
+//! looked at again when it passes (heartbeat ages bring no PD event). It does not run while the
 //! Cluster is paused or suspended, while the operator restarts the store (its restart
 //! record is on the instance), or once the instance is leaving (offline or deleted):
 //! those silences are the operator's or the user's, not a failure; the count starts
 //! afresh after them. A view that is not fresh changes nothing.
 //!
 //! Reads: the PD view `store` read, the Cluster, the instance. Writes: the status being
-//! built (written once, in `finally`). Outcome: Complete.
+//! built (written once, in `finally`). Outcomes: Complete; Retry at the limit while a
+//! heartbeat is late.
 
-use tikv_operator_pd::NodeState;
+use tikv_operator_pd::{NodeState, StateName};
 use tikv_operator_task::{Node, Outcome, sync_task};
 
 use crate::tikv::state::{STORE_HEARTBEAT, TikvState};
@@ -36,14 +39,27 @@ fn run(s: &mut TikvState) -> Outcome {
         return clear(s, format!("store {} is {}", store.id, store.node_state.name()));
     }
     let now = s.pass.ctx.now();
-    let limit = 2 * STORE_HEARTBEAT.as_secs();
-    let age = store.last_heartbeat.map(|at| now.duration_since(at).as_secs().max(0).unsigned_abs());
-    if age.is_some_and(|age| age <= limit) {
-        return clear(s, format!("store {} heartbeats", store.id));
+    let limit = 2 * STORE_HEARTBEAT;
+    let age = store.last_heartbeat.map(|at| now.duration_since(at).unsigned_abs());
+    // PD's own word counts too: it calls a store Disconnected at 20 s without a
+    // heartbeat, which is the event that brings us here, just at the limit.
+    let pd_says_silent = matches!(store.state_name, StateName::Disconnected | StateName::Down);
+    if let Some(age) = age.filter(|age| *age <= limit && !pd_says_silent) {
+        let outcome = clear(s, format!("store {} heartbeats", store.id));
+        if age <= STORE_HEARTBEAT {
+            return outcome;
+        }
+        // A heartbeat missed: looked at again when the limit passes, whatever events
+        // come or not (a Disconnected store brings one; a lost one must not stop the clock).
+        let after = limit.saturating_sub(age) + std::time::Duration::from_secs(1);
+        return Outcome::retry(
+            after,
+            format!("{} (a heartbeat is late: looked at again in {after:?})", outcome.message()),
+        );
     }
     let since = s.pass.status.down_since.get_or_insert(Time(now)).0;
     let heard = match age {
-        Some(age) => format!("last heartbeat {age}s ago"),
+        Some(age) => format!("last heartbeat {}s ago, {}", age.as_secs(), store.state_name),
         None => "no heartbeat yet".into(),
     };
     Outcome::complete(format!("store {} Down since {since} ({heard})", store.id))
@@ -123,7 +139,33 @@ mod tests {
         kit.status(|st| st.down_since = Some(Time(ago(300)))).await;
         let (_, report) = kit.pass([down_clock()]).await;
         assert_eq!(down_since(&kit).await, None, "{report}");
-        assert_eq!(report.entry("down_clock").unwrap().message(), "Down clock cleared: store 5 heartbeats");
+        let message = report.entry("down_clock").unwrap().message();
+        assert!(message.starts_with("Down clock cleared: store 5 heartbeats"), "{report}");
+    }
+
+    #[tokio::test]
+    async fn pd_calling_the_store_disconnected_starts_the_clock_at_the_limit() {
+        // Chaos seeds 1046 and 1284: PD's Disconnected event came with the heartbeat
+        // just 20 s old; the clock did not start and nothing looked again until Down.
+        let kit = kit(Some(ago(20))).await;
+        kit.pd.set_store(5, |st| st.state_name = tikv_operator_pd::StateName::Disconnected);
+        let (_, report) = kit.pass([down_clock()]).await;
+        assert_eq!(down_since(&kit).await, Some(t0()), "{report}");
+        assert!(report.entry("down_clock").unwrap().message().contains("Disconnected"), "{report}");
+    }
+
+    #[tokio::test]
+    async fn a_late_heartbeat_is_looked_at_again_when_the_limit_passes() {
+        let late = kit(Some(ago(15))).await;
+        let (_, report) = late.pass([down_clock()]).await;
+        assert_eq!(down_since(&late).await, None, "{report}");
+        let entry = report.entry("down_clock").unwrap();
+        assert_eq!(entry.kind(), Some(tikv_operator_task::OutcomeKind::Retry), "{report}");
+        assert_eq!(report.requeue_after(), Some(std::time::Duration::from_secs(6)), "{report}");
+
+        let heard = kit(Some(ago(3))).await;
+        let (_, report) = heard.pass([down_clock()]).await;
+        assert_eq!(report.entry("down_clock").unwrap().kind(), Some(tikv_operator_task::OutcomeKind::Complete));
     }
 
     #[tokio::test]
