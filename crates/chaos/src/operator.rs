@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use sim_clock::SimClock;
-use tikv_operator::playground::timing::SimulatedTimestamps;
+use tikv_operator::playground::timing::SimulatedClock;
 use tikv_operator_controllers::OperatorConfig;
 use tikv_operator_controllers::metrics::Metrics;
 use tikv_operator_task::{EntryStatus, OutcomeKind, TaskDone, TaskMetrics};
@@ -200,7 +200,7 @@ impl Operator {
         .shared();
         let kubeconfig = self.kubeconfig.clone();
         let config = self.config.clone();
-        let clock: Arc<dyn tikv_operator_controllers::Clock> = Arc::new(SimulatedTimestamps(self.clock.clone()));
+        let clock: Arc<dyn tikv_operator_controllers::Clock> = Arc::new(SimulatedClock::new(self.clock.clone()));
         let thread = std::thread::Builder::new().name(format!("operator-{number}")).spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
             let run = tikv_operator_controllers::run_until_with_metrics(kubeconfig, config, clock, metrics, shutdown);

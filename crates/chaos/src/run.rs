@@ -203,15 +203,10 @@ async fn drive(
     outcome: &mut Outcome,
 ) -> Result<(), String> {
     setup(h, plan)?;
-    let config = OperatorConfig {
-        pd_proxy: Some(h.proxy_url()),
-        timing: tikv_operator_controllers::Timing {
-            pd_poll_fast: Duration::from_millis(200),
-            pd_poll_slow: Duration::from_secs(2),
-            ..tikv_operator_controllers::Timing::default()
-        },
-        ..OperatorConfig::default()
-    };
+    // The operator's timers (requeues, PD polls, backoff) follow the simulated clock
+    // with their default settings, as in the playground: a 10 s recheck is 10 s of the
+    // simulators' time, whatever the speed.
+    let config = OperatorConfig { pd_proxy: Some(h.proxy_url()), ..OperatorConfig::default() };
     let kubeconfig = h.kubeconfig_path().to_owned();
     let operator =
         operator_slot.insert(Operator::start(kubeconfig, config, h.clock().clone(), schedule.crashes.clone()));

@@ -48,6 +48,10 @@ seeds! {
     // Regression: a store went Tombstone as the Cluster was suspended; its evict-leader
     // entry stayed in PD through the suspension (invariant (e)).
     suspend_during_offline_tombstone: 1035 => "suspend-during-offline";
+    // Regression: a failover's replacement, cancelled as it started, registered its store
+    // after the view that found none (the store stayed in PD); and the Down clock missed
+    // PD's Disconnected event at the 20 s limit.
+    failover_cancelled_replacement: 1046 => "failover";
 }
 
 #[test]
