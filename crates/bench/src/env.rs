@@ -11,7 +11,7 @@ use kube_sim::{ListOptions, PatchType, ResourceRef, StoreClient};
 use serde_json::{Value, json};
 use sim_harness::{Harness, HarnessConfig};
 use tikv_operator::playground::apply;
-use tikv_operator::playground::timing::SimulatedTimestamps;
+use tikv_operator::playground::timing::{SimulatedClock, SimulatedTimestamps};
 use tikv_operator_controllers::OperatorConfig;
 use tikv_operator_controllers::metrics::Metrics;
 use tokio::sync::watch;
@@ -63,19 +63,37 @@ impl Profile {
 pub struct Mode {
     /// Simulated clock speed.
     pub speed: f64,
+    /// The operator's timers (requeues, PD polls, backoff) run on the simulated clock.
+    pub simulated_timers: bool,
 }
 
 impl Mode {
     /// The operator's timers run on the machine's clock: the simulated clock runs at
     /// real speed so that both agree (pd-sim's fast preset keeps PD's own timings short).
-    pub const REALISTIC_SPEED: Mode = Mode { speed: 1.0 };
+    /// The operator's own work takes its real time, as it would in a cluster.
+    pub const REALISTIC_SPEED: Mode = Mode { speed: 1.0, simulated_timers: false };
+
+    /// Everything on the simulated clock at 20x: for counting what timers cause (requests
+    /// per minute of an idle cluster), where the operator's own work time does not count
+    /// but its polls' periods do.
+    pub const SIMULATED_TIMERS: Mode = Mode { speed: 20.0, simulated_timers: true };
 
     pub fn describe(self) -> String {
-        format!(
-            "simulated clock at {}x real time, pd-sim's fast preset (PD's own timings shortened); the operator's \
-             timers (requeues, PD polls) run on the machine's clock, which the simulated clock matches at 1x",
-            self.speed
-        )
+        if self.simulated_timers {
+            format!(
+                "simulated clock at {}x real time, pd-sim's fast preset; the operator's timers (requeues, PD polls, \
+                 backoff) run on the simulated clock too, as in the playground (used for the idle scenario only: \
+                 request counts per simulated minute)",
+                self.speed
+            )
+        } else {
+            format!(
+                "simulated clock at {}x real time, pd-sim's fast preset (PD's own timings shortened); the \
+                 operator's timers (requeues, PD polls) run on the machine's clock, which the simulated clock \
+                 matches at 1x (every scenario but idle)",
+                self.speed
+            )
+        }
     }
 }
 
@@ -198,6 +216,7 @@ pub fn sim_now(h: &Harness) -> Duration {
 /// One cluster, one operator in this process.
 pub struct Env {
     pub h: Harness,
+    mode: Mode,
     pub user: StoreClient,
     pub pd: PdCounter,
     pub metrics: Arc<Metrics>,
@@ -213,7 +232,7 @@ impl Env {
         let pd = PdCounter::start(&h.proxy_url(), h.clock().clone()).await?;
         let user = h.store().client("user");
         let (stop, _) = watch::channel(false);
-        Ok(Env { h, user, pd, metrics: Arc::new(Metrics::default()), stop, operator: None })
+        Ok(Env { h, mode, user, pd, metrics: Arc::new(Metrics::default()), stop, operator: None })
     }
 
     /// Starts the operator under `profile`.
@@ -227,7 +246,11 @@ impl Env {
         .shared();
         let mut config = OperatorConfig { pd_proxy: Some(self.pd.url.clone()), ..OperatorConfig::default() };
         profile.configure(&mut config);
-        let clock = Arc::new(SimulatedTimestamps(self.h.clock().clone()));
+        let clock: Arc<dyn tikv_operator_controllers::Clock> = if self.mode.simulated_timers {
+            Arc::new(SimulatedClock::new(self.h.clock().clone()))
+        } else {
+            Arc::new(SimulatedTimestamps(self.h.clock().clone()))
+        };
         let kubeconfig = self.h.kubeconfig_path().to_owned();
         self.stop = stop;
         self.operator = Some(tokio::spawn(tikv_operator_controllers::run_until_with_metrics(

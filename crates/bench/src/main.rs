@@ -146,7 +146,7 @@ const NOTES: &[&str] = &[
     "Profiles: \"ours\" is `tikv-operator run`'s defaults. \"v2\" is `--timing-profile v2`, tidb-operator v2's timings (reference notes 1.4, 2.6, \"Numbers\"; `Timing::v2()`): PD polled every 30 s whether or not a task waits on it, every store and member reported each poll, 5 s rechecks, 15 s of readiness after a TiKV restart, an uncached schedulers read on every TiKV pass. Both run the same operator build and the same manifests (`examples/basic`, minReadySeconds 0 so that the user's own wait after each instance is left out, small resource requests).",
     "Bring-up: from the operator's start (manifests applied just before) to the Cluster's Ready condition. The simulators' share is the union of every pod's time from its creation to its Ready condition (volume binding, scheduling, container start, PD and TiKV process start-up and catch-up, as kube-sim and pd-sim's fast preset time them); \"beyond\" is the rest, where no pod was starting: the operator's own work and waits.",
     "API writes per bring-up: every create, update, patch and delete the operator sent (kube-sim's request log, Events counted apart) from its start until it stopped writing. Beside it, the least a bring-up needs: the objects it created plus every condition change of its objects (sampled every 20 ms).",
-    "Idle: after Ready and 3 s without an operator write, a window of simulated time; API requests from kube-sim's request log (watches apart), PD requests counted by a forward proxy in front of the harness' proxy (the harness logs only PD writes).",
+    "Idle: a cluster of its own with the operator's timers on the simulated clock (20x): after Ready, 3 s of real time without an operator write and 150 s of simulated time (the PD cache's 2-minute tail of 30 s polls after anything changed, and a poll more), a window of simulated time (900 s; 300 s with --quick); API requests from kube-sim's request log (watches apart), PD requests counted by a forward proxy in front of the harness' proxy (the harness logs only PD writes). Counts are per simulated minute: what the timers cause, not how fast the operator works.",
     "Rolling restart: a TiKV config change under the default update strategy (Restart), which takes every store through the same steps as a version upgrade: evict its leaders, delete the pod, start the new one, give leaders back. Operator-induced idle is the span from the user's change to the group reporting every store updated, less every moment some store was being evicted (evict-leader entry added until pd-sim shows 0 leaders), its pod stopping (delete request until gone) or starting (new pod seen until Ready), or its leaders coming back (entry removed until half of its leaders of before are back, what a restart waits for); divided by the stores.",
     "Scale-in: 4 -> 3 stores; the span from the user's change to the group Ready with 3 stores and the pod gone, less the store's leader eviction, PD's data movement (DELETE /store until pd-sim shows Tombstone) and the pod stopping.",
     "Scale: N copies of the cluster (3 PD + 5 TiKV, one namespace each, 3 regions per PD cluster), applied at once, driven by one `tikv-operator run --leader-elect=false` process (this build) spawned against the harness, as `playground --no-operator` prints it. Peak RSS is VmHWM from /proc/<pid>/status; pass p50/p99 come from its `tikv_operator_pass_duration_seconds` histograms (every controller, interpolated within buckets 1, 5, 10, 50, 100, 500 ms, 1, 5 s); time to all Ready is simulated time from its start.",
@@ -163,9 +163,9 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let mode = Mode::REALISTIC_SPEED;
     let plan = if args.quick {
-        Plan { idle_window: Duration::from_secs(10), rolling3: true, scale_in: false, rolling9: false }
+        Plan { idle_window: Duration::from_secs(300), rolling3: true, scale_in: false, rolling9: false }
     } else {
-        Plan { idle_window: Duration::from_secs(120), rolling3: true, scale_in: true, rolling9: true }
+        Plan { idle_window: Duration::from_secs(900), rolling3: true, scale_in: true, rolling9: true }
     };
     let mut figures = Vec::new();
     if !args.scale_only {
@@ -217,7 +217,7 @@ async fn main() -> anyhow::Result<()> {
         command,
         machine: Machine::detect(),
         duration: started.elapsed(),
-        modes: vec![mode.describe()],
+        modes: vec![mode.describe(), Mode::SIMULATED_TIMERS.describe()],
         comparisons: comparisons(&figures[0], &figures[1]),
         scale,
         notes,
