@@ -207,7 +207,9 @@ impl Transport {
         }
         .map_err(|e| PdError::Config(e.to_string()))?;
         let http = Transport::client(tls_config, timeout, proxy, user_agent, |b| {
-            b.pool_idle_timeout(Duration::from_secs(60))
+            // The cache's polls read one request after another: one idle connection is
+            // all a cluster keeps (more come and go for requests made at once).
+            b.pool_idle_timeout(Duration::from_secs(60)).pool_max_idle_per_host(1)
         })?;
         Ok(Transport { http, tls })
     }
