@@ -115,7 +115,14 @@ impl<K: Watched> Cache<K> {
                 // Sending fails only while nobody subscribes, which loses nothing: a
                 // subscriber starts from the whole store.
                 match event {
-                    watcher::Event::Apply(object) | watcher::Event::Delete(object) => {
+                    // The store's own copy, not a second one: subscribers that lag
+                    // (a bring-up of many clusters) would otherwise hold a copy of every
+                    // object they have yet to see beside the store's.
+                    watcher::Event::Apply(object) => {
+                        let stored = reader.get(&ObjectRef::from_obj(&object)).unwrap_or_else(|| Arc::new(object));
+                        let _ = sender.send(stored);
+                    }
+                    watcher::Event::Delete(object) => {
                         let _ = sender.send(Arc::new(object));
                     }
                     // A (re)list is complete and now in the store: everything may have changed.
@@ -347,6 +354,21 @@ mod tests {
         assert_eq!(cache.get("default", "pd-a").unwrap().metadata.managed_fields, None);
         assert_eq!(changes.next().await.unwrap().metadata.managed_fields, None, "at InitDone");
         assert_eq!(changes.next().await.unwrap().metadata.managed_fields, None, "on Apply");
+    }
+
+    #[tokio::test]
+    async fn a_change_is_passed_on_as_the_stores_own_copy() {
+        let events = futures::stream::iter([
+            Ok(watcher::Event::Init),
+            Ok(watcher::Event::InitDone),
+            Ok(watcher::Event::Apply(sample_pd("pd-a", "pd"))),
+        ]);
+        let (cache, driver) = Cache::<PD>::from_events(events);
+        let mut changes = Box::pin(cache.subscribe());
+        driver.await;
+        let passed = changes.next().await.unwrap();
+        let stored = cache.get("default", "pd-a").unwrap();
+        assert!(Arc::ptr_eq(&passed, &stored), "one copy of the object, not two");
     }
 
     #[tokio::test]
