@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use futures::future::BoxFuture;
 use futures::{FutureExt, Stream, StreamExt};
 use k8s_openapi::api::apps::v1::ControllerRevision;
-use k8s_openapi::api::core::v1::{ConfigMap, Node, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Node, PersistentVolumeClaim, Pod, PodSpec, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -46,6 +46,9 @@ impl<K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + S
 /// A namespaced kind the operator caches.
 pub trait Cached: Watched + Resource<Scope = k8s_openapi::NamespaceResourceScope> {
     fn cache(caches: &Caches) -> &Cache<Self>;
+
+    /// Drops what the operator never reads of a cached object (besides `managedFields`).
+    fn slim(&mut self) {}
 }
 
 /// The nodes as the node cache holds them: names and labels only (the store labels of
@@ -64,7 +67,7 @@ impl<K: Cached> Cache<K> {
     /// The cache and the future that drives its watcher (nothing is requested until it
     /// is polled).
     fn new(client: &Client, namespace: Option<&str>, config: watcher::Config) -> (Self, Driver) {
-        Self::from_events(watcher(api::<K>(client, namespace), config).default_backoff())
+        Self::from_events(watcher(api::<K>(client, namespace), config).default_backoff().modify(K::slim))
     }
 }
 
@@ -188,6 +191,22 @@ fn strip<K: Resource>(object: &mut K) {
     object.meta_mut().managed_fields = None;
 }
 
+/// What the operator reads of a Pod's spec: its node, and its containers' command and
+/// arguments (a PD member's initial cluster or join URLs). The rest — volumes, probes,
+/// environment, resources, affinity — is most of a Pod and is never read from the cache
+/// (Pods are compared by their recorded intent and labels, and only ever patched on
+/// their metadata, never written back whole). Status and metadata stay whole.
+fn slim_pod(pod: &mut Pod) {
+    if let Some(spec) = pod.spec.take() {
+        let containers = spec
+            .containers
+            .into_iter()
+            .map(|c| Container { name: c.name, command: c.command, args: c.args, ..Default::default() })
+            .collect();
+        pod.spec = Some(PodSpec { node_name: spec.node_name, containers, ..Default::default() });
+    }
+}
+
 /// Every cache of the operator, built once and held by the [`Context`](crate::Context).
 pub struct Caches {
     pub clusters: Cache<Cluster>,
@@ -290,11 +309,14 @@ impl Caches {
 }
 
 macro_rules! cached {
-    ($($kind:ty => $field:ident),+ $(,)?) => {
+    ($($kind:ty => $field:ident $(slimmed by $slim:path)?),+ $(,)?) => {
         $(impl Cached for $kind {
             fn cache(caches: &Caches) -> &Cache<Self> {
                 &caches.$field
             }
+            $(fn slim(&mut self) {
+                $slim(self)
+            })?
         })+
     };
 }
@@ -305,7 +327,7 @@ cached! {
     PD => pds,
     TiKVGroup => tikv_groups,
     TiKV => tikvs,
-    Pod => pods,
+    Pod => pods slimmed by slim_pod,
     ConfigMap => config_maps,
     PersistentVolumeClaim => pvcs,
     Service => services,
@@ -354,6 +376,34 @@ mod tests {
         assert_eq!(cache.get("default", "pd-a").unwrap().metadata.managed_fields, None);
         assert_eq!(changes.next().await.unwrap().metadata.managed_fields, None, "at InitDone");
         assert_eq!(changes.next().await.unwrap().metadata.managed_fields, None, "on Apply");
+    }
+
+    #[tokio::test]
+    async fn a_cached_pod_keeps_its_node_commands_status_and_metadata_only() {
+        let env = TestEnv::start().await;
+        let tikv = env.create(sample_tikv("tikv-a", "tikv")).await;
+        let rendered = crate::tikv::render::pod(&crate::tikv::render::PodInputs {
+            tikv: &tikv,
+            tls: false,
+            pd_url: "http://pd",
+            tools_image: "tools",
+        })
+        .unwrap();
+        let mut pod = rendered.clone();
+        pod.spec.as_mut().unwrap().node_name = Some("node-1".into());
+        let created = env.create(pod).await;
+        assert!(created.spec.as_ref().unwrap().volumes.is_some(), "the rendered pod has volumes");
+        env.synced().await;
+
+        let cached: Arc<Pod> = env.ctx.caches.get("default", &created.name_any()).unwrap();
+        let spec = cached.spec.as_ref().unwrap();
+        assert_eq!(spec.node_name.as_deref(), Some("node-1"));
+        let container = &spec.containers[0];
+        assert_eq!(container.command, rendered.spec.as_ref().unwrap().containers[0].command);
+        assert_eq!((container.image.as_ref(), spec.volumes.as_ref(), spec.affinity.as_ref()), (None, None, None));
+        assert_eq!(cached.metadata.labels, created.metadata.labels);
+        assert_eq!(cached.metadata.annotations, created.metadata.annotations);
+        assert_eq!(cached.metadata.uid, created.metadata.uid);
     }
 
     #[tokio::test]
