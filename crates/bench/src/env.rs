@@ -73,10 +73,10 @@ impl Mode {
     /// The operator's own work takes its real time, as it would in a cluster.
     pub const REALISTIC_SPEED: Mode = Mode { speed: 1.0, simulated_timers: false };
 
-    /// Everything on the simulated clock at 20x: for counting what timers cause (requests
+    /// Everything on the simulated clock at 40x: for counting what timers cause (requests
     /// per minute of an idle cluster), where the operator's own work time does not count
     /// but its polls' periods do.
-    pub const SIMULATED_TIMERS: Mode = Mode { speed: 20.0, simulated_timers: true };
+    pub const SIMULATED_TIMERS: Mode = Mode { speed: 40.0, simulated_timers: true };
 
     pub fn describe(self) -> String {
         if self.simulated_timers {
