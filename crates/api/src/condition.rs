@@ -183,11 +183,10 @@ pub mod reasons {
     /// deleted as for a suspension, and the new setting takes effect (`status.pd` follows)
     /// only once none is left, so no process ever starts among peers speaking the other.
     pub const TLS_SWITCH_PENDING: &str = "TLSSwitchPending";
-    /// Cluster `Synced` False: `tlsCluster.enabled` changed while PD has more than one
-    /// member; PD keeps its members' peer URLs (and their scheme) in its membership, so
-    /// members restarted with the other scheme could not reach each other. The change
-    /// waits; turn it back, resume, scale PD to one member, then change it again.
-    pub const TLS_SWITCH_BLOCKED: &str = "TLSSwitchBlocked";
+    /// PD `Synced` False: after a TLS switch, PD still dials this member at its peer URL
+    /// of the old scheme. The member listens at both; PD is told the new URL (etcd's
+    /// MemberUpdate), then a restart drops the old listener.
+    pub const PEER_URL_PENDING: &str = "PeerURLPending";
 }
 
 /// Status of a condition, as Kubernetes spells it.

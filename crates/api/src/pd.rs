@@ -205,6 +205,11 @@ pub struct PDStatus {
     /// member is healthy. A data PVC with another UID means that member's data is lost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_volume_uid: Option<String>,
+    /// The peer URLs PD stores for this member (where the other members dial it), as
+    /// last read from PD. Kept so that a member whose Pod is recreated while PD cannot
+    /// be read (a resume after a suspension) listens where its peers will dial it.
+    #[serde(default, rename = "peerURLs", skip_serializing_if = "Vec::is_empty")]
+    pub peer_urls: Vec<String>,
     /// The certificate the instance serves (only with `tlsCluster`), checked at a
     /// bounded rate by a TLS handshake; written only when it changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]

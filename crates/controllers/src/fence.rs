@@ -180,6 +180,10 @@ impl PdWrite for FencedPdWrite {
         self.guard(|pd| pd.delete_member_by_name(name))
     }
 
+    fn update_member_peer_urls<'a>(&'a self, id: u64, peer_urls: &'a [String]) -> BoxFuture<'a, Result<(), PdError>> {
+        self.guard(|pd| pd.update_member_peer_urls(id, peer_urls))
+    }
+
     fn transfer_leader<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), PdError>> {
         self.guard(|pd| pd.transfer_leader(name))
     }

@@ -95,6 +95,10 @@ impl PdHandle {
         self.wrote(self.writer.delete_member_by_name(name).await)
     }
 
+    pub async fn update_member_peer_urls(&self, id: u64, peer_urls: &[String]) -> Result<(), PdError> {
+        self.wrote(self.writer.update_member_peer_urls(id, peer_urls).await)
+    }
+
     pub async fn transfer_leader(&self, name: &str) -> Result<(), PdError> {
         self.wrote(self.writer.transfer_leader(name).await)
     }

@@ -468,6 +468,14 @@ impl FakePd {
         self
     }
 
+    /// The peer URLs PD stores for member `name`.
+    pub fn member_peer_urls(&self, name: &str, urls: &[&str]) -> &Self {
+        if let Some(m) = self.0.lock().unwrap().members.iter_mut().find(|m| m.name == name) {
+            m.peer_urls = urls.iter().map(|u| u.to_string()).collect();
+        }
+        self
+    }
+
     /// PD's `/health` reports the member unhealthy (`true`) or healthy again.
     pub fn member_unhealthy(&self, name: &str, unhealthy: bool) -> &Self {
         let mut s = self.0.lock().unwrap();
@@ -857,6 +865,22 @@ impl PdWrite for FakePd {
                 });
             }
             Ok(())
+        })
+    }
+
+    fn update_member_peer_urls<'a>(&'a self, id: u64, peer_urls: &'a [String]) -> BoxFuture<'a, Result<(), PdError>> {
+        let urls = peer_urls.to_vec();
+        self.write("update_member_peer_urls", format!("{id}, {}", urls.join(",")), move |s| {
+            match s.members.iter_mut().find(|m| m.member_id == id) {
+                Some(member) => {
+                    member.peer_urls = urls;
+                    Ok(())
+                }
+                None => Err(PdError::NotFound {
+                    subject: Subject::MemberId(id),
+                    message: "etcdserver: member not found".into(),
+                }),
+            }
         })
     }
 

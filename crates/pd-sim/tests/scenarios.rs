@@ -1468,3 +1468,50 @@ async fn member_changes_pass_etcds_strict_reconfiguration_check_with_pds_status_
     ctl.add_member(MemberSpec { name: Some("pd-9".into()), ..Default::default() }).await.unwrap();
     assert_eq!(env.get("/pd/api/v1/health").await.json().as_array().unwrap().len(), 3);
 }
+
+/// etcd's gateway on a member's client URL: MemberUpdate changes the peer URLs the
+/// others dial it at (in PD's members list too), with etcd's errors and wire format.
+#[tokio::test]
+async fn member_peer_urls_change_through_etcds_gateway() {
+    let spec = |name: &str| MemberSpec {
+        name: Some(name.into()),
+        client_urls: Some(vec![format!("http://{name}.peer.db.svc:2379")]),
+        peer_urls: Some(vec![format!("http://{name}.peer.db.svc:2380")]),
+    };
+    let config = Config { member_specs: vec![spec("a-pd-0"), spec("a-pd-1"), spec("a-pd-2")], ..no_wait() };
+    let env = start(config).await;
+    let ctl = env.ctl();
+    let listed = env.post("/v3/cluster/member/list", "{}").await;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    let listed = listed.json();
+    let first = &listed["members"][0];
+    let id = first["ID"].as_str().expect("IDs are strings").to_owned();
+    assert_eq!(first["name"], "a-pd-0");
+    assert_eq!(first["peerURLs"][0], "http://a-pd-0.peer.db.svc:2380");
+    assert!(listed["header"]["cluster_id"].is_string() && listed["header"]["member_id"].is_string());
+
+    let body = format!(r#"{{"ID": "{id}", "peerURLs": ["https://a-pd-0.peer.db.svc:2381"]}}"#);
+    let url = ctl.member_url("a-pd-1").await.unwrap();
+    let reply = env.send(reqwest::Method::POST, format!("{url}/v3/cluster/member/update"), Some(&body)).await;
+    assert_eq!(reply.status, 200, "any member answers: {}", reply.text);
+    assert_eq!(reply.json()["members"][0]["peerURLs"][0], "https://a-pd-0.peer.db.svc:2381");
+    let members = env.get("/pd/api/v1/members").await.json();
+    assert_eq!(members["members"][0]["peer_urls"][0], "https://a-pd-0.peer.db.svc:2381");
+    assert_eq!(ctl.snapshot().members[0].peer_urls, ["https://a-pd-0.peer.db.svc:2381"]);
+
+    let taken = format!(r#"{{"ID": "{id}", "peerURLs": ["http://a-pd-1.peer.db.svc:2380"]}}"#);
+    let reply = env.post("/v3/cluster/member/update", &taken).await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.json()["code"], 9);
+    assert_eq!(reply.json()["error"], "etcdserver: Peer URLs already exists");
+    let reply = env.post("/v3/cluster/member/update", r#"{"ID": "12", "peerURLs": ["http://x:1"]}"#).await;
+    assert_eq!((reply.status, reply.json()["message"].as_str()), (404, Some("etcdserver: member not found")));
+
+    ctl.stop_member("a-pd-1").await.unwrap();
+    ctl.stop_member("a-pd-2").await.unwrap();
+    let stopped = env.http.post(format!("{url}/v3/cluster/member/update")).body(body.clone()).send().await;
+    assert!(stopped.is_err(), "a stopped member answers nothing");
+    let url = ctl.member_url("a-pd-0").await.unwrap();
+    let reply = env.send(reqwest::Method::POST, format!("{url}/v3/cluster/member/update"), Some(&body)).await;
+    assert_eq!((reply.status, reply.json()["code"].as_u64()), (503, Some(14)), "no quorum: {}", reply.text);
+}

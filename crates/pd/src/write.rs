@@ -39,6 +39,9 @@ pub trait PdWrite: Send + Sync + 'static {
     /// `DELETE /members/name/{name}`.
     fn delete_member_by_name<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>>;
 
+    /// `POST /v3/cluster/member/update`: the peer URLs PD's etcd stores for member `id`.
+    fn update_member_peer_urls<'a>(&'a self, id: u64, peer_urls: &'a [String]) -> BoxFuture<'a, Result<()>>;
+
     /// `POST /leader/transfer/{name}`: move the PD leader to that member.
     fn transfer_leader<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>>;
 
@@ -111,6 +114,10 @@ impl PdWrite for PdClient {
 
     fn delete_member_by_name<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>> {
         Box::pin(PdClient::delete_member_by_name(self, name))
+    }
+
+    fn update_member_peer_urls<'a>(&'a self, id: u64, peer_urls: &'a [String]) -> BoxFuture<'a, Result<()>> {
+        Box::pin(PdClient::update_member_peer_urls(self, id, peer_urls))
     }
 
     fn transfer_leader<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>> {

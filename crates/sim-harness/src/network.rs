@@ -20,7 +20,8 @@ pub enum Target {
     /// A PD member's client URL (its pd-sim member listener).
     PdClient { cluster: usize, member: String },
     /// A PD member's peer URL (not served over HTTP; used to find a member's cluster).
-    PdPeer { cluster: usize, member: String },
+    /// A member's peer listener; `tls`: it serves TLS.
+    PdPeer { cluster: usize, member: String, tls: bool },
     /// A TiKV status server.
     TikvStatus { cluster: usize, store: u64 },
 }

@@ -1365,7 +1365,12 @@ async fn tls_and_plain_processes_cannot_talk() {
     let message = env
         .wait("PD member with the other peer scheme exits", |e| e.pod("basic-pd-1").and_then(|p| last_exit(&p)))
         .await;
-    assert!(message.contains("etcd start canceled") && message.contains("listens TLS"), "{message}");
+    assert!(
+        message.contains("etcd start canceled")
+            && message.contains("but it listens at")
+            && message.contains("https://0.0.0.0:2380"),
+        "{message}"
+    );
     assert!(!env.snapshot().members.iter().any(|m| m.name == "basic-pd-1" && m.running), "never rejoined");
     env.shutdown().await;
 }
@@ -1468,4 +1473,66 @@ async fn deleting_the_pvcs_of_two_of_three_stores_loses_the_probes_writes() {
     let verdict = probe.verify();
     assert_eq!(verdict.lost.len(), verdict.acknowledged, "{verdict:?}");
     env.shutdown().await;
+}
+
+/// PD's etcd dials a member at the peer URL its membership stores, which only etcd's
+/// MemberUpdate (the gateway on the client URL) changes: a member listening at its
+/// stored URL and another of the other scheme keeps its peers through the update; a
+/// member whose stored URL it does not listen at is cut off from its peers until the
+/// URL is changed back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_is_reached_at_its_stored_peer_url_which_member_update_changes() {
+    let env = Env::start().await;
+    start_pd(&env).await;
+    env.create("secrets", tls_secret());
+    let peer = |i: usize, scheme: &str, port: u16| format!("{scheme}://basic-pd-{i}.basic-pd-peer.{NS}.svc:{port}");
+    let member_id = |e: &Env, i: usize| {
+        e.snapshot().members.iter().find(|m| m.name == format!("basic-pd-{i}")).map(|m| m.member_id).unwrap()
+    };
+    let running =
+        |e: &Env, i: usize| e.snapshot().members.iter().any(|m| m.name == format!("basic-pd-{i}") && m.running);
+    let update = |i: usize, url: String| {
+        let id = member_id(&env, i);
+        let control = env.h.pd_clusters()[0].control();
+        async move {
+            let base = control.member_url("basic-pd-0").await.unwrap();
+            let body = json!({"ID": id.to_string(), "peerURLs": [url]});
+            let reply = reqwest::Client::new()
+                .post(format!("{base}/v3/cluster/member/update"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(reply.status(), 200, "{}", reply.text().await.unwrap());
+        }
+    };
+
+    // basic-pd-1 restarts listening plain at 2380 (stored) and TLS at 2381: it rejoins.
+    let name = "basic-pd-1";
+    env.delete_as("test", "pods", name);
+    env.wait_gone(name).await;
+    let mut cm = pd_config("basic", 1);
+    let toml = cm["data"]["config.toml"]
+        .as_str()
+        .unwrap()
+        .replace("peer-urls = \"http://0.0.0.0:2380\"", "peer-urls = \"http://0.0.0.0:2380,https://0.0.0.0:2381\"");
+    assert!(toml.contains("2381"), "{toml}");
+    cm["data"]["config.toml"] = json!(format!("{toml}{PD_SECURITY}"));
+    env.delete_as("test", "configmaps", name);
+    env.create("configmaps", cm);
+    env.create("pods", with_tls_mount(pd_pod("basic", 1, &initial_cluster("basic", 3), "pingcap/pd:v8.5.0")));
+    env.wait_ready(name).await;
+    env.wait("basic-pd-1 running", |e| running(e, 1).then_some(())).await;
+
+    // PD is told its TLS URL: it listens there too, and stays reachable.
+    update(1, peer(1, "https", 2381)).await;
+    assert_eq!(env.snapshot().members.iter().find(|m| m.name == name).unwrap().peer_urls, [peer(1, "https", 2381)]);
+    env.h.clock().advance(Duration::from_secs(5));
+    assert!(running(&env, 1), "a member listening at its new URL keeps its peers");
+
+    // basic-pd-2 listens plain at 2380 only: stored elsewhere, its peers cannot reach it.
+    update(2, peer(2, "https", 2381)).await;
+    env.wait("basic-pd-2 cut off", |e| (!running(e, 2)).then_some(())).await;
+    update(2, peer(2, "http", 2380)).await;
+    env.wait("basic-pd-2 reached again", |e| running(e, 2).then_some(())).await;
 }

@@ -35,6 +35,13 @@ pub trait InstanceState: PassState<Object = Self::I> {
     type I: Instance;
     fn parts(&self) -> &InstanceParts;
     fn parts_mut(&mut self) -> &mut InstanceParts;
+    /// What the restart intent records besides [`restart_intent`]'s keys (a Pod
+    /// recorded without one of them is not restarted for it).
+    ///
+    /// [`restart_intent`]: crate::common::restart::restart_intent
+    fn intent_extras(&self) -> serde_json::Map<String, serde_json::Value> {
+        serde_json::Map::new()
+    }
 }
 
 /// A rendered ConfigMap and the operator-owned config keys the user had set.

@@ -14,6 +14,8 @@ use crate::common::tasks as common;
 /// leaves PD's membership first — leadership handed over, removed by its recorded ID,
 /// gone from a fresh view — and only then loses its Pod, its volumes and its finalizer.
 /// A member whose data is lost is replaced in place: removed from PD, joined anew.
+/// After a TLS switch a member listens at its old peer URL and the new one until PD
+/// is told the new one, then restarts without the old.
 pub fn tasks() -> Vec<Node<PdState>> {
     vec![
         common::load_object(),
@@ -39,6 +41,8 @@ pub fn tasks() -> Vec<Node<PdState>> {
         common::pvcs(),
         pod(),
         hot_reload(),
+        // After a TLS switch: PD is told the member's new peer URL, then `restart` drops the old listener.
+        peer_url(),
         restart(),
         common::serving_certificate(),
         finally([if_(object_loaded(), [common::instance_suspended(), conditions(), common::write_status()])]),

@@ -323,6 +323,9 @@ fn pod_detail(o: &Observed, instance: &Value) -> String {
     };
     let ready = condition(pod, "Ready").is_some_and(|c| c["status"] == "True");
     let mut out = format!("pod {phase}{}", if ready { " ready" } else { "" });
+    if !ready {
+        out.push_str(&containers_not_running(pod));
+    }
     if let Some(node) = pod["spec"]["nodeName"].as_str() {
         let zone = o
             .nodes
@@ -333,6 +336,35 @@ fn pod_detail(o: &Observed, instance: &Value) -> String {
         if let Some(zone) = zone {
             out.push_str(&format!("/{zone}"));
         }
+    }
+    out
+}
+
+/// ` (tikv waiting CrashLoopBackOff, 3 restarts, last exit 1: <message>)` for each
+/// container of a Pod that is not running: why a pod that is there is not ready.
+fn containers_not_running(pod: &Value) -> String {
+    let mut out = String::new();
+    for c in pod["status"]["containerStatuses"].as_array().into_iter().flatten() {
+        let state = &c["state"];
+        if state["running"].is_object() {
+            continue;
+        }
+        let name = c["name"].as_str().unwrap_or("?");
+        let now = if let Some(reason) = state["waiting"]["reason"].as_str() {
+            format!("waiting {reason}")
+        } else if state["terminated"].is_object() {
+            format!("exited {}", state["terminated"]["exitCode"].as_i64().unwrap_or(-1))
+        } else {
+            "not started".to_owned()
+        };
+        let mut detail = format!("{name} {now}, {} restarts", c["restartCount"].as_i64().unwrap_or(0));
+        let last = &c["lastState"]["terminated"];
+        if last.is_object() {
+            let message: String =
+                last["message"].as_str().unwrap_or("").lines().last().unwrap_or("").chars().take(160).collect();
+            detail.push_str(&format!(", last exit {}: {message}", last["exitCode"].as_i64().unwrap_or(-1)));
+        }
+        out.push_str(&format!(" ({detail})"));
     }
     out
 }
@@ -408,6 +440,24 @@ mod tests {
         let mut o = Observed::default();
         o.clusters.push(json!({"metadata": {"name": "basic", "namespace": "db"}}));
         assert_eq!(rows(&o)[0].text, "cluster   db/basic             (no status yet)");
+    }
+
+    #[test]
+    fn a_pod_that_is_not_ready_says_what_its_containers_do() {
+        let mut o = observed();
+        o.pods[1]["status"]["containerStatuses"] = json!([{
+            "name": "pd", "restartCount": 3,
+            "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+            "lastState": {"terminated": {"exitCode": 1, "message": "starting\n[FATAL] boom"}},
+        }]);
+        o.pods[1]["status"]["conditions"] = json!([cond("Ready", "False", "")]);
+        let texts: Vec<String> = rows(&o).into_iter().map(|r| r.text).collect();
+        assert!(
+            texts.iter().any(|t| t.contains(
+                "pd-x1                pod Running (pd waiting CrashLoopBackOff, 3 restarts, last exit 1: [FATAL] boom) node-1/zone-a"
+            )),
+            "{texts:#?}"
+        );
     }
 
     #[test]

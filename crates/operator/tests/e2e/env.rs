@@ -397,6 +397,8 @@ impl Env {
                     e["reason"].as_str().unwrap_or("?")
                 ));
             }
+            // Both APIs serve the same Events, as in Kubernetes: one is enough.
+            break;
         }
         events
     }

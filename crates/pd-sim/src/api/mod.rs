@@ -4,6 +4,7 @@
 
 mod config;
 pub mod error;
+mod etcd_gateway;
 mod members;
 pub mod pd_config;
 mod regions;
@@ -83,6 +84,8 @@ pub fn router(ctx: Ctx) -> Router {
     Router::new()
         .nest("/pd/api/v1", v1)
         .route("/pd/api/v2/ready", get(members::ready))
+        .route("/v3/cluster/member/list", post(etcd_gateway::member_list))
+        .route("/v3/cluster/member/update", post(etcd_gateway::member_update))
         .route("/health", get(members::health))
         .route("/ping", get(members::ping))
         .fallback(not_found)
@@ -100,6 +103,8 @@ fn is_local(method: &Method, path: &str) -> bool {
         path,
         "/pd/api/v1/health" | "/pd/api/v1/ping" | "/pd/api/v1/status" | "/pd/api/v1/version" | "/health" | "/ping"
     ) || path.starts_with("/pd/api/v2/")
+        // etcd's gateway: the member called proposes to raft itself.
+        || path.starts_with("/v3/")
         || (path == "/pd/api/v1/config" && method == Method::GET)
 }
 

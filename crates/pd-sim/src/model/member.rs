@@ -85,6 +85,12 @@ pub enum MemberError {
     /// etcd's `ErrUnhealthy`.
     #[error("etcdserver: unhealthy cluster")]
     Unhealthy,
+    /// etcd's `ErrPeerURLexists`: another member has one of the URLs.
+    #[error("etcdserver: Peer URLs already exists")]
+    PeerUrlsExist,
+    /// etcd's `ErrGRPCMemberBadURLs`.
+    #[error("etcdserver: given member URLs are invalid")]
+    BadUrls,
 }
 
 impl Members {
@@ -344,6 +350,29 @@ impl Members {
         Ok(())
     }
 
+    /// etcd's MemberUpdate: the peer URLs the other members dial this one at, a raft
+    /// proposal like any membership change (needs a quorum). The member's process
+    /// keeps listening where it did: peers reach it only if it listens at the new URL.
+    /// Its client URLs and name are its own to publish and stay.
+    pub fn update_peer_urls(&mut self, id: u64, urls: Vec<String>) -> Result<(), MemberError> {
+        if urls.is_empty() || urls.iter().any(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
+            return Err(MemberError::BadUrls);
+        }
+        if !self.in_etcd().any(|m| m.member_id == id) {
+            return Err(MemberError::IdNotFound(id));
+        }
+        if self.in_etcd().any(|m| m.member_id != id && m.peer_urls.iter().any(|u| urls.contains(u))) {
+            return Err(MemberError::PeerUrlsExist);
+        }
+        if !self.has_quorum() {
+            return Err(MemberError::NoQuorum);
+        }
+        if let Some(member) = self.list.iter_mut().find(|m| m.member_id == id && m.in_etcd) {
+            member.peer_urls = urls;
+        }
+        Ok(())
+    }
+
     /// A brand-new member joining (`--join`): etcd's MemberAdd, with its quorum and
     /// strict reconfiguration checks (none for the first member).
     pub fn join(&mut self, member: Member, bootstrap: bool) -> Result<(), MemberError> {
@@ -398,6 +427,24 @@ mod tests {
     fn settle(m: &mut Members, rng: &mut StdRng) {
         m.reconcile(SimInstant::default(), Duration::ZERO);
         m.campaign(rng);
+    }
+
+    #[test]
+    fn a_peer_url_update_needs_a_quorum_a_known_id_and_urls_of_no_other_member() {
+        let mut m = members(3);
+        for (i, member) in m.list.iter_mut().enumerate() {
+            member.peer_urls = vec![format!("http://pd-{i}:2380")];
+        }
+        let id = m.list[0].member_id;
+        m.update_peer_urls(id, vec!["https://pd-0:2381".into()]).unwrap();
+        assert_eq!(m.list[0].peer_urls, ["https://pd-0:2381"]);
+        assert_eq!(m.update_peer_urls(7, vec!["https://x:1".into()]), Err(MemberError::IdNotFound(7)));
+        assert_eq!(m.update_peer_urls(id, vec!["http://pd-1:2380".into()]), Err(MemberError::PeerUrlsExist));
+        assert_eq!(m.update_peer_urls(id, vec!["pd-0:2381".into()]), Err(MemberError::BadUrls));
+        m.stop("pd-1").unwrap();
+        m.stop("pd-2").unwrap();
+        assert_eq!(m.update_peer_urls(id, vec!["http://pd-0:2380".into()]), Err(MemberError::NoQuorum));
+        assert_eq!(m.list[0].peer_urls, ["https://pd-0:2381"], "a refused update changes nothing");
     }
 
     #[test]

@@ -53,6 +53,17 @@ impl PdClient {
         self.execute(&call).await.map(drop)
     }
 
+    /// `POST /v3/cluster/member/update` (etcd's gRPC gateway, which PD serves on its
+    /// client URLs): the peer URLs the other members dial member `id` at. A raft
+    /// proposal answered by the member called (no PD leader needed, a quorum is).
+    /// Unknown ID: [`PdError::NotFound`]; a URL another member has: etcd's 400.
+    pub async fn update_member_peer_urls(&self, id: u64, peer_urls: &[String]) -> Result<()> {
+        let body = serde_json::json!({"ID": id.to_string(), "peerURLs": peer_urls});
+        let call =
+            Call::write(Method::POST, "/v3/cluster/member/update").json_body(&body).subject(Subject::MemberId(id));
+        self.execute(&call).await.map(drop)
+    }
+
     /// `POST /leader/transfer/{name}`: move the etcd leader (and so the PD leader) to
     /// that member. Unknown name: [`PdError::UnknownTransferTarget`] (PD's 500).
     pub async fn transfer_leader(&self, name: &str) -> Result<()> {

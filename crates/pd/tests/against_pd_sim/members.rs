@@ -153,3 +153,20 @@ async fn a_single_member_resign_keeps_the_leader() {
     env.run(Duration::from_secs(1));
     assert_eq!(env.client.leader().await.unwrap(), Some(before));
 }
+
+#[tokio::test]
+async fn a_members_peer_urls_change_through_etcds_gateway_with_typed_errors() {
+    let env = Env::start(Config { members: 3, ..config() }).await;
+    let truth = env.ctl().snapshot();
+    let (first, second) = (&truth.members[0], &truth.members[1]);
+    let moved = vec![first.peer_urls[0].replace("http://", "https://")];
+    env.client.update_member_peer_urls(first.member_id, &moved).await.unwrap();
+    let members = env.client.members().await.unwrap();
+    assert_eq!(members.get(&first.name).unwrap().peer_urls, moved);
+
+    let err = expect_err(env.client.update_member_peer_urls(7, &moved).await, "unknown ID");
+    assert!(err.is_not_found(), "{err:?}");
+    assert!(matches!(&err, PdError::NotFound { subject: Subject::MemberId(7), .. }), "{err:?}");
+    let err = expect_err(env.client.update_member_peer_urls(first.member_id, &second.peer_urls).await, "taken");
+    assert!(err.to_string().contains("Peer URLs already exists"), "{err}");
+}

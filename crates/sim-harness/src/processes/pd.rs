@@ -82,7 +82,9 @@ pub(crate) struct PdConfig {
     pub location_labels: Option<Vec<String>>,
     /// What the client and peer listeners serve (their URLs' schemes, given `[security]`).
     pub client_transport: Transport,
-    pub peer_transport: Transport,
+    /// The peer listeners: what each serves, on which port (etcd takes several peer
+    /// URLs, each with its own scheme; plain ones ignore the certificates).
+    pub peer_listeners: Vec<(Transport, u16)>,
     /// The certificates the flags or `[security]` name: `https` listeners serve them,
     /// peers with `https` URLs can be dialed.
     pub certificates: Option<security::Certificates>,
@@ -162,7 +164,13 @@ pub(crate) fn parse(ctx: &ContainerContext) -> Result<PdConfig, String> {
         Ok(transport)
     };
     cfg.client_transport = listen(&cfg.client_urls, "client")?;
-    cfg.peer_transport = listen(&cfg.peer_urls, "peer")?;
+    for url in &cfg.peer_urls {
+        let transport =
+            security::pd_listener(url, certs.as_ref(), "peer").map_err(|e| fatal("run server failed", &e))?;
+        let port =
+            host_port(url).map(|(_, p)| p).ok_or_else(|| fatal("run server failed", &format!("parse {url:?}")))?;
+        cfg.peer_listeners.push((transport, port));
+    }
     cfg.certificates = certs;
     match toml_at(&file, &["replication", "location-labels"]) {
         Some(toml::Value::Array(items)) => {
@@ -320,41 +328,48 @@ impl PdProcess {
             }
             clock.sleep(procs.settings.retry_interval).await;
         }
+        // Cut off: PD now stores a peer URL for this member that it does not listen at
+        // (etcd's MemberUpdate); its peers cannot reach it until it is changed back or
+        // the member restarts listening there.
+        let mut cut_off = false;
         loop {
             clock.sleep(procs.settings.retry_interval * 2).await;
             let snap = cluster.snapshot();
             if snap.members.iter().any(|m| m.name == cfg.name && !m.in_etcd) {
                 return Err(fatal("server stopped", "the member has been permanently removed from the cluster"));
             }
+            let others = snap.members.iter().filter(|m| m.in_etcd && m.name != cfg.name).count();
+            let reachable = others == 0
+                || snap.members.iter().find(|m| m.name == cfg.name).is_none_or(|m| listens_at(&cfg, &m.peer_urls));
+            if reachable == cut_off {
+                cut_off = !cut_off;
+                tracing::info!(pod = %pod_key(&self.ctx), cut_off, "pd-server: peers reach it at its stored peer URL: {reachable}");
+                let _guard = procs.clusters.formation().await;
+                let _ =
+                    if cut_off { cluster.stop_member(&cfg.name).await } else { cluster.start_member(&cfg.name).await };
+            }
         }
     }
 
     /// A member restarting with its data: its peers dial it at the peer URLs PD's
     /// membership holds for it, and it dials them at theirs, each by the URL's scheme (a
-    /// restart does not change them: PD takes the stored ones over its flags). A member
-    /// listening with another scheme than the one stored for it, or unable to dial a
-    /// peer stored as `https` (no certificates), reaches no quorum; etcd gives up after
-    /// the start timeout. A lone member needs no peer.
+    /// restart does not change them: PD takes the stored ones over its flags; only
+    /// etcd's MemberUpdate does). A member with no listener of the stored scheme and
+    /// port, or unable to dial a peer stored as `https` (no certificates), reaches no
+    /// quorum; etcd gives up after the start timeout. A lone member needs no peer.
     async fn reach_peers(&self, cluster: &PdCluster, name: &str, cfg: &PdConfig) -> Result<(), String> {
         let snap = cluster.snapshot();
         let members: Vec<_> = snap.members.iter().filter(|m| m.in_etcd).collect();
         if members.len() <= 1 {
             return Ok(());
         }
-        let stored = |m: &pd_sim::model::member::Member| {
-            m.peer_urls.first().map(|u| Transport::of_scheme(u)).unwrap_or_default()
-        };
         let mut problems = Vec::new();
         for m in &members {
-            if m.name == name && stored(m) != cfg.peer_transport {
-                problems.push(format!(
-                    "peers dial this member at {:?} ({}) but it listens {}",
-                    m.peer_urls,
-                    stored(m).name(),
-                    cfg.peer_transport.name()
-                ));
+            if m.name == name && !listens_at(cfg, &m.peer_urls) {
+                problems
+                    .push(format!("peers dial this member at {:?} but it listens at {:?}", m.peer_urls, cfg.peer_urls));
             }
-            if m.name != name && stored(m) == Transport::Tls && cfg.certificates.is_none() {
+            if m.name != name && stored_transport(m) == Transport::Tls && cfg.certificates.is_none() {
                 problems.push(format!("peer {} is at {:?} and this member has no certificates", m.name, m.peer_urls));
             }
         }
@@ -368,6 +383,18 @@ impl PdProcess {
             "run server failed",
             &format!("[PD:server:ErrCancelStartEtcd]etcd start canceled: {}", problems.join("; ")),
         ))
+    }
+
+    /// Whether the other members can dial member `m` at the peer URL PD stores for it:
+    /// its name resolves to a peer listener of that member with the URL's scheme.
+    fn dialable(&self, m: &pd_sim::model::member::Member) -> bool {
+        let Some((host, port)) = m.peer_urls.first().and_then(|u| host_port(u)) else { return false };
+        let tls = stored_transport(m) == Transport::Tls;
+        let endpoints = self.procs.net.resolve(Some(&self.ctx.namespace), &host, port).unwrap_or_default();
+        endpoints.iter().any(|e| {
+            matches!(&e.route, Some(Route { target: Target::PdPeer { member, tls: served, .. }, .. })
+                if *member == m.name && *served == tls)
+        })
     }
 
     /// etcd's check that its advertised peer URLs resolve (retried until the timeout).
@@ -511,6 +538,28 @@ impl PdProcess {
                     peer_urls: Some(cfg.advertise_peer_urls.clone()),
                 };
                 control.add_member(spec).await.map_err(|e| fatal("join meet error", &control_error(&e)))?;
+                // etcd added it; it now dials the members at their stored peer URLs. One
+                // it cannot reach leaves the grown membership short of a quorum.
+                let unreachable: Vec<String> = cluster
+                    .snapshot()
+                    .members
+                    .iter()
+                    .filter(|m| m.in_etcd && m.running && m.name != cfg.name && !self.dialable(m))
+                    .map(|m| format!("{} at {:?}", m.name, m.peer_urls))
+                    .collect();
+                if !unreachable.is_empty() {
+                    tracing::info!(pod = %pod_key(&self.ctx), ?unreachable, "pd-server cannot reach its peers");
+                    let _ = cluster.stop_member(&cfg.name).await;
+                    drop(_guard);
+                    clock.sleep(procs.settings.pd_start_timeout).await;
+                    return Err(fatal(
+                        "run server failed",
+                        &format!(
+                            "[PD:server:ErrCancelStartEtcd]etcd start canceled: cannot reach {}",
+                            unreachable.join(", ")
+                        ),
+                    ));
+                }
             }
         }
         Ok(cluster)
@@ -532,11 +581,24 @@ impl PdProcess {
         }
         for url in &cfg.peer_urls {
             if let Some((_, port)) = host_port(url) {
-                let target = Target::PdPeer { cluster: cluster.index, member: cfg.name.clone() };
+                let tls = url.starts_with("https://");
+                let target = Target::PdPeer { cluster: cluster.index, member: cfg.name.clone(), tls };
                 self.procs.net.add_route(SocketAddr::new(ip, port), Route { target, real: None, pod: pod.clone() });
             }
         }
     }
+}
+
+/// The scheme PD stores for member `m`'s peers to dial it with.
+fn stored_transport(m: &pd_sim::model::member::Member) -> Transport {
+    m.peer_urls.first().map(|u| Transport::of_scheme(u)).unwrap_or_default()
+}
+
+/// Whether a process with `cfg` serves the first of `stored` (scheme and port).
+fn listens_at(cfg: &PdConfig, stored: &[String]) -> bool {
+    let Some(url) = stored.first() else { return true };
+    let Some((_, port)) = host_port(url) else { return false };
+    cfg.peer_listeners.contains(&(Transport::of_scheme(url), port))
 }
 
 fn guess_client_url(peer_url: &str, client_port: u16) -> Option<String> {

@@ -4,10 +4,12 @@
 //! (`http(s)://<group>-pd.<ns>.svc:<client port>`) in the status being built. The URL is
 //! kept; its scheme is the TLS setting in force, which every pod is rendered with. When
 //! `tlsCluster.enabled` differs from it (a change admitted only while suspended), the
-//! scheme changes once PD has at most one member and a fresh list shows no pod of the
-//! cluster left (every instance deletes its pod meanwhile, as for a suspension); until
-//! then Synced is False with `TLSSwitchPending` or `TLSSwitchBlocked`. Reads the groups
-//! loaded and, only while a switch is pending, the cluster's Pods from the API server.
+//! scheme changes once a fresh list shows no pod of the cluster left (every instance
+//! deletes its pod meanwhile, as for a suspension); until then Synced is False with
+//! `TLSSwitchPending`. PD's members keep the peer URLs PD stores for them: each comes
+//! back listening at its old one as well, until PD is told the new one (the PD
+//! controller's `peer_url`). Reads the groups loaded and, only while a switch is
+//! pending, the cluster's Pods from the API server.
 //! Writes only the status being built (and an Event when the scheme changes). Complete;
 //! Wait while there is no PD group; Fail if the Pods cannot be listed.
 //!
@@ -43,47 +45,17 @@ use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 use tikv_operator_api::condition::reasons;
-use tikv_operator_api::{PDGroup, names};
+use tikv_operator_api::names;
 use tikv_operator_pd::TlsMaterial;
 use tikv_operator_task::{Node, Outcome, task};
 
 use crate::cluster::state::ClusterState;
-use crate::common::{Group, Object};
 use crate::pd_registry::ClusterKey;
 
 /// `url` with the scheme of the TLS setting `tls`.
 fn with_scheme(url: &str, tls: bool) -> String {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     format!("{}://{rest}", if tls { "https" } else { "http" })
-}
-
-/// What a pending TLS switch may do now.
-#[derive(Debug, PartialEq, Eq)]
-enum Switch {
-    /// PD has more than this one member: it could not form a quorum after the switch.
-    Blocked {
-        members: i32,
-    },
-    /// Pods of the cluster are still there.
-    Waiting {
-        pods: usize,
-    },
-    Now,
-}
-
-fn switch(members: i32, pods: usize) -> Switch {
-    if members > 1 {
-        Switch::Blocked { members }
-    } else if pods > 0 {
-        Switch::Waiting { pods }
-    } else {
-        Switch::Now
-    }
-}
-
-/// PD members the groups have or want (the larger of the two per group).
-fn pd_members(s: &ClusterState) -> i32 {
-    s.pd_groups.iter().map(|g| g.replicas().max(g.status().map_or(0, |st| PDGroup::group_status(st).replicas))).sum()
 }
 
 pub fn pd_url() -> Node<ClusterState> {
@@ -95,40 +67,24 @@ pub fn pd_url() -> Node<ClusterState> {
                     return Outcome::complete(url);
                 }
                 let to = if wanted { "on" } else { "off" };
-                let members = pd_members(s);
-                let pods = if members > 1 {
-                    0
-                } else {
-                    let api: Api<Pod> = Api::namespaced(s.pass.ctx.client.clone(), &s.pass.namespace);
-                    let params = ListParams::default().labels(&format!("{}={}", names::LABEL_CLUSTER, s.pass.name));
-                    match api.list(&params).await {
-                        Ok(list) => list.items.len(),
-                        Err(error) => return Outcome::fail(error),
-                    }
+                let api: Api<Pod> = Api::namespaced(s.pass.ctx.client.clone(), &s.pass.namespace);
+                let params = ListParams::default().labels(&format!("{}={}", names::LABEL_CLUSTER, s.pass.name));
+                let pods = match api.list(&params).await {
+                    Ok(list) => list.items.len(),
+                    Err(error) => return Outcome::fail(error),
                 };
-                return match switch(members, pods) {
-                    Switch::Blocked { members } => {
-                        let message = format!(
-                            "tlsCluster.enabled turned {to} while PD has {members} members: PD keeps their peer URLs with the old scheme, so they could not reach each other after the switch; set it back, resume, scale PD to one member, then change it again"
-                        );
-                        s.pass.not_synced(reasons::TLS_SWITCH_BLOCKED, message.clone());
-                        Outcome::complete(message)
-                    }
-                    Switch::Waiting { pods } => {
-                        let message = format!(
-                            "tlsCluster.enabled turned {to}: takes effect once every pod of the cluster is gone ({pods} left)"
-                        );
-                        s.pass.not_synced(reasons::TLS_SWITCH_PENDING, message.clone());
-                        Outcome::complete(message)
-                    }
-                    Switch::Now => {
-                        let new = with_scheme(&url, wanted);
-                        s.pass.status.pd = Some(new.clone());
-                        let note = format!("TLS turned {to}: no pod of the cluster is left; PD is now {new}");
-                        s.pass.event("TLSSwitched", "SwitchTLS", note.clone()).await;
-                        Outcome::complete(note)
-                    }
-                };
+                if pods > 0 {
+                    let message = format!(
+                        "tlsCluster.enabled turned {to}: takes effect once every pod of the cluster is gone ({pods} left)"
+                    );
+                    s.pass.not_synced(reasons::TLS_SWITCH_PENDING, message.clone());
+                    return Outcome::complete(message);
+                }
+                let new = with_scheme(&url, wanted);
+                s.pass.status.pd = Some(new.clone());
+                let note = format!("TLS turned {to}: no pod of the cluster is left; PD is now {new}");
+                s.pass.event("TLSSwitched", "SwitchTLS", note.clone()).await;
+                return Outcome::complete(note);
             }
             let Some(group) = s.pd_groups.iter().min_by_key(|g| g.metadata.creation_timestamp.clone().map(|t| t.0))
             else {
@@ -242,16 +198,7 @@ mod tests {
         assert_eq!(with_scheme("pd-pd.ns.svc:2379", false), "http://pd-pd.ns.svc:2379");
     }
 
-    #[test]
-    fn a_switch_waits_for_one_pd_member_then_for_every_pod() {
-        assert_eq!(switch(3, 0), Switch::Blocked { members: 3 });
-        assert_eq!(switch(2, 5), Switch::Blocked { members: 2 });
-        assert_eq!(switch(1, 4), Switch::Waiting { pods: 4 });
-        assert_eq!(switch(0, 1), Switch::Waiting { pods: 1 });
-        assert_eq!(switch(1, 0), Switch::Now);
-    }
-
-    /// A Cluster recorded with `http`, asking for TLS (suspended), one PD member.
+    /// A Cluster recorded with `http`, asking for TLS (suspended).
     async fn turned_on(env: &crate::testing::TestEnv, pd_replicas: i32) -> ClusterState {
         let mut cluster = sample_cluster("basic");
         cluster.spec.tls_cluster = Some(tikv_operator_api::cluster::TlsCluster { enabled: true });
@@ -275,7 +222,7 @@ mod tests {
     #[tokio::test]
     async fn the_scheme_changes_once_no_pod_of_the_cluster_is_left() {
         let env = crate::testing::TestEnv::start().await;
-        let mut state = turned_on(&env, 1).await;
+        let mut state = turned_on(&env, 3).await;
         env.create(pod("pd-pd-abc123")).await;
         let runner = Runner::new("test", [pd_url()]);
         let report = env.run(&runner, "k", &mut state).await;
@@ -289,7 +236,7 @@ mod tests {
 
         let api: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(env.client.clone(), "default");
         api.delete("pd-pd-abc123", &Default::default()).await.unwrap();
-        let mut state = ClusterState { pass: state.pass, ..turned_on_groups(1) };
+        let mut state = ClusterState { pass: state.pass, ..turned_on_groups(3) };
         state.pass.unsynced.clear();
         env.sim.requests().reset();
         env.run(&runner, "k", &mut state).await;
@@ -314,17 +261,6 @@ mod tests {
         let mut s = ClusterState::new(offline_context(), "default", "basic");
         s.pd_groups = vec![sample_pd_group("pd", pd_replicas)];
         s
-    }
-
-    #[tokio::test]
-    async fn a_switch_with_several_pd_members_is_blocked_without_reading_pods() {
-        let env = crate::testing::TestEnv::start().await;
-        let mut state = turned_on(&env, 3).await;
-        let report = env.run(&Runner::new("test", [pd_url()]), "k", &mut state).await;
-        assert!(report.entry("pd_url").unwrap().message().contains("while PD has 3 members"), "{report}");
-        assert_eq!(state.pass.status.pd.as_deref(), Some("http://pd-pd.default.svc:2379"));
-        assert_eq!(state.pass.unsynced[0].reason, reasons::TLS_SWITCH_BLOCKED);
-        assert_eq!(env.requests(), Vec::<String>::new());
     }
 
     #[tokio::test]

@@ -50,7 +50,8 @@ pub async fn run_pod<S: InstanceState>(s: &mut S, render: fn(&S) -> Result<Pod, 
     let Some(instance) = s.pass().object.clone() else {
         return Outcome::complete("no instance");
     };
-    let intent = restart_intent(&instance, s.pass().tls_enabled());
+    let mut intent = restart_intent(&instance, s.pass().tls_enabled());
+    intent.extend(s.intent_extras());
     let recorded = serde_json::to_string(&intent).unwrap_or_default();
     desired.annotations_mut().insert(names::ANNOTATION_RESTART_INTENT.into(), recorded.clone());
     let name = desired.name_any();

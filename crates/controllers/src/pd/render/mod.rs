@@ -3,11 +3,13 @@
 
 mod config;
 mod membership;
+mod peer_urls;
 mod pod;
 mod service;
 
 pub use config::{CONFIG_DIR, CONFIG_FILE, RESERVED_KEYS, config_map};
 pub use membership::{Membership, MembershipInputs, membership};
+pub use peer_urls::{PeerUrls, peer_urls};
 pub use pod::{PodInputs, pod};
 pub use service::{client_service, peer_service};
 

@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use tikv_operator_api::PD;
 use tikv_operator_api::names::{self, COMPONENT_PD};
 
-use super::{CONFIG_DIR, CONFIG_FILE, Membership, advertise_client_url, advertise_peer_url, scheme};
+use super::{CONFIG_DIR, CONFIG_FILE, Membership, PeerUrls, advertise_client_url, scheme};
 use crate::common::Instance;
 use crate::common::render::{RenderError, apply_pod_overlay, child_meta, data_dir, image, pod_volumes, resources};
 
@@ -16,6 +16,7 @@ pub struct PodInputs<'a> {
     pub pd: &'a PD,
     pub tls: bool,
     pub membership: &'a Membership,
+    pub peer: &'a PeerUrls,
 }
 
 pub fn pod(inputs: &PodInputs<'_>) -> Result<Pod, RenderError> {
@@ -33,12 +34,13 @@ pub fn pod(inputs: &PodInputs<'_>) -> Result<Pod, RenderError> {
         format!("--data-dir={}", data_dir(pd)),
         format!("--client-urls={s}://0.0.0.0:{}", ports.client),
         format!("--advertise-client-urls={}", advertise_client_url(pd, inputs.tls)),
-        format!("--peer-urls={s}://0.0.0.0:{}", ports.peer),
-        format!("--advertise-peer-urls={}", advertise_peer_url(pd, inputs.tls)),
+        format!("--peer-urls={}", inputs.peer.listen.join(",")),
+        format!("--advertise-peer-urls={}", inputs.peer.advertise),
         format!("--config={CONFIG_DIR}/{CONFIG_FILE}"),
         inputs.membership.flag(),
     ];
-    let tls_secret = inputs.tls.then(|| names::cluster_tls_secret_name(&group, COMPONENT_PD));
+    let certificates = inputs.tls || inputs.peer.needs_certificates();
+    let tls_secret = certificates.then(|| names::cluster_tls_secret_name(&group, COMPONENT_PD));
     let (volumes, mounts) = pod_volumes(pd, &name, CONFIG_DIR, tls_secret);
     let container = Container {
         name: COMPONENT_PD.into(),
@@ -46,10 +48,14 @@ pub fn pod(inputs: &PodInputs<'_>) -> Result<Pod, RenderError> {
         command: Some(command),
         // The kubelet then reports the last log lines of a crash in lastState.terminated.message.
         termination_message_policy: Some("FallbackToLogsOnError".into()),
-        ports: Some(vec![
-            ContainerPort { name: Some("client".into()), container_port: ports.client, ..ContainerPort::default() },
-            ContainerPort { name: Some("peer".into()), container_port: ports.peer, ..ContainerPort::default() },
-        ]),
+        ports: Some(
+            [ContainerPort { name: Some("client".into()), container_port: ports.client, ..ContainerPort::default() }]
+                .into_iter()
+                .chain(inputs.peer.listen_ports().into_iter().zip(["peer", "peer-next"]).map(|(port, name)| {
+                    ContainerPort { name: Some(name.into()), container_port: port, ..ContainerPort::default() }
+                }))
+                .collect(),
+        ),
         readiness_probe: Some(Probe {
             tcp_socket: Some(TCPSocketAction { port: IntOrString::Int(ports.client), host: None }),
             initial_delay_seconds: Some(5),
@@ -85,7 +91,8 @@ mod tests {
 
     fn render(pd: &PD, tls: bool) -> Pod {
         let membership = Membership::Join("http://pd-pd-x.pd-pd-peer.default.svc:2379".into());
-        pod(&PodInputs { pd, tls, membership: &membership }).unwrap()
+        let peer = super::super::peer_urls(pd, tls, None);
+        pod(&PodInputs { pd, tls, membership: &membership, peer: &peer }).unwrap()
     }
 
     fn command(pod: &Pod) -> Vec<String> {
@@ -136,6 +143,30 @@ mod tests {
         let spec = pod.spec.unwrap();
         let tls = spec.volumes.unwrap().into_iter().find(|v| v.name == "tikv-vol-tls").unwrap();
         assert_eq!(tls.secret.unwrap().secret_name.as_deref(), Some("pd-pd-cluster-secret"));
+    }
+
+    #[test]
+    fn while_pd_dials_a_member_at_its_old_tls_url_it_keeps_that_listener_and_its_certificates() {
+        let pd = sample_pd("pd-abc123", "pd");
+        let membership = Membership::Join("http://pd-pd-x.pd-pd-peer.default.svc:2379".into());
+        let stored = "https://pd-pd-abc123.pd-pd-peer.default.svc:2380";
+        let peer = super::super::peer_urls(&pd, false, Some(stored));
+        let pod = pod(&PodInputs { pd: &pd, tls: false, membership: &membership, peer: &peer }).unwrap();
+        let command = command(&pod);
+        assert!(command.contains(&"--client-urls=http://0.0.0.0:2379".to_string()), "clients are plain already");
+        assert!(command.contains(&"--peer-urls=https://0.0.0.0:2380,http://0.0.0.0:2381".to_string()), "{command:?}");
+        assert!(command.contains(&"--advertise-peer-urls=http://pd-pd-abc123.pd-pd-peer.default.svc:2381".to_string()));
+        let spec = pod.spec.unwrap();
+        let ports: Vec<(String, i32)> = spec.containers[0]
+            .ports
+            .clone()
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.name.unwrap(), p.container_port))
+            .collect();
+        assert_eq!(ports, [("client".into(), 2379), ("peer".into(), 2380), ("peer-next".into(), 2381)]);
+        let tls = spec.volumes.unwrap().into_iter().find(|v| v.name == "tikv-vol-tls");
+        assert!(tls.is_some(), "the old TLS listener serves the mounted certificates");
     }
 
     #[test]

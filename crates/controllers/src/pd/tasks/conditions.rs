@@ -57,6 +57,9 @@ pub fn conditions() -> Node<PdState> {
                 s.pass.set_condition(types::INITIALIZED, true, reasons::READY, "the member joined the PD cluster");
                 s.pass.status.id.get_or_insert(id);
                 s.pass.status.is_leader = is_leader;
+                if !member.peer_urls.is_empty() {
+                    s.pass.status.peer_urls = member.peer_urls.clone();
+                }
             }
             MemberView::Absent(_) => {
                 s.pass.set_condition(types::INITIALIZED, false, reasons::MEMBER_NOT_JOINED, "not a PD member yet");
@@ -145,7 +148,7 @@ mod tests {
 
     #[tokio::test]
     async fn ready_needs_a_ready_pod_and_a_joined_member() {
-        let member = MemberInfo { id: 7, healthy: Some(true), is_leader: true };
+        let member = MemberInfo { id: 7, healthy: Some(true), is_leader: true, peer_urls: vec![] };
         let mut s = state(Some(ready_pod(60)), Some(member)).await;
         let report = Runner::new("t", [conditions()]).run("k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Complete);
@@ -164,7 +167,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_freshly_ready_pod_retries_when_min_ready_seconds_pass() {
-        let member = MemberInfo { id: 7, healthy: Some(true), is_leader: false };
+        let member = MemberInfo { id: 7, healthy: Some(true), is_leader: false, peer_urls: vec![] };
         let mut s = state(Some(ready_pod(2)), Some(member)).await;
         let report = Runner::new("t", [conditions()]).run("k", &mut s).await;
         assert_eq!(report.requeue_after(), Some(std::time::Duration::from_secs(3)));

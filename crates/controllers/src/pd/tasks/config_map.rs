@@ -18,7 +18,8 @@ fn render_config_map(s: &PdState) -> Result<RenderedConfigMap, RenderError> {
     let Some(pd) = &s.pass.object else {
         return Err(RenderError::InvalidConfig("no instance".into()));
     };
-    render::config_map(pd, s.pass.tls_enabled())
+    let certificates = s.pass.tls_enabled() || s.peer_urls().is_some_and(|p| p.needs_certificates());
+    render::config_map(pd, certificates)
 }
 
 #[cfg(test)]

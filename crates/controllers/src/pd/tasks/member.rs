@@ -34,6 +34,7 @@ pub fn member() -> Node<PdState> {
             id: m.member.member_id,
             healthy: m.healthy,
             is_leader: view.leader.as_deref() == Some(name.as_str()),
+            peer_urls: m.member.peer_urls.clone(),
         });
         let observed = Observed { view, freshness };
         s.member = match found {
@@ -94,7 +95,7 @@ mod tests {
         assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
         assert_eq!(report.entry("member").unwrap().message(), "member 7 (leader)");
         let MemberView::Found(member, observed) = &state.member else { panic!("{:?}", state.member) };
-        assert_eq!(*member, MemberInfo { id: 7, healthy: Some(true), is_leader: true });
+        assert_eq!(*member, MemberInfo { id: 7, healthy: Some(true), is_leader: true, peer_urls: vec![] });
         assert!(observed.is_fresh());
         assert_eq!(observed.view.members.len(), 2, "the pass keeps the view it read");
         assert!(!waiting(&state), "a joined member needs no fast polls");

@@ -94,7 +94,8 @@ fn join_held(s: &PdState, membership: &render::Membership) -> Option<String> {
 fn render_pod(s: &PdState) -> Result<k8s_openapi::api::core::v1::Pod, RenderError> {
     let pd = s.pass.object.as_ref().ok_or(RenderError::NoGroup)?;
     let membership = membership(s).map_err(RenderError::InvalidConfig)?;
-    render::pod(&PodInputs { pd, tls: s.pass.tls_enabled(), membership: &membership })
+    let peer = s.peer_urls().ok_or(RenderError::NoGroup)?;
+    render::pod(&PodInputs { pd, tls: s.pass.tls_enabled(), membership: &membership, peer: &peer })
 }
 
 #[cfg(test)]
