@@ -13,8 +13,6 @@
 //!
 //! [`render::peer_urls`]: crate::pd::render::peer_urls
 
-use std::time::Duration;
-
 use kube::ResourceExt;
 use serde_json::Value;
 use tikv_operator_api::condition::reasons;
@@ -23,9 +21,6 @@ use tikv_operator_task::{Node, Outcome, task};
 
 use crate::common::instance::{pod_ready_since, pod_running, pod_terminating};
 use crate::pd::state::{MemberView, PEER_LISTEN_INTENT, PdState};
-
-/// How soon the member is looked at again after an update, or a refusal.
-const PEER_URL_RECHECK: Duration = Duration::from_secs(2);
 
 pub fn peer_url() -> Node<PdState> {
     task("peer_url", |s: &mut PdState| Box::pin(run(s)))
@@ -53,16 +48,18 @@ async fn run(s: &mut PdState) -> Outcome {
         _ => return s.pass.retry_for_fresh_view(format!("{pending}: waiting for a fresh view of PD's members")),
     };
     let Some(pd) = s.pass.pd() else { return Outcome::wait("the cluster's PD is not registered") };
+    // PD's answer changes the member's URL in the next poll (a change event); this is the fallback.
+    let recheck = s.pass.ctx.timing().restart_recheck;
     match pd.update_member_peer_urls(id, std::slice::from_ref(&target)).await {
         Ok(()) => {
             let note = format!("PD now dials member {id} at {target} (was {stored})");
             s.pass.event("PeerURLChanged", "UpdatePeerURL", note.clone()).await;
-            Outcome::retry(PEER_URL_RECHECK, note)
+            Outcome::retry(recheck, note)
         }
         Err(error) => {
             let message = format!("{pending}: PD refused the change: {error}");
             s.pass.not_synced(reasons::PEER_URL_PENDING, message.clone());
-            Outcome::retry(PEER_URL_RECHECK, message)
+            Outcome::retry(recheck, message)
         }
     }
 }
