@@ -80,7 +80,7 @@ impl Disruption {
         let pods = list(&self.store, PODS, None);
         let mut next = None;
         for budget in list(&self.store, PDBS, None) {
-            let selected: Vec<&Value> = pods.iter().filter(|p| pdb::selects(&budget, p)).collect();
+            let selected: Vec<&Value> = pods.iter().map(|p| &**p).filter(|p| pdb::selects(&budget, p)).collect();
             if let Some(due) = self.sync(&budget, &selected, wall) {
                 next = earliest(next, Some(instant_of(now, wall, due)));
             }

@@ -248,7 +248,7 @@ impl Kubelet {
 
     fn pass(&mut self) -> Option<SimInstant> {
         let now = self.clock().now();
-        let nodes: HashMap<String, Value> = list(&self.store, NODES, None)
+        let nodes: HashMap<String, Arc<Value>> = list(&self.store, NODES, None)
             .into_iter()
             .map(|n| (str_of(&n, &["metadata", "name"]).to_string(), n))
             .collect();

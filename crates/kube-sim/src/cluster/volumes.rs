@@ -22,6 +22,7 @@
 //! parameters [`VAC_PARAMETERS`], positive integers.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 use sim_clock::SimInstant;
@@ -103,12 +104,12 @@ struct Volumes {
 }
 
 struct World {
-    pvcs: Vec<Value>,
-    pvs: BTreeMap<String, Value>,
-    classes: BTreeMap<String, Value>,
-    attribute_classes: BTreeMap<String, Value>,
-    nodes: Vec<Value>,
-    pods: Vec<Value>,
+    pvcs: Vec<Arc<Value>>,
+    pvs: BTreeMap<String, Arc<Value>>,
+    classes: BTreeMap<String, Arc<Value>>,
+    attribute_classes: BTreeMap<String, Arc<Value>>,
+    nodes: Vec<Arc<Value>>,
+    pods: Vec<Arc<Value>>,
 }
 
 impl World {
@@ -126,7 +127,7 @@ impl World {
 
     fn users<'a>(&'a self, pvc: &'a Value) -> impl Iterator<Item = &'a Value> + 'a {
         let (ns, name) = key(pvc);
-        self.pods.iter().filter(move |p| {
+        self.pods.iter().map(|p| &**p).filter(move |p| {
             str_of(p, &["metadata", "namespace"]) == ns && pod_claims(p).iter().any(|(_, c)| *c == name)
         })
     }
@@ -143,7 +144,7 @@ impl World {
 impl Volumes {
     fn load(&self) -> World {
         let by_name =
-            |v: Vec<Value>| v.into_iter().map(|o| (str_of(&o, &["metadata", "name"]).to_string(), o)).collect();
+            |v: Vec<Arc<Value>>| v.into_iter().map(|o| (str_of(&o, &["metadata", "name"]).to_string(), o)).collect();
         World {
             pvcs: list(&self.store, PVCS, None),
             pvs: by_name(list(&self.store, PVS, None)),

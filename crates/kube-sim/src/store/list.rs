@@ -8,7 +8,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use super::{Key, Store};
-use crate::convert::to_served;
+use crate::convert::{to_served, to_served_shared};
 use crate::error::{ApiError, ApiResult};
 use crate::registry::ResourceInfo;
 use crate::selectors::{FieldSelector, LabelSelector};
@@ -63,6 +63,16 @@ pub(crate) fn parse_rv(rv: &str) -> ApiResult<u64> {
 }
 
 impl Store {
+    /// Every object of a resource (in `ns`, or all namespaces) at the current revision,
+    /// in key order, as `info`'s version serves them, shared with the store rather than
+    /// copied (see [`to_served_shared`]). What an informer cache gives the simulated
+    /// components, which read the whole resource on every change they wake for.
+    pub fn list_shared(&self, info: &ResourceInfo, ns: Option<&str>) -> Vec<Arc<Value>> {
+        let ns = if info.namespaced { ns.filter(|n| !n.is_empty()) } else { None };
+        let st = self.lock();
+        st.iter(&info.storage, ns).map(|(_, o)| to_served_shared(info, o)).collect()
+    }
+
     /// Lists objects as `info`'s version serves them.
     pub fn list(&self, info: &ResourceInfo, ns: Option<&str>, opts: &ListOptions) -> ApiResult<Value> {
         let labels = LabelSelector::parse(opts.label_selector.as_deref().unwrap_or(""))?;

@@ -1,10 +1,12 @@
 //! Writes with kube-apiserver's semantics: create, replace, patch, delete, binding.
 
+use std::sync::Arc;
+
 use serde_json::{Value, json};
 use sim_clock::SimInstant;
 
 use super::{ChangeKind, Key, State, Store};
-use crate::convert::{from_served, to_served};
+use crate::convert::{from_served, to_served, to_served_shared};
 use crate::error::{ApiError, ApiResult, FieldErr};
 use crate::meta;
 use crate::patch::{self, PatchType};
@@ -196,6 +198,15 @@ impl Store {
         let st = self.lock();
         st.get(&info.storage, &key_for(info, ns, name))
             .map(|o| to_served(info, o))
+            .ok_or_else(|| ApiError::not_found(&info.group, &info.plural, name))
+    }
+
+    /// [`get`](Self::get), shared with the store rather than copied (see
+    /// [`to_served_shared`]): for the components that read an object on every pass.
+    pub fn get_shared(&self, info: &ResourceInfo, ns: Option<&str>, name: &str) -> ApiResult<Arc<Value>> {
+        let st = self.lock();
+        st.get(&info.storage, &key_for(info, ns, name))
+            .map(|o| to_served_shared(info, o))
             .ok_or_else(|| ApiError::not_found(&info.group, &info.plural, name))
     }
 
