@@ -164,6 +164,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn shared_lists_are_the_served_lists_sharing_the_stored_objects() {
+        let store = Store::new(sim_clock::SimClock::new(1.0), 1000, 0);
+        let c = store.client("test");
+        let r = |group: &str, version: &str, plural: &str| super::super::ResourceRef::new(group, version, plural);
+        c.create(&r("", "v1", "namespaces"), None, json!({"metadata": {"name": "ns"}})).unwrap();
+        // Without apiVersion and kind, as a component's own writes often are.
+        c.create(&r("", "v1", "configmaps"), Some("ns"), json!({"metadata": {"name": "a"}, "data": {"k": "v"}}))
+            .unwrap();
+        let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "b"}});
+        c.create(&r("", "v1", "configmaps"), Some("ns"), body).unwrap();
+        let cms = store.resource("", "v1", "configmaps").unwrap();
+        let shared = store.list_shared(&cms, Some("ns"));
+        let listed = store.list(&cms, Some("ns"), &ListOptions::default()).unwrap();
+        let shared_values: Vec<Value> = shared.iter().map(|o| Value::clone(o)).collect();
+        assert_eq!(json!(shared_values), listed["items"]);
+        assert_eq!(shared[0]["kind"], "ConfigMap");
+        let st = store.lock();
+        for o in &shared {
+            let stored = st.get(&cms.storage, &Key::new("ns", crate::meta::name(o))).unwrap();
+            assert!(Arc::ptr_eq(o, stored), "{o}");
+        }
+        drop(st);
+        assert_eq!(store.list_shared(&cms, None).len(), 2);
+        assert_eq!(*store.get_shared(&cms, Some("ns"), "a").unwrap(), store.get(&cms, Some("ns"), "a").unwrap());
+        assert_eq!(store.get_shared(&cms, Some("ns"), "c").unwrap_err().code, 404);
+    }
+
+    #[test]
     fn continue_tokens_round_trip() {
         let k = Key::new("default", "a");
         let t = encode_continue(42, &k);

@@ -176,6 +176,22 @@ fn check_body_kind(info: &ResourceInfo, body: &Value) -> ApiResult<()> {
     Ok(())
 }
 
+/// kube-apiserver stores every object with its apiVersion and kind, taken from the
+/// request's path when the body has none. Kept here too (updates keep what the object
+/// was created with), so that a stored object is what its version serves and readers
+/// can share it instead of copying it ([`to_served_shared`]).
+fn fill_type_meta(info: &ResourceInfo, obj: &mut Value) {
+    if info.shape != registry::Shape::Plain {
+        return;
+    }
+    let Some(m) = obj.as_object_mut() else { return };
+    for (field, value) in [("apiVersion", info.api_version()), ("kind", info.kind.clone())] {
+        if m.get(field).and_then(Value::as_str).is_none_or(str::is_empty) {
+            m.insert(field.into(), Value::String(value));
+        }
+    }
+}
+
 fn pod_grace_period(pod: &Value, requested: Option<i64>) -> i64 {
     let phase = pod["status"]["phase"].as_str().unwrap_or_default();
     if pod["spec"]["nodeName"].as_str().unwrap_or_default().is_empty() || phase == "Succeeded" || phase == "Failed" {
@@ -531,6 +547,7 @@ pub(crate) fn create_locked(
     if opts.dry_run {
         return Ok(Written { object: to_served(info, &obj), warnings, created: true });
     }
+    fill_type_meta(info, &mut obj);
     let stored = st.commit(&info.storage, &key, obj, ChangeKind::Added, at);
     if is_crd {
         st.registry.set_crd(&name, registry::from_crd(&stored));
