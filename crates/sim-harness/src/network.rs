@@ -80,16 +80,12 @@ fn is_service_ip(ip: Ipv4Addr) -> bool {
     ip.octets()[..2] == [127, 2]
 }
 
-/// Reads the store as a component's informer cache would: no request log entry.
-pub(crate) fn list(store: &Store, plural: &str, ns: Option<&str>) -> Vec<Value> {
+/// Reads the store as a component's informer cache would: no request log entry, and the
+/// objects shared with the store rather than copied (the readers here run on every
+/// change of the store).
+pub(crate) fn list(store: &Store, plural: &str, ns: Option<&str>) -> Vec<Arc<Value>> {
     let Some(info) = store.resource("", "v1", plural) else { return Vec::new() };
-    match store.list(&info, ns, &kube_sim::ListOptions::default()) {
-        Ok(mut v) => match v["items"].take() {
-            Value::Array(items) => items,
-            _ => Vec::new(),
-        },
-        Err(_) => Vec::new(),
-    }
+    store.list_shared(&info, ns)
 }
 
 pub(crate) fn get(
@@ -99,9 +95,9 @@ pub(crate) fn get(
     plural: &str,
     ns: Option<&str>,
     name: &str,
-) -> Option<Value> {
+) -> Option<Arc<Value>> {
     let info = store.resource(group, version, plural)?;
-    store.get(&info, ns, name).ok()
+    store.get_shared(&info, ns, name).ok()
 }
 
 pub(crate) fn str_at<'a>(v: &'a Value, path: &[&str]) -> &'a str {

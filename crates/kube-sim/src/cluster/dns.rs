@@ -134,7 +134,7 @@ impl Dns {
         let mut ips: Vec<IpAddr> = list(&self.store, PODS, Some(ns))
             .iter()
             .filter(|p| selects(&svc, p) && endpoint(p, publish))
-            .flat_map(pod_ips)
+            .flat_map(|p| pod_ips(p))
             .collect();
         ips.sort();
         ips.dedup();
@@ -155,7 +155,7 @@ impl Dns {
                     && selects(&svc, p)
                     && endpoint(p, publish)
             })
-            .flat_map(pod_ips)
+            .flat_map(|p| pod_ips(p))
             .collect();
         ips.sort();
         Some(ips)

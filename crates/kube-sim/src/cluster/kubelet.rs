@@ -248,7 +248,7 @@ impl Kubelet {
 
     fn pass(&mut self) -> Option<SimInstant> {
         let now = self.clock().now();
-        let nodes: HashMap<String, Value> = list(&self.store, NODES, None)
+        let nodes: HashMap<String, Arc<Value>> = list(&self.store, NODES, None)
             .into_iter()
             .map(|n| (str_of(&n, &["metadata", "name"]).to_string(), n))
             .collect();
@@ -291,11 +291,12 @@ impl Kubelet {
             if !super::nodes::node_ready(node_obj) {
                 continue;
             }
-            let st = self.pods.entry(uid.clone()).or_insert_with(|| new_state(pod));
+            // Taken out while it syncs (`sync` borrows the kubelet too), put back after.
+            let mut st = self.pods.remove(&uid).unwrap_or_else(|| new_state(pod));
             if st.lost {
+                self.pods.insert(uid, st);
                 continue;
             }
-            let mut st = std::mem::replace(st, new_state(pod));
             let due = self.sync(&mut st, pod, node_obj, now);
             next = earliest(next, due);
             self.pods.insert(uid, st);

@@ -10,6 +10,7 @@
 //! reboot (pods deleted meanwhile stay terminating until then, as on a real cluster).
 
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 
@@ -195,7 +196,7 @@ impl NodeControl {
         self.set_ready(name, on)
     }
 
-    fn get(&self, name: &str) -> ApiResult<Value> {
+    fn get(&self, name: &str) -> ApiResult<Arc<Value>> {
         super::objects::get(&self.store, NODES, None, name)
             .ok_or_else(|| crate::error::ApiError::not_found("", "nodes", name))
     }

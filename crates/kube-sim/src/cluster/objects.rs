@@ -2,10 +2,11 @@
 //! entry), and small accessors shared by the components.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::store::{ListOptions, ResourceRef, Store};
+use crate::store::{ResourceRef, Store};
 
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Res {
@@ -37,21 +38,17 @@ pub(crate) const ZONE: &str = "topology.kubernetes.io/zone";
 pub(crate) const REGION: &str = "topology.kubernetes.io/region";
 pub(crate) const HOSTNAME: &str = "kubernetes.io/hostname";
 
-/// Every object of a resource (in `ns`, or all namespaces).
-pub(crate) fn list(store: &Store, res: Res, ns: Option<&str>) -> Vec<Value> {
+/// Every object of a resource (in `ns`, or all namespaces), shared with the store: the
+/// components read whole resources on every change they wake for, and copying them each
+/// time was most of the simulators' work.
+pub(crate) fn list(store: &Store, res: Res, ns: Option<&str>) -> Vec<Arc<Value>> {
     let Some(info) = store.resource(res.group, res.version, res.plural) else { return Vec::new() };
-    match store.list(&info, ns, &ListOptions::default()) {
-        Ok(Value::Object(mut m)) => match m.remove("items") {
-            Some(Value::Array(items)) => items,
-            _ => Vec::new(),
-        },
-        _ => Vec::new(),
-    }
+    store.list_shared(&info, ns)
 }
 
-pub(crate) fn get(store: &Store, res: Res, ns: Option<&str>, name: &str) -> Option<Value> {
+pub(crate) fn get(store: &Store, res: Res, ns: Option<&str>, name: &str) -> Option<Arc<Value>> {
     let info = store.resource(res.group, res.version, res.plural)?;
-    store.get(&info, ns, name).ok()
+    store.get_shared(&info, ns, name).ok()
 }
 
 pub(crate) fn str_of<'a>(v: &'a Value, path: &[&str]) -> &'a str {

@@ -10,6 +10,7 @@
 //! bound them (kube-scheduler's PreBind waits the same way).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 use sim_clock::SimInstant;
@@ -202,21 +203,21 @@ pub type Score = (i64, i64, i64, i64, i64, String);
 
 /// What the scheduler knows while placing pods.
 pub struct Snapshot {
-    pub nodes: Vec<Value>,
+    pub nodes: Vec<Arc<Value>>,
     /// Non-terminal pods with a node, and pods placed earlier in this pass.
-    pub placed: Vec<(String, Value)>,
-    pub pvcs: HashMap<(String, String), Value>,
-    pub pvs: HashMap<String, Value>,
-    pub classes: HashMap<String, Value>,
+    pub placed: Vec<(String, Arc<Value>)>,
+    pub pvcs: HashMap<(String, String), Arc<Value>>,
+    pub pvs: HashMap<String, Arc<Value>>,
+    pub classes: HashMap<String, Arc<Value>>,
 }
 
 impl Snapshot {
     fn node_by_name(&self, name: &str) -> Option<&Value> {
-        self.nodes.iter().find(|n| str_of(n, &["metadata", "name"]) == name)
+        self.nodes.iter().map(|n| &**n).find(|n| str_of(n, &["metadata", "name"]) == name)
     }
 
     fn pods_on<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
-        self.placed.iter().filter(move |(n, _)| n == node).map(|(_, p)| p)
+        self.placed.iter().filter(move |(n, _)| n == node).map(|(_, p)| &**p)
     }
 
     fn topology_value<'a>(&'a self, node: &str, key: &str) -> Option<&'a str> {
@@ -227,10 +228,11 @@ impl Snapshot {
     pub fn class_of(&self, pvc: &Value) -> Option<&Value> {
         match pvc["spec"]["storageClassName"].as_str() {
             Some("") => None,
-            Some(name) => self.classes.get(name),
+            Some(name) => self.classes.get(name).map(|c| &**c),
             None => self
                 .classes
                 .values()
+                .map(|c| &**c)
                 .find(|c| c["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"] == "true"),
         }
     }
@@ -336,7 +338,11 @@ impl Snapshot {
         Ok(())
     }
 
-    fn matching_pods<'a>(&'a self, ns: &'a str, selector: &'a Value) -> impl Iterator<Item = &'a (String, Value)> + 'a {
+    fn matching_pods<'a>(
+        &'a self,
+        ns: &'a str,
+        selector: &'a Value,
+    ) -> impl Iterator<Item = &'a (String, Arc<Value>)> + 'a {
         let sel = LabelSelector::from_object(selector);
         self.placed.iter().filter(move |(_, p)| {
             str_of(p, &["metadata", "namespace"]) == ns && !crate::meta::is_deleting(p) && sel.matches(&labels(p))
@@ -478,7 +484,7 @@ fn pending(pod: &Value) -> bool {
         && pod["spec"]["schedulingGates"].as_array().is_none_or(Vec::is_empty)
 }
 
-fn load(store: &Store) -> (Snapshot, Vec<Value>) {
+fn load(store: &Store) -> (Snapshot, Vec<Arc<Value>>) {
     let key =
         |o: &Value| (str_of(o, &["metadata", "namespace"]).to_string(), str_of(o, &["metadata", "name"]).to_string());
     let pods = list(store, PODS, None);
@@ -691,6 +697,7 @@ mod tests {
     }
 
     fn snapshot(nodes: Vec<Value>) -> Snapshot {
+        let nodes = nodes.into_iter().map(Arc::new).collect();
         Snapshot { nodes, placed: Vec::new(), pvcs: HashMap::new(), pvs: HashMap::new(), classes: HashMap::new() }
     }
 
@@ -776,10 +783,15 @@ mod tests {
     #[test]
     fn bound_volumes_pin_the_zone() {
         let mut s = snapshot(vec![node("n1", "zone-a"), node("n2", "zone-b")]);
-        s.pvcs
-            .insert(("ns".into(), "data".into()), json!({"metadata": {"name": "data"}, "spec": {"volumeName": "pv1"}}));
+        s.pvcs.insert(
+            ("ns".into(), "data".into()),
+            json!({"metadata": {"name": "data"}, "spec": {"volumeName": "pv1"}}).into(),
+        );
         let term = json!({"matchExpressions": [{"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["zone-b"]}]});
-        s.pvs.insert("pv1".into(), json!({"spec": {"nodeAffinity": {"required": {"nodeSelectorTerms": [term]}}}}));
+        s.pvs.insert(
+            "pv1".into(),
+            json!({"spec": {"nodeAffinity": {"required": {"nodeSelectorTerms": [term]}}}}).into(),
+        );
         let p = pod(json!({"volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]}));
         assert_eq!(s.place(&p).unwrap(), "n2");
         let p = pod(
@@ -795,9 +807,9 @@ mod tests {
         let mut s = snapshot(vec![node("n1", "zone-a")]);
         s.pvcs.insert(
             ("ns".into(), "data".into()),
-            json!({"metadata": {"name": "data"}, "spec": {"storageClassName": "fast"}}),
+            json!({"metadata": {"name": "data"}, "spec": {"storageClassName": "fast"}}).into(),
         );
-        s.classes.insert("fast".into(), json!({"volumeBindingMode": "Immediate"}));
+        s.classes.insert("fast".into(), json!({"volumeBindingMode": "Immediate"}).into());
         let p = pod(json!({"volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]}));
         assert!(
             s.place(&p)
@@ -806,7 +818,7 @@ mod tests {
         );
         let missing = pod(json!({"volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "nope"}}]}));
         assert!(s.place(&missing).unwrap_err().contains("persistentvolumeclaim \"nope\" not found"));
-        s.classes.insert("fast".into(), json!({"volumeBindingMode": "WaitForFirstConsumer"}));
+        s.classes.insert("fast".into(), json!({"volumeBindingMode": "WaitForFirstConsumer"}).into());
         assert_eq!(s.place(&p).unwrap(), "n1");
     }
 
@@ -815,14 +827,15 @@ mod tests {
         let mut s = snapshot(vec![node("n1", "zone-a"), node("n2", "zone-b")]);
         let mut existing = pod(json!({}));
         existing["spec"]["nodeName"] = json!("n1");
-        s.placed.push(("n1".into(), existing));
+        s.placed.push(("n1".into(), existing.into()));
         let spread = json!({"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
             "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"app": "x"}}}]});
         assert_eq!(s.place(&pod(spread.clone())).unwrap(), "n2");
         // Taints do not remove a zone from the skew computation; node affinity does.
-        let mut tainted = s.nodes[1].clone();
+        let mut tainted = Value::clone(&s.nodes[1]);
         tainted["spec"]["taints"] = json!([{"key": "k", "effect": "NoSchedule"}]);
-        let t = Snapshot { nodes: vec![s.nodes[0].clone(), tainted], placed: s.placed.clone(), ..snapshot(vec![]) };
+        let t =
+            Snapshot { nodes: vec![s.nodes[0].clone(), tainted.into()], placed: s.placed.clone(), ..snapshot(vec![]) };
         let err = t.place(&pod(spread.clone())).unwrap_err();
         assert!(err.contains("1 node(s) didn't match pod topology spread constraints"), "{err}");
         let mut only_a = spread;

@@ -22,6 +22,7 @@
 //! parameters [`VAC_PARAMETERS`], positive integers.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 use sim_clock::SimInstant;
@@ -103,12 +104,25 @@ struct Volumes {
 }
 
 struct World {
-    pvcs: Vec<Value>,
-    pvs: BTreeMap<String, Value>,
-    classes: BTreeMap<String, Value>,
-    attribute_classes: BTreeMap<String, Value>,
-    nodes: Vec<Value>,
-    pods: Vec<Value>,
+    pvcs: Vec<Arc<Value>>,
+    pvs: BTreeMap<String, Arc<Value>>,
+    classes: BTreeMap<String, Arc<Value>>,
+    attribute_classes: BTreeMap<String, Arc<Value>>,
+    nodes: Vec<Arc<Value>>,
+    pods: Vec<Arc<Value>>,
+    /// Claim uid (`spec.claimRef.uid`) to the name of the first volume (by name) that
+    /// names it: every unbound claim looks for its volume on every pass.
+    volume_by_claim: HashMap<String, String>,
+    pv_uids: HashSet<String>,
+}
+
+/// Claim uid to the name of the first volume (by name) whose claimRef names it.
+fn volumes_by_claim(pvs: &BTreeMap<String, Arc<Value>>) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    for (name, pv) in pvs {
+        out.entry(str_of(pv, &["spec", "claimRef", "uid"]).to_string()).or_insert_with(|| name.clone());
+    }
+    out
 }
 
 impl World {
@@ -124,9 +138,14 @@ impl World {
         }
     }
 
+    /// The volume whose claimRef names the claim `uid` (the first by name).
+    fn volume_of_claim(&self, uid: &str) -> Option<&Arc<Value>> {
+        self.volume_by_claim.get(uid).and_then(|name| self.pvs.get(name))
+    }
+
     fn users<'a>(&'a self, pvc: &'a Value) -> impl Iterator<Item = &'a Value> + 'a {
         let (ns, name) = key(pvc);
-        self.pods.iter().filter(move |p| {
+        self.pods.iter().map(|p| &**p).filter(move |p| {
             str_of(p, &["metadata", "namespace"]) == ns && pod_claims(p).iter().any(|(_, c)| *c == name)
         })
     }
@@ -143,14 +162,19 @@ impl World {
 impl Volumes {
     fn load(&self) -> World {
         let by_name =
-            |v: Vec<Value>| v.into_iter().map(|o| (str_of(&o, &["metadata", "name"]).to_string(), o)).collect();
+            |v: Vec<Arc<Value>>| v.into_iter().map(|o| (str_of(&o, &["metadata", "name"]).to_string(), o)).collect();
+        let pvs: BTreeMap<String, Arc<Value>> = by_name(list(&self.store, PVS, None));
+        let volume_by_claim = volumes_by_claim(&pvs);
+        let pv_uids = pvs.values().map(|pv| str_of(pv, &["metadata", "uid"]).to_string()).collect();
         World {
             pvcs: list(&self.store, PVCS, None),
-            pvs: by_name(list(&self.store, PVS, None)),
+            pvs,
             classes: by_name(list(&self.store, STORAGE_CLASSES, None)),
             attribute_classes: by_name(list(&self.store, VOLUME_ATTRIBUTES_CLASSES, None)),
             nodes: list(&self.store, NODES, None),
             pods: list(&self.store, PODS, None),
+            volume_by_claim,
+            pv_uids,
         }
     }
 
@@ -169,8 +193,7 @@ impl Volumes {
         self.resizing.retain(|u, _| live.contains(u));
         self.node_resizing.retain(|u, _| live.contains(u));
         self.modifying.retain(|u, _| live.contains(u));
-        self.said
-            .retain(|(u, _, _)| live.contains(u) || world.pvs.values().any(|pv| str_of(pv, &["metadata", "uid"]) == u));
+        self.said.retain(|(u, _, _)| live.contains(u) || world.pv_uids.contains(u));
         let mut next = None;
         for pvc in &world.pvcs {
             next = earliest(next, self.claim(&world, pvc, now));
@@ -241,7 +264,7 @@ impl Volumes {
         let uid = str_of(pvc, &["metadata", "uid"]).to_string();
         let controller = Source::new(PV_CONTROLLER, PV_CONTROLLER);
         // A volume already made (or pre-bound) for this claim.
-        if let Some(pv) = world.pvs.values().find(|pv| str_of(pv, &["spec", "claimRef", "uid"]) == uid) {
+        if let Some(pv) = world.volume_of_claim(&uid) {
             self.bind(pvc, pv, false);
             return None;
         }
@@ -753,5 +776,33 @@ pub(crate) async fn run(store: Store, timings: Timings, shutdown: watch::Receive
     let mut next = None;
     while wake.wait(next, std::future::pending()).await {
         next = volumes.pass();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claim_finds_the_first_volume_by_name_that_names_it() {
+        let pv = |claim: Option<&str>| {
+            let claim_ref = claim.map(|uid| json!({"uid": uid})).unwrap_or(Value::Null);
+            Arc::new(json!({"spec": {"claimRef": claim_ref}}))
+        };
+        let pvs: BTreeMap<String, Arc<Value>> = [
+            ("pv-c", pv(Some("u1"))),
+            ("pv-a", pv(Some("u2"))),
+            ("pv-b", pv(Some("u1"))),
+            ("pv-d", pv(None)),
+            ("pv-e", pv(None)),
+        ]
+        .into_iter()
+        .map(|(n, v)| (n.to_string(), v))
+        .collect();
+        let index = volumes_by_claim(&pvs);
+        for uid in ["u1", "u2", "", "u3"] {
+            let scanned = pvs.iter().find(|(_, pv)| str_of(pv, &["spec", "claimRef", "uid"]) == uid).map(|(n, _)| n);
+            assert_eq!(index.get(uid), scanned, "{uid}");
+        }
     }
 }

@@ -8,7 +8,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use super::{Key, Store};
-use crate::convert::to_served;
+use crate::convert::{to_served, to_served_shared};
 use crate::error::{ApiError, ApiResult};
 use crate::registry::ResourceInfo;
 use crate::selectors::{FieldSelector, LabelSelector};
@@ -63,6 +63,16 @@ pub(crate) fn parse_rv(rv: &str) -> ApiResult<u64> {
 }
 
 impl Store {
+    /// Every object of a resource (in `ns`, or all namespaces) at the current revision,
+    /// in key order, as `info`'s version serves them, shared with the store rather than
+    /// copied (see [`to_served_shared`]). What an informer cache gives the simulated
+    /// components, which read the whole resource on every change they wake for.
+    pub fn list_shared(&self, info: &ResourceInfo, ns: Option<&str>) -> Vec<Arc<Value>> {
+        let ns = if info.namespaced { ns.filter(|n| !n.is_empty()) } else { None };
+        let st = self.lock();
+        st.iter(&info.storage, ns).map(|(_, o)| to_served_shared(info, o)).collect()
+    }
+
     /// Lists objects as `info`'s version serves them.
     pub fn list(&self, info: &ResourceInfo, ns: Option<&str>, opts: &ListOptions) -> ApiResult<Value> {
         let labels = LabelSelector::parse(opts.label_selector.as_deref().unwrap_or(""))?;
@@ -152,6 +162,34 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shared_lists_are_the_served_lists_sharing_the_stored_objects() {
+        let store = Store::new(sim_clock::SimClock::new(1.0), 1000, 0);
+        let c = store.client("test");
+        let r = |group: &str, version: &str, plural: &str| super::super::ResourceRef::new(group, version, plural);
+        c.create(&r("", "v1", "namespaces"), None, json!({"metadata": {"name": "ns"}})).unwrap();
+        // Without apiVersion and kind, as a component's own writes often are.
+        c.create(&r("", "v1", "configmaps"), Some("ns"), json!({"metadata": {"name": "a"}, "data": {"k": "v"}}))
+            .unwrap();
+        let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "b"}});
+        c.create(&r("", "v1", "configmaps"), Some("ns"), body).unwrap();
+        let cms = store.resource("", "v1", "configmaps").unwrap();
+        let shared = store.list_shared(&cms, Some("ns"));
+        let listed = store.list(&cms, Some("ns"), &ListOptions::default()).unwrap();
+        let shared_values: Vec<Value> = shared.iter().map(|o| Value::clone(o)).collect();
+        assert_eq!(json!(shared_values), listed["items"]);
+        assert_eq!(shared[0]["kind"], "ConfigMap");
+        let st = store.lock();
+        for o in &shared {
+            let stored = st.get(&cms.storage, &Key::new("ns", crate::meta::name(o))).unwrap();
+            assert!(Arc::ptr_eq(o, stored), "{o}");
+        }
+        drop(st);
+        assert_eq!(store.list_shared(&cms, None).len(), 2);
+        assert_eq!(*store.get_shared(&cms, Some("ns"), "a").unwrap(), store.get(&cms, Some("ns"), "a").unwrap());
+        assert_eq!(store.get_shared(&cms, Some("ns"), "c").unwrap_err().code, 404);
+    }
 
     #[test]
     fn continue_tokens_round_trip() {

@@ -1,10 +1,12 @@
 //! Writes with kube-apiserver's semantics: create, replace, patch, delete, binding.
 
+use std::sync::Arc;
+
 use serde_json::{Value, json};
 use sim_clock::SimInstant;
 
 use super::{ChangeKind, Key, State, Store};
-use crate::convert::{from_served, to_served};
+use crate::convert::{from_served, to_served, to_served_shared};
 use crate::error::{ApiError, ApiResult, FieldErr};
 use crate::meta;
 use crate::patch::{self, PatchType};
@@ -174,6 +176,22 @@ fn check_body_kind(info: &ResourceInfo, body: &Value) -> ApiResult<()> {
     Ok(())
 }
 
+/// kube-apiserver stores every object with its apiVersion and kind, taken from the
+/// request's path when the body has none. Kept here too (updates keep what the object
+/// was created with), so that a stored object is what its version serves and readers
+/// can share it instead of copying it ([`to_served_shared`]).
+fn fill_type_meta(info: &ResourceInfo, obj: &mut Value) {
+    if info.shape != registry::Shape::Plain {
+        return;
+    }
+    let Some(m) = obj.as_object_mut() else { return };
+    for (field, value) in [("apiVersion", info.api_version()), ("kind", info.kind.clone())] {
+        if m.get(field).and_then(Value::as_str).is_none_or(str::is_empty) {
+            m.insert(field.into(), Value::String(value));
+        }
+    }
+}
+
 fn pod_grace_period(pod: &Value, requested: Option<i64>) -> i64 {
     let phase = pod["status"]["phase"].as_str().unwrap_or_default();
     if pod["spec"]["nodeName"].as_str().unwrap_or_default().is_empty() || phase == "Succeeded" || phase == "Failed" {
@@ -196,6 +214,15 @@ impl Store {
         let st = self.lock();
         st.get(&info.storage, &key_for(info, ns, name))
             .map(|o| to_served(info, o))
+            .ok_or_else(|| ApiError::not_found(&info.group, &info.plural, name))
+    }
+
+    /// [`get`](Self::get), shared with the store rather than copied (see
+    /// [`to_served_shared`]): for the components that read an object on every pass.
+    pub fn get_shared(&self, info: &ResourceInfo, ns: Option<&str>, name: &str) -> ApiResult<Arc<Value>> {
+        let st = self.lock();
+        st.get(&info.storage, &key_for(info, ns, name))
+            .map(|o| to_served_shared(info, o))
             .ok_or_else(|| ApiError::not_found(&info.group, &info.plural, name))
     }
 
@@ -520,6 +547,7 @@ pub(crate) fn create_locked(
     if opts.dry_run {
         return Ok(Written { object: to_served(info, &obj), warnings, created: true });
     }
+    fill_type_meta(info, &mut obj);
     let stored = st.commit(&info.storage, &key, obj, ChangeKind::Added, at);
     if is_crd {
         st.registry.set_crd(&name, registry::from_crd(&stored));

@@ -203,3 +203,15 @@ fn a_stale_disruption_target_is_reset() {
     assert_eq!(c["status"], "False");
     assert!(c["reason"].is_null());
 }
+
+#[test]
+fn pods_are_grouped_by_namespace_in_store_order() {
+    let pod = |ns: &str, name: &str| Arc::new(json!({"metadata": {"namespace": ns, "name": name}}));
+    let pods = vec![pod("a", "p1"), pod("a", "p2"), pod("b", "p1"), pod("c", "p0"), pod("c", "p9")];
+    let grouped = by_namespace(&pods);
+    let names = |ns: &str| -> Vec<&str> { grouped[ns].iter().map(|p| str_of(p, &["metadata", "name"])).collect() };
+    assert_eq!(names("a"), ["p1", "p2"]);
+    assert_eq!(names("b"), ["p1"]);
+    assert_eq!(names("c"), ["p0", "p9"]);
+    assert!(!grouped.contains_key("d"));
+}
