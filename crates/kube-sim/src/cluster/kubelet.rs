@@ -36,7 +36,7 @@ use tokio::sync::{mpsc, watch};
 use super::dns::Dns;
 use super::events::{EventType, Recorder, Source};
 use super::ipam::Pool;
-use super::objects::{CONFIGMAPS, NODES, PODS, SECRETS, get, list, now_time, set_condition, str_of};
+use super::objects::{CONFIGMAPS, NODES, PODS, SECRETS, get, list, now_time, put_condition, str_of};
 use super::runtime::{
     ContainerContext, ContainerExit, ContainerProcess, ExitReporter, MountSource, RuntimeRegistry, StopReason,
     StopRequest, container_mounts, resolve_env, resolve_volume,
@@ -932,13 +932,13 @@ fn build_status(st: &PodState, pod: &Value, node: &Value, now: &str) -> Value {
                    "message": format!("containers with unready status: [{}]", unready.join(" "))})
         }
     };
-    let mut conds = pod["status"]["conditions"].clone();
+    let mut conds: Vec<Value> = pod["status"]["conditions"].as_array().cloned().unwrap_or_default();
     let sandbox = st.ip.is_some() && !done;
-    conds = Value::Array(set_condition(
-        &conds,
+    put_condition(
+        &mut conds,
         json!({"type": "PodReadyToStartContainers", "status": if sandbox { "True" } else { "False" }}),
         now,
-    ));
+    );
     let initialized = if st.initialized() {
         json!({"type": "Initialized", "status": "True"})
     } else {
@@ -946,13 +946,12 @@ fn build_status(st: &PodState, pod: &Value, node: &Value, now: &str) -> Value {
         json!({"type": "Initialized", "status": "False", "reason": "ContainersNotInitialized",
                "message": format!("containers with incomplete status: [{}]", incomplete.join(" "))})
     };
-    conds = Value::Array(set_condition(&conds, initialized, now));
-    conds = Value::Array(set_condition(&conds, not_ready("Ready"), now));
-    conds = Value::Array(set_condition(&conds, not_ready("ContainersReady"), now));
+    put_condition(&mut conds, initialized, now);
+    put_condition(&mut conds, not_ready("Ready"), now);
+    put_condition(&mut conds, not_ready("ContainersReady"), now);
     // A pod bound by a `nodeName` in its spec never saw the scheduler; the kubelet reports it scheduled.
-    conds = Value::Array(set_condition(&conds, json!({"type": "PodScheduled", "status": "True"}), now));
+    put_condition(&mut conds, json!({"type": "PodScheduled", "status": "True"}), now);
     let order = ["PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled"];
-    let mut conds = conds.as_array().cloned().unwrap_or_default();
     conds.sort_by_key(|c| order.iter().position(|o| c["type"] == *o).unwrap_or(order.len()));
     let host = host_ip(node).to_string();
     let mut status = json!({

@@ -85,10 +85,17 @@ pub(crate) fn now_time(store: &Store) -> String {
 
 /// The conditions array with `cond` set: the transition time is kept when the status
 /// did not change.
-pub(crate) fn set_condition(conditions: &Value, mut cond: Value, now: &str) -> Vec<Value> {
+pub(crate) fn set_condition(conditions: &Value, cond: Value, now: &str) -> Vec<Value> {
     let mut out: Vec<Value> = conditions.as_array().cloned().unwrap_or_default();
+    put_condition(&mut out, cond, now);
+    out
+}
+
+/// [`set_condition`] in place, for a status built from several conditions (the
+/// kubelet's, for every pod on every pass) without copying the array for each.
+pub(crate) fn put_condition(conditions: &mut Vec<Value>, mut cond: Value, now: &str) {
     let ty = cond["type"].clone();
-    match out.iter_mut().find(|c| c["type"] == ty) {
+    match conditions.iter_mut().find(|c| c["type"] == ty) {
         Some(existing) => {
             let same = existing["status"] == cond["status"];
             cond["lastTransitionTime"] = if same && !existing["lastTransitionTime"].is_null() {
@@ -106,10 +113,9 @@ pub(crate) fn set_condition(conditions: &Value, mut cond: Value, now: &str) -> V
             if cond.get("lastProbeTime").is_none() {
                 cond["lastProbeTime"] = Value::Null;
             }
-            out.push(cond);
+            conditions.push(cond);
         }
     }
-    out
 }
 
 pub(crate) fn condition<'a>(obj: &'a Value, ty: &str) -> Option<&'a Value> {

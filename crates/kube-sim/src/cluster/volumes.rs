@@ -114,6 +114,8 @@ struct World {
     /// names it: every unbound claim looks for its volume on every pass.
     volume_by_claim: HashMap<String, String>,
     pv_uids: HashSet<String>,
+    /// Every claim's uid: every volume looks for its claim on every pass.
+    claim_uids: HashSet<String>,
 }
 
 /// Claim uid to the name of the first volume (by name) whose claimRef names it.
@@ -166,8 +168,10 @@ impl Volumes {
         let pvs: BTreeMap<String, Arc<Value>> = by_name(list(&self.store, PVS, None));
         let volume_by_claim = volumes_by_claim(&pvs);
         let pv_uids = pvs.values().map(|pv| str_of(pv, &["metadata", "uid"]).to_string()).collect();
+        let pvcs = list(&self.store, PVCS, None);
+        let claim_uids = pvcs.iter().map(|p| str_of(p, &["metadata", "uid"]).to_string()).collect();
         World {
-            pvcs: list(&self.store, PVCS, None),
+            pvcs,
             pvs,
             classes: by_name(list(&self.store, STORAGE_CLASSES, None)),
             attribute_classes: by_name(list(&self.store, VOLUME_ATTRIBUTES_CLASSES, None)),
@@ -175,6 +179,7 @@ impl Volumes {
             pods: list(&self.store, PODS, None),
             volume_by_claim,
             pv_uids,
+            claim_uids,
         }
     }
 
@@ -188,7 +193,7 @@ impl Volumes {
     fn pass(&mut self) -> Option<SimInstant> {
         let world = self.load();
         let now = self.store.clock().now();
-        let live: HashSet<String> = world.pvcs.iter().map(|p| str_of(p, &["metadata", "uid"]).to_string()).collect();
+        let live = &world.claim_uids;
         self.provisioning.retain(|u, _| live.contains(u));
         self.resizing.retain(|u, _| live.contains(u));
         self.node_resizing.retain(|u, _| live.contains(u));
@@ -716,8 +721,7 @@ impl Volumes {
             return;
         }
         let uid = str_of(claim, &["uid"]);
-        let owner = world.pvcs.iter().find(|p| str_of(p, &["metadata", "uid"]) == uid);
-        if owner.is_some() || uid.is_empty() {
+        if world.claim_uids.contains(uid) || uid.is_empty() {
             return;
         }
         if pv["status"]["phase"] != "Released" {
