@@ -33,35 +33,48 @@ async fn run(s: &mut PdState) -> Outcome {
     };
     let stored = s.stored_peer_url().unwrap_or_default().to_owned();
     let pending = format!("PD dials this member at {stored}; it is to be {target}");
-    s.pass.not_synced(reasons::PEER_URL_PENDING, pending.clone());
     let Some(pod) = s.parts.pod.clone() else {
-        return Outcome::complete(format!("{pending}: waiting for the pod"));
+        return Outcome::complete(held(s, format!("{pending}: waiting for the pod")));
     };
     if pod_terminating(&pod) || !pod_running(&pod) || pod_ready_since(&pod).is_none() {
-        return Outcome::complete(format!("{pending}: waiting for pod {} to run and be Ready", pod.name_any()));
+        return Outcome::complete(held(
+            s,
+            format!("{pending}: waiting for pod {} to run and be Ready", pod.name_any()),
+        ));
     }
     if listens(&pod) != Some(plan.listen.clone()) {
-        return Outcome::complete(format!("{pending}: pod {} restarts to listen at both first", pod.name_any()));
+        return Outcome::complete(held(
+            s,
+            format!("{pending}: pod {} restarts to listen at both first", pod.name_any()),
+        ));
     }
     let id = match &s.member {
         MemberView::Found(member, observed) if observed.is_fresh() => member.id,
-        _ => return s.pass.retry_for_fresh_view(format!("{pending}: waiting for a fresh view of PD's members")),
+        _ => {
+            let message = held(s, format!("{pending}: waiting for a fresh view of PD's members"));
+            return s.pass.retry_for_fresh_view(message);
+        }
     };
-    let Some(pd) = s.pass.pd() else { return Outcome::wait("the cluster's PD is not registered") };
+    let Some(pd) = s.pass.pd() else {
+        return Outcome::wait(held(s, format!("{pending}: the cluster's PD is not registered")));
+    };
     // PD's answer changes the member's URL in the next poll (a change event); this is the fallback.
     let recheck = s.pass.ctx.timing().restart_recheck;
     match pd.update_member_peer_urls(id, std::slice::from_ref(&target)).await {
         Ok(()) => {
             let note = format!("PD now dials member {id} at {target} (was {stored})");
             s.pass.event("PeerURLChanged", "UpdatePeerURL", note.clone()).await;
-            Outcome::retry(recheck, note)
+            Outcome::retry(recheck, held(s, format!("{note}; the pod restarts without the old listener next")))
         }
-        Err(error) => {
-            let message = format!("{pending}: PD refused the change: {error}");
-            s.pass.not_synced(reasons::PEER_URL_PENDING, message.clone());
-            Outcome::retry(recheck, message)
-        }
+        Err(error) => Outcome::retry(recheck, held(s, format!("{pending}: PD refused the change: {error}"))),
     }
+}
+
+/// Records why the member is not in sync yet (`Synced` shows a pass's first finding,
+/// so there is one per pass, with the whole story) and returns the message.
+fn held(s: &mut PdState, message: String) -> String {
+    s.pass.not_synced(reasons::PEER_URL_PENDING, message.clone());
+    message
 }
 
 /// The peer listeners the live Pod was created with (its recorded restart intent).
@@ -147,6 +160,7 @@ mod tests {
             "{:?}",
             state.pass.unsynced
         );
+        assert_eq!(state.pass.unsynced.len(), 1, "Synced shows a pass's first finding: the refusal is it");
         assert!(!kit.env.events().await.iter().any(|e| e.1 == "PeerURLChanged"));
     }
 
