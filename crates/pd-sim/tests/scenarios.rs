@@ -1269,14 +1269,22 @@ async fn a_cluster_without_members_has_no_leader_until_one_is_added() {
     assert_eq!(members["members"][0]["client_urls"][0], "http://basic-pd-0.basic-pd-peer.db.svc:2379");
 }
 
-#[tokio::test]
-async fn named_initial_members_replace_the_default_ones() {
-    let spec = |name: &str| MemberSpec {
+/// A member named `name` with plain client and peer URLs under `name.peer.db.svc`.
+fn named_member(name: &str) -> MemberSpec {
+    MemberSpec {
         name: Some(name.into()),
         client_urls: Some(vec![format!("http://{name}.peer.db.svc:2379")]),
         peer_urls: Some(vec![format!("http://{name}.peer.db.svc:2380")]),
+    }
+}
+
+#[tokio::test]
+async fn named_initial_members_replace_the_default_ones() {
+    let config = Config {
+        members: 5,
+        member_specs: vec![named_member("a-pd-0"), named_member("a-pd-1"), named_member("a-pd-2")],
+        ..no_wait()
     };
-    let config = Config { members: 5, member_specs: vec![spec("a-pd-0"), spec("a-pd-1"), spec("a-pd-2")], ..no_wait() };
     let env = start(config).await;
     let ctl = env.ctl();
     let snap = ctl.snapshot();
@@ -1473,12 +1481,10 @@ async fn member_changes_pass_etcds_strict_reconfiguration_check_with_pds_status_
 /// others dial it at (in PD's members list too), with etcd's errors and wire format.
 #[tokio::test]
 async fn member_peer_urls_change_through_etcds_gateway() {
-    let spec = |name: &str| MemberSpec {
-        name: Some(name.into()),
-        client_urls: Some(vec![format!("http://{name}.peer.db.svc:2379")]),
-        peer_urls: Some(vec![format!("http://{name}.peer.db.svc:2380")]),
+    let config = Config {
+        member_specs: vec![named_member("a-pd-0"), named_member("a-pd-1"), named_member("a-pd-2")],
+        ..no_wait()
     };
-    let config = Config { member_specs: vec![spec("a-pd-0"), spec("a-pd-1"), spec("a-pd-2")], ..no_wait() };
     let env = start(config).await;
     let ctl = env.ctl();
     let listed = env.post("/v3/cluster/member/list", "{}").await;

@@ -148,7 +148,8 @@ mod tests {
 
     #[tokio::test]
     async fn ready_needs_a_ready_pod_and_a_joined_member() {
-        let member = MemberInfo { id: 7, healthy: Some(true), is_leader: true, peer_urls: vec![] };
+        let peer_urls = vec!["https://pd-pd-abc123.pd-pd-peer.default.svc:2381".to_string()];
+        let member = MemberInfo { id: 7, healthy: Some(true), is_leader: true, peer_urls: peer_urls.clone() };
         let mut s = state(Some(ready_pod(60)), Some(member)).await;
         let report = Runner::new("t", [conditions()]).run("k", &mut s).await;
         assert_eq!(report.outcome(), OutcomeKind::Complete);
@@ -157,6 +158,7 @@ mod tests {
         assert_eq!(condition(&s, types::INITIALIZED).0, "True");
         assert_eq!(s.pass.status.id.as_deref(), Some("7"));
         assert!(s.pass.status.is_leader);
+        assert_eq!(s.pass.status.peer_urls, peer_urls, "the peer URL PD stores is recorded");
         assert_eq!(s.pass.status.common.current_revision.as_deref(), None, "the sample pod has no revision label");
 
         let mut s = state(Some(ready_pod(60)), None).await;
