@@ -6,7 +6,8 @@
 //! be decided yet (initial members missing, nobody to join, the list unknown), the Pod
 //! is not created and the pass waits for the instances' and Pods' events. A member that
 //! joins (`--join`, not yet listed by PD) waits while PD reports any member unhealthy,
-//! on a fresh view (`MemberJoinHeld`), as PD's etcd would refuse it then.
+//! on a fresh view (`MemberJoinHeld`), as PD's etcd would refuse it then;
+//! a member PD knew (its ID recorded) restarts with its data without waiting.
 
 use k8s_openapi::api::core::v1::Pod;
 use tikv_operator_api::names::COMPONENT_PD;
@@ -80,6 +81,11 @@ fn join_held(s: &PdState, membership: &render::Membership) -> Option<String> {
         // Already a member (its Pod was deleted, say): it restarts, it does not join.
         MemberView::Found(..) => return None,
         MemberView::Absent(observed) if observed.is_fresh() => observed,
+        // PD not read (every PD Pod gone, as on a resume, with a new PD client after an
+        // operator restart or a TLS switch): a member PD knew restarts with its data, and
+        // PD ignores `--join` then. Holding it for a view only its Pod can bring back
+        // would never end.
+        _ if s.recorded_id().is_some() && s.removal_asked().is_none() => return None,
         _ => {
             s.pass.want_fresh_view();
             return Some("waiting for a fresh view of PD's members before joining".into());
@@ -230,6 +236,25 @@ mod tests {
         let report = env.run(&Runner::new("t", [pod()]), "k", &mut s).await;
         assert_eq!(report.entry("pod").unwrap().message(), "waiting for a fresh view of PD's members before joining");
         assert_eq!(env.write_log(), Vec::<String>::new());
+    }
+
+    /// A member PD knew (its ID recorded) whose Pod went while PD is not read — every PD
+    /// Pod gone on a suspension, the PD client new after a TLS switch — comes back at
+    /// once: its data holds its membership, and PD could not answer without it.
+    #[tokio::test]
+    async fn a_known_member_restarts_without_a_view_of_pd() {
+        let env = TestEnv::start().await;
+        let mut c = sample_pd("pd-c", "pd");
+        c.status.get_or_insert_default().id = Some("3".into());
+        let c = env.create(c).await;
+        let peers = vec![sample_pd("pd-a", "pd"), sample_pd("pd-b", "pd"), c.clone()];
+        let mut c_with_id = c.clone();
+        c_with_id.status.get_or_insert_default().id = Some("3".into());
+        let mut s = state(&env, c_with_id, true, peers, None);
+        let report = env.run(&Runner::new("t", [pod()]), "k", &mut s).await;
+        assert!(report.entry("pod").unwrap().message().starts_with("created pod"), "{report}");
+        let created: Pod = env.get("pd-pd-c").await;
+        assert!(membership_flags(&created)[0].starts_with("--join="), "{:?}", membership_flags(&created));
     }
 
     #[tokio::test]
