@@ -109,7 +109,7 @@ async fn paused_cluster_does_nothing_until_unpaused() {
     .await;
     let tikvs = env.names("tikvs");
     let pods = env.names("pods");
-    let (api, pd) = (env.api_seq(), env.pd_seq());
+    let (api, pd, rev) = (env.api_seq(), env.pd_seq(), env.revision());
     env.patch("tikvgroups", TIKV_GROUP, json!({"spec": {"replicas": 4}}));
     env.let_time_pass(Duration::from_secs(60), Duration::from_secs(4)).await;
     assert_eq!(env.names("tikvs"), tikvs, "no TiKV is created while paused");
@@ -120,7 +120,11 @@ async fn paused_cluster_does_nothing_until_unpaused() {
         .filter(|r| r.subresource.as_deref() != Some("status"))
         .map(|r| format!("{} {} {}", r.verb, r.resource_path(), r.name.as_deref().unwrap_or("-")))
         .collect();
-    assert!(not_status.is_empty(), "paused: only status is written, yet: {not_status:#?}");
+    assert!(
+        not_status.is_empty(),
+        "paused: only status is written, yet: {not_status:#?}\nwhat changed meanwhile: {:#?}",
+        env.changes_since(rev, &env.operator_writes(api))
+    );
     assert!(env.operator_pd_writes(pd).is_empty(), "paused: no PD writes");
     let cluster = env.get("clusters", CLUSTER).unwrap();
     check_condition(&cluster, types::PAUSED, "True", reasons::PAUSED).unwrap();

@@ -238,6 +238,9 @@ struct Seen {
     uid: String,
     labels: Value,
     owners: Vec<Owner>,
+    /// The resourceVersion this was read from: an object not changed since is not read
+    /// again.
+    resource_version: String,
 }
 
 impl Seen {
@@ -258,6 +261,16 @@ impl Seen {
             uid: str_at(object, &["metadata", "uid"]).to_owned(),
             labels: object["metadata"]["labels"].clone(),
             owners,
+            resource_version: str_at(object, &["metadata", "resourceVersion"]).to_owned(),
+        }
+    }
+
+    /// Records `object` under `key` unless what is recorded was read from the same
+    /// version of it.
+    fn record(seen: &mut HashMap<String, Seen>, key: String, object: &Value) {
+        let version = str_at(object, &["metadata", "resourceVersion"]);
+        if seen.get(&key).is_none_or(|s| s.resource_version != version || version.is_empty()) {
+            seen.insert(key, Seen::of(object));
         }
     }
 
@@ -843,12 +856,12 @@ impl Checker {
         let mut current: HashMap<String, (String, bool, bool)> = HashMap::new();
         for p in &pods {
             let key = format!("{}/{}", str_at(p, &["metadata", "namespace"]), str_at(p, &["metadata", "name"]));
-            st.pods.insert(key.clone(), Seen::of(p));
+            Seen::record(&mut st.pods, key.clone(), p);
             current.insert(key, (str_at(p, &["metadata", "uid"]).to_owned(), pod_ready(p), deleting(p)));
         }
         for pvc in list(&self.store, "persistentvolumeclaims", None) {
             let key = format!("{}/{}", str_at(&pvc, &["metadata", "namespace"]), str_at(&pvc, &["metadata", "name"]));
-            st.pvcs.insert(key, Seen::of(&pvc));
+            Seen::record(&mut st.pvcs, key, &pvc);
         }
         let (records, next) = self.store.requests().since(st.next_request);
         st.next_request = next;

@@ -1,7 +1,9 @@
 //! kube-controller-manager's disruption controller (`disruption-controller`): the status
 //! of every PodDisruptionBudget, and the clean-up of stale `DisruptionTarget` pod
-//! conditions. It runs on every change to pods or budgets, and when an eviction's
-//! `disruptedPods` entry or a pod's stale condition comes due (simulated time).
+//! conditions. It syncs a namespace's budgets and pods on every change to a pod or
+//! budget of the namespace, and when an eviction's `disruptedPods` entry or a pod's
+//! stale condition there comes due (simulated time); every namespace at start and
+//! after changes were missed.
 //!
 //! For each budget, from the pods of its namespace its selector matches:
 //!
@@ -29,7 +31,7 @@
 //! A pod whose `DisruptionTarget` condition (set by an eviction) has been `True` for two
 //! minutes without the pod terminating gets it reset to `False`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -37,12 +39,12 @@ use serde_json::{Map, Value, json};
 use sim_clock::SimInstant;
 use tokio::sync::watch;
 
+use super::Wake;
 use super::events::{EventType, Recorder, Source};
 use super::objects::{PDBS, PODS, is_terminal, list, set_condition, str_of};
-use super::{Wake, earliest};
 use crate::meta;
 use crate::pdb;
-use crate::store::Store;
+use crate::store::{Change, Store};
 
 const CLIENT: &str = "kube-controller-manager/disruption-controller";
 const COMPONENT: &str = "controllermanager";
@@ -50,11 +52,16 @@ const COMPONENT: &str = "controllermanager";
 const STALE_POD_DISRUPTION_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub(crate) async fn run(store: Store, shutdown: watch::Receiver<bool>) {
-    let mut wake = Wake::new(&store, shutdown, &["pods", "poddisruptionbudgets"]);
-    let controller = Disruption { recorder: Recorder::new(&store), source: Source::new(CLIENT, COMPONENT), store };
+    let mut wake = Wake::keeping_changes(&store, shutdown, &["pods", "poddisruptionbudgets"]);
+    let mut controller = Disruption {
+        recorder: Recorder::new(&store),
+        source: Source::new(CLIENT, COMPONENT),
+        store,
+        due: HashMap::new(),
+    };
     let mut next = None;
     while wake.wait(next, std::future::pending()).await {
-        next = controller.pass();
+        next = controller.pass(wake.take_changes());
     }
 }
 
@@ -62,6 +69,9 @@ struct Disruption {
     store: Store,
     recorder: Recorder,
     source: Source,
+    /// Each namespace's next deadline (an expiring `disruptedPods` entry or a stale
+    /// condition).
+    due: HashMap<String, SimInstant>,
 }
 
 /// The simulated instant at which the wall-clock time `due` comes.
@@ -85,27 +95,52 @@ fn by_namespace(pods: &[Arc<Value>]) -> HashMap<&str, Vec<&Value>> {
 }
 
 impl Disruption {
-    /// Syncs every budget and stale condition; returns when to look again.
-    fn pass(&self) -> Option<SimInstant> {
+    /// Syncs the budgets and stale conditions of the namespaces where a pod or budget
+    /// changed (every namespace when `changes` is `None`: at start, or when changes
+    /// were missed) or a deadline came; returns when to look again.
+    fn pass(&mut self, changes: Option<Vec<Arc<Change>>>) -> Option<SimInstant> {
         let now = self.store.clock().now();
         let wall = self.store.clock().wall();
-        let pods = list(&self.store, PODS, None);
+        let (pods, budgets) = match changes {
+            None => {
+                self.due.clear();
+                (list(&self.store, PODS, None), list(&self.store, PDBS, None))
+            }
+            Some(changes) => {
+                let mut namespaces: HashSet<String> =
+                    changes.iter().map(|c| meta::namespace(&c.new).to_string()).collect();
+                namespaces.extend(self.due.iter().filter(|(_, due)| **due <= now).map(|(ns, _)| ns.clone()));
+                let (mut pods, mut budgets) = (Vec::new(), Vec::new());
+                for ns in &namespaces {
+                    self.due.remove(ns);
+                    pods.extend(list(&self.store, PODS, Some(ns)));
+                    budgets.extend(list(&self.store, PDBS, Some(ns)));
+                }
+                (pods, budgets)
+            }
+        };
         let by_namespace = by_namespace(&pods);
-        let mut next = None;
-        for budget in list(&self.store, PDBS, None) {
-            let candidates = by_namespace.get(str_of(&budget, &["metadata", "namespace"])).map(Vec::as_slice);
+        let mut deadlines: Vec<(&str, SystemTime)> = Vec::new();
+        for budget in &budgets {
+            let ns = str_of(budget, &["metadata", "namespace"]);
+            let candidates = by_namespace.get(ns).map(Vec::as_slice);
             let selected: Vec<&Value> =
-                candidates.unwrap_or_default().iter().copied().filter(|p| pdb::selects(&budget, p)).collect();
-            if let Some(due) = self.sync(&budget, &selected, wall) {
-                next = earliest(next, Some(instant_of(now, wall, due)));
+                candidates.unwrap_or_default().iter().copied().filter(|p| pdb::selects(budget, p)).collect();
+            if let Some(at) = self.sync(budget, &selected, wall) {
+                deadlines.push((ns, at));
             }
         }
         for pod in &pods {
-            if let Some(due) = self.clear_stale_disruption(pod, wall) {
-                next = earliest(next, Some(instant_of(now, wall, due)));
+            if let Some(at) = self.clear_stale_disruption(pod, wall) {
+                deadlines.push((meta::namespace(pod), at));
             }
         }
-        next
+        for (ns, at) in deadlines {
+            let at = instant_of(now, wall, at);
+            let entry = self.due.entry(ns.to_string()).or_insert(at);
+            *entry = (*entry).min(at);
+        }
+        self.due.values().copied().min()
     }
 
     /// One budget; returns when its next `disruptedPods` entry expires.

@@ -10,7 +10,10 @@
 //! CrashLoopBackOff (10 s doubling to 5 min, reset after 10 min of running). A pod
 //! with a deletionTimestamp gets its preStop hooks and SIGTERM within the grace period,
 //! SIGKILL after it, a final status, and is deleted with grace 0. ConfigMap and Secret
-//! changes reach running processes after [`Timings::config_sync`].
+//! changes reach running processes after [`Timings::config_sync`]. A pod is synced when
+//! it, its node, or a claim, ConfigMap or Secret of its namespace changed, when one of
+//! its processes started or exited, and at its own next deadline (a start, a probe, a
+//! retry); every pod at start and after changes were missed.
 //!
 //! Init containers run first, one at a time, each to completion: through the runtime
 //! registered for its image (the next starts once it exits 0), or, unclaimed, as a
@@ -24,7 +27,7 @@
 //! terminating is not applied; no image pulls fail; init containers still running when
 //! the pod is deleted are killed at once.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,7 +45,7 @@ use super::runtime::{
     StopRequest, container_mounts, resolve_env, resolve_volume,
 };
 use super::{Timings, Wake, earliest};
-use crate::store::{DeleteOptions, Store};
+use crate::store::{Change, ChangeKind, DeleteOptions, Store};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 const BACKOFF_RESET: Duration = Duration::from_secs(600);
@@ -230,6 +233,10 @@ struct Kubelet {
     tx: mpsc::UnboundedSender<Msg>,
     pool: Pool,
     pods: HashMap<String, PodState>,
+    /// Each pod's next deadline (a start, a probe, a retry), by uid.
+    due: HashMap<String, SimInstant>,
+    /// Pods a message from their processes concerns, synced in the next pass.
+    touched: BTreeSet<(String, String)>,
 }
 
 fn restart_policy(pod: &Value) -> &str {
@@ -246,76 +253,178 @@ impl Kubelet {
         self.recorder.record(&Source::kubelet(&st.node), pod, ty, reason, message);
     }
 
-    fn pass(&mut self) -> Option<SimInstant> {
+    /// Syncs the pods that `changes` may concern (every pod when `None`: at start, or
+    /// when changes were missed), and the pods whose own deadline came; returns the
+    /// next deadline.
+    fn pass(&mut self, changes: Option<Vec<Arc<Change>>>) -> Option<SimInstant> {
         let now = self.clock().now();
-        let nodes: HashMap<String, Arc<Value>> = list(&self.store, NODES, None)
-            .into_iter()
-            .map(|n| (str_of(&n, &["metadata", "name"]).to_string(), n))
-            .collect();
-        let pods = list(&self.store, PODS, None);
+        let Some(changes) = changes else { return self.full_pass(now) };
+        let mut keys: BTreeSet<(String, String)> = BTreeSet::new();
+        let mut namespaces = BTreeSet::new();
+        let mut nodes = HashSet::new();
+        for c in &changes {
+            let ns = str_of(&c.new, &["metadata", "namespace"]);
+            match c.gr.resource.as_str() {
+                "pods" => {
+                    if c.kind == ChangeKind::Deleted {
+                        self.forget(str_of(&c.new, &["metadata", "uid"]));
+                    }
+                    keys.insert((ns.to_string(), str_of(&c.new, &["metadata", "name"]).to_string()));
+                }
+                "nodes" => {
+                    nodes.insert(str_of(&c.new, &["metadata", "name"]).to_string());
+                }
+                // Volumes, ConfigMaps and Secrets mount into the pods of their namespace.
+                _ => {
+                    namespaces.insert(ns.to_string());
+                }
+            }
+        }
+        std::mem::take(&mut self.touched).into_iter().for_each(|k| {
+            keys.insert(k);
+        });
+        for st in self.pods.values() {
+            if self.due.get(&st.uid).is_some_and(|d| *d <= now) || nodes.contains(&st.node) {
+                keys.insert((st.ns.clone(), st.name.clone()));
+            }
+        }
+        let mut pods: Vec<Arc<Value>> = Vec::new();
+        for ns in &namespaces {
+            pods.extend(list(&self.store, PODS, Some(ns)));
+        }
+        if !nodes.is_empty() {
+            // A node coming back: its pods the kubelet has not seen yet too.
+            pods.extend(
+                list(&self.store, PODS, None).into_iter().filter(|p| nodes.contains(str_of(p, &["spec", "nodeName"]))),
+            );
+        }
+        for (ns, name) in &keys {
+            if !namespaces.contains(ns)
+                && let Some(pod) = get(&self.store, PODS, Some(ns), name)
+            {
+                pods.push(pod);
+            }
+        }
         let mut seen = HashSet::new();
-        let mut next = None;
+        pods.retain(|p| seen.insert(str_of(p, &["metadata", "uid"]).to_string()));
+        let node_objs = self.nodes_of(&pods);
         let mut missing_nodes = HashSet::new();
         for pod in &pods {
-            let node = str_of(pod, &["spec", "nodeName"]);
-            if node.is_empty() {
-                continue;
-            }
-            let uid = str_of(pod, &["metadata", "uid"]).to_string();
-            seen.insert(uid.clone());
-            if let Some(ip) = str_of(pod, &["status", "podIP"]).parse::<Ipv4Addr>().ok()
-                && !self.pods.contains_key(&uid)
-            {
-                self.pool.reserve(ip);
-            }
-            let Some(node_obj) = nodes.get(node) else {
-                missing_nodes.insert(node.to_string());
-                if let Some(st) = self.pods.get_mut(&uid) {
-                    for p in st.processes() {
-                        p.kill();
-                    }
-                    st.lost = true;
-                }
-                continue;
-            };
-            if super::nodes::powered_off(node_obj) {
-                // The machine is off: its processes are gone; powered on, the kubelet
-                // starts the pod's containers afresh.
-                if let Some(mut st) = self.pods.remove(&uid) {
-                    for p in st.processes() {
-                        p.kill();
-                    }
-                }
-                continue;
-            }
-            if !super::nodes::node_ready(node_obj) {
-                continue;
-            }
-            // Taken out while it syncs (`sync` borrows the kubelet too), put back after.
-            let mut st = self.pods.remove(&uid).unwrap_or_else(|| new_state(pod));
-            if st.lost {
-                self.pods.insert(uid, st);
-                continue;
-            }
-            let due = self.sync(&mut st, pod, node_obj, now);
-            next = earliest(next, due);
-            self.pods.insert(uid, st);
+            self.sync_pod(pod, &node_objs, now, &mut missing_nodes);
+        }
+        for node in missing_nodes {
+            super::nodes::mark_pods_not_ready(&self.store, &node);
+        }
+        self.next_due()
+    }
+
+    /// Every pod, as at start.
+    fn full_pass(&mut self, now: SimInstant) -> Option<SimInstant> {
+        self.touched.clear();
+        let pods = list(&self.store, PODS, None);
+        let node_objs = self.nodes_of(&pods);
+        let mut seen = HashSet::new();
+        let mut missing_nodes = HashSet::new();
+        for pod in &pods {
+            seen.insert(str_of(pod, &["metadata", "uid"]).to_string());
+            self.sync_pod(pod, &node_objs, now, &mut missing_nodes);
         }
         for node in missing_nodes {
             super::nodes::mark_pods_not_ready(&self.store, &node);
         }
         let gone: Vec<String> = self.pods.keys().filter(|u| !seen.contains(*u)).cloned().collect();
         for uid in gone {
+            self.forget(&uid);
+        }
+        self.next_due()
+    }
+
+    /// The nodes `pods` are bound to, by name.
+    fn nodes_of(&self, pods: &[Arc<Value>]) -> HashMap<String, Arc<Value>> {
+        let names: HashSet<&str> = pods.iter().map(|p| str_of(p, &["spec", "nodeName"])).collect();
+        if names.len() > 8 {
+            return list(&self.store, NODES, None)
+                .into_iter()
+                .map(|n| (str_of(&n, &["metadata", "name"]).to_string(), n))
+                .collect();
+        }
+        names
+            .into_iter()
+            .filter(|n| !n.is_empty())
+            .filter_map(|n| Some((n.to_string(), get(&self.store, NODES, None, n)?)))
+            .collect()
+    }
+
+    /// The earliest deadline of any pod.
+    fn next_due(&self) -> Option<SimInstant> {
+        self.due.values().copied().min()
+    }
+
+    /// A pod that is gone: its processes are killed and its IP released.
+    fn forget(&mut self, uid: &str) {
+        self.due.remove(uid);
+        if let Some(mut st) = self.pods.remove(uid) {
+            for p in st.processes() {
+                p.kill();
+            }
+            if let Some(ip) = st.ip {
+                self.pool.release(ip);
+            }
+        }
+    }
+
+    /// One pod's sync (`due`: its next deadline is kept).
+    fn sync_pod(
+        &mut self,
+        pod: &Value,
+        nodes: &HashMap<String, Arc<Value>>,
+        now: SimInstant,
+        missing_nodes: &mut HashSet<String>,
+    ) {
+        let node = str_of(pod, &["spec", "nodeName"]);
+        if node.is_empty() {
+            return;
+        }
+        let uid = str_of(pod, &["metadata", "uid"]).to_string();
+        self.due.remove(&uid);
+        if let Some(ip) = str_of(pod, &["status", "podIP"]).parse::<Ipv4Addr>().ok()
+            && !self.pods.contains_key(&uid)
+        {
+            self.pool.reserve(ip);
+        }
+        let Some(node_obj) = nodes.get(node) else {
+            missing_nodes.insert(node.to_string());
+            if let Some(st) = self.pods.get_mut(&uid) {
+                for p in st.processes() {
+                    p.kill();
+                }
+                st.lost = true;
+            }
+            return;
+        };
+        if super::nodes::powered_off(node_obj) {
+            // The machine is off: its processes are gone; powered on, the kubelet
+            // starts the pod's containers afresh.
             if let Some(mut st) = self.pods.remove(&uid) {
                 for p in st.processes() {
                     p.kill();
                 }
-                if let Some(ip) = st.ip {
-                    self.pool.release(ip);
-                }
             }
+            return;
         }
-        next
+        if !super::nodes::node_ready(node_obj) {
+            return;
+        }
+        // Taken out while it syncs (`sync` borrows the kubelet too), put back after.
+        let mut st = self.pods.remove(&uid).unwrap_or_else(|| new_state(pod));
+        if st.lost {
+            self.pods.insert(uid, st);
+            return;
+        }
+        if let Some(due) = self.sync(&mut st, pod, node_obj, now) {
+            self.due.insert(uid.clone(), due);
+        }
+        self.pods.insert(uid, st);
     }
 
     fn sync(&mut self, st: &mut PodState, pod: &Value, node: &Value, now: SimInstant) -> Option<SimInstant> {
@@ -614,6 +723,10 @@ impl Kubelet {
 
     fn on_message(&mut self, msg: Msg) {
         let now = self.clock().now();
+        let (Msg::Started { uid, .. } | Msg::Exited { uid, .. } | Msg::Terminated { uid, .. }) = &msg;
+        if let Some(st) = self.pods.get(uid) {
+            self.touched.insert((st.ns.clone(), st.name.clone()));
+        }
         match msg {
             Msg::Started { uid, container, generation, result } => {
                 let Some(mut st) = self.pods.remove(&uid) else {
@@ -692,7 +805,13 @@ impl Kubelet {
         let (pod_name, ns) = (st.name.clone(), st.ns.clone());
         let c = st.c_mut(slot);
         let started_at = match &c.phase {
-            Phase::Running { started_at, .. } => started_at.clone(),
+            Phase::Running { started_at, since } => {
+                if now >= *since + BACKOFF_RESET {
+                    // It ran long enough: the back-off starts over.
+                    c.backoff = 0;
+                }
+                started_at.clone()
+            }
             _ => wall.clone(),
         };
         let terminated = json!({"exitCode": exit.code, "reason": reason, "message": exit.message,
@@ -1044,7 +1163,8 @@ pub(crate) async fn run(
     shutdown: watch::Receiver<bool>,
 ) {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut wake = Wake::new(&store, shutdown, &["pods", "nodes", "persistentvolumeclaims", "configmaps", "secrets"]);
+    let mut wake =
+        Wake::keeping_changes(&store, shutdown, &["pods", "nodes", "persistentvolumeclaims", "configmaps", "secrets"]);
     let mut kubelet = Kubelet {
         recorder: Recorder::new(&store),
         store,
@@ -1054,6 +1174,8 @@ pub(crate) async fn run(
         tx,
         pool: Pool::pods(),
         pods: HashMap::new(),
+        due: HashMap::new(),
+        touched: BTreeSet::new(),
     };
     let mut pending: Option<Msg> = None;
     loop {
@@ -1063,7 +1185,7 @@ pub(crate) async fn run(
         while let Ok(m) = rx.try_recv() {
             kubelet.on_message(m);
         }
-        let next = kubelet.pass();
+        let next = kubelet.pass(wake.take_changes());
         let received = async {
             if let Some(m) = rx.recv().await {
                 pending = Some(m);

@@ -51,7 +51,7 @@ use sim_clock::SimInstant;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::store::Store;
+use crate::store::{Change, Store};
 
 pub use dns::{Dns, DnsError};
 pub use endpoints::ServiceEndpoint;
@@ -238,23 +238,66 @@ pub(crate) struct Wake {
     last: u64,
     shutdown: watch::Receiver<bool>,
     resources: &'static [&'static str],
+    /// The relevant changes since the last [`take_changes`](Self::take_changes), for
+    /// a component that works only on what changed; `None` when not kept, or when
+    /// some were compacted away (the component then looks at everything).
+    kept: Option<Vec<Arc<Change>>>,
+    keep: bool,
+    /// Which changes of those resources matter (all by default).
+    matters: fn(&Change) -> bool,
 }
 
 impl Wake {
     pub(crate) fn new(store: &Store, shutdown: watch::Receiver<bool>, resources: &'static [&'static str]) -> Self {
         let mut rx = store.subscribe();
         rx.borrow_and_update();
-        Wake { store: store.clone(), rx, last: 0, shutdown, resources }
+        Wake { store: store.clone(), rx, last: 0, shutdown, resources, kept: None, keep: false, matters: |_| true }
+    }
+
+    /// Only the changes `matters` accepts wake the component.
+    pub(crate) fn only(self, matters: fn(&Change) -> bool) -> Self {
+        Wake { matters, ..self }
+    }
+
+    /// As [`new`](Self::new), also keeping the relevant changes for
+    /// [`take_changes`](Self::take_changes). The first take is `None`: everything.
+    pub(crate) fn keeping_changes(
+        store: &Store,
+        shutdown: watch::Receiver<bool>,
+        resources: &'static [&'static str],
+    ) -> Self {
+        Wake { keep: true, ..Wake::new(store, shutdown, resources) }
+    }
+
+    /// The relevant changes since the last take, or `None` if they are not all known
+    /// (the first take, or history compacted meanwhile): look at everything then.
+    pub(crate) fn take_changes(&mut self) -> Option<Vec<Arc<Change>>> {
+        let taken = self.kept.take();
+        if self.keep {
+            self.kept = Some(Vec::new());
+        }
+        taken
     }
 
     fn relevant_change(&mut self) -> bool {
         match self.store.changes_since(self.last) {
             Some((changes, rev)) => {
                 self.last = rev;
-                changes.iter().any(|c| self.resources.contains(&c.gr.resource.as_str()))
+                let mut relevant = false;
+                let matters = self.matters;
+                for c in changes.into_iter().filter(|c| self.resources.contains(&c.gr.resource.as_str()) && matters(c))
+                {
+                    relevant = true;
+                    match &mut self.kept {
+                        Some(kept) => kept.push(c),
+                        None => break,
+                    }
+                }
+                relevant
             }
             None => {
                 self.last = self.store.revision();
+                self.kept = None;
                 true
             }
         }

@@ -36,7 +36,7 @@ use super::objects::{
 use super::{Timings, Wake, earliest};
 use crate::error::ApiResult;
 use crate::patch::PatchType;
-use crate::store::{DeleteOptions, Store};
+use crate::store::{Change, ChangeKind, DeleteOptions, Store};
 
 /// The CSI driver name of the simulated provisioner.
 pub const PROVISIONER: &str = "csi.kube-sim.io";
@@ -761,12 +761,27 @@ fn driver_accepts(vac: &Value) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether a pod's change can change how its claims are used: a pod appears or goes,
+/// its claims or node change, it starts terminating, or its phase changes (a finished
+/// pod uses no claim; a running one lets a file system grow). Its other status changes
+/// (conditions, containers) cannot.
+fn pod_use_changed(c: &Change) -> bool {
+    let Some(old) = &c.old else { return true };
+    let differs = |path: &[&str]| str_of(old, path) != str_of(&c.new, path);
+    c.kind != ChangeKind::Modified
+        || differs(&["status", "phase"])
+        || differs(&["spec", "nodeName"])
+        || differs(&["metadata", "deletionTimestamp"])
+        || old["spec"]["volumes"] != c.new["spec"]["volumes"]
+}
+
 pub(crate) async fn run(store: Store, timings: Timings, shutdown: watch::Receiver<bool>) {
     let mut wake = Wake::new(
         &store,
         shutdown,
         &["persistentvolumeclaims", "persistentvolumes", "pods", "storageclasses", "volumeattributesclasses", "nodes"],
-    );
+    )
+    .only(|c| c.gr.resource != "pods" || pod_use_changed(c));
     let mut volumes = Volumes {
         recorder: Recorder::new(&store),
         store,

@@ -475,6 +475,11 @@ impl Env {
 
     // ---- the request logs ----
 
+    /// The API server's store revision (for [`changes_since`](Self::changes_since)).
+    pub fn revision(&self) -> u64 {
+        self.h.store().revision()
+    }
+
     pub fn api_seq(&self) -> u64 {
         self.h.kube_sim().requests().next_seq()
     }
@@ -515,11 +520,39 @@ impl Env {
             .collect()
     }
 
+    /// What changed, since store revision `rev`, in the objects `requests` wrote: each
+    /// change's fields that differ (`resource ns/name: path: old -> new`), to say why
+    /// the operator wrote when it should not have.
+    pub fn changes_since(&self, rev: u64, requests: &[RequestRecord]) -> Vec<String> {
+        let written: BTreeSet<(String, String, String)> = requests
+            .iter()
+            .filter(|r| r.verb != Verb::Watch && r.verb != Verb::Get && r.verb != Verb::List)
+            .map(|r| (r.resource.clone(), r.namespace.clone().unwrap_or_default(), r.name.clone().unwrap_or_default()))
+            .collect();
+        let Some((changes, _)) = self.h.store().changes_since(rev) else {
+            return vec!["(history compacted)".to_owned()];
+        };
+        let mut out = Vec::new();
+        for c in changes {
+            let ns = c.new["metadata"]["namespace"].as_str().unwrap_or_default().to_owned();
+            let name = c.new["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+            if !written.contains(&(c.gr.resource.clone(), ns.clone(), name.clone())) {
+                continue;
+            }
+            let mut diffs = Vec::new();
+            json_diff("", c.old.as_deref().unwrap_or(&Value::Null), &c.new, &mut diffs);
+            diffs.retain(|d| !d.starts_with("metadata."));
+            out.push(format!("{} {ns}/{name}: {}", c.gr.resource, diffs.join("; ")));
+        }
+        out
+    }
+
     /// Asserts that, Ready and settled, a simulated minute makes no operator API
     /// request (but watches) and no PD write.
     pub async fn assert_idle_for_a_minute(&self) {
         self.settle(Duration::from_secs(2)).await;
         let (api, pd) = (self.api_seq(), self.pd_seq());
+        let rev = self.h.store().revision();
         self.let_time_pass(Duration::from_secs(60), Duration::from_secs(5)).await;
         // Reads come from the watch caches: idle, the operator asks the API server nothing.
         let (all, _) = self.h.kube_sim().requests().since(api);
@@ -536,7 +569,11 @@ impl Env {
                 )
             })
             .collect();
-        assert!(requests.is_empty(), "idle cluster: the operator made API requests: {requests:#?}");
+        assert!(
+            requests.is_empty(),
+            "idle cluster: the operator made API requests: {requests:#?}\nwhat changed meanwhile: {:#?}",
+            self.changes_since(rev, &all.iter().filter(|r| is_operator(r)).cloned().collect::<Vec<_>>())
+        );
         let pd_writes = self.operator_pd_log(pd);
         assert!(pd_writes.is_empty(), "idle cluster: the operator wrote to PD: {pd_writes:#?}");
     }
@@ -957,4 +994,19 @@ fn matches_selector(selector: &str, labels: &Value) -> bool {
         Some((k, v)) => labels[k.trim()] == v.trim().trim_start_matches('='),
         None => false,
     })
+}
+
+/// The leaf paths where `a` and `b` differ, as `path: a -> b`.
+fn json_diff(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for k in keys {
+                let sub = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                json_diff(&sub, x.get(k).unwrap_or(&Value::Null), y.get(k).unwrap_or(&Value::Null), out);
+            }
+        }
+        _ if a != b => out.push(format!("{path}: {a} -> {b}")),
+        _ => {}
+    }
 }
