@@ -568,6 +568,33 @@ mod tests {
         (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
     }
 
+    /// A store starting while the listeners are synced for another change keeps its
+    /// status server (a sync that read the model before the store was added closed
+    /// it, and the starting TiKV could never tell PD its status address).
+    #[tokio::test]
+    async fn a_store_started_during_a_listener_sync_keeps_its_status_server() {
+        let sim = PdSim::start(Config::fast()).await.unwrap();
+        let control = sim.control();
+        let shared = control.shared.clone();
+        // The sync queues behind a store's start, which adds the store to the model and
+        // its listener under the listeners' lock (done here by hand while holding it).
+        let mut held = shared.servers.lock().await;
+        let sync = tokio::spawn({
+            let shared = shared.clone();
+            async move { shared.sync_servers().await }
+        });
+        tokio::task::yield_now().await;
+        let spec = crate::model::StoreSpec { address: "tikv-1:20160".into(), ..Default::default() };
+        let id = shared.mutate(|c| c.start_store(spec)).unwrap();
+        let addr = std::net::SocketAddr::new(shared.host, 0);
+        held.status.insert(id, crate::shared::Endpoint { addr, served: None, tls: shared.tls_slot() });
+        drop(held);
+        sync.await.unwrap();
+        assert!(shared.servers.lock().await.status.contains_key(&id), "the new store's listener is kept");
+        control.set_store_tls(id, None).await.expect("its status server is there");
+        sim.shutdown().await;
+    }
+
     #[tokio::test]
     async fn the_data_path_over_http() {
         let sim = PdSim::start(Config { regions: 3, ..Config::fast() }).await.unwrap();

@@ -91,7 +91,12 @@ impl Shared {
 
     /// Starts or stops listeners so they match which processes run in the model; a
     /// stopped listener is closed when this returns.
+    ///
+    /// The model is read once the listeners are locked: a store or member started
+    /// meanwhile (its model entry and listener added under that lock) is then in both,
+    /// where a model read before the lock would not know it and close its new listener.
     pub async fn sync_servers(self: &Arc<Self>) {
+        let mut servers = self.servers.lock().await;
         let (members, stores) = {
             let model = self.lock();
             let members: Vec<(String, bool)> =
@@ -99,7 +104,6 @@ impl Shared {
             let stores: BTreeMap<u64, bool> = model.stores.values().map(|s| (s.id, s.running)).collect();
             (members, stores)
         };
-        let mut servers = self.servers.lock().await;
         for (name, want) in members {
             let Some(endpoint) = servers.members.get_mut(&name) else { continue };
             match (want, endpoint.served.is_some()) {

@@ -352,12 +352,14 @@ impl TikvProcess {
             .start_store(spec)
             .await
             .map_err(|e| fatal(&format!("failed to start node: Other({:?})", control_error(&e))))?;
+        // TiKV keeps its store ID in its data directory as soon as PD gave it one: a
+        // start that fails after this comes back as the same store.
+        procs.clusters.set_data(&data_key, claim.as_deref(), DataDir::Store { cluster: cluster.index, id: started.id });
         let serving = cfg.certificates.as_ref().map(security::Certificates::serving);
         if let Err(e) = cluster.control().set_store_tls(started.id, serving.as_ref()).await {
             let _ = cluster.control().stop_store(started.id).await;
             return Err(fatal(&format!("failed to start status server: {}", control_error(&e))));
         }
-        procs.clusters.set_data(&data_key, claim.as_deref(), DataDir::Store { cluster: cluster.index, id: started.id });
         procs.clusters.set_pod(&pod_key(&self.ctx), Instance::Tikv { cluster: cluster.index, store: started.id });
         self.state().tls = cfg.certificates.clone();
         let others = procs.clusters.speak(cluster.index, &pod_key(&self.ctx), cfg.transport);
