@@ -23,7 +23,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use futures::future::BoxFuture;
 use futures::{FutureExt, Stream, StreamExt};
 use k8s_openapi::api::apps::v1::ControllerRevision;
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Node, PersistentVolumeClaim, Pod, PodSpec, Service};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, ContainerStatus, Node, PersistentVolumeClaim, Pod, PodSpec, PodStatus, Service,
+};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -58,7 +60,32 @@ pub type NodeMeta = PartialObjectMeta<Node>;
 /// The store of one kind and the fan-out of its changes.
 pub struct Cache<K: Watched> {
     store: Store<K>,
-    changes: broadcast::Sender<Arc<K>>,
+    changes: broadcast::Sender<Change<K>>,
+}
+
+/// One change as the fan-out buffer holds it. The buffer keeps its last [`BUFFER`]
+/// entries even once every subscriber has read them, so it holds a change by name only:
+/// an object that changed again since is not kept alive twice (at 100 clusters that was
+/// megabytes of superseded Pods and statuses). A deleted object is held whole: it is
+/// no longer in the store, and its owner must hear of it.
+#[derive(Clone)]
+enum Change<K: Watched> {
+    /// Changed or added: subscribers read the store's current copy. (Behind an `Arc`:
+    /// the buffer's slots are allocated up front, at the size of the largest variant.)
+    Applied(Arc<ObjectRef<K>>),
+    /// Deleted, as last seen.
+    Deleted(Arc<K>),
+}
+
+impl<K: Watched> Change<K> {
+    /// What a subscriber passes on: the store's copy now (`None` when the object was
+    /// deleted since, whose deletion comes next), or the deleted object.
+    fn resolve(self, store: &Store<K>) -> Option<Arc<K>> {
+        match self {
+            Change::Applied(key) => store.get(key.as_ref()),
+            Change::Deleted(object) => Some(object),
+        }
+    }
 }
 
 type Driver = BoxFuture<'static, ()>;
@@ -112,26 +139,22 @@ impl<K: Watched> Cache<K> {
                 writer.apply_watcher_event(&event);
                 if let Some(before) = before {
                     for gone in before.into_iter().filter(|o| reader.get(&ObjectRef::from(o.as_ref())).is_none()) {
-                        let _ = sender.send(gone);
+                        let _ = sender.send(Change::Deleted(gone));
                     }
                 }
                 // Sending fails only while nobody subscribes, which loses nothing: a
                 // subscriber starts from the whole store.
                 match event {
-                    // The store's own copy, not a second one: subscribers that lag
-                    // (a bring-up of many clusters) would otherwise hold a copy of every
-                    // object they have yet to see beside the store's.
                     watcher::Event::Apply(object) => {
-                        let stored = reader.get(&ObjectRef::from_obj(&object)).unwrap_or_else(|| Arc::new(object));
-                        let _ = sender.send(stored);
+                        let _ = sender.send(Change::Applied(key_of(&object)));
                     }
                     watcher::Event::Delete(object) => {
-                        let _ = sender.send(Arc::new(object));
+                        let _ = sender.send(Change::Deleted(Arc::new(object)));
                     }
                     // A (re)list is complete and now in the store: everything may have changed.
                     watcher::Event::InitDone => {
                         for object in reader.state() {
-                            let _ = sender.send(object);
+                            let _ = sender.send(Change::Applied(key_of(object.as_ref())));
                         }
                     }
                     watcher::Event::Init | watcher::Event::InitApply(_) => {}
@@ -159,7 +182,11 @@ impl<K: Watched> Cache<K> {
                         return Some((object, (changes, store, pending)));
                     }
                     match changes.recv().await {
-                        Ok(object) => return Some((object, (changes, store, pending))),
+                        Ok(change) => {
+                            if let Some(object) = change.resolve(&store) {
+                                return Some((object, (changes, store, pending)));
+                            }
+                        }
                         Err(broadcast::error::RecvError::Lagged(missed)) => {
                             tracing::warn!(missed, kind = %K::kind(&()), "a subscriber fell behind; replaying the store");
                             pending = store.state().into();
@@ -187,15 +214,26 @@ impl<K: Watched> Cache<K> {
     }
 }
 
+/// The object's name and namespace: what the fan-out buffer keeps of a change.
+fn key_of<K: Watched>(object: &K) -> Arc<ObjectRef<K>> {
+    let key = ObjectRef::new(&object.name_any());
+    Arc::new(match object.meta().namespace.as_deref() {
+        Some(namespace) => key.within(namespace),
+        None => key,
+    })
+}
+
 fn strip<K: Resource>(object: &mut K) {
     object.meta_mut().managed_fields = None;
 }
 
-/// What the operator reads of a Pod's spec: its node, and its containers' command and
-/// arguments (a PD member's initial cluster or join URLs). The rest — volumes, probes,
-/// environment, resources, affinity — is most of a Pod and is never read from the cache
-/// (Pods are compared by their recorded intent and labels, and only ever patched on
-/// their metadata, never written back whole). Status and metadata stay whole.
+/// What the operator reads of a Pod: its metadata, its node, its containers' command and
+/// arguments (a PD member's initial cluster or join URLs), and of its status the phase,
+/// conditions, start time and its containers' states (readiness, crash loops). The rest
+/// — volumes, probes, environment, resources, affinity; images, IDs and addresses in the
+/// status — is most of a Pod and is never read from the cache (Pods are compared by
+/// their recorded intent and labels, and only ever patched on their metadata, never
+/// written back whole).
 fn slim_pod(pod: &mut Pod) {
     if let Some(spec) = pod.spec.take() {
         let containers = spec
@@ -205,6 +243,51 @@ fn slim_pod(pod: &mut Pod) {
             .collect();
         pod.spec = Some(PodSpec { node_name: spec.node_name, containers, ..Default::default() });
     }
+    if let Some(status) = pod.status.take() {
+        let containers = status.container_statuses.map(|statuses| {
+            statuses
+                .into_iter()
+                .map(|c| ContainerStatus {
+                    name: c.name,
+                    state: c.state,
+                    last_state: c.last_state,
+                    ready: c.ready,
+                    restart_count: c.restart_count,
+                    started: c.started,
+                    ..Default::default()
+                })
+                .collect()
+        });
+        pod.status = Some(PodStatus {
+            phase: status.phase,
+            conditions: status.conditions,
+            start_time: status.start_time,
+            reason: status.reason,
+            message: status.message,
+            container_statuses: containers,
+            ..Default::default()
+        });
+    }
+}
+
+// ConfigMaps, Services, PodDisruptionBudgets and ControllerRevisions are written whole
+// from what the operator renders and compared by the hash it records on them
+// (`apply::apply`), or listed by name (revisions): only their metadata is read.
+
+fn slim_config_map(config_map: &mut ConfigMap) {
+    (config_map.data, config_map.binary_data) = (None, None);
+}
+
+fn slim_service(service: &mut Service) {
+    (service.spec, service.status) = (None, None);
+}
+
+fn slim_pdb(pdb: &mut PodDisruptionBudget) {
+    (pdb.spec, pdb.status) = (None, None);
+}
+
+fn slim_revision(revision: &mut ControllerRevision) {
+    revision.data = None;
 }
 
 /// Every cache of the operator, built once and held by the [`Context`](crate::Context).
@@ -328,11 +411,11 @@ cached! {
     TiKVGroup => tikv_groups,
     TiKV => tikvs,
     Pod => pods slimmed by slim_pod,
-    ConfigMap => config_maps,
+    ConfigMap => config_maps slimmed by slim_config_map,
     PersistentVolumeClaim => pvcs,
-    Service => services,
-    ControllerRevision => revisions,
-    PodDisruptionBudget => pdbs,
+    Service => services slimmed by slim_service,
+    ControllerRevision => revisions slimmed by slim_revision,
+    PodDisruptionBudget => pdbs slimmed by slim_pdb,
 }
 
 #[cfg(test)]
@@ -379,17 +462,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_cached_pod_keeps_its_node_commands_status_and_metadata_only() {
+    async fn a_cached_pod_keeps_its_node_commands_metadata_and_the_status_the_operator_reads() {
+        use crate::common::pod_status::{fixtures, pod_problem};
         let env = TestEnv::start().await;
         let tikv = env.create(sample_tikv("tikv-a", "tikv")).await;
-        let rendered = crate::tikv::render::pod(&crate::tikv::render::PodInputs {
+        let mut pod = crate::tikv::render::pod(&crate::tikv::render::PodInputs {
             tikv: &tikv,
             tls: false,
             pd_url: "http://pd",
             tools_image: "tools",
         })
         .unwrap();
-        let mut pod = rendered.clone();
         pod.spec.as_mut().unwrap().node_name = Some("node-1".into());
         let created = env.create(pod).await;
         assert!(created.spec.as_ref().unwrap().volumes.is_some(), "the rendered pod has volumes");
@@ -399,11 +482,67 @@ mod tests {
         let spec = cached.spec.as_ref().unwrap();
         assert_eq!(spec.node_name.as_deref(), Some("node-1"));
         let container = &spec.containers[0];
-        assert_eq!(container.command, rendered.spec.as_ref().unwrap().containers[0].command);
+        assert_eq!(container.command, created.spec.as_ref().unwrap().containers[0].command);
         assert_eq!((container.image.as_ref(), spec.volumes.as_ref(), spec.affinity.as_ref()), (None, None, None));
         assert_eq!(cached.metadata.labels, created.metadata.labels);
         assert_eq!(cached.metadata.annotations, created.metadata.annotations);
         assert_eq!(cached.metadata.uid, created.metadata.uid);
+
+        // The status: what readiness and the crash-loop report read stays, the rest goes.
+        let mut looping = fixtures::crash_looping("CrashLoopBackOff", 1, Some("bind: address in use"));
+        let status = looping.status.as_mut().unwrap();
+        status.pod_ip = Some("10.0.0.1".into());
+        status.container_statuses.as_mut().unwrap()[0].image = "pingcap/pd:v8.5.0".into();
+        let problem = pod_problem(&looping);
+        slim_pod(&mut looping);
+        assert_eq!(pod_problem(&looping), problem, "the same crash loop is reported");
+        let status = looping.status.as_ref().unwrap();
+        assert_eq!((status.pod_ip.as_ref(), status.container_statuses.as_ref().unwrap()[0].image.as_str()), (None, ""));
+        assert_eq!(status.container_statuses.as_ref().unwrap()[0].restart_count, 4);
+        let mut unschedulable = fixtures::unschedulable();
+        let before = pod_problem(&unschedulable);
+        slim_pod(&mut unschedulable);
+        assert_eq!(pod_problem(&unschedulable), before, "and the scheduler's reason");
+    }
+
+    #[tokio::test]
+    async fn kinds_compared_by_their_recorded_hash_are_cached_by_their_metadata() {
+        use k8s_openapi::api::core::v1::ServiceSpec;
+        let env = TestEnv::start().await;
+        let mut ours = config_map("ours", true);
+        ours.data = Some(BTreeMap::from([("config.toml".to_string(), "x = 1".to_string())]));
+        ours.metadata.annotations = Some(BTreeMap::from([("hash".to_string(), "abc".to_string())]));
+        let created = env.create(ours).await;
+        let mut service = Service {
+            metadata: config_map("svc", true).metadata,
+            spec: Some(ServiceSpec { cluster_ip: Some("None".into()), ..Default::default() }),
+            ..Default::default()
+        };
+        service.metadata.name = Some("svc".into());
+        env.create(service).await;
+        env.synced().await;
+
+        let cached: Arc<ConfigMap> = env.ctx.caches.get("default", "ours").unwrap();
+        assert_eq!((cached.data.as_ref(), cached.binary_data.as_ref()), (None, None));
+        assert_eq!(cached.metadata.annotations, created.metadata.annotations, "the recorded hash stays");
+        assert_eq!(cached.metadata.resource_version, created.metadata.resource_version);
+        let cached: Arc<Service> = env.ctx.caches.get("default", "svc").unwrap();
+        assert_eq!((cached.spec.as_ref(), cached.status.as_ref()), (None, None));
+
+        let mut pdb = PodDisruptionBudget {
+            spec: Some(Default::default()),
+            status: Some(Default::default()),
+            ..Default::default()
+        };
+        slim_pdb(&mut pdb);
+        assert_eq!((pdb.spec, pdb.status), (None, None));
+        let mut revision = ControllerRevision {
+            data: Some(k8s_openapi::apimachinery::pkg::runtime::RawExtension(serde_json::json!({"a": 1}))),
+            revision: 3,
+            ..Default::default()
+        };
+        slim_revision(&mut revision);
+        assert_eq!((revision.data, revision.revision), (None, 3), "the revision number is what is read");
     }
 
     #[tokio::test]
@@ -419,6 +558,60 @@ mod tests {
         let passed = changes.next().await.unwrap();
         let stored = cache.get("default", "pd-a").unwrap();
         assert!(Arc::ptr_eq(&passed, &stored), "one copy of the object, not two");
+    }
+
+    #[tokio::test]
+    async fn a_superseded_version_is_not_kept_alive_by_the_fan_out() {
+        let (events, feed) = futures::channel::mpsc::unbounded();
+        let (cache, driver) = Cache::<PD>::from_events(feed);
+        let mut late = Box::pin(cache.subscribe());
+        let driver = tokio::spawn(driver);
+        let mut pd = sample_pd("pd-a", "pd");
+        let mut applied = |version: &str| {
+            pd.metadata.resource_version = Some(version.into());
+            Ok(watcher::Event::Apply(pd.clone()))
+        };
+        let wait_for = |version: &'static str| {
+            let cache = &cache;
+            async move {
+                while cache.get("default", "pd-a").and_then(|p| p.metadata.resource_version.clone()).as_deref()
+                    != Some(version)
+                {
+                    tokio::task::yield_now().await;
+                }
+            }
+        };
+        for event in [Ok(watcher::Event::Init), Ok(watcher::Event::InitDone), applied("1")] {
+            events.unbounded_send(event).unwrap();
+        }
+        wait_for("1").await;
+        let first = Arc::downgrade(&cache.get("default", "pd-a").unwrap());
+        events.unbounded_send(applied("2")).unwrap();
+        wait_for("2").await;
+        assert!(first.upgrade().is_none(), "version 1 is freed although a subscriber has not read its change");
+
+        let seen = late.next().await.unwrap();
+        assert_eq!(seen.metadata.resource_version.as_deref(), Some("2"), "the change reads the current copy");
+        drop(events);
+        driver.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_change_to_an_object_deleted_since_is_skipped_and_the_deletion_passed_on() {
+        let events = futures::stream::iter([
+            Ok(watcher::Event::Init),
+            Ok(watcher::Event::InitDone),
+            Ok(watcher::Event::Apply(sample_pd("pd-a", "pd"))),
+            Ok(watcher::Event::Delete(sample_pd("pd-a", "pd"))),
+            Ok(watcher::Event::Apply(sample_pd("pd-b", "pd"))),
+        ]);
+        let (cache, driver) = Cache::<PD>::from_events(events);
+        let mut changes = Box::pin(cache.subscribe());
+        driver.await;
+        let deleted = changes.next().await.unwrap();
+        assert_eq!(deleted.name_any(), "pd-a", "the deletion, once");
+        assert!(cache.get("default", "pd-a").is_none());
+        assert_eq!(changes.next().await.unwrap().name_any(), "pd-b");
     }
 
     #[tokio::test]
@@ -438,13 +631,16 @@ mod tests {
         let mut changes = Box::pin(cache.subscribe());
         driver.await;
         let mut seen = Vec::new();
-        for _ in 0..4 {
+        for _ in 0..3 {
             let next = tokio::time::timeout(std::time::Duration::from_secs(5), changes.next()).await;
             seen.push(next.unwrap().unwrap().name_any());
         }
-        seen[..2].sort();
-        assert_eq!(seen, ["pd-a", "pd-b", "pd-b", "pd-a"], "the first list, pd-b gone, then the relist");
+        // Read after the relist: the first list's pd-b is skipped (it is gone from the
+        // store), its deletion is not.
+        assert_eq!(seen, ["pd-a", "pd-b", "pd-a"], "the first list, pd-b gone, then the relist");
         assert!(cache.get("default", "pd-b").is_none());
+        let more = tokio::time::timeout(std::time::Duration::from_millis(50), changes.next()).await;
+        assert!(more.is_err(), "nothing else: {more:?}");
     }
 
     #[tokio::test]
@@ -514,7 +710,7 @@ mod tests {
         let mut changes = Box::pin(env.ctx.caches.pds.subscribe());
         // Overflow the buffer while nobody reads.
         for _ in 0..=BUFFER {
-            let _ = env.ctx.caches.pds.changes.send(Arc::new(sample_pd("noise", "pd")));
+            let _ = env.ctx.caches.pds.changes.send(Change::Deleted(Arc::new(sample_pd("noise", "pd"))));
         }
         env.create(sample_pd("pd-a", "pd")).await;
         let replayed = changes.next().await.unwrap();

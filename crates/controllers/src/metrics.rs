@@ -86,7 +86,7 @@ pub struct Metrics {
 }
 
 fn duration_buckets() -> Histogram {
-    Histogram::new([0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0])
+    Histogram::new([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0])
 }
 
 fn pd_buckets() -> Histogram {

@@ -142,6 +142,7 @@ impl TlsMaterial {
             .with_root_certificates(roots)
             .with_client_auth_cert(self.cert_chain()?, self.private_key()?)?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        config.resumption = member_sessions();
         Ok(config)
     }
 }
@@ -167,6 +168,7 @@ impl TlsMaterial {
             .with_custom_certificate_verifier(Arc::new(Recording { inner, seen }))
             .with_client_auth_cert(self.cert_chain()?, self.private_key()?)?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        config.resumption = member_sessions();
         Ok(config)
     }
 }
@@ -236,11 +238,20 @@ pub(crate) fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
 /// we never rely on a process-wide default provider. It trusts nothing, so an
 /// `https://` URL without [`TlsMaterial`] fails instead of trusting by accident.
 pub(crate) fn no_tls_config() -> Result<rustls::ClientConfig, TlsError> {
-    let config = rustls::ClientConfig::builder_with_provider(crypto_provider())
+    let mut config = rustls::ClientConfig::builder_with_provider(crypto_provider())
         .with_safe_default_protocol_versions()?
         .with_root_certificates(rustls::RootCertStore::empty())
         .with_no_client_auth();
+    // Never used for a handshake: no session cache (rustls' default allocates room for
+    // 256 sessions up front, per client, i.e. per cluster).
+    config.resumption = rustls::client::Resumption::disabled();
     Ok(config)
+}
+
+/// TLS sessions a PD client resumes: one per member of a cluster's PD group, for the
+/// largest groups run (rustls' default of 256 would be allocated per cluster).
+fn member_sessions() -> rustls::client::Resumption {
+    rustls::client::Resumption::in_memory_sessions(16)
 }
 
 /// What the operator reports of a certificate: when it ends and which one it is.
