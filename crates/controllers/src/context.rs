@@ -65,28 +65,53 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that moves only when told to (tests).
+/// A clock that moves only when told to (tests). Its instants are the runtime's, unless
+/// [`FixedClock::advance_both`] moved them ahead too.
 #[derive(Debug)]
-pub struct FixedClock(Mutex<Timestamp>);
+pub struct FixedClock {
+    at: Mutex<Timestamp>,
+    /// How far this clock's instants run ahead of the runtime's.
+    ahead: Mutex<Duration>,
+}
 
 impl FixedClock {
     pub fn new(at: Timestamp) -> Self {
-        Self(Mutex::new(at))
+        Self { at: Mutex::new(at), ahead: Mutex::new(Duration::ZERO) }
     }
 
     pub fn set(&self, at: Timestamp) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = at;
+        *self.at.lock().unwrap_or_else(PoisonError::into_inner) = at;
     }
 
     pub fn advance(&self, by: Duration) {
-        let mut now = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut now = self.at.lock().unwrap_or_else(PoisonError::into_inner);
         *now = now.checked_add(by).unwrap_or(*now);
+    }
+
+    /// Advances the time and the instants (what the PD caches of this clock, and the
+    /// age of a view read before, go by).
+    pub fn advance_both(&self, by: Duration) {
+        self.advance(by);
+        *self.ahead.lock().unwrap_or_else(PoisonError::into_inner) += by;
+    }
+
+    fn ahead(&self) -> Duration {
+        *self.ahead.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 impl Clock for FixedClock {
     fn now(&self) -> Timestamp {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        *self.at.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn instant(&self) -> tokio::time::Instant {
+        tokio::time::Instant::now() + self.ahead()
+    }
+
+    fn sleep_until(&self, deadline: tokio::time::Instant) -> futures::future::BoxFuture<'static, ()> {
+        let real = deadline.checked_sub(self.ahead()).unwrap_or(deadline);
+        Box::pin(tokio::time::sleep_until(real))
     }
 }
 

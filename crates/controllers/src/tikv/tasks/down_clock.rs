@@ -2,7 +2,8 @@
 //! reads (`status.downSince`).
 //!
 //! The clock starts at the first fresh PD view showing the store Up in PD's books
-//! (Preparing or Serving) with a heartbeat older than two heartbeat intervals, or that
+//! (Preparing or Serving) with a heartbeat older than two heartbeat intervals when the
+//! view was read (not when the pass runs: a fresh view may be seconds old), or that
 //! PD itself calls Disconnected or Down, and stops (is cleared) when the store
 //! heartbeats again. A store whose heartbeat is late but not yet past the limit is
 //! looked at again when it passes (heartbeat ages bring no PD event). It does not run while the
@@ -40,7 +41,12 @@ fn run(s: &mut TikvState) -> Outcome {
     }
     let now = s.pass.ctx.now();
     let limit = 2 * STORE_HEARTBEAT;
-    let age = store.last_heartbeat.map(|at| now.duration_since(at).unsigned_abs());
+    // The silence is judged as of the view's reading, not now: a fresh view may be a few
+    // seconds old (the whole fresh window, 45 s, under v2's timings), and a heartbeat PD
+    // received since is not in it. To the second: less changes nothing at a 20 s limit.
+    let view_age = s.pass.ctx.clock.instant().saturating_duration_since(observed.view.observed_at);
+    let view_age = std::time::Duration::from_secs(view_age.as_secs());
+    let age = store.last_heartbeat.map(|at| now.duration_since(at).unsigned_abs().saturating_sub(view_age));
     // PD's own word counts too: it calls a store Disconnected at 20 s without a
     // heartbeat, which is the event that brings us here, just at the limit.
     let pd_says_silent = matches!(store.state_name, StateName::Disconnected | StateName::Down);
@@ -51,6 +57,7 @@ fn run(s: &mut TikvState) -> Outcome {
         }
         // A heartbeat missed: looked at again when the limit passes, whatever events
         // come or not (a Disconnected store brings one; a lost one must not stop the clock).
+        // (A view older than that is refreshed or stale by then.)
         let after = limit.saturating_sub(age) + std::time::Duration::from_secs(1);
         return Outcome::retry(
             after,
@@ -152,6 +159,25 @@ mod tests {
         let (_, report) = kit.pass([down_clock()]).await;
         assert_eq!(down_since(&kit).await, Some(t0()), "{report}");
         assert!(report.entry("down_clock").unwrap().message().contains("Disconnected"), "{report}");
+    }
+
+    #[tokio::test]
+    async fn silence_is_judged_as_of_the_views_reading_not_of_the_pass() {
+        // A view read 8 s before the pass (still fresh to its cache) with a heartbeat 15 s
+        // before the view: 23 s before the pass, but the store was heard 15 s before
+        // what PD said last. No Down clock; looked at again as a late heartbeat.
+        let heard = kit(Some(ago(15))).await;
+        heard.env.clock.advance_both(std::time::Duration::from_secs(8));
+        let (_, report) = heard.pass([down_clock()]).await;
+        assert_eq!(down_since(&heard).await, None, "{report}");
+        assert_eq!(report.entry("down_clock").unwrap().kind(), Some(tikv_operator_task::OutcomeKind::Retry));
+        assert_eq!(report.requeue_after(), Some(std::time::Duration::from_secs(6)), "{report}");
+
+        // Silent past the limit as of the view: the clock starts.
+        let silent = kit(Some(ago(22))).await;
+        silent.env.clock.advance_both(std::time::Duration::from_secs(8));
+        let (_, report) = silent.pass([down_clock()]).await;
+        assert!(down_since(&silent).await.is_some(), "{report}");
     }
 
     #[tokio::test]
