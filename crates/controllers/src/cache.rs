@@ -574,11 +574,15 @@ mod tests {
         let wait_for = |version: &'static str| {
             let cache = &cache;
             async move {
-                while cache.get("default", "pd-a").and_then(|p| p.metadata.resource_version.clone()).as_deref()
-                    != Some(version)
-                {
-                    tokio::task::yield_now().await;
-                }
+                let stored = async {
+                    while cache.get("default", "pd-a").and_then(|p| p.metadata.resource_version.clone()).as_deref()
+                        != Some(version)
+                    {
+                        tokio::task::yield_now().await;
+                    }
+                };
+                let waited = tokio::time::timeout(std::time::Duration::from_secs(10), stored).await;
+                assert!(waited.is_ok(), "the store never held version {version}");
             }
         };
         for event in [Ok(watcher::Event::Init), Ok(watcher::Event::InitDone), applied("1")] {
