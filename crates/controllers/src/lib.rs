@@ -20,6 +20,7 @@ pub mod revision;
 pub mod runbooks;
 pub mod tikv;
 pub mod tikvgroup;
+pub mod triggers;
 pub mod updater;
 
 #[cfg(test)]

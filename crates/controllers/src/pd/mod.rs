@@ -3,8 +3,8 @@
 //!
 //! Watches: PDs; the Pods and ConfigMaps it owns (by owner reference); its PVCs (by
 //! the instance label: PVCs carry no owner, so data outlives the instance); its Cluster
-//! and its PDGroup (bootstrap state, peers), fanned out to their PDs through the
-//! reflector store; PD member events (member name = Pod name) and cluster-wide PD
+//! and its PDGroup (bootstrap state) when what instances read of them changes, fanned
+//! out to their PDs through the reflector store; PD member events (member name = Pod name) and cluster-wide PD
 //! events of its cluster.
 
 pub mod builder;
@@ -27,6 +27,7 @@ use crate::common::{Instance, Object};
 use crate::context::Context;
 use crate::controller::{ControllerData, Shutdown, drain, error_policy, key_of, pd_events};
 use crate::error::Error;
+use crate::triggers::{changes_in, cluster_as_instances_read, pd_group_as_instances_read};
 use state::PdState;
 
 pub const NAME: &str = "pd";
@@ -64,6 +65,8 @@ pub async fn run(ctx: Arc<Context>, shutdown: Shutdown) {
         };
         futures::stream::iter(targets)
     });
+    let clusters = changes_in(caches.clusters.subscribe(), caches.clusters.store().clone(), cluster_as_instances_read);
+    let groups = changes_in(caches.pd_groups.subscribe(), caches.pd_groups.store().clone(), pd_group_as_instances_read);
     let (cluster_store, group_store) = (store.clone(), store.clone());
     let data = ControllerData::new(ctx.clone(), runner());
     let controller = Controller::for_shared_stream(caches.pds.subscribe(), store)
@@ -76,10 +79,10 @@ pub async fn run(ctx: Arc<Context>, shutdown: Shutdown) {
             let name = pvc.labels().get(LABEL_INSTANCE).cloned()?;
             Some(ObjectRef::<PD>::new(&name).within(&pvc.namespace()?))
         })
-        .watches_shared_stream(caches.clusters.subscribe(), move |cluster: Arc<Cluster>| {
+        .watches_shared_stream(clusters, move |cluster: Arc<Cluster>| {
             refs(&cluster_store, |p| p.namespace() == cluster.namespace() && p.cluster_name() == cluster.name_any())
         })
-        .watches_shared_stream(caches.pd_groups.subscribe(), move |group: Arc<PDGroup>| {
+        .watches_shared_stream(groups, move |group: Arc<PDGroup>| {
             refs(&group_store, |p| {
                 p.namespace() == group.namespace() && p.labels().get(LABEL_GROUP) == Some(&group.name_any())
             })

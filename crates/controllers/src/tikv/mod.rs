@@ -3,10 +3,11 @@
 //! cache, its conditions.
 //!
 //! Watches: TiKVs; the Pods and ConfigMaps it owns; its PVCs (by instance label); its
-//! Cluster (fanned out through the reflector store); PD store events, mapped by the
-//! recorded store ID or, before it is recorded, by advertise address; cluster-wide PD
-//! events of its cluster; the nodes its Pods run on, when their labels change (store
-//! labels follow them).
+//! Cluster when what instances read of it changes (fanned out through the reflector
+//! store); PD store events, mapped by the recorded store ID or, before it is recorded,
+//! by advertise address, and those that change the room for an offline also to every
+//! leaving instance of the cluster; cluster-wide PD events of its cluster; the nodes its
+//! Pods run on, when their labels change (store labels follow them).
 
 pub mod builder;
 pub mod guards;
@@ -14,11 +15,9 @@ pub mod render;
 pub mod state;
 pub mod tasks;
 
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::ResourceExt;
 use kube::runtime::controller::{self, Action, Controller};
@@ -33,6 +32,7 @@ use crate::common::Object;
 use crate::context::Context;
 use crate::controller::{ControllerData, Shutdown, drain, error_policy, key_of, pd_events};
 use crate::error::Error;
+use crate::triggers::{changes_in, cluster_as_instances_read, node_labels};
 use state::TikvState;
 
 pub const NAME: &str = "tikv";
@@ -61,19 +61,28 @@ pub fn event_matches(tikv: &TiKV, event: &PdEvent) -> bool {
     }
 }
 
-/// The nodes whose labels changed since last seen (a node's status changes often, its
-/// labels seldom): each node the first time, then only when its labels differ.
-fn label_changes(
-    nodes: impl Stream<Item = Arc<NodeMeta>> + Send + 'static,
-) -> impl Stream<Item = Arc<NodeMeta>> + Send {
-    // A hash of each node's labels, not a copy: memory stays with the node cache.
-    let mut seen: HashMap<String, u64> = HashMap::new();
-    nodes.filter(move |node| {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        node.metadata.labels.hash(&mut hasher);
-        let changed = seen.insert(node.name_any(), hasher.finish()) != Some(hasher.finish());
-        futures::future::ready(changed)
-    })
+/// Whether a store event can change the room a leaving store waits for: a store came or
+/// went or changed state (how many could take over its data), or entered or left the
+/// evict-leader scheduler (which leaving store holds a place). Instances waiting for
+/// that room (`NotEnoughStores`) are woken by it, not by whatever else happens to change.
+fn changes_room(event: &PdEvent) -> bool {
+    match event {
+        PdEvent::StoreAdded { .. } | PdEvent::StoreRemoved { .. } | PdEvent::EvictLeaderChanged { .. } => true,
+        PdEvent::StoreChanged { changes, .. } => changes.iter().any(|c| matches!(*c, "state" | "node_state")),
+        _ => false,
+    }
+}
+
+/// The instances a store event reaches: its own, and (when it changes the room left
+/// for an offline) every instance of the cluster that is leaving.
+fn store_event_targets(
+    store: &Store<TiKV>,
+    in_cluster: impl Fn(&TiKV) -> bool,
+    event: &PdEvent,
+) -> Vec<ObjectRef<TiKV>> {
+    let room = changes_room(event);
+    let leaving = |t: &TiKV| t.metadata.deletion_timestamp.is_some() || t.spec.offline;
+    refs(store, |t| in_cluster(t) && (event_matches(t, event) || (room && leaving(t))))
 }
 
 /// The TiKV instances whose Pods run on `node`.
@@ -96,14 +105,14 @@ pub async fn run(ctx: Arc<Context>, shutdown: Shutdown) {
             t.namespace().as_deref() == Some(e.cluster.namespace.as_str()) && t.cluster_name() == e.cluster.name
         };
         let targets = match e.event.as_ref() {
-            Some(event) if event.store_id().is_some() => {
-                refs(&events_store, |t| in_cluster(t) && event_matches(t, event))
-            }
+            Some(event) if event.store_id().is_some() => store_event_targets(&events_store, in_cluster, event),
             Some(event) if !event.is_cluster_wide() => Vec::new(),
             _ => refs(&events_store, in_cluster),
         };
         futures::stream::iter(targets)
     });
+    let clusters = changes_in(caches.clusters.subscribe(), caches.clusters.store().clone(), cluster_as_instances_read);
+    let nodes = changes_in(caches.nodes.subscribe(), caches.nodes.store().clone(), node_labels);
     let cluster_store = store.clone();
     let pod_store = caches.pods.store().clone();
     let data = ControllerData::new(ctx.clone(), runner());
@@ -117,12 +126,10 @@ pub async fn run(ctx: Arc<Context>, shutdown: Shutdown) {
             let name = pvc.labels().get(LABEL_INSTANCE).cloned()?;
             Some(ObjectRef::<TiKV>::new(&name).within(&pvc.namespace()?))
         })
-        .watches_shared_stream(caches.clusters.subscribe(), move |cluster: Arc<Cluster>| {
+        .watches_shared_stream(clusters, move |cluster: Arc<Cluster>| {
             refs(&cluster_store, |t| t.namespace() == cluster.namespace() && t.cluster_name() == cluster.name_any())
         })
-        .watches_shared_stream(label_changes(caches.nodes.subscribe()), move |node: Arc<NodeMeta>| {
-            instances_on(&pod_store, &node.name_any())
-        })
+        .watches_shared_stream(nodes, move |node: Arc<NodeMeta>| instances_on(&pod_store, &node.name_any()))
         .reconcile_on(pd)
         .with_config(controller::Config::default().concurrency(ctx.config.concurrency.tikv))
         .graceful_shutdown_on(shutdown)
@@ -150,22 +157,49 @@ mod tests {
         assert!(!event_matches(&tikv, &PdEvent::EvictLeaderChanged { store_id: 4, evicting: false }));
     }
 
-    fn node(name: &str, zone: &str) -> Arc<NodeMeta> {
-        let mut meta = NodeMeta { types: None, metadata: Default::default(), _phantom: Default::default() };
-        meta.metadata.name = Some(name.into());
-        meta.metadata.labels = Some([("topology.kubernetes.io/zone".to_string(), zone.to_string())].into());
-        Arc::new(meta)
+    #[test]
+    fn a_store_coming_going_or_changing_state_also_reaches_the_leaving_instances_of_its_cluster() {
+        let (store, mut writer) = kube::runtime::reflector::store::<TiKV>();
+        let with_id = |name: &str, id: &str| {
+            let mut tikv = sample_tikv(name, "tikv");
+            tikv.status.get_or_insert_default().id = Some(id.into());
+            tikv
+        };
+        let serving = with_id("tikv-a", "1");
+        let mut offline = with_id("tikv-b", "2");
+        offline.spec.offline = true;
+        let mut deleted = with_id("tikv-c", "3");
+        deleted.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(crate::testing::t0()));
+        let mut elsewhere = with_id("tikv-d", "9");
+        elsewhere.spec.offline = true;
+        elsewhere.spec.cluster.name = "other".into();
+        for t in [serving, offline, deleted, elsewhere] {
+            writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(t));
+        }
+        let in_cluster = |t: &TiKV| t.cluster_name() == "basic";
+        let targets = |event: PdEvent| {
+            let mut names: Vec<String> =
+                store_event_targets(&store, in_cluster, &event).into_iter().map(|r| r.name).collect();
+            names.sort();
+            names
+        };
+        let room = ["tikv-b", "tikv-c"];
+        assert_eq!(targets(PdEvent::StoreAdded { store_id: 4, address: "new:20160".into() }), room);
+        assert_eq!(targets(PdEvent::StoreRemoved { store_id: 1, address: "x".into() }), ["tikv-a", "tikv-b", "tikv-c"]);
+        let changed = |changes: Vec<&'static str>| PdEvent::StoreChanged { store_id: 5, address: "y".into(), changes };
+        assert_eq!(targets(changed(vec!["node_state"])), room);
+        assert_eq!(targets(changed(vec!["state"])), room);
+        assert!(targets(changed(vec!["labels", "leader_count_zero"])).is_empty(), "no room changes: its own only");
+        assert_eq!(targets(PdEvent::EvictLeaderChanged { store_id: 4, evicting: false }), room);
+        assert_eq!(
+            targets(PdEvent::EvictLeaderChanged { store_id: 1, evicting: true }),
+            ["tikv-a", "tikv-b", "tikv-c"]
+        );
     }
 
-    #[tokio::test]
-    async fn a_node_triggers_its_tikvs_when_first_seen_and_when_its_labels_change() {
-        let nodes = futures::stream::iter([node("a", "z1"), node("a", "z1"), node("b", "z1"), node("a", "z2")]);
-        let passed: Vec<String> = label_changes(nodes)
-            .map(|n| format!("{}/{}", n.name_any(), n.labels()["topology.kubernetes.io/zone"]))
-            .collect()
-            .await;
-        assert_eq!(passed, ["a/z1", "b/z1", "a/z2"], "a status-only change of a passes nothing");
-
+    #[test]
+    fn a_node_reaches_the_tikvs_whose_pods_run_on_it() {
         let (store, mut writer) = kube::runtime::reflector::store::<Pod>();
         let pod = |name: &str, node: &str, component: &str| {
             let mut pod = Pod::default();
