@@ -69,6 +69,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use kube_sim::store::ChangeKind;
 use kube_sim::{HookId, RequestRecord, Store, Verb};
 use pd_sim::Snapshot;
 use pd_sim::model::store::NodeState;
@@ -364,6 +365,15 @@ struct CheckState {
     pods: HashMap<String, Seen>,
     /// PVC `ns/name` → as last seen.
     pvcs: HashMap<String, Seen>,
+    /// Live pod `ns/name` → (uid, ready, deleting).
+    current: HashMap<String, (String, bool, bool)>,
+    /// The store revision pods and PVCs were read up to (`None`: list them again).
+    read_up_to: Option<u64>,
+    /// When PD's ground truth was last read.
+    pd_read_at: Option<SimInstant>,
+    /// The operator's deletions judged so far, and how many of them a PD reading followed.
+    deletions_judged: u64,
+    deletions_read: u64,
     /// (PD cluster, store) seen Removing or Tombstone.
     removed_seen: BTreeSet<(usize, u64)>,
     /// group → pod `ns/name` → the pod the operator deleted.
@@ -412,7 +422,7 @@ impl SafetyWatcher {
             let mut changes = runner.store.subscribe();
             let clock = runner.store.clock().clone();
             loop {
-                runner.pass();
+                runner.pass(false);
                 let tick = runner.config.tick;
                 tokio::select! {
                     _ = changes.changed() => {}
@@ -451,11 +461,11 @@ impl SafetyWatcher {
     /// Runs the checks now (a test calls this before asserting, so that the last
     /// request is judged).
     pub fn check_now(&self) {
-        self.checker.pass();
+        self.checker.pass(true);
     }
 
     pub fn breaches(&self) -> Vec<Breach> {
-        self.checker.pass();
+        self.checker.pass(true);
         self.checker.lock().breaches.clone()
     }
 
@@ -849,20 +859,15 @@ impl Checker {
         }
     }
 
-    fn pass(&self) {
+    /// Reads what was written since the last pass and judges it. PD's ground truth is
+    /// read (every cluster's snapshot, the costly part) when the operator wrote to PD
+    /// or deleted a pod or PVC since, when a tick has passed since the last reading
+    /// (the time-based rules), or when `now` is asked for.
+    fn pass(&self, now_asked: bool) {
         let mut st = self.lock();
         let now = self.store.clock().now();
-        let pods = list(&self.store, "pods", None);
-        let mut current: HashMap<String, (String, bool, bool)> = HashMap::new();
-        for p in &pods {
-            let key = format!("{}/{}", str_at(p, &["metadata", "namespace"]), str_at(p, &["metadata", "name"]));
-            Seen::record(&mut st.pods, key.clone(), p);
-            current.insert(key, (str_at(p, &["metadata", "uid"]).to_owned(), pod_ready(p), deleting(p)));
-        }
-        for pvc in list(&self.store, "persistentvolumeclaims", None) {
-            let key = format!("{}/{}", str_at(&pvc, &["metadata", "namespace"]), str_at(&pvc, &["metadata", "name"]));
-            Seen::record(&mut st.pvcs, key, &pvc);
-        }
+        self.read_pods_and_claims(&mut st);
+        let current = std::mem::take(&mut st.current);
         let (records, next) = self.store.requests().since(st.next_request);
         st.next_request = next;
         for r in &records {
@@ -890,6 +895,14 @@ impl Checker {
 
         let writes = self.writes.since(st.writes_seen);
         st.writes_seen += writes.len() as u64;
+        let acted = !writes.is_empty() || st.deletions_judged != st.deletions_read;
+        st.deletions_read = st.deletions_judged;
+        let due = st.pd_read_at.is_none_or(|at| now >= at + self.config.tick);
+        if !(acted || due || now_asked) {
+            st.current = current;
+            return;
+        }
+        st.pd_read_at = Some(now);
         // Writes PD accepted, and those it never answered (maybe applied: judged as if).
         for w in writes.iter().filter(|w| (200..300).contains(&w.status) || w.status == crate::proxy::UNANSWERED) {
             self.pd_write(&mut st, w);
@@ -907,6 +920,42 @@ impl Checker {
         self.check_evictions(&mut st, &current, &snapshots, now);
         Self::check_majorities(&mut st, &snapshots, now);
         Self::check_membership(&mut st, &snapshots, now);
+        st.current = current;
+    }
+
+    /// Records every pod and PVC written since the last pass (all of them at first, or
+    /// when the store's history no longer reaches back that far), and which pods live.
+    fn read_pods_and_claims(&self, st: &mut CheckState) {
+        let key = |o: &Value| format!("{}/{}", str_at(o, &["metadata", "namespace"]), str_at(o, &["metadata", "name"]));
+        let live = |p: &Value| (str_at(p, &["metadata", "uid"]).to_owned(), pod_ready(p), deleting(p));
+        if let Some((changes, rev)) = st.read_up_to.and_then(|rev| self.store.changes_since(rev)) {
+            st.read_up_to = Some(rev);
+            for c in changes.iter().filter(|c| c.gr.group.is_empty()) {
+                let deleted = c.kind == ChangeKind::Deleted;
+                match c.gr.resource.as_str() {
+                    "pods" if deleted => {
+                        st.current.remove(&key(&c.new));
+                    }
+                    "pods" => {
+                        Seen::record(&mut st.pods, key(&c.new), &c.new);
+                        st.current.insert(key(&c.new), live(&c.new));
+                    }
+                    "persistentvolumeclaims" if !deleted => Seen::record(&mut st.pvcs, key(&c.new), &c.new),
+                    _ => {}
+                }
+            }
+            return;
+        }
+        // The revision first: what is written while listing is read again next pass.
+        st.read_up_to = Some(self.store.revision());
+        st.current.clear();
+        for p in list(&self.store, "pods", None) {
+            Seen::record(&mut st.pods, key(&p), &p);
+            st.current.insert(key(&p), live(&p));
+        }
+        for pvc in list(&self.store, "persistentvolumeclaims", None) {
+            Seen::record(&mut st.pvcs, key(&pvc), &pvc);
+        }
     }
 
     /// (d) for membership changes: after the operator's member removal, and after a
@@ -1019,6 +1068,7 @@ impl Checker {
         capture: Capture,
         via: Option<String>,
     ) {
+        st.deletions_judged += 1;
         let mut request = describe(r);
         if let Some(why) = via {
             request = format!("{request}, after {why}");
@@ -1318,8 +1368,31 @@ mod tests {
         let template = pd_sim::Config::fast();
         let config = WatcherConfig { max_unavailable: 0, ..WatcherConfig::default() };
         let checker = Checker::new(sim.store(), Arc::new(PdClusters::new(template)), PdWriteLog::default(), config);
-        checker.pass();
+        checker.pass(true);
         (sim, checker)
+    }
+
+    #[tokio::test]
+    async fn pd_is_read_after_an_operator_deletion_or_a_tick_not_after_every_write() {
+        let (sim, checker) = owned_pod().await;
+        let read_at = || checker.lock().pd_read_at;
+        let first = read_at();
+        assert!(first.is_some(), "asked for: read");
+        let user = sim.store().client("kubectl");
+        let cms = ResourceRef::new("", "v1", "configmaps");
+        user.create(&cms, Some("default"), json!({"metadata": {"name": "other"}})).unwrap();
+        checker.pass(false);
+        assert_eq!(read_at(), first, "a write by someone else within the tick: not read");
+        sim.store().clock().advance(Duration::from_secs(1));
+        checker.pass(false);
+        let ticked = read_at();
+        assert!(ticked > first, "a tick later: read");
+        let operator = sim.store().client(&checker.config.operator_client);
+        operator.delete(&ResourceRef::new("", "v1", "pods"), Some("default"), "p", &DeleteOptions::default()).unwrap();
+        sim.store().clock().advance(Duration::from_millis(10));
+        checker.pass(false);
+        assert!(read_at() > ticked, "the operator's deletion: read at once");
+        sim.shutdown().await;
     }
 
     /// `owner_remover` deletes the owner in the foreground, then the collector deletes
@@ -1343,7 +1416,7 @@ mod tests {
         assert_eq!(deletes.len(), 2);
         checker.on_record(deletes[1]);
         checker.on_record(deletes[0]);
-        checker.pass();
+        checker.pass(true);
         let breaches = checker.lock().breaches.clone();
         sim.shutdown().await;
         breaches

@@ -24,7 +24,7 @@ use super::objects::{
 use super::{Timings, Wake};
 use crate::patch::PatchType;
 use crate::selectors::LabelSelector;
-use crate::store::Store;
+use crate::store::{Change, ChangeKind, Store};
 
 pub const NAME: &str = "default-scheduler";
 pub const SELECTED_NODE: &str = "volume.kubernetes.io/selected-node";
@@ -476,6 +476,21 @@ impl Snapshot {
     }
 }
 
+/// Whether a pod's change can change a placement: a pod appears or goes, a pending pod
+/// changes, or a placed one moves, ends, starts terminating, or changes its spec or
+/// labels (what it requests, what other pods' affinity and spreading match). The
+/// kubelet's status reports of a placed pod cannot.
+fn placement_input_changed(c: &Change) -> bool {
+    let Some(old) = &c.old else { return true };
+    let differs = |path: &[&str]| str_of(old, path) != str_of(&c.new, path);
+    c.kind != ChangeKind::Modified
+        || str_of(&c.new, &["spec", "nodeName"]).is_empty()
+        || differs(&["status", "phase"])
+        || differs(&["metadata", "deletionTimestamp"])
+        || old["metadata"]["labels"] != c.new["metadata"]["labels"]
+        || old["spec"] != c.new["spec"]
+}
+
 fn pending(pod: &Value) -> bool {
     str_of(pod, &["spec", "nodeName"]).is_empty()
         && matches!(pod["spec"]["schedulerName"].as_str(), None | Some(NAME))
@@ -484,10 +499,9 @@ fn pending(pod: &Value) -> bool {
         && pod["spec"]["schedulingGates"].as_array().is_none_or(Vec::is_empty)
 }
 
-fn load(store: &Store) -> (Snapshot, Vec<Arc<Value>>) {
+fn load(store: &Store, pods: Vec<Arc<Value>>) -> (Snapshot, Vec<Arc<Value>>) {
     let key =
         |o: &Value| (str_of(o, &["metadata", "namespace"]).to_string(), str_of(o, &["metadata", "name"]).to_string());
-    let pods = list(store, PODS, None);
     let mut pending_pods = Vec::new();
     let mut placed = Vec::new();
     for p in pods {
@@ -533,7 +547,14 @@ struct Scheduler {
 
 impl Scheduler {
     fn pass(&mut self) -> Option<SimInstant> {
-        let (mut snapshot, pending_pods) = load(&self.store);
+        let pods = list(&self.store, PODS, None);
+        if !pods.iter().any(|p| pending(p)) {
+            // Nothing to place, nothing waiting for its claims (a waiting pod is pending).
+            self.waiting.clear();
+            self.reported.clear();
+            return None;
+        }
+        let (mut snapshot, pending_pods) = load(&self.store, pods);
         let now = self.store.clock().now();
         let live: std::collections::HashSet<String> =
             pending_pods.iter().map(|p| str_of(p, &["metadata", "uid"]).to_string()).collect();
@@ -666,7 +687,8 @@ pub(crate) async fn run(store: Store, timings: Timings, shutdown: watch::Receive
         &store,
         shutdown,
         &["pods", "nodes", "persistentvolumeclaims", "persistentvolumes", "storageclasses"],
-    );
+    )
+    .only(|c| c.gr.resource != "pods" || placement_input_changed(c));
     let mut scheduler = Scheduler {
         recorder: Recorder::new(&store),
         source: Source::new(NAME, NAME),
@@ -694,6 +716,45 @@ mod tests {
         let mut spec = spec;
         spec["containers"] = json!([{"name": "c", "image": "i"}]);
         json!({"metadata": {"name": "p", "namespace": "ns", "uid": "u", "labels": {"app": "x"}}, "spec": spec})
+    }
+
+    #[test]
+    fn a_placed_pods_status_report_does_not_wake_the_scheduler_what_placement_reads_does() {
+        let change = |kind: ChangeKind, old: Option<Value>, new: Value| Change {
+            rev: 1,
+            gr: crate::registry::GroupResource::new("", "pods"),
+            kind,
+            old: old.map(Arc::new),
+            new: Arc::new(new),
+            at: sim_clock::SimClock::new(1.0).now(),
+        };
+        let placed =
+            json!({"metadata": {"labels": {"app": "x"}}, "spec": {"nodeName": "n1"}, "status": {"phase": "Running"}});
+        let with = |path: &[&str], value: Value| {
+            let mut pod = placed.clone();
+            let mut at = &mut pod;
+            for key in path {
+                at = &mut at[*key];
+            }
+            *at = value;
+            pod
+        };
+        let modified = |new: Value| placement_input_changed(&change(ChangeKind::Modified, Some(placed.clone()), new));
+        assert!(!modified(with(&["status", "conditions"], json!([{"type": "Ready", "status": "True"}]))));
+        assert!(modified(with(&["status", "phase"], json!("Succeeded"))), "a finished pod frees its node");
+        assert!(modified(with(&["metadata", "labels", "app"], json!("y"))), "affinity reads labels");
+        assert!(modified(with(&["metadata", "deletionTimestamp"], json!("2026-01-01T00:00:00Z"))));
+        assert!(modified(with(&["spec", "priority"], json!(5))));
+        let pending = with(&["spec", "nodeName"], Value::Null);
+        let later = with(&["status", "conditions"], json!([]));
+        let pending_later = {
+            let mut p = later.clone();
+            p["spec"]["nodeName"] = Value::Null;
+            p
+        };
+        assert!(placement_input_changed(&change(ChangeKind::Modified, Some(pending), pending_later)));
+        assert!(placement_input_changed(&change(ChangeKind::Deleted, Some(placed.clone()), placed.clone())));
+        assert!(placement_input_changed(&change(ChangeKind::Added, None, placed.clone())));
     }
 
     fn snapshot(nodes: Vec<Value>) -> Snapshot {

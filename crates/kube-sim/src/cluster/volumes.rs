@@ -87,8 +87,16 @@ fn storage(v: &Value) -> f64 {
     quantity(&v["storage"])
 }
 
+/// How often every claim and volume is synced whatever changed (the PV controller's
+/// `--pvclaimbinder-sync-period`): a write that failed meanwhile is made again.
+const RESYNC: std::time::Duration = std::time::Duration::from_secs(15);
+
 struct Volumes {
     store: Store,
+    /// Each namespace's next deadline (provisioning, expansion, modification).
+    due: HashMap<String, SimInstant>,
+    /// When every claim and volume is synced next.
+    resync: Option<SimInstant>,
     recorder: Recorder,
     timings: Timings,
     /// Claim uid to when its volume is created.
@@ -114,7 +122,7 @@ struct World {
     /// names it: every unbound claim looks for its volume on every pass.
     volume_by_claim: HashMap<String, String>,
     pv_uids: HashSet<String>,
-    /// Every claim's uid: every volume looks for its claim on every pass.
+    /// The uids of the claims loaded: a volume in scope looks for its claim among them.
     claim_uids: HashSet<String>,
 }
 
@@ -162,13 +170,18 @@ impl World {
 }
 
 impl Volumes {
-    fn load(&self) -> World {
+    /// Every volume, class and node; the claims and pods of the namespaces in `scope`.
+    fn load(&self, scope: &Scope) -> World {
         let by_name =
             |v: Vec<Arc<Value>>| v.into_iter().map(|o| (str_of(&o, &["metadata", "name"]).to_string(), o)).collect();
         let pvs: BTreeMap<String, Arc<Value>> = by_name(list(&self.store, PVS, None));
         let volume_by_claim = volumes_by_claim(&pvs);
         let pv_uids = pvs.values().map(|pv| str_of(pv, &["metadata", "uid"]).to_string()).collect();
-        let pvcs = list(&self.store, PVCS, None);
+        let in_scope = |kind| match scope.all {
+            true => list(&self.store, kind, None),
+            false => scope.namespaces.iter().flat_map(|ns| list(&self.store, kind, Some(ns))).collect(),
+        };
+        let pvcs = in_scope(PVCS);
         let claim_uids = pvcs.iter().map(|p| str_of(p, &["metadata", "uid"]).to_string()).collect();
         World {
             pvcs,
@@ -176,7 +189,7 @@ impl Volumes {
             classes: by_name(list(&self.store, STORAGE_CLASSES, None)),
             attribute_classes: by_name(list(&self.store, VOLUME_ATTRIBUTES_CLASSES, None)),
             nodes: list(&self.store, NODES, None),
-            pods: list(&self.store, PODS, None),
+            pods: in_scope(PODS),
             volume_by_claim,
             pv_uids,
             claim_uids,
@@ -190,23 +203,48 @@ impl Volumes {
         }
     }
 
-    fn pass(&mut self) -> Option<SimInstant> {
-        let world = self.load();
+    /// Syncs the claims of the namespaces where a claim or pod changed or a deadline
+    /// came, and the volumes that changed or are claimed from those namespaces; every
+    /// claim and volume when `changes` is `None` (at start, or changes were missed), a
+    /// class or node changed, or at the periodic resync. Returns when to look again.
+    fn pass(&mut self, changes: Option<Vec<Arc<Change>>>) -> Option<SimInstant> {
         let now = self.store.clock().now();
-        let live = &world.claim_uids;
-        self.provisioning.retain(|u, _| live.contains(u));
-        self.resizing.retain(|u, _| live.contains(u));
-        self.node_resizing.retain(|u, _| live.contains(u));
-        self.modifying.retain(|u, _| live.contains(u));
-        self.said.retain(|(u, _, _)| live.contains(u) || world.pv_uids.contains(u));
-        let mut next = None;
-        for pvc in &world.pvcs {
-            next = earliest(next, self.claim(&world, pvc, now));
+        let resync = self.resync.is_none_or(|at| now >= at);
+        let scope = changes.filter(|_| !resync).and_then(|changes| Scope::of(&changes));
+        let scope = match scope {
+            Some(mut scope) => {
+                scope.namespaces.extend(self.due.iter().filter(|(_, due)| **due <= now).map(|(ns, _)| ns.clone()));
+                self.due.retain(|ns, _| !scope.namespaces.contains(ns));
+                scope
+            }
+            None => {
+                self.due.clear();
+                self.resync = Some(now + RESYNC);
+                Scope::everything()
+            }
+        };
+        // A volume in scope is claimed from a namespace in scope (or from none), so the
+        // claims loaded say whether its claim lives.
+        let world = self.load(&scope);
+        if scope.all {
+            let live = &world.claim_uids;
+            self.provisioning.retain(|u, _| live.contains(u));
+            self.resizing.retain(|u, _| live.contains(u));
+            self.node_resizing.retain(|u, _| live.contains(u));
+            self.modifying.retain(|u, _| live.contains(u));
+            self.said.retain(|(u, _, _)| live.contains(u) || world.pv_uids.contains(u));
         }
-        for pv in world.pvs.values() {
+        for pvc in world.pvcs.iter().filter(|pvc| scope.has_claim(pvc)) {
+            if let Some(at) = self.claim(&world, pvc, now) {
+                let ns = str_of(pvc, &["metadata", "namespace"]).to_string();
+                let due = self.due.entry(ns).or_insert(at);
+                *due = (*due).min(at);
+            }
+        }
+        for pv in world.pvs.values().filter(|pv| scope.has_volume(pv)) {
             self.volume(&world, pv);
         }
-        next
+        self.due.values().copied().fold(self.resync, |next, at| earliest(next, Some(at)))
     }
 
     fn claim(&mut self, world: &World, pvc: &Value, now: SimInstant) -> Option<SimInstant> {
@@ -733,6 +771,54 @@ impl Volumes {
     }
 }
 
+/// What a pass syncs: the claims of `namespaces` and the volumes named in `volumes` or
+/// claimed from `namespaces` (`all`: every claim and volume).
+struct Scope {
+    all: bool,
+    namespaces: HashSet<String>,
+    volumes: HashSet<String>,
+}
+
+impl Scope {
+    fn everything() -> Self {
+        Scope { all: true, namespaces: HashSet::new(), volumes: HashSet::new() }
+    }
+
+    /// What `changes` can affect; `None` when it is everything (a class or a node
+    /// changed: any claim may now bind, provision or grow differently).
+    fn of(changes: &[Arc<Change>]) -> Option<Self> {
+        let mut scope = Scope { all: false, namespaces: HashSet::new(), volumes: HashSet::new() };
+        for c in changes {
+            match c.gr.resource.as_str() {
+                "persistentvolumeclaims" | "pods" => {
+                    scope.namespaces.insert(str_of(&c.new, &["metadata", "namespace"]).to_string());
+                }
+                "persistentvolumes" => {
+                    scope.volumes.insert(str_of(&c.new, &["metadata", "name"]).to_string());
+                    for pv in c.old.iter().chain([&c.new]) {
+                        let ns = str_of(pv, &["spec", "claimRef", "namespace"]);
+                        if !ns.is_empty() {
+                            scope.namespaces.insert(ns.to_string());
+                        }
+                    }
+                }
+                _ => return None,
+            }
+        }
+        Some(scope)
+    }
+
+    fn has_claim(&self, pvc: &Value) -> bool {
+        self.all || self.namespaces.contains(str_of(pvc, &["metadata", "namespace"]))
+    }
+
+    fn has_volume(&self, pv: &Value) -> bool {
+        self.all
+            || self.volumes.contains(str_of(pv, &["metadata", "name"]))
+            || self.namespaces.contains(str_of(pv, &["spec", "claimRef", "namespace"]))
+    }
+}
+
 /// The claim's conditions other than the modify controller's, then `added`.
 fn modify_conditions(pvc: &Value, added: Vec<Value>) -> Vec<Value> {
     let kept = pvc["status"]["conditions"].as_array().into_iter().flatten();
@@ -776,7 +862,7 @@ fn pod_use_changed(c: &Change) -> bool {
 }
 
 pub(crate) async fn run(store: Store, timings: Timings, shutdown: watch::Receiver<bool>) {
-    let mut wake = Wake::new(
+    let mut wake = Wake::keeping_changes(
         &store,
         shutdown,
         &["persistentvolumeclaims", "persistentvolumes", "pods", "storageclasses", "volumeattributesclasses", "nodes"],
@@ -785,6 +871,8 @@ pub(crate) async fn run(store: Store, timings: Timings, shutdown: watch::Receive
     let mut volumes = Volumes {
         recorder: Recorder::new(&store),
         store,
+        due: HashMap::new(),
+        resync: None,
         timings,
         provisioning: HashMap::new(),
         resizing: HashMap::new(),
@@ -794,13 +882,80 @@ pub(crate) async fn run(store: Store, timings: Timings, shutdown: watch::Receive
     };
     let mut next = None;
     while wake.wait(next, std::future::pending()).await {
-        next = volumes.pass();
+        next = volumes.pass(wake.take_changes());
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::ResourceRef;
+
+    fn controller() -> Volumes {
+        let store = Store::new(sim_clock::SimClock::new(1.0), 1000, 0);
+        let c = store.client("test");
+        for ns in ["a", "b"] {
+            c.create(&ResourceRef::new("", "v1", "namespaces"), None, json!({"metadata": {"name": ns}})).unwrap();
+        }
+        Volumes {
+            recorder: Recorder::new(&store),
+            store,
+            due: HashMap::new(),
+            resync: None,
+            timings: Timings::default(),
+            provisioning: HashMap::new(),
+            resizing: HashMap::new(),
+            node_resizing: HashMap::new(),
+            modifying: HashMap::new(),
+            said: HashSet::new(),
+        }
+    }
+
+    fn protected(v: &Volumes, ns: &str) -> bool {
+        let claim = v.store.client("test").get(&PVCS.r(), Some(ns), "data").unwrap();
+        crate::meta::finalizers(&claim).iter().any(|f| f == PVC_PROTECTION)
+    }
+
+    #[test]
+    fn a_pass_syncs_the_namespaces_that_changed_and_every_claim_at_the_resync() {
+        let mut v = controller();
+        assert_eq!(v.pass(None), v.resync, "nothing due but the resync");
+        let rev = v.store.revision();
+        for ns in ["a", "b"] {
+            let claim = json!({"metadata": {"name": "data"}, "spec": {"storageClassName": "",
+                "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}});
+            v.store.client("test").create(&PVCS.r(), Some(ns), claim).unwrap();
+        }
+        let (changes, _) = v.store.changes_since(rev).unwrap();
+        let in_a: Vec<Arc<Change>> =
+            changes.into_iter().filter(|c| str_of(&c.new, &["metadata", "namespace"]) == "a").collect();
+        v.pass(Some(in_a));
+        assert!(protected(&v, "a"));
+        assert!(!protected(&v, "b"), "a change in a syncs nothing in b");
+        v.store.clock().advance(RESYNC);
+        v.pass(Some(Vec::new()));
+        assert!(protected(&v, "b"), "the periodic resync syncs every claim");
+    }
+
+    #[test]
+    fn a_class_or_node_change_scopes_everything_a_volume_change_its_claims_namespace() {
+        let change = |resource: &str, old: Option<Value>, new: Value| {
+            Arc::new(Change {
+                rev: 1,
+                gr: crate::registry::GroupResource::new("", resource),
+                kind: ChangeKind::Modified,
+                old: old.map(Arc::new),
+                new: Arc::new(new),
+                at: sim_clock::SimClock::new(1.0).now(),
+            })
+        };
+        assert!(Scope::of(&[change("storageclasses", None, json!({}))]).is_none());
+        assert!(Scope::of(&[change("nodes", None, json!({}))]).is_none());
+        let released = json!({"metadata": {"name": "pv-1"}, "spec": {}});
+        let bound = json!({"metadata": {"name": "pv-1"}, "spec": {"claimRef": {"namespace": "a"}}});
+        let scope = Scope::of(&[change("persistentvolumes", Some(bound), released)]).unwrap();
+        assert_eq!((scope.namespaces, scope.volumes), (HashSet::from(["a".into()]), HashSet::from(["pv-1".into()])));
+    }
 
     #[test]
     fn a_claim_finds_the_first_volume_by_name_that_names_it() {
