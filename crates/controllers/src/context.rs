@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
 
-use crate::recorder::{EventType, Recorder};
+use crate::recorder::{Deliveries, EventType, Recorder};
 
 use crate::cache::Caches;
 use crate::metrics::Metrics;
@@ -289,7 +289,9 @@ pub struct Context {
     pub pd: PdRegistry,
     /// Waits on PD held across passes (fast polling while any is held).
     pub pd_waits: PdWaits,
-    pub recorder: Recorder,
+    pub recorder: Arc<Recorder>,
+    /// Events handed over by passes, on their way to the API server.
+    pub deliveries: Arc<Deliveries>,
     pub metrics: Arc<Metrics>,
     pub config: OperatorConfig,
     pub clock: Arc<dyn Clock>,
@@ -298,7 +300,7 @@ pub struct Context {
     /// What tasks read the objects they own from (writes go to the API server).
     pub caches: Caches,
     /// Namespaces being terminated, which get no Events.
-    pub events_gate: EventsGate,
+    pub events_gate: Arc<EventsGate>,
     /// When each instance's serving certificate was last looked at.
     pub certificate_checks: crate::common::tasks::CertificateChecks,
 }
@@ -310,7 +312,8 @@ impl Context {
             .with_proxy(config.pd_proxy.clone())
             .with_metrics(metrics.clone());
         Self {
-            recorder: Recorder::new(client.clone(), tikv_operator_api::names::FIELD_MANAGER),
+            recorder: Arc::new(Recorder::new(client.clone(), tikv_operator_api::names::FIELD_MANAGER)),
+            deliveries: Arc::default(),
             caches: Caches::new(&client, config.namespace.as_deref()),
             client,
             pd,
@@ -319,7 +322,7 @@ impl Context {
             config,
             clock,
             expectations: Expectations::default(),
-            events_gate: EventsGate::default(),
+            events_gate: Arc::default(),
             certificate_checks: Default::default(),
         }
     }
@@ -345,9 +348,9 @@ impl Context {
         &self.config.timing
     }
 
-    /// Records a Kubernetes Event about `object`. Only called when something was done,
-    /// so a pass with nothing to do emits none. A failure to record is logged, never
-    /// fails the pass.
+    /// Records a Kubernetes Event about `object`, sent in the background (the pass does
+    /// not wait for it). Only called when something was done, so a pass with nothing to
+    /// do emits none. A failure to record is logged, never fails the pass.
     pub async fn event(&self, object: &ObjectReference, reason: &str, action: &str, note: String) {
         self.publish(object, EventType::Normal, reason, action, note).await;
     }
@@ -365,11 +368,20 @@ impl Context {
         }
         // The object as it is, not as it was at one resourceVersion.
         let object = ObjectReference { resource_version: None, field_path: None, ..object.clone() };
-        match self.recorder.publish(&object, type_, reason, action, &note).await {
-            Ok(()) => self.metrics.event_recorded(type_.as_str(), reason),
-            Err(error) if namespace_terminating(&error) => self.events_gate.close(&namespace),
-            Err(error) => tracing::debug!(%error, reason, "cannot record an event"),
-        }
+        let (recorder, metrics, gate) = (self.recorder.clone(), self.metrics.clone(), self.events_gate.clone());
+        let (reason, action) = (reason.to_owned(), action.to_owned());
+        self.deliveries.send(async move {
+            match recorder.publish(&object, type_, &reason, &action, &note).await {
+                Ok(()) => metrics.event_recorded(type_.as_str(), &reason),
+                Err(error) if namespace_terminating(&error) => gate.close(&namespace),
+                Err(error) => tracing::debug!(%error, reason, "cannot record an event"),
+            }
+        });
+    }
+
+    /// Waits until the Events passes handed over have been sent.
+    pub async fn flush_events(&self) {
+        self.deliveries.flush().await;
     }
 }
 
@@ -476,17 +488,19 @@ mod tests {
         let mut tikv = env.create(sample_tikv("tikv-aaaaaa", "tikv")).await;
         let first = tikv.object_ref(&());
         env.ctx.warning(&first, "EvictionStalled", "EvictLeaders", "no leader moved for 5m".into()).await;
+        env.ctx.flush_events().await;
         // A status write later: another resourceVersion, the same object.
         tikv.metadata.resource_version = Some("999999".into());
         env.ctx
             .warning(&tikv.object_ref(&()), "EvictionStalled", "EvictLeaders", "no leader moved for 5m".into())
             .await;
+        env.ctx.flush_events().await;
         let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(env.client.clone(), "default");
         let events = api.list(&ListParams::default()).await.unwrap().items;
         assert_eq!(events.len(), 1, "one Event, counted twice: {events:?}");
         assert_eq!(events[0].series.as_ref().map(|s| s.count), Some(2));
         assert_eq!(events[0].regarding.as_ref().and_then(|r| r.uid.clone()), tikv.uid(), "describe finds it by UID");
-        assert_eq!(env.event_writes(), 2, "a create, then a patch of the count");
+        assert_eq!(env.event_writes().await, 2, "a create, then a patch of the count");
         assert!(
             env.ctx
                 .metrics
@@ -494,6 +508,7 @@ mod tests {
                 .contains(r#"tikv_operator_events_total{type="Warning",reason="EvictionStalled"} 2"#)
         );
         env.ctx.warning(&first, "EvictionStalled", "EvictLeaders", "no leader moved for 10m".into()).await;
+        env.ctx.flush_events().await;
         assert_eq!(api.list(&ListParams::default()).await.unwrap().items.len(), 2, "what it says changed");
     }
 
@@ -514,14 +529,54 @@ mod tests {
         tikv.metadata.namespace = Some("doomed".into());
         let reference = tikv.object_ref(&());
         env.sim.requests().reset();
+        // Passes one after another (the Events of one pass go out together).
         for reason in ["OfflineStarted", "OfflineCompleted", "DeletedPod"] {
             env.ctx.event(&reference, reason, "Offline", "x".into()).await;
+            env.ctx.flush_events().await;
         }
         assert_eq!(event_creates(&env), 1, "the first refusal closes the namespace to Events");
         assert!(!env.ctx.metrics.encode().contains("OfflineStarted"), "nothing was recorded");
         // Other namespaces still get theirs.
         let other = sample_tikv("tikv-bbbbbb", "tikv").object_ref(&());
         env.ctx.event(&other, "OfflineStarted", "Offline", "x".into()).await;
+        env.ctx.flush_events().await;
         assert_eq!(event_creates(&env), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_pass_does_not_wait_for_its_events() {
+        use kube_sim::{FaultAction, FaultRule, Verb};
+        let env = TestEnv::start().await;
+        let reference = env.create(sample_tikv("tikv-aaaaaa", "tikv")).await.object_ref(&());
+        // The API server does not answer Event creates (until it shuts down).
+        env.sim.faults().inject(FaultRule::new(FaultAction::Timeout).verb(Verb::Create).resource("events"));
+        let handed_over = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            env.ctx.event(&reference, "CreatedPod", "Create", "created pod p".into()),
+        )
+        .await;
+        assert!(handed_over.is_ok(), "the event was handed over, not awaited");
+        let hanging = || env.sim.requests().count(|r| r.resource == "events" && r.code == 504);
+        tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            while hanging() == 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("the Event's request reached the API server");
+    }
+
+    #[tokio::test]
+    async fn a_flush_waits_for_every_event_handed_over() {
+        let env = TestEnv::start().await;
+        let reference = env.create(sample_tikv("tikv-aaaaaa", "tikv")).await.object_ref(&());
+        for n in 0..20 {
+            env.ctx.event(&reference, "CreatedPod", "Create", format!("created pod p{n}")).await;
+        }
+        env.ctx.flush_events().await;
+        let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(env.client.clone(), "default");
+        let notes: Vec<String> =
+            api.list(&ListParams::default()).await.unwrap().items.into_iter().filter_map(|e| e.note).collect();
+        assert_eq!(notes.len(), 20, "{notes:?}");
     }
 }

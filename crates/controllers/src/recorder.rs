@@ -146,6 +146,56 @@ impl Recorder {
     }
 }
 
+/// Event requests sent at once at most; the others wait their turn.
+const IN_FLIGHT: usize = 8;
+
+/// Events on their way to the API server. A pass hands its Events over and goes on: an
+/// Event tells a user what was done, and waiting for it would add a round trip to every
+/// pass that does something. [`Deliveries::flush`] waits until every Event handed over
+/// has been sent (tests, shutdown).
+pub struct Deliveries {
+    pending: std::sync::atomic::AtomicUsize,
+    done: tokio::sync::Notify,
+    slots: tokio::sync::Semaphore,
+}
+
+impl Default for Deliveries {
+    fn default() -> Self {
+        Self { pending: Default::default(), done: Default::default(), slots: tokio::sync::Semaphore::new(IN_FLIGHT) }
+    }
+}
+
+impl Deliveries {
+    /// Sends `event` in the background, at most [`IN_FLIGHT`] at a time.
+    pub fn send(self: &Arc<Self>, event: impl std::future::Future<Output = ()> + Send + 'static) {
+        use std::sync::atomic::Ordering;
+        self.pending.fetch_add(1, Ordering::SeqCst);
+        let deliveries = self.clone();
+        tokio::spawn(async move {
+            // The semaphore is never closed: a permit always comes.
+            let permit = deliveries.slots.acquire().await;
+            event.await;
+            drop(permit);
+            if deliveries.pending.fetch_sub(1, Ordering::SeqCst) == 1 {
+                deliveries.done.notify_waiters();
+            }
+        });
+    }
+
+    /// Waits until every Event handed over so far has been sent (or failed).
+    pub async fn flush(&self) {
+        loop {
+            let done = self.done.notified();
+            tokio::pin!(done);
+            done.as_mut().enable();
+            if self.pending.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                return;
+            }
+            done.await;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use kube::api::ListParams;

@@ -334,8 +334,12 @@ pub async fn run_controllers(ctx: Arc<Context>, shutdown: Shutdown) {
         crate::pdgroup::run(ctx.clone(), shutdown.clone()),
         crate::pd::run(ctx.clone(), shutdown.clone()),
         crate::tikvgroup::run(ctx.clone(), shutdown.clone()),
-        crate::tikv::run(ctx, shutdown),
+        crate::tikv::run(ctx.clone(), shutdown),
     );
+    // The Events of the last passes, if the API server takes them soon.
+    if tokio::time::timeout(Duration::from_secs(5), ctx.flush_events()).await.is_err() {
+        tracing::warn!("some Events were not sent before shutdown");
+    }
 }
 
 #[derive(Clone)]

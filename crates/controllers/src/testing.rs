@@ -84,7 +84,11 @@ impl TestEnv {
         state: &mut S,
     ) -> tikv_operator_task::Report {
         self.synced().await;
-        runner.run(key, state).await
+        let report = runner.run(key, state).await;
+        // Events go out in the background: a test sees those of its pass, and the next
+        // pass's requests are its own.
+        self.ctx.flush_events().await;
+        report
     }
 
     /// Requests other than watches (what a pass with nothing to do must not make).
@@ -238,6 +242,7 @@ impl TestEnv {
 impl TestEnv {
     /// The Events recorded, oldest first, as `(type, reason, message)`.
     pub async fn events(&self) -> Vec<(String, String, String)> {
+        self.ctx.flush_events().await;
         let api: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(self.client.clone(), "default");
         let mut events = api.list(&Default::default()).await.unwrap().items;
         events.sort_by_key(|e| e.metadata.creation_timestamp.clone().map(|t| t.0));
@@ -248,8 +253,9 @@ impl TestEnv {
     }
 
     /// Requests that recorded an Event (a new one, or a repeat counted on an old one).
-    pub fn event_writes(&self) -> usize {
+    pub async fn event_writes(&self) -> usize {
         use kube_sim::Verb::*;
+        self.ctx.flush_events().await;
         self.sim.requests().count(|r| matches!(r.verb, Create | Update | Patch) && r.resource == "events")
     }
 }

@@ -111,11 +111,11 @@ mod tests {
             assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "ClusterNotFound"), "{type_}");
             assert!(c.message.starts_with("Cluster basic does not exist in namespace default"), "{}", c.message);
         }
-        assert_eq!(env.event_writes(), 1);
+        assert_eq!(env.event_writes().await, 1);
 
         env.sim.requests().reset();
         pass().await;
-        assert_eq!((env.writes(), env.event_writes()), (0, 0), "{:?}", env.write_log());
+        assert_eq!((env.writes(), env.event_writes().await), (0, 0), "{:?}", env.write_log());
 
         env.create(sample_cluster("basic")).await;
         env.create(sample_pd_group("pd", 1)).await;

@@ -149,7 +149,7 @@ mod tests {
         env.sim.requests().reset();
         let report = pass(&env).await;
         assert_eq!(env.write_log(), Vec::<String>::new(), "{report}");
-        assert_eq!(env.event_writes(), 0);
+        assert_eq!(env.event_writes().await, 0);
 
         // Fixed: the scale-out goes ahead from a new revision.
         patch_group(&env, serde_json::json!({"spec": {"template": {"spec": {"config": ""}}}})).await;
@@ -174,7 +174,7 @@ mod tests {
 
         env.sim.requests().reset();
         pass(&env).await;
-        assert_eq!((env.writes(), env.event_writes()), (0, 0), "{:?}", env.write_log());
+        assert_eq!((env.writes(), env.event_writes().await), (0, 0), "{:?}", env.write_log());
 
         // The Cluster appears (its watch event triggers the group): the pass goes on.
         env.create(sample_cluster("basic")).await;
@@ -203,7 +203,7 @@ mod tests {
         );
         env.sim.requests().reset();
         pass(&env).await;
-        assert_eq!((env.writes(), env.event_writes()), (0, 0), "{:?}", env.write_log());
+        assert_eq!((env.writes(), env.event_writes().await), (0, 0), "{:?}", env.write_log());
     }
 
     #[tokio::test]
@@ -230,7 +230,7 @@ mod tests {
         // Nothing new: no write, no Event.
         env.sim.requests().reset();
         pass(&env).await;
-        assert_eq!((env.writes(), env.event_writes()), (0, 0), "{:?}", env.write_log());
+        assert_eq!((env.writes(), env.event_writes().await), (0, 0), "{:?}", env.write_log());
 
         // Back to two: the block goes.
         patch_group(&env, serde_json::json!({"spec": {"replicas": 2}})).await;

@@ -199,7 +199,7 @@ mod tests {
 
         let (_, report) = kit.runbook().await;
         assert_eq!(kit.env.write_log(), Vec::<String>::new(), "nothing to do, nothing written: {report}");
-        assert_eq!(kit.env.event_writes(), 0, "no Event either");
+        assert_eq!(kit.env.event_writes().await, 0, "no Event either");
         assert_eq!(kit.pd.evicting(), [5].into());
     }
 

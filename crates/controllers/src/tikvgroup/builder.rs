@@ -95,11 +95,11 @@ mod tests {
         let group: TiKVGroup = env.get("tikv").await;
         assert_eq!(synced(&group), ("False".into(), "VersionDowngrade".into()));
         assert_eq!(env.list::<TiKV>().await.len(), 3);
-        assert_eq!(env.event_writes(), 1);
+        assert_eq!(env.event_writes().await, 1);
 
         env.sim.requests().reset();
         pass().await;
-        assert_eq!((env.writes(), env.event_writes()), (0, 0), "{:?}", env.write_log());
+        assert_eq!((env.writes(), env.event_writes().await), (0, 0), "{:?}", env.write_log());
 
         // The user says so explicitly: the new template is rolled out.
         let annotations = serde_json::json!({ANNOTATION_ALLOW_VERSION_CHANGE: "true"});
@@ -158,7 +158,7 @@ mod tests {
         assert_eq!(condition(&group, "Ready").unwrap().2, "0 of 2 wanted instances ready; 2 not ready");
         env.sim.requests().reset();
         pass().await;
-        assert_eq!((env.writes(), env.event_writes()), (0, 0), "{:?}", env.write_log());
+        assert_eq!((env.writes(), env.event_writes().await), (0, 0), "{:?}", env.write_log());
 
         patch_group(&env, serde_json::json!({"spec": {"replicas": 3}})).await;
         pass().await;
@@ -214,7 +214,7 @@ mod suspend_tests {
         assert_eq!(condition("Synced").1, "Suspended");
         env.sim.requests().reset();
         pass().await;
-        assert_eq!((env.writes(), env.event_writes()), (0, 0), "{:?}", env.write_log());
+        assert_eq!((env.writes(), env.event_writes().await), (0, 0), "{:?}", env.write_log());
 
         suspend(&env, false).await;
         pass().await;

@@ -121,12 +121,12 @@ mod tests {
         s.pd_groups = vec![with::<PDGroup>(sample_pd_group("pd", 3), pd)];
         s.tikv_groups = vec![with::<TiKVGroup>(sample_tikv_group("tikv", 3), tikv)];
         s.groups_loaded = true;
-        let before = env.event_writes();
+        let before = env.event_writes().await;
         env.run(&Runner::new("t", [suspended()]), "k", &mut s).await;
         let api: kube::Api<tikv_operator_api::Cluster> = kube::Api::namespaced(env.client.clone(), "default");
         api.delete("basic", &Default::default()).await.unwrap();
         let c = find_condition(&s.pass.status.conditions, types::SUSPENDED).unwrap();
-        (c.status.clone(), c.reason.clone(), env.event_writes() - before)
+        (c.status.clone(), c.reason.clone(), env.event_writes().await - before)
     }
 
     #[tokio::test]

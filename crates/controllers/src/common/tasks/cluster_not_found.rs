@@ -81,6 +81,6 @@ mod tests {
         let report = env.run(&runner, "k", &mut PdOnly::new(&env, "pd-abc123")).await;
         assert_eq!(report.outcome(), OutcomeKind::Wait, "{report}");
         assert_eq!(env.write_log(), Vec::<String>::new());
-        assert_eq!(env.event_writes(), 0);
+        assert_eq!(env.event_writes().await, 0);
     }
 }

@@ -149,7 +149,7 @@ mod tests {
         assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
         assert_eq!(report.entry("pdb").unwrap().message(), "Created tikv-tikv: minAvailable 2");
         assert_eq!(env.write_log(), ["create policy/poddisruptionbudgets/"]);
-        assert_eq!(env.event_writes(), 1);
+        assert_eq!(env.event_writes().await, 1);
 
         let budget: PodDisruptionBudget = env.get("tikv-tikv").await;
         assert_eq!(budget.owner_references()[0].uid, group.uid().unwrap());

@@ -292,7 +292,7 @@ mod tests {
         let mut s = TikvState::new(env.ctx.clone(), "default", "tikv-a");
         s.pass = s.pass.with_object(tikv).with_cluster(sample_cluster("basic"));
         env.run(&runner, "k", &mut s).await;
-        assert_eq!(env.event_writes(), 0);
+        assert_eq!(env.event_writes().await, 0);
     }
 
     #[tokio::test]

@@ -227,7 +227,7 @@ mod tests {
         let suspended = with_suspended(tikv.clone(), true, reasons::SUSPENDED);
         let mut s = state(&env, suspended.clone(), true, None);
         run(&env, &mut s).await;
-        assert_eq!(env.event_writes(), 1, "announced once");
+        assert_eq!(env.event_writes().await, 1, "announced once");
         // Resumed, no pod yet: Resuming; then the pod back: Unsuspended, announced.
         let mut s = state(&env, suspended, false, None);
         run(&env, &mut s).await;

@@ -641,7 +641,7 @@ mod tests {
         let mut again = tikv_pass_over(&env, &s, stale);
         let report = env.run(&runner, "k", &mut again).await;
         assert_eq!(report.entry("updater").unwrap().message(), "scaling in from 4 to 3: 1 of 1 leaving (tikv-a)");
-        assert_eq!((env.writes(), env.event_writes()), (0, 0), "{:?}", env.write_log());
+        assert_eq!((env.writes(), env.event_writes().await), (0, 0), "{:?}", env.write_log());
     }
 
     /// Another pass of the same group over `instances` as read.

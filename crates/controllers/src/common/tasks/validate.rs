@@ -324,14 +324,14 @@ mod tests {
         let mut s = state(&env, reported);
         assert_eq!(env.run(&runner, "k", &mut s).await.outcome(), OutcomeKind::Wait);
         assert_eq!(env.events().await.len(), 1);
-        assert_eq!(env.event_writes(), 1);
+        assert_eq!(env.event_writes().await, 1);
 
         // Another problem is news: another Event (its note differs).
         let mut other = with_condition(group, types::SYNCED, false, reasons::VERSION_DOWNGRADE, &message);
         other.spec.template.spec.version = "v8.3.0".into();
         let mut s = state(&env, other);
         env.run(&runner, "k", &mut s).await;
-        assert_eq!(env.event_writes(), 2);
+        assert_eq!(env.event_writes().await, 2);
     }
 
     #[tokio::test]

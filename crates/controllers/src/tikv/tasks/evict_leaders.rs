@@ -379,9 +379,9 @@ mod tests {
         assert_eq!((kit.writes(), kit.pd.write_log()), (vec![], vec![]));
         assert_eq!(s.leaders, Leaders::Evicted);
         assert_eq!(condition(&s), ("True".into(), reasons::EVICTED.into(), "store 5 holds no leaders".into()));
-        assert_eq!(kit.env.event_writes(), 1);
+        assert_eq!(kit.env.event_writes().await, 1);
         kit.pass([evict_leaders()]).await;
-        assert_eq!(kit.env.event_writes(), 0, "announced once");
+        assert_eq!(kit.env.event_writes().await, 0, "announced once");
         assert_eq!(kit.env.write_log(), Vec::<String>::new(), "a pass with nothing to do writes nothing");
     }
 

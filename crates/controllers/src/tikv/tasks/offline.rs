@@ -380,9 +380,9 @@ mod tests {
             condition(&s),
             ("True".into(), reasons::OFFLINE_COMPLETED.into(), "store 5 is removed from PD".into())
         );
-        assert_eq!(kit.env.event_writes(), 1);
+        assert_eq!(kit.env.event_writes().await, 1);
         kit.pass([leaders(Leaders::Stay), offline()]).await;
-        assert_eq!((kit.env.event_writes(), kit.env.writes()), (0, 0), "{:?}", kit.env.write_log());
+        assert_eq!((kit.env.event_writes().await, kit.env.writes()), (0, 0), "{:?}", kit.env.write_log());
     }
 
     #[tokio::test]
