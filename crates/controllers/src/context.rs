@@ -370,7 +370,7 @@ impl Context {
         let object = ObjectReference { resource_version: None, field_path: None, ..object.clone() };
         let (recorder, metrics, gate) = (self.recorder.clone(), self.metrics.clone(), self.events_gate.clone());
         let (reason, action) = (reason.to_owned(), action.to_owned());
-        self.deliveries.send(async move {
+        self.deliveries.send(move || async move {
             match recorder.publish(&object, type_, &reason, &action, &note).await {
                 Ok(()) => metrics.event_recorded(type_.as_str(), &reason),
                 Err(error) if namespace_terminating(&error) => gate.close(&namespace),
@@ -556,14 +556,20 @@ mod tests {
         )
         .await;
         assert!(handed_over.is_ok(), "the event was handed over, not awaited");
+        for n in 1..20 {
+            env.ctx.event(&reference, "CreatedPod", "Create", format!("created pod p{n}")).await;
+        }
         let hanging = || env.sim.requests().count(|r| r.resource == "events" && r.code == 504);
         tokio::time::timeout(std::time::Duration::from_secs(10), async {
-            while hanging() == 0 {
+            while hanging() < crate::recorder::IN_FLIGHT {
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             }
         })
         .await
-        .expect("the Event's request reached the API server");
+        .expect("the Events' requests reached the API server");
+        // The workers wait on their requests; the other Events wait in the queue.
+        assert_eq!(env.ctx.deliveries.queued(), 20 - crate::recorder::IN_FLIGHT);
+        assert_eq!(hanging(), crate::recorder::IN_FLIGHT, "no more requests under way than workers");
     }
 
     #[tokio::test]

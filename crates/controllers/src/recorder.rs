@@ -147,39 +147,74 @@ impl Recorder {
 }
 
 /// Event requests sent at once at most; the others wait their turn.
-const IN_FLIGHT: usize = 8;
+pub(crate) const IN_FLIGHT: usize = 8;
 
 /// Events on their way to the API server. A pass hands its Events over and goes on: an
 /// Event tells a user what was done, and waiting for it would add a round trip to every
-/// pass that does something. [`Deliveries::flush`] waits until every Event handed over
-/// has been sent (tests, shutdown).
+/// pass that does something. Up to [`IN_FLIGHT`] workers send them, taken in the order
+/// handed over; the rest wait in a queue as what they say (small), not as requests
+/// under way.
+/// [`Deliveries::flush`] waits until every Event handed over has been sent (tests,
+/// shutdown).
+#[derive(Default)]
 pub struct Deliveries {
+    queue: std::sync::Mutex<Queue>,
     pending: std::sync::atomic::AtomicUsize,
     done: tokio::sync::Notify,
-    slots: tokio::sync::Semaphore,
 }
 
-impl Default for Deliveries {
-    fn default() -> Self {
-        Self { pending: Default::default(), done: Default::default(), slots: tokio::sync::Semaphore::new(IN_FLIGHT) }
-    }
+type Job = Box<dyn FnOnce() -> futures::future::BoxFuture<'static, ()> + Send>;
+
+#[derive(Default)]
+struct Queue {
+    jobs: std::collections::VecDeque<Job>,
+    workers: usize,
 }
 
 impl Deliveries {
-    /// Sends `event` in the background, at most [`IN_FLIGHT`] at a time.
-    pub fn send(self: &Arc<Self>, event: impl std::future::Future<Output = ()> + Send + 'static) {
-        use std::sync::atomic::Ordering;
-        self.pending.fetch_add(1, Ordering::SeqCst);
-        let deliveries = self.clone();
-        tokio::spawn(async move {
-            // The semaphore is never closed: a permit always comes.
-            let permit = deliveries.slots.acquire().await;
-            event.await;
-            drop(permit);
-            if deliveries.pending.fetch_sub(1, Ordering::SeqCst) == 1 {
-                deliveries.done.notify_waiters();
+    /// Queues `send` (which makes the request when called), starting a worker if fewer
+    /// than [`IN_FLIGHT`] run.
+    pub fn send<F>(self: &Arc<Self>, send: impl FnOnce() -> F + Send + 'static)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        use futures::FutureExt;
+        self.pending.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let start_worker = {
+            let mut queue = self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            queue.jobs.push_back(Box::new(move || send().boxed()));
+            let start = queue.workers < IN_FLIGHT;
+            queue.workers += usize::from(start);
+            start
+        };
+        if start_worker {
+            tokio::spawn(self.clone().work());
+        }
+    }
+
+    async fn work(self: Arc<Self>) {
+        loop {
+            let job = {
+                let mut queue = self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                match queue.jobs.pop_front() {
+                    Some(job) => job,
+                    None => {
+                        queue.workers -= 1;
+                        return;
+                    }
+                }
+            };
+            job().await;
+            if self.pending.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+                self.done.notify_waiters();
             }
-        });
+        }
+    }
+
+    /// Events waiting for a worker.
+    #[cfg(test)]
+    pub(crate) fn queued(&self) -> usize {
+        self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).jobs.len()
     }
 
     /// Waits until every Event handed over so far has been sent (or failed).
