@@ -45,11 +45,13 @@ async fn scale_in_5_to_3_then_a_scale_in_cancelled_mid_way() {
     })
     .await;
     let gone = assert_left(&env, &before, 2, api, pd);
-    assert!(
-        seen.scaling_in.iter().any(|m| m.starts_with("scaling in from 5 to 3: 1 of 2 leaving")),
-        "Synced said ScalingIn on the way: {:?}",
-        seen.scaling_in
-    );
+    // Sampled, so a step can be missed: the first store may be gone before a sample
+    // (then the group counts 4 and says "from 4 to 3"); some progress must show.
+    let progress = |m: &String| {
+        (m.starts_with("scaling in from 5 to 3: ") || m.starts_with("scaling in from 4 to 3: "))
+            && m.contains(" leaving")
+    };
+    assert!(seen.scaling_in.iter().any(progress), "Synced said ScalingIn on the way: {:?}", seen.scaling_in);
     assert_eq!(seen.offline_at_once.len(), 1, "scaleInParallelism 1: one store leaves at a time: {seen:?}");
     let zones = env.names("tikvs").iter().map(|t| zone_of(&env, t).unwrap()).collect::<BTreeSet<_>>();
     assert_eq!(zones.len(), 3, "the EvenlySpread policy keeps one store per zone: {zones:?}");
