@@ -480,6 +480,28 @@ impl Env {
         self.h.store().revision()
     }
 
+    /// Every message the condition `type_` of `resource`/`name` held with `reason`, in
+    /// every version the API server stored since `rev`: read from the store's history,
+    /// not sampled, so no step is missed however fast it went.
+    pub fn condition_messages_since(
+        &self,
+        rev: u64,
+        resource: &str,
+        name: &str,
+        type_: &str,
+        reason: &str,
+    ) -> BTreeSet<String> {
+        let Some((changes, _)) = self.h.store().changes_since(rev) else {
+            panic!("the API server's history no longer reaches back to revision {rev}");
+        };
+        changes
+            .iter()
+            .filter(|c| c.gr.resource == resource && c.new["metadata"]["name"] == name)
+            .filter_map(|c| condition(&c.new, type_).filter(|c| c["reason"] == reason))
+            .filter_map(|c| c["message"].as_str().map(str::to_owned))
+            .collect()
+    }
+
     pub fn api_seq(&self) -> u64 {
         self.h.kube_sim().requests().next_seq()
     }

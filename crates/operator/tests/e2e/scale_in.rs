@@ -36,7 +36,7 @@ async fn scale_in_5_to_3_then_a_scale_in_cancelled_mid_way() {
 
     // 5 → 3.
     let before = env.store_ids();
-    let (api, pd) = (env.api_seq(), env.pd_seq());
+    let (api, pd, rev) = (env.api_seq(), env.pd_seq(), env.revision());
     env.patch("tikvgroups", TIKV_GROUP, json!({"spec": {"replicas": 3}}));
     let mut seen = Seen::default();
     env.wait_for("scaled in to 3 stores", |e| {
@@ -45,18 +45,16 @@ async fn scale_in_5_to_3_then_a_scale_in_cancelled_mid_way() {
     })
     .await;
     let gone = assert_left(&env, &before, 2, api, pd);
-    // Sampled, so a step can be missed: the first store may be gone before a sample
-    // (then the group counts 4 and says "from 4 to 3"); some progress must show.
-    let progress = |m: &String| {
-        (m.starts_with("scaling in from 5 to 3: ") || m.starts_with("scaling in from 4 to 3: "))
-            && m.contains(" leaving")
-    };
-    assert!(seen.scaling_in.iter().any(progress), "Synced said ScalingIn on the way: {:?}", seen.scaling_in);
+    let said = env.condition_messages_since(rev, "tikvgroups", TIKV_GROUP, types::SYNCED, reasons::SCALING_IN);
+    assert!(
+        said.iter().any(|m| m.starts_with("scaling in from 5 to 3: 1 of 2 leaving")),
+        "Synced said ScalingIn on the way: {said:?}"
+    );
     assert_eq!(seen.offline_at_once.len(), 1, "scaleInParallelism 1: one store leaves at a time: {seen:?}");
     let zones = env.names("tikvs").iter().map(|t| zone_of(&env, t).unwrap()).collect::<BTreeSet<_>>();
     assert_eq!(zones.len(), 3, "the EvenlySpread policy keeps one store per zone: {zones:?}");
     env.h.watcher().assert_none();
-    eprintln!("5 -> 3: {gone:?} left; Synced on the way: {:?}", seen.scaling_in);
+    eprintln!("5 -> 3: {gone:?} left; Synced on the way: {said:?}");
 
     // 3 → 4 → 3 → 4, the chosen store still Offline in PD when replicas goes back up.
     // The stores holding data go first (a new store PD left empty would leave at once,
@@ -164,6 +162,7 @@ async fn scale_in_below_max_replicas_is_refused_until_pd_allows_it() {
     assert!(env.list("tikvs").iter().all(|t| t["spec"]["offline"] == false), "no TiKV set offline");
 
     // An SRE lowers max-replicas: the cluster status shows it and the scale-in proceeds.
+    let rev = env.revision();
     let (status, body) = env.sre_pd("POST", "/pd/api/v1/config/replicate", Some(json!({"max-replicas": 2}))).await;
     assert_eq!(status, 200, "PD accepts max-replicas 2: {body}");
     let mut seen = Seen::default();
@@ -175,11 +174,8 @@ async fn scale_in_below_max_replicas_is_refused_until_pd_allows_it() {
     let gone = assert_left(&env, &before, 1, api, pd);
     let group = env.get("tikvgroups", TIKV_GROUP).unwrap();
     assert!(condition(&group, types::SCALE_IN_BLOCKED).is_none(), "ScaleInBlocked removed: {}", group["status"]);
-    assert!(
-        seen.scaling_in.iter().any(|m| m.starts_with("scaling in from 3 to 2")),
-        "Synced said ScalingIn: {:?}",
-        seen.scaling_in
-    );
+    let said = env.condition_messages_since(rev, "tikvgroups", TIKV_GROUP, types::SYNCED, reasons::SCALING_IN);
+    assert!(said.iter().any(|m| m.starts_with("scaling in from 3 to 2")), "Synced said ScalingIn: {said:?}");
     let cluster = env.get("clusters", crate::env::CLUSTER).unwrap();
     assert_eq!(cluster["status"]["replication"]["maxReplicas"], 2, "{}", cluster["status"]);
     eprintln!("3 -> 2 after max-replicas 2: {gone:?} left");
@@ -207,7 +203,7 @@ async fn parallel_scale_in_then_one_finished_across_an_operator_restart() {
     // together.
     pd_control(&env).update_knobs(&json!({"region-move-base": SLOW_MOVES})).unwrap();
     let before = env.store_ids();
-    let (api, pd) = (env.api_seq(), env.pd_seq());
+    let (api, pd, rev) = (env.api_seq(), env.pd_seq(), env.revision());
     let parallel = json!({"spec": {"replicas": 3, "maxUnavailable": 2, "scaleInParallelism": 2}});
     env.patch("tikvgroups", TIKV_GROUP, parallel);
     let mut seen = Seen::default();
@@ -230,10 +226,10 @@ async fn parallel_scale_in_then_one_finished_across_an_operator_restart() {
     let gone_ids: BTreeSet<u64> = gone.iter().map(|(_, id)| *id).collect();
     assert_eq!(seen.offline_at_once, gone_names, "both TiKVs set offline at the same time: {seen:?}");
     assert_eq!(seen.removing_at_once, gone_ids, "both stores Offline in PD at the same time: {seen:?}");
+    let said = env.condition_messages_since(rev, "tikvgroups", TIKV_GROUP, types::SYNCED, reasons::SCALING_IN);
     assert!(
-        seen.scaling_in.iter().any(|m| m.starts_with("scaling in from 5 to 3: 2 of 2 leaving")),
-        "Synced said both were leaving: {:?}",
-        seen.scaling_in
+        said.iter().any(|m| m.starts_with("scaling in from 5 to 3: 2 of 2 leaving")),
+        "Synced said both were leaving: {said:?}"
     );
     eprintln!("5 -> 3 in parallel: {gone:?}; at once: {seen:?}");
 
@@ -279,8 +275,6 @@ async fn parallel_scale_in_then_one_finished_across_an_operator_restart() {
 /// What a scale-in showed on the way, sampled at every poll.
 #[derive(Debug, Default)]
 struct Seen {
-    /// The group's Synced messages with reason ScalingIn.
-    scaling_in: BTreeSet<String>,
     /// The largest set of TiKVs seen with `spec.offline` at once.
     offline_at_once: BTreeSet<String>,
     /// The largest set of stores PD showed Offline at once.
@@ -289,12 +283,6 @@ struct Seen {
 
 impl Seen {
     fn sample(&mut self, e: &Env) {
-        if let Some(group) = e.get("tikvgroups", TIKV_GROUP)
-            && let Some(synced) = condition(&group, types::SYNCED)
-            && synced["reason"] == reasons::SCALING_IN
-        {
-            self.scaling_in.insert(synced["message"].as_str().unwrap_or_default().to_owned());
-        }
         let offline: BTreeSet<String> =
             e.list("tikvs").iter().filter(|t| t["spec"]["offline"] == true).map(name).collect();
         if offline.len() > self.offline_at_once.len() {
