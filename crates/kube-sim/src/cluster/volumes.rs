@@ -234,7 +234,8 @@ impl Volumes {
             self.modifying.retain(|u, _| live.contains(u));
             self.said.retain(|(u, _, _)| live.contains(u) || world.pv_uids.contains(u));
         }
-        for pvc in world.pvcs.iter().filter(|pvc| scope.has_claim(pvc)) {
+        // The claims loaded are those in scope.
+        for pvc in &world.pvcs {
             if let Some(at) = self.claim(&world, pvc, now) {
                 let ns = str_of(pvc, &["metadata", "namespace"]).to_string();
                 let due = self.due.entry(ns).or_insert(at);
@@ -806,10 +807,6 @@ impl Scope {
             }
         }
         Some(scope)
-    }
-
-    fn has_claim(&self, pvc: &Value) -> bool {
-        self.all || self.namespaces.contains(str_of(pvc, &["metadata", "namespace"]))
     }
 
     fn has_volume(&self, pv: &Value) -> bool {
