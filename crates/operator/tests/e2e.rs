@@ -432,7 +432,7 @@ async fn offline_cancelled_mid_way_then_carried_out_and_the_tikv_deleted() {
         "evict, offline; on the cancel: the entry removed, the store back Up"
     );
     for reason in ["EvictionStarted", "EvictionDone", "OfflineStarted", "EvictionEnded", "OfflineCanceled"] {
-        assert!(env.has_event(&victim, "Normal", reason), "{reason}: {:#?}", env.events_of(&victim));
+        env.wait_for_event(&victim, "Normal", reason).await;
     }
     let deletes: Vec<String> = env.operator_api_log(api).into_iter().filter(|w| w.starts_with("delete")).collect();
     assert!(deletes.is_empty(), "an offline deletes nothing: {deletes:?}");
@@ -473,7 +473,7 @@ async fn offline_cancelled_mid_way_then_carried_out_and_the_tikv_deleted() {
             format!("DELETE /schedulers/evict-leader-scheduler-{id} -> 200"),
         ]
     );
-    assert!(env.has_event(&victim, "Normal", "OfflineCompleted"), "{:#?}", env.events_of(&victim));
+    env.wait_for_event(&victim, "Normal", "OfflineCompleted").await;
     env.wait_for("Ready with the 3 other stores", |e| e.converged(3, 3)).await;
     let writes = env.operator_api_log(api);
     assert!(writes.contains(&format!("delete core.tikv.org/tikvs {victim}")), "the group deleted it: {writes:#?}");
@@ -566,7 +566,7 @@ async fn deleted_tikv_is_replaced_first_then_removed_and_cluster_deletion_delete
         "the entry goes last: {log:#?}"
     );
     for reason in ["OfflineStarted", "OfflineCompleted"] {
-        assert!(env.has_event(&victim, "Normal", reason), "{reason}: {:#?}", env.events_of(&victim));
+        env.wait_for_event(&victim, "Normal", reason).await;
     }
 
     // The Cluster deleted under deletionPolicy: Delete — the data goes with it.
@@ -718,7 +718,7 @@ async fn sre_entries_stalls_pd_outages_and_operator_restarts_around_offline() {
         no_store_deletion(&e.operator_pd_log(pd))
     })
     .await;
-    assert!(env.has_event(&victim, "Warning", "EvictionStalled"), "{:#?}", env.events_of(&victim));
+    env.wait_for_event(&victim, "Warning", "EvictionStalled").await;
     let leaders = env.store_of(&victim).unwrap().leader_count;
     assert!(leaders > 0, "the store keeps its leaders");
     assert!(

@@ -408,6 +408,16 @@ impl Env {
         self.events_of(object).iter().any(|e| e.starts_with(&format!("{kind} {reason}:")))
     }
 
+    /// Waits until an event of this reason about `object` is stored. The operator
+    /// hands its Events to background workers, so one can land just after the state
+    /// it announces is visible: an assertion on an Event waits for it.
+    pub async fn wait_for_event(&self, object: &str, kind: &str, reason: &str) {
+        self.wait_for(&format!("a {kind} {reason} event about {object}"), |e| {
+            if e.has_event(object, kind, reason) { Ok(()) } else { Err(format!("{:#?}", e.events_of(object))) }
+        })
+        .await
+    }
+
     pub fn pod_of(&self, instance: &str) -> Option<Value> {
         self.list("pods").into_iter().find(|p| p["metadata"]["labels"][LABEL_INSTANCE] == instance)
     }

@@ -111,7 +111,7 @@ async fn a_store_down_longer_than_after_down_is_replaced() {
         )
     })
     .await;
-    assert!(env.has_event(TIKV_GROUP, "Normal", "FailoverStarted"), "{:?}", env.events_of(TIKV_GROUP));
+    env.wait_for_event(TIKV_GROUP, "Normal", "FailoverStarted").await;
     env.restart_operator().await;
 
     env.wait_for("the dead store replaced", |e| replaced(e, &dead, id)).await;
@@ -203,7 +203,7 @@ async fn deleting_a_down_store_replaces_it() {
     .await;
     env.delete("tikvs", &dead);
     env.wait_for("the deleted Down store replaced", |e| replaced(e, &dead, id)).await;
-    assert!(env.has_event(&dead, "Normal", "ForceDeletedPod"), "{:?}", env.events_of(&dead));
+    env.wait_for_event(&dead, "Normal", "ForceDeletedPod").await;
     power(&env, &node, true);
     env.wait_for("Ready once the node is back", |e| e.converged(3, 3)).await;
     env.h.watcher().assert_none();
@@ -241,7 +241,7 @@ async fn deleting_a_pd_member_whose_node_is_off_replaces_it() {
         Ok(())
     })
     .await;
-    assert!(env.has_event(&deleted, "Normal", "ForceDeletedPod"), "{:?}", env.events_of(&deleted));
+    env.wait_for_event(&deleted, "Normal", "ForceDeletedPod").await;
     power(&env, &node, true);
     env.wait_for("Ready with three members", |e| e.converged(3, 3)).await;
     env.h.watcher().assert_none();

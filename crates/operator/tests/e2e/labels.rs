@@ -115,7 +115,7 @@ async fn store_labels_follow_the_nodes_and_a_lost_zone_is_kept_in_pd() {
         check_condition(&e.tikv(&tikv)?, "Synced", "False", reasons::LOCATION_LABEL_MISSING)
     })
     .await;
-    assert!(env.has_event(&tikv, "Warning", "LocationLabelMissing"), "{:?}", env.events_of(&tikv));
+    env.wait_for_event(&tikv, "Warning", "LocationLabelMissing").await;
     let store = env.pd_snapshot().store(id).cloned().unwrap();
     assert_eq!(store.labels.get("zone"), Some(&zone), "PD keeps the zone: {:?}", store.labels);
 
@@ -173,7 +173,7 @@ async fn an_attributes_class_change_reaches_every_volume_online_and_a_refused_on
     .await;
     assert_eq!(pod_uids(&env), before, "no pod was recreated");
     for tikv in env.names("tikvs") {
-        assert!(env.has_event(&tikv, "Normal", "ModifyingVolume"), "{tikv}: {:?}", env.events_of(&tikv));
+        env.wait_for_event(&tikv, "Normal", "ModifyingVolume").await;
     }
 
     set_volume_class(&env, "odd");
@@ -186,7 +186,7 @@ async fn an_attributes_class_change_reaches_every_volume_online_and_a_refused_on
     })
     .await;
     for tikv in env.names("tikvs") {
-        assert!(env.has_event(&tikv, "Warning", "VolumeModifyInfeasible"), "{tikv}: {:?}", env.events_of(&tikv));
+        env.wait_for_event(&tikv, "Warning", "VolumeModifyInfeasible").await;
         for pvc in env.pvcs_of(&tikv) {
             assert_eq!(pvc["status"]["currentVolumeAttributesClassName"], "gold", "{}", name(&pvc));
         }

@@ -234,7 +234,7 @@ async fn a_pd_member_with_lost_data_is_replaced() {
     );
     let instance: Value = env.get("pds", &lost).unwrap();
     assert!(instance["metadata"]["annotations"][ANNOTATION_MEMBER_REMOVAL].is_null());
-    assert!(env.has_event(&lost, "Warning", "MemberDataLost"), "{:?}", env.events_of(&lost));
+    env.wait_for_event(&lost, "Warning", "MemberDataLost").await;
     env.h.watcher().assert_none();
     env.finish().await;
 }

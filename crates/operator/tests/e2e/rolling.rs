@@ -142,7 +142,7 @@ async fn rolling_upgrade_of_pd_then_tikv_and_a_config_change() {
     assert!(env.evict_leader_stores().is_empty(), "no evict-leader entry left: {:?}", env.evict_leader_stores());
     for t in env.names("tikvs") {
         let tikv: Value = env.get("tikvs", &t).unwrap();
-        assert!(env.has_event(&name(&tikv), "Normal", "RestartingPod"), "{t}: {:?}", env.events_of(&t));
+        env.wait_for_event(&name(&tikv), "Normal", "RestartingPod").await;
     }
     env.h.watcher().assert_none();
 
@@ -222,7 +222,7 @@ async fn a_hot_reload_config_change_restarts_nothing() {
     let after: Vec<u64> = env.pd_snapshot().stores.iter().map(|s| s.starts).collect();
     assert_eq!(after, starts, "no store process started again");
     for t in env.names("tikvs") {
-        assert!(env.has_event(&t, "Normal", "ConfigApplied"), "{t}: {:?}", env.events_of(&t));
+        env.wait_for_event(&t, "Normal", "ConfigApplied").await;
     }
 
     // A key TiKV cannot change while it runs: reported, nothing restarted.
@@ -496,7 +496,7 @@ async fn a_pd_upgrade_with_a_preferred_leader_restarts_every_member_once() {
         .into_iter()
         .find(|p| env.pod_of(p).is_some_and(|pod| name(&pod) == leader))
         .expect("the preferred leader's instance");
-    assert!(env.has_event(&leader_instance, "Normal", "TransferredPDLeader"), "{:?}", env.events_of(&leader_instance));
+    env.wait_for_event(&leader_instance, "Normal", "TransferredPDLeader").await;
     env.let_time_pass(std::time::Duration::from_secs(10), std::time::Duration::ZERO).await;
     assert_eq!(env.pd_snapshot().leader.as_deref(), Some(leader.as_str()), "PD's loop gives it back its leadership");
     env.h.watcher().assert_none();

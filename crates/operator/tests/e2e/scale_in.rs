@@ -8,12 +8,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use kube_sim::{ListOptions, RequestRecord, Verb};
+use kube_sim::{RequestRecord, Verb};
 use serde_json::json;
 use tikv_operator_api::condition::{reasons, types};
 use tikv_operator_api::names::{ANNOTATION_EVICT_LEADER_STORE, ANNOTATION_PRIORITY, LABEL_INSTANCE, LABEL_STORE_ID};
 
-use crate::env::{CLUSTER, Env, NS, TIKV_GROUP, check_condition, condition, expect_eq, name};
+use crate::env::{CLUSTER, Env, TIKV_GROUP, check_condition, condition, expect_eq, name};
 
 /// pd-sim's fixed cost of a region move: slow (a big store), long enough for a test to
 /// act while a store is Offline in PD, and the fast preset's.
@@ -105,8 +105,12 @@ async fn scale_in_5_to_3_then_a_scale_in_cancelled_mid_way() {
     let written = env.operator_writes(api);
     assert_eq!(tikvs_written(&written, Verb::Create), BTreeSet::new(), "no TiKV created");
     assert_eq!(tikvs_written(&written, Verb::Delete), BTreeSet::new(), "no TiKV deleted");
-    let events = events_of(&env, TIKV_GROUP);
-    assert!(events.iter().any(|e| e.starts_with("Normal OfflineCanceled:") && e.contains(&chosen)), "{events:#?}");
+    env.wait_for("an OfflineCanceled event naming the chosen TiKV", |e| {
+        let events = e.events_of(TIKV_GROUP);
+        let named = events.iter().any(|e| e.starts_with("Normal OfflineCanceled:") && e.contains(&chosen));
+        if named { Ok(()) } else { Err(format!("{events:#?}")) }
+    })
+    .await;
     let pd_log = env.operator_pd_log(pd);
     let cancel = format!("POST /store/{chosen_id}/state?state=Up");
     assert!(pd_log.iter().any(|w| w.starts_with(&cancel)), "the offline was cancelled through PD: {pd_log:#?}");
@@ -115,7 +119,11 @@ async fn scale_in_5_to_3_then_a_scale_in_cancelled_mid_way() {
     assert_eq!(env.store_ids()[&chosen], chosen_id.to_string(), "the same store serves again");
     assert_eq!(env.metric("tikv_operator_operations_in_progress", &offline), 0.0, "no offline in progress after");
     let canceled = [("type", "Normal"), ("reason", "OfflineCanceled")];
-    assert!(env.metric("tikv_operator_events_total", &canceled) >= 1.0, "the Event is counted");
+    env.wait_for("the Event counted once answered", |e| {
+        let counted = e.metric("tikv_operator_events_total", &canceled);
+        if counted >= 1.0 { Ok(()) } else { Err(format!("{counted} counted")) }
+    })
+    .await;
     assert!(env.metric("tikv_operator_passes_total", &[("controller", "tikv")]) > 0.0);
     assert!(env.metric("tikv_operator_pd_view_age_seconds", &[("cluster", CLUSTER)]) >= 0.0);
     eprintln!("cancelled mid-way: {chosen} (store {chosen_id}); PD writes {pd_log:#?}");
@@ -146,7 +154,7 @@ async fn scale_in_below_max_replicas_is_refused_until_pd_allows_it() {
     let message = blocked["message"].as_str().unwrap();
     assert!(message.contains("max-replicas is 3"), "the condition says why: {message}");
     check_condition(&group, types::SYNCED, "False", reasons::NOT_ENOUGH_STORES).unwrap();
-    let events = events_of(&env, TIKV_GROUP);
+    let events = env.events_of(TIKV_GROUP);
     let warnings: Vec<&String> = events.iter().filter(|e| e.starts_with("Warning NotEnoughStores:")).collect();
     assert_eq!(warnings.len(), 1, "one Warning event when first refused: {events:#?}");
     let touched: Vec<RequestRecord> = env
@@ -419,24 +427,6 @@ fn zone_of(env: &Env, instance: &str) -> Option<String> {
     let node = pod["spec"]["nodeName"].as_str()?;
     let node = env.nodes().into_iter().find(|n| n["metadata"]["name"] == node)?;
     node["metadata"]["labels"][ZONE_LABEL].as_str().map(str::to_owned)
-}
-
-/// Events about `object`, as `type reason: note` (the events.k8s.io view, which shows
-/// the core v1 ones too).
-fn events_of(env: &Env, object: &str) -> Vec<String> {
-    let store = env.h.store();
-    let info = store.resource("events.k8s.io", "v1", "events").expect("events.k8s.io/v1 served");
-    let list = store.list(&info, Some(NS), &ListOptions::default()).unwrap();
-    list["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|e| e["regarding"]["name"] == object)
-        .map(|e| {
-            let note = e["note"].as_str().unwrap_or_default();
-            format!("{} {}: {note}", e["type"].as_str().unwrap_or("?"), e["reason"].as_str().unwrap_or("?"))
-        })
-        .collect()
 }
 
 /// The TiKVs (not their status) that `verb` succeeded on in `writes`.

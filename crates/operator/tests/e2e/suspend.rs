@@ -128,7 +128,7 @@ async fn suspend_and_resume_keep_every_identity_and_apply_a_change_made_meanwhil
     assert!(deleted[..first_pd].iter().filter(|n| n.starts_with("tikv-")).count() == 3, "TiKV first: {deleted:?}");
     let evictions = writes.iter().filter(|r| r.subresource.as_deref() == Some("eviction")).count();
     assert_eq!(evictions, 0, "pods are deleted directly, not evicted");
-    assert!(env.has_event(CLUSTER, "Normal", "Suspended"), "{:?}", env.events_of(CLUSTER));
+    env.wait_for_event(CLUSTER, "Normal", "Suspended").await;
 
     // Suspended: a minute passes, nothing comes back and nothing is written; a config
     // change waits.
@@ -175,7 +175,7 @@ async fn suspend_and_resume_keep_every_identity_and_apply_a_change_made_meanwhil
     let log = env.operator_pd_log(pd);
     assert!(removals(&log).is_empty(), "no store or member removed: {log:#?}");
     for event in ["Suspending", "Suspended", "Resuming", "Resumed"] {
-        assert!(env.has_event(CLUSTER, "Normal", event), "{event}: {:?}", env.events_of(CLUSTER));
+        env.wait_for_event(CLUSTER, "Normal", event).await;
     }
     env.verify_probe(&probe);
     env.finish().await;

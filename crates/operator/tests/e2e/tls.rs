@@ -137,7 +137,7 @@ async fn switch(env: &Env, on: bool) {
         if url.starts_with(&format!("{to}://")) { Ok(()) } else { Err(format!("status.pd still {url}")) }
     })
     .await;
-    assert!(env.has_event(CLUSTER, "Normal", "TLSSwitched"), "the switch is announced");
+    env.wait_for_event(CLUSTER, "Normal", "TLSSwitched").await;
     assert!(!pd_url(env).starts_with(&format!("{from}://")));
     env.patch("clusters", CLUSTER, json!({"spec": {"suspendAction": {"suspendCompute": false}}}));
 }
@@ -160,7 +160,11 @@ async fn tls_turns_on_and_off_only_through_a_suspension_and_never_mixes() {
     switch(&env, true).await;
     env.wait_for("Ready over TLS", |e| ready_with(e, "https", Transport::Tls)).await;
     // Each member was told its new peer URL, and restarted once more to stop listening at the old.
-    assert_eq!(peer_url_changes(&env), [1, 1, 1], "one peer URL change per member");
+    env.wait_for("one PeerURLChanged event per member", |e| {
+        let changes = peer_url_changes(e);
+        if changes == [1, 1, 1] { Ok(()) } else { Err(format!("{changes:?}")) }
+    })
+    .await;
     let stored: Vec<Vec<String>> =
         env.pd_snapshot().members.iter().filter(|m| m.in_etcd).map(|m| m.peer_urls.clone()).collect();
     assert!(stored.iter().flatten().all(|u| u.starts_with("https://") && u.ends_with(":2381")), "{stored:?}");
@@ -191,8 +195,11 @@ async fn tls_turns_on_and_off_only_through_a_suspension_and_never_mixes() {
 
     switch(&env, false).await;
     env.wait_for("Ready over plain HTTP", |e| ready_with(e, "http", Transport::Plain)).await;
-    let changes = peer_url_changes(&env);
-    assert!(changes.len() == 3 && changes.iter().all(|n| *n >= 1), "every member's URL changed back: {changes:?}");
+    env.wait_for("every member's URL changed back, with an event", |e| {
+        let changes = peer_url_changes(e);
+        if changes.len() == 3 && changes.iter().all(|n| *n >= 1) { Ok(()) } else { Err(format!("{changes:?}")) }
+    })
+    .await;
     let (status, _) = env.proxied("GET", "pd-pd.default.svc:2379", "/pd/api/v1/health", None).await;
     assert_eq!(status, 200, "PD serves plain HTTP again");
     let before = reads(&env);

@@ -37,7 +37,7 @@ async fn a_storage_increase_grows_every_volume_online_and_a_class_change_is_refu
     .await;
     assert_eq!(pod_uids(&env), before, "no pod was recreated");
     for t in env.names("tikvs") {
-        assert!(env.has_event(&t, "Normal", "ResizingVolume"), "{t}: {:?}", env.events_of(&t));
+        env.wait_for_event(&t, "Normal", "ResizingVolume").await;
     }
 
     // A class change is refused at admission, saying what to do instead.

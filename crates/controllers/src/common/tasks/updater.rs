@@ -129,7 +129,13 @@ impl Executor {
         let component = S::G::COMPONENT;
         let unschedulable = Replicas::count(group.replicas(), &s.group().instances).unschedulable;
         let mut creates = 0;
+        let mut to_create = Vec::new();
         for action in &plan.actions {
+            // Consecutive creates go together; whatever the plan puts after them waits
+            // for them, as it would one by one.
+            if !matches!(action, Action::Create { .. }) && !to_create.is_empty() {
+                self.create(s, group, &api, std::mem::take(&mut to_create)).await?;
+            }
             match action {
                 Action::Create { .. } | Action::Update { .. } if s.group().rollout_held.is_some() => {
                     let why = s.group().rollout_held.clone().unwrap_or_default();
@@ -141,26 +147,12 @@ impl Executor {
                 )),
                 Action::Create { .. } if creates == CREATES_PER_PASS => self.creates_left += 1,
                 Action::Create { name, topology, revision, .. } => {
-                    let instance = new_instance(group, name, topology.clone(), revision);
-                    match api.create(&post_params(), &instance).await {
-                        Ok(_) => {
-                            creates += 1;
-                            let expected =
-                                Expected { name: name.clone(), topology: topology.clone(), revision: revision.clone() };
-                            ctx.expectations.created(&self.uid, expected);
-                            s.pass()
-                                .event("CreatedInstance", "Create", format!("created {component} instance {name}"))
-                                .await;
-                            s.group_mut().created.push(name.clone());
-                        }
-                        Err(error) if is_already_exists(&error) => {
-                            return Err(Outcome::retry(
-                                Duration::from_secs(1),
-                                format!("instance name {name} is taken; choosing another"),
-                            ));
-                        }
-                        Err(error) => return Err(Outcome::fail(error)),
-                    }
+                    creates += 1;
+                    to_create.push(Expected {
+                        name: name.clone(),
+                        topology: topology.clone(),
+                        revision: revision.clone(),
+                    });
                 }
                 Action::Update { name, revision } => {
                     let Some(instance) = s.group().instances.iter().find(|i| i.name_any() == *name).cloned() else {
@@ -257,7 +249,51 @@ impl Executor {
                 }
             }
         }
-        Ok(())
+        self.create(s, group, &api, to_create).await
+    }
+
+    /// Creates the planned instances at once (they are independent objects, so a
+    /// scale-out of ten costs one round trip, not ten). Every instance created is
+    /// expected and announced, even when another create failed; the first failure then
+    /// ends the pass: Retry when a name is taken, Fail otherwise.
+    async fn create<S: GroupState>(
+        &mut self,
+        s: &mut S,
+        group: &S::G,
+        api: &Api<<S::G as Group>::Instance>,
+        planned: Vec<Expected>,
+    ) -> Result<(), Outcome> {
+        let ctx = s.pass().ctx.clone();
+        let component = S::G::COMPONENT;
+        let params = &post_params();
+        let written = futures::future::join_all(planned.iter().map(|e| {
+            let instance = new_instance(group, &e.name, e.topology.clone(), &e.revision);
+            async move { api.create(params, &instance).await.map(drop) }
+        }))
+        .await;
+        let mut first_failure = None;
+        for (expected, written) in planned.into_iter().zip(written) {
+            let name = expected.name.clone();
+            match written {
+                Ok(()) => {
+                    ctx.expectations.created(&self.uid, expected);
+                    s.pass().event("CreatedInstance", "Create", format!("created {component} instance {name}")).await;
+                    s.group_mut().created.push(name);
+                }
+                Err(error) if is_already_exists(&error) => {
+                    first_failure.get_or_insert_with(|| {
+                        Outcome::retry(
+                            Duration::from_secs(1),
+                            format!("instance name {name} is taken; choosing another"),
+                        )
+                    });
+                }
+                Err(error) => {
+                    first_failure.get_or_insert_with(|| Outcome::fail(error));
+                }
+            }
+        }
+        first_failure.map_or(Ok(()), Err)
     }
 
     fn hold(&mut self, why: String) {
@@ -409,6 +445,7 @@ mod tests {
             assert_eq!(pd.labels()[names::LABEL_GROUP], "pd");
             assert_eq!(pd.owner_references().len(), 1);
             assert_eq!(pd.owner_references()[0].uid, group.uid().unwrap());
+            assert_eq!(pd.finalizers(), [names::FINALIZER], "born with its finalizer");
         }
         // pd-a is in zone-a: the new ones fill zone-b and zone-c.
         let mut zones: Vec<String> = env.list::<PD>().await.iter().map(zone_of).collect();
@@ -454,6 +491,38 @@ mod tests {
         assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
         assert_eq!(s.group.created.len(), 5);
         assert_eq!(env.list::<PD>().await.len(), 25);
+    }
+
+    #[tokio::test]
+    async fn a_create_refused_among_several_keeps_the_others_and_the_next_pass_makes_only_it() {
+        use kube_sim::{FaultAction, FaultRule, Verb};
+        let env = TestEnv::start().await;
+        let group = env.create(sample_pd_group("pd", 3)).await;
+        let runner = Runner::new("t", [updater()]);
+        let pass = |group: PDGroup| {
+            let mut s = pd_group_pass(&env, group, None);
+            s.group.instances_loaded = true;
+            s.group.update_revision = Some("rev-1".into());
+            s
+        };
+        let rule = FaultRule::new(FaultAction::InternalError).verb(Verb::Create).resource("pds").times(1);
+        env.sim.faults().inject(rule);
+        let mut s = pass(group.clone());
+        let report = env.run(&runner, "k", &mut s).await;
+        assert_eq!(report.outcome(), OutcomeKind::Fail, "{report}");
+        assert_eq!(s.group.created.len(), 2, "the other two were created: {:?}", s.group.created);
+        assert_eq!(env.names::<PD>().await.len(), 2);
+        let announced: Vec<String> = env.events().await.into_iter().map(|(_, reason, _)| reason).collect();
+        assert_eq!(announced, ["CreatedInstance", "CreatedInstance"]);
+
+        // The list is still empty: the two created are expected, only the third is made.
+        let mut s = pass(group.clone());
+        let report = env.run(&runner, "k", &mut s).await;
+        assert_eq!(report.outcome(), OutcomeKind::Complete, "{report}");
+        assert_eq!(s.group.created.len(), 1, "{:?}", s.group.created);
+        assert_eq!(env.names::<PD>().await.len(), 3);
+        let creates = env.write_log().iter().filter(|w| w.starts_with("create core.tikv.org/pds")).count();
+        assert_eq!(creates, 4, "three at once (one refused), then one: {:?}", env.write_log());
     }
 
     #[tokio::test]
