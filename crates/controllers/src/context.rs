@@ -370,8 +370,10 @@ impl Context {
         let object = ObjectReference { resource_version: None, field_path: None, ..object.clone() };
         let (recorder, metrics, gate) = (self.recorder.clone(), self.metrics.clone(), self.events_gate.clone());
         let (reason, action) = (reason.to_owned(), action.to_owned());
+        // Wall time, as Kubernetes stamps Events; taken now, not when a worker sends it.
+        let at = jiff::Timestamp::now();
         self.deliveries.send(move || async move {
-            match recorder.publish(&object, type_, &reason, &action, &note).await {
+            match recorder.publish(&object, type_, &reason, &action, &note, at).await {
                 Ok(()) => metrics.event_recorded(type_.as_str(), &reason),
                 Err(error) if namespace_terminating(&error) => gate.close(&namespace),
                 Err(error) => tracing::debug!(%error, reason, "cannot record an event"),
@@ -570,6 +572,44 @@ mod tests {
         // The workers wait on their requests; the other Events wait in the queue.
         assert_eq!(env.ctx.deliveries.queued(), 20 - crate::recorder::IN_FLIGHT);
         assert_eq!(hanging(), crate::recorder::IN_FLIGHT, "no more requests under way than workers");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn events_carry_the_time_they_were_handed_over_not_the_time_they_were_sent() {
+        let env = TestEnv::start().await;
+        let reference = env.create(sample_tikv("tikv-aaaaaa", "tikv")).await.object_ref(&());
+        // Every worker busy: the Events handed over now wait in the queue.
+        let (release, released) = tokio::sync::watch::channel(false);
+        for _ in 0..crate::recorder::IN_FLIGHT {
+            let mut released = released.clone();
+            env.ctx.deliveries.send(move || async move {
+                let _ = released.wait_for(|r| *r).await;
+            });
+        }
+        let pause = std::time::Duration::from_millis(20);
+        let start = jiff::Timestamp::now();
+        env.ctx.event(&reference, "CreatedPod", "Create", "first".into()).await;
+        tokio::time::sleep(pause).await;
+        let between = jiff::Timestamp::now();
+        env.ctx.event(&reference, "RestartingPod", "Restart", "second".into()).await;
+        tokio::time::sleep(pause).await;
+        let sent_from = jiff::Timestamp::now();
+        let _ = release.send(true);
+        env.ctx.flush_events().await;
+        let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(env.client.clone(), "default");
+        // Events carry microseconds (MicroTime): compare at that precision.
+        let (start, between, sent_from) =
+            (start.as_microsecond(), between.as_microsecond(), sent_from.as_microsecond());
+        let times: std::collections::BTreeMap<String, i64> = api
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|e| (e.note.unwrap_or_default(), e.event_time.map_or(0, |t| t.0.as_microsecond())))
+            .collect();
+        assert!(start <= times["first"] && times["first"] < between, "{times:?}, handed over from {start}");
+        assert!(between <= times["second"] && times["second"] < sent_from, "{times:?}, sent from {sent_from}");
     }
 
     #[tokio::test]

@@ -86,7 +86,9 @@ impl Recorder {
         entry.0.clone()
     }
 
-    /// Records the Event, or counts it on the same one recorded within the window.
+    /// Records the Event as seen at `at` (when it happened, not when it is sent: Events
+    /// sent by several workers still sort in the order they were handed over), or
+    /// counts it on the same one recorded within the window.
     pub async fn publish(
         &self,
         regarding: &ObjectReference,
@@ -94,6 +96,7 @@ impl Recorder {
         reason: &str,
         action: &str,
         note: &str,
+        at: Timestamp,
     ) -> Result<(), kube::Error> {
         let object = regarding.uid.clone().unwrap_or_else(|| {
             format!(
@@ -107,7 +110,7 @@ impl Recorder {
         // Held across the request: two passes recording the same Event at once make one.
         let slot = self.slot(key);
         let mut published = slot.lock().await;
-        let now = Timestamp::now();
+        let now = at;
         if let Some(earlier) = published.as_mut().filter(|p| p.last.elapsed() < SERIES_WINDOW) {
             let count = earlier.count + 1;
             let api: Api<Event> = Api::namespaced(self.client.clone(), &earlier.namespace);
@@ -254,7 +257,8 @@ mod tests {
         let reference = group.object_ref(&());
         for name in ["tikv-a", "tikv-b", "tikv-a"] {
             let note = format!("created tikv instance {name}");
-            recorder.publish(&reference, EventType::Normal, "CreatedInstance", "Create", &note).await.unwrap();
+            let at = Timestamp::now();
+            recorder.publish(&reference, EventType::Normal, "CreatedInstance", "Create", &note, at).await.unwrap();
         }
         assert_eq!(
             events(&env).await,
@@ -263,7 +267,8 @@ mod tests {
         // Per object: the same note about another object is its own Event.
         let tikv = env.create(sample_tikv("tikv-a", "tikv")).await;
         let note = "created tikv instance tikv-a";
-        recorder.publish(&tikv.object_ref(&()), EventType::Normal, "CreatedInstance", "Create", note).await.unwrap();
+        let (reference, at) = (tikv.object_ref(&()), Timestamp::now());
+        recorder.publish(&reference, EventType::Normal, "CreatedInstance", "Create", note, at).await.unwrap();
         assert_eq!(events(&env).await.len(), 3);
         let api: Api<Event> = Api::namespaced(env.client.clone(), "default");
         let on_tikv: Vec<Event> = api
