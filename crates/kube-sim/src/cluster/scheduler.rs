@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 use super::events::{EventType, Recorder, Source};
 use super::objects::{
-    NODES, PODS, PVCS, PVS, STORAGE_CLASSES, ZONE, condition, is_terminal, labels, list, map_matches, now_time,
+    NODES, PODS, PVCS, PVS, STORAGE_CLASSES, ZONE, condition, get, is_terminal, labels, list, map_matches, now_time,
     pod_claims, quantity, set_condition, str_of,
 };
 use super::{Timings, Wake};
@@ -491,6 +491,16 @@ fn placement_input_changed(c: &Change) -> bool {
         || old["spec"] != c.new["spec"]
 }
 
+/// Whether a claim or volume change can change a placement: one added or deleted, its
+/// spec (binding, class, node affinity) or its deletion. Labels, annotations and status
+/// (the operator's labels, resize and modify progress) cannot.
+fn volume_input_changed(c: &Change) -> bool {
+    let Some(old) = &c.old else { return true };
+    c.kind != ChangeKind::Modified
+        || old["spec"] != c.new["spec"]
+        || old["metadata"]["deletionTimestamp"] != c.new["metadata"]["deletionTimestamp"]
+}
+
 fn pending(pod: &Value) -> bool {
     str_of(pod, &["spec", "nodeName"]).is_empty()
         && matches!(pod["spec"]["schedulerName"].as_str(), None | Some(NAME))
@@ -521,11 +531,29 @@ fn load(store: &Store, pods: Vec<Arc<Value>>) -> (Snapshot, Vec<Arc<Value>>) {
             key(p),
         )
     });
+    // Placement reads the claims of the pods it places and the volumes bound to them:
+    // only those are looked up, not every claim and volume of the cluster.
+    let mut pvcs = HashMap::new();
+    let mut pvs = HashMap::new();
+    for pod in &pending_pods {
+        let ns = str_of(pod, &["metadata", "namespace"]);
+        for (_, claim) in pod_claims(pod) {
+            let Some(pvc) = get(store, PVCS, Some(ns), &claim) else { continue };
+            let volume = str_of(&pvc, &["spec", "volumeName"]);
+            if !volume.is_empty()
+                && !pvs.contains_key(volume)
+                && let Some(pv) = get(store, PVS, None, volume)
+            {
+                pvs.insert(volume.to_string(), pv);
+            }
+            pvcs.insert((ns.to_string(), claim), pvc);
+        }
+    }
     let snapshot = Snapshot {
         nodes: list(store, NODES, None),
         placed,
-        pvcs: list(store, PVCS, None).into_iter().map(|p| (key(&p), p)).collect(),
-        pvs: list(store, PVS, None).into_iter().map(|p| (str_of(&p, &["metadata", "name"]).to_string(), p)).collect(),
+        pvcs,
+        pvs,
         classes: list(store, STORAGE_CLASSES, None)
             .into_iter()
             .map(|c| (str_of(&c, &["metadata", "name"]).to_string(), c))
@@ -688,7 +716,11 @@ pub(crate) async fn run(store: Store, timings: Timings, shutdown: watch::Receive
         shutdown,
         &["pods", "nodes", "persistentvolumeclaims", "persistentvolumes", "storageclasses"],
     )
-    .only(|c| c.gr.resource != "pods" || placement_input_changed(c));
+    .only(|c| match c.gr.resource.as_str() {
+        "pods" => placement_input_changed(c),
+        "persistentvolumeclaims" | "persistentvolumes" => volume_input_changed(c),
+        _ => true,
+    });
     let mut scheduler = Scheduler {
         recorder: Recorder::new(&store),
         source: Source::new(NAME, NAME),
@@ -755,6 +787,31 @@ mod tests {
         assert!(placement_input_changed(&change(ChangeKind::Modified, Some(pending), pending_later)));
         assert!(placement_input_changed(&change(ChangeKind::Deleted, Some(placed.clone()), placed.clone())));
         assert!(placement_input_changed(&change(ChangeKind::Added, None, placed.clone())));
+    }
+
+    #[test]
+    fn a_claims_labels_or_status_do_not_wake_the_scheduler_its_binding_does() {
+        let claim = json!({"metadata": {"name": "c", "labels": {"a": "1"}}, "spec": {"volumeName": ""}, "status": {}});
+        let modified = |new: Value| {
+            volume_input_changed(&Change {
+                rev: 1,
+                gr: crate::registry::GroupResource::new("", "persistentvolumeclaims"),
+                kind: ChangeKind::Modified,
+                old: Some(Arc::new(claim.clone())),
+                new: Arc::new(new),
+                at: sim_clock::SimClock::new(1.0).now(),
+            })
+        };
+        let mut labelled = claim.clone();
+        labelled["metadata"]["labels"]["b"] = json!("2");
+        labelled["status"]["phase"] = json!("Pending");
+        assert!(!modified(labelled), "the operator's labels, a status report");
+        let mut bound = claim.clone();
+        bound["spec"]["volumeName"] = json!("pv-1");
+        assert!(modified(bound), "a waiting pod binds once its claim is");
+        let mut deleting = claim.clone();
+        deleting["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        assert!(modified(deleting), "a claim being deleted stops placement");
     }
 
     fn snapshot(nodes: Vec<Value>) -> Snapshot {

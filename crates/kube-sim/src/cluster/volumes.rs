@@ -21,7 +21,7 @@
 //! class; naming the current class again ends it. The simulated driver accepts the
 //! parameters [`VAC_PARAMETERS`], positive integers.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::{Value, json};
@@ -30,8 +30,8 @@ use tokio::sync::watch;
 
 use super::events::{EventType, Recorder, Source};
 use super::objects::{
-    NODES, PODS, PVCS, PVS, STORAGE_CLASSES, VOLUME_ATTRIBUTES_CLASSES, ZONE, is_terminal, list, now_time, pod_claims,
-    quantity, str_of,
+    NODES, PODS, PVCS, PVS, STORAGE_CLASSES, VOLUME_ATTRIBUTES_CLASSES, ZONE, get, is_terminal, list, now_time,
+    pod_claims, quantity, str_of,
 };
 use super::{Timings, Wake, earliest};
 use crate::error::ApiResult;
@@ -93,6 +93,8 @@ const RESYNC: std::time::Duration = std::time::Duration::from_secs(15);
 
 struct Volumes {
     store: Store,
+    /// The volumes as of the last pass.
+    volumes: VolumeIndex,
     /// Each namespace's next deadline (provisioning, expansion, modification).
     due: HashMap<String, SimInstant>,
     /// When every claim and volume is synced next.
@@ -113,26 +115,66 @@ struct Volumes {
 
 struct World {
     pvcs: Vec<Arc<Value>>,
-    pvs: BTreeMap<String, Arc<Value>>,
+    /// Every volume, kept from pass to pass.
+    volumes: VolumeIndex,
     classes: BTreeMap<String, Arc<Value>>,
     attribute_classes: BTreeMap<String, Arc<Value>>,
     nodes: Vec<Arc<Value>>,
     pods: Vec<Arc<Value>>,
-    /// Claim uid (`spec.claimRef.uid`) to the name of the first volume (by name) that
-    /// names it: every unbound claim looks for its volume on every pass.
-    volume_by_claim: HashMap<String, String>,
-    pv_uids: HashSet<String>,
     /// The uids of the claims loaded: a volume in scope looks for its claim among them.
     claim_uids: HashSet<String>,
 }
 
-/// Claim uid to the name of the first volume (by name) whose claimRef names it.
-fn volumes_by_claim(pvs: &BTreeMap<String, Arc<Value>>) -> HashMap<String, String> {
-    let mut out = HashMap::new();
-    for (name, pv) in pvs {
-        out.entry(str_of(pv, &["spec", "claimRef", "uid"]).to_string()).or_insert_with(|| name.clone());
+/// Every volume by name, and the volumes naming each claim: kept between passes and
+/// brought up to date with the volumes that changed (re-read from the store), or read
+/// whole when changes were missed. Reading and indexing every volume on every pass was
+/// most of this controller's work at a few hundred volumes.
+#[derive(Default)]
+struct VolumeIndex {
+    pvs: BTreeMap<String, Arc<Value>>,
+    /// Claim uid (`spec.claimRef.uid`) to the names of the volumes that name it: every
+    /// unbound claim looks for its volume on every pass.
+    by_claim: HashMap<String, BTreeSet<String>>,
+}
+
+impl VolumeIndex {
+    fn read(store: &Store) -> Self {
+        let mut index = VolumeIndex::default();
+        for pv in list(store, PVS, None) {
+            let name = str_of(&pv, &["metadata", "name"]).to_string();
+            index.put(name, Some(pv));
+        }
+        index
     }
-    out
+
+    /// Re-reads the volumes named.
+    fn refresh<'a>(&mut self, store: &Store, names: impl IntoIterator<Item = &'a String>) {
+        for name in names {
+            self.put(name.clone(), get(store, PVS, None, name));
+        }
+    }
+
+    fn put(&mut self, name: String, pv: Option<Arc<Value>>) {
+        if let Some(old) = self.pvs.remove(&name) {
+            let claim = str_of(&old, &["spec", "claimRef", "uid"]);
+            if let Some(names) = self.by_claim.get_mut(claim) {
+                names.remove(&name);
+                if names.is_empty() {
+                    self.by_claim.remove(claim);
+                }
+            }
+        }
+        if let Some(pv) = pv {
+            let claim = str_of(&pv, &["spec", "claimRef", "uid"]).to_string();
+            self.by_claim.entry(claim).or_default().insert(name.clone());
+            self.pvs.insert(name, pv);
+        }
+    }
+
+    /// The first volume (by name) whose claimRef names the claim `uid`.
+    fn of_claim(&self, uid: &str) -> Option<&Arc<Value>> {
+        self.by_claim.get(uid).and_then(|names| names.first()).and_then(|name| self.pvs.get(name))
+    }
 }
 
 impl World {
@@ -150,7 +192,7 @@ impl World {
 
     /// The volume whose claimRef names the claim `uid` (the first by name).
     fn volume_of_claim(&self, uid: &str) -> Option<&Arc<Value>> {
-        self.volume_by_claim.get(uid).and_then(|name| self.pvs.get(name))
+        self.volumes.of_claim(uid)
     }
 
     fn users<'a>(&'a self, pvc: &'a Value) -> impl Iterator<Item = &'a Value> + 'a {
@@ -170,13 +212,17 @@ impl World {
 }
 
 impl Volumes {
-    /// Every volume, class and node; the claims and pods of the namespaces in `scope`.
-    fn load(&self, scope: &Scope) -> World {
+    /// Every volume (the index kept, brought up to date), class and node; the claims
+    /// and pods of the namespaces in `scope`.
+    fn load(&mut self, scope: &Scope) -> World {
         let by_name =
             |v: Vec<Arc<Value>>| v.into_iter().map(|o| (str_of(&o, &["metadata", "name"]).to_string(), o)).collect();
-        let pvs: BTreeMap<String, Arc<Value>> = by_name(list(&self.store, PVS, None));
-        let volume_by_claim = volumes_by_claim(&pvs);
-        let pv_uids = pvs.values().map(|pv| str_of(pv, &["metadata", "uid"]).to_string()).collect();
+        let mut volumes = std::mem::take(&mut self.volumes);
+        if scope.all {
+            volumes = VolumeIndex::read(&self.store);
+        } else {
+            volumes.refresh(&self.store, &scope.volumes);
+        }
         let in_scope = |kind| match scope.all {
             true => list(&self.store, kind, None),
             false => scope.namespaces.iter().flat_map(|ns| list(&self.store, kind, Some(ns))).collect(),
@@ -185,13 +231,11 @@ impl Volumes {
         let claim_uids = pvcs.iter().map(|p| str_of(p, &["metadata", "uid"]).to_string()).collect();
         World {
             pvcs,
-            pvs,
+            volumes,
             classes: by_name(list(&self.store, STORAGE_CLASSES, None)),
             attribute_classes: by_name(list(&self.store, VOLUME_ATTRIBUTES_CLASSES, None)),
             nodes: list(&self.store, NODES, None),
             pods: in_scope(PODS),
-            volume_by_claim,
-            pv_uids,
             claim_uids,
         }
     }
@@ -232,7 +276,9 @@ impl Volumes {
             self.resizing.retain(|u, _| live.contains(u));
             self.node_resizing.retain(|u, _| live.contains(u));
             self.modifying.retain(|u, _| live.contains(u));
-            self.said.retain(|(u, _, _)| live.contains(u) || world.pv_uids.contains(u));
+            let pv_uids: HashSet<&str> =
+                world.volumes.pvs.values().map(|pv| str_of(pv, &["metadata", "uid"])).collect();
+            self.said.retain(|(u, _, _)| live.contains(u) || pv_uids.contains(u.as_str()));
         }
         // The claims loaded are those in scope.
         for pvc in &world.pvcs {
@@ -242,9 +288,10 @@ impl Volumes {
                 *due = (*due).min(at);
             }
         }
-        for pv in world.pvs.values().filter(|pv| scope.has_volume(pv)) {
+        for pv in world.volumes.pvs.values().filter(|pv| scope.has_volume(pv)) {
             self.volume(&world, pv);
         }
+        self.volumes = world.volumes;
         self.due.values().copied().fold(self.resync, |next, at| earliest(next, Some(at)))
     }
 
@@ -273,7 +320,7 @@ impl Volumes {
             return self.unbound(world, pvc, now);
         }
         let uid = str_of(pvc, &["metadata", "uid"]);
-        match world.pvs.get(volume) {
+        match world.volumes.pvs.get(volume) {
             Some(pv) if str_of(pv, &["spec", "claimRef", "uid"]) == uid => {
                 if pvc["status"]["phase"] != "Bound" {
                     self.mark_bound(pvc, pv);
@@ -321,6 +368,7 @@ impl Volumes {
         // Static binding: the smallest available volume of the class that fits.
         let selected_node = selected.and_then(|s| world.nodes.iter().find(|n| str_of(n, &["metadata", "name"]) == s));
         let candidate = world
+            .volumes
             .pvs
             .values()
             .filter(|pv| {
@@ -428,6 +476,7 @@ impl Volumes {
                 let zones = world.zones();
                 zones.into_iter().min_by_key(|z| {
                     world
+                        .volumes
                         .pvs
                         .values()
                         .filter(|pv| {
@@ -868,6 +917,7 @@ pub(crate) async fn run(store: Store, timings: Timings, shutdown: watch::Receive
     let mut volumes = Volumes {
         recorder: Recorder::new(&store),
         store,
+        volumes: VolumeIndex::default(),
         due: HashMap::new(),
         resync: None,
         timings,
@@ -897,6 +947,7 @@ mod tests {
         Volumes {
             recorder: Recorder::new(&store),
             store,
+            volumes: VolumeIndex::default(),
             due: HashMap::new(),
             resync: None,
             timings: Timings::default(),
@@ -935,6 +986,25 @@ mod tests {
     }
 
     #[test]
+    fn a_volume_made_between_passes_is_found_through_the_changes_and_bound() {
+        let mut v = controller();
+        let claim = json!({"metadata": {"name": "data"}, "spec": {"storageClassName": "",
+            "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}});
+        let created = v.store.client("test").create(&PVCS.r(), Some("a"), claim).unwrap();
+        v.pass(None);
+        let rev = v.store.revision();
+        let pv = json!({"metadata": {"name": "pv-static"}, "spec": {"storageClassName": "",
+            "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+            "claimRef": {"namespace": "a", "name": "data", "uid": created["metadata"]["uid"]},
+            "hostPath": {"path": "/tmp/x"}}});
+        v.store.client("test").create(&PVS.r(), None, pv).unwrap();
+        let (changes, _) = v.store.changes_since(rev).unwrap();
+        v.pass(Some(changes));
+        let claim = v.store.client("test").get(&PVCS.r(), Some("a"), "data").unwrap();
+        assert_eq!(claim["spec"]["volumeName"], "pv-static", "the index kept from the first pass learned of it");
+    }
+
+    #[test]
     fn a_class_or_node_change_scopes_everything_a_volume_change_its_claims_namespace() {
         let change = |resource: &str, old: Option<Value>, new: Value| {
             Arc::new(Change {
@@ -955,25 +1025,30 @@ mod tests {
     }
 
     #[test]
-    fn a_claim_finds_the_first_volume_by_name_that_names_it() {
+    fn a_claim_finds_the_first_volume_by_name_that_names_it_as_volumes_come_and_go() {
         let pv = |claim: Option<&str>| {
             let claim_ref = claim.map(|uid| json!({"uid": uid})).unwrap_or(Value::Null);
             Arc::new(json!({"spec": {"claimRef": claim_ref}}))
         };
-        let pvs: BTreeMap<String, Arc<Value>> = [
-            ("pv-c", pv(Some("u1"))),
-            ("pv-a", pv(Some("u2"))),
-            ("pv-b", pv(Some("u1"))),
-            ("pv-d", pv(None)),
-            ("pv-e", pv(None)),
-        ]
-        .into_iter()
-        .map(|(n, v)| (n.to_string(), v))
-        .collect();
-        let index = volumes_by_claim(&pvs);
-        for uid in ["u1", "u2", "", "u3"] {
-            let scanned = pvs.iter().find(|(_, pv)| str_of(pv, &["spec", "claimRef", "uid"]) == uid).map(|(n, _)| n);
-            assert_eq!(index.get(uid), scanned, "{uid}");
+        let mut index = VolumeIndex::default();
+        for (name, claim) in [("pv-c", Some("u1")), ("pv-a", Some("u2")), ("pv-b", Some("u1")), ("pv-d", None)] {
+            index.put(name.into(), Some(pv(claim)));
         }
+        let first = |index: &VolumeIndex, uid: &str| {
+            let scanned = index.pvs.iter().find(|(_, pv)| str_of(pv, &["spec", "claimRef", "uid"]) == uid);
+            let found = index.of_claim(uid);
+            assert_eq!(found, scanned.map(|(_, pv)| pv), "{uid}");
+            scanned.map(|(name, _)| name.clone())
+        };
+        assert_eq!(first(&index, "u1").as_deref(), Some("pv-b"));
+        assert_eq!(first(&index, "u2").as_deref(), Some("pv-a"));
+        assert_eq!(first(&index, "u3"), None);
+        // pv-b deleted, pv-a released then claimed by u1: the index follows.
+        index.put("pv-b".into(), None);
+        assert_eq!(first(&index, "u1").as_deref(), Some("pv-c"));
+        index.put("pv-a".into(), Some(pv(Some("u1"))));
+        assert_eq!(first(&index, "u1").as_deref(), Some("pv-a"));
+        assert_eq!(first(&index, "u2"), None, "no volume names u2 any more");
+        assert!(!index.by_claim.contains_key("u2"));
     }
 }

@@ -275,12 +275,43 @@ impl Store {
     ) -> ApiResult<Written> {
         check_body_kind_for(info, sub, &body)?;
         let at = self.shared.clock.now();
-        let mut st = self.lock();
-        let out = update_locked(&mut st, info, ns, name, sub, opts, true, at, &mut |_| Ok(body.clone()));
-        let rev = st.rev;
-        drop(st);
-        self.notify(rev);
-        out
+        self.update(info, ns, name, sub, opts, true, at, &mut |_| Ok(body.clone()))
+    }
+
+    /// An update as the API server makes it: worked out from the object as read, the
+    /// custom resource's schema and CEL rules checked without holding the store (the
+    /// costliest part, which held every other request up), then committed if the object
+    /// is still the one read, or worked out again from the newer one (etcd's
+    /// compare-and-swap in `GuaranteedUpdate`).
+    #[allow(clippy::too_many_arguments)]
+    fn update(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+        sub: Option<Subresource>,
+        opts: &WriteOptions,
+        is_put: bool,
+        at: SimInstant,
+        mutate: &mut dyn FnMut(&Value) -> ApiResult<Value>,
+    ) -> ApiResult<Written> {
+        let out = loop {
+            let (mut staged, validator) = {
+                let st = self.lock();
+                (stage_update(&st, info, ns, name, sub, opts, is_put, mutate)?, st.validators.of(info))
+            };
+            if let Some(validator) = validator.filter(|_| info.custom) {
+                validator.check(info, &mut staged.new, Some(&staged.old))?;
+            }
+            let mut st = self.lock();
+            let current = st.get(&info.storage, &key_for(info, ns, name));
+            if current.is_some_and(|c| Arc::ptr_eq(c, &staged.old)) {
+                let out = finish_update(&mut st, info, ns, name, sub, opts, at, staged);
+                break (out, st.rev);
+            }
+        };
+        self.notify(out.1);
+        out.0
     }
 
     /// Patches an object or one of its subresources.
@@ -326,18 +357,17 @@ impl Store {
                 out
             }
             (None, _) => Err(ApiError::not_found(&info.group, &info.plural, name)),
+            (Some(_), kind) if kind != PatchType::Apply => {
+                drop(st);
+                let gr = info.storage.clone();
+                return self
+                    .update(info, ns, name, sub, opts, false, at, &mut |view| patched(view, kind, body, None, &gr));
+            }
             (Some(current), _) => {
                 let previous = st.applied.get(&manager_key(meta::uid(current))).cloned();
                 let gr = info.storage.clone();
                 let out = update_locked(&mut st, info, ns, name, sub, opts, false, at, &mut |view| {
-                    let mut doc = view.clone();
-                    match kind {
-                        PatchType::Json => patch::json_patch(&mut doc, body)?,
-                        PatchType::Merge => patch::merge(&mut doc, body),
-                        PatchType::Strategic => patch::strategic(&mut doc, body, &gr)?,
-                        PatchType::Apply => patch::apply(&mut doc, body, previous.as_ref(), &gr),
-                    }
-                    Ok(doc)
+                    patched(view, kind, body, previous.as_ref(), &gr)
                 });
                 if kind == PatchType::Apply && out.is_ok() {
                     st.applied.insert(manager_key(meta::uid(current)), body.clone());
@@ -409,6 +439,25 @@ impl Store {
         self.notify(rev);
         Ok(())
     }
+}
+
+/// `view` with a patch of `kind` applied (`previous`: what the same manager applied
+/// last, for an apply patch).
+fn patched(
+    view: &Value,
+    kind: PatchType,
+    body: &Value,
+    previous: Option<&Value>,
+    gr: &GroupResource,
+) -> ApiResult<Value> {
+    let mut doc = view.clone();
+    match kind {
+        PatchType::Json => patch::json_patch(&mut doc, body)?,
+        PatchType::Merge => patch::merge(&mut doc, body),
+        PatchType::Strategic => patch::strategic(&mut doc, body, gr)?,
+        PatchType::Apply => patch::apply(&mut doc, body, previous, gr),
+    }
+    Ok(doc)
 }
 
 fn check_body_kind_for(info: &ResourceInfo, sub: Option<Subresource>, body: &Value) -> ApiResult<()> {
@@ -675,6 +724,35 @@ pub(crate) fn update_locked(
     at: SimInstant,
     mutate: &mut dyn FnMut(&Value) -> ApiResult<Value>,
 ) -> ApiResult<Written> {
+    let mut staged = stage_update(st, info, ns, name, sub, opts, is_put, mutate)?;
+    if info.custom {
+        st.validators.validate(info, &mut staged.new, Some(&staged.old))?;
+    }
+    finish_update(st, info, ns, name, sub, opts, at, staged)
+}
+
+/// An update worked out up to the custom resource's schema and CEL validation.
+pub(crate) struct Staged {
+    /// The object as stored when the update was worked out.
+    pub old: Arc<Value>,
+    pub new: Value,
+    pub warnings: Vec<String>,
+}
+
+/// The first part of an update: the new object from the old and the request, with the
+/// checks that come before validation (names, resourceVersion precondition, structural
+/// schema). Reads the state only.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn stage_update(
+    st: &State,
+    info: &ResourceInfo,
+    ns: Option<&str>,
+    name: &str,
+    sub: Option<Subresource>,
+    opts: &WriteOptions,
+    is_put: bool,
+    mutate: &mut dyn FnMut(&Value) -> ApiResult<Value>,
+) -> ApiResult<Staged> {
     let key = key_for(info, ns, name);
     let gr = info.storage.clone();
     let old = st.get(&gr, &key).cloned().ok_or_else(|| not_found(info, name))?;
@@ -794,9 +872,25 @@ pub(crate) fn update_locked(
     {
         warnings = custom::admit(&mut new, schema, &info.kind, &info.version, opts.field_validation)?;
     }
-    if info.custom {
-        st.validators.validate(info, &mut new, Some(&old))?;
-    }
+    Ok(Staged { old, new, warnings })
+}
+
+/// The rest of an update, once validated: the checks against the stored object, then
+/// the commit (or nothing, when nothing changed).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn finish_update(
+    st: &mut State,
+    info: &ResourceInfo,
+    ns: Option<&str>,
+    name: &str,
+    sub: Option<Subresource>,
+    opts: &WriteOptions,
+    at: SimInstant,
+    staged: Staged,
+) -> ApiResult<Written> {
+    let Staged { old, mut new, warnings } = staged;
+    let key = key_for(info, ns, name);
+    let gr = info.storage.clone();
     let mut errs = Vec::new();
     if meta::is_deleting(&old) {
         let old_fins = meta::finalizers(&old);

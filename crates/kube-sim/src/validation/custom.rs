@@ -52,7 +52,31 @@ impl Validators {
         obj: &mut Value,
         old: Option<&Value>,
     ) -> Result<(), ApiError> {
-        let Some(v) = info.crd.as_deref().and_then(|c| self.by_crd.get(c)) else { return Ok(()) };
+        match self.of(info) {
+            Some(validator) => validator.check(info, obj, old),
+            None => Ok(()),
+        }
+    }
+
+    /// The validator of a custom resource's CRD, to validate with outside the store's
+    /// lock ([`Validator::check`]).
+    pub fn of(&self, info: &crate::registry::ResourceInfo) -> Option<Validator> {
+        info.crd.as_deref().and_then(|c| self.by_crd.get(c)).cloned().map(Validator)
+    }
+}
+
+/// One CRD's compiled schemas, shared.
+pub struct Validator(Arc<CrdValidator>);
+
+impl Validator {
+    /// As [`Validators::validate`].
+    pub fn check(
+        &self,
+        info: &crate::registry::ResourceInfo,
+        obj: &mut Value,
+        old: Option<&Value>,
+    ) -> Result<(), ApiError> {
+        let v = &self.0;
         let stored_version = obj.get("apiVersion").cloned();
         let mut candidate = obj.clone();
         candidate["apiVersion"] = json!(info.api_version());

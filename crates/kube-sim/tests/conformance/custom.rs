@@ -216,3 +216,59 @@ async fn schema_and_cel_rules_refuse_bad_custom_resources() {
     assert!(e.message.contains("color is immutable"), "{}", e.message);
     api.patch("g", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 2}}))).await.unwrap();
 }
+
+/// Updates of one custom resource at once, each checked by a CEL rule: every one lands
+/// (an update whose object changed while it was validated is worked out again from the
+/// newer object, never written over it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_patches_of_a_validated_custom_resource_all_land() {
+    let s = Sim::start().await;
+    let crd: CustomResourceDefinition = serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "tallies.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "tallies", "singular": "tally", "kind": "Tally"},
+            "versions": [{"name": "v1", "served": true, "storage": true, "subresources": {"status": {}},
+                "schema": {"openAPIV3Schema": {
+                "type": "object",
+                "properties": {
+                    "spec": {"type": "object",
+                        "x-kubernetes-validations": [{"rule": "size(self.marks) <= 64", "message": "too many marks"}],
+                        "properties": {"marks": {"type": "object", "additionalProperties": {"type": "integer"}}}},
+                    "status": {"type": "object",
+                        "properties": {"seen": {"type": "object", "additionalProperties": {"type": "integer"}}}}
+                }
+            }}}]
+        }
+    }))
+    .unwrap();
+    let crds: Api<CustomResourceDefinition> = Api::all(s.client.clone());
+    crds.create(&PostParams::default(), &crd).await.unwrap();
+    let ar = kube::core::ApiResource::from_gvk(&GroupVersionKind::gvk("example.com", "v1", "Tally"));
+    let api: Api<DynamicObject> = Api::default_namespaced_with(s.client.clone(), &ar);
+    let tally: DynamicObject = serde_json::from_value(
+        json!({"apiVersion": "example.com/v1", "kind": "Tally", "metadata": {"name": "t"}, "spec": {"marks": {}}}),
+    )
+    .unwrap();
+    api.create(&PostParams::default(), &tally).await.unwrap();
+    let writes = (0..32).map(|n| {
+        let api = api.clone();
+        tokio::spawn(async move {
+            let key = format!("k{n}");
+            let params = PatchParams::default();
+            api.patch("t", &params, &Patch::Merge(json!({"spec": {"marks": {&key: n}}}))).await.unwrap();
+            api.patch_status("t", &params, &Patch::Merge(json!({"status": {"seen": {&key: n}}}))).await.unwrap();
+        })
+    });
+    for write in futures::future::join_all(writes).await {
+        write.unwrap();
+    }
+    let t = api.get("t").await.unwrap();
+    let marks = t.data["spec"]["marks"].as_object().unwrap();
+    let seen = t.data["status"]["seen"].as_object().unwrap();
+    assert_eq!((marks.len(), seen.len()), (32, 32), "every patch landed: {:?}", t.data);
+    let many: serde_json::Map<String, serde_json::Value> = (0..65).map(|n| (format!("x{n}"), json!(n))).collect();
+    let too_many = Patch::Merge(json!({"spec": {"marks": many}}));
+    let e = api_err(api.patch("t", &PatchParams::default(), &too_many).await.unwrap_err());
+    assert!(e.message.contains("too many marks"), "the rule still refuses: {}", e.message);
+}
