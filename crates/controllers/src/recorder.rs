@@ -68,19 +68,33 @@ type Slot = Arc<Mutex<Option<Published>>>;
 pub struct Recorder {
     client: Client,
     controller: String,
-    /// Each key's slot and when it was last asked for (its window runs from then).
-    published: std::sync::Mutex<HashMap<Key, (Slot, Instant)>>,
+    /// Each key's slot and when it was last asked for (its window runs from then), and
+    /// when slots out of their window were last forgotten.
+    published: std::sync::Mutex<(Slots, Instant)>,
 }
+
+/// Each key's slot and when it was last asked for.
+type Slots = HashMap<Key, (Slot, Instant)>;
+
+/// How often slots out of their window are looked for (not on every Event: a bring-up
+/// of a hundred clusters keeps thousands of slots).
+const FORGET_EVERY: Duration = Duration::from_secs(30);
 
 impl Recorder {
     pub fn new(client: Client, controller: impl Into<String>) -> Self {
-        Self { client, controller: controller.into(), published: std::sync::Mutex::new(HashMap::new()) }
+        let published = std::sync::Mutex::new((HashMap::new(), Instant::now()));
+        Self { client, controller: controller.into(), published }
     }
 
-    /// The key's slot; slots out of their window and not in use are forgotten.
+    /// The key's slot; slots out of their window and not in use are forgotten (looked
+    /// for every [`FORGET_EVERY`]; a slot found out of its window is fresh again).
     fn slot(&self, key: Key) -> Slot {
-        let mut published = self.published.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        published.retain(|_, (slot, last)| last.elapsed() < SERIES_WINDOW || Arc::strong_count(slot) > 1);
+        let mut guard = self.published.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (published, forgotten) = &mut *guard;
+        if forgotten.elapsed() >= FORGET_EVERY {
+            published.retain(|_, (slot, last)| last.elapsed() < SERIES_WINDOW || Arc::strong_count(slot) > 1);
+            *forgotten = Instant::now();
+        }
         let entry = published.entry(key).or_insert_with(|| (Slot::default(), Instant::now()));
         entry.1 = Instant::now();
         entry.0.clone()
