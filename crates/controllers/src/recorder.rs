@@ -124,11 +124,10 @@ impl Recorder {
         // Held across the request: two passes recording the same Event at once make one.
         let slot = self.slot(key);
         let mut published = slot.lock().await;
-        let now = at;
         if let Some(earlier) = published.as_mut().filter(|p| p.last.elapsed() < SERIES_WINDOW) {
             let count = earlier.count + 1;
             let api: Api<Event> = Api::namespaced(self.client.clone(), &earlier.namespace);
-            let patch = json!({"series": EventSeries { count, last_observed_time: MicroTime(now) }});
+            let patch = json!({"series": EventSeries { count, last_observed_time: MicroTime(at) }});
             api.patch(&earlier.name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
             earlier.count = count;
             earlier.last = Instant::now();
@@ -140,12 +139,12 @@ impl Recorder {
                 name: Some(format!(
                     "{}.{:x}",
                     regarding.name.as_deref().unwrap_or(&self.controller),
-                    now.as_nanosecond()
+                    at.as_nanosecond()
                 )),
                 namespace: Some(namespace.clone()),
                 ..ObjectMeta::default()
             },
-            event_time: Some(MicroTime(now)),
+            event_time: Some(MicroTime(at)),
             type_: Some(type_.as_str().into()),
             reason: Some(reason.into()),
             action: Some(action.into()),

@@ -190,11 +190,6 @@ impl World {
         }
     }
 
-    /// The volume whose claimRef names the claim `uid` (the first by name).
-    fn volume_of_claim(&self, uid: &str) -> Option<&Arc<Value>> {
-        self.volumes.of_claim(uid)
-    }
-
     fn users<'a>(&'a self, pvc: &'a Value) -> impl Iterator<Item = &'a Value> + 'a {
         let (ns, name) = key(pvc);
         self.pods.iter().map(|p| &**p).filter(move |p| {
@@ -355,7 +350,7 @@ impl Volumes {
         let uid = str_of(pvc, &["metadata", "uid"]).to_string();
         let controller = Source::new(PV_CONTROLLER, PV_CONTROLLER);
         // A volume already made (or pre-bound) for this claim.
-        if let Some(pv) = world.volume_of_claim(&uid) {
+        if let Some(pv) = world.volumes.of_claim(&uid) {
             self.bind(pvc, pv, false);
             return None;
         }

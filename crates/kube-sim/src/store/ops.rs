@@ -296,13 +296,15 @@ impl Store {
         mutate: &mut dyn FnMut(&Value) -> ApiResult<Value>,
     ) -> ApiResult<Written> {
         let out = loop {
-            let (mut staged, validator) = {
-                let st = self.lock();
-                (stage_update(&st, info, ns, name, sub, opts, is_put, mutate)?, st.validators.of(info))
+            let mut st = self.lock();
+            let mut staged = stage_update(&st, info, ns, name, sub, opts, is_put, mutate)?;
+            // Nothing to validate (a built-in resource): committed under the same lock.
+            let Some(validator) = st.validators.of(info).filter(|_| info.custom) else {
+                let out = finish_update(&mut st, info, ns, name, sub, opts, at, staged);
+                break (out, st.rev);
             };
-            if let Some(validator) = validator.filter(|_| info.custom) {
-                validator.check(info, &mut staged.new, Some(&staged.old))?;
-            }
+            drop(st);
+            validator.check(info, &mut staged.new, Some(&staged.old))?;
             let mut st = self.lock();
             let current = st.get(&info.storage, &key_for(info, ns, name));
             if current.is_some_and(|c| Arc::ptr_eq(c, &staged.old)) {
@@ -732,18 +734,18 @@ pub(crate) fn update_locked(
 }
 
 /// An update worked out up to the custom resource's schema and CEL validation.
-pub(crate) struct Staged {
+struct Staged {
     /// The object as stored when the update was worked out.
-    pub old: Arc<Value>,
-    pub new: Value,
-    pub warnings: Vec<String>,
+    old: Arc<Value>,
+    new: Value,
+    warnings: Vec<String>,
 }
 
 /// The first part of an update: the new object from the old and the request, with the
 /// checks that come before validation (names, resourceVersion precondition, structural
 /// schema). Reads the state only.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn stage_update(
+fn stage_update(
     st: &State,
     info: &ResourceInfo,
     ns: Option<&str>,
@@ -878,7 +880,7 @@ pub(crate) fn stage_update(
 /// The rest of an update, once validated: the checks against the stored object, then
 /// the commit (or nothing, when nothing changed).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn finish_update(
+fn finish_update(
     st: &mut State,
     info: &ResourceInfo,
     ns: Option<&str>,
