@@ -4,12 +4,14 @@
 //! removes only the volumes of the store PD removed) and an administrator finds a
 //! store's disks by label, on PVs too (which outlive their claims under `Retain`).
 //!
-//! Reads the PVCs from the watch cache; a PV is read only when its PVC does not record
-//! it as labelled ([`ANNOTATION_PV_LABELLED`]), so a pass with nothing to do makes no
-//! request. Writes: one merge patch per PV missing labels, then one per PVC missing
-//! labels or the record (each with its resourceVersion); none when all carry them. A
-//! PVC labelled with another store is reported, not relabelled, nor is its PV touched.
-//! Outcomes: Complete; Retry on a conflict; Fail.
+//! Reads the PVCs from the watch cache. A PV is not read: while its PVC does not record
+//! it as labelled ([`ANNOTATION_PV_LABELLED`]) it gets one merge patch of the labels
+//! (which changes nothing when it has them), and a pass with nothing to do makes no
+//! request. Writes: that patch per PV not yet recorded, then one merge patch per PVC
+//! missing labels or the record (with its resourceVersion); none when all carry them. A
+//! PV not made yet is patched on a later pass. A PVC labelled with another store is
+//! reported, not relabelled, nor is its PV touched. Outcomes: Complete; Retry on a
+//! conflict; Fail.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -50,8 +52,8 @@ fn missing(have: &BTreeMap<String, String>, wanted: &BTreeMap<String, String>) -
     wanted.iter().filter(|(k, v)| have.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
-fn conflict(kind: &str, name: &str) -> Outcome {
-    Outcome::retry(Duration::from_secs(1), format!("{kind} {name} changed meanwhile; retrying"))
+fn conflict(name: &str) -> Outcome {
+    Outcome::retry(Duration::from_secs(1), format!("PVC {name} changed meanwhile; retrying"))
 }
 
 async fn run(s: &mut TikvState) -> Outcome {
@@ -75,22 +77,15 @@ async fn run(s: &mut TikvState) -> Outcome {
         if let Some(volume) = volume
             && pvc.annotations().get(ANNOTATION_PV_LABELLED) != Some(&volume)
         {
-            match pvs.get_opt(&volume).await {
-                Ok(Some(pv)) => {
-                    let add = missing(pv.labels(), &wanted);
-                    if !add.is_empty() {
-                        let patch = json!({"metadata": {"labels": add, "resourceVersion": pv.resource_version()}});
-                        match pvs.patch(&volume, &patch_params(), &Patch::Merge(&patch)).await {
-                            Ok(_) => labelled.push(format!("PV {volume}")),
-                            Err(error) if is_conflict(&error) => return conflict("PV", &volume),
-                            Err(error) if is_not_found(&error) => continue,
-                            Err(error) => return Outcome::fail(error),
-                        }
-                    }
+            // Labels merge into the PV's own; one request instead of a read and a write.
+            let patch = json!({"metadata": {"labels": &wanted}});
+            match pvs.patch(&volume, &patch_params(), &Patch::Merge(&patch)).await {
+                Ok(_) => {
+                    labelled.push(format!("PV {volume}"));
                     annotations.insert(ANNOTATION_PV_LABELLED.to_string(), volume);
                 }
                 // Bound to a volume not made yet (or gone): looked at again next pass.
-                Ok(None) => {}
+                Err(error) if is_not_found(&error) => {}
                 Err(error) => return Outcome::fail(error),
             }
         }
@@ -104,7 +99,7 @@ async fn run(s: &mut TikvState) -> Outcome {
         match pvcs.patch(&name, &patch_params(), &Patch::Merge(&patch)).await {
             Ok(_) if !add.is_empty() => labelled.push(format!("PVC {name}")),
             Ok(_) => {}
-            Err(error) if is_conflict(&error) => return conflict("PVC", &name),
+            Err(error) if is_conflict(&error) => return conflict(&name),
             Err(error) => return Outcome::fail(error),
         }
     }
@@ -200,19 +195,60 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_volume_that_has_the_labels_is_only_recorded() {
+    async fn a_volume_that_has_the_labels_is_patched_unread_and_does_not_change() {
         let kit = Kit::new(FakePd::bootstrapped().store(5, ADDR, NodeState::Serving), |_| {}).await;
         let labels = [(LABEL_CLUSTER, "basic"), (LABEL_GROUP, "tikv"), (LABEL_INSTANCE, NAME), (LABEL_STORE_ID, "5")];
         bound(&kit, &labels).await;
+        let pvs: Api<PersistentVolume> = Api::all(kit.env.client.clone());
+        let before = pvs.get("pv-1").await.unwrap();
         let (_, report) = kit.pass([label_pvcs()]).await;
-        assert_eq!(kit.writes(), ["patch persistentvolumeclaims/data-tikv-tikv-abc123"], "{report}");
         // The kit's instance has no store ID recorded yet: `store` announces it joined.
         let requests: Vec<String> =
             kit.env.requests().into_iter().filter(|r| !r.contains("/status/") && !r.contains("events")).collect();
         assert_eq!(
             requests,
-            ["get persistentvolumes/pv-1", "patch persistentvolumeclaims/data-tikv-tikv-abc123"],
-            "the PV read once, not written: {report}"
+            ["patch persistentvolumes/pv-1", "patch persistentvolumeclaims/data-tikv-tikv-abc123"],
+            "the PV is not read: {report}"
         );
+        let after = pvs.get("pv-1").await.unwrap();
+        assert_eq!(after.resource_version(), before.resource_version(), "the patch changed nothing");
+        let pvc: PersistentVolumeClaim = kit.env.get("data-tikv-tikv-abc123").await;
+        assert_eq!(pvc.annotations().get(ANNOTATION_PV_LABELLED).map(String::as_str), Some("pv-1"));
+    }
+
+    #[tokio::test]
+    async fn a_volume_not_made_yet_is_labelled_on_a_later_pass() {
+        let kit = Kit::new(FakePd::bootstrapped().store(5, ADDR, NodeState::Serving), |_| {}).await;
+        let tikv: tikv_operator_api::TiKV = kit.env.get(NAME).await;
+        for mut pvc in crate::common::render::pvcs(&tikv, &format!("tikv-{NAME}")).unwrap() {
+            pvc.spec.as_mut().unwrap().volume_name = Some("pv-1".into());
+            kit.env.create::<PersistentVolumeClaim>(pvc).await;
+        }
+        let (_, report) = kit.pass([label_pvcs()]).await;
+        assert_eq!(
+            kit.writes(),
+            ["patch persistentvolumes/pv-1", "patch persistentvolumeclaims/data-tikv-tikv-abc123"],
+            "{report}"
+        );
+        assert_eq!(report.entry("label_pvcs").unwrap().message(), "labelled PVC data-tikv-tikv-abc123");
+        let pvc: PersistentVolumeClaim = kit.env.get("data-tikv-tikv-abc123").await;
+        assert_eq!(pvc.labels().get(LABEL_STORE_ID).map(String::as_str), Some("5"));
+        assert!(!pvc.annotations().contains_key(ANNOTATION_PV_LABELLED), "not recorded: the PV was not there");
+
+        let pv = PersistentVolume {
+            metadata: kube::api::ObjectMeta { name: Some("pv-1".into()), ..Default::default() },
+            ..Default::default()
+        };
+        Api::<PersistentVolume>::all(kit.env.client.clone()).create(&Default::default(), &pv).await.unwrap();
+        let (_, report) = kit.pass([label_pvcs()]).await;
+        assert_eq!(
+            kit.writes(),
+            ["patch persistentvolumes/pv-1", "patch persistentvolumeclaims/data-tikv-tikv-abc123"],
+            "{report}"
+        );
+        let pv: PersistentVolume = Api::all(kit.env.client.clone()).get("pv-1").await.unwrap();
+        assert_eq!(pv.labels().get(LABEL_STORE_ID).map(String::as_str), Some("5"));
+        let pvc: PersistentVolumeClaim = kit.env.get("data-tikv-tikv-abc123").await;
+        assert_eq!(pvc.annotations().get(ANNOTATION_PV_LABELLED).map(String::as_str), Some("pv-1"));
     }
 }
