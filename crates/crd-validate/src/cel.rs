@@ -9,7 +9,7 @@
 //! old values (object fields by name, `map` list items by key), transition rules and
 //! `optionalOldSelf`, ratcheting of unchanged values, messages, reasons and field paths.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::ValidationRule;
@@ -41,6 +41,9 @@ pub(crate) struct Rule {
     pub field_path: Option<FieldPath>,
     pub uses_old_self: bool,
     pub optional_old_self: bool,
+    /// The fields of `self` and `oldSelf` the rule and its message read (CEL names);
+    /// `None` when they use a value whole.
+    pub reads: Option<BTreeSet<String>>,
 }
 
 impl std::fmt::Debug for Rule {
@@ -101,6 +104,12 @@ pub(crate) fn compile(raw: &ValidationRule, node: &Node) -> Result<Rule, Compile
         _ => None,
     };
 
+    let reads = fields_read(&program.expression().expr).and_then(|mut reads| {
+        if let Some(message) = &message_expression {
+            reads.extend(fields_read(&message.expression().expr)?);
+        }
+        Some(reads)
+    });
     Ok(Rule {
         rule: raw.rule.clone(),
         program,
@@ -110,7 +119,58 @@ pub(crate) fn compile(raw: &ValidationRule, node: &Node) -> Result<Rule, Compile
         field_path,
         uses_old_self,
         optional_old_self,
+        reads,
     })
+}
+
+/// The fields an expression selects from `self` or `oldSelf` (`self.spec`,
+/// `has(self.status)`), or `None` when it uses either whole: compares it, iterates it,
+/// passes it to a function, or names a variable after it.
+fn fields_read(expr: &Expr) -> Option<BTreeSet<String>> {
+    fn walk(expr: &Expr, reads: &mut BTreeSet<String>) -> Option<()> {
+        let bound = |name: &str| name == "self" || name == "oldSelf";
+        match expr {
+            Expr::Ident(name) if bound(name) => None,
+            Expr::Select(select) => match &select.operand.expr {
+                Expr::Ident(name) if bound(name) => {
+                    reads.insert(select.field.clone());
+                    Some(())
+                }
+                operand => walk(operand, reads),
+            },
+            Expr::Call(call) => {
+                if let Some(target) = &call.target {
+                    walk(&target.expr, reads)?;
+                }
+                call.args.iter().try_for_each(|arg| walk(&arg.expr, reads))
+            }
+            Expr::Comprehension(comp) => {
+                let shadowing = [Some(&comp.iter_var), comp.iter_var2.as_ref(), Some(&comp.accu_var)];
+                if shadowing.into_iter().flatten().any(|var| bound(var)) {
+                    return None;
+                }
+                [&comp.iter_range, &comp.accu_init, &comp.loop_cond, &comp.loop_step, &comp.result]
+                    .into_iter()
+                    .try_for_each(|part| walk(&part.expr, reads))
+            }
+            Expr::List(list) => list.elements.iter().try_for_each(|element| walk(&element.expr, reads)),
+            Expr::Map(map) => map.entries.iter().try_for_each(|entry| walk_entry(&entry.expr, reads)),
+            Expr::Struct(s) => s.entries.iter().try_for_each(|entry| walk_entry(&entry.expr, reads)),
+            Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => Some(()),
+        }
+    }
+    fn walk_entry(entry: &kube_cel::cel::common::ast::EntryExpr, reads: &mut BTreeSet<String>) -> Option<()> {
+        use kube_cel::cel::common::ast::EntryExpr;
+        match entry {
+            EntryExpr::StructField(field) => walk(&field.value.expr, reads),
+            EntryExpr::MapEntry(entry) => {
+                walk(&entry.key.expr, reads)?;
+                walk(&entry.value.expr, reads)
+            }
+        }
+    }
+    let mut reads = BTreeSet::new();
+    walk(expr, &mut reads).map(|()| reads)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -588,8 +648,15 @@ fn eval_rules(
     ratchet: Ratchet,
     errs: &mut Vec<FieldError>,
 ) {
-    let self_value = to_cel(value, Some(node));
-    let old_value = old.map(|o| to_cel(o, Some(node)));
+    // Only the fields the rules read are converted: at a resource's root, a rule on its
+    // name would otherwise have the whole object, status included, built for it.
+    let reads = node.rules.iter().try_fold(BTreeSet::new(), |mut all, rule| {
+        all.extend(rule.reads.as_ref()?.iter().map(String::as_str));
+        Some(all)
+    });
+    let keep = |name: &str| reads.as_ref().is_none_or(|reads| reads.contains(name));
+    let self_value = to_cel_keeping(value, node, &keep);
+    let old_value = old.map(|o| to_cel_keeping(o, node, &keep));
 
     let mut plain = ctx.new_inner_scope();
     plain.add_variable_from_value("self", self_value.clone());
@@ -714,9 +781,15 @@ fn number(n: &serde_json::Number) -> CelValue {
 }
 
 pub(crate) fn to_cel(v: &Value, node: Option<&Node>) -> CelValue {
-    let Some(node) = node else {
-        return untyped(v);
-    };
+    match node {
+        Some(node) => to_cel_keeping(v, node, &|_| true),
+        None => untyped(v),
+    }
+}
+
+/// As [`to_cel`]; an object with properties holds only the fields `keep` names (by their
+/// CEL names), its own fields converted whole.
+fn to_cel_keeping(v: &Value, node: &Node, keep: &dyn Fn(&str) -> bool) -> CelValue {
     if v.is_null() {
         return CelValue::Null;
     }
@@ -724,24 +797,11 @@ pub(crate) fn to_cel(v: &Value, node: Option<&Node>) -> CelValue {
         return untyped(v);
     }
     match (node.type_.as_str(), v) {
+        ("object" | "", Value::Object(map)) if node.resource_root || node.has_properties => {
+            object_to_cel(map, node, keep)
+        }
         ("object" | "", Value::Object(map)) => {
-            if node.resource_root || node.has_properties {
-                let mut out = HashMap::with_capacity(map.len());
-                for (key, child) in map {
-                    if node.resource_root && (key == "apiVersion" || key == "kind") {
-                        if child.is_string() {
-                            out.insert(string_key(key.clone()), untyped(child));
-                        }
-                    } else if node.resource_root && key == "metadata" {
-                        out.insert(string_key(key.clone()), metadata_view(child));
-                    } else if let Some(prop) = node.properties.get(key)
-                        && let Some(escaped) = escape(key)
-                    {
-                        out.insert(string_key(escaped), to_cel(child, Some(prop)));
-                    }
-                }
-                cel_map(out)
-            } else if let Some(additional) = node.additional_schema() {
+            if let Some(additional) = node.additional_schema() {
                 cel_map(map.iter().map(|(k, child)| (string_key(k.clone()), to_cel(child, Some(additional)))).collect())
             } else {
                 untyped(v)
@@ -762,6 +822,29 @@ pub(crate) fn to_cel(v: &Value, node: Option<&Node>) -> CelValue {
         },
         _ => untyped(v),
     }
+}
+
+/// An object with properties: its declared fields under their escaped names (at a
+/// resource root also `apiVersion`, `kind` and the `metadata` view), those `keep` names.
+fn object_to_cel(map: &serde_json::Map<String, Value>, node: &Node, keep: &dyn Fn(&str) -> bool) -> CelValue {
+    let mut out = HashMap::with_capacity(map.len());
+    for (key, child) in map {
+        if node.resource_root && (key == "apiVersion" || key == "kind") {
+            if child.is_string() && keep(key) {
+                out.insert(string_key(key.clone()), untyped(child));
+            }
+        } else if node.resource_root && key == "metadata" {
+            if keep(key) {
+                out.insert(string_key(key.clone()), metadata_view(child));
+            }
+        } else if let Some(prop) = node.properties.get(key)
+            && let Some(escaped) = escape(key)
+            && keep(&escaped)
+        {
+            out.insert(string_key(escaped), to_cel(child, Some(prop)));
+        }
+    }
+    cel_map(out)
 }
 
 /// `self.metadata` at a resource root shows only `name` and `generateName`.
@@ -822,6 +905,26 @@ mod tests {
             assert_eq!(BASE.with(run), run(&plain), "{text} {rule}");
         }
         assert_eq!(PATTERNS.with(|p| p.borrow().len()), 1, "the good pattern kept once, the bad one not at all");
+    }
+
+    #[test]
+    fn a_rule_reads_the_fields_it_selects_or_the_whole_value() {
+        let reads = |rule: &str| {
+            let program = Program::compile(rule).unwrap();
+            fields_read(&program.expression().expr).map(|r| r.into_iter().collect::<Vec<_>>())
+        };
+        let fields = |names: &[&str]| Some(names.iter().map(|n| n.to_string()).collect::<Vec<_>>());
+        assert_eq!(reads("self.metadata.name.size() <= 47"), fields(&["metadata"]));
+        assert_eq!(reads("!has(self.spec) || self.spec.replicas > 0"), fields(&["spec"]));
+        assert_eq!(reads("self.spec.x == oldSelf.spec.x && has(oldSelf.status)"), fields(&["spec", "status"]));
+        assert_eq!(reads("self.items.all(i, i.x > 0)"), fields(&["items"]));
+        assert_eq!(reads("{'a': self.a}['a'] > 0 && [self.b][0] > 0"), fields(&["a", "b"]));
+        assert_eq!(reads("1 < 2"), fields(&[]));
+        for whole in ["self == oldSelf", "self.all(k, k != 'a')", "size(self) > 1", "self.size() > 1"] {
+            assert_eq!(reads(whole), None, "{whole}");
+        }
+        assert_eq!(reads("[1, 2].exists(self, self > 1)"), None, "a variable named self");
+        assert_eq!(reads("oldSelf.hasValue()"), None, "an optional oldSelf used whole");
     }
 
     #[test]

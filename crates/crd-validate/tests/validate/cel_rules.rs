@@ -528,3 +528,36 @@ fn rules_at_an_embedded_resource_see_its_type_meta() {
     let errs = create_err(&v, &template("Secret", "w-1"));
     assert_eq!(errs.to_string(), "spec.template: Invalid value: \"object\": a w- ConfigMap");
 }
+
+#[test]
+fn rules_at_the_root_see_the_fields_they_and_their_messages_read() {
+    // Only what the rules read is bound (a rule on the name does not have the whole
+    // object built for it); a message reading another field still sees it.
+    let v = validator(json!({
+        "type": "object",
+        "properties": {
+            "spec": {"type": "object", "properties": {"replicas": {"type": "integer"}}},
+            "status": {"type": "object", "properties": {"phase": {"type": "string"}}},
+        },
+        "x-kubernetes-validations": [
+            {"rule": "self.metadata.name.size() <= 3", "message": "name too long"},
+            {
+                "rule": "self.spec.replicas < 5",
+                "messageExpression": "'too many replicas while ' + self.status.phase",
+            },
+        ],
+    }));
+    let object = |name: &str, replicas: i64, phase: &str| {
+        json!({
+            "apiVersion": "example.com/v1", "kind": "Widget",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"replicas": replicas}, "status": {"phase": phase},
+        })
+    };
+    assert!(create(&v, &object("w", 1, "Good")).is_ok());
+    let errs = create_err(&v, &object("long", 7, "Bad"));
+    assert_eq!(
+        errs.to_string(),
+        "[<nil>: Invalid value: \"object\": name too long, <nil>: Invalid value: \"object\": too many replicas while Bad]"
+    );
+}
