@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::{Req, table};
 use crate::error::ApiResult;
-use crate::store::WatchEvent;
+use crate::store::{WatchEvent, wire_line};
 
 /// Without `timeoutSeconds`, kube-apiserver closes a watch after a random 30 to 60 minutes.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
@@ -44,15 +44,18 @@ pub(super) async fn serve(req: &Req<'_>) -> ApiResult<Response> {
                 _ = tx.closed() => break,
             };
             let is_error = matches!(event, WatchEvent::Error(_));
-            let mut line = event.to_json();
-            if as_table && matches!(event, WatchEvent::Added(_) | WatchEvent::Modified(_) | WatchEvent::Deleted(_)) {
+            let mut bytes = if as_table
+                && matches!(event, WatchEvent::Added(_) | WatchEvent::Modified(_) | WatchEvent::Deleted(_))
+            {
                 let obj = event.object();
                 let rv = obj["metadata"]["resourceVersion"].as_str().unwrap_or_default();
-                line["object"] =
+                let object =
                     table::table(&info, std::slice::from_ref(obj), rv, None, include, first, store.clock().wall());
                 first = false;
-            }
-            let mut bytes = line.to_string().into_bytes();
+                wire_line(event.type_name(), &object)
+            } else {
+                event.to_json()
+            };
             bytes.push(b'\n');
             if tx.send(Bytes::from(bytes)).await.is_err() || is_error {
                 break;

@@ -23,7 +23,7 @@ pub use list::ListOptions;
 pub(crate) use ops::{CRD_CLEANUP, FOREGROUND, ORPHAN, parse_delete_options};
 pub use ops::{DeleteOptions, Deleted, Propagation, Subresource, WriteOptions, Written};
 pub(crate) use scale::selector_string;
-pub use watch::{WatchEvent, WatchOptions, Watcher};
+pub use watch::{WatchEvent, WatchOptions, Watcher, wire_line};
 
 use crate::error::ApiError;
 use crate::faults::FaultRules;

@@ -37,16 +37,20 @@ pub enum WatchEvent {
 }
 
 impl WatchEvent {
-    /// The wire form: `{"type": "ADDED", "object": {...}}`.
-    pub fn to_json(&self) -> Value {
-        let (t, o) = match self {
-            WatchEvent::Added(o) => ("ADDED", o),
-            WatchEvent::Modified(o) => ("MODIFIED", o),
-            WatchEvent::Deleted(o) => ("DELETED", o),
-            WatchEvent::Bookmark(o) => ("BOOKMARK", o),
-            WatchEvent::Error(o) => ("ERROR", o),
-        };
-        json!({"type": t, "object": o})
+    /// The wire form: `{"type":"ADDED","object":{...}}`.
+    pub fn to_json(&self) -> Vec<u8> {
+        wire_line(self.type_name(), self.object())
+    }
+
+    /// `ADDED`, `MODIFIED`, `DELETED`, `BOOKMARK` or `ERROR`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            WatchEvent::Added(_) => "ADDED",
+            WatchEvent::Modified(_) => "MODIFIED",
+            WatchEvent::Deleted(_) => "DELETED",
+            WatchEvent::Bookmark(_) => "BOOKMARK",
+            WatchEvent::Error(_) => "ERROR",
+        }
     }
 
     pub fn object(&self) -> &Value {
@@ -58,6 +62,18 @@ impl WatchEvent {
             | WatchEvent::Error(o) => o,
         }
     }
+}
+
+/// A watch event's wire form, written straight from the object (building it as a
+/// `Value` first copied every object sent to every watcher).
+pub fn wire_line(type_: &str, object: &Value) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    struct Line<'a> {
+        #[serde(rename = "type")]
+        type_: &'a str,
+        object: &'a Value,
+    }
+    serde_json::to_vec(&Line { type_, object }).unwrap_or_default()
 }
 
 /// An open watch. [`Watcher::next`] is cancel-safe.
