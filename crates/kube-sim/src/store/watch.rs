@@ -10,7 +10,7 @@ use sim_clock::SimInstant;
 
 use super::list::parse_rv;
 use super::{Change, ChangeKind, Store};
-use crate::convert::to_served;
+use crate::convert::to_served_shared;
 use crate::error::{ApiError, ApiResult};
 use crate::meta;
 use crate::registry::ResourceInfo;
@@ -25,15 +25,16 @@ pub struct WatchOptions {
     pub send_initial_events: Option<bool>,
 }
 
-/// One event, its object as the watched version serves it.
+/// One event, its object as the watched version serves it (the stored object itself
+/// when it already is that, as nearly always: not copied for every watcher).
 #[derive(Clone, Debug, PartialEq)]
 pub enum WatchEvent {
-    Added(Value),
-    Modified(Value),
-    Deleted(Value),
-    Bookmark(Value),
+    Added(Arc<Value>),
+    Modified(Arc<Value>),
+    Deleted(Arc<Value>),
+    Bookmark(Arc<Value>),
     /// A `Status` object (410 Expired when history is gone).
-    Error(Value),
+    Error(Arc<Value>),
 }
 
 impl WatchEvent {
@@ -120,12 +121,12 @@ impl Store {
         if initial {
             for (_, o) in st.iter(&w.info.storage, w.ns.as_deref()) {
                 if w.matches(o) {
-                    w.pending.push_back((st.rev, now, WatchEvent::Added(to_served(&w.info, o))));
+                    w.pending.push_back((st.rev, now, WatchEvent::Added(to_served_shared(&w.info, o))));
                 }
             }
             if opts.send_initial_events == Some(true) {
                 let bm = w.bookmark_object(st.rev, true);
-                w.pending.push_back((st.rev, now, WatchEvent::Bookmark(bm)));
+                w.pending.push_back((st.rev, now, WatchEvent::Bookmark(Arc::new(bm))));
             }
             w.last = st.rev;
         } else {
@@ -136,7 +137,7 @@ impl Store {
             w.last = n;
             if n < st.compacted {
                 let status = ApiError::gone(format!("too old resource version: {n} ({})", st.compacted + 1)).status();
-                w.pending.push_back((n, now, WatchEvent::Error(status)));
+                w.pending.push_back((n, now, WatchEvent::Error(Arc::new(status))));
                 w.failed = true;
             }
         }
@@ -164,7 +165,7 @@ impl Watcher {
         if self.failed || !self.pending.is_empty() {
             return None;
         }
-        Some(WatchEvent::Bookmark(self.bookmark_object(self.last, false)))
+        Some(WatchEvent::Bookmark(Arc::new(self.bookmark_object(self.last, false))))
     }
 
     fn consider(&mut self, c: &Change) {
@@ -173,7 +174,7 @@ impl Watcher {
         }
         let new_m = self.matches(&c.new);
         let old_m = c.old.as_deref().is_some_and(|o| self.matches(o));
-        let view = || to_served(&self.info, &c.new);
+        let view = || to_served_shared(&self.info, &c.new);
         let ev = match c.kind {
             ChangeKind::Added => new_m.then(|| WatchEvent::Added(view())),
             ChangeKind::Modified => match (old_m, new_m) {
@@ -195,7 +196,7 @@ impl Watcher {
         if self.last < st.compacted {
             let status =
                 ApiError::gone(format!("too old resource version: {} ({})", self.last, st.compacted + 1)).status();
-            self.pending.push_back((self.last, store.shared.clock.now(), WatchEvent::Error(status)));
+            self.pending.push_back((self.last, store.shared.clock.now(), WatchEvent::Error(Arc::new(status))));
             self.failed = true;
             return;
         }
