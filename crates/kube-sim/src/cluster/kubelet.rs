@@ -1220,7 +1220,11 @@ pub(crate) async fn run(
         while let Ok(m) = rx.try_recv() {
             kubelet.on_message(m);
         }
-        let next = kubelet.pass(wake.take_changes());
+        let changes = wake.take_changes();
+        let Some((synced, next)) = super::on_own_thread(kubelet, move |k| k.pass(changes)).await else {
+            return;
+        };
+        kubelet = synced;
         let received = async {
             if let Some(m) = rx.recv().await {
                 pending = Some(m);

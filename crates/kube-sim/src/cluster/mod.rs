@@ -337,6 +337,26 @@ impl Wake {
     }
 }
 
+/// Runs one pass of a component on a thread of the blocking pool, as the component would
+/// run in a process of its own: a pass is synchronous work (milliseconds over hundreds
+/// of objects), and on the runtime's workers it held up the API server's requests
+/// behind it. `None` when the runtime is shutting down.
+pub(crate) async fn on_own_thread<T: Send + 'static, R: Send + 'static>(
+    mut component: T,
+    pass: impl FnOnce(&mut T) -> R + Send + 'static,
+) -> Option<(T, R)> {
+    let ran = tokio::task::spawn_blocking(move || {
+        let result = pass(&mut component);
+        (component, result)
+    })
+    .await;
+    match ran {
+        Ok(done) => Some(done),
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        Err(_) => None,
+    }
+}
+
 pub(crate) fn earliest(a: Option<SimInstant>, b: Option<SimInstant>) -> Option<SimInstant> {
     match (a, b) {
         (Some(x), Some(y)) => Some(x.min(y)),
