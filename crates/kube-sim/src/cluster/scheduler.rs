@@ -9,6 +9,7 @@
 //! `volume.kubernetes.io/selected-node`, and the pod is bound only once the provisioner
 //! bound them (kube-scheduler's PreBind waits the same way).
 
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -128,25 +129,34 @@ pub fn requirement_matches(req: &Value, labels: &BTreeMap<String, String>) -> bo
 
 /// A `nodeSelectorTerm`: all of its expressions and fields hold (an empty term matches nothing).
 pub fn term_matches(term: &Value, node_name: &str, labels: &BTreeMap<String, String>) -> bool {
-    let exprs = term["matchExpressions"].as_array().cloned().unwrap_or_default();
-    let fields = term["matchFields"].as_array().cloned().unwrap_or_default();
+    let exprs = term["matchExpressions"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let fields = term["matchFields"].as_array().map(Vec::as_slice).unwrap_or_default();
     if exprs.is_empty() && fields.is_empty() {
         return false;
     }
+    if !exprs.iter().all(|e| requirement_matches(e, labels)) {
+        return false;
+    }
+    if fields.is_empty() {
+        return true;
+    }
     let name_labels: BTreeMap<String, String> = [("metadata.name".to_string(), node_name.to_string())].into();
-    exprs.iter().all(|e| requirement_matches(e, labels)) && fields.iter().all(|f| requirement_matches(f, &name_labels))
+    fields.iter().all(|f| requirement_matches(f, &name_labels))
 }
 
 /// `nodeSelector` and required node affinity.
 pub fn node_affinity_matches(pod: &Value, node: &Value) -> bool {
-    let node_labels = labels(node);
-    let name = str_of(node, &["metadata", "name"]);
-    if !map_matches(&pod["spec"]["nodeSelector"], &node_labels) {
+    affinity_matches(pod, str_of(node, &["metadata", "name"]), &labels(node))
+}
+
+/// [`node_affinity_matches`] with the node's labels worked out already.
+fn affinity_matches(pod: &Value, name: &str, node_labels: &BTreeMap<String, String>) -> bool {
+    if !map_matches(&pod["spec"]["nodeSelector"], node_labels) {
         return false;
     }
     let required = &pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"];
     match required["nodeSelectorTerms"].as_array() {
-        Some(terms) => terms.iter().any(|t| term_matches(t, name, &node_labels)),
+        Some(terms) => terms.iter().any(|t| term_matches(t, name, node_labels)),
         None => true,
     }
 }
@@ -201,27 +211,132 @@ pub fn pod_requests(pod: &Value) -> (f64, f64) {
 /// A node's score for a pod (lower is better), ending with the node name as tie-break.
 pub type Score = (i64, i64, i64, i64, i64, String);
 
-/// What the scheduler knows while placing pods.
+/// A node as the filters and scores read it: its name, labels and allocatable worked
+/// out once per pass (kube-scheduler's NodeInfo), not once per pod and node.
+pub struct NodeInfo {
+    pub node: Arc<Value>,
+    name: String,
+    labels: BTreeMap<String, String>,
+    /// Allocatable CPU (cores), memory (bytes) and pods.
+    cpu: f64,
+    memory: f64,
+    pods: f64,
+}
+
+impl NodeInfo {
+    fn new(node: Arc<Value>) -> Self {
+        let alloc = &node["status"]["allocatable"];
+        let (cpu, memory, pods) = (quantity(&alloc["cpu"]), quantity(&alloc["memory"]), quantity(&alloc["pods"]));
+        NodeInfo {
+            name: str_of(&node, &["metadata", "name"]).to_string(),
+            labels: labels(&node),
+            cpu,
+            memory,
+            pods,
+            node,
+        }
+    }
+}
+
+/// A pod on a node, with what spreading and affinity read of it worked out once.
+struct Placed {
+    node: String,
+    pod: Arc<Value>,
+    /// Its labels, parsed on the first look: only the pods of the namespaces of the
+    /// pods placed in a pass are looked at.
+    labels: OnceCell<BTreeMap<String, String>>,
+    deleting: bool,
+}
+
+impl Placed {
+    fn labels(&self) -> &BTreeMap<String, String> {
+        self.labels.get_or_init(|| labels(&self.pod))
+    }
+}
+
+/// What is placed on one node: the pod count and summed requests NodeResourcesFit
+/// checks, summed in the order the pods were placed.
+#[derive(Default)]
+struct NodeLoad {
+    pods: usize,
+    cpu: f64,
+    memory: f64,
+}
+
+/// What the scheduler knows while placing pods, indexed the way kube-scheduler's cache
+/// is (nodes by name, pods by node and by namespace): scanning every placed pod for
+/// every node of every pending pod was a fifth of the simulator's CPU at 800 pods.
 pub struct Snapshot {
-    pub nodes: Vec<Arc<Value>>,
-    /// Non-terminal pods with a node, and pods placed earlier in this pass.
-    pub placed: Vec<(String, Arc<Value>)>,
+    nodes: Vec<NodeInfo>,
+    /// Node name to its position in `nodes` (the first node of that name).
+    node_index: HashMap<String, usize>,
+    /// Non-terminal pods with a node, and pods placed earlier in this pass, in that
+    /// order; only [`Snapshot::add_placed`] adds to it, keeping the indexes below.
+    placed: Vec<Placed>,
+    /// Node name to what is placed on it (nodes not in `nodes` too).
+    load: HashMap<String, NodeLoad>,
+    /// Namespace to the positions in `placed` of its pods, in placed order: spreading,
+    /// affinity and the alike-pods score only look at the pod's own namespaces.
+    by_namespace: HashMap<String, Vec<usize>>,
     pub pvcs: HashMap<(String, String), Arc<Value>>,
     pub pvs: HashMap<String, Arc<Value>>,
     pub classes: HashMap<String, Arc<Value>>,
 }
 
 impl Snapshot {
-    fn node_by_name(&self, name: &str) -> Option<&Value> {
-        self.nodes.iter().map(|n| &**n).find(|n| str_of(n, &["metadata", "name"]) == name)
+    /// The nodes, nothing placed, no claims, volumes or classes.
+    pub fn new(nodes: Vec<Arc<Value>>) -> Self {
+        let nodes: Vec<NodeInfo> = nodes.into_iter().map(NodeInfo::new).collect();
+        let mut node_index = HashMap::new();
+        for (i, n) in nodes.iter().enumerate() {
+            node_index.entry(n.name.clone()).or_insert(i);
+        }
+        Snapshot {
+            nodes,
+            node_index,
+            placed: Vec::new(),
+            load: HashMap::new(),
+            by_namespace: HashMap::new(),
+            pvcs: HashMap::new(),
+            pvs: HashMap::new(),
+            classes: HashMap::new(),
+        }
     }
 
-    fn pods_on<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
-        self.placed.iter().filter(move |(n, _)| n == node).map(|(_, p)| &**p)
+    /// Counts `pod` as placed on `node` for the pods placed after it.
+    pub fn add_placed(&mut self, node: String, pod: Arc<Value>) {
+        let (cpu, memory) = pod_requests(&pod);
+        let load = self.load.entry(node.clone()).or_default();
+        load.pods += 1;
+        load.cpu += cpu;
+        load.memory += memory;
+        let ns = str_of(&pod, &["metadata", "namespace"]);
+        match self.by_namespace.get_mut(ns) {
+            Some(positions) => positions.push(self.placed.len()),
+            None => {
+                self.by_namespace.insert(ns.to_string(), vec![self.placed.len()]);
+            }
+        }
+        let deleting = crate::meta::is_deleting(&pod);
+        self.placed.push(Placed { node, pod, labels: OnceCell::new(), deleting });
+    }
+
+    /// The nodes, in the order they are tried.
+    pub fn nodes(&self) -> &[NodeInfo] {
+        &self.nodes
+    }
+
+    fn node_by_name(&self, name: &str) -> Option<&NodeInfo> {
+        self.node_index.get(name).and_then(|&i| self.nodes.get(i))
     }
 
     fn topology_value<'a>(&'a self, node: &str, key: &str) -> Option<&'a str> {
-        self.node_by_name(node).and_then(|n| n["metadata"]["labels"][key].as_str())
+        self.node_by_name(node).and_then(|n| n.node["metadata"]["labels"][key].as_str())
+    }
+
+    /// The placed pods of namespace `ns`, in placed order.
+    fn in_namespace<'a>(&'a self, ns: &str) -> impl Iterator<Item = &'a Placed> + Clone + use<'a> {
+        self.by_namespace.get(ns).into_iter().flatten().filter_map(|&i| self.placed.get(i))
     }
 
     /// The storage class a claim uses (`None` in the spec means the default class).
@@ -257,21 +372,22 @@ impl Snapshot {
     }
 
     /// Every filter, in kube-scheduler's order; the first failing one rejects the node.
-    pub fn filter(&self, pod: &Value, node: &Value) -> Result<(), Reject> {
-        let name = str_of(node, &["metadata", "name"]);
-        let unschedulable_taint = json!({"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"});
-        if node["spec"]["unschedulable"] == true && !tolerates(&pod["spec"]["tolerations"], &unschedulable_taint) {
-            return Err(Reject::Unschedulable);
+    pub fn filter(&self, pod: &Value, node: &NodeInfo) -> Result<(), Reject> {
+        if node.node["spec"]["unschedulable"] == true {
+            let unschedulable_taint = json!({"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"});
+            if !tolerates(&pod["spec"]["tolerations"], &unschedulable_taint) {
+                return Err(Reject::Unschedulable);
+            }
         }
         if let Some(wanted) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty())
-            && wanted != name
+            && wanted != node.name
         {
             return Err(Reject::NodeName);
         }
-        if let Some(t) = untolerated_taint(pod, node) {
+        if let Some(t) = untolerated_taint(pod, &node.node) {
             return Err(Reject::Taint(t));
         }
-        if !node_affinity_matches(pod, node) {
+        if !affinity_matches(pod, &node.name, &node.labels) {
             return Err(Reject::NodeAffinity);
         }
         self.fit(pod, node)?;
@@ -280,35 +396,26 @@ impl Snapshot {
         self.inter_pod_affinity(pod, node)
     }
 
-    fn fit(&self, pod: &Value, node: &Value) -> Result<(), Reject> {
-        let name = str_of(node, &["metadata", "name"]);
-        let alloc = &node["status"]["allocatable"];
-        let (mut cpu, mut mem, mut count) = (0.0, 0.0, 0usize);
-        for p in self.pods_on(name) {
-            let (c, m) = pod_requests(p);
-            cpu += c;
-            mem += m;
-            count += 1;
-        }
-        let max_pods = quantity(&alloc["pods"]);
+    fn fit(&self, pod: &Value, node: &NodeInfo) -> Result<(), Reject> {
+        let (cpu, mem, count) = self.load.get(&node.name).map_or((0.0, 0.0, 0), |l| (l.cpu, l.memory, l.pods));
+        let max_pods = node.pods;
         if max_pods > 0.0 && count as f64 + 1.0 > max_pods {
             return Err(Reject::TooManyPods);
         }
         let (want_cpu, want_mem) = pod_requests(pod);
         let mut short = Vec::new();
-        if want_cpu > 0.0 && cpu + want_cpu > quantity(&alloc["cpu"]) + 1e-9 {
+        if want_cpu > 0.0 && cpu + want_cpu > node.cpu + 1e-9 {
             short.push("cpu");
         }
-        if want_mem > 0.0 && mem + want_mem > quantity(&alloc["memory"]) {
+        if want_mem > 0.0 && mem + want_mem > node.memory {
             short.push("memory");
         }
         if short.is_empty() { Ok(()) } else { Err(Reject::Insufficient(short)) }
     }
 
-    fn volumes(&self, pod: &Value, node: &Value) -> Result<(), Reject> {
+    fn volumes(&self, pod: &Value, node: &NodeInfo) -> Result<(), Reject> {
         let ns = str_of(pod, &["metadata", "namespace"]);
-        let name = str_of(node, &["metadata", "name"]);
-        let node_labels = labels(node);
+        let (name, node_labels) = (node.name.as_str(), &node.labels);
         for (_, claim) in pod_claims(pod) {
             let Some(pvc) = self.pvcs.get(&(ns.to_string(), claim)) else { continue };
             let volume = str_of(pvc, &["spec", "volumeName"]);
@@ -316,7 +423,7 @@ impl Snapshot {
                 let Some(pv) = self.pvs.get(volume) else { return Err(Reject::NoVolumeToBind) };
                 let required = &pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"];
                 if let Some(terms) = required.as_array()
-                    && !terms.iter().any(|t| term_matches(t, name, &node_labels))
+                    && !terms.iter().any(|t| term_matches(t, name, node_labels))
                 {
                     return Err(Reject::VolumeNodeAffinity);
                 }
@@ -338,18 +445,13 @@ impl Snapshot {
         Ok(())
     }
 
-    fn matching_pods<'a>(
-        &'a self,
-        ns: &'a str,
-        selector: &'a Value,
-    ) -> impl Iterator<Item = &'a (String, Arc<Value>)> + 'a {
+    /// The placed pods of `ns` the selector matches, not being deleted, in placed order.
+    fn matching_pods<'a>(&'a self, ns: &str, selector: &Value) -> impl Iterator<Item = &'a Placed> + use<'a> {
         let sel = LabelSelector::from_object(selector);
-        self.placed.iter().filter(move |(_, p)| {
-            str_of(p, &["metadata", "namespace"]) == ns && !crate::meta::is_deleting(p) && sel.matches(&labels(p))
-        })
+        self.in_namespace(ns).filter(move |p| !p.deleting && sel.matches(p.labels()))
     }
 
-    fn topology_spread(&self, pod: &Value, node: &Value) -> Result<(), Reject> {
+    fn topology_spread(&self, pod: &Value, node: &NodeInfo) -> Result<(), Reject> {
         let ns = str_of(pod, &["metadata", "namespace"]);
         let pod_labels = labels(pod);
         for c in pod["spec"]["topologySpreadConstraints"].as_array().into_iter().flatten() {
@@ -357,15 +459,17 @@ impl Snapshot {
                 continue;
             }
             let key = str_of(c, &["topologyKey"]);
-            let Some(here) = node["metadata"]["labels"][key].as_str() else { return Err(Reject::TopologySpread) };
+            let Some(here) = node.node["metadata"]["labels"][key].as_str() else {
+                return Err(Reject::TopologySpread);
+            };
             let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
-            for n in self.nodes.iter().filter(|n| node_affinity_matches(pod, n)) {
-                if let Some(v) = n["metadata"]["labels"][key].as_str() {
+            for n in self.nodes.iter().filter(|n| affinity_matches(pod, &n.name, &n.labels)) {
+                if let Some(v) = n.node["metadata"]["labels"][key].as_str() {
                     counts.entry(v).or_default();
                 }
             }
-            for (n, _) in self.matching_pods(ns, &c["labelSelector"]) {
-                if let Some(v) = self.topology_value(n, key)
+            for p in self.matching_pods(ns, &c["labelSelector"]) {
+                if let Some(v) = self.topology_value(&p.node, key)
                     && let Some(count) = counts.get_mut(v)
                 {
                     *count += 1;
@@ -382,12 +486,14 @@ impl Snapshot {
         Ok(())
     }
 
-    fn inter_pod_affinity(&self, pod: &Value, node: &Value) -> Result<(), Reject> {
+    fn inter_pod_affinity(&self, pod: &Value, node: &NodeInfo) -> Result<(), Reject> {
         let ns = str_of(pod, &["metadata", "namespace"]).to_string();
         let affinity = &pod["spec"]["affinity"];
         let same_domain = |term: &Value, other_node: &str| {
             let key = str_of(term, &["topologyKey"]);
-            node["metadata"]["labels"][key].as_str().is_some_and(|v| self.topology_value(other_node, key) == Some(v))
+            node.node["metadata"]["labels"][key]
+                .as_str()
+                .is_some_and(|v| self.topology_value(other_node, key) == Some(v))
         };
         let term_namespaces = |term: &Value| -> Vec<String> {
             let listed: Vec<String> = crate::meta::strings(&term["namespaces"]);
@@ -396,7 +502,7 @@ impl Snapshot {
         let required = "requiredDuringSchedulingIgnoredDuringExecution";
         for term in affinity["podAntiAffinity"][required].as_array().into_iter().flatten() {
             for tns in term_namespaces(term) {
-                if self.matching_pods(&tns, &term["labelSelector"]).any(|(n, _)| same_domain(term, n)) {
+                if self.matching_pods(&tns, &term["labelSelector"]).any(|p| same_domain(term, &p.node)) {
                     return Err(Reject::PodAntiAffinity);
                 }
             }
@@ -407,7 +513,7 @@ impl Snapshot {
                 namespaces.iter().any(|tns| self.matching_pods(tns, &term["labelSelector"]).next().is_some());
             let here = namespaces
                 .iter()
-                .any(|tns| self.matching_pods(tns, &term["labelSelector"]).any(|(n, _)| same_domain(term, n)));
+                .any(|tns| self.matching_pods(tns, &term["labelSelector"]).any(|p| same_domain(term, &p.node)));
             let self_match = LabelSelector::from_object(&term["labelSelector"]).matches(&labels(pod));
             if !here && (anywhere || !self_match) {
                 return Err(Reject::PodAffinity);
@@ -418,14 +524,14 @@ impl Snapshot {
 
     /// Lower is better: preferred node affinity, then spreading pods that look alike
     /// over zones and nodes, then the emptiest node, then the name.
-    pub fn score(&self, pod: &Value, node: &Value) -> Score {
-        let name = str_of(node, &["metadata", "name"]).to_string();
-        let node_labels = labels(node);
+    pub fn score(&self, pod: &Value, node: &NodeInfo) -> Score {
+        let name = node.name.clone();
+        let node_labels = &node.labels;
         let preferred: i64 = pod["spec"]["affinity"]["nodeAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
             .as_array()
             .into_iter()
             .flatten()
-            .filter(|p| term_matches(&p["preference"], &name, &node_labels))
+            .filter(|p| term_matches(&p["preference"], &name, node_labels))
             .map(|p| p["weight"].as_i64().unwrap_or(0))
             .sum();
         let ns = str_of(pod, &["metadata", "namespace"]);
@@ -435,23 +541,20 @@ impl Snapshot {
             let here = node_labels.get(key).map(String::as_str);
             soft_spread += self
                 .matching_pods(ns, &c["labelSelector"])
-                .filter(|(n, _)| self.topology_value(n, key) == here)
+                .filter(|p| self.topology_value(&p.node, key) == here)
                 .count() as i64;
         }
+        // Alike pods share the pod's namespace and carry all its labels.
         let pod_labels = labels(pod);
-        let alike = |p: &Value| {
-            !pod_labels.is_empty()
-                && str_of(p, &["metadata", "namespace"]) == ns
-                && pod_labels.iter().all(|(k, v)| labels(p).get(k) == Some(v))
-        };
+        let alike = |p: &Placed| !pod_labels.is_empty() && pod_labels.iter().all(|(k, v)| p.labels().get(k) == Some(v));
         let zone = node_labels.get(ZONE).map(String::as_str);
-        let alike_zone = self
-            .placed
-            .iter()
-            .filter(|(n, p)| alike(p) && zone.is_some() && self.topology_value(n, ZONE) == zone)
+        let neighbours = self.in_namespace(ns);
+        let alike_zone = neighbours
+            .clone()
+            .filter(|p| alike(p) && zone.is_some() && self.topology_value(&p.node, ZONE) == zone)
             .count() as i64;
-        let alike_node = self.pods_on(&name).filter(|p| alike(p)).count() as i64;
-        let total = self.pods_on(&name).count() as i64;
+        let alike_node = neighbours.filter(|p| p.node == name && alike(p)).count() as i64;
+        let total = self.load.get(&name).map_or(0, |l| l.pods) as i64;
         (-preferred, soft_spread, alike_zone, alike_node, total, name)
     }
 
@@ -549,16 +652,16 @@ fn load(store: &Store, pods: Vec<Arc<Value>>) -> (Snapshot, Vec<Arc<Value>>) {
             pvcs.insert((ns.to_string(), claim), pvc);
         }
     }
-    let snapshot = Snapshot {
-        nodes: list(store, NODES, None),
-        placed,
-        pvcs,
-        pvs,
-        classes: list(store, STORAGE_CLASSES, None)
-            .into_iter()
-            .map(|c| (str_of(&c, &["metadata", "name"]).to_string(), c))
-            .collect(),
-    };
+    let mut snapshot = Snapshot::new(list(store, NODES, None));
+    for (node, pod) in placed {
+        snapshot.add_placed(node, pod);
+    }
+    snapshot.pvcs = pvcs;
+    snapshot.pvs = pvs;
+    snapshot.classes = list(store, STORAGE_CLASSES, None)
+        .into_iter()
+        .map(|c| (str_of(&c, &["metadata", "name"]).to_string(), c))
+        .collect();
     (snapshot, pending_pods)
 }
 
@@ -596,9 +699,9 @@ impl Scheduler {
                     Some(true) => {
                         self.bind(&pod, &node);
                         self.waiting.remove(&uid);
-                        snapshot.placed.push((node, pod));
+                        snapshot.add_placed(node, pod);
                     }
-                    Some(false) => snapshot.placed.push((node, pod)),
+                    Some(false) => snapshot.add_placed(node, pod),
                     None => {
                         self.waiting.remove(&uid);
                     }
@@ -615,7 +718,7 @@ impl Scheduler {
                         self.select_node(&pod, &unbound, &node);
                         self.waiting.insert(uid, node.clone());
                     }
-                    snapshot.placed.push((node, pod));
+                    snapshot.add_placed(node, pod);
                 }
                 Err(message) => {
                     let retry = self.unschedulable(&pod, &uid, message, now);
@@ -815,8 +918,7 @@ mod tests {
     }
 
     fn snapshot(nodes: Vec<Value>) -> Snapshot {
-        let nodes = nodes.into_iter().map(Arc::new).collect();
-        Snapshot { nodes, placed: Vec::new(), pvcs: HashMap::new(), pvs: HashMap::new(), classes: HashMap::new() }
+        Snapshot::new(nodes.into_iter().map(Arc::new).collect())
     }
 
     fn expr(op: &str, values: &[&str]) -> Value {
@@ -945,15 +1047,17 @@ mod tests {
         let mut s = snapshot(vec![node("n1", "zone-a"), node("n2", "zone-b")]);
         let mut existing = pod(json!({}));
         existing["spec"]["nodeName"] = json!("n1");
-        s.placed.push(("n1".into(), existing.into()));
+        s.add_placed("n1".into(), existing.into());
         let spread = json!({"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
             "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"app": "x"}}}]});
         assert_eq!(s.place(&pod(spread.clone())).unwrap(), "n2");
         // Taints do not remove a zone from the skew computation; node affinity does.
-        let mut tainted = Value::clone(&s.nodes[1]);
+        let mut tainted = Value::clone(&s.nodes[1].node);
         tainted["spec"]["taints"] = json!([{"key": "k", "effect": "NoSchedule"}]);
-        let t =
-            Snapshot { nodes: vec![s.nodes[0].clone(), tainted.into()], placed: s.placed.clone(), ..snapshot(vec![]) };
+        let mut t = Snapshot::new(vec![s.nodes[0].node.clone(), tainted.into()]);
+        for p in &s.placed {
+            t.add_placed(p.node.clone(), p.pod.clone());
+        }
         let err = t.place(&pod(spread.clone())).unwrap_err();
         assert!(err.contains("1 node(s) didn't match pod topology spread constraints"), "{err}");
         let mut only_a = spread;
@@ -963,5 +1067,113 @@ mod tests {
             {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "x"}}}]}}});
         assert_eq!(s.place(&pod(anti)).unwrap(), "n2");
         assert_eq!(s.place(&pod(json!({}))).unwrap(), "n2", "alike pods spread over zones");
+    }
+
+    fn requesting(cpu: &str, spec: Value) -> Value {
+        let mut p = pod(spec);
+        p["spec"]["containers"][0]["resources"] = json!({"requests": {"cpu": cpu}});
+        p
+    }
+
+    #[test]
+    fn pods_placed_earlier_in_the_pass_count_for_the_next_pods_fit_spreading_and_anti_affinity() {
+        let place_all = |s: &mut Snapshot, p: &Value, n: usize| -> Vec<Result<String, String>> {
+            (0..n)
+                .map(|_| {
+                    let placed = s.place(p);
+                    if let Ok(node) = &placed {
+                        s.add_placed(node.clone(), Arc::new(p.clone()));
+                    }
+                    placed
+                })
+                .collect()
+        };
+        // NodeResourcesFit: 3 of 4 cores taken on n1 leaves no room for another 3.
+        let mut s = snapshot(vec![node("n1", "zone-a"), node("n2", "zone-b")]);
+        let placed = place_all(&mut s, &requesting("3", json!({})), 3);
+        assert_eq!(placed[..2], [Ok("n1".to_string()), Ok("n2".to_string())]);
+        let err = placed[2].clone().unwrap_err();
+        assert!(err.starts_with("0/2 nodes are available: 2 Insufficient cpu."), "{err}");
+        // The pod count.
+        let mut one_pod = node("n1", "zone-a");
+        one_pod["status"]["allocatable"]["pods"] = json!("1");
+        let mut s = snapshot(vec![one_pod]);
+        let placed = place_all(&mut s, &pod(json!({})), 2);
+        assert_eq!(placed[0], Ok("n1".to_string()));
+        assert!(placed[1].clone().unwrap_err().contains("1 Too many pods"), "{placed:?}");
+        // PodTopologySpread: zone-a is preferred, but the second pod would skew it.
+        let spread = json!({"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": ZONE,
+            "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"app": "x"}}}],
+            "affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100,
+                "preference": {"matchExpressions": [{"key": ZONE, "operator": "In", "values": ["zone-a"]}]}}]}}});
+        let mut s = snapshot(vec![node("n1", "zone-a"), node("n2", "zone-a"), node("n3", "zone-b")]);
+        let placed = place_all(&mut s, &pod(spread), 3);
+        let nodes = ["n1", "n3", "n2"].map(|n| Ok(n.to_string()));
+        assert_eq!(placed, nodes, "then back in zone-a, on the node without an alike pod");
+        // InterPodAffinity: one pod per host.
+        let anti = json!({"affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "x"}}}]}}});
+        let mut s = snapshot(vec![node("n1", "zone-a"), node("n2", "zone-a")]);
+        let placed = place_all(&mut s, &pod(anti), 3);
+        assert_eq!(placed[..2], [Ok("n1".to_string()), Ok("n2".to_string())]);
+        assert!(placed[2].clone().unwrap_err().contains("2 node(s) didn't match pod anti-affinity rules"));
+    }
+
+    #[test]
+    fn the_indexes_answer_what_scanning_every_placed_pod_does() {
+        let mut s = snapshot(vec![node("n1", "zone-a"), node("n2", "zone-b"), node("n1", "zone-z")]);
+        let mut placed: Vec<(String, Value)> = Vec::new();
+        let specs = [
+            ("n1", "ns", "x", "0.5", false),
+            ("n2", "ns", "y", "1", false),
+            ("gone", "ns", "x", "1", false),
+            ("n1", "other", "x", "0.25", false),
+            ("n2", "ns", "x", "2", true),
+            ("n1", "ns", "x", "0.1", false),
+            ("n1", "ns", "x", "0.2", false),
+        ];
+        for (node, ns, app, cpu, deleting) in specs {
+            let mut p = requesting(cpu, json!({"nodeName": node}));
+            p["metadata"]["namespace"] = json!(ns);
+            p["metadata"]["labels"]["app"] = json!(app);
+            p["spec"]["containers"][0]["resources"]["requests"]["memory"] = json!("1Mi");
+            if deleting {
+                p["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+            }
+            s.add_placed(node.into(), Arc::new(p.clone()));
+            placed.push((node.into(), p));
+        }
+        for node in ["n1", "n2", "gone", "n3"] {
+            let (mut cpu, mut memory, mut pods) = (0.0, 0.0, 0);
+            for (_, p) in placed.iter().filter(|(n, _)| n == node) {
+                let (c, m) = pod_requests(p);
+                cpu += c;
+                memory += m;
+                pods += 1;
+            }
+            let load = s.load.get(node).map(|l| (l.cpu, l.memory, l.pods));
+            assert_eq!(load, (pods > 0).then_some((cpu, memory, pods)), "{node}: the same sums, in the same order");
+        }
+        for (ns, selector) in [
+            ("ns", json!({"matchLabels": {"app": "x"}})),
+            ("ns", json!({})),
+            ("other", json!({"matchLabels": {"app": "x"}})),
+            ("none", json!({})),
+        ] {
+            let sel = LabelSelector::from_object(&selector);
+            let scanned: Vec<&str> = placed
+                .iter()
+                .filter(|(_, p)| {
+                    str_of(p, &["metadata", "namespace"]) == ns
+                        && !crate::meta::is_deleting(p)
+                        && sel.matches(&labels(p))
+                })
+                .map(|(n, _)| n.as_str())
+                .collect();
+            let found: Vec<&str> = s.matching_pods(ns, &selector).map(|p| p.node.as_str()).collect();
+            assert_eq!(found, scanned, "{ns} {selector}");
+        }
+        assert_eq!(s.topology_value("n1", ZONE), Some("zone-a"), "the first node of a name, as the scan found");
+        assert_eq!(s.topology_value("gone", ZONE), None);
     }
 }
