@@ -21,6 +21,7 @@
 //! class; naming the current class again ends it. The simulated driver accepts the
 //! parameters [`VAC_PARAMETERS`], positive integers.
 
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
@@ -121,6 +122,10 @@ struct World {
     attribute_classes: BTreeMap<String, Arc<Value>>,
     nodes: Vec<Arc<Value>>,
     pods: Vec<Arc<Value>>,
+    /// (namespace, claim name) to the positions in `pods` of the pods using the claim,
+    /// in list order: made on the first look of the pass (most passes look at none),
+    /// not by scanning every pod for every claim deleted or growing.
+    users: OnceCell<HashMap<(String, String), Vec<usize>>>,
     /// The uids of the claims loaded: a volume in scope looks for its claim among them.
     claim_uids: HashSet<String>,
 }
@@ -128,13 +133,24 @@ struct World {
 /// Every volume by name, and the volumes naming each claim: kept between passes and
 /// brought up to date with the volumes that changed (re-read from the store), or read
 /// whole when changes were missed. Reading and indexing every volume on every pass was
-/// most of this controller's work at a few hundred volumes.
+/// most of this controller's work at a few hundred volumes; so, at 800, were the scans
+/// of every volume (for each unbound claim, and on each pass for those in its scope)
+/// the other indexes replace.
 #[derive(Default)]
 struct VolumeIndex {
     pvs: BTreeMap<String, Arc<Value>>,
     /// Claim uid (`spec.claimRef.uid`) to the names of the volumes that name it: every
     /// unbound claim looks for its volume on every pass.
     by_claim: HashMap<String, BTreeSet<String>>,
+    /// The names of the volumes without a claimRef, the only ones an unbound claim can
+    /// bind statically.
+    unclaimed: BTreeSet<String>,
+    /// `spec.claimRef.namespace` (empty for none) to the names of the volumes claimed
+    /// from it: a pass syncs the volumes claimed from the namespaces in its scope.
+    by_namespace: HashMap<String, BTreeSet<String>>,
+    /// The zone a volume was provisioned in (see [`provisioned_zone`]) to how many
+    /// volumes were: a claim with no node selected is provisioned in the emptiest zone.
+    per_zone: HashMap<String, usize>,
 }
 
 impl VolumeIndex {
@@ -156,17 +172,31 @@ impl VolumeIndex {
 
     fn put(&mut self, name: String, pv: Option<Arc<Value>>) {
         if let Some(old) = self.pvs.remove(&name) {
-            let claim = str_of(&old, &["spec", "claimRef", "uid"]);
-            if let Some(names) = self.by_claim.get_mut(claim) {
-                names.remove(&name);
-                if names.is_empty() {
-                    self.by_claim.remove(claim);
+            unindex(&mut self.by_claim, str_of(&old, &["spec", "claimRef", "uid"]), &name);
+            unindex(&mut self.by_namespace, str_of(&old, &["spec", "claimRef", "namespace"]), &name);
+            if old["spec"]["claimRef"].is_null() {
+                self.unclaimed.remove(&name);
+            }
+            if let Some(zone) = provisioned_zone(&old)
+                && let Some(count) = self.per_zone.get_mut(zone)
+            {
+                *count -= 1;
+                if *count == 0 {
+                    self.per_zone.remove(zone);
                 }
             }
         }
         if let Some(pv) = pv {
             let claim = str_of(&pv, &["spec", "claimRef", "uid"]).to_string();
             self.by_claim.entry(claim).or_default().insert(name.clone());
+            let ns = str_of(&pv, &["spec", "claimRef", "namespace"]).to_string();
+            self.by_namespace.entry(ns).or_default().insert(name.clone());
+            if pv["spec"]["claimRef"].is_null() {
+                self.unclaimed.insert(name.clone());
+            }
+            if let Some(zone) = provisioned_zone(&pv) {
+                *self.per_zone.entry(zone.to_string()).or_default() += 1;
+            }
             self.pvs.insert(name, pv);
         }
     }
@@ -175,6 +205,45 @@ impl VolumeIndex {
     fn of_claim(&self, uid: &str) -> Option<&Arc<Value>> {
         self.by_claim.get(uid).and_then(|names| names.first()).and_then(|name| self.pvs.get(name))
     }
+
+    /// The volumes without a claimRef, by name.
+    fn unclaimed(&self) -> impl Iterator<Item = &Arc<Value>> {
+        self.unclaimed.iter().filter_map(|name| self.pvs.get(name))
+    }
+
+    /// How many volumes were provisioned in `zone`.
+    fn in_zone(&self, zone: &str) -> usize {
+        self.per_zone.get(zone).copied().unwrap_or(0)
+    }
+
+    /// The volumes a pass with `scope` syncs, by name: those named in its volumes and
+    /// those claimed from its namespaces (every volume when it is all).
+    fn in_scope(&self, scope: &Scope) -> Vec<&Arc<Value>> {
+        if scope.all {
+            return self.pvs.values().collect();
+        }
+        let mut names: BTreeSet<&str> = scope.volumes.iter().map(String::as_str).collect();
+        for ns in &scope.namespaces {
+            names.extend(self.by_namespace.get(ns).into_iter().flatten().map(String::as_str));
+        }
+        names.into_iter().filter_map(|name| self.pvs.get(name)).collect()
+    }
+}
+
+/// Removes `name` from the names under `key`, and the key once it has none.
+fn unindex(index: &mut HashMap<String, BTreeSet<String>>, key: &str, name: &str) {
+    if let Some(names) = index.get_mut(key) {
+        names.remove(name);
+        if names.is_empty() {
+            index.remove(key);
+        }
+    }
+}
+
+/// The zone a volume's node affinity pins it to as the provisioner writes it (the
+/// first value of the first expression of the first term).
+fn provisioned_zone(pv: &Value) -> Option<&str> {
+    pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"][0]["values"][0].as_str()
 }
 
 impl World {
@@ -190,11 +259,10 @@ impl World {
         }
     }
 
-    fn users<'a>(&'a self, pvc: &'a Value) -> impl Iterator<Item = &'a Value> + 'a {
-        let (ns, name) = key(pvc);
-        self.pods.iter().map(|p| &**p).filter(move |p| {
-            str_of(p, &["metadata", "namespace"]) == ns && pod_claims(p).iter().any(|(_, c)| *c == name)
-        })
+    /// The pods in scope whose volumes use the claim, in list order.
+    fn users<'a>(&'a self, pvc: &Value) -> impl Iterator<Item = &'a Value> + use<'a> {
+        let users = self.users.get_or_init(|| index_users(&self.pods));
+        users.get(&key(pvc)).into_iter().flatten().filter_map(|&i| self.pods.get(i)).map(|p| &**p)
     }
 
     fn zones(&self) -> Vec<String> {
@@ -204,6 +272,21 @@ impl World {
         z.dedup();
         z
     }
+}
+
+/// (namespace, claim name) to the positions of the pods using the claim, each pod once.
+fn index_users(pods: &[Arc<Value>]) -> HashMap<(String, String), Vec<usize>> {
+    let mut users: HashMap<(String, String), Vec<usize>> = HashMap::new();
+    for (i, pod) in pods.iter().enumerate() {
+        let ns = str_of(pod, &["metadata", "namespace"]);
+        for (_, claim) in pod_claims(pod) {
+            let using = users.entry((ns.to_string(), claim)).or_default();
+            if using.last() != Some(&i) {
+                using.push(i);
+            }
+        }
+    }
+    users
 }
 
 impl Volumes {
@@ -231,6 +314,7 @@ impl Volumes {
             attribute_classes: by_name(list(&self.store, VOLUME_ATTRIBUTES_CLASSES, None)),
             nodes: list(&self.store, NODES, None),
             pods: in_scope(PODS),
+            users: OnceCell::new(),
             claim_uids,
         }
     }
@@ -283,7 +367,7 @@ impl Volumes {
                 *due = (*due).min(at);
             }
         }
-        for pv in world.volumes.pvs.values().filter(|pv| scope.has_volume(pv)) {
+        for pv in world.volumes.in_scope(&scope) {
             self.volume(&world, pv);
         }
         self.volumes = world.volumes;
@@ -360,12 +444,13 @@ impl Volumes {
         let selected = pvc["metadata"]["annotations"][super::scheduler::SELECTED_NODE].as_str();
         let class = class_name.as_ref().and_then(|c| world.classes.get(c));
         let wffc = class.is_some_and(|c| c["volumeBindingMode"] == "WaitForFirstConsumer");
-        // Static binding: the smallest available volume of the class that fits.
+        // Static binding: the smallest available volume of the class that fits (the
+        // first by name of those as small).
         let selected_node = selected.and_then(|s| world.nodes.iter().find(|n| str_of(n, &["metadata", "name"]) == s));
+        let selected_node = selected_node.map(|n| (str_of(n, &["metadata", "name"]), super::objects::labels(n)));
         let candidate = world
             .volumes
-            .pvs
-            .values()
+            .unclaimed()
             .filter(|pv| {
                 pv["spec"]["claimRef"].is_null()
                     && !crate::meta::is_deleting(pv)
@@ -375,15 +460,9 @@ impl Volumes {
                     && storage(&pv["spec"]["capacity"]) >= want
                     && modes.iter().all(|m| crate::meta::strings(&pv["spec"]["accessModes"]).contains(m))
                     && (!wffc
-                        || selected_node.is_some_and(|n| {
+                        || selected_node.as_ref().is_some_and(|(node, node_labels)| {
                             pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"].as_array().is_none_or(|terms| {
-                                terms.iter().any(|t| {
-                                    super::scheduler::term_matches(
-                                        t,
-                                        str_of(n, &["metadata", "name"]),
-                                        &super::objects::labels(n),
-                                    )
-                                })
+                                terms.iter().any(|t| super::scheduler::term_matches(t, node, node_labels))
                             })
                         }))
             })
@@ -467,20 +546,7 @@ impl Volumes {
                 .iter()
                 .find(|n| str_of(n, &["metadata", "name"]) == node)
                 .and_then(|n| n["metadata"]["labels"][ZONE].as_str().map(str::to_string)),
-            None => {
-                let zones = world.zones();
-                zones.into_iter().min_by_key(|z| {
-                    world
-                        .volumes
-                        .pvs
-                        .values()
-                        .filter(|pv| {
-                            pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"][0]["values"][0]
-                                == z.as_str()
-                        })
-                        .count()
-                })
-            }
+            None => world.zones().into_iter().min_by_key(|z| world.volumes.in_zone(z)),
         };
         self.provision(pvc, class, zone);
         self.provisioning.remove(&uid);
@@ -852,12 +918,6 @@ impl Scope {
         }
         Some(scope)
     }
-
-    fn has_volume(&self, pv: &Value) -> bool {
-        self.all
-            || self.volumes.contains(str_of(pv, &["metadata", "name"]))
-            || self.namespaces.contains(str_of(pv, &["spec", "claimRef", "namespace"]))
-    }
 }
 
 /// The claim's conditions other than the modify controller's, then `added`.
@@ -1045,5 +1105,188 @@ mod tests {
         assert_eq!(first(&index, "u1").as_deref(), Some("pv-a"));
         assert_eq!(first(&index, "u2"), None, "no volume names u2 any more");
         assert!(!index.by_claim.contains_key("u2"));
+    }
+
+    /// A volume: its claimRef (namespace, uid) if any, its zone if provisioned in one.
+    fn volume(claim: Option<(&str, &str)>, zone: Option<&str>) -> Arc<Value> {
+        let mut pv = json!({"spec": {}});
+        if let Some((ns, uid)) = claim {
+            pv["spec"]["claimRef"] = json!({"namespace": ns, "uid": uid});
+        }
+        if let Some(zone) = zone {
+            pv["spec"]["nodeAffinity"] = json!({"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                {"key": ZONE, "operator": "In", "values": [zone]}]}]}});
+        }
+        Arc::new(pv)
+    }
+
+    /// What a pass synced before the index: every volume, filtered.
+    fn has_volume(scope: &Scope, name: &str, pv: &Value) -> bool {
+        scope.all
+            || scope.volumes.contains(name)
+            || scope.namespaces.contains(str_of(pv, &["spec", "claimRef", "namespace"]))
+    }
+
+    /// The index's answers against scans of every volume.
+    fn check(index: &VolumeIndex) {
+        let unclaimed: Vec<&Arc<Value>> = index.pvs.values().filter(|pv| pv["spec"]["claimRef"].is_null()).collect();
+        assert_eq!(index.unclaimed().collect::<Vec<_>>(), unclaimed);
+        for zone in ["zone-a", "zone-b", "zone-c"] {
+            let scanned = index.pvs.values().filter(|pv| provisioned_zone(pv) == Some(zone)).count();
+            assert_eq!(index.in_zone(zone), scanned, "{zone}");
+        }
+        let scopes = [
+            Scope::everything(),
+            Scope { all: false, namespaces: HashSet::from(["a".into()]), volumes: HashSet::new() },
+            Scope { all: false, namespaces: HashSet::from(["b".into()]), volumes: HashSet::from(["pv-1".into()]) },
+            Scope { all: false, namespaces: HashSet::new(), volumes: HashSet::from(["pv-3".into(), "nope".into()]) },
+            Scope { all: false, namespaces: HashSet::from(["".into()]), volumes: HashSet::new() },
+        ];
+        for scope in scopes {
+            let scanned: Vec<&Arc<Value>> =
+                index.pvs.iter().filter(|(name, pv)| has_volume(&scope, name, pv)).map(|(_, pv)| pv).collect();
+            assert_eq!(index.in_scope(&scope), scanned, "{:?} {:?}", scope.namespaces, scope.volumes);
+        }
+        let names = |index: &HashMap<String, BTreeSet<String>>| index.values().map(BTreeSet::len).sum::<usize>();
+        assert_eq!(names(&index.by_namespace), index.pvs.len(), "each volume under one namespace");
+        assert!(index.by_namespace.values().all(|names| !names.is_empty()), "no namespace left empty");
+    }
+
+    #[test]
+    fn volumes_move_in_and_out_of_the_unclaimed_namespace_and_zone_indexes_as_they_change() {
+        let mut index = VolumeIndex::default();
+        index.put("pv-3".into(), Some(volume(None, Some("zone-a"))));
+        index.put("pv-1".into(), Some(volume(Some(("a", "u1")), Some("zone-a"))));
+        index.put("pv-2".into(), Some(volume(None, None)));
+        index.put("pv-4".into(), Some(volume(Some(("b", "u4")), Some("zone-b"))));
+        check(&index);
+        assert_eq!(index.unclaimed.iter().collect::<Vec<_>>(), ["pv-2", "pv-3"]);
+        assert_eq!(index.in_zone("zone-a"), 2);
+        // pv-3 claimed from b: no longer available, synced with b.
+        index.put("pv-3".into(), Some(volume(Some(("b", "u3")), Some("zone-a"))));
+        check(&index);
+        assert!(!index.unclaimed.contains("pv-3"));
+        assert!(index.by_namespace["b"].contains("pv-3"));
+        // pv-1 released (claimRef removed): available again, no longer claimed from a.
+        index.put("pv-1".into(), Some(volume(None, Some("zone-a"))));
+        check(&index);
+        assert!(index.unclaimed.contains("pv-1"));
+        assert!(!index.by_namespace.contains_key("a"), "nothing claimed from a any more");
+        // pv-4 and pv-2 deleted: gone from every index.
+        index.put("pv-4".into(), None);
+        index.put("pv-2".into(), None);
+        check(&index);
+        assert!(!index.unclaimed.contains("pv-2"));
+        assert!(index.by_namespace.values().all(|names| !names.contains("pv-4")));
+        assert_eq!((index.in_zone("zone-a"), index.in_zone("zone-b")), (2, 0));
+        assert!(!index.per_zone.contains_key("zone-b"));
+        // Deleting what is not there changes nothing.
+        index.put("pv-9".into(), None);
+        check(&index);
+    }
+
+    #[test]
+    fn a_claims_users_are_the_pods_in_scope_naming_it_each_once_in_list_order() {
+        let pod = |ns: &str, name: &str, claims: &[&str]| {
+            let volumes: Vec<Value> = claims
+                .iter()
+                .enumerate()
+                .map(|(i, c)| json!({"name": format!("v{i}"), "persistentVolumeClaim": {"claimName": c}}))
+                .collect();
+            Arc::new(json!({"metadata": {"namespace": ns, "name": name}, "spec": {"volumes": volumes}}))
+        };
+        let ephemeral = json!({"metadata": {"namespace": "a", "name": "e"},
+            "spec": {"volumes": [{"name": "scratch", "ephemeral": {"volumeClaimTemplate": {}}}]}});
+        let pods = vec![
+            pod("a", "p1", &["data", "data"]),
+            pod("b", "p2", &["data"]),
+            pod("a", "p3", &["logs", "data"]),
+            Arc::new(ephemeral),
+            pod("a", "p4", &[]),
+        ];
+        let world = World {
+            pvcs: Vec::new(),
+            volumes: VolumeIndex::default(),
+            classes: BTreeMap::new(),
+            attribute_classes: BTreeMap::new(),
+            nodes: Vec::new(),
+            pods,
+            users: OnceCell::new(),
+            claim_uids: HashSet::new(),
+        };
+        for (ns, claim) in [("a", "data"), ("b", "data"), ("a", "logs"), ("a", "e-scratch"), ("c", "data")] {
+            let pvc = json!({"metadata": {"namespace": ns, "name": claim}});
+            let scanned: Vec<&Value> = world
+                .pods
+                .iter()
+                .map(|p| &**p)
+                .filter(|p| {
+                    str_of(p, &["metadata", "namespace"]) == ns && pod_claims(p).iter().any(|(_, c)| c == claim)
+                })
+                .collect();
+            assert_eq!(world.users(&pvc).collect::<Vec<_>>(), scanned, "{ns}/{claim}");
+        }
+        let names = |ns: &str, claim: &str| {
+            let pvc = json!({"metadata": {"namespace": ns, "name": claim}});
+            world.users(&pvc).map(|p| str_of(p, &["metadata", "name"]).to_string()).collect::<Vec<_>>()
+        };
+        assert_eq!(names("a", "data"), ["p1", "p3"]);
+        assert_eq!(names("a", "e-scratch"), ["e"]);
+    }
+
+    #[test]
+    fn a_claim_binds_the_smallest_unclaimed_volume_that_fits_the_first_by_name_of_equals() {
+        let mut v = controller();
+        let c = v.store.client("test");
+        let pv = |name: &str, size: &str, claim: Value| {
+            json!({"metadata": {"name": name}, "spec": {"storageClassName": "", "capacity": {"storage": size},
+                "accessModes": ["ReadWriteOnce"], "claimRef": claim, "hostPath": {"path": "/tmp/x"}}})
+        };
+        let claimed = json!({"namespace": "b", "name": "other", "uid": "elsewhere"});
+        for (name, size, claim) in [
+            ("pv-e", "5Gi", Value::Null),
+            ("pv-d", "2Gi", Value::Null),
+            ("pv-b", "2Gi", Value::Null),
+            ("pv-a", "1Gi", claimed),
+            ("pv-c", "512Mi", Value::Null),
+        ] {
+            c.create(&PVS.r(), None, pv(name, size, claim)).unwrap();
+        }
+        let claim = json!({"metadata": {"name": "data"}, "spec": {"storageClassName": "",
+            "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}});
+        c.create(&PVCS.r(), Some("a"), claim).unwrap();
+        v.pass(None);
+        let claim = c.get(&PVCS.r(), Some("a"), "data").unwrap();
+        assert_eq!(claim["spec"]["volumeName"], "pv-b", "not the claimed pv-a, the too small pv-c, pv-d or pv-e");
+        let bound = c.get(&PVS.r(), None, "pv-b").unwrap();
+        assert_eq!(bound["spec"]["claimRef"]["uid"], claim["metadata"]["uid"]);
+    }
+
+    #[test]
+    fn a_claim_with_no_node_selected_is_provisioned_in_the_zone_with_fewest_volumes() {
+        let mut v = controller();
+        ensure_storage_classes(&v.store).unwrap();
+        let c = v.store.client("test");
+        for (node, zone) in [("n1", "zone-a"), ("n2", "zone-b"), ("n3", "zone-c"), ("n4", "zone-a")] {
+            let node = json!({"metadata": {"name": node, "labels": {ZONE: zone}}});
+            c.create(&NODES.r(), None, node).unwrap();
+        }
+        for (name, zone) in [("pv-1", "zone-a"), ("pv-2", "zone-c"), ("pv-3", "zone-b"), ("pv-4", "zone-a")] {
+            let mut pv = Value::clone(&volume(None, Some(zone)));
+            pv["metadata"] = json!({"name": name});
+            pv["spec"]["capacity"] = json!({"storage": "1Gi"});
+            pv["spec"]["accessModes"] = json!(["ReadWriteOnce"]);
+            pv["spec"]["storageClassName"] = json!("other");
+            pv["spec"]["hostPath"] = json!({"path": "/tmp/x"});
+            c.create(&PVS.r(), None, pv).unwrap();
+        }
+        let claim = json!({"metadata": {"name": "data"}, "spec": {"storageClassName": "standard-immediate",
+            "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}});
+        let uid = c.create(&PVCS.r(), Some("a"), claim).unwrap()["metadata"]["uid"].clone();
+        v.pass(None);
+        v.store.clock().advance(v.timings.provision);
+        v.pass(None);
+        let made = c.get(&PVS.r(), None, &format!("pvc-{}", uid.as_str().unwrap())).unwrap();
+        assert_eq!(provisioned_zone(&made), Some("zone-b"), "zone-b and zone-c have one each, zone-b sorts first");
     }
 }
