@@ -1221,9 +1221,7 @@ pub(crate) async fn run(
             kubelet.on_message(m);
         }
         let changes = wake.take_changes();
-        let Some((synced, next)) = super::on_own_thread(kubelet, move |k| k.pass(changes)).await else {
-            return;
-        };
+        let Some((synced, next)) = super::on_own_thread(kubelet, move |k| k.pass(changes)).await else { return };
         kubelet = synced;
         let received = async {
             if let Some(m) = rx.recv().await {

@@ -834,7 +834,8 @@ pub(crate) async fn run(store: Store, timings: Timings, shutdown: watch::Receive
     };
     let mut next = None;
     while wake.wait(next, std::future::pending()).await {
-        next = scheduler.pass();
+        let Some(passed) = super::on_own_thread(scheduler, Scheduler::pass).await else { return };
+        (scheduler, next) = passed;
     }
 }
 

@@ -984,7 +984,9 @@ pub(crate) async fn run(store: Store, timings: Timings, shutdown: watch::Receive
     };
     let mut next = None;
     while wake.wait(next, std::future::pending()).await {
-        next = volumes.pass(wake.take_changes());
+        let changes = wake.take_changes();
+        let Some(passed) = super::on_own_thread(volumes, move |v| v.pass(changes)).await else { return };
+        (volumes, next) = passed;
     }
 }
 
