@@ -89,7 +89,7 @@ cluster, group, instance and store ID of the PVC bound to them).
   verbs: ["get", "list", "watch"]
 - apiGroups: [""]
   resources: ["persistentvolumes"]
-  verbs: ["get", "patch"]
+  verbs: ["patch"]
 {{- end -}}
 
 {{/* Leader election: the Lease in the release namespace, as client-go's elector uses it. */}}
