@@ -6,7 +6,8 @@
 //! The intent is recorded before PD is asked: the instance is annotated
 //! `core.tikv.org/evict-leader-store: <id>` and only then is the store added to PD's
 //! evict-leader scheduler, so a crash between the two cannot leak an entry (the next
-//! pass finds the annotation and adds again: adding is idempotent). Only entries so
+//! pass finds the annotation, confirms it on the live object, and adds again: adding is
+//! idempotent). Only entries so
 //! recorded are ever removed; an entry PD shows for the store that the operator did not
 //! record belongs to someone else (an SRE's pd-ctl): it is used, never removed, and the
 //! condition says so. An entry is removed once nobody needs it (the offline was
@@ -208,6 +209,13 @@ async fn run(s: &mut TikvState) -> Outcome {
             let message = format!("the evict-leader entry of store {id} is recorded; waiting for a fresh view");
             return s.pass.retry_for_fresh_view(message);
         }
+        // The record was read from the cache, which may still show one a previous pass
+        // took back after removing the entry: added on that, the entry would outlive
+        // its record and be taken for someone else's. The record is confirmed on the
+        // object as read (a patch at its resourceVersion conflicts if it changed since).
+        if ours && let Err(outcome) = annotate(s, Some(id)).await {
+            return outcome;
+        }
         let Some(pd) = s.pass.pd() else {
             return Outcome::wait("the cluster's PD is not registered");
         };
@@ -357,9 +365,27 @@ mod tests {
     async fn a_crash_between_the_annotation_and_the_post_adds_the_entry_on_the_next_pass() {
         let kit = Kit::new(pd(), annotated).await;
         let (s, report) = kit.pass([evict_leaders()]).await;
-        assert_eq!(kit.writes(), Vec::<String>::new(), "already recorded: {report}");
+        assert_eq!(kit.writes(), ["patch core.tikv.org/tikvs/tikv-abc123"], "the record confirmed: {report}");
         assert_eq!(kit.pd.write_log(), ["add_evict_leader(5)"]);
         assert_eq!(s.leaders, Leaders::Moving(4));
+    }
+
+    #[tokio::test]
+    async fn a_record_taken_back_since_the_cache_read_it_adds_no_entry() {
+        // Chaos seed 4029: a pass removed the entry, then the record; the next pass read
+        // the instance from a cache still showing the record and added the entry again,
+        // which then outlived its record for good.
+        let kit = Kit::new(pd(), annotated).await;
+        kit.env.synced().await;
+        // The caches will not see the record go for a (simulated) hour.
+        kit.env.sim.faults().set_watch_delay(Duration::from_secs(3600));
+        kit.patch(json!({"metadata": {"annotations": {ANNOTATION_EVICT_LEADER_STORE: null}}})).await;
+        kit.handle.cache.refresh().await.unwrap();
+
+        let (_, report) = kit.pass_from_caches([evict_leaders()]).await;
+        assert_eq!(kit.pd.write_log(), Vec::<String>::new(), "no entry without a record: {report}");
+        assert_eq!(report.entry("evict_leaders").unwrap().kind(), Some(OutcomeKind::Retry), "{report}");
+        assert!(!kit.live().await.annotations().contains_key(ANNOTATION_EVICT_LEADER_STORE));
     }
 
     #[tokio::test]
