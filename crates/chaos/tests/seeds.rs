@@ -52,6 +52,9 @@ seeds! {
     // after the view that found none (the store stayed in PD); and the Down clock missed
     // PD's Disconnected event at the 20 s limit.
     failover_cancelled_replacement: 1046 => "failover";
+    // Regression: a pass read an evict-leader record from a cache behind the removal of
+    // that record and added the entry again; it outlived its record (invariant (e)).
+    upgrade_during_scale_in_stale_record: 4029 => "upgrade-during-scale-in";
 }
 
 #[test]

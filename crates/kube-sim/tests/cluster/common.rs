@@ -75,6 +75,17 @@ impl Env {
             .collect()
     }
 
+    /// Waits for an Event about `name` whose `reason: message` starts with `prefix`:
+    /// components run their passes on threads of their own and record an Event just
+    /// after the write it tells of, so it may land a moment after that write is seen.
+    pub async fn wait_event(&self, name: &str, prefix: &str) -> Vec<String> {
+        self.wait(prefix, |e| {
+            let events = e.events_of(name);
+            events.iter().any(|m| m.starts_with(prefix)).then_some(events)
+        })
+        .await
+    }
+
     pub async fn shutdown(self) {
         self.cluster.shutdown().await;
         self.sim.shutdown().await;

@@ -38,12 +38,12 @@ async fn a_pod_runs_to_ready_with_the_statuses_a_kubelet_writes() {
     for ty in ["PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled"] {
         assert_eq!(condition(&p, ty)["status"], "True", "{ty}");
     }
-    let events = env.events_of("web");
     for want in [
         "Pulled: Container image \"busybox:1.36\" already present on machine",
         "Created: Created container: main",
         "Started: Started container main",
     ] {
+        let events = env.wait_event("web", want).await;
         assert!(events.contains(&want.to_string()), "{want} in {events:?}");
     }
     env.shutdown().await;

@@ -141,11 +141,7 @@ async fn the_runtime_hook_starts_probes_reloads_restarts_and_stops_processes() {
     let message = p["status"]["containerStatuses"][0]["state"]["waiting"]["message"].as_str().unwrap();
     assert!(message.starts_with("back-off 10s restarting failed container=pd pod=pd-0_default("), "{message}");
     assert_eq!(p["status"]["containerStatuses"][0]["restartCount"], 2);
-    assert!(
-        env.events_of("pd-0")
-            .iter()
-            .any(|e| e.starts_with("BackOff: Back-off restarting failed container pd in pod pd-0_default("))
-    );
+    env.wait_event("pd-0", "BackOff: Back-off restarting failed container pd in pod pd-0_default(").await;
     env.sim.clock().advance(Duration::from_secs(10));
     env.wait_pod("pd-0", "running after the back-off", |p| {
         p["status"]["containerStatuses"][0]["state"]["running"].is_object()
@@ -265,7 +261,8 @@ async fn init_containers_run_to_completion_before_the_app_containers() {
         assert_eq!((s["state"]["terminated"]["reason"].clone(), s["ready"].clone()), (json!("Completed"), json!(true)));
     }
     assert_eq!(init_status(&p, 0)["restartCount"], 1);
-    assert!(env.events_of("kv").contains(&"Started: Started container plain".to_string()));
+    let events = env.wait_event("kv", "Started: Started container plain").await;
+    assert!(events.contains(&"Started: Started container plain".to_string()), "{events:?}");
     env.shutdown().await;
 }
 
@@ -299,11 +296,8 @@ async fn a_failed_pre_stop_hook_is_reported_and_the_container_stopped() {
     env.wait_pod("kv", "Ready", is_ready).await;
     env.client.delete(&ResourceRef::new("", "v1", "pods"), Some("default"), "kv", &Default::default()).unwrap();
     env.wait("the pod gone", |e| e.get("pods", Some("default"), "kv").is_none().then_some(())).await;
-    assert!(
-        env.events_of("kv").contains(&"FailedPreStopHook: PreStopHook failed".to_string()),
-        "{:?}",
-        env.events_of("kv")
-    );
+    let events = env.wait_event("kv", "FailedPreStopHook: PreStopHook failed").await;
+    assert!(events.contains(&"FailedPreStopHook: PreStopHook failed".to_string()), "{events:?}");
     assert_eq!(*scripted.stops.lock().unwrap(), ["tikv"]);
     env.shutdown().await;
 }

@@ -10,7 +10,7 @@ async fn a_pod_lands_on_the_node_its_selector_names() {
     let p = env.wait_pod("web", "binding", |p| p["spec"]["nodeName"].is_string()).await;
     assert_eq!(p["spec"]["nodeName"], "node-2");
     assert_eq!(condition(&p, "PodScheduled")["status"], "True");
-    let events = env.events_of("web");
+    let events = env.wait_event("web", "Scheduled: Successfully assigned default/web to node-2").await;
     assert!(events.contains(&"Scheduled: Successfully assigned default/web to node-2".to_string()), "{events:?}");
     env.shutdown().await;
 }
@@ -29,7 +29,7 @@ async fn an_unschedulable_pod_waits_with_the_reason_then_lands_on_a_new_node() {
         "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."
     );
     assert_eq!(p["status"]["phase"], "Pending");
-    assert!(env.events_of("picky").iter().any(|e| e.starts_with("FailedScheduling: 0/3 nodes are available")));
+    env.wait_event("picky", "FailedScheduling: 0/3 nodes are available").await;
     let mut spec = NodeSpec::new("node-4", "zone-a");
     spec.labels.push(("disk".into(), "nvme".into()));
     env.cluster.nodes().add(spec).unwrap();

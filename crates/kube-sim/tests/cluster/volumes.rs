@@ -48,11 +48,7 @@ async fn wait_for_first_consumer_binds_after_scheduling_in_the_pods_zone() {
     );
     assert_eq!(pv["spec"]["claimRef"]["name"], "data-0");
     assert_eq!(pv["status"]["phase"], "Bound");
-    let events = env.events_of("data-0");
-    assert!(
-        events.iter().any(|e| e.starts_with("ProvisioningSucceeded: Successfully provisioned volume pvc-")),
-        "{events:?}"
-    );
+    env.wait_event("data-0", "ProvisioningSucceeded: Successfully provisioned volume pvc-").await;
 
     // The claim pins later pods to its zone.
     env.client
@@ -155,11 +151,7 @@ async fn expansion_reports_the_real_conditions_then_grows_the_capacity() {
         .await;
     assert!(c["status"]["conditions"].is_null());
     assert!(c["status"]["allocatedResourceStatuses"].is_null());
-    assert!(
-        env.events_of("user")
-            .iter()
-            .any(|e| e.starts_with("FileSystemResizeSuccessful: MountVolume.NodeExpandVolume succeeded"))
-    );
+    env.wait_event("user", "FileSystemResizeSuccessful: MountVolume.NodeExpandVolume succeeded").await;
     env.shutdown().await;
 }
 
@@ -278,6 +270,7 @@ async fn a_bound_claim_moves_to_another_attributes_class_as_the_external_resizer
     assert!(condition(&c, "ModifyingVolume").is_null());
     let pv = env.get("persistentvolumes", None, c["spec"]["volumeName"].as_str().unwrap()).unwrap();
     assert_eq!(pv["spec"]["volumeAttributesClassName"], "platinum");
+    env.wait_event("tuned", "VolumeModifySuccessful: external resizer modified volume tuned").await;
     let events = env.events_of("tuned");
     assert!(events.contains(&"VolumeModify: external resizer is modifying volume tuned with vac platinum".to_string()));
     assert!(
@@ -304,9 +297,7 @@ async fn a_bound_claim_moves_to_another_attributes_class_as_the_external_resizer
         ),
         "{error}"
     );
-    assert!(
-        env.events_of("tuned").iter().any(|m| m.starts_with("VolumeModifyFailed: rpc error: code = InvalidArgument"))
-    );
+    env.wait_event("tuned", "VolumeModifyFailed: rpc error: code = InvalidArgument").await;
 
     // Naming the volume's class again ends it; a class is never removed from a claim.
     set_attributes_class(&env, "tuned", json!("platinum")).unwrap();
