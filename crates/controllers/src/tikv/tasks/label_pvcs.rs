@@ -146,12 +146,22 @@ mod tests {
     /// The instance's data PVC bound to PV `pv-1` (with `pv_labels`), as the PV
     /// controller leaves them.
     async fn bound(kit: &Kit, pv_labels: &[(&str, &str)]) {
+        claims_naming_pv_1(kit).await;
+        pv_1(kit, pv_labels).await;
+    }
+
+    /// The instance's PVCs, bound to a volume `pv-1` (which need not exist).
+    async fn claims_naming_pv_1(kit: &Kit) {
         let tikv: tikv_operator_api::TiKV = kit.env.get(NAME).await;
         for mut pvc in crate::common::render::pvcs(&tikv, &format!("tikv-{NAME}")).unwrap() {
             pvc.spec.as_mut().unwrap().volume_name = Some("pv-1".into());
             kit.env.create::<PersistentVolumeClaim>(pvc).await;
         }
-        let labels = pv_labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    }
+
+    /// The volume `pv-1`, with `labels`.
+    async fn pv_1(kit: &Kit, labels: &[(&str, &str)]) {
+        let labels = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let pv = PersistentVolume {
             metadata: kube::api::ObjectMeta { name: Some("pv-1".into()), labels: Some(labels), ..Default::default() },
             ..Default::default()
@@ -219,11 +229,7 @@ mod tests {
     #[tokio::test]
     async fn a_volume_not_made_yet_is_labelled_on_a_later_pass() {
         let kit = Kit::new(FakePd::bootstrapped().store(5, ADDR, NodeState::Serving), |_| {}).await;
-        let tikv: tikv_operator_api::TiKV = kit.env.get(NAME).await;
-        for mut pvc in crate::common::render::pvcs(&tikv, &format!("tikv-{NAME}")).unwrap() {
-            pvc.spec.as_mut().unwrap().volume_name = Some("pv-1".into());
-            kit.env.create::<PersistentVolumeClaim>(pvc).await;
-        }
+        claims_naming_pv_1(&kit).await;
         let (_, report) = kit.pass([label_pvcs()]).await;
         assert_eq!(
             kit.writes(),
@@ -235,11 +241,7 @@ mod tests {
         assert_eq!(pvc.labels().get(LABEL_STORE_ID).map(String::as_str), Some("5"));
         assert!(!pvc.annotations().contains_key(ANNOTATION_PV_LABELLED), "not recorded: the PV was not there");
 
-        let pv = PersistentVolume {
-            metadata: kube::api::ObjectMeta { name: Some("pv-1".into()), ..Default::default() },
-            ..Default::default()
-        };
-        Api::<PersistentVolume>::all(kit.env.client.clone()).create(&Default::default(), &pv).await.unwrap();
+        pv_1(&kit, &[]).await;
         let (_, report) = kit.pass([label_pvcs()]).await;
         assert_eq!(
             kit.writes(),
